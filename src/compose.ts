@@ -1,0 +1,116 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { systemClock, systemRandom, type Clock, type Random } from './clock.js';
+import type { Config } from './config.js';
+import { AccessTokenIssuer, AccessTokenVerifier } from './core/access-token.js';
+import { Introspector } from './core/introspector.js';
+import { createKeySet, generateEcKey, hmacSigningKey, loadEcKeyFile, type KeySet } from './core/keys.js';
+import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from './core/password-hasher.js';
+import { RefreshTokenCodec } from './core/refresh-token.js';
+import { RegisterFlow } from './core/register.js';
+import { SessionFlows } from './core/session-flows.js';
+import { authService } from './grpc/auth-service.js';
+import { secureService } from './grpc/secure-service.js';
+import { createAuthServer, type AuthServer } from './grpc/server.js';
+import { createLogger } from './logging.js';
+import { MemoryStore } from './store/memory-store.js';
+import type { Store } from './store/store.js';
+import { readUsersFile } from './users-file.js';
+
+/** Everything the service is made of; each part can be replaced (tests inject clock, store, hasher, keys). */
+export interface ServiceOverrides {
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly log?: Logger;
+  readonly store?: Store;
+  readonly hasher?: PasswordHasher;
+  readonly keys?: KeySet;
+}
+
+export interface AuthServiceApp {
+  readonly config: Config;
+  readonly server: AuthServer;
+  readonly store: Store;
+  readonly keys: KeySet;
+  readonly log: Logger;
+  /** Binds the configured (or given) address; resolves with the port. */
+  listen(address?: string): Promise<number>;
+  /** Graceful shutdown (see AuthServer.shutdown), then the store is closed. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** How often the memory store drops expired entries. */
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * Where `npm run generate` writes the descriptor set (with comments) that reflection serves:
+ * gen/ at the package root, one level up from src/ and two from dist/src/.
+ */
+export const DESCRIPTOR_SET_PATH = [join(__dirname, '..', 'gen'), join(__dirname, '..', '..', 'gen')]
+  .map((dir) => join(dir, 'descriptors.binpb'))
+  .find((path) => existsSync(path)) ?? join(__dirname, '..', 'gen', 'descriptors.binpb');
+
+function loadKeys(config: Config, log: Logger): KeySet {
+  if (config.jwtAlg === 'HS256') return createKeySet([hmacSigningKey(config.jwtSecret!)]);
+  if (config.signingKeyFile !== undefined) {
+    return createKeySet(config.signingKeyFile.split(',').map((path) => loadEcKeyFile(path.trim())));
+  }
+  log.warn(
+    { event: 'ephemeral_key' },
+    'DEVELOPMENT MODE: no AUTH_SIGNING_KEY_FILE, signing with an ephemeral key. Every token dies with this process; never run like this in production.',
+  );
+  return createKeySet([generateEcKey()]);
+}
+
+/** The one composition root: builds the whole service from a validated configuration. */
+export function composeService(config: Config, overrides: ServiceOverrides = {}): AuthServiceApp {
+  const clock = overrides.clock ?? systemClock;
+  const random = overrides.random ?? systemRandom;
+  const log = overrides.log ?? createLogger(config.logLevel);
+  const keys = overrides.keys ?? loadKeys(config, log);
+  const memory = overrides.store ? undefined : new MemoryStore({ revokedRetention: (config.accessTtl + config.clockSkew) * 1000 });
+  const store = overrides.store ?? memory!;
+  const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
+
+  const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtl: config.accessTtl, clockSkew: config.clockSkew };
+  const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
+  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
+  const refreshTokens = new RefreshTokenCodec(random);
+  const register = new RegisterFlow({ users: store, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength });
+  const sessions = new SessionFlows({ users: store, sessions: store, hasher, accessTokens, refreshTokens, clock, random }, config);
+
+  const server = createAuthServer({
+    authService: authService({ register, sessions, introspector, jwksJson: () => keys.jwksJson }),
+    secureService: secureService(),
+    authenticate: (token) => introspector.introspect(token),
+    descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),
+    log,
+    random,
+    callTimeout: config.callTimeout,
+  });
+
+  let sweeper: NodeJS.Timeout | undefined;
+  return {
+    config,
+    server,
+    store,
+    keys,
+    log,
+    async listen(address = config.address) {
+      if (config.usersFile !== undefined) {
+        for (const user of readUsersFile(config.usersFile, clock.now())) await store.createUser(user);
+      }
+      if (memory) {
+        sweeper = setInterval(() => memory.sweep(clock.now()), SWEEP_INTERVAL_MS);
+        sweeper.unref();
+      }
+      return server.listen(address);
+    },
+    async close(graceMs = config.shutdownGrace * 1000) {
+      if (sweeper) clearInterval(sweeper);
+      await server.shutdown(graceMs);
+      await store.close();
+    },
+  };
+}

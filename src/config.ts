@@ -1,0 +1,167 @@
+/**
+ * Configuration: every setting comes from one environment variable, is validated once at start-up,
+ * and a bad value is refused with an error that names the variable. The README's configuration
+ * table lists the same variables and defaults (a test keeps the two in step).
+ */
+export type JwtAlgorithm = 'ES256' | 'HS256';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  readonly production: boolean;
+  readonly address: string;
+  readonly issuer: string;
+  readonly audience: string;
+  /** Seconds. */
+  readonly accessTtl: number;
+  readonly refreshTtl: number;
+  readonly sessionMaxAge: number;
+  readonly refreshReuseInterval: number;
+  readonly clockSkew: number;
+  readonly jwtAlg: JwtAlgorithm;
+  readonly signingKeyFile: string | undefined;
+  readonly jwtSecret: Buffer | undefined;
+  readonly registration: 'open' | 'closed';
+  readonly usersFile: string | undefined;
+  readonly passwordMinLength: number;
+  readonly logLevel: LogLevel;
+  /** Seconds: the most any call's work may take, whatever the client's deadline. */
+  readonly callTimeout: number;
+  /** Seconds: how long shutdown waits for in-flight calls before closing them. */
+  readonly shutdownGrace: number;
+  /** Password hashes computed at once; further logins queue. */
+  readonly hashConcurrency: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** One row per variable: its default (as documented) and whether it holds a secret. */
+export const configVariables = {
+  NODE_ENV: { default: 'development', secret: false },
+  AUTH_ADDRESS: { default: '127.0.0.1:50051', secret: false },
+  AUTH_ISSUER: { default: 'urn:grpc-auth:dev (required in production)', secret: false },
+  AUTH_AUDIENCE: { default: 'urn:grpc-auth:services (required in production)', secret: false },
+  AUTH_ACCESS_TTL: { default: '900s', secret: false },
+  AUTH_REFRESH_TTL: { default: '14d', secret: false },
+  AUTH_SESSION_MAX_AGE: { default: '30d', secret: false },
+  AUTH_REFRESH_REUSE_INTERVAL: { default: '10s', secret: false },
+  AUTH_CLOCK_SKEW: { default: '30s', secret: false },
+  AUTH_JWT_ALG: { default: 'ES256', secret: false },
+  AUTH_SIGNING_KEY_FILE: { default: '(none: ephemeral key in development)', secret: false },
+  AUTH_JWT_SECRET: { default: '(none)', secret: true },
+  AUTH_REGISTRATION: { default: 'open', secret: false },
+  AUTH_USERS_FILE: { default: '(none)', secret: false },
+  AUTH_PASSWORD_MIN_LENGTH: { default: '15', secret: false },
+  AUTH_LOG_LEVEL: { default: 'info', secret: false },
+  AUTH_CALL_TIMEOUT: { default: '10s', secret: false },
+  AUTH_SHUTDOWN_GRACE: { default: '10s', secret: false },
+  AUTH_HASH_CONCURRENCY: { default: '2', secret: false },
+} as const;
+
+export type ConfigVariable = keyof typeof configVariables;
+export type Env = Partial<Record<string, string | undefined>>;
+
+const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses "900", "900s", "15m", "12h" or "30d" into whole seconds. */
+export function parseDuration(name: string, raw: string): number {
+  const match = /^(\d{1,9})([smhd]?)$/.exec(raw.trim());
+  if (!match) {
+    throw new ConfigError(`${name} must be a duration such as 900, 900s, 15m, 12h or 30d (got "${raw}")`);
+  }
+  return Number(match[1]) * units[match[2] || 's']!;
+}
+
+function read(env: Env, name: ConfigVariable): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function duration(env: Env, name: ConfigVariable, fallback: string, min: number, max: number): number {
+  const seconds = parseDuration(name, read(env, name) ?? fallback);
+  if (seconds < min || seconds > max) {
+    throw new ConfigError(`${name} must be between ${min}s and ${max}s (got ${seconds}s)`);
+  }
+  return seconds;
+}
+
+function integer(env: Env, name: ConfigVariable, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,6}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+  }
+  return Number(raw);
+}
+
+function oneOf<T extends string>(env: Env, name: ConfigVariable, allowed: readonly T[], fallback: T): T {
+  const raw = read(env, name) ?? fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+  }
+  return raw as T;
+}
+
+const DAY = 86400;
+
+/** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === 'production';
+
+  const address = read(env, 'AUTH_ADDRESS') ?? '127.0.0.1:50051';
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(address) || Number(address.split(':').pop()) > 65535) {
+    throw new ConfigError(`AUTH_ADDRESS must be host:port, for example 127.0.0.1:50051 (got "${address}")`);
+  }
+
+  const issuer = read(env, 'AUTH_ISSUER');
+  const audience = read(env, 'AUTH_AUDIENCE');
+  if (production && issuer === undefined) throw new ConfigError('AUTH_ISSUER is required when NODE_ENV=production');
+  if (production && audience === undefined) throw new ConfigError('AUTH_AUDIENCE is required when NODE_ENV=production');
+
+  const accessTtl = duration(env, 'AUTH_ACCESS_TTL', '900', 10, DAY);
+  const refreshTtl = duration(env, 'AUTH_REFRESH_TTL', '14d', 60, 365 * DAY);
+  const sessionMaxAge = duration(env, 'AUTH_SESSION_MAX_AGE', '30d', 60, 365 * DAY);
+  if (refreshTtl < accessTtl) throw new ConfigError('AUTH_REFRESH_TTL must not be shorter than AUTH_ACCESS_TTL');
+  if (sessionMaxAge < refreshTtl) throw new ConfigError('AUTH_SESSION_MAX_AGE must not be shorter than AUTH_REFRESH_TTL');
+  const refreshReuseInterval = duration(env, 'AUTH_REFRESH_REUSE_INTERVAL', '10', 0, 300);
+  const clockSkew = duration(env, 'AUTH_CLOCK_SKEW', '30', 0, 300);
+
+  const jwtAlg = oneOf(env, 'AUTH_JWT_ALG', ['ES256', 'HS256'] as const, 'ES256');
+  const signingKeyFile = read(env, 'AUTH_SIGNING_KEY_FILE');
+  const rawSecret = env.AUTH_JWT_SECRET;
+  let jwtSecret: Buffer | undefined;
+  if (jwtAlg === 'HS256') {
+    if (signingKeyFile !== undefined) throw new ConfigError('AUTH_SIGNING_KEY_FILE is for ES256; with AUTH_JWT_ALG=HS256 set AUTH_JWT_SECRET');
+    if (!rawSecret) throw new ConfigError('AUTH_JWT_SECRET is required when AUTH_JWT_ALG=HS256');
+    jwtSecret = Buffer.from(rawSecret, 'utf8');
+    if (jwtSecret.length < 32) throw new ConfigError('AUTH_JWT_SECRET must be at least 32 bytes (RFC 7518 section 3.2)');
+  } else {
+    if (rawSecret) throw new ConfigError('AUTH_JWT_SECRET is only for AUTH_JWT_ALG=HS256; ES256 reads AUTH_SIGNING_KEY_FILE');
+    if (production && signingKeyFile === undefined) {
+      throw new ConfigError('AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production (an ephemeral key would log everyone out on restart)');
+    }
+  }
+
+  return Object.freeze({
+    production,
+    address,
+    issuer: issuer ?? 'urn:grpc-auth:dev',
+    audience: audience ?? 'urn:grpc-auth:services',
+    accessTtl,
+    refreshTtl,
+    sessionMaxAge,
+    refreshReuseInterval,
+    clockSkew,
+    jwtAlg,
+    signingKeyFile,
+    jwtSecret,
+    registration: oneOf(env, 'AUTH_REGISTRATION', ['open', 'closed'] as const, 'open'),
+    usersFile: read(env, 'AUTH_USERS_FILE'),
+    passwordMinLength: integer(env, 'AUTH_PASSWORD_MIN_LENGTH', 15, 8, 64),
+    logLevel: oneOf(env, 'AUTH_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    callTimeout: duration(env, 'AUTH_CALL_TIMEOUT', '10', 1, 300),
+    shutdownGrace: duration(env, 'AUTH_SHUTDOWN_GRACE', '10', 0, 600),
+    hashConcurrency: integer(env, 'AUTH_HASH_CONCURRENCY', 2, 1, 64),
+  });
+}

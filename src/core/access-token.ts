@@ -1,0 +1,188 @@
+import jwt from 'jsonwebtoken';
+import type { Clock, Random } from '../clock.js';
+import type { KeySet } from './keys.js';
+
+/** The claims of a verified access token (RFC 9068 section 2.2 plus `sid`, `username`, `roles`). */
+export interface AccessClaims {
+  readonly sub: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+  readonly sid: string;
+  readonly jti: string;
+  /** Seconds since the epoch. */
+  readonly iat: number;
+  readonly exp: number;
+}
+
+/** Why a token did not verify. Each maps to one `InactiveReason` of the contract. */
+export type InvalidReason =
+  | 'malformed'
+  | 'bad_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'revoked'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'wrong_algorithm'
+  | 'wrong_token_type';
+
+export type VerifyResult = { readonly ok: true; readonly claims: AccessClaims } | { readonly ok: false; readonly reason: InvalidReason };
+
+export interface AccessTokenSubject {
+  readonly userId: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+  readonly sessionId: string;
+}
+
+export interface IssuedAccessToken {
+  readonly token: string;
+  /** Seconds from now until `exp`. */
+  readonly expiresIn: number;
+  readonly claims: AccessClaims;
+}
+
+export interface AccessTokenOptions {
+  readonly issuer: string;
+  readonly audience: string;
+  /** Seconds. */
+  readonly accessTtl: number;
+  /** Seconds of clock difference tolerated on `exp`, `nbf` and `iat`. */
+  readonly clockSkew: number;
+}
+
+/**
+ * Tokens longer than this are refused before any decoding or crypto. Ours are well under 1 KiB;
+ * the cap leaves room for long usernames and many roles.
+ */
+export const MAX_ACCESS_TOKEN_LENGTH = 4096;
+
+const TOKEN_TYPE = 'at+jwt';
+const BASE64URL_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+// Headers that would let a token choose its own key or demand unknown processing (RFC 8725 section 3.10).
+const FORBIDDEN_HEADERS = ['crit', 'jku', 'x5u', 'jwk', 'x5c'];
+
+/** Signs access tokens with the key set's signing key. */
+export class AccessTokenIssuer {
+  constructor(
+    private readonly keys: KeySet,
+    private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'accessTtl'>,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  /** Issues a token for the subject; `notAfter` (ms) caps its expiry, e.g. at the session's end. */
+  issue(subject: AccessTokenSubject, notAfter = Infinity): IssuedAccessToken {
+    const now = this.clock.now();
+    const iat = Math.floor(now / 1000);
+    const exp = Math.max(iat + 1, Math.min(iat + this.options.accessTtl, Math.floor(notAfter / 1000)));
+    const claims: AccessClaims = {
+      sub: subject.userId,
+      username: subject.username,
+      roles: [...subject.roles],
+      sid: subject.sessionId,
+      jti: this.random.bytes(16).toString('base64url'),
+      iat,
+      exp,
+    };
+    const signing = this.keys.signing;
+    const token = jwt.sign(
+      { iss: this.options.issuer, aud: this.options.audience, ...claims },
+      signing.signKey,
+      // `iat` comes from the injected clock: jsonwebtoken keeps a payload's own `iat` (and would
+      // delete it under `noTimestamp`).
+      { algorithm: signing.alg, keyid: signing.kid, header: { alg: signing.alg, typ: TOKEN_TYPE } },
+    );
+    return { token, expiresIn: exp - iat, claims };
+  }
+}
+
+/**
+ * Verifies access tokens: the one verifier behind Validate and the bearer interceptor. It never
+ * throws: every failure, including errors thrown inside libraries, becomes a reason.
+ * Revocation is not its business (see `Introspector`).
+ */
+export class AccessTokenVerifier {
+  constructor(
+    private readonly keys: KeySet,
+    private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'clockSkew'>,
+    private readonly clock: Clock,
+  ) {}
+
+  verify(token: string): VerifyResult {
+    try {
+      return this.verifyOrThrow(token);
+    } catch {
+      // Anything a library throws on hostile input (SyntaxError, TypeError, RangeError ...).
+      return { ok: false, reason: 'malformed' };
+    }
+  }
+
+  private verifyOrThrow(token: string): VerifyResult {
+    if (typeof token !== 'string' || token.length > MAX_ACCESS_TOKEN_LENGTH || !BASE64URL_JWT.test(token)) {
+      return invalid('malformed');
+    }
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
+    if (!isPlainObject(header)) return invalid('malformed');
+    if (FORBIDDEN_HEADERS.some((name) => name in header)) return invalid('malformed');
+    // The algorithm is pinned to the key set's; "none" and algorithm confusion end here.
+    if (header.alg !== this.keys.alg) return invalid('wrong_algorithm');
+    // RFC 9068 section 4: "at+jwt", optionally with the "application/" prefix (RFC 7515 section 4.1.9).
+    if (typeof header.typ !== 'string' || header.typ.toLowerCase().replace(/^application\//, '') !== TOKEN_TYPE) {
+      return invalid('wrong_token_type');
+    }
+    const key = typeof header.kid === 'string' ? this.keys.byKid(header.kid) : undefined;
+    if (!key) return invalid('bad_signature');
+
+    const nowSeconds = Math.floor(this.clock.now() / 1000);
+    let payload: unknown;
+    try {
+      payload = jwt.verify(token, key.verifyKey, {
+        algorithms: [this.keys.alg],
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+        clockTimestamp: nowSeconds,
+        clockTolerance: this.options.clockSkew,
+      });
+    } catch (err) {
+      return invalid(reasonOf(err));
+    }
+    return checkClaims(payload, nowSeconds, this.options.clockSkew);
+  }
+}
+
+function invalid(reason: InvalidReason): VerifyResult {
+  return { ok: false, reason };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function reasonOf(err: unknown): InvalidReason {
+  if (err instanceof jwt.TokenExpiredError) return 'expired';
+  if (err instanceof jwt.NotBeforeError) return 'not_yet_valid';
+  if (err instanceof jwt.JsonWebTokenError) {
+    if (err.message === 'invalid signature') return 'bad_signature';
+    if (err.message.startsWith('jwt issuer invalid')) return 'wrong_issuer';
+    if (err.message.startsWith('jwt audience invalid')) return 'wrong_audience';
+    if (err.message === 'invalid algorithm') return 'wrong_algorithm';
+  }
+  return 'malformed';
+}
+
+const isInteger = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+const isNonEmptyString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/** jsonwebtoken accepts tokens without `exp`, with a future `iat`, with a string payload: refuse them. */
+function checkClaims(payload: unknown, nowSeconds: number, skew: number): VerifyResult {
+  if (!isPlainObject(payload)) return invalid('malformed');
+  const { sub, sid, jti, iat, exp, username, roles } = payload;
+  if (!isNonEmptyString(sub) || !isNonEmptyString(sid) || !isNonEmptyString(jti) || typeof username !== 'string') {
+    return invalid('malformed');
+  }
+  if (!isInteger(iat) || !isInteger(exp) || exp <= iat) return invalid('malformed');
+  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return invalid('malformed');
+  if (iat > nowSeconds + skew) return invalid('not_yet_valid');
+  return { ok: true, claims: { sub, sid, jti, iat, exp, username, roles: roles as string[] } };
+}

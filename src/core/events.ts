@@ -1,0 +1,15 @@
+/**
+ * The little the core needs of a logger: structured security events. The gRPC layer passes a
+ * per-call pino child logger (request id, method), which satisfies this shape.
+ */
+export interface EventLog {
+  info(fields: Record<string, unknown>, event: string): void;
+  warn(fields: Record<string, unknown>, event: string): void;
+}
+
+/** Per-call context a flow may use: where to log and who is calling (for audit fields). */
+export interface FlowContext {
+  readonly log: EventLog;
+}
+
+export const silentLog: EventLog = { info: () => {}, warn: () => {} };

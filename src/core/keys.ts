@@ -1,0 +1,111 @@
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { JwtAlgorithm } from '../config.js';
+
+/**
+ * A signing key with everything verification needs prepared once: KeyObjects (a PEM string per
+ * call costs three times as much), the RFC 7638 thumbprint used as `kid`, and the public JWK.
+ */
+export interface SigningKey {
+  readonly alg: JwtAlgorithm;
+  readonly kid: string;
+  readonly signKey: KeyObject;
+  readonly verifyKey: KeyObject;
+  /** The public JWK for GetJwks; undefined for HMAC keys, which are never published. */
+  readonly publicJwk: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * The keys the service holds: the first signs, every one verifies. A list so that key rotation
+ * (publish a new key, then sign with it, then retire the old one) needs no change here.
+ */
+export interface KeySet {
+  readonly alg: JwtAlgorithm;
+  readonly signing: SigningKey;
+  byKid(kid: string): SigningKey | undefined;
+  /** RFC 7517 JWK Set of the public keys, as a JSON string. */
+  readonly jwksJson: string;
+}
+
+export class KeyError extends Error {
+  override readonly name = 'KeyError';
+}
+
+/** RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order, base64url. */
+export function jwkThumbprint(jwk: Record<string, unknown>): string {
+  const required: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], oct: ['k', 'kty'], RSA: ['e', 'kty', 'n'], OKP: ['crv', 'kty', 'x'] };
+  const members = required[String(jwk.kty)];
+  if (!members) throw new KeyError(`unsupported JWK key type ${String(jwk.kty)}`);
+  const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])));
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+/** Builds an ES256 signing key from a P-256 private KeyObject, refusing any other curve. */
+export function ecSigningKey(privateKey: KeyObject): SigningKey {
+  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new KeyError('ES256 needs an EC private key on curve P-256 (prime256v1)');
+  }
+  const verifyKey = createPublicKey(privateKey);
+  const jwk = verifyKey.export({ format: 'jwk' }) as Record<string, string>;
+  const kid = jwkThumbprint(jwk);
+  return Object.freeze({
+    alg: 'ES256' as const,
+    kid,
+    signKey: privateKey,
+    verifyKey,
+    publicJwk: Object.freeze({ kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y!, kid, alg: 'ES256', use: 'sig' }),
+  });
+}
+
+/** Reads a PEM private key (PKCS#8 or SEC1) for ES256; errors name the file, never its content. */
+export function loadEcKeyFile(path: string): SigningKey {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (err) {
+    throw new KeyError(`cannot read signing key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: pem, format: 'pem' });
+  } catch {
+    throw new KeyError(`signing key file ${path} does not hold a PEM private key`);
+  }
+  return ecSigningKey(key);
+}
+
+/** A fresh P-256 key that lives as long as the process: development only. */
+export function generateEcKey(): SigningKey {
+  return ecSigningKey(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey);
+}
+
+/** Writes nothing: returns a new P-256 private key as PKCS#8 PEM, for key files. */
+export function generateEcPem(): string {
+  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
+/** An HS256 key. RFC 7518 section 3.2: the secret must be at least as long as the hash (32 bytes). */
+export function hmacSigningKey(secret: Buffer): SigningKey {
+  if (secret.length < 32) throw new KeyError('an HS256 secret must be at least 32 bytes');
+  const key = createSecretKey(Buffer.from(secret));
+  const kid = jwkThumbprint({ kty: 'oct', k: secret.toString('base64url') });
+  return Object.freeze({ alg: 'HS256' as const, kid, signKey: key, verifyKey: key, publicJwk: undefined });
+}
+
+/** A key set: the first key signs, all verify. Every key must use the same algorithm. */
+export function createKeySet(keys: readonly SigningKey[]): KeySet {
+  const signing = keys[0];
+  if (!signing) throw new KeyError('a key set needs at least one key');
+  const byKid = new Map<string, SigningKey>();
+  for (const key of keys) {
+    if (key.alg !== signing.alg) throw new KeyError('every key of a key set must use the same algorithm');
+    byKid.set(key.kid, key);
+  }
+  const jwks = { keys: keys.flatMap((k) => (k.publicJwk ? [k.publicJwk] : [])) };
+  return Object.freeze({
+    alg: signing.alg,
+    signing,
+    byKid: (kid: string) => byKid.get(kid),
+    jwksJson: JSON.stringify(jwks),
+  });
+}

@@ -1,0 +1,37 @@
+import { AuthError } from '../errors.js';
+
+/**
+ * Runs at most `concurrency` tasks at once and queues at most `maxQueue` more; past that a task
+ * is refused at once with `overloaded` rather than waiting without bound. Used to keep password
+ * hashing from taking every libuv thread, so token checks never starve behind a login flood.
+ */
+export class ConcurrencyLimiter {
+  private running = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly maxQueue: number,
+  ) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.concurrency) {
+      if (this.queue.length >= this.maxQueue) throw new AuthError('overloaded', 'too many logins in progress; retry shortly');
+      await new Promise<void>((resolve) => this.queue.push(resolve));
+    } else {
+      this.running++;
+    }
+    try {
+      return await task();
+    } finally {
+      const next = this.queue.shift();
+      // The slot passes straight to the next task, so `running` only drops when none waits.
+      if (next) next();
+      else this.running--;
+    }
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+}

@@ -1,0 +1,55 @@
+import { hash, verify } from '@node-rs/argon2';
+import { ConcurrencyLimiter } from './limiter.js';
+
+/** Hashes and checks passwords. The flows see only this interface. */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  /** False for a wrong password and for a hash that cannot be parsed; never throws for those. */
+  verify(passwordHash: string, password: string): Promise<boolean>;
+  /** Spends the same time as `verify` against a real hash, for unknown users. */
+  verifyDummy(password: string): Promise<void>;
+}
+
+/** OWASP Password Storage Cheat Sheet, argon2id: m=19456 KiB, t=2, p=1. */
+export const ARGON2ID_OWASP = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+export interface Argon2HasherOptions {
+  readonly memoryCost: number;
+  readonly timeCost: number;
+  readonly parallelism: number;
+  /** Hashes computed at once (each on a libuv thread). */
+  readonly concurrency: number;
+  /** Hashes that may wait for a thread before logins are refused as overloaded. */
+  readonly maxQueue: number;
+}
+
+// `Algorithm.Argon2id` is a const enum in @node-rs/argon2's typings; isolated-module builds
+// cannot inline it, so the value is spelled out.
+const ARGON2ID = 2;
+
+/**
+ * argon2id on the libuv thread pool (off the main thread), with bounded concurrency. The dummy
+ * hash is made once with the same parameters, so an unknown user costs what a known one does.
+ */
+export class Argon2Hasher implements PasswordHasher {
+  private readonly limiter: ConcurrencyLimiter;
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(private readonly options: Argon2HasherOptions) {
+    this.limiter = new ConcurrencyLimiter(options.concurrency, options.maxQueue);
+  }
+
+  hash(password: string): Promise<string> {
+    const { memoryCost, timeCost, parallelism } = this.options;
+    return this.limiter.run(() => hash(password, { algorithm: ARGON2ID, memoryCost, timeCost, parallelism }));
+  }
+
+  verify(passwordHash: string, password: string): Promise<boolean> {
+    return this.limiter.run(() => verify(passwordHash, password).catch(() => false));
+  }
+
+  async verifyDummy(password: string): Promise<void> {
+    this.dummyHash ??= this.hash('dummy password for unknown users');
+    await this.verify(await this.dummyHash, password);
+  }
+}

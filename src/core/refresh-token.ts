@@ -1,0 +1,71 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+import type { Random } from '../clock.js';
+
+/**
+ * Refresh tokens are opaque: a type prefix ("rt1_", so one can never pass for a JWT, which always
+ * starts "ey") and 256 random bits in base64url. The store never sees a token, only its SHA-256
+ * (fosite `token/hmac`); 256 bits of entropy make a plain hash as strong as an HMAC here.
+ */
+export const REFRESH_TOKEN_PREFIX = 'rt1_';
+const RANDOM_BYTES = 32;
+export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43;
+const SHAPE = /^rt1_[A-Za-z0-9_-]{43}$/;
+
+const SEAL_INFO = 'auth.v1 refresh-token successor';
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+export interface NewRefreshToken {
+  readonly token: string;
+  /** What the store keys the token by. */
+  readonly hash: string;
+}
+
+export class RefreshTokenCodec {
+  constructor(private readonly random: Random) {}
+
+  generate(): NewRefreshToken {
+    const token = REFRESH_TOKEN_PREFIX + this.random.bytes(RANDOM_BYTES).toString('base64url');
+    return { token, hash: hashRefreshToken(token) };
+  }
+
+  /** True when the string has the exact shape of a refresh token; says nothing of its validity. */
+  static isWellFormed(token: string): boolean {
+    return typeof token === 'string' && token.length === REFRESH_TOKEN_LENGTH && SHAPE.test(token);
+  }
+
+  /**
+   * Seals `successor` so that only a holder of `parent` can open it: AES-256-GCM under a key
+   * derived from the parent token. The store keeps this to answer a retry of the parent within
+   * the reuse interval with the same successor, without holding a usable token.
+   */
+  seal(parent: string, successor: string): string {
+    const nonce = this.random.bytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', sealKey(parent), nonce);
+    const body = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()]);
+    return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url');
+  }
+
+  /** Opens a sealed successor; undefined when it was sealed under another parent or altered. */
+  static open(parent: string, sealed: string): string | undefined {
+    try {
+      const raw = Buffer.from(sealed, 'base64url');
+      if (raw.length <= NONCE_BYTES + TAG_BYTES) return undefined;
+      const decipher = createDecipheriv('aes-256-gcm', sealKey(parent), raw.subarray(0, NONCE_BYTES));
+      decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
+      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** The store key of a refresh token: base64url SHA-256. */
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+// A key independent of the store key (which is a plain SHA-256 of the same token).
+function sealKey(parent: string): Buffer {
+  return createHmac('sha256', parent).update(SEAL_INFO).digest();
+}

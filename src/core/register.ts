@@ -1,0 +1,45 @@
+import type { Clock, Random } from '../clock.js';
+import { AuthError } from '../errors.js';
+import type { UserStore } from '../store/store.js';
+import { type PasswordPolicy, validateNewPassword, validateNewUsername } from './credentials.js';
+import type { FlowContext } from './events.js';
+import { newId } from './ids.js';
+import type { PasswordHasher } from './password-hasher.js';
+
+export interface RegisterOptions extends PasswordPolicy {
+  readonly registration: 'open' | 'closed';
+}
+
+export interface RegisterDeps {
+  readonly users: UserStore;
+  readonly hasher: PasswordHasher;
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+/** Self-service registration. New users get no roles: roles come from the users file. */
+export class RegisterFlow {
+  constructor(
+    private readonly deps: RegisterDeps,
+    private readonly options: RegisterOptions,
+  ) {}
+
+  async register(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<{ userId: string }> {
+    if (this.options.registration === 'closed') {
+      throw new AuthError('registration_closed', 'registration is closed on this server');
+    }
+    const username = validateNewUsername(rawUsername);
+    const password = validateNewPassword(rawPassword, this.options);
+    const { users, hasher, clock, random } = this.deps;
+    // Checked before hashing so a taken name costs no hash; createUser re-checks atomically.
+    if (await users.findUserByUsername(username)) throw alreadyExists();
+    const user = { id: newId(random, 'usr'), username, passwordHash: await hasher.hash(password), roles: [], createdAt: clock.now() };
+    if ((await users.createUser(user)) === 'exists') throw alreadyExists();
+    ctx.log.info({ event: 'user_registered', userId: user.id }, 'user registered');
+    return { userId: user.id };
+  }
+}
+
+function alreadyExists(): AuthError {
+  return new AuthError('already_exists', 'username is already taken');
+}

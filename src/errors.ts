@@ -1,0 +1,40 @@
+/**
+ * The one error type of the service. Core code throws `AuthError` with a code from a closed set;
+ * the gRPC layer maps each code to a status in exactly one table (`src/grpc/status.ts`).
+ *
+ * `message` is public: it reaches callers and must never hold a secret, a token or a stack.
+ * `cause` is for logs only (and is logged through an allow-listed serializer).
+ */
+export const authErrorCodes = [
+  'invalid_argument',
+  'already_exists',
+  'registration_closed',
+  'invalid_credentials',
+  'invalid_refresh_token',
+  'unauthenticated',
+  'permission_denied',
+  'overloaded',
+  'unavailable',
+  'deadline_exceeded',
+  'internal',
+] as const;
+
+export type AuthErrorCode = (typeof authErrorCodes)[number];
+
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+
+  constructor(
+    readonly code: AuthErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** Turns anything thrown into an AuthError; unknown errors become `internal` with a generic message. */
+  static from(err: unknown): AuthError {
+    if (err instanceof AuthError) return err;
+    return new AuthError('internal', 'internal error', { cause: err });
+  }
+}

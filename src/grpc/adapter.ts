@@ -1,0 +1,116 @@
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
+import { AuthError } from '../errors.js';
+import { callContext, type CallContext } from './call-context.js';
+import { toStatus } from './status.js';
+
+/**
+ * The one bridge between protobuf-es and grpc-js: service definitions typed from the generated
+ * descriptors (a missing RPC is a compile error), and unary handlers that are plain async
+ * functions whose callback runs exactly once.
+ */
+
+/** A unary handler: a request in, a response (or an AuthError) out. */
+export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>;
+
+type HandlerOf<M> = M extends { methodKind: 'unary'; input: infer I extends DescMessage; output: infer O extends DescMessage } ? UnaryHandler<I, O> : never;
+
+/** Every RPC of the service, by its generated local name (`login`, `whoAmI` …). Unary only. */
+export type UnaryServiceImpl<S extends DescService> = S extends { method: infer Methods } ? { [K in keyof Methods]: HandlerOf<Methods[K]> } : never;
+
+/** Marks a request whose bytes did not parse, so the handler can answer INVALID_ARGUMENT. */
+const UNPARSABLE = Symbol('unparsable request');
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  // grpc-js needs a Buffer; this one shares the bytes instead of copying them.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function methodDefinition(service: DescService, method: DescMethod): grpc.MethodDefinition<object, object> {
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
+    responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
+    requestSerialize: (message) => toBuffer(toBinary(method.input, message as MessageShape<DescMessage>)),
+    requestDeserialize: (bytes) => {
+      try {
+        return fromBinary(method.input, bytes, { readUnknownFields: false });
+      } catch {
+        return { [UNPARSABLE]: true };
+      }
+    },
+    responseSerialize: (message) => toBuffer(toBinary(method.output, message as MessageShape<DescMessage>)),
+    responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+    originalName: method.name,
+  };
+}
+
+/** A grpc-js service definition for every method of a generated service, keyed by local name. */
+export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
+  return Object.fromEntries(service.methods.map((m) => [m.localName, methodDefinition(service, m)]));
+}
+
+/** True when grpc-js handed us the marker of a request that did not parse. */
+export function isUnparsable(request: unknown): boolean {
+  return typeof request === 'object' && request !== null && UNPARSABLE in request;
+}
+
+export interface AdapterOptions {
+  /** Upper bound (ms) on any call's work, whatever the client's deadline. */
+  readonly callTimeout: number;
+}
+
+/**
+ * Turns a typed implementation into grpc-js handlers. Each call: parse check, a deadline on the
+ * work (the client's, capped at `callTimeout`), errors mapped through the one status table.
+ */
+export function unaryHandlers<S extends DescService>(service: S, impl: UnaryServiceImpl<S>, options: AdapterOptions): grpc.UntypedServiceImplementation {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== 'unary') throw new Error(`${service.typeName}.${method.name}: only unary methods are supported`);
+    const handler = (impl as Record<string, UnaryHandler<DescMessage, DescMessage>>)[method.localName];
+    if (typeof handler !== 'function') throw new Error(`${service.typeName}.${method.name} has no implementation`);
+    handlers[method.localName] = adaptUnary(method, handler, options);
+  }
+  return handlers;
+}
+
+function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescMessage>, options: AdapterOptions): grpc.handleUnaryCall<object, object> {
+  return (call, callback) => {
+    const ctx = callContext(call.metadata);
+    let settled = false;
+    const finish = (err: grpc.ServiceError | Partial<grpc.StatusObject> | null, response?: object) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) callback(err as grpc.ServiceError);
+      else callback(null, response);
+    };
+    const fail = (err: unknown) => {
+      const status = toStatus(err);
+      if (status.code === grpc.status.INTERNAL) ctx.log.error({ err: describeCause(err) }, 'call failed');
+      finish(status);
+    };
+
+    const deadline = call.getDeadline();
+    const remaining = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
+    const budget = Math.max(0, Math.min(options.callTimeout, Number.isFinite(remaining) ? remaining : Infinity));
+    const timer = setTimeout(() => fail(new AuthError('deadline_exceeded', 'the call took too long')), budget);
+
+    if (isUnparsable(call.request)) {
+      fail(new AuthError('invalid_argument', 'request is not a valid protobuf message'));
+      return;
+    }
+    // Any throw or rejection, synchronous or not, ends as a status: never an unhandled rejection.
+    Promise.resolve()
+      .then(() => handler(call.request as MessageShape<DescMessage>, ctx))
+      .then((response) => finish(null, create(method.output, response)), fail);
+  };
+}
+
+/** Name and message of a cause, for logs: never the whole object (it may hold request data). */
+export function describeCause(err: unknown): { type: string; message: string } {
+  const cause = err instanceof AuthError && err.cause !== undefined ? err.cause : err;
+  if (cause instanceof Error) return { type: cause.name, message: cause.message };
+  return { type: typeof cause, message: 'non-error thrown' };
+}

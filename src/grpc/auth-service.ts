@@ -1,0 +1,70 @@
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { type AuthService, InactiveReason } from '../../gen/auth/v1/auth_pb.js';
+import { MAX_ACCESS_TOKEN_LENGTH, type InvalidReason } from '../core/access-token.js';
+import type { Introspector } from '../core/introspector.js';
+import type { RegisterFlow } from '../core/register.js';
+import type { SessionFlows, TokenPair } from '../core/session-flows.js';
+import { AuthError } from '../errors.js';
+import type { UnaryServiceImpl } from './adapter.js';
+
+export interface AuthServiceDeps {
+  readonly register: RegisterFlow;
+  readonly sessions: SessionFlows;
+  readonly introspector: Introspector;
+  readonly jwksJson: () => string;
+}
+
+const reasons: Readonly<Record<InvalidReason, InactiveReason>> = {
+  malformed: InactiveReason.MALFORMED,
+  bad_signature: InactiveReason.BAD_SIGNATURE,
+  expired: InactiveReason.EXPIRED,
+  not_yet_valid: InactiveReason.NOT_YET_VALID,
+  revoked: InactiveReason.REVOKED,
+  wrong_issuer: InactiveReason.WRONG_ISSUER,
+  wrong_audience: InactiveReason.WRONG_AUDIENCE,
+  wrong_algorithm: InactiveReason.WRONG_ALGORITHM,
+  wrong_token_type: InactiveReason.WRONG_TOKEN_TYPE,
+};
+
+/** AuthService: each RPC adapts its request to one core call, nothing more. */
+export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof AuthService> {
+  return {
+    register: async (req, ctx) => deps.register.register(req.username, req.password, ctx),
+    login: async (req, ctx) => tokens(await deps.sessions.login(req.username, req.password, ctx)),
+    refresh: async (req, ctx) => tokens(await deps.sessions.refresh(req.refreshToken, ctx)),
+    logout: async (req, ctx) => {
+      await deps.sessions.logout(req.refreshToken, ctx);
+      return {};
+    },
+    validate: async (req) => {
+      if (req.accessToken.length === 0) throw new AuthError('invalid_argument', 'access_token is required');
+      if (req.accessToken.length > MAX_ACCESS_TOKEN_LENGTH) {
+        throw new AuthError('invalid_argument', `access_token must be at most ${MAX_ACCESS_TOKEN_LENGTH} characters`);
+      }
+      const result = await deps.introspector.introspect(req.accessToken);
+      if (!result.ok) return { active: false, reason: reasons[result.reason] };
+      const c = result.claims;
+      return {
+        active: true,
+        userId: c.sub,
+        username: c.username,
+        roles: [...c.roles],
+        sessionId: c.sid,
+        tokenId: c.jti,
+        issuedAt: timestampFromMs(c.iat * 1000),
+        expiresAt: timestampFromMs(c.exp * 1000),
+      };
+    },
+    getJwks: async () => ({ jwksJson: deps.jwksJson() }),
+  };
+}
+
+function tokens(pair: TokenPair) {
+  return {
+    accessToken: pair.accessToken,
+    tokenType: pair.tokenType,
+    expiresIn: pair.expiresIn,
+    refreshToken: pair.refreshToken,
+    refreshExpiresIn: pair.refreshExpiresIn,
+  };
+}

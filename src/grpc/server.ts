@@ -1,0 +1,106 @@
+import type { DescService } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation, service as healthDefinition } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import type { Random } from '../clock.js';
+import type { VerifyResult } from '../core/access-token.js';
+import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb.js';
+import { policiesFrom } from './access-policy.js';
+import { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from './adapter.js';
+import { bearerInterceptor, loggingInterceptor } from './interceptors.js';
+import { ReflectionIndex, reflectionServices } from './reflection.js';
+
+/**
+ * Transport limits that fit an auth service: requests are a few KiB at most, so anything larger
+ * is refused before it is parsed; connections that idle or live long are recycled.
+ */
+export const serverLimits = {
+  'grpc.max_receive_message_length': 64 * 1024,
+  // Reflection answers carry descriptor files (descriptor.proto is ~100 KiB with comments).
+  'grpc.max_send_message_length': 4 * 1024 * 1024,
+  'grpc.max_concurrent_streams': 128,
+  'grpc.keepalive_time_ms': 2 * 60 * 60 * 1000,
+  'grpc.keepalive_timeout_ms': 20 * 1000,
+  'grpc.max_connection_idle_ms': 5 * 60 * 1000,
+  'grpc.max_connection_age_ms': 30 * 60 * 1000,
+  'grpc.max_connection_age_grace_ms': 30 * 1000,
+  // Bound what one HTTP/2 session may buffer (MiB); Node's default here is effectively unlimited in grpc-js.
+  'grpc-node.max_session_memory': 10,
+} as const satisfies grpc.ServerOptions;
+
+export interface ServerParts {
+  readonly authService: UnaryServiceImpl<typeof AuthService>;
+  readonly secureService: UnaryServiceImpl<typeof SecureService>;
+  readonly authenticate: (token: string) => Promise<VerifyResult>;
+  readonly descriptorSet: Uint8Array;
+  readonly log: Logger;
+  readonly random: Random;
+  /** Seconds. */
+  readonly callTimeout: number;
+}
+
+export interface AuthServer {
+  readonly grpcServer: grpc.Server;
+  readonly health: HealthImplementation;
+  /** Binds and starts serving; resolves with the bound port (0 picks a free one). */
+  listen(address: string, credentials?: grpc.ServerCredentials): Promise<number>;
+  /**
+   * Stops taking calls (health turns NOT_SERVING at once), lets in-flight calls finish for up to
+   * `graceMs`, then closes whatever is left. Resolves when the server is down.
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** Names of every service this server exposes, for health and reflection. */
+export const servedServices = (): string[] => [
+  AuthService.typeName,
+  SecureService.typeName,
+  'grpc.health.v1.Health',
+  'grpc.reflection.v1.ServerReflection',
+  'grpc.reflection.v1alpha.ServerReflection',
+];
+
+export function createAuthServer(parts: ServerParts): AuthServer {
+  const reflection = reflectionServices(new ReflectionIndex(parts.descriptorSet, servedServices()));
+  const protectedServices: DescService[] = [AuthService, SecureService];
+  const policies = policiesFrom(protectedServices, [healthDefinition, ...reflection.map((r) => r.definition)]);
+
+  const grpcServer = new grpc.Server({
+    ...serverLimits,
+    interceptors: [loggingInterceptor(parts.log, parts.random), bearerInterceptor({ policies, authenticate: parts.authenticate })],
+  });
+  const adapterOptions = { callTimeout: parts.callTimeout * 1000 };
+  grpcServer.addService(serviceDefinition(AuthService), unaryHandlers(AuthService, parts.authService, adapterOptions));
+  grpcServer.addService(serviceDefinition(SecureService), unaryHandlers(SecureService, parts.secureService, adapterOptions));
+  for (const r of reflection) grpcServer.addService(r.definition, r.implementation);
+
+  // "" is the whole server (grpc health checking protocol); each service also has its own status.
+  const health = new HealthImplementation(Object.fromEntries(['', AuthService.typeName, SecureService.typeName].map((s) => [s, 'NOT_SERVING' as const])));
+  health.addToServer(grpcServer);
+
+  const setAll = (status: 'SERVING' | 'NOT_SERVING') => {
+    for (const name of ['', AuthService.typeName, SecureService.typeName]) health.setStatus(name, status);
+  };
+
+  return {
+    grpcServer,
+    health,
+    listen: (address, credentials = grpc.ServerCredentials.createInsecure()) =>
+      new Promise((resolve, reject) => {
+        grpcServer.bindAsync(address, credentials, (err, port) => {
+          if (err) return reject(err);
+          setAll('SERVING');
+          resolve(port);
+        });
+      }),
+    shutdown: (graceMs) =>
+      new Promise((resolve) => {
+        setAll('NOT_SERVING');
+        const force = setTimeout(() => grpcServer.forceShutdown(), graceMs);
+        grpcServer.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

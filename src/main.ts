@@ -1,0 +1,74 @@
+import { composeService } from './compose.js';
+import { ConfigError, loadConfig } from './config.js';
+import { KeyError } from './core/keys.js';
+import { createLogger } from './logging.js';
+import { UsersFileError } from './users-file.js';
+
+/**
+ * The service's entry point (`npm start`): configuration from the environment, one start-up log
+ * line, graceful shutdown on SIGTERM/SIGINT. Exit codes: 0 after a clean shutdown, 2 for bad
+ * configuration, 1 for anything else that stops start-up.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: { type: reason instanceof Error ? reason.name : typeof reason } }, 'unhandled rejection');
+  });
+
+  let app;
+  let port: number;
+  try {
+    app = composeService(config, { log });
+    port = await app.listen();
+  } catch (err) {
+    if (err instanceof KeyError || err instanceof UsersFileError) {
+      log.fatal({ event: 'startup_failed' }, err.message);
+      process.exit(2);
+    }
+    log.fatal({ event: 'startup_failed', err: { type: (err as Error).name, message: (err as Error).message } }, 'could not start');
+    process.exit(1);
+  }
+  const host = config.address.slice(0, config.address.lastIndexOf(':'));
+  log.info(
+    {
+      event: 'started',
+      address: `${host}:${port}`,
+      store: 'memory',
+      algorithm: app.keys.alg,
+      kid: app.keys.signing.kid,
+      issuer: config.issuer,
+      audience: config.audience,
+      registration: config.registration,
+      production: config.production,
+    },
+    'auth service listening',
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'stopping', signal, graceMs: config.shutdownGrace * 1000 }, 'shutting down: draining calls');
+    app.close().then(
+      () => {
+        log.info({ event: 'stopped' }, 'shut down');
+        process.exit(0);
+      },
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+void main();

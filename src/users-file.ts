@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { canonicalUsername } from './core/credentials.js';
+import type { UserRecord } from './store/store.js';
+
+/**
+ * The optional users file (AUTH_USERS_FILE): one user a line, `username:argon2id-hash:roles`,
+ * roles comma-separated (may be empty); blank lines and lines starting with # are skipped.
+ * Print a hash with `npm run hash-password`. Errors name the file and line, never its content.
+ */
+export class UsersFileError extends Error {
+  override readonly name = 'UsersFileError';
+}
+
+const ROLE = /^[a-z][a-z0-9_.-]{0,63}$/;
+
+/** A stable id for a file user, so tokens stay valid across restarts and instances. */
+export function fileUserId(username: string): string {
+  return `usr_${createHash('sha256').update(`users-file:${username}`).digest('base64url').slice(0, 22)}`;
+}
+
+export function parseUsersFile(text: string, source: string, now: number): UserRecord[] {
+  const users: UserRecord[] = [];
+  const seen = new Set<string>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const where = `${source} line ${i + 1}`;
+    const parts = line.split(':');
+    if (parts.length !== 3) throw new UsersFileError(`${where}: expected username:hash:roles`);
+    const [rawName, hash, rawRoles] = parts as [string, string, string];
+    const username = canonicalUsername(rawName);
+    if (username === undefined) throw new UsersFileError(`${where}: invalid username`);
+    if (seen.has(username)) throw new UsersFileError(`${where}: duplicate username`);
+    if (!/^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.test(hash)) {
+      throw new UsersFileError(`${where}: the hash must be an argon2id PHC string (npm run hash-password)`);
+    }
+    const roles = rawRoles === '' ? [] : rawRoles.split(',').map((r) => r.trim());
+    const bad = roles.find((r) => !ROLE.test(r));
+    if (bad !== undefined) throw new UsersFileError(`${where}: invalid role "${bad}" (lower-case letters, digits, _ . -)`);
+    seen.add(username);
+    users.push({ id: fileUserId(username), username, passwordHash: hash, roles, createdAt: now });
+  });
+  return users;
+}
+
+export function readUsersFile(path: string, now: number): UserRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsersFileError(`cannot read users file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  return parseUsersFile(text, path, now);
+}
