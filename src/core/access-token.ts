@@ -122,8 +122,11 @@ export class AccessTokenVerifier {
     if (typeof token !== 'string' || token.length > MAX_ACCESS_TOKEN_LENGTH || !BASE64URL_JWT.test(token)) {
       return invalid('malformed');
     }
-    const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
+    const [headerPart, payloadPart] = token.split('.', 2) as [string, string];
+    const header: unknown = JSON.parse(Buffer.from(headerPart, 'base64url').toString('utf8'));
     if (!isPlainObject(header)) return invalid('malformed');
+    // jsonwebtoken verifies a string or number payload and then reports a misleading claim error.
+    if (!isPlainObject(JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')))) return invalid('malformed');
     if (FORBIDDEN_HEADERS.some((name) => name in header)) return invalid('malformed');
     // The algorithm is pinned to the key set's; "none" and algorithm confusion end here.
     if (header.alg !== this.keys.alg) return invalid('wrong_algorithm');

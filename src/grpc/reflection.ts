@@ -125,11 +125,20 @@ function answer(index: ReflectionIndex, req: ReflectionRequest) {
 function handler(index: ReflectionIndex, responseSchema: typeof ResponseV1 | typeof ResponseV1Alpha): UntypedServiceImplementation {
   return {
     serverReflectionInfo: (stream: ServerDuplexStream<ReflectionRequest, object>) => {
+      const error = (errorCode: Status, errorMessage: string) => ({ messageResponse: { case: 'errorResponse' as const, value: { errorCode, errorMessage } } });
       stream.on('data', (req: ReflectionRequest) => {
-        const response = isUnparsable(req)
-          ? { messageResponse: { case: 'errorResponse' as const, value: { errorCode: Status.INVALID_ARGUMENT, errorMessage: 'request is not a valid protobuf message' } } }
-          : { validHost: req.host, originalRequest: req as never, messageResponse: answer(index, req) };
-        stream.write(create(responseSchema as typeof ResponseV1, response));
+        let response;
+        try {
+          response = create(
+            responseSchema as typeof ResponseV1,
+            isUnparsable(req)
+              ? error(Status.INVALID_ARGUMENT, 'request is not a valid protobuf message')
+              : { validHost: req.host, originalRequest: req as never, messageResponse: answer(index, req) },
+          );
+        } catch {
+          response = create(responseSchema as typeof ResponseV1, error(Status.INTERNAL, 'internal error'));
+        }
+        stream.write(response);
       });
       stream.on('end', () => stream.end());
       stream.on('error', () => {});

@@ -1,0 +1,157 @@
+import { create, createFileRegistry, fromBinary, getOption, type DescService } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { access } from '../../gen/auth/v1/options_pb';
+import { ServerReflection as V1, ServerReflectionRequestSchema as RequestV1, type ServerReflectionResponse } from '../../gen/grpc/reflection/v1/reflection_pb';
+import { ServerReflection as V1Alpha } from '../../gen/grpc/reflection/v1alpha/reflection_pb';
+import { serviceDefinition } from '../../src/grpc/adapter';
+import { startTestServer, type TestServer } from '../helpers/server';
+
+type Req = Parameters<typeof create<typeof RequestV1>>[1];
+
+/** A reflection client as grpcurl drives it: one stream, one request at a time. */
+function reflect(address: string, service: DescService) {
+  const definition = serviceDefinition(service).serverReflectionInfo!;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const call = client.makeBidiStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize);
+  const pending: Array<(r: ServerReflectionResponse) => void> = [];
+  call.on('data', (r: ServerReflectionResponse) => pending.shift()?.(r));
+  call.on('error', () => {});
+  return {
+    ask: (req: Req) =>
+      new Promise<ServerReflectionResponse>((resolve) => {
+        pending.push(resolve);
+        call.write(create(service.methods[0]!.input, req as never));
+      }),
+    close: () => {
+      call.end();
+      client.close();
+    },
+  };
+}
+
+/** Fetches every served service's file and, by name, any import still missing: what grpcurl does. */
+async function downloadDescriptors(r: ReturnType<typeof reflect>, services: string[]): Promise<FileDescriptorProto[]> {
+  const files = new Map<string, FileDescriptorProto>();
+  const add = (res: ServerReflectionResponse) => {
+    if (res.messageResponse.case !== 'fileDescriptorResponse') throw new Error(`unexpected ${res.messageResponse.case}`);
+    for (const bytes of res.messageResponse.value.fileDescriptorProto) {
+      const file = fromBinary(FileDescriptorProtoSchema, bytes);
+      files.set(file.name, file);
+    }
+  };
+  for (const symbol of services) add(await r.ask({ messageRequest: { case: 'fileContainingSymbol', value: symbol } }));
+  for (let missing = [...files.values()].flatMap((f) => f.dependency).filter((d) => !files.has(d)); missing.length > 0; ) {
+    add(await r.ask({ messageRequest: { case: 'fileByFilename', value: missing[0]! } }));
+    missing = [...files.values()].flatMap((f) => f.dependency).filter((d) => !files.has(d));
+  }
+  return [...files.values()];
+}
+
+/** Orders files so each comes after its imports, as a FileDescriptorSet must be. */
+function dependenciesFirst(files: FileDescriptorProto[]): FileDescriptorProto[] {
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const out: FileDescriptorProto[] = [];
+  const visit = (f: FileDescriptorProto) => {
+    if (out.includes(f)) return;
+    f.dependency.forEach((d) => byName.has(d) && visit(byName.get(d)!));
+    out.push(f);
+  };
+  files.forEach(visit);
+  return out;
+}
+
+describe('server reflection', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  test.each([
+    { version: 'v1', service: V1 },
+    { version: 'v1alpha', service: V1Alpha },
+  ])('$version: lists every service; their descriptors load into a strict registry with comments and options', async ({ service }) => {
+    const r = reflect(server.address, service);
+    try {
+      const list = await r.ask({ messageRequest: { case: 'listServices', value: '*' } });
+      expect(list.messageResponse.case).toBe('listServicesResponse');
+      const names = list.messageResponse.case === 'listServicesResponse' ? list.messageResponse.value.service.map((s) => s.name) : [];
+      expect(names.sort()).toEqual(
+        ['auth.v1.AuthService', 'auth.v1.SecureService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'].sort(),
+      );
+
+      const files = await downloadDescriptors(r, names);
+      // createFileRegistry throws on any unresolved import or type, as strict clients do.
+      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: dependenciesFirst(files) }));
+      for (const name of names) expect(registry.getService(name)).toBeDefined();
+
+      const auth = registry.getService('auth.v1.AuthService')!;
+      expect(auth.methods.map((m) => m.name)).toEqual(['Register', 'Login', 'Refresh', 'Validate', 'Logout', 'GetJwks']);
+      expect(getOption(auth.method.login!, access).public).toBe(true);
+      expect(getOption(registry.getService('auth.v1.SecureService')!.method.adminPing!, access).requiredRoles).toEqual(['admin']);
+      // Comments travel with the descriptors, so `grpcurl describe` shows them.
+      const authFile = files.find((f) => f.name === 'auth/v1/auth.proto')!;
+      expect(authFile.sourceCodeInfo?.location.some((l) => l.leadingComments.includes('Login checks a password'))).toBe(true);
+    } finally {
+      r.close();
+    }
+  });
+
+  test.each([
+    { name: 'unknown symbol', req: { messageRequest: { case: 'fileContainingSymbol', value: 'no.Such' } }, code: grpc.status.NOT_FOUND },
+    { name: 'unknown file', req: { messageRequest: { case: 'fileByFilename', value: 'nope.proto' } }, code: grpc.status.NOT_FOUND },
+    { name: 'empty request', req: {}, code: grpc.status.INVALID_ARGUMENT },
+  ] as Array<{ name: string; req: Req; code: number }>)('$name → error_response $code', async ({ req, code }) => {
+    const r = reflect(server.address, V1);
+    try {
+      const res = await r.ask(req);
+      expect(res.messageResponse).toMatchObject({ case: 'errorResponse', value: { errorCode: code } });
+    } finally {
+      r.close();
+    }
+  });
+
+  test('methods, extensions and extension numbers resolve', async () => {
+    const r = reflect(server.address, V1);
+    try {
+      expect((await r.ask({ messageRequest: { case: 'fileContainingSymbol', value: 'auth.v1.AuthService.Login' } })).messageResponse.case).toBe('fileDescriptorResponse');
+      const ext = await r.ask({ messageRequest: { case: 'fileContainingExtension', value: { containingType: 'google.protobuf.MethodOptions', extensionNumber: 51200 } } });
+      expect(ext.messageResponse.case).toBe('fileDescriptorResponse');
+      const numbers = await r.ask({ messageRequest: { case: 'allExtensionNumbersOfType', value: 'google.protobuf.MethodOptions' } });
+      expect(numbers.messageResponse).toMatchObject({ case: 'allExtensionNumbersResponse', value: { extensionNumber: [51200] } });
+    } finally {
+      r.close();
+    }
+  });
+});
+
+describe('health', () => {
+  const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
+  const check = (client: grpc.Client, service: string) =>
+    new Promise<{ status?: string; code?: number }>((resolve) =>
+      (client as unknown as Record<string, Function>).check({ service }, (err: grpc.ServiceError | null, res: { status: string }) =>
+        resolve(err ? { code: err.code } : { status: res.status }),
+      ),
+    );
+
+  test('per-service status: SERVING while up, NOT_FOUND for unknown services, NOT_SERVING once shutdown starts', async () => {
+    const server = await startTestServer();
+    const client = new HealthClient(server.address, grpc.credentials.createInsecure());
+    try {
+      for (const name of ['', 'auth.v1.AuthService', 'auth.v1.SecureService']) expect(await check(client, name)).toEqual({ status: 'SERVING' });
+      expect(await check(client, 'no.such.Service')).toEqual({ code: grpc.status.NOT_FOUND });
+
+      const seen: string[] = [];
+      const watch = (client as unknown as Record<string, Function>).watch({ service: '' }) as grpc.ClientReadableStream<{ status: string }>;
+      watch.on('data', (m) => seen.push(m.status));
+      watch.on('error', () => {});
+      await new Promise((r) => setTimeout(r, 50));
+      await server.close();
+      expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -1,0 +1,125 @@
+import type { SessionRecord, Store } from '../../src/store/store';
+
+/**
+ * One conformance suite for the Store interface, run against every implementation (see
+ * memory-store.test.ts). Times are passed in, so no store needs a clock and no test sleeps.
+ */
+export function describeStoreConformance(name: string, makeStore: () => Promise<Store>): void {
+  describe(`Store conformance: ${name}`, () => {
+    let store: Store;
+    const T0 = Date.UTC(2030, 0, 1);
+    const HOUR = 3_600_000;
+    let n = 0;
+    const session = (overrides: Partial<SessionRecord> = {}): SessionRecord => ({
+      id: `ses_${++n}`,
+      userId: 'usr_1',
+      username: 'alice',
+      roles: ['admin'],
+      createdAt: T0,
+      expiresAt: T0 + 24 * HOUR,
+      ...overrides,
+    });
+    const rotate = (hash: string, successorHash: string, now: number, extra: { reuseInterval?: number; refreshTtl?: number } = {}) =>
+      store.rotateRefreshToken({ hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, now, refreshTtl: extra.refreshTtl ?? HOUR, reuseInterval: extra.reuseInterval ?? 10_000 });
+
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+    afterEach(() => store.close());
+
+    test('users: create, find, refuse a duplicate', async () => {
+      const user = { id: 'usr_1', username: 'alice', passwordHash: '$argon2id$x', roles: ['admin'], createdAt: T0 };
+      expect(await store.createUser(user)).toBe('created');
+      expect(await store.createUser({ ...user, id: 'usr_2' })).toBe('exists');
+      expect(await store.findUserByUsername('alice')).toEqual(user);
+      expect(await store.findUserByUsername('bob')).toBeUndefined();
+    });
+
+    test('sessions: created active, inactive at the absolute end', async () => {
+      const s = session();
+      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      expect(await store.isSessionActive(s.id, T0)).toBe(true);
+      expect(await store.isSessionActive(s.id, s.expiresAt - 1)).toBe(true);
+      expect(await store.isSessionActive(s.id, s.expiresAt)).toBe(false);
+      expect(await store.isSessionActive('ses_unknown', T0)).toBe(false);
+    });
+
+    test('rotate: active → rotated, the successor is active with a sliding expiry', async () => {
+      const s = session();
+      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      expect(await rotate('h0', 'h1', T0 + 1000)).toEqual({ outcome: 'rotated', session: s, expiresAt: T0 + 1000 + HOUR });
+      expect(await rotate('h1', 'h2', T0 + HOUR)).toEqual({ outcome: 'rotated', session: s, expiresAt: T0 + 2 * HOUR });
+    });
+
+    test('rotate: the successor never outlives the session', async () => {
+      const s = session({ expiresAt: T0 + 30 * 60_000 });
+      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: s.expiresAt });
+      expect(await rotate('h0', 'h1', T0)).toMatchObject({ outcome: 'rotated', expiresAt: s.expiresAt });
+    });
+
+    test('retry within the reuse interval returns the same sealed successor; nothing changes', async () => {
+      await store.createSession({ session: session(), refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await rotate('h0', 'h1', T0);
+      expect(await rotate('h0', 'h1-fork', T0 + 10_000)).toMatchObject({ outcome: 'retried', sealedSuccessor: 'sealed:h1', expiresAt: T0 + HOUR });
+      expect(await rotate('h1-fork', 'x', T0 + 10_000)).toEqual({ outcome: 'invalid', why: 'unknown' });
+      expect(await rotate('h1', 'h2', T0 + 10_000)).toMatchObject({ outcome: 'rotated' });
+    });
+
+    test.each([
+      { name: 'just past the interval', at: 10_001, older: false },
+      { name: 'an older generation inside the interval', at: 1, older: true },
+    ])('re-use ($name) revokes the whole session', async ({ at, older }) => {
+      const s = session();
+      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await rotate('h0', 'h1', T0);
+      if (older) await rotate('h1', 'h2', T0);
+      expect(await rotate('h0', 'hx', T0 + at)).toEqual({ outcome: 'reused', sessionId: s.id, userId: s.userId });
+      expect(await store.isSessionActive(s.id, T0 + at)).toBe(false);
+      expect(await rotate(older ? 'h2' : 'h1', 'hy', T0 + at)).toEqual({ outcome: 'invalid', why: 'revoked' });
+    });
+
+    test('expired token, ended session, unknown token: invalid, nothing changes', async () => {
+      const s = session({ expiresAt: T0 + 2 * HOUR });
+      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      expect(await rotate('h0', 'h1', T0 + HOUR)).toEqual({ outcome: 'invalid', why: 'expired' });
+      expect(await rotate('nope', 'h1', T0)).toEqual({ outcome: 'invalid', why: 'unknown' });
+      expect(await rotate('h0', 'h1', T0 + HOUR - 1)).toMatchObject({ outcome: 'rotated' });
+      expect(await rotate('h1', 'h2', T0 + 2 * HOUR)).toEqual({ outcome: 'invalid', why: 'expired' });
+    });
+
+    test('concurrent rotations of one token: exactly one winner, the rest get its successor', async () => {
+      await store.createSession({ session: session(), refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      const results = await Promise.all(Array.from({ length: 25 }, (_, i) => rotate('h0', `h1-${i}`, T0 + 5)));
+      const winners = results.filter((r) => r.outcome === 'rotated');
+      expect(winners).toHaveLength(1);
+      const winner = results.findIndex((r) => r.outcome === 'rotated');
+      for (const r of results) if (r.outcome !== 'rotated') expect(r).toMatchObject({ outcome: 'retried', sealedSuccessor: `sealed:h1-${winner}` });
+    });
+
+    test('logout: by current or rotated token; unknown does nothing; idempotent', async () => {
+      const s = session();
+      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await rotate('h0', 'h1', T0);
+      expect(await store.revokeSessionByRefreshHash('unknown', T0)).toBeUndefined();
+      expect(await store.isSessionActive(s.id, T0)).toBe(true);
+      expect(await store.revokeSessionByRefreshHash('h0', T0)).toEqual({ sessionId: s.id });
+      expect(await store.revokeSessionByRefreshHash('h1', T0)).toEqual({ sessionId: s.id });
+      expect(await store.isSessionActive(s.id, T0)).toBe(false);
+      expect(await rotate('h1', 'h2', T0)).toEqual({ outcome: 'invalid', why: 'revoked' });
+    });
+
+    test('sessions are independent', async () => {
+      const a = session();
+      const b = session();
+      await store.createSession({ session: a, refreshHash: 'a0', refreshExpiresAt: T0 + HOUR });
+      await store.createSession({ session: b, refreshHash: 'b0', refreshExpiresAt: T0 + HOUR });
+      await store.revokeSessionByRefreshHash('a0', T0);
+      expect(await store.isSessionActive(b.id, T0)).toBe(true);
+      expect(await rotate('b0', 'b1', T0)).toMatchObject({ outcome: 'rotated' });
+    });
+
+    test('ping resolves while the store is up', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
