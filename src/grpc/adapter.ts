@@ -88,7 +88,7 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
     };
     const fail = (err: unknown) => {
       const status = toStatus(err);
-      if (status.code === grpc.status.INTERNAL) ctx.log.error({ err: describeCause(err) }, 'call failed');
+      if (status.code === grpc.status.INTERNAL) ctx.log.error({ cause: describeCause(err) }, 'call failed');
       finish(status);
     };
 
@@ -96,6 +96,11 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
     const remaining = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
     const budget = Math.max(0, Math.min(options.callTimeout, Number.isFinite(remaining) ? remaining : Infinity));
     const timer = setTimeout(() => fail(new AuthError('deadline_exceeded', 'the call took too long')), budget);
+    // A cancelled call (client gone, deadline passed, server force-closed) has no one to answer.
+    call.on('cancelled', () => {
+      settled = true;
+      clearTimeout(timer);
+    });
 
     if (isUnparsable(call.request)) {
       fail(new AuthError('invalid_argument', 'request is not a valid protobuf message'));

@@ -57,6 +57,8 @@ export interface BearerOptions {
   readonly policies: ReadonlyMap<string, MethodPolicy>;
   /** Verifies a token and checks its session: the same introspection Validate uses. */
   readonly authenticate: (token: string) => Promise<VerifyResult>;
+  /** Upper bound (ms) on one token check. */
+  readonly timeoutMs: number;
 }
 
 // RFC 6750 section 2.1: "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 section 11.1).
@@ -84,18 +86,29 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
             if (values.length > 1) return reject(Status.UNAUTHENTICATED, 'expected exactly one authorization header');
             const match = typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
             if (!match) return reject(Status.UNAUTHENTICATED, 'authorization must be "Bearer <access token>"');
+            // The check gets the same bound as a handler's work: a hung store fails the call, closed.
+            let settled = false;
+            const settle = (action: () => void) => {
+              if (settled) return;
+              settled = true;
+              clearTimeout(timer);
+              action();
+            };
+            const timer = setTimeout(() => settle(() => reject(Status.DEADLINE_EXCEEDED, 'token check took too long')), options.timeoutMs);
             options.authenticate(match[1]!).then(
-              (result) => {
-                if (!result.ok) return reject(Status.UNAUTHENTICATED, `access token is not valid: ${result.reason.replaceAll('_', ' ')}`);
-                const missing = policy.requiredRoles.filter((role) => !result.claims.roles.includes(role));
-                if (missing.length > 0) return reject(Status.PERMISSION_DENIED, `requires role ${missing.join(', ')}`);
-                callContext(metadata).principal = principalOf(result.claims);
-                nextMetadata(metadata);
-              },
-              (err: unknown) => {
-                const status = toStatus(err);
-                reject(status.code, status.details);
-              },
+              (result) =>
+                settle(() => {
+                  if (!result.ok) return reject(Status.UNAUTHENTICATED, `access token is not valid: ${result.reason.replaceAll('_', ' ')}`);
+                  const missing = policy.requiredRoles.filter((role) => !result.claims.roles.includes(role));
+                  if (missing.length > 0) return reject(Status.PERMISSION_DENIED, `requires role ${missing.join(', ')}`);
+                  callContext(metadata).principal = principalOf(result.claims);
+                  nextMetadata(metadata);
+                }),
+              (err: unknown) =>
+                settle(() => {
+                  const status = toStatus(err);
+                  reject(status.code, status.details);
+                }),
             );
           },
         }),

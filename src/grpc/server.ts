@@ -67,7 +67,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
 
   const grpcServer = new grpc.Server({
     ...serverLimits,
-    interceptors: [loggingInterceptor(parts.log, parts.random), bearerInterceptor({ policies, authenticate: parts.authenticate })],
+    interceptors: [loggingInterceptor(parts.log, parts.random), bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 })],
   });
   const adapterOptions = { callTimeout: parts.callTimeout * 1000 };
   grpcServer.addService(serviceDefinition(AuthService), unaryHandlers(AuthService, parts.authService, adapterOptions));

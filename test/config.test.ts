@@ -1,0 +1,76 @@
+import { ConfigError, loadConfig, parseDuration } from '../src/config';
+
+describe('loadConfig', () => {
+  test('defaults', () => {
+    expect(loadConfig({})).toEqual({
+      production: false,
+      address: '127.0.0.1:50051',
+      issuer: 'urn:grpc-auth:dev',
+      audience: 'urn:grpc-auth:services',
+      accessTtl: 900,
+      refreshTtl: 14 * 86400,
+      sessionMaxAge: 30 * 86400,
+      refreshReuseInterval: 10,
+      clockSkew: 30,
+      jwtAlg: 'ES256',
+      signingKeyFile: undefined,
+      jwtSecret: undefined,
+      registration: 'open',
+      usersFile: undefined,
+      passwordMinLength: 15,
+      logLevel: 'info',
+      callTimeout: 10,
+      shutdownGrace: 10,
+      hashConcurrency: 2,
+    });
+  });
+
+  test.each([
+    { name: 'durations with units', env: { AUTH_ACCESS_TTL: '5m', AUTH_REFRESH_TTL: '2h', AUTH_SESSION_MAX_AGE: '1d' }, want: { accessTtl: 300, refreshTtl: 7200, sessionMaxAge: 86400 } },
+    { name: 'HS256', env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'x'.repeat(32) }, want: { jwtAlg: 'HS256', jwtSecret: Buffer.from('x'.repeat(32)) } },
+    { name: 'production with everything', env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem' }, want: { production: true, signingKeyFile: '/k.pem' } },
+    { name: 'IPv6 address', env: { AUTH_ADDRESS: '[::1]:9000' }, want: { address: '[::1]:9000' } },
+  ])('accepts $name', ({ env, want }) => {
+    expect(loadConfig(env)).toMatchObject(want);
+  });
+
+  test.each([
+    { env: { AUTH_ADDRESS: 'localhost' }, want: /^AUTH_ADDRESS must be host:port/ },
+    { env: { AUTH_ADDRESS: '1.2.3.4:70000' }, want: /^AUTH_ADDRESS/ },
+    { env: { AUTH_ACCESS_TTL: '0' }, want: /^AUTH_ACCESS_TTL must be between 10s and 86400s/ },
+    { env: { AUTH_ACCESS_TTL: 'soon' }, want: /^AUTH_ACCESS_TTL must be a duration/ },
+    { env: { AUTH_ACCESS_TTL: '-5' }, want: /^AUTH_ACCESS_TTL must be a duration/ },
+    { env: { AUTH_REFRESH_TTL: '60', AUTH_ACCESS_TTL: '900' }, want: /^AUTH_REFRESH_TTL must not be shorter than AUTH_ACCESS_TTL/ },
+    { env: { AUTH_SESSION_MAX_AGE: '1h' }, want: /^AUTH_SESSION_MAX_AGE must not be shorter than AUTH_REFRESH_TTL/ },
+    { env: { AUTH_REFRESH_REUSE_INTERVAL: '10m' }, want: /^AUTH_REFRESH_REUSE_INTERVAL must be between 0s and 300s/ },
+    { env: { AUTH_JWT_ALG: 'RS256' }, want: /^AUTH_JWT_ALG must be one of ES256, HS256/ },
+    { env: { AUTH_JWT_ALG: 'HS256' }, want: /^AUTH_JWT_SECRET is required/ },
+    { env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'short' }, want: /^AUTH_JWT_SECRET must be at least 32 bytes/ },
+    { env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_SIGNING_KEY_FILE: '/k' }, want: /^AUTH_SIGNING_KEY_FILE is for ES256/ },
+    { env: { AUTH_JWT_SECRET: 'x'.repeat(32) }, want: /^AUTH_JWT_SECRET is only for AUTH_JWT_ALG=HS256/ },
+    { env: { NODE_ENV: 'production', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k' }, want: /^AUTH_ISSUER is required when NODE_ENV=production/ },
+    { env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_SIGNING_KEY_FILE: '/k' }, want: /^AUTH_AUDIENCE is required when NODE_ENV=production/ },
+    { env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, want: /^AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production/ },
+    { env: { AUTH_REGISTRATION: 'maybe' }, want: /^AUTH_REGISTRATION must be one of open, closed/ },
+    { env: { AUTH_PASSWORD_MIN_LENGTH: '4' }, want: /^AUTH_PASSWORD_MIN_LENGTH must be a whole number from 8 to 64/ },
+    { env: { AUTH_PASSWORD_MIN_LENGTH: '65' }, want: /^AUTH_PASSWORD_MIN_LENGTH/ },
+    { env: { AUTH_LOG_LEVEL: 'loud' }, want: /^AUTH_LOG_LEVEL must be one of/ },
+    { env: { AUTH_HASH_CONCURRENCY: '0' }, want: /^AUTH_HASH_CONCURRENCY must be a whole number from 1 to 64/ },
+  ])('refuses $env with a message naming the variable', ({ env, want }) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(want);
+  });
+
+  test('the secret never appears in an error message', () => {
+    const secret = 'tooshort-secret-value';
+    expect(() => loadConfig({ AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: secret })).toThrow(/^(?!.*tooshort-secret-value)/);
+  });
+
+  test.each([
+    ['900', 900],
+    ['900s', 900],
+    ['15m', 900],
+    ['2h', 7200],
+    ['30d', 2592000],
+  ])('parseDuration(%p) = %p', (raw, want) => expect(parseDuration('X', raw)).toBe(want));
+});
