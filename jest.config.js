@@ -9,5 +9,6 @@ module.exports = {
   // Generated and source files import each other with ".js" suffixes (NodeNext style).
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   globalSetup: '<rootDir>/test/global-setup.js',
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 20000,
 };
