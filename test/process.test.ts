@@ -1,41 +1,11 @@
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService } from '../gen/auth/v1/auth_pb';
 import { generateEcPem, loadEcKeyFile } from '../src/core/keys';
 import { createUnaryClient } from '../src/grpc/client';
-
-const ROOT = join(__dirname, '..');
-const MAIN = join(ROOT, 'dist', 'src', 'main.js');
-const baseEnv = { PATH: process.env.PATH ?? '', AUTH_ADDRESS: '127.0.0.1:0', AUTH_SHUTDOWN_GRACE: '2' };
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  lines: Array<Record<string, unknown>>;
-  started: Record<string, unknown>;
-  exit: Promise<number | null>;
-}
-
-/** Starts the built service and waits for its start-up line. */
-function start(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT });
-  const lines: Array<Record<string, unknown>> = [];
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-        const line = JSON.parse(buffer.slice(0, i)) as Record<string, unknown>;
-        buffer = buffer.slice(i + 1);
-        lines.push(line);
-        if (line.event === 'started') resolve({ child, lines, started: line, exit });
-      }
-    });
-    void exit.then((code) => reject(new Error(`exited ${code} before starting`)));
-  });
-}
+import { baseEnv, MAIN, ROOT, startProcess as start } from './helpers/process';
 
 describe('the service process', () => {
   test('starts in development mode, logs one start-up line, serves, and exits 0 on SIGTERM', async () => {

@@ -1,0 +1,33 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+export const MAIN = join(ROOT, 'dist', 'src', 'main.js');
+export const baseEnv = { PATH: process.env.PATH ?? '', AUTH_ADDRESS: '127.0.0.1:0', AUTH_SHUTDOWN_GRACE: '2' };
+
+export interface Running {
+  child: ChildProcessWithoutNullStreams;
+  lines: Array<Record<string, unknown>>;
+  started: Record<string, unknown>;
+  exit: Promise<number | null>;
+}
+
+/** Starts the built service (global setup builds it) and waits for its start-up line. */
+export function startProcess(env: Record<string, string>): Promise<Running> {
+  const child = spawn(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT });
+  const lines: Array<Record<string, unknown>> = [];
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+        const line = JSON.parse(buffer.slice(0, i)) as Record<string, unknown>;
+        buffer = buffer.slice(i + 1);
+        lines.push(line);
+        if (line.event === 'started') resolve({ child, lines, started: line, exit });
+      }
+    });
+    void exit.then((code) => reject(new Error(`exited ${code} before starting`)));
+  });
+}
