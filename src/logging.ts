@@ -25,7 +25,11 @@ export const REDACTED_PATHS = [
   '*.metadata',
 ];
 
-/** The root logger: JSON lines, ISO times, secrets redacted. */
+/**
+ * The root logger: JSON lines, ISO times, secrets redacted. Written synchronously to stdout: an
+ * asynchronous write still in flight at exit can land after a later line, or not at all, and the
+ * last lines of a shutdown are the ones an operator needs.
+ */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   const options = {
     level,
@@ -34,5 +38,5 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }

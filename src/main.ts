@@ -1,6 +1,7 @@
-import { composeService } from './compose.js';
+import { composeService, type AuthServiceApp } from './compose.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyError } from './core/keys.js';
+import { routeGrpcJsLogs } from './grpc/grpc-js-logs.js';
 import { createLogger } from './logging.js';
 import { UsersFileError } from './users-file.js';
 
@@ -21,11 +22,30 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  routeGrpcJsLogs(log);
   process.on('unhandledRejection', (reason) => {
     log.error({ err: { type: reason instanceof Error ? reason.name : typeof reason } }, 'unhandled rejection');
   });
 
-  let app;
+  // Handlers go in before anything can be listening: a signal that arrives earlier would kill
+  // the process with no drain at all.
+  let app: AuthServiceApp | undefined;
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'stopping', signal, graceMs: config.shutdownGrace * 1000 }, 'shutting down: draining calls');
+    (app ? app.close() : Promise.resolve()).then(
+      () => {
+        log.info({ event: 'stopped' }, 'shut down');
+        process.exit(0);
+      },
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
   let port: number;
   try {
     app = composeService(config, { log });
@@ -38,6 +58,7 @@ async function main(): Promise<void> {
     log.fatal({ event: 'startup_failed', err: { type: (err as Error).name, message: (err as Error).message } }, 'could not start');
     process.exit(1);
   }
+  if (stopping) return;
   const host = config.address.slice(0, config.address.lastIndexOf(':'));
   log.info(
     {
@@ -53,22 +74,6 @@ async function main(): Promise<void> {
     },
     'auth service listening',
   );
-
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ event: 'stopping', signal, graceMs: config.shutdownGrace * 1000 }, 'shutting down: draining calls');
-    app.close().then(
-      () => {
-        log.info({ event: 'stopped' }, 'shut down');
-        process.exit(0);
-      },
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
 }
 
 void main();

@@ -16,7 +16,8 @@ export interface Running {
 export function startProcess(env: Record<string, string>): Promise<Running> {
   const child = spawn(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT });
   const lines: Array<Record<string, unknown>> = [];
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': by then every line the process wrote has been read.
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     let buffer = '';
     child.stdout.on('data', (chunk: Buffer) => {

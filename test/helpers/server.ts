@@ -6,6 +6,7 @@ import { loadConfig, type Env } from '../../src/config';
 import { createKeySet, generateEcKey, type KeySet } from '../../src/core/keys';
 import { Argon2Hasher } from '../../src/core/password-hasher';
 import { createUnaryClient, type UnaryClient } from '../../src/grpc/client';
+import { routeGrpcJsLogs } from '../../src/grpc/grpc-js-logs';
 import { createLogger } from '../../src/logging';
 import type { Store } from '../../src/store/store';
 
@@ -58,6 +59,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     keys: options.keys ?? (config.jwtAlg === 'ES256' && config.signingKeyFile === undefined ? createKeySet([generateEcKey()]) : undefined),
     ...(options.store ? { store: options.store } : {}),
   });
+  // grpc-js has one process-wide logger: its diagnostics join this server's capture, scrubbed.
+  routeGrpcJsLogs(app.log);
   const port = await app.listen('127.0.0.1:0');
   const address = `127.0.0.1:${port}`;
   const auth = createUnaryClient(AuthService, address);
