@@ -1,12 +1,12 @@
 import type { DescService } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation, service as healthDefinition } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import type { Random } from '../clock.js';
 import type { VerifyResult } from '../core/access-token.js';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb.js';
 import { policiesFrom } from './access-policy.js';
 import { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from './adapter.js';
+import { HealthService, ServingStatus } from './health.js';
 import { bearerInterceptor, loggingInterceptor } from './interceptors.js';
 import { ReflectionIndex, reflectionServices } from './reflection.js';
 
@@ -41,7 +41,7 @@ export interface ServerParts {
 
 export interface AuthServer {
   readonly grpcServer: grpc.Server;
-  readonly health: HealthImplementation;
+  readonly health: HealthService;
   /** Binds and starts serving; resolves with the bound port (0 picks a free one). */
   listen(address: string, credentials?: grpc.ServerCredentials): Promise<number>;
   /**
@@ -62,25 +62,26 @@ export const servedServices = (): string[] => [
 
 export function createAuthServer(parts: ServerParts): AuthServer {
   const reflection = reflectionServices(new ReflectionIndex(parts.descriptorSet, servedServices()));
+  // "" is the whole server (gRPC health checking protocol); each service also has its own status.
+  const healthNames = ['', AuthService.typeName, SecureService.typeName];
+  const health = new HealthService(healthNames, ServingStatus.NOT_SERVING);
   const protectedServices: DescService[] = [AuthService, SecureService];
-  const policies = policiesFrom(protectedServices, [healthDefinition, ...reflection.map((r) => r.definition)]);
+  const policies = policiesFrom(protectedServices, [health.definition, ...reflection.map((r) => r.definition)]);
 
   const grpcServer = new grpc.Server({
     ...serverLimits,
-    interceptors: [loggingInterceptor(parts.log, parts.random), bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 })],
+    interceptors: [
+      loggingInterceptor(parts.log, parts.random),
+      bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 }),
+    ],
   });
   const adapterOptions = { callTimeout: parts.callTimeout * 1000 };
   grpcServer.addService(serviceDefinition(AuthService), unaryHandlers(AuthService, parts.authService, adapterOptions));
   grpcServer.addService(serviceDefinition(SecureService), unaryHandlers(SecureService, parts.secureService, adapterOptions));
+  grpcServer.addService(health.definition, health.implementation);
   for (const r of reflection) grpcServer.addService(r.definition, r.implementation);
 
-  // "" is the whole server (grpc health checking protocol); each service also has its own status.
-  const health = new HealthImplementation(Object.fromEntries(['', AuthService.typeName, SecureService.typeName].map((s) => [s, 'NOT_SERVING' as const])));
-  health.addToServer(grpcServer);
-
-  const setAll = (status: 'SERVING' | 'NOT_SERVING') => {
-    for (const name of ['', AuthService.typeName, SecureService.typeName]) health.setStatus(name, status);
-  };
+  const setAll = (status: ServingStatus) => healthNames.forEach((name) => health.setStatus(name, status));
 
   return {
     grpcServer,
@@ -89,13 +90,14 @@ export function createAuthServer(parts: ServerParts): AuthServer {
       new Promise((resolve, reject) => {
         grpcServer.bindAsync(address, credentials, (err, port) => {
           if (err) return reject(err);
-          setAll('SERVING');
+          setAll(ServingStatus.SERVING);
           resolve(port);
         });
       }),
     shutdown: (graceMs) =>
       new Promise((resolve) => {
-        setAll('NOT_SERVING');
+        setAll(ServingStatus.NOT_SERVING);
+        health.endWatches();
         const force = setTimeout(() => grpcServer.forceShutdown(), graceMs);
         grpcServer.tryShutdown(() => {
           clearTimeout(force);

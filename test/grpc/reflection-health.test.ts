@@ -1,12 +1,13 @@
 import { create, createFileRegistry, fromBinary, getOption, type DescService } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
+import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
+import { createUnaryClient } from '../../src/grpc/client';
 import { access } from '../../gen/auth/v1/options_pb';
 import { ServerReflection as V1, ServerReflectionRequestSchema as RequestV1, type ServerReflectionResponse } from '../../gen/grpc/reflection/v1/reflection_pb';
 import { ServerReflection as V1Alpha } from '../../gen/grpc/reflection/v1alpha/reflection_pb';
 import { serviceDefinition } from '../../src/grpc/adapter';
-import { startTestServer, type TestServer } from '../helpers/server';
+import { startTestServer, statusOf, type TestServer } from '../helpers/server';
 
 type Req = Parameters<typeof create<typeof RequestV1>>[1];
 
@@ -128,30 +129,30 @@ describe('server reflection', () => {
 });
 
 describe('health', () => {
-  const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
-  const check = (client: grpc.Client, service: string) =>
-    new Promise<{ status?: string; code?: number }>((resolve) =>
-      (client as unknown as Record<string, Function>).check({ service }, (err: grpc.ServiceError | null, res: { status: string }) =>
-        resolve(err ? { code: err.code } : { status: res.status }),
-      ),
-    );
-
-  test('per-service status: SERVING while up, NOT_FOUND for unknown services, NOT_SERVING once shutdown starts', async () => {
+  test('per-service status: SERVING while up, NOT_FOUND for unknown services; shutdown ends Watch with NOT_SERVING at once', async () => {
     const server = await startTestServer();
-    const client = new HealthClient(server.address, grpc.credentials.createInsecure());
+    const health = createUnaryClient(Health, server.address);
     try {
-      for (const name of ['', 'auth.v1.AuthService', 'auth.v1.SecureService']) expect(await check(client, name)).toEqual({ status: 'SERVING' });
-      expect(await check(client, 'no.such.Service')).toEqual({ code: grpc.status.NOT_FOUND });
+      for (const service of ['', 'auth.v1.AuthService', 'auth.v1.SecureService']) {
+        expect(await health.check({ service })).toMatchObject({ status: ServingStatus.SERVING });
+      }
+      expect(await statusOf(health.check({ service: 'no.such.Service' }))).toEqual({ code: grpc.status.NOT_FOUND, details: 'unknown service no.such.Service' });
+      expect(Object.keys((await health.list({})).statuses).sort()).toEqual(['', 'auth.v1.AuthService', 'auth.v1.SecureService']);
 
-      const seen: string[] = [];
-      const watch = (client as unknown as Record<string, Function>).watch({ service: '' }) as grpc.ClientReadableStream<{ status: string }>;
-      watch.on('data', (m) => seen.push(m.status));
-      watch.on('error', () => {});
+      const watch = serviceDefinition(Health).watch!;
+      const stream = health.grpcClient.makeServerStreamRequest(watch.path, watch.requestSerialize, watch.responseDeserialize, create(HealthCheckRequestSchema, { service: '' }));
+      const seen: ServingStatus[] = [];
+      const ended = new Promise<void>((resolve) => stream.on('status', () => resolve()));
+      stream.on('data', (m: { status: ServingStatus }) => seen.push(m.status));
+      stream.on('error', () => {});
       await new Promise((r) => setTimeout(r, 50));
-      await server.close();
-      expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+      const t0 = Date.now();
+      await server.close(); // grace 1000 ms: an open Watch must not hold it that long
+      await ended;
+      expect(Date.now() - t0).toBeLessThan(500);
+      expect(seen).toEqual([ServingStatus.SERVING, ServingStatus.NOT_SERVING]);
     } finally {
-      client.close();
+      health.close();
     }
   });
 });

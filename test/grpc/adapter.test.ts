@@ -1,0 +1,27 @@
+import { SecureService } from '../../gen/auth/v1/auth_pb';
+import { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from '../../src/grpc/adapter';
+
+describe('adapter', () => {
+  test('a missing RPC is a compile error and, if forced, a start-up error', () => {
+    // @ts-expect-error adminPing is missing: the descriptor demands every RPC.
+    const partial: UnaryServiceImpl<typeof SecureService> = { whoAmI: async () => ({}) };
+    expect(() => unaryHandlers(SecureService, partial, { callTimeout: 1000 })).toThrow('auth.v1.SecureService.AdminPing has no implementation');
+  });
+
+  test('a wrong response type is a compile error', () => {
+    const impl: UnaryServiceImpl<typeof SecureService> = {
+      // @ts-expect-error userId must be a string.
+      whoAmI: async () => ({ userId: 42 }),
+      adminPing: async () => ({ message: 'pong' }),
+    };
+    expect(Object.keys(unaryHandlers(SecureService, impl, { callTimeout: 1000 }))).toEqual(['whoAmI', 'adminPing']);
+  });
+
+  test('definitions carry the gRPC paths and Buffer serializers', () => {
+    const def = serviceDefinition(SecureService);
+    expect(def.whoAmI!.path).toBe('/auth.v1.SecureService/WhoAmI');
+    const bytes = def.adminPing!.responseSerialize({ $typeName: 'auth.v1.AdminPingResponse', message: 'pong', userId: 'u' });
+    expect(Buffer.isBuffer(bytes)).toBe(true);
+    expect(def.adminPing!.responseDeserialize(bytes)).toMatchObject({ message: 'pong', userId: 'u' });
+  });
+});
