@@ -19,7 +19,7 @@ export { Introspector } from './core/introspector.js';
 export { RefreshTokenCodec, hashRefreshToken } from './core/refresh-token.js';
 export { Argon2Hasher, ARGON2ID_OWASP, type PasswordHasher } from './core/password-hasher.js';
 export { MemoryStore } from './store/memory-store.js';
-export type { Store, UserStore, SessionStore, UserRecord, SessionRecord, NewSession, RotateRequest, RotateResult } from './store/store.js';
+export type { Store, UserStore, SessionStore, UserRecord, SessionRecord, NewSession, RefreshTokenRef, RotateRequest, RotateResult } from './store/store.js';
 export { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from './grpc/adapter.js';
 export { createUnaryClient, type UnaryClient, type CallOptions } from './grpc/client.js';
 export { bearerInterceptor, loggingInterceptor, type BearerOptions } from './grpc/interceptors.js';

@@ -2,14 +2,19 @@ import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:c
 import type { Random } from '../clock.js';
 
 /**
- * Refresh tokens are opaque: a type prefix ("rt1_", so one can never pass for a JWT, which always
- * starts "ey") and 256 random bits in base64url. The store never sees a token, only its SHA-256
- * (fosite `token/hmac`); 256 bits of entropy make a plain hash as strong as an HMAC here.
+ * Refresh tokens are opaque to clients: a type prefix ("rt1_", so one can never pass for a JWT,
+ * which always starts "ey"), then base64url of the session's 16 id bytes and 256 random bits.
+ * The session id is a routing key, not a secret (access tokens carry it as `sid`): it lets a
+ * store keep every key of a session together (one Redis Cluster hash slot). The store never
+ * sees a token, only its SHA-256 (fosite `token/hmac`); 256 bits of entropy make a plain hash as
+ * strong as an HMAC here.
  */
 export const REFRESH_TOKEN_PREFIX = 'rt1_';
+const SESSION_BYTES = 16;
 const RANDOM_BYTES = 32;
-export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43;
-const SHAPE = /^rt1_[A-Za-z0-9_-]{43}$/;
+export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 64;
+const SHAPE = /^rt1_[A-Za-z0-9_-]{64}$/;
+const SESSION_ID = /^ses_[A-Za-z0-9_-]{22}$/;
 
 const SEAL_INFO = 'auth.v1 refresh-token successor';
 const NONCE_BYTES = 12;
@@ -21,17 +26,28 @@ export interface NewRefreshToken {
   readonly hash: string;
 }
 
+/** What a well-formed token says of itself; whether it is valid only the store can tell. */
+export interface ParsedRefreshToken {
+  readonly sessionId: string;
+  readonly hash: string;
+}
+
 export class RefreshTokenCodec {
   constructor(private readonly random: Random) {}
 
-  generate(): NewRefreshToken {
-    const token = REFRESH_TOKEN_PREFIX + this.random.bytes(RANDOM_BYTES).toString('base64url');
+  /** A new token of the session `sessionId` (an id made by `newId(…, 'ses')`). */
+  generate(sessionId: string): NewRefreshToken {
+    if (!SESSION_ID.test(sessionId)) throw new Error('refresh tokens belong to a session id of the form ses_<22 base64url>');
+    const body = Buffer.concat([Buffer.from(sessionId.slice(4), 'base64url'), this.random.bytes(RANDOM_BYTES)]);
+    const token = REFRESH_TOKEN_PREFIX + body.toString('base64url');
     return { token, hash: hashRefreshToken(token) };
   }
 
-  /** True when the string has the exact shape of a refresh token; says nothing of its validity. */
-  static isWellFormed(token: string): boolean {
-    return typeof token === 'string' && token.length === REFRESH_TOKEN_LENGTH && SHAPE.test(token);
+  /** The session and store key of a token of the right shape; undefined for anything else. */
+  static parse(token: string): ParsedRefreshToken | undefined {
+    if (typeof token !== 'string' || token.length !== REFRESH_TOKEN_LENGTH || !SHAPE.test(token)) return undefined;
+    const sessionBytes = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), 'base64url').subarray(0, SESSION_BYTES);
+    return { sessionId: `ses_${sessionBytes.toString('base64url')}`, hash: hashRefreshToken(token) };
   }
 
   /**

@@ -6,7 +6,7 @@ import { canonicalUsername, checkLoginFields, normalizePassword, PASSWORD_MAX, R
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
 import type { PasswordHasher } from './password-hasher.js';
-import { hashRefreshToken, RefreshTokenCodec } from './refresh-token.js';
+import { RefreshTokenCodec } from './refresh-token.js';
 
 /** What Login and Refresh return. */
 export interface TokenPair {
@@ -71,7 +71,7 @@ export class SessionFlows {
       createdAt: now,
       expiresAt: now + this.options.sessionMaxAge * 1000,
     };
-    const refresh = refreshTokens.generate();
+    const refresh = refreshTokens.generate(session.id);
     const refreshExpiresAt = Math.min(now + this.options.refreshTtl * 1000, session.expiresAt);
     await sessions.createSession({ session, refreshHash: refresh.hash, refreshExpiresAt });
     const access = accessTokens.issue({ userId: user.id, username: user.username, roles: user.roles, sessionId: session.id }, session.expiresAt);
@@ -86,12 +86,13 @@ export class SessionFlows {
    */
   async refresh(token: string, ctx: FlowContext): Promise<TokenPair> {
     checkRefreshField(token);
-    if (!RefreshTokenCodec.isWellFormed(token)) throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
+    const presented = RefreshTokenCodec.parse(token);
+    if (!presented) throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
     const { clock, refreshTokens, sessions, accessTokens } = this.deps;
     const now = clock.now();
-    const successor = refreshTokens.generate();
+    const successor = refreshTokens.generate(presented.sessionId);
     const result = await sessions.rotateRefreshToken({
-      hash: hashRefreshToken(token),
+      ...presented,
       successorHash: successor.hash,
       sealedSuccessor: refreshTokens.seal(token, successor.token),
       now,
@@ -127,8 +128,9 @@ export class SessionFlows {
   /** Ends the session of a refresh token; idempotent, silent for unknown tokens (RFC 7009 section 2.2). */
   async logout(token: string, ctx: FlowContext): Promise<void> {
     checkRefreshField(token);
-    if (!RefreshTokenCodec.isWellFormed(token)) return;
-    const revoked = await this.deps.sessions.revokeSessionByRefreshHash(hashRefreshToken(token), this.deps.clock.now());
+    const presented = RefreshTokenCodec.parse(token);
+    if (!presented) return;
+    const revoked = await this.deps.sessions.revokeSessionByRefreshToken(presented, this.deps.clock.now());
     if (revoked) ctx.log.info({ event: 'logout', sessionId: revoked.sessionId }, 'session logged out');
   }
 }

@@ -1,4 +1,4 @@
-import type { NewSession, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
+import type { NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
 
 interface SessionEntry {
   readonly record: SessionRecord;
@@ -51,7 +51,7 @@ export class MemoryStore implements Store {
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
-    const token = this.tokens.get(req.hash);
+    const token = this.tokenOf(req);
     const session = token && this.sessions.get(token.sessionId);
     if (!token || !session) return { outcome: 'invalid', why: 'unknown' };
     if (session.revokedAt !== 0) return { outcome: 'invalid', why: 'revoked' };
@@ -75,8 +75,8 @@ export class MemoryStore implements Store {
     return { outcome: 'rotated', session: session.record, expiresAt };
   }
 
-  async revokeSessionByRefreshHash(hash: string, now: number): Promise<{ sessionId: string } | undefined> {
-    const token = this.tokens.get(hash);
+  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string } | undefined> {
+    const token = this.tokenOf(ref);
     const session = token && this.sessions.get(token.sessionId);
     if (!session) return undefined;
     if (session.revokedAt === 0) session.revokedAt = now;
@@ -86,6 +86,12 @@ export class MemoryStore implements Store {
   async isSessionActive(sessionId: string, now: number): Promise<boolean> {
     const session = this.sessions.get(sessionId);
     return session !== undefined && session.revokedAt === 0 && now < session.record.expiresAt;
+  }
+
+  /** The token's entry, if it exists and belongs to the session it names. */
+  private tokenOf(ref: RefreshTokenRef): TokenEntry | undefined {
+    const token = this.tokens.get(ref.hash);
+    return token?.sessionId === ref.sessionId ? token : undefined;
   }
 
   async ping(): Promise<void> {}

@@ -35,9 +35,14 @@ export interface NewSession {
   readonly refreshExpiresAt: number;
 }
 
-export interface RotateRequest {
-  /** Hash of the presented refresh token. */
+/** A refresh token as the store knows it: the session it names and its SHA-256. */
+export interface RefreshTokenRef {
+  /** The session the token names (a routing key: a store must still check the token belongs to it). */
+  readonly sessionId: string;
   readonly hash: string;
+}
+
+export interface RotateRequest extends RefreshTokenRef {
   /** Hash of its would-be successor, and the successor sealed under the presented token. */
   readonly successorHash: string;
   readonly sealedSuccessor: string;
@@ -72,8 +77,8 @@ export interface UserStore {
 export interface SessionStore {
   createSession(request: NewSession): Promise<void>;
   rotateRefreshToken(request: RotateRequest): Promise<RotateResult>;
-  /** Revokes the session of any of its refresh tokens, current or rotated; unknown hashes do nothing. */
-  revokeSessionByRefreshHash(hash: string, now: number): Promise<{ readonly sessionId: string } | undefined>;
+  /** Revokes the session of any of its refresh tokens, current or rotated; unknown tokens do nothing. */
+  revokeSessionByRefreshToken(token: RefreshTokenRef, now: number): Promise<{ readonly sessionId: string } | undefined>;
   /** True when the session exists, is not revoked and has not reached its absolute end. */
   isSessionActive(sessionId: string, now: number): Promise<boolean>;
 }

@@ -2,6 +2,7 @@ import { ManualClock, systemRandom } from '../../src/clock';
 import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
 import { silentLog, type EventLog } from '../../src/core/events';
 import { Introspector } from '../../src/core/introspector';
+import { newId } from '../../src/core/ids';
 import { createKeySet, generateEcKey } from '../../src/core/keys';
 import { RefreshTokenCodec } from '../../src/core/refresh-token';
 import { RegisterFlow } from '../../src/core/register';
@@ -131,24 +132,32 @@ describe('SessionFlows with a manual clock', () => {
 describe('RefreshTokenCodec', () => {
   const codec = new RefreshTokenCodec(systemRandom);
 
-  test('prefix and 256 random bits in base64url', () => {
-    const { token, hash } = codec.generate();
-    expect(token).toMatch(/^rt1_[A-Za-z0-9_-]{43}$/);
+  const sid = newId(systemRandom, 'ses');
+
+  test('prefix, the session id, 256 random bits, base64url; parse gives back session and store key', () => {
+    const { token, hash } = codec.generate(sid);
+    expect(token).toMatch(/^rt1_[A-Za-z0-9_-]{64}$/);
+    expect(token.slice(4, 25)).toBe(sid.slice(4, 25));
     expect(hash).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(RefreshTokenCodec.isWellFormed(token)).toBe(true);
+    expect(RefreshTokenCodec.parse(token)).toEqual({ sessionId: sid, hash });
+    expect(codec.generate(sid).token).not.toBe(token);
   });
 
-  test.each(['', 'rt1_', 'rt2_' + 'A'.repeat(43), 'rt1_' + 'A'.repeat(42), 'rt1_' + 'A'.repeat(44), 'rt1_' + '+'.repeat(43), 'eyJhbGciOi.x.y'])(
+  test.each(['', 'rt1_', 'rt2_' + 'A'.repeat(64), 'rt1_' + 'A'.repeat(63), 'rt1_' + 'A'.repeat(65), 'rt1_' + '+'.repeat(64), 'eyJhbGciOi.x.y'])(
     'not well formed: %p',
-    (token) => expect(RefreshTokenCodec.isWellFormed(token)).toBe(false),
+    (token) => expect(RefreshTokenCodec.parse(token)).toBeUndefined(),
   );
 
+  test('only session ids of our shape', () => {
+    expect(() => codec.generate('ses_short')).toThrow('session id');
+  });
+
   test('a sealed successor opens only with its parent and only unaltered', () => {
-    const parent = codec.generate().token;
-    const child = codec.generate().token;
+    const parent = codec.generate(sid).token;
+    const child = codec.generate(sid).token;
     const sealed = codec.seal(parent, child);
     expect(RefreshTokenCodec.open(parent, sealed)).toBe(child);
-    expect(RefreshTokenCodec.open(codec.generate().token, sealed)).toBeUndefined();
+    expect(RefreshTokenCodec.open(codec.generate(sid).token, sealed)).toBeUndefined();
     const flipped = Buffer.from(sealed, 'base64url');
     flipped[20] = flipped[20]! ^ 1;
     expect(RefreshTokenCodec.open(parent, flipped.toString('base64url'))).toBeUndefined();

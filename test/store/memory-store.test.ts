@@ -13,8 +13,8 @@ describe('MemoryStore.sweep', () => {
     await store.createSession({ session: s('live', T0 + 10 * HOUR), refreshHash: 'l0', refreshExpiresAt: T0 + HOUR });
     await store.createSession({ session: s('ended', T0 + HOUR), refreshHash: 'e0', refreshExpiresAt: T0 + HOUR });
     await store.createSession({ session: s('revoked', T0 + 10 * HOUR), refreshHash: 'r0', refreshExpiresAt: T0 + HOUR });
-    await store.revokeSessionByRefreshHash('r0', T0);
-    await store.rotateRefreshToken({ hash: 'l0', successorHash: 'l1', sealedSuccessor: 's', now: T0, refreshTtl: 2 * HOUR, reuseInterval: 0 });
+    await store.revokeSessionByRefreshToken({ sessionId: 'revoked', hash: 'r0' }, T0);
+    await store.rotateRefreshToken({ sessionId: 'live', hash: 'l0', successorHash: 'l1', sealedSuccessor: 's', now: T0, refreshTtl: 2 * HOUR, reuseInterval: 0 });
 
     expect(store.sweep(T0 + 59_999)).toEqual({ sessions: 0, tokens: 0 });
     expect(await store.isSessionActive('revoked', T0 + 59_999)).toBe(false);

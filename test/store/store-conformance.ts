@@ -19,8 +19,15 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       expiresAt: T0 + 24 * HOUR,
       ...overrides,
     });
-    const rotate = (hash: string, successorHash: string, now: number, extra: { reuseInterval?: number; refreshTtl?: number } = {}) =>
-      store.rotateRefreshToken({ hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, now, refreshTtl: extra.refreshTtl ?? HOUR, reuseInterval: extra.reuseInterval ?? 10_000 });
+    // Most tests use one session; `current` is the session the helpers name.
+    let current = '';
+    const rotate = (hash: string, successorHash: string, now: number, sessionId = current) =>
+      store.rotateRefreshToken({ sessionId, hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, now, refreshTtl: HOUR, reuseInterval: 10_000 });
+    const revoke = (hash: string, now: number, sessionId = current) => store.revokeSessionByRefreshToken({ sessionId, hash }, now);
+    const createSession = (s: SessionRecord, refreshHash: string, refreshExpiresAt: number) => {
+      current = s.id;
+      return store.createSession({ session: s, refreshHash, refreshExpiresAt });
+    };
 
     beforeEach(async () => {
       store = await makeStore();
@@ -37,7 +44,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
     test('sessions: created active, inactive at the absolute end', async () => {
       const s = session();
-      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(s, 'h0', T0 + HOUR);
       expect(await store.isSessionActive(s.id, T0)).toBe(true);
       expect(await store.isSessionActive(s.id, s.expiresAt - 1)).toBe(true);
       expect(await store.isSessionActive(s.id, s.expiresAt)).toBe(false);
@@ -46,19 +53,19 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
     test('rotate: active → rotated, the successor is active with a sliding expiry', async () => {
       const s = session();
-      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(s, 'h0', T0 + HOUR);
       expect(await rotate('h0', 'h1', T0 + 1000)).toEqual({ outcome: 'rotated', session: s, expiresAt: T0 + 1000 + HOUR });
       expect(await rotate('h1', 'h2', T0 + HOUR)).toEqual({ outcome: 'rotated', session: s, expiresAt: T0 + 2 * HOUR });
     });
 
     test('rotate: the successor never outlives the session', async () => {
       const s = session({ expiresAt: T0 + 30 * 60_000 });
-      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: s.expiresAt });
+      await createSession(s, 'h0', s.expiresAt);
       expect(await rotate('h0', 'h1', T0)).toMatchObject({ outcome: 'rotated', expiresAt: s.expiresAt });
     });
 
     test('retry within the reuse interval returns the same sealed successor; nothing changes', async () => {
-      await store.createSession({ session: session(), refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(session(), 'h0', T0 + HOUR);
       await rotate('h0', 'h1', T0);
       expect(await rotate('h0', 'h1-fork', T0 + 10_000)).toMatchObject({ outcome: 'retried', sealedSuccessor: 'sealed:h1', expiresAt: T0 + HOUR });
       expect(await rotate('h1-fork', 'x', T0 + 10_000)).toEqual({ outcome: 'invalid', why: 'unknown' });
@@ -70,7 +77,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       { name: 'an older generation inside the interval', at: 1, older: true },
     ])('re-use ($name) revokes the whole session', async ({ at, older }) => {
       const s = session();
-      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(s, 'h0', T0 + HOUR);
       await rotate('h0', 'h1', T0);
       if (older) await rotate('h1', 'h2', T0);
       expect(await rotate('h0', 'hx', T0 + at)).toEqual({ outcome: 'reused', sessionId: s.id, userId: s.userId });
@@ -80,7 +87,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
     test('expired token, ended session, unknown token: invalid, nothing changes', async () => {
       const s = session({ expiresAt: T0 + 2 * HOUR });
-      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(s, 'h0', T0 + HOUR);
       expect(await rotate('h0', 'h1', T0 + HOUR)).toEqual({ outcome: 'invalid', why: 'expired' });
       expect(await rotate('nope', 'h1', T0)).toEqual({ outcome: 'invalid', why: 'unknown' });
       expect(await rotate('h0', 'h1', T0 + HOUR - 1)).toMatchObject({ outcome: 'rotated' });
@@ -88,7 +95,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     });
 
     test('concurrent rotations of one token: exactly one winner, the rest get its successor', async () => {
-      await store.createSession({ session: session(), refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(session(), 'h0', T0 + HOUR);
       const results = await Promise.all(Array.from({ length: 25 }, (_, i) => rotate('h0', `h1-${i}`, T0 + 5)));
       const winners = results.filter((r) => r.outcome === 'rotated');
       expect(winners).toHaveLength(1);
@@ -98,12 +105,12 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
     test('logout: by current or rotated token; unknown does nothing; idempotent', async () => {
       const s = session();
-      await store.createSession({ session: s, refreshHash: 'h0', refreshExpiresAt: T0 + HOUR });
+      await createSession(s, 'h0', T0 + HOUR);
       await rotate('h0', 'h1', T0);
-      expect(await store.revokeSessionByRefreshHash('unknown', T0)).toBeUndefined();
+      expect(await revoke('unknown', T0)).toBeUndefined();
       expect(await store.isSessionActive(s.id, T0)).toBe(true);
-      expect(await store.revokeSessionByRefreshHash('h0', T0)).toEqual({ sessionId: s.id });
-      expect(await store.revokeSessionByRefreshHash('h1', T0)).toEqual({ sessionId: s.id });
+      expect(await revoke('h0', T0)).toEqual({ sessionId: s.id });
+      expect(await revoke('h1', T0)).toEqual({ sessionId: s.id });
       expect(await store.isSessionActive(s.id, T0)).toBe(false);
       expect(await rotate('h1', 'h2', T0)).toEqual({ outcome: 'invalid', why: 'revoked' });
     });
@@ -111,11 +118,22 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     test('sessions are independent', async () => {
       const a = session();
       const b = session();
-      await store.createSession({ session: a, refreshHash: 'a0', refreshExpiresAt: T0 + HOUR });
-      await store.createSession({ session: b, refreshHash: 'b0', refreshExpiresAt: T0 + HOUR });
-      await store.revokeSessionByRefreshHash('a0', T0);
+      await createSession(a, 'a0', T0 + HOUR);
+      await createSession(b, 'b0', T0 + HOUR);
+      await revoke('a0', T0, a.id);
       expect(await store.isSessionActive(b.id, T0)).toBe(true);
-      expect(await rotate('b0', 'b1', T0)).toMatchObject({ outcome: 'rotated' });
+      expect(await rotate('b0', 'b1', T0, b.id)).toMatchObject({ outcome: 'rotated' });
+    });
+
+    test('a token presented under another session id is unknown there', async () => {
+      const a = session();
+      const b = session();
+      await createSession(a, 'a0', T0 + HOUR);
+      await createSession(b, 'b0', T0 + HOUR);
+      expect(await rotate('a0', 'a1', T0, b.id)).toEqual({ outcome: 'invalid', why: 'unknown' });
+      expect(await revoke('a0', T0, b.id)).toBeUndefined();
+      expect(await store.isSessionActive(a.id, T0)).toBe(true);
+      expect(await store.isSessionActive(b.id, T0)).toBe(true);
     });
 
     test('ping resolves while the store is up', async () => {
