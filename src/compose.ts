@@ -15,6 +15,8 @@ import { secureService } from './grpc/secure-service.js';
 import { createAuthServer, type AuthServer } from './grpc/server.js';
 import { createLogger } from './logging.js';
 import { MemoryStore } from './store/memory-store.js';
+import { withFileUsers } from './store/file-users.js';
+import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { readUsersFile } from './users-file.js';
 
@@ -42,6 +44,8 @@ export interface AuthServiceApp {
 
 /** How often the memory store drops expired entries. */
 const SWEEP_INTERVAL_MS = 60_000;
+/** How often health checks that the store answers. */
+const STORE_CHECK_INTERVAL_MS = 1000;
 
 /**
  * Where `npm run generate` writes the descriptor set (with comments) that reflection serves:
@@ -69,16 +73,21 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const random = overrides.random ?? systemRandom;
   const log = overrides.log ?? createLogger(config.logLevel);
   const keys = overrides.keys ?? loadKeys(config, log);
-  const memory = overrides.store ? undefined : new MemoryStore({ revokedRetention: (config.accessTtl + config.clockSkew) * 1000 });
-  const store = overrides.store ?? memory!;
+  const revokedRetention = (config.accessTtl + config.clockSkew) * 1000;
+  const memory = overrides.store || config.store !== 'memory' ? undefined : new MemoryStore({ revokedRetention });
+  const store =
+    overrides.store ??
+    memory ??
+    new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention });
   const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtl: config.accessTtl, clockSkew: config.clockSkew };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
   const refreshTokens = new RefreshTokenCodec(random);
-  const register = new RegisterFlow({ users: store, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength });
-  const sessions = new SessionFlows({ users: store, sessions: store, hasher, accessTokens, refreshTokens, clock, random }, config);
+  const users = withFileUsers(store, config.usersFile === undefined ? [] : readUsersFile(config.usersFile, clock.now()));
+  const register = new RegisterFlow({ users, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength });
+  const sessions = new SessionFlows({ users, sessions: store, hasher, accessTokens, refreshTokens, clock, random }, config);
 
   const server = createAuthServer({
     authService: authService({ register, sessions, introspector, jwksJson: () => keys.jwksJson }),
@@ -90,7 +99,23 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     callTimeout: config.callTimeout,
   });
 
+  // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
+  let storeUp = true;
+  const checkStore = async () => {
+    const up = await store.ping().then(
+      () => true,
+      () => false,
+    );
+    if (up !== storeUp) {
+      if (up) log.info({ event: 'store_recovered' }, 'store reachable again');
+      else log.warn({ event: 'store_unavailable' }, 'store unreachable: health is NOT_SERVING');
+    }
+    storeUp = up;
+    server.setReady(up);
+  };
+
   let sweeper: NodeJS.Timeout | undefined;
+  let monitor: NodeJS.Timeout | undefined;
   return {
     config,
     server,
@@ -98,17 +123,21 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     keys,
     log,
     async listen(address = config.address) {
-      if (config.usersFile !== undefined) {
-        for (const user of readUsersFile(config.usersFile, clock.now())) await store.createUser(user);
-      }
+      // An unreachable store does not stop start-up: the service starts NOT_SERVING and recovers.
+      await store.connect().catch(() => {});
       if (memory) {
         sweeper = setInterval(() => memory.sweep(clock.now()), SWEEP_INTERVAL_MS);
         sweeper.unref();
       }
-      return server.listen(address);
+      const port = await server.listen(address);
+      await checkStore();
+      monitor = setInterval(() => void checkStore(), STORE_CHECK_INTERVAL_MS);
+      monitor.unref();
+      return port;
     },
     async close(graceMs = config.shutdownGrace * 1000) {
       if (sweeper) clearInterval(sweeper);
+      if (monitor) clearInterval(monitor);
       await server.shutdown(graceMs);
       await store.close();
     },

@@ -30,6 +30,11 @@ export interface Config {
   readonly shutdownGrace: number;
   /** Password hashes computed at once; further logins queue. */
   readonly hashConcurrency: number;
+  readonly store: 'memory' | 'redis';
+  readonly redisUrl: string | undefined;
+  readonly redisKeyPrefix: string;
+  /** Milliseconds one Redis command may take before the call fails with UNAVAILABLE. */
+  readonly redisCommandTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -57,6 +62,10 @@ export const configVariables = {
   AUTH_CALL_TIMEOUT: { default: '10s', secret: false },
   AUTH_SHUTDOWN_GRACE: { default: '10s', secret: false },
   AUTH_HASH_CONCURRENCY: { default: '2', secret: false },
+  AUTH_STORE: { default: 'memory', secret: false },
+  AUTH_REDIS_URL: { default: '(none; required with AUTH_STORE=redis)', secret: true },
+  AUTH_REDIS_KEY_PREFIX: { default: 'auth:', secret: false },
+  AUTH_REDIS_COMMAND_TIMEOUT_MS: { default: '500', secret: false },
 } as const;
 
 export type ConfigVariable = keyof typeof configVariables;
@@ -143,6 +152,17 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const store = oneOf(env, 'AUTH_STORE', ['memory', 'redis'] as const, 'memory');
+  const redisUrl = read(env, 'AUTH_REDIS_URL');
+  if (store === 'redis' && redisUrl === undefined) throw new ConfigError('AUTH_REDIS_URL is required when AUTH_STORE=redis');
+  if (redisUrl !== undefined && !/^rediss?:\/\/./.test(redisUrl)) {
+    throw new ConfigError('AUTH_REDIS_URL must start with redis:// or rediss://');
+  }
+  const redisKeyPrefix = read(env, 'AUTH_REDIS_KEY_PREFIX') ?? 'auth:';
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(redisKeyPrefix)) {
+    throw new ConfigError('AUTH_REDIS_KEY_PREFIX must be 1 to 64 of letters, digits and : _ . -');
+  }
+
   return Object.freeze({
     production,
     address,
@@ -163,5 +183,9 @@ export function loadConfig(env: Env = process.env): Config {
     callTimeout: duration(env, 'AUTH_CALL_TIMEOUT', '10', 1, 300),
     shutdownGrace: duration(env, 'AUTH_SHUTDOWN_GRACE', '10', 0, 600),
     hashConcurrency: integer(env, 'AUTH_HASH_CONCURRENCY', 2, 1, 64),
+    store,
+    redisUrl,
+    redisKeyPrefix,
+    redisCommandTimeoutMs: integer(env, 'AUTH_REDIS_COMMAND_TIMEOUT_MS', 500, 10, 60_000),
   });
 }

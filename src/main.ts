@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     {
       event: 'started',
       address: `${host}:${port}`,
-      store: 'memory',
+      store: config.store,
       algorithm: app.keys.alg,
       kid: app.keys.signing.kid,
       issuer: config.issuer,

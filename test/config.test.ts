@@ -22,6 +22,10 @@ describe('loadConfig', () => {
       callTimeout: 10,
       shutdownGrace: 10,
       hashConcurrency: 2,
+      store: 'memory',
+      redisUrl: undefined,
+      redisKeyPrefix: 'auth:',
+      redisCommandTimeoutMs: 500,
     });
   });
 
@@ -29,6 +33,7 @@ describe('loadConfig', () => {
     { name: 'durations with units', env: { AUTH_ACCESS_TTL: '5m', AUTH_REFRESH_TTL: '2h', AUTH_SESSION_MAX_AGE: '1d' }, want: { accessTtl: 300, refreshTtl: 7200, sessionMaxAge: 86400 } },
     { name: 'HS256', env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'x'.repeat(32) }, want: { jwtAlg: 'HS256', jwtSecret: Buffer.from('x'.repeat(32)) } },
     { name: 'production with everything', env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem' }, want: { production: true, signingKeyFile: '/k.pem' } },
+    { name: 'the Redis store', env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://:pw@10.0.0.1:6379/2' }, want: { store: 'redis', redisUrl: 'redis://:pw@10.0.0.1:6379/2' } },
     { name: 'IPv6 address', env: { AUTH_ADDRESS: '[::1]:9000' }, want: { address: '[::1]:9000' } },
   ])('accepts $name', ({ env, want }) => {
     expect(loadConfig(env)).toMatchObject(want);
@@ -56,6 +61,11 @@ describe('loadConfig', () => {
     { env: { AUTH_PASSWORD_MIN_LENGTH: '65' }, want: /^AUTH_PASSWORD_MIN_LENGTH/ },
     { env: { AUTH_LOG_LEVEL: 'loud' }, want: /^AUTH_LOG_LEVEL must be one of/ },
     { env: { AUTH_HASH_CONCURRENCY: '0' }, want: /^AUTH_HASH_CONCURRENCY must be a whole number from 1 to 64/ },
+    { env: { AUTH_STORE: 'sqlite' }, want: /^AUTH_STORE must be one of memory, redis/ },
+    { env: { AUTH_STORE: 'redis' }, want: /^AUTH_REDIS_URL is required when AUTH_STORE=redis/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'localhost:6379' }, want: /^AUTH_REDIS_URL must start with redis:\/\/ or rediss:\/\// },
+    { env: { AUTH_REDIS_KEY_PREFIX: 'a b' }, want: /^AUTH_REDIS_KEY_PREFIX must be/ },
+    { env: { AUTH_REDIS_COMMAND_TIMEOUT_MS: '5' }, want: /^AUTH_REDIS_COMMAND_TIMEOUT_MS must be a whole number from 10 to 60000/ },
   ])('refuses $env with a message naming the variable', ({ env, want }) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(want);

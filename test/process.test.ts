@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService } from '../gen/auth/v1/auth_pb';
@@ -43,6 +43,19 @@ describe('the service process', () => {
     const result = spawnSync(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
     expect(result.status).toBe(2);
     expect(result.stdout + result.stderr).toContain(out);
+  });
+
+  test('keys:generate writes a 0600 key file, prints its kid, and never overwrites', () => {
+    const cli = join(ROOT, 'dist', 'src', 'cli', 'keys-generate.js');
+    const file = join(mkdtempSync(join(tmpdir(), 'auth-keygen-')), 'new.pem');
+    const ok = spawnSync(process.execPath, [cli, file], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toBe(`${loadEcKeyFile(file).kid}\n`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const again = spawnSync(process.execPath, [cli, file], { encoding: 'utf8' });
+    expect(again.status).toBe(1);
+    expect(again.stderr).toBe(`keys:generate: cannot create ${file}: the file exists (refusing to overwrite a key)\n`);
+    expect(spawnSync(process.execPath, [cli], { encoding: 'utf8' }).status).toBe(2);
   });
 
   test('hash-password prints an argon2id hash of stdin and refuses a short password', () => {

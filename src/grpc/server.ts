@@ -44,6 +44,8 @@ export interface AuthServer {
   readonly health: HealthService;
   /** Binds and starts serving; resolves with the bound port (0 picks a free one). */
   listen(address: string, credentials?: grpc.ServerCredentials): Promise<number>;
+  /** Health of every service: SERVING only while listening, not shutting down, and `ready` (e.g. the store answers). */
+  setReady(ready: boolean): void;
   /**
    * Stops taking calls (health turns NOT_SERVING at once), lets in-flight calls finish for up to
    * `graceMs`, then closes whatever is left. Resolves when the server is down.
@@ -81,7 +83,13 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   grpcServer.addService(health.definition, health.implementation);
   for (const r of reflection) grpcServer.addService(r.definition, r.implementation);
 
-  const setAll = (status: ServingStatus) => healthNames.forEach((name) => health.setStatus(name, status));
+  let listening = false;
+  let ready = true;
+  let stopping = false;
+  const update = () => {
+    const status = listening && ready && !stopping ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    for (const name of healthNames) if (health.status(name) !== status) health.setStatus(name, status);
+  };
 
   return {
     grpcServer,
@@ -90,13 +98,19 @@ export function createAuthServer(parts: ServerParts): AuthServer {
       new Promise((resolve, reject) => {
         grpcServer.bindAsync(address, credentials, (err, port) => {
           if (err) return reject(err);
-          setAll(ServingStatus.SERVING);
+          listening = true;
+          update();
           resolve(port);
         });
       }),
+    setReady: (value) => {
+      ready = value;
+      update();
+    },
     shutdown: (graceMs) =>
       new Promise((resolve) => {
-        setAll(ServingStatus.NOT_SERVING);
+        stopping = true;
+        update();
         health.endWatches();
         const force = setTimeout(() => grpcServer.forceShutdown(), graceMs);
         grpcServer.tryShutdown(() => {

@@ -1,4 +1,4 @@
-import type { NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
+import type { FailureCount, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
 
 interface SessionEntry {
   readonly record: SessionRecord;
@@ -32,6 +32,7 @@ export class MemoryStore implements Store {
   private readonly users = new Map<string, UserRecord>();
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly tokens = new Map<string, TokenEntry>();
+  private readonly failures = new Map<string, { count: number; lastAt: number; expiresAt: number }>();
 
   constructor(private readonly options: MemoryStoreOptions) {}
 
@@ -88,11 +89,29 @@ export class MemoryStore implements Store {
     return session !== undefined && session.revokedAt === 0 && now < session.record.expiresAt;
   }
 
+  async recordFailure(key: string, now: number, ttl: number): Promise<FailureCount> {
+    const previous = this.failures.get(key);
+    const count = previous && now < previous.expiresAt ? previous.count + 1 : 1;
+    this.failures.set(key, { count, lastAt: now, expiresAt: now + ttl });
+    return { count, lastAt: now };
+  }
+
+  async getFailures(key: string, now: number): Promise<FailureCount | undefined> {
+    const entry = this.failures.get(key);
+    return entry && now < entry.expiresAt ? { count: entry.count, lastAt: entry.lastAt } : undefined;
+  }
+
+  async resetFailures(key: string): Promise<void> {
+    this.failures.delete(key);
+  }
+
   /** The token's entry, if it exists and belongs to the session it names. */
   private tokenOf(ref: RefreshTokenRef): TokenEntry | undefined {
     const token = this.tokens.get(ref.hash);
     return token?.sessionId === ref.sessionId ? token : undefined;
   }
+
+  async connect(): Promise<void> {}
 
   async ping(): Promise<void> {}
 
@@ -115,6 +134,7 @@ export class MemoryStore implements Store {
         tokens++;
       }
     }
+    for (const [key, entry] of this.failures) if (now >= entry.expiresAt) this.failures.delete(key);
     return { sessions, tokens };
   }
 

@@ -83,7 +83,23 @@ export interface SessionStore {
   isSessionActive(sessionId: string, now: number): Promise<boolean>;
 }
 
-export interface Store extends UserStore, SessionStore {
+/** Consecutive failed logins of one key (an account, a client address), for throttling. */
+export interface FailureCount {
+  readonly count: number;
+  /** When the last failure was recorded (ms). */
+  readonly lastAt: number;
+}
+
+export interface FailureStore {
+  /** Adds one failure atomically; the count is forgotten `ttl` ms after the last failure. */
+  recordFailure(key: string, now: number, ttl: number): Promise<FailureCount>;
+  getFailures(key: string, now: number): Promise<FailureCount | undefined>;
+  resetFailures(key: string): Promise<void>;
+}
+
+export interface Store extends UserStore, SessionStore, FailureStore {
+  /** Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its server. */
+  connect(): Promise<void>;
   /** Resolves when the store can serve; rejects with `unavailable` when it cannot. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -136,6 +136,22 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       expect(await store.isSessionActive(b.id, T0)).toBe(true);
     });
 
+    test('failure counters: count up, expire after the TTL from the last failure, reset', async () => {
+      expect(await store.getFailures('acct:alice', T0)).toBeUndefined();
+      expect(await store.recordFailure('acct:alice', T0, 60_000)).toEqual({ count: 1, lastAt: T0 });
+      expect(await store.recordFailure('acct:alice', T0 + 50_000, 60_000)).toEqual({ count: 2, lastAt: T0 + 50_000 });
+      expect(await store.getFailures('acct:alice', T0 + 109_999)).toEqual({ count: 2, lastAt: T0 + 50_000 });
+      expect(await store.getFailures('acct:bob', T0)).toBeUndefined();
+      expect(await store.recordFailure('acct:alice', T0 + 110_000, 60_000)).toEqual({ count: 1, lastAt: T0 + 110_000 });
+      await store.resetFailures('acct:alice');
+      expect(await store.getFailures('acct:alice', T0 + 110_000)).toBeUndefined();
+    });
+
+    test('failure counters are atomic under concurrency', async () => {
+      const counts = await Promise.all(Array.from({ length: 30 }, () => store.recordFailure('ip:1.2.3.4', T0, 60_000)));
+      expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    });
+
     test('ping resolves while the store is up', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

@@ -1,0 +1,90 @@
+import { status } from '@grpc/grpc-js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuthService, InactiveReason, SecureService } from '../gen/auth/v1/auth_pb';
+import { generateEcPem } from '../src/core/keys';
+import { createUnaryClient } from '../src/grpc/client';
+import { startProcess, type Running } from './helpers/process';
+import { describeWithRedis } from './helpers/redis';
+import { bearer, PASSWORD, statusOf } from './helpers/server';
+
+/** Two (or more) real service processes sharing one Redis and one key file. */
+describeWithRedis('several instances on one Redis', (redis) => {
+  const running: Running[] = [];
+  let env: Record<string, string>;
+
+  const start = async () => {
+    const instance = await startProcess(env);
+    running.push(instance);
+    const address = String(instance.started.address);
+    return { instance, auth: createUnaryClient(AuthService, address), secure: createUnaryClient(SecureService, address) };
+  };
+  type Instance = Awaited<ReturnType<typeof start>>;
+  let a: Instance;
+  let b: Instance;
+
+  beforeAll(async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-multi-')), 'signing.pem');
+    writeFileSync(keyFile, generateEcPem());
+    env = { AUTH_STORE: 'redis', AUTH_REDIS_URL: redis().url, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info' };
+    [a, b] = await Promise.all([start(), start()]);
+    expect(a.instance.started).toMatchObject({ store: 'redis', kid: b.instance.started.kid });
+    await a.auth.register({ username: 'alice', password: PASSWORD });
+  });
+
+  afterAll(async () => {
+    for (const r of running) r.child.kill('SIGTERM');
+    await Promise.all(running.map((r) => r.exit));
+  });
+
+  test('users registered on A log in on B', async () => {
+    await expect(b.auth.login({ username: 'alice', password: PASSWORD })).resolves.toMatchObject({ tokenType: 'Bearer' });
+    expect(await statusOf(b.auth.register({ username: 'alice', password: PASSWORD }))).toMatchObject({ code: status.ALREADY_EXISTS });
+  });
+
+  test('log in on A, refresh on B and A; re-use of the first token on A revokes the session everywhere', async () => {
+    const t1 = await a.auth.login({ username: 'alice', password: PASSWORD });
+    const t2 = await b.auth.refresh({ refreshToken: t1.refreshToken });
+    const t3 = await a.auth.refresh({ refreshToken: t2.refreshToken });
+    // t1 is two generations old: re-use even inside the reuse interval.
+    expect(await statusOf(a.auth.refresh({ refreshToken: t1.refreshToken }))).toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(await b.auth.validate({ accessToken: t3.accessToken })).toMatchObject({ active: false, reason: InactiveReason.REVOKED });
+    expect(await statusOf(a.secure.whoAmI({}, bearer(t3.accessToken)))).toEqual({ code: status.UNAUTHENTICATED, details: 'access token is not valid: revoked' });
+    expect(await statusOf(b.auth.refresh({ refreshToken: t3.refreshToken }))).toMatchObject({ code: status.UNAUTHENTICATED });
+    const warned = running.flatMap((r) => r.lines).filter((l) => l.event === 'refresh_token_reused');
+    expect(warned).toHaveLength(1);
+  });
+
+  test('log out on B: Validate on A turns inactive at once', async () => {
+    const t = await a.auth.login({ username: 'alice', password: PASSWORD });
+    expect((await a.auth.validate({ accessToken: t.accessToken })).active).toBe(true);
+    await b.auth.logout({ refreshToken: t.refreshToken });
+    expect(await a.auth.validate({ accessToken: t.accessToken })).toMatchObject({ active: false, reason: InactiveReason.REVOKED });
+  });
+
+  test('40 concurrent refreshes of one token over both instances: one rotation, one live successor', async () => {
+    const t = await a.auth.login({ username: 'alice', password: PASSWORD });
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).auth.refresh({ refreshToken: t.refreshToken })));
+    const successors = new Set(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.refreshToken] : [])));
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(successors.size).toBe(1);
+    const { sessionId } = await a.auth.validate({ accessToken: t.accessToken });
+    const events = running.flatMap((r) => r.lines).filter((l) => l.sessionId === sessionId).map((l) => String(l.event));
+    expect(events.filter((e) => e === 'session_refreshed')).toHaveLength(1);
+    expect(events.filter((e) => e === 'refresh_retried')).toHaveLength(39);
+    const [successor] = [...successors];
+    await expect(b.auth.refresh({ refreshToken: successor! })).resolves.toBeDefined();
+  });
+
+  test('an instance killed with SIGKILL and restarted still knows every session', async () => {
+    const t = await a.auth.login({ username: 'alice', password: PASSWORD });
+    a.instance.child.kill('SIGKILL');
+    expect(await a.instance.exit).toBeNull();
+    a.auth.close();
+    a.secure.close();
+    a = await start();
+    expect((await a.auth.validate({ accessToken: t.accessToken })).active).toBe(true);
+    await expect(a.auth.refresh({ refreshToken: t.refreshToken })).resolves.toMatchObject({ tokenType: 'Bearer' });
+  });
+});
