@@ -5,7 +5,9 @@ import { systemClock, systemRandom, type Clock, type Random } from './clock.js';
 import type { Config } from './config.js';
 import { AccessTokenIssuer, AccessTokenVerifier } from './core/access-token.js';
 import { Introspector } from './core/introspector.js';
+import { LoginThrottle } from './core/login-throttle.js';
 import { createKeySet, generateEcKey, hmacSigningKey, loadEcKeyFile, type KeySet } from './core/keys.js';
+import { COMMON_PASSWORDS, PasswordDenylist, readDenylistFile } from './core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from './core/password-hasher.js';
 import { RefreshTokenCodec } from './core/refresh-token.js';
 import { RegisterFlow } from './core/register.js';
@@ -16,6 +18,7 @@ import { createAuthServer, type AuthServer } from './grpc/server.js';
 import { createLogger } from './logging.js';
 import { MemoryStore } from './store/memory-store.js';
 import { withFileUsers } from './store/file-users.js';
+import { guardStore } from './store/guarded-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { readUsersFile } from './users-file.js';
@@ -75,10 +78,12 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const keys = overrides.keys ?? loadKeys(config, log);
   const revokedRetention = (config.accessTtl + config.clockSkew) * 1000;
   const memory = overrides.store || config.store !== 'memory' ? undefined : new MemoryStore({ revokedRetention });
-  const store =
+  const store = guardStore(
     overrides.store ??
-    memory ??
-    new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention });
+      memory ??
+      new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention }),
+    config.storeTimeout * 1000,
+  );
   const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtl: config.accessTtl, clockSkew: config.clockSkew };
@@ -86,8 +91,10 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
   const refreshTokens = new RefreshTokenCodec(random);
   const users = withFileUsers(store, config.usersFile === undefined ? [] : readUsersFile(config.usersFile, clock.now()));
-  const register = new RegisterFlow({ users, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength });
-  const sessions = new SessionFlows({ users, sessions: store, hasher, accessTokens, refreshTokens, clock, random }, config);
+  const denylist = new PasswordDenylist([...COMMON_PASSWORDS, ...(config.passwordDenylistFile === undefined ? [] : readDenylistFile(config.passwordDenylistFile))]);
+  const register = new RegisterFlow({ users, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength, denylist });
+  const throttle = new LoginThrottle(store, clock);
+  const sessions = new SessionFlows({ users, sessions: store, hasher, throttle, accessTokens, refreshTokens, clock, random }, config);
 
   const server = createAuthServer({
     authService: authService({ register, sessions, introspector, jwksJson: () => keys.jwksJson }),

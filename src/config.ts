@@ -23,6 +23,7 @@ export interface Config {
   readonly registration: 'open' | 'closed';
   readonly usersFile: string | undefined;
   readonly passwordMinLength: number;
+  readonly passwordDenylistFile: string | undefined;
   readonly logLevel: LogLevel;
   /** Seconds: the most any call's work may take, whatever the client's deadline. */
   readonly callTimeout: number;
@@ -35,6 +36,8 @@ export interface Config {
   readonly redisKeyPrefix: string;
   /** Milliseconds one Redis command may take before the call fails with UNAVAILABLE. */
   readonly redisCommandTimeoutMs: number;
+  /** Seconds any one store operation may take before the call fails with UNAVAILABLE. */
+  readonly storeTimeout: number;
 }
 
 export class ConfigError extends Error {
@@ -58,6 +61,7 @@ export const configVariables = {
   AUTH_REGISTRATION: { default: 'open', secret: false },
   AUTH_USERS_FILE: { default: '(none)', secret: false },
   AUTH_PASSWORD_MIN_LENGTH: { default: '15', secret: false },
+  AUTH_PASSWORD_DENYLIST_FILE: { default: '(none: a small built-in list)', secret: false },
   AUTH_LOG_LEVEL: { default: 'info', secret: false },
   AUTH_CALL_TIMEOUT: { default: '10s', secret: false },
   AUTH_SHUTDOWN_GRACE: { default: '10s', secret: false },
@@ -66,6 +70,7 @@ export const configVariables = {
   AUTH_REDIS_URL: { default: '(none; required with AUTH_STORE=redis)', secret: true },
   AUTH_REDIS_KEY_PREFIX: { default: 'auth:', secret: false },
   AUTH_REDIS_COMMAND_TIMEOUT_MS: { default: '500', secret: false },
+  AUTH_STORE_TIMEOUT: { default: '2s', secret: false },
 } as const;
 
 export type ConfigVariable = keyof typeof configVariables;
@@ -179,6 +184,7 @@ export function loadConfig(env: Env = process.env): Config {
     registration: oneOf(env, 'AUTH_REGISTRATION', ['open', 'closed'] as const, 'open'),
     usersFile: read(env, 'AUTH_USERS_FILE'),
     passwordMinLength: integer(env, 'AUTH_PASSWORD_MIN_LENGTH', 15, 8, 64),
+    passwordDenylistFile: read(env, 'AUTH_PASSWORD_DENYLIST_FILE'),
     logLevel: oneOf(env, 'AUTH_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     callTimeout: duration(env, 'AUTH_CALL_TIMEOUT', '10', 1, 300),
     shutdownGrace: duration(env, 'AUTH_SHUTDOWN_GRACE', '10', 0, 600),
@@ -187,5 +193,6 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl,
     redisKeyPrefix,
     redisCommandTimeoutMs: integer(env, 'AUTH_REDIS_COMMAND_TIMEOUT_MS', 500, 10, 60_000),
+    storeTimeout: duration(env, 'AUTH_STORE_TIMEOUT', '2', 1, 60),
   });
 }

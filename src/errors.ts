@@ -13,6 +13,7 @@ export const authErrorCodes = [
   'invalid_refresh_token',
   'unauthenticated',
   'permission_denied',
+  'throttled',
   'overloaded',
   'unavailable',
   'deadline_exceeded',
@@ -24,12 +25,16 @@ export type AuthErrorCode = (typeof authErrorCodes)[number];
 export class AuthError extends Error {
   override readonly name = 'AuthError';
 
+  /** For `throttled` and `overloaded`: when the caller may try again (sent as the `retry-after` trailer). */
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
     readonly code: AuthErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   /** Turns anything thrown into an AuthError; unknown errors become `internal` with a generic message. */

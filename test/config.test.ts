@@ -18,6 +18,7 @@ describe('loadConfig', () => {
       registration: 'open',
       usersFile: undefined,
       passwordMinLength: 15,
+      passwordDenylistFile: undefined,
       logLevel: 'info',
       callTimeout: 10,
       shutdownGrace: 10,
@@ -26,6 +27,7 @@ describe('loadConfig', () => {
       redisUrl: undefined,
       redisKeyPrefix: 'auth:',
       redisCommandTimeoutMs: 500,
+      storeTimeout: 2,
     });
   });
 

@@ -10,6 +10,8 @@ export interface EventLog {
 /** Per-call context a flow may use: where to log and who is calling (for audit fields). */
 export interface FlowContext {
   readonly log: EventLog;
+  /** The caller's network address without the port, when known: a key for login throttling. */
+  readonly clientAddress?: string | undefined;
 }
 
 export const silentLog: EventLog = { info: () => {}, warn: () => {} };

@@ -4,10 +4,12 @@ import type { UserStore } from '../store/store.js';
 import { type PasswordPolicy, validateNewPassword, validateNewUsername } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
+import type { PasswordDenylist } from './password-denylist.js';
 import type { PasswordHasher } from './password-hasher.js';
 
 export interface RegisterOptions extends PasswordPolicy {
   readonly registration: 'open' | 'closed';
+  readonly denylist: PasswordDenylist;
 }
 
 export interface RegisterDeps {
@@ -30,6 +32,8 @@ export class RegisterFlow {
     }
     const username = validateNewUsername(rawUsername);
     const password = validateNewPassword(rawPassword, this.options);
+    if (this.options.denylist.refuses(password)) throw new AuthError('invalid_argument', 'password is too common; choose another');
+    if (password.toLowerCase() === username) throw new AuthError('invalid_argument', 'password must not be the username');
     const { users, hasher, clock, random } = this.deps;
     // Checked before hashing so a taken name costs no hash; createUser re-checks atomically.
     if (await users.findUserByUsername(username)) throw alreadyExists();

@@ -5,6 +5,7 @@ import type { AccessTokenIssuer } from './access-token.js';
 import { canonicalUsername, checkLoginFields, normalizePassword, PASSWORD_MAX, REFRESH_TOKEN_FIELD_MAX } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
+import { ACCOUNT_POLICY, ADDRESS_POLICY, type LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { RefreshTokenCodec } from './refresh-token.js';
 
@@ -30,6 +31,7 @@ export interface SessionFlowDeps {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly hasher: PasswordHasher;
+  readonly throttle: LoginThrottle;
   readonly accessTokens: AccessTokenIssuer;
   readonly refreshTokens: RefreshTokenCodec;
   readonly clock: Clock;
@@ -46,20 +48,37 @@ export class SessionFlows {
     private readonly options: SessionFlowOptions,
   ) {}
 
-  /** Checks a password and starts a session. One error for unknown user and wrong password alike. */
+  /**
+   * Checks a password and starts a session. One error for unknown user and wrong password alike;
+   * failures are counted per account and per client address, and attempts that come before the
+   * back-off has passed are refused before any hashing.
+   */
   async login(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<TokenPair> {
     checkLoginFields(rawUsername, rawPassword);
-    const { users, hasher } = this.deps;
+    const { users, hasher, throttle } = this.deps;
     const username = canonicalUsername(rawUsername);
+    // Unknown and impossible usernames are counted like real ones, under their normalised form.
+    const accountKey = `acct:${username ?? rawUsername.normalize('NFKC').toLowerCase()}`;
+    const keys = [{ key: accountKey, policy: ACCOUNT_POLICY }];
+    if (ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown') keys.push({ key: `addr:${ctx.clientAddress}`, policy: ADDRESS_POLICY });
+    try {
+      await throttle.check(keys);
+    } catch (err) {
+      ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
+      throw err;
+    }
+
     const password = normalizePassword(rawPassword);
     const user = username === undefined ? undefined : await users.findUserByUsername(username);
     // Unknown users and passwords no account can have cost one hash too, so timing tells nothing.
     const tooLong = [...password].length > PASSWORD_MAX;
     const ok = user !== undefined && !tooLong ? await hasher.verify(user.passwordHash, password) : (await hasher.verifyDummy(password), false);
     if (!user || !ok) {
+      await throttle.recordFailure(keys);
       ctx.log.info({ event: 'login_failed' }, 'login failed');
       throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
     }
+    await throttle.reset(accountKey);
 
     const { clock, random, refreshTokens, sessions, accessTokens } = this.deps;
     const now = clock.now();

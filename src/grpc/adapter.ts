@@ -2,7 +2,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type D
 import * as grpc from '@grpc/grpc-js';
 import { AuthError } from '../errors.js';
 import { callContext, type CallContext } from './call-context.js';
-import { toStatus } from './status.js';
+import { logFailure, toStatus } from './status.js';
 
 /**
  * The one bridge between protobuf-es and grpc-js: service definitions typed from the generated
@@ -88,7 +88,7 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
     };
     const fail = (err: unknown) => {
       const status = toStatus(err);
-      if (status.code === grpc.status.INTERNAL) ctx.log.error({ cause: describeCause(err) }, 'call failed');
+      logFailure(ctx.log, status.code, err);
       finish(status);
     };
 
@@ -111,11 +111,4 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
       .then(() => handler(call.request as MessageShape<DescMessage>, ctx))
       .then((response) => finish(null, create(method.output, response)), fail);
   };
-}
-
-/** Name and message of a cause, for logs: never the whole object (it may hold request data). */
-export function describeCause(err: unknown): { type: string; message: string } {
-  const cause = err instanceof AuthError && err.cause !== undefined ? err.cause : err;
-  if (cause instanceof Error) return { type: cause.name, message: cause.message };
-  return { type: typeof cause, message: 'non-error thrown' };
 }

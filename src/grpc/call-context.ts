@@ -19,8 +19,18 @@ export interface CallContext {
   readonly requestId: string;
   /** A child logger carrying the request id and method. */
   readonly log: Logger;
+  /** The client's address without the port ("unknown" when grpc-js does not know it). */
+  readonly clientAddress: string;
   /** Set by the bearer interceptor on protected methods. */
   principal: Principal | undefined;
+}
+
+/** "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1". */
+export function addressOf(peer: string): string {
+  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(peer);
+  if (bracketed) return bracketed[1]!;
+  const colon = peer.lastIndexOf(':');
+  return colon > 0 && peer.indexOf(':') === colon ? peer.slice(0, colon) : peer;
 }
 
 // grpc-js has no per-call context and AsyncLocalStorage does not survive from interceptor to
@@ -36,7 +46,7 @@ export function attachCallContext(metadata: Metadata, ctx: CallContext): void {
 export function callContext(metadata: Metadata): CallContext {
   let ctx = contexts.get(metadata);
   if (!ctx) {
-    ctx = { requestId: '-', log: fallbackLog, principal: undefined };
+    ctx = { requestId: '-', log: fallbackLog, clientAddress: 'unknown', principal: undefined };
     contexts.set(metadata, ctx);
   }
   return ctx;

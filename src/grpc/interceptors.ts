@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import type { VerifyResult } from '../core/access-token.js';
 import type { Random } from '../clock.js';
 import type { MethodPolicy } from './access-policy.js';
-import { attachCallContext, callContext, principalOf, type CallContext } from './call-context.js';
-import { toStatus } from './status.js';
+import { addressOf, attachCallContext, callContext, principalOf, type CallContext } from './call-context.js';
+import { logFailure, toStatus } from './status.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -33,7 +33,7 @@ export function loggingInterceptor(log: Logger, random: Random): ServerIntercept
           onReceiveMetadata: (metadata, nextMetadata) => {
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
-            ctx = { requestId, log: log.child({ reqId: requestId, method: method.path }), principal: undefined };
+            ctx = { requestId, log: log.child({ reqId: requestId, method: method.path }), clientAddress: addressOf(call.getPeer()), principal: undefined };
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },
@@ -107,6 +107,7 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
               (err: unknown) =>
                 settle(() => {
                   const status = toStatus(err);
+                  logFailure(callContext(metadata).log, status.code, err);
                   reject(status.code, status.details);
                 }),
             );

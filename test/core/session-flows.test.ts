@@ -2,6 +2,8 @@ import { ManualClock, systemRandom } from '../../src/clock';
 import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
 import { silentLog, type EventLog } from '../../src/core/events';
 import { Introspector } from '../../src/core/introspector';
+import { PasswordDenylist } from '../../src/core/password-denylist';
+import { LoginThrottle } from '../../src/core/login-throttle';
 import { newId } from '../../src/core/ids';
 import { createKeySet, generateEcKey } from '../../src/core/keys';
 import { RefreshTokenCodec } from '../../src/core/refresh-token';
@@ -24,11 +26,16 @@ async function setup() {
   const hasher = fastHasher();
   const deps = { users: store, sessions: store, hasher, clock, random: systemRandom };
   const flows = new SessionFlows(
-    { ...deps, accessTokens: new AccessTokenIssuer(keys, tokenOptions, clock, systemRandom), refreshTokens: new RefreshTokenCodec(systemRandom) },
+    {
+      ...deps,
+      throttle: new LoginThrottle(store, clock),
+      accessTokens: new AccessTokenIssuer(keys, tokenOptions, clock, systemRandom),
+      refreshTokens: new RefreshTokenCodec(systemRandom),
+    },
     options,
   );
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
-  await new RegisterFlow(deps, { registration: 'open', minLength: 15 }).register('alice', PASSWORD, { log: silentLog });
+  await new RegisterFlow(deps, { registration: 'open', minLength: 15, denylist: new PasswordDenylist() }).register('alice', PASSWORD, { log: silentLog });
   const events: Array<{ level: string; fields: Record<string, unknown> }> = [];
   const log: EventLog = { info: (fields) => events.push({ level: 'info', fields }), warn: (fields) => events.push({ level: 'warn', fields }) };
   const ctx = { log };

@@ -1,4 +1,7 @@
 import { status } from '@grpc/grpc-js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InactiveReason } from '../../gen/auth/v1/auth_pb';
 import { bearer, PASSWORD, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
@@ -56,13 +59,17 @@ describe('AuthService over a real grpc-js connection', () => {
       { name: 'short password', username: 'bob', password: 'short pass 14c', want: 'password must be at least 15 characters' },
       { name: 'password of 129 code points', username: 'bob', password: '😀'.repeat(129), want: 'password must be at most 128 characters' },
       { name: 'password over the byte cap', username: 'bob', password: 'x'.repeat(1025), want: 'password must be at most 1024 bytes' },
+      { name: 'a common password', username: 'bob', password: 'PasswordPassword', want: 'password is too common; choose another' },
+      { name: 'a common password in full width', username: 'bob', password: 'ｐａｓｓｗｏｒｄｐａｓｓｗｏｒｄ', want: 'password is too common; choose another' },
+      { name: 'one character repeated', username: 'bob', password: 'z'.repeat(20), want: 'password is too common; choose another' },
+      { name: 'the username as password', username: 'bobby.tables.long', password: 'Bobby.Tables.Long', want: 'password must not be the username' },
     ])('$name → INVALID_ARGUMENT', async ({ username, password, want }) => {
       expect(await statusOf(server.auth.register({ username, password }))).toEqual({ code: status.INVALID_ARGUMENT, details: want });
     });
 
     test('accepts 64 and 128 code points; counts code points after NFKC, not bytes', async () => {
-      await expect(server.auth.register({ username: 'long', password: '😀'.repeat(128) })).resolves.toBeDefined();
-      await expect(server.auth.register({ username: 'u64', password: 'p'.repeat(64) })).resolves.toBeDefined();
+      await expect(server.auth.register({ username: 'long', password: '😀😃'.repeat(64) })).resolves.toBeDefined();
+      await expect(server.auth.register({ username: 'u64', password: 'pq'.repeat(32) })).resolves.toBeDefined();
       // U+FB01 (ﬁ ligature) normalises to "fi": 14 ligatures are 28 characters under NFKC.
       await expect(server.auth.register({ username: 'ligature', password: 'ﬁ'.repeat(14) })).resolves.toBeDefined();
       await expect(server.auth.login({ username: 'ligature', password: 'fi'.repeat(14) })).resolves.toBeDefined();
@@ -75,6 +82,21 @@ describe('AuthService over a real grpc-js connection', () => {
           code: status.ALREADY_EXISTS,
           details: 'username is already taken',
         });
+      }
+    });
+
+    test('a deny-list file adds to the built-in list', async () => {
+      const file = join(mkdtempSync(join(tmpdir(), 'denylist-')), 'list.txt');
+      writeFileSync(file, 'tr0ub4dor&3 is my secret\n\n');
+      const strict = await startTestServer({ env: { AUTH_PASSWORD_DENYLIST_FILE: file } });
+      try {
+        expect(await statusOf(strict.auth.register({ username: 'dave', password: 'TR0UB4DOR&3 is my secret' }))).toEqual({
+          code: status.INVALID_ARGUMENT,
+          details: 'password is too common; choose another',
+        });
+        await expect(strict.auth.register({ username: 'dave', password: 'a perfectly fine passphrase' })).resolves.toBeDefined();
+      } finally {
+        await strict.close();
       }
     });
 

@@ -1,71 +1,114 @@
 import { status } from '@grpc/grpc-js';
-import { AuthError } from '../../src/errors';
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
+import { createUnaryClient } from '../../src/grpc/client';
 import { MemoryStore } from '../../src/store/memory-store';
 import type { Store } from '../../src/store/store';
-import { bearer, PASSWORD, registerAndLogin, startTestServer, statusOf } from '../helpers/server';
+import { bearer, PASSWORD, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
-type Mode = 'ok' | 'hang' | 'throw' | 'unavailable';
+type Mode = 'ok' | 'hang' | 'throw' | 'lose-reply';
+type Op = Exclude<keyof Store, 'close' | 'connect'>;
 
-/** A memory store whose every method can be made to hang or fail. */
-function faultyStore(): { store: Store; set(mode: Mode): void } {
+/** A memory store whose chosen operations hang, throw, or do their work and then throw. */
+function faultyStore() {
   const inner = new MemoryStore({ revokedRetention: 60_000 });
-  let mode: Mode = 'ok';
+  const faults = new Map<string, Mode>();
   const store = new Proxy(inner, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function' || prop === 'close') return value;
+      if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
-        if (mode === 'hang') return new Promise(() => {});
-        if (mode === 'throw') return Promise.reject(new TypeError('boom: secret detail'));
-        if (mode === 'unavailable') return Promise.reject(new AuthError('unavailable', 'session store unavailable'));
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        const run = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        switch (faults.get(String(prop)) ?? 'ok') {
+          case 'hang':
+            return new Promise(() => {});
+          case 'throw':
+            return Promise.reject(new TypeError('boom: secret detail'));
+          case 'lose-reply':
+            return run().then(() => Promise.reject(new Error('connection reset after the write')));
+          default:
+            return run();
+        }
       };
     },
-  });
-  return { store, set: (m) => (mode = m) };
+  }) as Store;
+  return { store, inner, fail: (op: Op, mode: Mode) => faults.set(op, mode), heal: () => faults.clear() };
 }
 
-describe('a store that fails', () => {
+describe('a store that fails inside', () => {
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
   beforeAll(() => process.on('unhandledRejection', onUnhandled));
   afterAll(() => process.off('unhandledRejection', onUnhandled));
 
-  test.each([
-    { mode: 'hang' as const, code: status.DEADLINE_EXCEEDED, details: 'the call took too long' },
-    { mode: 'throw' as const, code: status.INTERNAL, details: 'internal error' },
-    { mode: 'unavailable' as const, code: status.UNAVAILABLE, details: 'session store unavailable' },
-  ])('$mode: every RPC that touches the store ends with $code, then recovers', async ({ mode, code, details }) => {
-    const faulty = faultyStore();
-    const server = await startTestServer({ store: faulty.store, env: { AUTH_CALL_TIMEOUT: '1' } });
+  let faulty: ReturnType<typeof faultyStore>;
+  let server: TestServer;
+  let tokens: { accessToken: string; refreshToken: string };
+  beforeEach(async () => {
+    faulty = faultyStore();
+    server = await startTestServer({ store: faulty.store, env: { AUTH_STORE_TIMEOUT: '1' } });
+    tokens = await registerAndLogin(server);
+  });
+  afterEach(async () => {
+    faulty.heal();
+    await server.close();
+    expect(unhandled).toEqual([]);
+  });
+
+  // Every store operation, the RPCs that use it, for each way of failing.
+  const calls: Record<Op, Array<[string, (s: TestServer) => Promise<unknown>]>> = {
+    createUser: [['Register', (s) => s.auth.register({ username: 'bob', password: PASSWORD })]],
+    findUserByUsername: [
+      ['Register', (s) => s.auth.register({ username: 'bob', password: PASSWORD })],
+      ['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })],
+    ],
+    createSession: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    rotateRefreshToken: [['Refresh', (s) => s.auth.refresh({ refreshToken: tokens.refreshToken })]],
+    revokeSessionByRefreshToken: [['Logout', (s) => s.auth.logout({ refreshToken: tokens.refreshToken })]],
+    isSessionActive: [
+      ['Validate', (s) => s.auth.validate({ accessToken: tokens.accessToken })],
+      ['WhoAmI', (s) => s.secure.whoAmI({}, bearer(tokens.accessToken))],
+    ],
+    recordFailure: [['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })]],
+    getFailures: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    resetFailures: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    ping: [],
+  };
+  const rows = (Object.entries(calls) as Array<[Op, Array<[string, (s: TestServer) => Promise<unknown>]>]>).flatMap(([op, rpcs]) =>
+    rpcs.flatMap(([rpc, call]) => (['hang', 'throw'] as const).map((mode) => ({ op, rpc, call, mode }))),
+  );
+
+  test.each(rows)('$op $mode → $rpc fails with UNAVAILABLE within the store timeout', async ({ op, call, mode }) => {
+    faulty.fail(op, mode);
+    const t0 = Date.now();
+    expect(await statusOf(call(server))).toEqual({ code: status.UNAVAILABLE, details: 'session store unavailable' });
+    expect(Date.now() - t0).toBeLessThan(2500);
+    faulty.heal();
+    // Nothing was half-written: the session still works as before.
+    expect((await server.auth.validate({ accessToken: tokens.accessToken })).active).toBe(true);
+    await expect(server.auth.refresh({ refreshToken: tokens.refreshToken })).resolves.toBeDefined();
+    const failure = server.logs.entries.find((e) => e.msg === 'call failed: store unavailable');
+    expect(failure).toMatchObject({ level: 'warn', cause: { type: mode === 'throw' ? 'TypeError' : 'Error' } });
+    expect(server.logs.text).not.toContain('"stack"');
+  });
+
+  test('a rotation whose reply is lost: the retry gets the successor the store kept, not a revocation', async () => {
+    faulty.fail('rotateRefreshToken', 'lose-reply');
+    expect((await statusOf(server.auth.refresh({ refreshToken: tokens.refreshToken }))).code).toBe(status.UNAVAILABLE);
+    faulty.heal();
+    const retried = await server.auth.refresh({ refreshToken: tokens.refreshToken });
+    await expect(server.auth.refresh({ refreshToken: retried.refreshToken })).resolves.toBeDefined();
+  });
+
+  test('ping failing turns health NOT_SERVING', async () => {
+    const health = createUnaryClient(Health, server.address);
     try {
-      const tokens = await registerAndLogin(server);
-      faulty.set(mode);
-      const calls = [
-        server.auth.register({ username: 'bob', password: PASSWORD }),
-        server.auth.login({ username: 'alice', password: PASSWORD }),
-        server.auth.refresh({ refreshToken: tokens.refreshToken }),
-        server.auth.validate({ accessToken: tokens.accessToken }),
-        server.auth.logout({ refreshToken: tokens.refreshToken }),
-      ];
-      for (const call of calls) expect(await statusOf(call)).toEqual({ code, details });
-      // The interceptor's revocation check fails closed, with the same status.
-      expect(await statusOf(server.secure.whoAmI({}, bearer(tokens.accessToken)))).toEqual(
-        mode === 'hang' ? { code: status.DEADLINE_EXCEEDED, details: expect.any(String) } : { code, details },
-      );
-      faulty.set('ok');
-      // Nothing was half-written: the old refresh token still rotates exactly once.
-      await expect(server.auth.refresh({ refreshToken: tokens.refreshToken })).resolves.toBeDefined();
-      if (mode === 'throw') {
-        // Operators see what broke (type and message, never a stack); the caller saw only "internal error".
-        const failure = server.logs.entries.find((e) => e.msg === 'call failed');
-        expect(failure).toMatchObject({ level: 'error', cause: { type: 'TypeError', message: 'boom: secret detail' } });
-        expect(server.logs.text).not.toContain('stack');
+      faulty.fail('ping', 'throw');
+      for (let i = 0; i < 40 && (await health.check({ service: '' })).status !== ServingStatus.NOT_SERVING; i++) {
+        await new Promise((r) => setTimeout(r, 100));
       }
-      expect(unhandled).toEqual([]);
+      expect((await health.check({ service: '' })).status).toBe(ServingStatus.NOT_SERVING);
     } finally {
-      faulty.set('ok');
-      await server.close();
+      health.close();
     }
-  }, 30_000);
+  });
 });

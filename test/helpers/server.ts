@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/clock';
 import { composeService, type AuthServiceApp } from '../../src/compose';
 import { loadConfig, type Env } from '../../src/config';
 import { createKeySet, generateEcKey, type KeySet } from '../../src/core/keys';
-import { Argon2Hasher } from '../../src/core/password-hasher';
+import { Argon2Hasher, type PasswordHasher } from '../../src/core/password-hasher';
 import { createUnaryClient, type UnaryClient } from '../../src/grpc/client';
 import { routeGrpcJsLogs } from '../../src/grpc/grpc-js-logs';
 import { createLogger } from '../../src/logging';
@@ -44,6 +44,7 @@ export interface TestServerOptions {
   readonly clock?: ManualClock;
   readonly store?: Store;
   readonly keys?: KeySet;
+  readonly hasher?: PasswordHasher;
 }
 
 /** The real service in-process on 127.0.0.1:0 with a manual clock and real grpc-js clients. */
@@ -54,7 +55,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const app = composeService(config, {
     clock,
     log: createLogger(config.logLevel, logs),
-    hasher: fastHasher(),
+    hasher: options.hasher ?? fastHasher(),
     // A fresh key without the development-mode warning; HS256 and key files go through config.
     keys: options.keys ?? (config.jwtAlg === 'ES256' && config.signingKeyFile === undefined ? createKeySet([generateEcKey()]) : undefined),
     ...(options.store ? { store: options.store } : {}),
