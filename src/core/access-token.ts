@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
 import type { Clock, Random } from '../clock.js';
+import { hasDuplicateTopLevelKeys } from './json-keys.js';
 import type { KeySet } from './keys.js';
 
 /** The claims of a verified access token (RFC 9068 section 2.2 plus `sid`, `username`, `roles`). */
@@ -123,10 +124,13 @@ export class AccessTokenVerifier {
       return invalid('malformed');
     }
     const [headerPart, payloadPart] = token.split('.', 2) as [string, string];
-    const header: unknown = JSON.parse(Buffer.from(headerPart, 'base64url').toString('utf8'));
+    const headerJson = Buffer.from(headerPart, 'base64url').toString('utf8');
+    const payloadJson = Buffer.from(payloadPart, 'base64url').toString('utf8');
+    const header: unknown = JSON.parse(headerJson);
     if (!isPlainObject(header)) return invalid('malformed');
     // jsonwebtoken verifies a string or number payload and then reports a misleading claim error.
-    if (!isPlainObject(JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')))) return invalid('malformed');
+    if (!isPlainObject(JSON.parse(payloadJson))) return invalid('malformed');
+    if (hasDuplicateTopLevelKeys(headerJson) || hasDuplicateTopLevelKeys(payloadJson)) return invalid('malformed');
     if (FORBIDDEN_HEADERS.some((name) => name in header)) return invalid('malformed');
     // The algorithm is pinned to the key set's; "none" and algorithm confusion end here.
     if (header.alg !== this.keys.alg) return invalid('wrong_algorithm');
