@@ -123,7 +123,10 @@ export class AccessTokenVerifier {
     if (typeof token !== 'string' || token.length > MAX_ACCESS_TOKEN_LENGTH || !BASE64URL_JWT.test(token)) {
       return invalid('malformed');
     }
-    const [headerPart, payloadPart] = token.split('.', 2) as [string, string];
+    const [headerPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
+    // base64url leaves spare bits in the last character: "…Bw" and "…Bx" decode to the same
+    // signature. Only the canonical spelling is accepted, so no two strings are one valid token.
+    if (Buffer.from(signaturePart, 'base64url').toString('base64url') !== signaturePart) return invalid('malformed');
     const headerJson = Buffer.from(headerPart, 'base64url').toString('utf8');
     const payloadJson = Buffer.from(payloadPart, 'base64url').toString('utf8');
     const header: unknown = JSON.parse(headerJson);
