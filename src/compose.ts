@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ServerOptions } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { systemClock, systemRandom, type Clock, type Random } from './clock.js';
 import type { Config } from './config.js';
@@ -31,6 +32,8 @@ export interface ServiceOverrides {
   readonly store?: Store;
   readonly hasher?: PasswordHasher;
   readonly keys?: KeySet;
+  /** grpc-js options over the built-in limits. */
+  readonly serverOptions?: ServerOptions;
 }
 
 export interface AuthServiceApp {
@@ -104,6 +107,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     log,
     random,
     callTimeout: config.callTimeout,
+    ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
   });
 
   // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.

@@ -37,6 +37,8 @@ export interface ServerParts {
   readonly random: Random;
   /** Seconds. */
   readonly callTimeout: number;
+  /** grpc-js options over `serverLimits` (tests shorten the idle limit, for one). */
+  readonly serverOptions?: grpc.ServerOptions;
 }
 
 export interface AuthServer {
@@ -72,6 +74,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
 
   const grpcServer = new grpc.Server({
     ...serverLimits,
+    ...parts.serverOptions,
     interceptors: [
       loggingInterceptor(parts.log, parts.random),
       bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 }),

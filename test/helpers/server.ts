@@ -1,4 +1,4 @@
-import { Metadata } from '@grpc/grpc-js';
+import { Metadata, type ServerOptions } from '@grpc/grpc-js';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
 import { composeService, type AuthServiceApp } from '../../src/compose';
@@ -45,6 +45,7 @@ export interface TestServerOptions {
   readonly store?: Store;
   readonly keys?: KeySet;
   readonly hasher?: PasswordHasher;
+  readonly serverOptions?: ServerOptions;
 }
 
 /** The real service in-process on 127.0.0.1:0 with a manual clock and real grpc-js clients. */
@@ -59,6 +60,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // A fresh key without the development-mode warning; HS256 and key files go through config.
     keys: options.keys ?? (config.jwtAlg === 'ES256' && config.signingKeyFile === undefined ? createKeySet([generateEcKey()]) : undefined),
     ...(options.store ? { store: options.store } : {}),
+    ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   });
   // grpc-js has one process-wide logger: its diagnostics join this server's capture, scrubbed.
   routeGrpcJsLogs(app.log);
