@@ -1,31 +1,15 @@
 import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
-import type { FailureStore } from '../store/store.js';
+import { backoffDelay, type AttemptOutcome, type AttemptStore, type BackoffPolicy } from '../store/store.js';
 
-/** How failed logins slow further attempts down, per key (an account, a client address). */
-export interface ThrottlePolicy {
-  /** Failures allowed before any delay. */
-  readonly freeFailures: number;
-  /** Delay after the first counted failure; doubles with each further one. */
-  readonly baseDelayMs: number;
-  /** The delay never grows past this, so a real user is never kept out long. */
-  readonly maxDelayMs: number;
-  /** NIST SP 800-63B section 5.2.2: at most 100 consecutive failures; past it, no more guesses until the count expires. */
-  readonly maxFailures: number;
-  /** A count is forgotten this long after its last failure. */
-  readonly windowMs: number;
-}
+export type ThrottlePolicy = BackoffPolicy;
 
 export const ACCOUNT_POLICY: ThrottlePolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000 };
 /** A client address may try many accounts (a shared NAT), so it gets more room before delays. */
 export const ADDRESS_POLICY: ThrottlePolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000 };
 
-/** Milliseconds after the last failure before the next attempt is allowed. */
-export function delayAfter(failures: number, policy: ThrottlePolicy): number {
-  if (failures >= policy.maxFailures) return policy.windowMs;
-  if (failures < policy.freeFailures) return 0;
-  return Math.min(policy.baseDelayMs * 2 ** Math.min(failures - policy.freeFailures, 30), policy.maxDelayMs);
-}
+/** Milliseconds after the last attempt before the next one is allowed. */
+export const delayAfter = backoffDelay;
 
 export interface ThrottleKey {
   readonly key: string;
@@ -33,35 +17,48 @@ export interface ThrottleKey {
 }
 
 /**
- * Counts failed logins in the store (so every instance sees them) and refuses attempts that come
- * before their back-off has passed, with `throttled` and the wait in seconds. Unknown usernames
- * are keys like any other: whether an account exists never changes when throttling starts.
+ * Throttles logins by key (an account, a client address) with exponential back-off, in the store
+ * so every instance shares it. Each attempt is reserved before the password is hashed and counts
+ * as a failure until it ends, so parallel guesses are throttled like sequential ones. Refused
+ * attempts are not counted: an attacker's flood cannot lengthen a real user's wait. Unknown
+ * usernames are keys like any other: whether an account exists never changes when throttling starts.
  */
 export class LoginThrottle {
   constructor(
-    private readonly store: FailureStore,
+    private readonly store: AttemptStore,
     private readonly clock: Clock,
   ) {}
 
-  async check(keys: readonly ThrottleKey[]): Promise<void> {
+  /** Reserves an attempt on every key, or throws `throttled` with the wait (reserving nothing). */
+  async begin(keys: readonly ThrottleKey[]): Promise<ThrottleAttempt> {
     const now = this.clock.now();
-    const counts = await Promise.all(keys.map(({ key }) => this.store.getFailures(key, now)));
-    let retryAt = 0;
-    counts.forEach((count, i) => {
-      if (count) retryAt = Math.max(retryAt, count.lastAt + delayAfter(count.count, keys[i]!.policy));
-    });
-    if (retryAt > now) {
-      const seconds = Math.ceil((retryAt - now) / 1000);
+    const grants = await Promise.all(keys.map((k) => this.store.beginAttempt(k.key, now, k.policy)));
+    const refused = grants.flatMap((g) => (g.allowed ? [] : [g.retryAt]));
+    const end = (outcomeOf: (k: ThrottleKey) => AttemptOutcome, only = (_: number) => true) =>
+      Promise.all(keys.map((k, i) => (only(i) ? this.store.endAttempt(k.key, this.clock.now(), k.policy, outcomeOf(k)) : undefined))).then(() => {});
+    if (refused.length > 0) {
+      await end(() => 'released', (i) => grants[i]!.allowed);
+      const seconds = Math.ceil((Math.max(...refused) - now) / 1000);
       throw new AuthError('throttled', `too many failed logins; retry in ${seconds} s`, { retryAfterSeconds: seconds });
     }
+    let ended = false;
+    const once = (outcomeOf: (k: ThrottleKey) => AttemptOutcome) => {
+      if (ended) return Promise.resolve();
+      ended = true;
+      return end(outcomeOf);
+    };
+    return {
+      failed: () => once(() => 'failed'),
+      // A success clears the account; the address's attempt simply ends.
+      succeeded: (accountKey) => once((k) => (k.key === accountKey ? 'succeeded' : 'released')),
+      release: () => once(() => 'released'),
+    };
   }
+}
 
-  async recordFailure(keys: readonly ThrottleKey[]): Promise<void> {
-    const now = this.clock.now();
-    await Promise.all(keys.map(({ key, policy }) => this.store.recordFailure(key, now, policy.windowMs)));
-  }
-
-  async reset(key: string): Promise<void> {
-    await this.store.resetFailures(key);
-  }
+export interface ThrottleAttempt {
+  failed(): Promise<void>;
+  succeeded(accountKey: string): Promise<void>;
+  /** Ends the attempt without counting it (the call failed for another reason). Idempotent. */
+  release(): Promise<void>;
 }

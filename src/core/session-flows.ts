@@ -1,6 +1,6 @@
 import type { Clock, Random } from '../clock.js';
 import { AuthError } from '../errors.js';
-import type { SessionStore, UserStore } from '../store/store.js';
+import type { SessionStore, UserRecord, UserStore } from '../store/store.js';
 import type { AccessTokenIssuer } from './access-token.js';
 import { canonicalUsername, checkLoginFields, normalizePassword, PASSWORD_MAX, REFRESH_TOKEN_FIELD_MAX } from './credentials.js';
 import type { FlowContext } from './events.js';
@@ -61,25 +61,33 @@ export class SessionFlows {
     const accountKey = `acct:${username ?? rawUsername.normalize('NFKC').toLowerCase()}`;
     const keys = [{ key: accountKey, policy: ACCOUNT_POLICY }];
     if (ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown') keys.push({ key: `addr:${ctx.clientAddress}`, policy: ADDRESS_POLICY });
+    let attempt;
     try {
-      await throttle.check(keys);
+      attempt = await throttle.begin(keys);
     } catch (err) {
-      ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
+      if (err instanceof AuthError && err.code === 'throttled') ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
       throw err;
     }
-
-    const password = normalizePassword(rawPassword);
-    const user = username === undefined ? undefined : await users.findUserByUsername(username);
-    // Unknown users and passwords no account can have cost one hash too, so timing tells nothing.
-    const tooLong = [...password].length > PASSWORD_MAX;
-    const ok = user !== undefined && !tooLong ? await hasher.verify(user.passwordHash, password) : (await hasher.verifyDummy(password), false);
-    if (!user || !ok) {
-      await throttle.recordFailure(keys);
-      ctx.log.info({ event: 'login_failed' }, 'login failed');
-      throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
+    try {
+      const password = normalizePassword(rawPassword);
+      const user = username === undefined ? undefined : await users.findUserByUsername(username);
+      // Unknown users and passwords no account can have cost one hash too, so timing tells nothing.
+      const tooLong = [...password].length > PASSWORD_MAX;
+      const ok = user !== undefined && !tooLong ? await hasher.verify(user.passwordHash, password) : (await hasher.verifyDummy(password), false);
+      if (!user || !ok) {
+        await attempt.failed();
+        ctx.log.info({ event: 'login_failed' }, 'login failed');
+        throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
+      }
+      await attempt.succeeded(accountKey);
+      return await this.startSession(user, ctx);
+    } finally {
+      // Any other failure (store, overload, deadline) ends the attempt uncounted.
+      await attempt.release().catch(() => {});
     }
-    await throttle.reset(accountKey);
+  }
 
+  private async startSession(user: UserRecord, ctx: FlowContext): Promise<TokenPair> {
     const { clock, random, refreshTokens, sessions, accessTokens } = this.deps;
     const now = clock.now();
     const session = {

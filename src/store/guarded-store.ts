@@ -35,9 +35,8 @@ export function guardStore(store: Store, timeoutMs: number): Store {
     rotateRefreshToken: guard(store.rotateRefreshToken),
     revokeSessionByRefreshToken: guard(store.revokeSessionByRefreshToken),
     isSessionActive: guard(store.isSessionActive),
-    recordFailure: guard(store.recordFailure),
-    getFailures: guard(store.getFailures),
-    resetFailures: guard(store.resetFailures),
+    beginAttempt: guard(store.beginAttempt),
+    endAttempt: guard(store.endAttempt),
     connect: guard(store.connect),
     ping: guard(store.ping),
     // Closing is not a call's work; it must run to the end.

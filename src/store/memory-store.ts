@@ -1,4 +1,4 @@
-import type { FailureCount, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
+import { backoffDelay, type AttemptGrant, type AttemptOutcome, type BackoffPolicy, type NewSession, type RefreshTokenRef, type RotateRequest, type RotateResult, type SessionRecord, type Store, type UserRecord } from './store.js';
 
 interface SessionEntry {
   readonly record: SessionRecord;
@@ -32,7 +32,7 @@ export class MemoryStore implements Store {
   private readonly users = new Map<string, UserRecord>();
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly tokens = new Map<string, TokenEntry>();
-  private readonly failures = new Map<string, { count: number; lastAt: number; expiresAt: number }>();
+  private readonly attempts = new Map<string, { failures: number; inFlight: number; lastAt: number; expiresAt: number }>();
 
   constructor(private readonly options: MemoryStoreOptions) {}
 
@@ -89,20 +89,27 @@ export class MemoryStore implements Store {
     return session !== undefined && session.revokedAt === 0 && now < session.record.expiresAt;
   }
 
-  async recordFailure(key: string, now: number, ttl: number): Promise<FailureCount> {
-    const previous = this.failures.get(key);
-    const count = previous && now < previous.expiresAt ? previous.count + 1 : 1;
-    this.failures.set(key, { count, lastAt: now, expiresAt: now + ttl });
-    return { count, lastAt: now };
+  async beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant> {
+    let entry = this.attempts.get(key);
+    if (entry && now >= entry.expiresAt) entry = undefined;
+    const retryAt = entry ? entry.lastAt + backoffDelay(entry.failures + entry.inFlight, policy) : 0;
+    if (now < retryAt) return { allowed: false, retryAt };
+    this.attempts.set(key, { failures: entry?.failures ?? 0, inFlight: (entry?.inFlight ?? 0) + 1, lastAt: now, expiresAt: now + policy.windowMs });
+    return { allowed: true };
   }
 
-  async getFailures(key: string, now: number): Promise<FailureCount | undefined> {
-    const entry = this.failures.get(key);
-    return entry && now < entry.expiresAt ? { count: entry.count, lastAt: entry.lastAt } : undefined;
-  }
-
-  async resetFailures(key: string): Promise<void> {
-    this.failures.delete(key);
+  async endAttempt(key: string, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
+    const entry = this.attempts.get(key);
+    if (!entry) return;
+    if (outcome === 'succeeded') {
+      this.attempts.delete(key);
+      return;
+    }
+    entry.inFlight = Math.max(0, entry.inFlight - 1);
+    if (outcome === 'released') return;
+    entry.failures++;
+    entry.lastAt = now;
+    entry.expiresAt = now + policy.windowMs;
   }
 
   /** The token's entry, if it exists and belongs to the session it names. */
@@ -134,7 +141,7 @@ export class MemoryStore implements Store {
         tokens++;
       }
     }
-    for (const [key, entry] of this.failures) if (now >= entry.expiresAt) this.failures.delete(key);
+    for (const [key, entry] of this.attempts) if (now >= entry.expiresAt) this.attempts.delete(key);
     return { sessions, tokens };
   }
 

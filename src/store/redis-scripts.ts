@@ -7,7 +7,7 @@
  *   P{<sid>}:s           hash  session: userId username roles createdAt expiresAt revokedAt
  *   P{<sid>}:t:<hash>    hash  refresh token: expiresAt rotatedAt successor sealed
  *   Pu:{<username>}      string user record (JSON); users do not expire
- *   Pf:{<key>}           hash  failure counter: count lastAt expiresAt
+ *   Pa:{<key>}           hash  login attempts: failures inFlight lastAt expiresAt
  * Times are milliseconds passed in by the caller; PEXPIREAT only lets Redis forget what is over.
  */
 
@@ -59,14 +59,43 @@ end
 return 1
 `;
 
-/** KEYS: counter. ARGV: now, ttl. Returns {count, lastAt}. */
-export const RECORD_FAILURE = `
+/**
+ * KEYS: attempts. ARGV: now, freeFailures, baseDelayMs, maxDelayMs, maxFailures, windowMs.
+ * Returns 0 when allowed (and records the attempt as in flight), else the time it is allowed at.
+ * Mirrors backoffDelay() in store.ts.
+ */
+export const BEGIN_ATTEMPT = `
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'count', 'expiresAt')
-local count = 1
-if f[1] and now < tonumber(f[2]) then count = tonumber(f[1]) + 1 end
-local expiresAt = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'count', count, 'lastAt', now, 'expiresAt', expiresAt)
-redis.call('PEXPIREAT', KEYS[1], expiresAt)
-return {count, now}
+local free, base, maxDelay, maxFailures, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local a = redis.call('HMGET', KEYS[1], 'failures', 'inFlight', 'lastAt', 'expiresAt')
+local failures, inFlight, lastAt = 0, 0, 0
+if a[1] and now < tonumber(a[4]) then
+  failures, inFlight, lastAt = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
+  local n = failures + inFlight
+  local delay = 0
+  if n >= maxFailures then delay = window
+  elseif n >= free then delay = math.min(base * 2 ^ math.min(n - free, 30), maxDelay) end
+  if now < lastAt + delay then return lastAt + delay end
+end
+redis.call('HSET', KEYS[1], 'failures', failures, 'inFlight', inFlight + 1, 'lastAt', now, 'expiresAt', now + window)
+redis.call('PEXPIREAT', KEYS[1], now + window)
+return 0
+`;
+
+/** KEYS: attempts. ARGV: now, windowMs, outcome ('failed' | 'succeeded' | 'released'). */
+export const END_ATTEMPT = `
+if ARGV[3] == 'succeeded' then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local a = redis.call('HMGET', KEYS[1], 'failures', 'inFlight')
+if not a[1] then return 0 end
+if ARGV[3] == 'released' then
+  redis.call('HSET', KEYS[1], 'inFlight', math.max(0, tonumber(a[2]) - 1))
+  return 0
+end
+local now = tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'failures', tonumber(a[1]) + 1, 'inFlight', math.max(0, tonumber(a[2]) - 1), 'lastAt', now, 'expiresAt', now + tonumber(ARGV[2]))
+redis.call('PEXPIREAT', KEYS[1], now + tonumber(ARGV[2]))
+return 0
 `;

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { AuthError } from '../errors.js';
-import { RECORD_FAILURE, REVOKE, ROTATE } from './redis-scripts.js';
-import type { FailureCount, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
+import { BEGIN_ATTEMPT, END_ATTEMPT, REVOKE, ROTATE } from './redis-scripts.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
 
 export interface RedisStoreOptions {
   /** redis:// or rediss:// URL. */
@@ -19,12 +19,13 @@ type Reply = Array<string | number | null>;
 interface ScriptCommands {
   authRotate(...args: Array<string | number>): Promise<Reply>;
   authRevoke(...args: Array<string | number>): Promise<number>;
-  authRecordFailure(...args: Array<string | number>): Promise<[number, number]>;
+  authBeginAttempt(...args: Array<string | number>): Promise<number>;
+  authEndAttempt(...args: Array<string | number>): Promise<number>;
 }
 
 /**
  * The shared store for several instances, on Redis. Rotation, re-use detection, logout and
- * failure counters are Lua scripts (atomic); keys of a session share a hash tag (one Cluster
+ * login-attempt counters are Lua scripts (atomic); keys of a session share a hash tag (one Cluster
  * slot) and expire on their own. Redis down or slow fails calls at once with `unavailable`:
  * no offline queue, no retries inside a call, a bounded command time; ioredis reconnects in the
  * background, so the service recovers by itself. Only this module imports ioredis.
@@ -49,7 +50,8 @@ export class RedisStore implements Store {
     redis.on('error', () => {});
     redis.defineCommand('authRotate', { numberOfKeys: 3, lua: ROTATE });
     redis.defineCommand('authRevoke', { numberOfKeys: 2, lua: REVOKE });
-    redis.defineCommand('authRecordFailure', { numberOfKeys: 1, lua: RECORD_FAILURE });
+    redis.defineCommand('authBeginAttempt', { numberOfKeys: 1, lua: BEGIN_ATTEMPT });
+    redis.defineCommand('authEndAttempt', { numberOfKeys: 1, lua: END_ATTEMPT });
     this.redis = redis as Redis & ScriptCommands;
   }
 
@@ -158,18 +160,18 @@ export class RedisStore implements Store {
     return expiresAt !== null && revokedAt === '0' && now < Number(expiresAt);
   }
 
-  async recordFailure(key: string, now: number, ttl: number): Promise<FailureCount> {
-    const [count, lastAt] = await this.call(() => this.redis.authRecordFailure(`${this.prefix}f:{${key}}`, now, ttl));
-    return { count: Number(count), lastAt: Number(lastAt) };
+  async beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant> {
+    const { freeFailures, baseDelayMs, maxDelayMs, maxFailures, windowMs } = policy;
+    const retryAt = await this.call(() => this.redis.authBeginAttempt(this.attemptKey(key), now, freeFailures, baseDelayMs, maxDelayMs, maxFailures, windowMs));
+    return retryAt === 0 ? { allowed: true } : { allowed: false, retryAt: Number(retryAt) };
   }
 
-  async getFailures(key: string, now: number): Promise<FailureCount | undefined> {
-    const [count, lastAt, expiresAt] = await this.call(() => this.redis.hmget(`${this.prefix}f:{${key}}`, 'count', 'lastAt', 'expiresAt'));
-    return count !== null && now < Number(expiresAt) ? { count: Number(count), lastAt: Number(lastAt) } : undefined;
+  async endAttempt(key: string, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
+    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), now, policy.windowMs, outcome));
   }
 
-  async resetFailures(key: string): Promise<void> {
-    await this.call(() => this.redis.del(`${this.prefix}f:{${key}}`));
+  private attemptKey(key: string): string {
+    return `${this.prefix}a:{${key}}`;
   }
 
   async ping(): Promise<void> {

@@ -83,21 +83,46 @@ export interface SessionStore {
   isSessionActive(sessionId: string, now: number): Promise<boolean>;
 }
 
-/** Consecutive failed logins of one key (an account, a client address), for throttling. */
-export interface FailureCount {
-  readonly count: number;
-  /** When the last failure was recorded (ms). */
-  readonly lastAt: number;
+/** How failed logins slow further attempts down, per key (an account, a client address). */
+export interface BackoffPolicy {
+  /** Failures allowed before any wait. */
+  readonly freeFailures: number;
+  /** Wait after the first counted failure; doubles with each further one. */
+  readonly baseDelayMs: number;
+  /** The wait never grows past this, so a real user is never kept out long. */
+  readonly maxDelayMs: number;
+  /** NIST SP 800-63B section 5.2.2: at most this many consecutive failures; past it, no attempts until the count expires. */
+  readonly maxFailures: number;
+  /** A count is forgotten this long after its last attempt. */
+  readonly windowMs: number;
 }
 
-export interface FailureStore {
-  /** Adds one failure atomically; the count is forgotten `ttl` ms after the last failure. */
-  recordFailure(key: string, now: number, ttl: number): Promise<FailureCount>;
-  getFailures(key: string, now: number): Promise<FailureCount | undefined>;
-  resetFailures(key: string): Promise<void>;
+/** Milliseconds after the last attempt before another one is allowed, given the failures so far. */
+export function backoffDelay(failures: number, policy: BackoffPolicy): number {
+  if (failures >= policy.maxFailures) return policy.windowMs;
+  if (failures < policy.freeFailures) return 0;
+  return Math.min(policy.baseDelayMs * 2 ** Math.min(failures - policy.freeFailures, 30), policy.maxDelayMs);
 }
 
-export interface Store extends UserStore, SessionStore, FailureStore {
+export type AttemptOutcome = 'failed' | 'succeeded' | 'released';
+
+export type AttemptGrant = { readonly allowed: true } | { readonly allowed: false; readonly retryAt: number };
+
+/**
+ * Login attempts per key, reserved atomically so that a burst of parallel guesses is throttled
+ * like a sequence: attempts in flight count as failures until they end.
+ */
+export interface AttemptStore {
+  /**
+   * Allows the attempt when `now` is past the back-off of (failures + attempts in flight) since
+   * the last attempt, and then records it as in flight; otherwise changes nothing.
+   */
+  beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant>;
+  /** Ends an allowed attempt: a failure is counted, a success clears the key, a release only ends it. */
+  endAttempt(key: string, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void>;
+}
+
+export interface Store extends UserStore, SessionStore, AttemptStore {
   /** Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its server. */
   connect(): Promise<void>;
   /** Resolves when the store can serve; rejects with `unavailable` when it cannot. */

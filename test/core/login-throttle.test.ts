@@ -86,6 +86,15 @@ describe('login throttling over gRPC', () => {
     expect(await attempt('alice', PASSWORD)).toBe('OK');
   });
 
+  test('a burst of parallel guesses is throttled like a sequence: five get through, no more', async () => {
+    const outcomes = await Promise.all(Array.from({ length: 40 }, () => attempt('alice', 'wrong password number one')));
+    expect(outcomes.filter((o) => o.startsWith('UNAUTHENTICATED'))).toHaveLength(5);
+    expect(outcomes.filter((o) => o.startsWith('RESOURCE_EXHAUSTED'))).toHaveLength(35);
+    // The refused 35 were not counted: the wait is the one five failures earn.
+    server.clock.advance(1000);
+    expect(await attempt('alice', PASSWORD)).toBe('OK');
+  });
+
   test('one client address guessing across many accounts is throttled after 20 failures', async () => {
     for (let i = 0; i < 20; i++) expect(await attempt(`user${i}`, 'wrong password number one')).toMatch(/^UNAUTHENTICATED/);
     expect(await attempt('alice', PASSWORD)).toBe('RESOURCE_EXHAUSTED: too many failed logins; retry in 1 s');
@@ -102,10 +111,14 @@ describe('LoginThrottle limits', () => {
     const clock = new ManualClock();
     const throttle = new LoginThrottle(new MemoryStore({ revokedRetention: 1 }), clock);
     const keys = [{ key: 'acct:alice', policy: ACCOUNT_POLICY }];
-    for (let i = 0; i < 100; i++) await throttle.recordFailure(keys);
-    await expect(throttle.check(keys)).rejects.toMatchObject({ code: 'throttled', retryAfterSeconds: 86_400 });
+    for (let i = 0; i < 100; i++) {
+      await (await throttle.begin(keys)).failed();
+      clock.advance(15 * 60_000);
+    }
+    clock.advance(-15 * 60_000);
+    await expect(throttle.begin(keys)).rejects.toMatchObject({ code: 'throttled', retryAfterSeconds: 86_400 });
     clock.advance(24 * 3_600_000);
-    await expect(throttle.check(keys)).resolves.toBeUndefined();
+    await expect(throttle.begin(keys)).resolves.toBeDefined();
   });
 });
 

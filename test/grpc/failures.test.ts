@@ -68,9 +68,11 @@ describe('a store that fails inside', () => {
       ['Validate', (s) => s.auth.validate({ accessToken: tokens.accessToken })],
       ['WhoAmI', (s) => s.secure.whoAmI({}, bearer(tokens.accessToken))],
     ],
-    recordFailure: [['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })]],
-    getFailures: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
-    resetFailures: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    beginAttempt: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    endAttempt: [
+      ['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })],
+      ['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })],
+    ],
     ping: [],
   };
   const rows = (Object.entries(calls) as Array<[Op, Array<[string, (s: TestServer) => Promise<unknown>]>]>).flatMap(([op, rpcs]) =>

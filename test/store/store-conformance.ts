@@ -136,20 +136,47 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       expect(await store.isSessionActive(b.id, T0)).toBe(true);
     });
 
-    test('failure counters: count up, expire after the TTL from the last failure, reset', async () => {
-      expect(await store.getFailures('acct:alice', T0)).toBeUndefined();
-      expect(await store.recordFailure('acct:alice', T0, 60_000)).toEqual({ count: 1, lastAt: T0 });
-      expect(await store.recordFailure('acct:alice', T0 + 50_000, 60_000)).toEqual({ count: 2, lastAt: T0 + 50_000 });
-      expect(await store.getFailures('acct:alice', T0 + 109_999)).toEqual({ count: 2, lastAt: T0 + 50_000 });
-      expect(await store.getFailures('acct:bob', T0)).toBeUndefined();
-      expect(await store.recordFailure('acct:alice', T0 + 110_000, 60_000)).toEqual({ count: 1, lastAt: T0 + 110_000 });
-      await store.resetFailures('acct:alice');
-      expect(await store.getFailures('acct:alice', T0 + 110_000)).toBeUndefined();
+    const policy = { freeFailures: 2, baseDelayMs: 1000, maxDelayMs: 4000, maxFailures: 6, windowMs: 60_000 };
+
+    test('login attempts: free failures, then a doubling wait, capped; a success clears the key', async () => {
+      const fail = async (now: number) => {
+        expect(await store.beginAttempt('acct:alice', now, policy)).toEqual({ allowed: true });
+        await store.endAttempt('acct:alice', now, policy, 'failed');
+      };
+      await fail(T0);
+      await fail(T0);
+      expect(await store.beginAttempt('acct:alice', T0 + 999, policy)).toEqual({ allowed: false, retryAt: T0 + 1000 });
+      await fail(T0 + 1000);
+      expect(await store.beginAttempt('acct:alice', T0 + 2999, policy)).toEqual({ allowed: false, retryAt: T0 + 3000 });
+      await fail(T0 + 3000);
+      expect(await store.beginAttempt('acct:alice', T0 + 3001, policy)).toEqual({ allowed: false, retryAt: T0 + 7000 });
+      await fail(T0 + 7000);
+      expect(await store.beginAttempt('acct:alice', T0 + 7001, policy)).toEqual({ allowed: false, retryAt: T0 + 11_000 }); // capped at 4 s
+      expect(await store.beginAttempt('acct:bob', T0 + 7001, policy)).toEqual({ allowed: true });
+      expect(await store.beginAttempt('acct:alice', T0 + 11_000, policy)).toEqual({ allowed: true });
+      await store.endAttempt('acct:alice', T0 + 11_000, policy, 'succeeded');
+      expect(await store.beginAttempt('acct:alice', T0 + 11_000, policy)).toEqual({ allowed: true });
     });
 
-    test('failure counters are atomic under concurrency', async () => {
-      const counts = await Promise.all(Array.from({ length: 30 }, () => store.recordFailure('ip:1.2.3.4', T0, 60_000)));
-      expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    test('login attempts: past maxFailures no attempt until the window has passed; released attempts do not count', async () => {
+      for (let i = 0; i < 6; i++) {
+        const now = T0 + i * 10_000;
+        expect(await store.beginAttempt('k', now, policy)).toEqual({ allowed: true });
+        await store.endAttempt('k', now, policy, 'failed');
+      }
+      expect(await store.beginAttempt('k', T0 + 100_000, policy)).toEqual({ allowed: false, retryAt: T0 + 50_000 + 60_000 });
+      expect(await store.beginAttempt('k', T0 + 110_000, policy)).toEqual({ allowed: true }); // the count expired
+      await store.endAttempt('k', T0 + 110_000, policy, 'released');
+      for (let i = 0; i < 5; i++) {
+        expect(await store.beginAttempt('k', T0 + 110_000, policy)).toEqual({ allowed: true });
+        await store.endAttempt('k', T0 + 110_000, policy, 'released');
+      }
+    });
+
+    test('login attempts in parallel are throttled like a sequence: in-flight attempts count', async () => {
+      const grants = await Promise.all(Array.from({ length: 30 }, () => store.beginAttempt('addr:1.2.3.4', T0, policy)));
+      expect(grants.filter((g) => g.allowed)).toHaveLength(2);
+      expect(grants.filter((g) => !g.allowed)).toEqual(Array(28).fill({ allowed: false, retryAt: T0 + 1000 }));
     });
 
     test('ping resolves while the store is up', async () => {
