@@ -133,6 +133,14 @@ describe('AuthService over a real grpc-js connection', () => {
       expect(await statusOf(server.auth.login({ username, password }))).toEqual({ code: status.INVALID_ARGUMENT, details: want });
     });
 
+    test('no truncation: a long password that differs only in its last character is refused', async () => {
+      const long = 'a long passphrase that keeps going and going, '.repeat(2) + 'end';
+      await server.auth.register({ username: 'frank', password: long });
+      expect((await statusOf(server.auth.login({ username: 'frank', password: long.slice(0, -1) + 'x' }))).code).toBe(status.UNAUTHENTICATED);
+      expect((await statusOf(server.auth.login({ username: 'frank', password: long.slice(0, -1) }))).code).toBe(status.UNAUTHENTICATED);
+      await expect(server.auth.login({ username: 'frank', password: long })).resolves.toBeDefined();
+    });
+
     test('NFKC on every path: a full-width username logs in', async () => {
       await expect(server.auth.login({ username: 'ＥＲＩＮ', password: PASSWORD })).resolves.toMatchObject({ tokenType: 'Bearer' });
     });

@@ -66,8 +66,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   routeGrpcJsLogs(app.log);
   const port = await app.listen('127.0.0.1:0');
   const address = `127.0.0.1:${port}`;
-  const auth = createUnaryClient(AuthService, address);
-  const secure = createUnaryClient(SecureService, address);
+  const canaries = new CanaryWatch();
+  const auth = canaries.watch(createUnaryClient(AuthService, address));
+  const secure = canaries.watch(createUnaryClient(SecureService, address));
   return {
     app,
     address,
@@ -79,8 +80,58 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       auth.close();
       secure.close();
       await app.close(1000);
+      // Every test is a canary test: no password or token it used may appear in a log line or in
+      // an error message sent back (SECURITY.md, "Secrets").
+      canaries.assertNoLeak(logs.text);
     },
   };
+}
+
+/**
+ * Remembers every secret that crosses a test client (passwords and tokens in requests, tokens in
+ * responses and bearer metadata) and every error message the client received.
+ */
+export class CanaryWatch {
+  private readonly secrets = new Set<string>();
+  private readonly errors: string[] = [];
+
+  private note(value: unknown): void {
+    // Short values ("x", "") would match by chance; real secrets here are long.
+    if (typeof value === 'string' && value.length >= 12) this.secrets.add(value);
+  }
+
+  watch<C extends object>(client: C): C {
+    return new Proxy(client, {
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function' || prop === 'close' || prop === 'grpcClient') return value;
+        return (request: Record<string, unknown>, options?: { metadata?: Metadata }) => {
+          for (const field of ['password', 'accessToken', 'refreshToken']) this.note(request?.[field]);
+          const authorization = options?.metadata?.get('authorization')[0];
+          if (typeof authorization === 'string') this.note(authorization.replace(/^\S+\s+/, ''));
+          return (value as (r: unknown, o: unknown) => Promise<Record<string, unknown>>).call(target, request, options).then(
+            (response) => {
+              this.note(response.accessToken);
+              this.note(response.refreshToken);
+              return response;
+            },
+            (err: { details?: string }) => {
+              this.errors.push(String(err.details));
+              throw err;
+            },
+          );
+        };
+      },
+    });
+  }
+
+  assertNoLeak(logText: string): void {
+    for (const secret of this.secrets) {
+      if (logText.includes(secret)) throw new Error(`a secret reached the log: ${secret.slice(0, 6)}…`);
+      const message = this.errors.find((e) => e.includes(secret));
+      if (message !== undefined) throw new Error(`a secret reached an error message: ${message.slice(0, 40)}…`);
+    }
+  }
 }
 
 export function bearer(token: string, scheme = 'Bearer'): { metadata: Metadata } {
