@@ -14,7 +14,8 @@ export interface AuthServiceDeps {
   readonly jwksJson: () => string;
 }
 
-const reasons: Readonly<Record<InvalidReason, InactiveReason>> = {
+/** The contract's InactiveReason for each verifier reason. */
+export const inactiveReasons: Readonly<Record<InvalidReason, InactiveReason>> = {
   malformed: InactiveReason.MALFORMED,
   bad_signature: InactiveReason.BAD_SIGNATURE,
   expired: InactiveReason.EXPIRED,
@@ -42,7 +43,7 @@ export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof Auth
         throw new AuthError('invalid_argument', `access_token must be at most ${MAX_ACCESS_TOKEN_LENGTH} characters`);
       }
       const result = await deps.introspector.introspect(req.accessToken);
-      if (!result.ok) return { active: false, reason: reasons[result.reason] };
+      if (!result.ok) return { active: false, reason: inactiveReasons[result.reason] };
       const c = result.claims;
       return {
         active: true,

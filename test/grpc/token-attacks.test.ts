@@ -1,22 +1,11 @@
 import { status } from '@grpc/grpc-js';
-import { InactiveReason } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
 import type { InvalidReason } from '../../src/core/access-token';
 import { createKeySet, generateEcKey } from '../../src/core/keys';
+import { inactiveReasons } from '../../src/grpc/auth-service';
 import { bearer, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { tokenAttacks } from '../helpers/token-attacks';
 
-const reasons: Record<InvalidReason, InactiveReason> = {
-  malformed: InactiveReason.MALFORMED,
-  bad_signature: InactiveReason.BAD_SIGNATURE,
-  expired: InactiveReason.EXPIRED,
-  not_yet_valid: InactiveReason.NOT_YET_VALID,
-  revoked: InactiveReason.REVOKED,
-  wrong_issuer: InactiveReason.WRONG_ISSUER,
-  wrong_audience: InactiveReason.WRONG_AUDIENCE,
-  wrong_algorithm: InactiveReason.WRONG_ALGORITHM,
-  wrong_token_type: InactiveReason.WRONG_TOKEN_TYPE,
-};
 
 /**
  * Every row of the attack catalogue against both doors of the one verifier: Validate (an answer
@@ -47,7 +36,7 @@ describe('token attacks over gRPC', () => {
     if (token.length === 0) return { code: status.INVALID_ARGUMENT, details: 'access_token is required' };
     if (token.length > 64 * 1024) return { code: status.RESOURCE_EXHAUSTED };
     if (token.length > 4096) return { code: status.INVALID_ARGUMENT, details: 'access_token must be at most 4096 characters' };
-    return { active: false, reason: reasons[want] };
+    return { active: false, reason: inactiveReasons[want] };
   };
 
   test.each(attacks)('Validate: $name', async ({ token, want }) => {
