@@ -16,7 +16,8 @@ import { SessionFlows } from './core/session-flows.js';
 import { authService } from './grpc/auth-service.js';
 import { secureService } from './grpc/secure-service.js';
 import { createAuthServer, type AuthServer } from './grpc/server.js';
-import { createLogger } from './logging.js';
+import { createLogger, onLogEvent } from './logging.js';
+import { Metrics } from './metrics.js';
 import { MemoryStore } from './store/memory-store.js';
 import { withFileUsers } from './store/file-users.js';
 import { guardStore } from './store/guarded-store.js';
@@ -42,6 +43,9 @@ export interface AuthServiceApp {
   readonly store: Store;
   readonly keys: KeySet;
   readonly log: Logger;
+  readonly metrics: Metrics;
+  /** The bound port of the metrics endpoint, once listening (undefined when off). */
+  metricsPort(): number | undefined;
   /** Binds the configured (or given) address; resolves with the port. */
   listen(address?: string): Promise<number>;
   /** Graceful shutdown (see AuthServer.shutdown), then the store is closed. */
@@ -80,13 +84,20 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const log = overrides.log ?? createLogger(config.logLevel);
   const keys = overrides.keys ?? loadKeys(config, log);
   const revokedRetention = (config.accessTtl + config.clockSkew) * 1000;
+  // Filled once `memory` exists; the gauge reads it at scrape time.
+  let liveSessions: () => number | undefined = () => undefined;
+  const metrics = new Metrics(() => liveSessions());
+  onLogEvent(log, (event) => metrics.event(event));
+  for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
   const memory = overrides.store || config.store !== 'memory' ? undefined : new MemoryStore({ revokedRetention });
   const store = guardStore(
     overrides.store ??
       memory ??
       new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention }),
     config.storeTimeout * 1000,
+    () => metrics.storeError(),
   );
+  if (memory) liveSessions = () => memory.size().sessions;
   const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtl: config.accessTtl, clockSkew: config.clockSkew };
@@ -108,6 +119,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     random,
     callTimeout: config.callTimeout,
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
+    onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds),
   });
 
   // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
@@ -127,18 +139,25 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
 
   let sweeper: NodeJS.Timeout | undefined;
   let monitor: NodeJS.Timeout | undefined;
+  let metricsServer: { port: number; close(): Promise<void> } | undefined;
   return {
     config,
     server,
     store,
     keys,
     log,
+    metrics,
+    metricsPort: () => metricsServer?.port,
     async listen(address = config.address) {
       // An unreachable store does not stop start-up: the service starts NOT_SERVING and recovers.
       await store.connect().catch(() => {});
       if (memory) {
         sweeper = setInterval(() => memory.sweep(clock.now()), SWEEP_INTERVAL_MS);
         sweeper.unref();
+      }
+      if (config.metricsAddress !== undefined) {
+        metricsServer = await metrics.serve(config.metricsAddress);
+        log.info({ event: 'metrics_listening', port: metricsServer.port }, 'metrics endpoint listening');
       }
       const port = await server.listen(address);
       await checkStore();
@@ -149,6 +168,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     async close(graceMs = config.shutdownGrace * 1000) {
       if (sweeper) clearInterval(sweeper);
       if (monitor) clearInterval(monitor);
+      await metricsServer?.close();
       await server.shutdown(graceMs);
       await store.close();
     },

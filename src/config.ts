@@ -38,6 +38,8 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   /** Seconds any one store operation may take before the call fails with UNAVAILABLE. */
   readonly storeTimeout: number;
+  /** host:port of the Prometheus endpoint; off when undefined. */
+  readonly metricsAddress: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -71,6 +73,7 @@ export const configVariables = {
   AUTH_REDIS_KEY_PREFIX: { default: 'auth:', secret: false },
   AUTH_REDIS_COMMAND_TIMEOUT_MS: { default: '500', secret: false },
   AUTH_STORE_TIMEOUT: { default: '2s', secret: false },
+  AUTH_METRICS_ADDRESS: { default: '(off)', secret: false },
 } as const;
 
 export type ConfigVariable = keyof typeof configVariables;
@@ -119,14 +122,20 @@ function oneOf<T extends string>(env: Env, name: ConfigVariable, allowed: readon
 
 const DAY = 86400;
 
+function hostPort(env: Env, name: ConfigVariable): string | undefined {
+  const value = read(env, name);
+  if (value === undefined) return undefined;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(value) || Number(value.split(':').pop()) > 65535) {
+    throw new ConfigError(`${name} must be host:port, for example 127.0.0.1:50051 (got "${value}")`);
+  }
+  return value;
+}
+
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === 'production';
 
-  const address = read(env, 'AUTH_ADDRESS') ?? '127.0.0.1:50051';
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(address) || Number(address.split(':').pop()) > 65535) {
-    throw new ConfigError(`AUTH_ADDRESS must be host:port, for example 127.0.0.1:50051 (got "${address}")`);
-  }
+  const address = hostPort(env, 'AUTH_ADDRESS') ?? '127.0.0.1:50051';
 
   const issuer = read(env, 'AUTH_ISSUER');
   const audience = read(env, 'AUTH_AUDIENCE');
@@ -194,5 +203,6 @@ export function loadConfig(env: Env = process.env): Config {
     redisKeyPrefix,
     redisCommandTimeoutMs: integer(env, 'AUTH_REDIS_COMMAND_TIMEOUT_MS', 500, 10, 60_000),
     storeTimeout: duration(env, 'AUTH_STORE_TIMEOUT', '2', 1, 60),
+    metricsAddress: hostPort(env, 'AUTH_METRICS_ADDRESS'),
   });
 }

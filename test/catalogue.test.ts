@@ -41,3 +41,16 @@ describe('configuration table', () => {
     expect(Object.fromEntries(rows.map((r) => [r[0], r[1]]))).toEqual(Object.fromEntries(Object.entries(configVariables).map(([k, v]) => [k, v.default])));
   });
 });
+
+describe('audit event table', () => {
+  test('every event the code emits is documented, and every documented event is emitted somewhere', () => {
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    const source = execFileSync('grep', ['-rhoE', "event: '[a-z_]+'", join(__dirname, '..', 'src', 'core')], { encoding: 'utf8' });
+    const emitted = new Set([...source.matchAll(/event: '([a-z_]+)'/g)].map((m) => m[1]!));
+    emitted.add('key_loaded');
+    emitted.add('store_unavailable');
+    emitted.add('store_recovered');
+    const documented = new Set(tableRows('Event').flatMap((r) => r[0]!.split(' / ').map((c) => c.replace(/`/g, ''))));
+    expect([...documented].sort()).toEqual([...emitted].sort());
+  });
+});

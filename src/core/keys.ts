@@ -22,6 +22,8 @@ export interface SigningKey {
 export interface KeySet {
   readonly alg: JwtAlgorithm;
   readonly signing: SigningKey;
+  /** Every key, the signing one first. */
+  readonly all: readonly SigningKey[];
   byKid(kid: string): SigningKey | undefined;
   /** RFC 7517 JWK Set of the public keys, as a JSON string. */
   readonly jwksJson: string;
@@ -105,6 +107,7 @@ export function createKeySet(keys: readonly SigningKey[]): KeySet {
   return Object.freeze({
     alg: signing.alg,
     signing,
+    all: Object.freeze([...keys]),
     byKid: (kid: string) => byKid.get(kid),
     jwksJson: JSON.stringify(jwks),
   });

@@ -76,10 +76,11 @@ export class SessionFlows {
       const ok = user !== undefined && !tooLong ? await hasher.verify(user.passwordHash, password) : (await hasher.verifyDummy(password), false);
       if (!user || !ok) {
         await attempt.failed();
-        ctx.log.info({ event: 'login_failed' }, 'login failed');
+        ctx.log.info({ event: 'login_failed', ...(user ? { userId: user.id } : {}) }, 'login failed');
         throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
       }
       await attempt.succeeded(accountKey);
+      ctx.log.info({ event: 'login_succeeded', userId: user.id }, 'login succeeded');
       return await this.startSession(user, ctx);
     } finally {
       // Any other failure (store, overload, deadline) ends the attempt uncounted.
@@ -102,7 +103,7 @@ export class SessionFlows {
     const refreshExpiresAt = Math.min(now + this.options.refreshTtl * 1000, session.expiresAt);
     await sessions.createSession({ session, refreshHash: refresh.hash, refreshExpiresAt });
     const access = accessTokens.issue({ userId: user.id, username: user.username, roles: user.roles, sessionId: session.id }, session.expiresAt);
-    ctx.log.info({ event: 'session_created', userId: user.id, sessionId: session.id }, 'login succeeded');
+    ctx.log.info({ event: 'session_created', userId: user.id, sessionId: session.id }, 'session created');
     return pair(access.token, access.expiresIn, refresh.token, refreshExpiresAt, now);
   }
 
@@ -133,18 +134,19 @@ export class SessionFlows {
         ctx.log.info({ event: 'refresh_failed', why: result.why }, 'refresh failed');
         throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
       case 'reused':
-        ctx.log.warn({ event: 'refresh_token_reused', userId: result.userId, sessionId: result.sessionId }, 'refresh token re-used: session revoked');
+        ctx.log.warn({ event: 'refresh_token_reused', userId: result.userId, sessionId: result.sessionId }, 'refresh token re-used');
+        ctx.log.warn({ event: 'session_revoked', userId: result.userId, sessionId: result.sessionId, reason: 'refresh_token_reuse' }, 'session revoked');
         throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
       case 'retried': {
         const opened = RefreshTokenCodec.open(token, result.sealedSuccessor);
         if (opened === undefined) throw new AuthError('internal', 'internal error');
         next = opened;
-        ctx.log.info({ event: 'refresh_retried', sessionId: result.session.id }, 'refresh retried within the reuse interval');
+        ctx.log.info({ event: 'refresh_retried', userId: result.session.userId, sessionId: result.session.id }, 'refresh retried within the reuse interval');
         break;
       }
       case 'rotated':
         next = successor.token;
-        ctx.log.info({ event: 'session_refreshed', sessionId: result.session.id }, 'refresh token rotated');
+        ctx.log.info({ event: 'session_refreshed', userId: result.session.userId, sessionId: result.session.id }, 'refresh token rotated');
         break;
     }
     const s = result.session;

@@ -13,7 +13,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
  * sane, else a new one), a child logger, and one log line when the call ends with its status and
  * duration. It logs only an allow-list of fields: never metadata, requests or responses.
  */
-export function loggingInterceptor(log: Logger, random: Random): ServerInterceptor {
+export function loggingInterceptor(log: Logger, random: Random, onCallEnd?: (method: string, code: string, seconds: number) => void): ServerInterceptor {
   const prefix = random.bytes(4).toString('hex');
   let counter = 0;
   return (method, call) => {
@@ -24,8 +24,9 @@ export function loggingInterceptor(log: Logger, random: Random): ServerIntercept
       if (done) return;
       done = true;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const fields = { code: Status[code], ms: Math.round(ms * 1000) / 1000, peer: call.getPeer() };
-      (ctx?.log ?? log.child({ method: method.path })).info(fields, 'call');
+      const fields = { code: Status[code], ms: Math.round(ms * 1000) / 1000 };
+      (ctx?.log ?? log.child({ method: method.path, clientAddress: addressOf(call.getPeer()) })).info(fields, 'call');
+      onCallEnd?.(method.path, fields.code, ms / 1000);
     };
     return new ServerInterceptingCall(call, {
       start: (next) =>
@@ -33,7 +34,8 @@ export function loggingInterceptor(log: Logger, random: Random): ServerIntercept
           onReceiveMetadata: (metadata, nextMetadata) => {
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
-            ctx = { requestId, log: log.child({ reqId: requestId, method: method.path }), clientAddress: addressOf(call.getPeer()), principal: undefined };
+            const clientAddress = addressOf(call.getPeer());
+            ctx = { requestId, log: log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, principal: undefined };
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },

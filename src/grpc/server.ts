@@ -37,6 +37,8 @@ export interface ServerParts {
   readonly random: Random;
   /** Seconds. */
   readonly callTimeout: number;
+  /** Called as each call ends (for metrics). */
+  readonly onCallEnd?: (method: string, code: string, seconds: number) => void;
   /** grpc-js options over `serverLimits` (tests shorten the idle limit, for one). */
   readonly serverOptions?: grpc.ServerOptions;
 }
@@ -76,7 +78,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
     ...serverLimits,
     ...parts.serverOptions,
     interceptors: [
-      loggingInterceptor(parts.log, parts.random),
+      loggingInterceptor(parts.log, parts.random, parts.onCallEnd),
       bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 }),
     ],
   });

@@ -9,12 +9,15 @@ const UNAVAILABLE = 'session store unavailable';
  * `unavailable` (the cause is kept for the log). Store operations are atomic, so a failed one
  * has changed nothing: the caller may simply retry.
  */
-export function guardStore(store: Store, timeoutMs: number): Store {
+export function guardStore(store: Store, timeoutMs: number, onError: () => void = () => {}): Store {
   const guard =
     <A extends unknown[], R>(op: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
       new Promise<R>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new AuthError('unavailable', UNAVAILABLE, { cause: new Error(`no answer within ${timeoutMs} ms`) })), timeoutMs);
+        const timer = setTimeout(() => {
+          onError();
+          reject(new AuthError('unavailable', UNAVAILABLE, { cause: new Error(`no answer within ${timeoutMs} ms`) }));
+        }, timeoutMs);
         Promise.resolve()
           .then(() => op.apply(store, args))
           .then(
@@ -24,6 +27,7 @@ export function guardStore(store: Store, timeoutMs: number): Store {
             },
             (err: unknown) => {
               clearTimeout(timer);
+              onError();
               reject(err instanceof AuthError && err.code === 'unavailable' ? err : new AuthError('unavailable', UNAVAILABLE, { cause: err }));
             },
           );

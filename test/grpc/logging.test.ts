@@ -40,7 +40,7 @@ describe('logs', () => {
       const calls = server.logs.entries.filter((e) => e.msg === 'call');
       expect(calls).toHaveLength(10);
       for (const call of calls) {
-        expect(Object.keys(call).sort()).toEqual(['code', 'level', 'method', 'ms', 'msg', 'peer', 'reqId', 'service', 'time']);
+        expect(Object.keys(call).sort()).toEqual(['clientAddress', 'code', 'level', 'method', 'ms', 'msg', 'reqId', 'service', 'time']);
       }
       expect(calls.map((c) => `${String(c.method).split('/').pop()} ${String(c.code)}`)).toEqual([
         'Register OK',
