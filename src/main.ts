@@ -6,11 +6,11 @@ import { createLogger } from './logging.js';
 import { UsersFileError } from './users-file.js';
 
 /**
- * The service's entry point (`npm start`): configuration from the environment, one start-up log
- * line, graceful shutdown on SIGTERM/SIGINT. Exit codes: 0 after a clean shutdown, 2 for bad
- * configuration, 1 for anything else that stops start-up.
+ * Runs the service (`npm start`, `grpc-auth serve`): configuration from the environment, one
+ * start-up log line, graceful shutdown on SIGTERM/SIGINT. Exit codes: 0 after a clean shutdown,
+ * 2 for bad configuration, 1 for anything else that stops start-up.
  */
-async function main(): Promise<void> {
+export async function serve(): Promise<void> {
   let config;
   try {
     config = loadConfig(process.env);
@@ -76,4 +76,4 @@ async function main(): Promise<void> {
   );
 }
 
-void main();
+if (require.main === module) void serve();

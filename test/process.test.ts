@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,26 +45,88 @@ describe('the service process', () => {
     expect(result.stdout + result.stderr).toContain(out);
   });
 
-  test('keys:generate writes a 0600 key file, prints its kid, and never overwrites', () => {
-    const cli = join(ROOT, 'dist', 'src', 'cli', 'keys-generate.js');
+  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+  const runCli = (args: string[], input?: string, env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [cli, ...args], { input, encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '', ...env } });
+
+  test('keys generate writes a 0600 key file, prints its kid, and never overwrites', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'auth-keygen-')), 'new.pem');
-    const ok = spawnSync(process.execPath, [cli, file], { encoding: 'utf8' });
+    const ok = runCli(['keys', 'generate', file]);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toBe(`${loadEcKeyFile(file).kid}\n`);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    const again = spawnSync(process.execPath, [cli, file], { encoding: 'utf8' });
+    const again = runCli(['keys', 'generate', file]);
     expect(again.status).toBe(1);
-    expect(again.stderr).toBe(`keys:generate: cannot create ${file}: the file exists (refusing to overwrite a key)\n`);
-    expect(spawnSync(process.execPath, [cli], { encoding: 'utf8' }).status).toBe(2);
+    expect(again.stderr).toBe(`grpc-auth: cannot create ${file}: the file exists (refusing to overwrite a key)\n`);
+    expect(runCli(['keys', 'generate']).status).toBe(2);
   });
 
   test('hash-password prints an argon2id hash of stdin and refuses a short password', () => {
-    const cli = join(ROOT, 'dist', 'src', 'cli', 'hash-password.js');
-    const ok = spawnSync(process.execPath, [cli], { input: 'a long enough passphrase\n', encoding: 'utf8', timeout: 20_000 });
+    const ok = runCli(['hash-password'], 'a long enough passphrase\n');
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+\n$/);
-    const short = spawnSync(process.execPath, [cli], { input: 'short\n', encoding: 'utf8', timeout: 20_000 });
+    const short = runCli(['hash-password'], 'short\n');
     expect(short.status).toBe(2);
-    expect(short.stderr).toBe('hash-password: password must be at least 15 characters\n');
+    expect(short.stderr).toBe('grpc-auth: password must be at least 15 characters\n');
+  });
+
+  test('users add appends a user the service then logs in, and refuses a duplicate or a bad role', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'auth-users-')), 'users');
+    const added = runCli(['users', 'add', file, 'Root', '--roles', 'admin,ops'], 'the operator passphrase\n');
+    expect(added.stderr).toBe('');
+    expect(added.status).toBe(0);
+    expect(added.stdout).toBe(`added root to ${file}\n`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(runCli(['users', 'add', file, 'root'], 'the operator passphrase\n')).toMatchObject({ status: 1, stderr: `grpc-auth: ${file} already has a user root\n` });
+    expect(runCli(['users', 'add', file, 'other', '--roles', 'Bad Role'], 'the operator passphrase\n')).toMatchObject({
+      status: 2,
+      stderr: 'grpc-auth: invalid role "Bad Role" (lower-case letters, digits, _ . -)\n',
+    });
+    const running = await start({ AUTH_USERS_FILE: file });
+    const client = createUnaryClient(AuthService, String(running.started.address));
+    try {
+      await expect(client.login({ username: 'root', password: 'the operator passphrase' })).resolves.toMatchObject({ tokenType: 'Bearer' });
+    } finally {
+      client.close();
+      running.child.kill('SIGTERM');
+      await running.exit;
+    }
+  });
+
+  test('check-config prints the effective configuration with secrets masked, or names the bad variable', () => {
+    const secret = 'an-hs256-secret-of-at-least-32-bytes!!';
+    const ok = runCli(['check-config'], undefined, { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: secret, AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://:hunter2pass@db:6379/1' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).not.toContain(secret);
+    expect(ok.stdout).not.toContain('hunter2pass');
+    expect(JSON.parse(ok.stdout.slice(0, ok.stdout.lastIndexOf('}') + 1))).toMatchObject({ jwtAlg: 'HS256', jwtSecret: '[set: 38 bytes]', redisUrl: 'redis://****@db:6379/1', accessTtl: 900 });
+    expect(ok.stdout).toMatch(/configuration OK \(\d+ variables at their defaults\)\n$/);
+    const bad = runCli(['check-config'], undefined, { AUTH_ACCESS_TTL: 'soon' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^grpc-auth: configuration error: AUTH_ACCESS_TTL must be a duration/);
+    expect(runCli(['check-config'], undefined, { AUTH_SIGNING_KEY_FILE: '/nope.pem' })).toMatchObject({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nope.pem: ENOENT\n' });
+  });
+
+  test('help, and clear errors for unknown commands', () => {
+    expect(runCli(['help'])).toMatchObject({ status: 0, stdout: expect.stringContaining('usage: grpc-auth <command>') });
+    const unknown = runCli(['frobnicate']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^grpc-auth: unknown command "frobnicate"/);
+    expect(runCli([]).status).toBe(2);
+  });
+
+  test('serve starts the service like npm start', async () => {
+    const child = spawn(process.execPath, [cli, 'serve'], { env: { ...baseEnv }, cwd: ROOT });
+    const started = await new Promise<string>((resolve) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('"event":"started"')) resolve(out);
+      });
+    });
+    expect(started).toContain('auth service listening');
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
   });
 });
