@@ -16,6 +16,7 @@ import { SessionFlows } from './core/session-flows.js';
 import { authService } from './grpc/auth-service.js';
 import { secureService } from './grpc/secure-service.js';
 import { createAuthServer, type AuthServer } from './grpc/server.js';
+import { ReloadableTls } from './grpc/tls.js';
 import { createLogger, onLogEvent } from './logging.js';
 import { Metrics } from './metrics.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -48,6 +49,10 @@ export interface AuthServiceApp {
   metricsPort(): number | undefined;
   /** Binds the configured (or given) address; resolves with the port. */
   listen(address?: string): Promise<number>;
+  /** Re-reads the TLS files (SIGHUP); open connections are kept. Throws TlsError and keeps the old files' material on failure. */
+  reloadTls(): void;
+  /** 'tls', 'mtls' or 'plaintext'. */
+  readonly transport: 'tls' | 'mtls' | 'plaintext';
   /** Graceful shutdown (see AuthServer.shutdown), then the store is closed. */
   close(graceMs?: number): Promise<void>;
 }
@@ -137,6 +142,12 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     server.setReady(up);
   };
 
+  // Read at composition so that bad TLS files stop start-up with a message naming the file.
+  const tls = config.tls ? new ReloadableTls(config.tls) : undefined;
+  if (!tls && config.production && config.allowInsecure) {
+    log.warn({ event: 'insecure_transport' }, 'plaintext gRPC in production (AUTH_ALLOW_INSECURE=true): TLS must end in front of this service');
+  }
+
   let sweeper: NodeJS.Timeout | undefined;
   let monitor: NodeJS.Timeout | undefined;
   let metricsServer: { port: number; close(): Promise<void> } | undefined;
@@ -148,6 +159,12 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     log,
     metrics,
     metricsPort: () => metricsServer?.port,
+    transport: tls ? (tls.mutual ? 'mtls' : 'tls') : 'plaintext',
+    reloadTls() {
+      if (!tls) return;
+      tls.reload();
+      log.info({ event: 'tls_reloaded' }, 'TLS certificates re-read');
+    },
     async listen(address = config.address) {
       // An unreachable store does not stop start-up: the service starts NOT_SERVING and recovers.
       await store.connect().catch(() => {});
@@ -159,7 +176,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
         metricsServer = await metrics.serve(config.metricsAddress);
         log.info({ event: 'metrics_listening', port: metricsServer.port }, 'metrics endpoint listening');
       }
-      const port = await server.listen(address);
+      const port = await server.listen(address, tls?.credentials());
       await checkStore();
       monitor = setInterval(() => void checkStore(), STORE_CHECK_INTERVAL_MS);
       monitor.unref();

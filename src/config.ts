@@ -40,6 +40,10 @@ export interface Config {
   readonly storeTimeout: number;
   /** host:port of the Prometheus endpoint; off when undefined. */
   readonly metricsAddress: string | undefined;
+  /** PEM files; TLS is on when cert and key are set, mutual when clientCa is too. */
+  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | undefined } | undefined;
+  /** Plaintext in production, because TLS ends in front of the service. */
+  readonly allowInsecure: boolean;
 }
 
 export class ConfigError extends Error {
@@ -74,6 +78,10 @@ export const configVariables = {
   AUTH_REDIS_COMMAND_TIMEOUT_MS: { default: '500', secret: false },
   AUTH_STORE_TIMEOUT: { default: '2s', secret: false },
   AUTH_METRICS_ADDRESS: { default: '(off)', secret: false },
+  AUTH_TLS_CERT: { default: '(none: plaintext)', secret: false },
+  AUTH_TLS_KEY: { default: '(none)', secret: false },
+  AUTH_TLS_CLIENT_CA: { default: '(none: no client certificates)', secret: false },
+  AUTH_ALLOW_INSECURE: { default: 'false', secret: false },
 } as const;
 
 export type ConfigVariable = keyof typeof configVariables;
@@ -177,6 +185,18 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('AUTH_REDIS_KEY_PREFIX must be 1 to 64 of letters, digits and : _ . -');
   }
 
+  const tlsCert = read(env, 'AUTH_TLS_CERT');
+  const tlsKey = read(env, 'AUTH_TLS_KEY');
+  const tlsClientCa = read(env, 'AUTH_TLS_CLIENT_CA');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither');
+  if (tlsClientCa !== undefined && tlsCert === undefined) throw new ConfigError('AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY');
+  const allowInsecure = oneOf(env, 'AUTH_ALLOW_INSECURE', ['true', 'false'] as const, 'false') === 'true';
+  if (production && tlsCert === undefined && !allowInsecure) {
+    throw new ConfigError(
+      'NODE_ENV=production needs AUTH_TLS_CERT and AUTH_TLS_KEY (passwords and tokens must not cross a network in clear), or AUTH_ALLOW_INSECURE=true when TLS ends in front of the service',
+    );
+  }
+
   return Object.freeze({
     production,
     address,
@@ -204,5 +224,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCommandTimeoutMs: integer(env, 'AUTH_REDIS_COMMAND_TIMEOUT_MS', 500, 10, 60_000),
     storeTimeout: duration(env, 'AUTH_STORE_TIMEOUT', '2', 1, 60),
     metricsAddress: hostPort(env, 'AUTH_METRICS_ADDRESS'),
+    tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey!, clientCa: tlsClientCa }),
+    allowInsecure,
   });
 }

@@ -2,6 +2,7 @@ import { composeService, type AuthServiceApp } from './compose.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyError } from './core/keys.js';
 import { routeGrpcJsLogs } from './grpc/grpc-js-logs.js';
+import { TlsError } from './grpc/tls.js';
 import { createLogger } from './logging.js';
 import { UsersFileError } from './users-file.js';
 
@@ -45,13 +46,21 @@ export async function serve(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGHUP re-reads the TLS certificates without dropping connections.
+  process.on('SIGHUP', () => {
+    try {
+      app?.reloadTls();
+    } catch (err) {
+      log.error({ event: 'tls_reload_failed', cause: { type: (err as Error).name, message: (err as Error).message } }, 'TLS reload failed; the old certificates stay in use');
+    }
+  });
 
   let port: number;
   try {
     app = composeService(config, { log });
     port = await app.listen();
   } catch (err) {
-    if (err instanceof KeyError || err instanceof UsersFileError) {
+    if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError) {
       log.fatal({ event: 'startup_failed' }, err.message);
       process.exit(2);
     }
@@ -65,6 +74,7 @@ export async function serve(): Promise<void> {
       event: 'started',
       address: `${host}:${port}`,
       store: config.store,
+      transport: app.transport,
       algorithm: app.keys.alg,
       kid: app.keys.signing.kid,
       issuer: config.issuer,

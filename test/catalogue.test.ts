@@ -48,6 +48,8 @@ describe('audit event table', () => {
     const source = execFileSync('grep', ['-rhoE', "event: '[a-z_]+'", join(__dirname, '..', 'src', 'core')], { encoding: 'utf8' });
     const emitted = new Set([...source.matchAll(/event: '([a-z_]+)'/g)].map((m) => m[1]!));
     emitted.add('key_loaded');
+    emitted.add('tls_reloaded');
+    emitted.add('tls_reload_failed');
     emitted.add('store_unavailable');
     emitted.add('store_recovered');
     const documented = new Set(tableRows('Event').flatMap((r) => r[0]!.split(' / ').map((c) => c.replace(/`/g, ''))));

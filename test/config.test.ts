@@ -28,13 +28,21 @@ describe('loadConfig', () => {
       redisKeyPrefix: 'auth:',
       redisCommandTimeoutMs: 500,
       storeTimeout: 2,
+      metricsAddress: undefined,
+      tls: undefined,
+      allowInsecure: false,
     });
   });
 
   test.each([
     { name: 'durations with units', env: { AUTH_ACCESS_TTL: '5m', AUTH_REFRESH_TTL: '2h', AUTH_SESSION_MAX_AGE: '1d' }, want: { accessTtl: 300, refreshTtl: 7200, sessionMaxAge: 86400 } },
     { name: 'HS256', env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'x'.repeat(32) }, want: { jwtAlg: 'HS256', jwtSecret: Buffer.from('x'.repeat(32)) } },
-    { name: 'production with everything', env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem' }, want: { production: true, signingKeyFile: '/k.pem' } },
+    {
+      name: 'production with everything',
+      env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem', AUTH_TLS_CERT: '/c', AUTH_TLS_KEY: '/k', AUTH_TLS_CLIENT_CA: '/ca' },
+      want: { production: true, signingKeyFile: '/k.pem', tls: { cert: '/c', key: '/k', clientCa: '/ca' } },
+    },
+    { name: 'production behind a TLS proxy', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k', AUTH_ALLOW_INSECURE: 'true' }, want: { allowInsecure: true, tls: undefined } },
     { name: 'the Redis store', env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://:pw@10.0.0.1:6379/2' }, want: { store: 'redis', redisUrl: 'redis://:pw@10.0.0.1:6379/2' } },
     { name: 'IPv6 address', env: { AUTH_ADDRESS: '[::1]:9000' }, want: { address: '[::1]:9000' } },
   ])('accepts $name', ({ env, want }) => {
@@ -57,7 +65,12 @@ describe('loadConfig', () => {
     { env: { AUTH_JWT_SECRET: 'x'.repeat(32) }, want: /^AUTH_JWT_SECRET is only for AUTH_JWT_ALG=HS256/ },
     { env: { NODE_ENV: 'production', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k' }, want: /^AUTH_ISSUER is required when NODE_ENV=production/ },
     { env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_SIGNING_KEY_FILE: '/k' }, want: /^AUTH_AUDIENCE is required when NODE_ENV=production/ },
-    { env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, want: /^AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production/ },
+    { env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALLOW_INSECURE: 'true' }, want: /^AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production/ },
+    { env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k' }, want: /^NODE_ENV=production needs AUTH_TLS_CERT and AUTH_TLS_KEY .*or AUTH_ALLOW_INSECURE=true/ },
+    { env: { AUTH_TLS_CERT: '/c' }, want: /^AUTH_TLS_CERT and AUTH_TLS_KEY go together/ },
+    { env: { AUTH_TLS_CLIENT_CA: '/ca' }, want: /^AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY/ },
+    { env: { AUTH_ALLOW_INSECURE: 'yes' }, want: /^AUTH_ALLOW_INSECURE must be one of true, false/ },
+    { env: { AUTH_METRICS_ADDRESS: '9464' }, want: /^AUTH_METRICS_ADDRESS must be host:port/ },
     { env: { AUTH_REGISTRATION: 'maybe' }, want: /^AUTH_REGISTRATION must be one of open, closed/ },
     { env: { AUTH_PASSWORD_MIN_LENGTH: '4' }, want: /^AUTH_PASSWORD_MIN_LENGTH must be a whole number from 8 to 64/ },
     { env: { AUTH_PASSWORD_MIN_LENGTH: '65' }, want: /^AUTH_PASSWORD_MIN_LENGTH/ },

@@ -28,15 +28,17 @@ describe('the service process', () => {
     const dir = mkdtempSync(join(tmpdir(), 'auth-key-'));
     const keyFile = join(dir, 'signing.pem');
     writeFileSync(keyFile, generateEcPem(), { mode: 0o600 });
-    const running = await start({ NODE_ENV: 'production', AUTH_ISSUER: 'https://auth.example', AUTH_AUDIENCE: 'svc', AUTH_SIGNING_KEY_FILE: keyFile });
+    const running = await start({ NODE_ENV: 'production', AUTH_ISSUER: 'https://auth.example', AUTH_AUDIENCE: 'svc', AUTH_SIGNING_KEY_FILE: keyFile, AUTH_ALLOW_INSECURE: 'true' });
     expect(running.lines.some((l) => l.event === 'ephemeral_key')).toBe(false);
+    expect(running.lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'insecure_transport' }));
     expect(running.started).toMatchObject({ kid: loadEcKeyFile(keyFile).kid, production: true });
     running.child.kill('SIGINT');
     expect(await running.exit).toBe(0);
   });
 
   test.each([
-    { name: 'production without a key', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, out: 'configuration error: AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production' },
+    { name: 'production without TLS', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k' }, out: 'configuration error: NODE_ENV=production needs AUTH_TLS_CERT and AUTH_TLS_KEY' },
+    { name: 'production without a key', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALLOW_INSECURE: 'true' }, out: 'configuration error: AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production' },
     { name: 'a bad duration', env: { AUTH_ACCESS_TTL: 'forever' }, out: 'configuration error: AUTH_ACCESS_TTL must be a duration' },
     { name: 'a missing key file', env: { AUTH_SIGNING_KEY_FILE: '/nonexistent/key.pem' }, out: 'cannot read signing key file /nonexistent/key.pem: ENOENT' },
   ])('refuses to start with $name (exit 2, the setting named)', ({ env, out }) => {

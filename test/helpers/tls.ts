@@ -1,0 +1,57 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** True when the openssl command is on PATH (the tests make their own CA and certificates with it). */
+export function opensslAvailable(): boolean {
+  return spawnSync('openssl', ['version']).status === 0;
+}
+
+export interface TestCa {
+  readonly dir: string;
+  readonly caPem: string;
+  /** Issues a certificate for `name` ("server" gets localhost and 127.0.0.1 as names) and returns file paths. */
+  issue(name: string, usage: 'server' | 'client'): { cert: string; key: string };
+}
+
+const openssl = (dir: string, args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+
+/** A throw-away certificate authority with P-256 keys, valid for a day. */
+export function createTestCa(label: string): TestCa {
+  const dir = mkdtempSync(join(tmpdir(), `auth-ca-${label}-`));
+  openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', `/CN=test-ca-${label}`]);
+  return {
+    dir,
+    caPem: join(dir, 'ca.pem'),
+    issue(name, usage) {
+      const ext = join(dir, `${name}.ext`);
+      writeFileSync(
+        ext,
+        usage === 'server' ? 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' : 'extendedKeyUsage=clientAuth\n',
+      );
+      openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+      openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', ext]);
+      return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+    },
+  };
+}
+
+export const pem = (path: string) => readFileSync(path);
+
+/** Describes a suite that needs openssl: skipped with a notice locally without it, failing in CI. */
+export function describeWithOpenssl(name: string, body: () => void): void {
+  if (opensslAvailable()) {
+    describe(name, body);
+    return;
+  }
+  if (process.env.CI) {
+    test(`${name}: openssl must be installed in CI`, () => {
+      throw new Error('openssl is not on PATH; .ci/run installs it with apt-get');
+    });
+  } else {
+    // eslint-disable-next-line no-console
+    console.warn(`NOTICE: openssl is not on PATH, so "${name}" is SKIPPED. Install it (apt-get install openssl) to run it.`);
+    describe.skip(name, () => test('needs openssl', () => {}));
+  }
+}
