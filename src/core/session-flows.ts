@@ -160,7 +160,7 @@ export class SessionFlows {
     const presented = RefreshTokenCodec.parse(token);
     if (!presented) return;
     const revoked = await this.deps.sessions.revokeSessionByRefreshToken(presented, this.deps.clock.now());
-    if (revoked) ctx.log.info({ event: 'logout', sessionId: revoked.sessionId }, 'session logged out');
+    if (revoked) ctx.log.info({ event: 'logout', userId: revoked.userId, sessionId: revoked.sessionId }, 'session logged out');
   }
 }
 

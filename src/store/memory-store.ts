@@ -76,12 +76,12 @@ export class MemoryStore implements Store {
     return { outcome: 'rotated', session: session.record, expiresAt };
   }
 
-  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string } | undefined> {
+  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string; userId: string } | undefined> {
     const token = this.tokenOf(ref);
     const session = token && this.sessions.get(token.sessionId);
     if (!session) return undefined;
     if (session.revokedAt === 0) session.revokedAt = now;
-    return { sessionId: session.record.id };
+    return { sessionId: session.record.id, userId: session.record.userId };
   }
 
   async isSessionActive(sessionId: string, now: number): Promise<boolean> {

@@ -46,17 +46,17 @@ redis.call('PEXPIREAT', KEYS[3], expiresAt)
 return {'rotated', expiresAt, s[1], s[2], s[3], s[4], s[5]}
 `;
 
-/** KEYS: session, token. ARGV: now, revokedRetention. Returns 1 when the token was the session's. */
+/** KEYS: session, token. ARGV: now, revokedRetention. Returns the session's userId when the token was the session's, else false. */
 export const REVOKE = `
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-local s = redis.call('HMGET', KEYS[1], 'expiresAt', 'revokedAt')
-if not s[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+local s = redis.call('HMGET', KEYS[1], 'expiresAt', 'revokedAt', 'userId')
+if not s[1] then return false end
 if tonumber(s[2]) == 0 then
   local now = tonumber(ARGV[1])
   redis.call('HSET', KEYS[1], 'revokedAt', now)
   redis.call('PEXPIREAT', KEYS[1], math.min(tonumber(s[1]), now + tonumber(ARGV[2])))
 end
-return 1
+return s[3]
 `;
 
 /**

@@ -18,7 +18,7 @@ type Reply = Array<string | number | null>;
 
 interface ScriptCommands {
   authRotate(...args: Array<string | number>): Promise<Reply>;
-  authRevoke(...args: Array<string | number>): Promise<number>;
+  authRevoke(...args: Array<string | number>): Promise<string | null>;
   authBeginAttempt(...args: Array<string | number>): Promise<number>;
   authEndAttempt(...args: Array<string | number>): Promise<number>;
 }
@@ -148,11 +148,11 @@ export class RedisStore implements Store {
     }
   }
 
-  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string } | undefined> {
-    const found = await this.call(() =>
+  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string; userId: string } | undefined> {
+    const userId = await this.call(() =>
       this.redis.authRevoke(this.sessionKey(ref.sessionId), this.tokenKey(ref.sessionId, ref.hash), now, this.options.revokedRetention),
     );
-    return found === 1 ? { sessionId: ref.sessionId } : undefined;
+    return userId === null ? undefined : { sessionId: ref.sessionId, userId };
   }
 
   async isSessionActive(sessionId: string, now: number): Promise<boolean> {

@@ -78,7 +78,7 @@ export interface SessionStore {
   createSession(request: NewSession): Promise<void>;
   rotateRefreshToken(request: RotateRequest): Promise<RotateResult>;
   /** Revokes the session of any of its refresh tokens, current or rotated; unknown tokens do nothing. */
-  revokeSessionByRefreshToken(token: RefreshTokenRef, now: number): Promise<{ readonly sessionId: string } | undefined>;
+  revokeSessionByRefreshToken(token: RefreshTokenRef, now: number): Promise<{ readonly sessionId: string; readonly userId: string } | undefined>;
   /** True when the session exists, is not revoked and has not reached its absolute end. */
   isSessionActive(sessionId: string, now: number): Promise<boolean>;
 }

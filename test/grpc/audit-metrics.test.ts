@@ -54,7 +54,7 @@ describe('audit events', () => {
       ['refresh_retried', { ...call, userId, sessionId: ses }, 'info'],
       ['refresh_token_reused', { ...call, userId, sessionId: ses }, 'warn'],
       ['session_revoked', { ...call, userId, sessionId: ses, reason: 'refresh_token_reuse' }, 'warn'],
-      ['logout', { ...call, sessionId: ses }, 'info'],
+      ['logout', { ...call, userId, sessionId: ses }, 'info'],
     ];
     for (const [name, fields, level] of table) {
       expect(events(name).length).toBeGreaterThan(0);

@@ -109,8 +109,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       await rotate('h0', 'h1', T0);
       expect(await revoke('unknown', T0)).toBeUndefined();
       expect(await store.isSessionActive(s.id, T0)).toBe(true);
-      expect(await revoke('h0', T0)).toEqual({ sessionId: s.id });
-      expect(await revoke('h1', T0)).toEqual({ sessionId: s.id });
+      expect(await revoke('h0', T0)).toEqual({ sessionId: s.id, userId: s.userId });
+      expect(await revoke('h1', T0)).toEqual({ sessionId: s.id, userId: s.userId });
       expect(await store.isSessionActive(s.id, T0)).toBe(false);
       expect(await rotate('h1', 'h2', T0)).toEqual({ outcome: 'invalid', why: 'revoked' });
     });
