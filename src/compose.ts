@@ -17,7 +17,7 @@ import { authService } from './grpc/auth-service.js';
 import { secureService } from './grpc/secure-service.js';
 import { createAuthServer, type AuthServer } from './grpc/server.js';
 import { ReloadableTls } from './grpc/tls.js';
-import { createLogger, onLogEvent } from './logging.js';
+import { countEvents, createLogger } from './logging.js';
 import { Metrics } from './metrics.js';
 import { MemoryStore } from './store/memory-store.js';
 import { withFileUsers } from './store/file-users.js';
@@ -86,13 +86,14 @@ function loadKeys(config: Config, log: Logger): KeySet {
 export function composeService(config: Config, overrides: ServiceOverrides = {}): AuthServiceApp {
   const clock = overrides.clock ?? systemClock;
   const random = overrides.random ?? systemRandom;
-  const log = overrides.log ?? createLogger(config.logLevel);
-  const keys = overrides.keys ?? loadKeys(config, log);
+  const baseLog = overrides.log ?? createLogger(config.logLevel);
+  const keys = overrides.keys ?? loadKeys(config, baseLog);
   const revokedRetention = (config.accessTtl + config.clockSkew) * 1000;
   // Filled once `memory` exists; the gauge reads it at scrape time.
   let liveSessions: () => number | undefined = () => undefined;
   const metrics = new Metrics(() => liveSessions());
-  onLogEvent(log, (event) => metrics.event(event));
+  // Events logged outside calls (keys, store health, TLS) count too; calls' events are counted by the interceptor.
+  const log = countEvents(baseLog.child({}), (event) => metrics.event(event));
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
   const memory = overrides.store || config.store !== 'memory' ? undefined : new MemoryStore({ revokedRetention });
   const store = guardStore(
@@ -120,11 +121,11 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     secureService: secureService(),
     authenticate: (token) => introspector.introspect(token),
     descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),
-    log,
+    log: baseLog,
     random,
     callTimeout: config.callTimeout,
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
-    onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds),
+    observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds), onEvent: (event) => metrics.event(event) },
   });
 
   // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
@@ -156,7 +157,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     server,
     store,
     keys,
-    log,
+    log: baseLog,
     metrics,
     metricsPort: () => metricsServer?.port,
     transport: tls ? (tls.mutual ? 'mtls' : 'tls') : 'plaintext',

@@ -25,15 +25,21 @@ export const REDACTED_PATHS = [
   '*.metadata',
 ];
 
-const eventSinks = new WeakMap<Logger, { sink: ((event: string) => void) | undefined }>();
-
 /**
- * Calls `sink` with the name of every audit event (a line with an `event` field) that this root
- * logger or any of its children writes: how metrics count events without a second code path.
+ * Makes `log` report the name of every audit event it writes (a line with an `event` field) to
+ * `onEvent`, whatever the log level: metrics count events even when their lines are filtered out.
+ * Applies to this logger object only (not to children made from it).
  */
-export function onLogEvent(log: Logger, sink: (event: string) => void): void {
-  const holder = eventSinks.get(log);
-  if (holder) holder.sink = sink;
+export function countEvents(log: Logger, onEvent: (event: string) => void): Logger {
+  for (const level of ['info', 'warn', 'error'] as const) {
+    const write = log[level].bind(log) as (...args: unknown[]) => void;
+    (log as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => {
+      const fields = args[0] as { event?: unknown } | undefined;
+      if (typeof fields === 'object' && fields !== null && typeof fields.event === 'string') onEvent(fields.event);
+      write(...args);
+    };
+  }
+  return log;
 }
 
 /**
@@ -42,22 +48,12 @@ export function onLogEvent(log: Logger, sink: (event: string) => void): void {
  * last lines of a shutdown are the ones an operator needs.
  */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
-  const holder: { sink: ((event: string) => void) | undefined } = { sink: undefined };
   const options = {
-    hooks: {
-      logMethod(this: Logger, args: unknown[], method: (...a: unknown[]) => void) {
-        const fields = args[0] as { event?: unknown } | undefined;
-        if (holder.sink && typeof fields === 'object' && fields !== null && typeof fields.event === 'string') holder.sink(fields.event);
-        method.apply(this, args);
-      },
-    },
     level,
     base: { service: 'grpc-auth' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  const log = pino(options as pino.LoggerOptions, destination ?? pino.destination({ dest: 1, sync: true }));
-  eventSinks.set(log, holder);
-  return log;
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }

@@ -105,7 +105,8 @@ export class AccessTokenIssuer {
  */
 export class AccessTokenVerifier {
   constructor(
-    private readonly keys: KeySet,
+    /** Only `alg` and `byKid` are used: a set of public keys (from GetJwks) is enough. */
+    private readonly keys: Pick<KeySet, 'alg' | 'byKid'>,
     private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'clockSkew'>,
     private readonly clock: Clock,
   ) {}

@@ -8,6 +8,8 @@ export interface CallOptions {
   readonly metadata?: grpc.Metadata;
   /** Absolute deadline, or milliseconds from now. */
   readonly deadline?: Date | number;
+  /** Per-call credentials, e.g. `session.callCredentials()`. */
+  readonly credentials?: grpc.CallCredentials;
 }
 
 type ClientMethod<M> = M extends { methodKind: 'unary'; input: infer I extends DescMessage; output: infer O extends DescMessage }
@@ -47,7 +49,7 @@ export function createUnaryClient<S extends DescService>(
           definition.responseDeserialize,
           create(method.input, request),
           callOptions.metadata ?? new grpc.Metadata(),
-          deadline ? { deadline } : {},
+          { ...(deadline ? { deadline } : {}), ...(callOptions.credentials ? { credentials: callOptions.credentials } : {}) },
           (err, response) => (err ? reject(err) : resolve(response)),
         );
       });

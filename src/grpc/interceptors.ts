@@ -1,5 +1,6 @@
 import { Metadata, ServerInterceptingCall, status as Status, type ServerInterceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { countEvents } from '../logging.js';
 import type { VerifyResult } from '../core/access-token.js';
 import type { Random } from '../clock.js';
 import type { MethodPolicy } from './access-policy.js';
@@ -13,7 +14,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
  * sane, else a new one), a child logger, and one log line when the call ends with its status and
  * duration. It logs only an allow-list of fields: never metadata, requests or responses.
  */
-export function loggingInterceptor(log: Logger, random: Random, onCallEnd?: (method: string, code: string, seconds: number) => void): ServerInterceptor {
+export interface CallObserver {
+  /** Called as each call ends. */
+  onCallEnd?(method: string, code: string, seconds: number): void;
+  /** Called for every audit event a call logs, whatever the log level. */
+  onEvent?(event: string): void;
+}
+
+export function loggingInterceptor(log: Logger, random: Random, observer: CallObserver = {}): ServerInterceptor {
   const prefix = random.bytes(4).toString('hex');
   let counter = 0;
   return (method, call) => {
@@ -26,7 +34,7 @@ export function loggingInterceptor(log: Logger, random: Random, onCallEnd?: (met
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const fields = { code: Status[code], ms: Math.round(ms * 1000) / 1000 };
       (ctx?.log ?? log.child({ method: method.path, clientAddress: addressOf(call.getPeer()) })).info(fields, 'call');
-      onCallEnd?.(method.path, fields.code, ms / 1000);
+      observer.onCallEnd?.(method.path, fields.code, ms / 1000);
     };
     return new ServerInterceptingCall(call, {
       start: (next) =>
@@ -35,7 +43,8 @@ export function loggingInterceptor(log: Logger, random: Random, onCallEnd?: (met
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
             const clientAddress = addressOf(call.getPeer());
-            ctx = { requestId, log: log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, principal: undefined };
+            const child = log.child({ reqId: requestId, method: method.path, clientAddress });
+            ctx = { requestId, log: observer.onEvent ? countEvents(child, observer.onEvent) : child, clientAddress, principal: undefined };
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },

@@ -7,7 +7,7 @@ import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb.js';
 import { policiesFrom } from './access-policy.js';
 import { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from './adapter.js';
 import { HealthService, ServingStatus } from './health.js';
-import { bearerInterceptor, loggingInterceptor } from './interceptors.js';
+import { bearerInterceptor, loggingInterceptor, type CallObserver } from './interceptors.js';
 import { ReflectionIndex, reflectionServices } from './reflection.js';
 
 /**
@@ -37,8 +37,8 @@ export interface ServerParts {
   readonly random: Random;
   /** Seconds. */
   readonly callTimeout: number;
-  /** Called as each call ends (for metrics). */
-  readonly onCallEnd?: (method: string, code: string, seconds: number) => void;
+  /** Sees every call's end and audit events (for metrics). */
+  readonly observer?: CallObserver;
   /** grpc-js options over `serverLimits` (tests shorten the idle limit, for one). */
   readonly serverOptions?: grpc.ServerOptions;
 }
@@ -78,7 +78,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
     ...serverLimits,
     ...parts.serverOptions,
     interceptors: [
-      loggingInterceptor(parts.log, parts.random, parts.onCallEnd),
+      loggingInterceptor(parts.log, parts.random, parts.observer),
       bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 }),
     ],
   });
