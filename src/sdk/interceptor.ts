@@ -8,7 +8,7 @@ import type { SigningKey } from '../core/keys.js';
 import { AuthError } from '../errors.js';
 import { policiesFrom } from '../grpc/access-policy.js';
 import { inactiveReasons } from '../grpc/auth-service.js';
-import { callContext, requirePrincipal, type Principal } from '../grpc/call-context.js';
+import { callContext, requirePrincipal, type CallContext, type Principal } from '../grpc/call-context.js';
 import type { UnaryClient } from '../grpc/client.js';
 import { bearerInterceptor } from '../grpc/interceptors.js';
 
@@ -20,9 +20,12 @@ import { bearerInterceptor } from '../grpc/interceptors.js';
 
 export type { Principal };
 
-/** The verified caller of a call that passed the interceptor. Throws for an unprotected method. */
-export function getPrincipal(call: { metadata: grpc.Metadata }): Principal {
-  return requirePrincipal(callContext(call.metadata));
+/**
+ * The verified caller of a call that passed the interceptor: give it the grpc-js call (plain
+ * handlers) or the context the typed adapter passes. Throws for a method without a policy check.
+ */
+export function getPrincipal(source: { readonly metadata: grpc.Metadata } | CallContext): Principal {
+  return requirePrincipal('principal' in source ? source : callContext(source.metadata));
 }
 
 export interface LocalVerification {
