@@ -59,6 +59,8 @@ export interface AuthServiceApp {
 
 /** How often the memory store drops expired entries. */
 const SWEEP_INTERVAL_MS = 60_000;
+/** Verified access tokens remembered by Validate and the interceptor (about 1 KiB each). */
+const VERIFIED_TOKEN_CACHE = 10_000;
 /** How often health checks that the store answers. */
 const STORE_CHECK_INTERVAL_MS = 1000;
 
@@ -108,7 +110,10 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtl: config.accessTtl, clockSkew: config.clockSkew };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
-  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
+  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, {
+    cacheSize: VERIFIED_TOKEN_CACHE,
+    clockSkew: config.clockSkew,
+  });
   const refreshTokens = new RefreshTokenCodec(random);
   const users = withFileUsers(store, config.usersFile === undefined ? [] : readUsersFile(config.usersFile, clock.now()));
   const denylist = new PasswordDenylist([...COMMON_PASSWORDS, ...(config.passwordDenylistFile === undefined ? [] : readDenylistFile(config.passwordDenylistFile))]);

@@ -1,0 +1,69 @@
+import { ManualClock, systemRandom } from '../../src/clock';
+import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
+import { Introspector } from '../../src/core/introspector';
+import { createKeySet, generateEcKey } from '../../src/core/keys';
+
+const options = { issuer: 'iss', audience: 'aud', accessTtl: 900, clockSkew: 30 };
+
+function setup(cacheSize = 3) {
+  const clock = new ManualClock();
+  const keys = createKeySet([generateEcKey()]);
+  const issuer = new AccessTokenIssuer(keys, options, clock, systemRandom);
+  const verifier = new AccessTokenVerifier(keys, options, clock);
+  const verify = jest.spyOn(verifier, 'verify');
+  const active = new Set(['ses_1', 'ses_2']);
+  const introspector = new Introspector(verifier, { isSessionActive: async (sid) => active.has(sid) }, clock, { cacheSize, clockSkew: 30 });
+  const token = (sid = 'ses_1') => issuer.issue({ userId: 'usr_1', username: 'a', roles: [], sessionId: sid }).token;
+  return { clock, introspector, verify, active, token };
+}
+
+describe('Introspector verification cache', () => {
+  test('a repeated token skips the signature check', async () => {
+    const { introspector, verify, token } = setup();
+    const t = token();
+    expect((await introspector.introspect(t)).ok).toBe(true);
+    expect((await introspector.introspect(t)).ok).toBe(true);
+    expect(verify).toHaveBeenCalledTimes(1);
+  });
+
+  test('never bypasses the revocation check', async () => {
+    const { introspector, active, token } = setup();
+    const t = token();
+    expect((await introspector.introspect(t)).ok).toBe(true);
+    active.delete('ses_1');
+    expect(await introspector.introspect(t)).toEqual({ ok: false, reason: 'revoked' });
+  });
+
+  test('an entry ends with its token: expired tokens are verified again and refused', async () => {
+    const { clock, introspector, verify, token } = setup();
+    const t = token();
+    await introspector.introspect(t);
+    clock.advance((900 + 29) * 1000);
+    expect((await introspector.introspect(t)).ok).toBe(true);
+    expect(verify).toHaveBeenCalledTimes(1);
+    clock.advance(1000);
+    expect(await introspector.introspect(t)).toEqual({ ok: false, reason: 'expired' });
+    expect(verify).toHaveBeenCalledTimes(2);
+    expect(introspector.cached).toBe(0);
+  });
+
+  test('bounded: under size pressure the oldest entries go first', async () => {
+    const { introspector, verify, token } = setup(3);
+    const tokens = [token(), token(), token(), token()];
+    for (const t of tokens) await introspector.introspect(t);
+    expect(introspector.cached).toBe(3);
+    verify.mockClear();
+    await introspector.introspect(tokens[3]!);
+    expect(verify).not.toHaveBeenCalled();
+    await introspector.introspect(tokens[0]!);
+    expect(verify).toHaveBeenCalledTimes(1);
+  });
+
+  test('failures are not cached', async () => {
+    const { introspector, verify } = setup();
+    await introspector.introspect('garbage');
+    await introspector.introspect('garbage');
+    expect(verify).toHaveBeenCalledTimes(2);
+    expect(introspector.cached).toBe(0);
+  });
+});
