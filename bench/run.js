@@ -1,0 +1,359 @@
+#!/usr/bin/env node
+/* eslint-disable no-console */
+// `npm run bench`: starts the service and measures each figure next to its baseline in the same
+// run (machines here are shared and noisy, so only ratios within one run mean anything), then
+// writes bench/results/latest.md and latest.json. Uses the built service in dist/.
+'use strict';
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const net = require('node:net');
+const grpc = require('@grpc/grpc-js');
+const { create, toBinary } = require('@bufbuild/protobuf');
+const jwt = require('jsonwebtoken');
+const argon2 = require('@node-rs/argon2');
+
+const ROOT = path.join(__dirname, '..');
+const dist = (p) => require(path.join(ROOT, 'dist', p));
+const { AuthService, SecureService, ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
+const { HealthCheckRequestSchema } = dist('gen/grpc/health/v1/health_pb.js');
+const { createUnaryClient } = dist('src/grpc/client.js');
+const { Health } = dist('gen/grpc/health/v1/health_pb.js');
+const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
+const { MemoryStore } = dist('src/store/memory-store.js');
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
+const PASSWORD = 'correct horse battery staple';
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Server CPU seconds (user + system) from /proc, for CPU-per-call figures. */
+function cpuSeconds(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100 on Linux)
+}
+
+function grpcFrame(schema, init) {
+  const body = Buffer.from(toBinary(schema, create(schema, init)));
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, 5);
+  return frame;
+}
+
+const h2loadAvailable = spawnSync('h2load', ['--version']).status === 0;
+
+/** h2load: unary gRPC calls over several connections and streams; returns calls/s. */
+function h2load(port, pathName, frame, headers = {}) {
+  const file = path.join(os.tmpdir(), `bench-${crypto.randomBytes(4).toString('hex')}.bin`);
+  fs.writeFileSync(file, frame);
+  const args = ['-D', String(SECONDS), '-c', '8', '-m', '16', '-t', '1', '-d', file, '-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  args.push(`http://127.0.0.1:${port}${pathName}`);
+  const out = execFileSync('h2load', args, { encoding: 'utf8' });
+  fs.unlinkSync(file);
+  const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out);
+  const failed = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
+  if (!rate) throw new Error(`h2load output not understood:\n${out}`);
+  if (failed && Number(failed[2]) > 0) throw new Error(`h2load: ${failed[2]} requests failed`);
+  return Number(rate[1]);
+}
+
+/** The Node load generator: `concurrency` loops calling `call(i)` for SECONDS (or `count` calls). */
+async function nodeLoad(call, { concurrency = 32, count = Infinity, seconds = SECONDS } = {}) {
+  let n = 0;
+  const latencies = [];
+  const end = Date.now() + seconds * 1000;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (n < count && Date.now() < end) {
+        const i = n++;
+        const s = process.hrtime.bigint();
+        await call(i);
+        latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { calls: latencies.length, perSecond: latencies.length / elapsed, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0 };
+}
+
+/** Median microseconds of `fn` over many runs. */
+function microbench(fn, iterations = 2000) {
+  const runs = [];
+  for (let r = 0; r < 7; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) fn(i);
+    runs.push(Number(process.hrtime.bigint() - t0) / 1e3 / iterations);
+  }
+  return median(runs);
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-bench-'));
+  const keyFile = path.join(dir, 'key.pem');
+  fs.writeFileSync(keyFile, generateEcPem());
+  const key = loadEcKeyFile(keyFile);
+  const port = await freePort();
+  const hashConcurrency = 2;
+  const server = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js')], {
+    env: { PATH: process.env.PATH, AUTH_ADDRESS: `127.0.0.1:${port}`, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: String(hashConcurrency) },
+    stdio: 'ignore',
+  });
+  process.on('exit', () => server.kill('SIGKILL'));
+  const address = `127.0.0.1:${port}`;
+  const auth = createUnaryClient(AuthService, address);
+  const secure = createUnaryClient(SecureService, address);
+  const health = createUnaryClient(Health, address);
+  for (let i = 0; ; i++) {
+    try {
+      await health.check({ service: '' });
+      break;
+    } catch (err) {
+      if (i > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const results = { figures: [], floors: {}, generator: h2loadAvailable ? 'h2load (nghttp2) for calls/s figures; Node for CPU-per-call, latency and login figures' : 'Node (h2load not found)' };
+
+  // --- raw floors, in this process ---------------------------------------------------------
+  const pub = key.verifyKey;
+  const signInput = Buffer.from('x'.repeat(300));
+  const sig = crypto.sign('sha256', signInput, { key: key.signKey, dsaEncoding: 'ieee-p1363' });
+  results.floors.es256VerifyUs = microbench(() => crypto.verify('sha256', signInput, { key: pub, dsaEncoding: 'ieee-p1363' }, sig));
+  results.floors.es256SignUs = microbench(() => crypto.sign('sha256', signInput, { key: key.signKey, dsaEncoding: 'ieee-p1363' }));
+  results.floors.sha256Us = microbench(() => crypto.createHash('sha256').update('rt1_' + 'a'.repeat(64)).digest());
+  const hashRuns = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = process.hrtime.bigint();
+    await argon2.hash(PASSWORD, { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    hashRuns.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  results.floors.argon2idMs = median(hashRuns);
+
+  // --- fixtures ------------------------------------------------------------------------------
+  await auth.register({ username: 'bench', password: PASSWORD });
+  // Logins in flight count against their account (5 at most before back-off), so the login
+  // figures spread over 16 accounts, as many clients would.
+  const accounts = Array.from({ length: 16 }, (_, i) => `bench${i}`);
+  for (const username of accounts) await auth.register({ username, password: PASSWORD });
+  const loginAny = (i) => auth.login({ username: accounts[i % accounts.length], password: PASSWORD });
+  const login = await auth.login({ username: 'bench', password: PASSWORD });
+  const token = login.accessToken;
+  const sessionIds = [];
+  for (let i = 0; i < 20; i++) {
+    const t = await auth.login({ username: 'bench', password: PASSWORD });
+    sessionIds.push(jwt.decode(t.accessToken).sid);
+  }
+  const mint = (i) =>
+    jwt.sign(
+      { iss: 'urn:grpc-auth:dev', aud: 'urn:grpc-auth:services', sub: 'usr_x', username: 'bench', roles: [], sid: sessionIds[i % sessionIds.length], jti: `j${i}`, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 900 },
+      key.signKey,
+      { algorithm: 'ES256', keyid: key.kid, header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid } },
+    );
+
+  const healthFrame = grpcFrame(HealthCheckRequestSchema, { service: '' });
+  const validateFrame = grpcFrame(ValidateRequestSchema, { accessToken: token });
+  const ratioFigure = async (name, target, measure, baseline) => {
+    const ratios = [];
+    const values = [];
+    const bases = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const b = await baseline();
+      const v = await measure();
+      bases.push(b);
+      values.push(v);
+      ratios.push(v / b);
+    }
+    results.figures.push({ name, unit: 'calls/s', value: median(values), baseline: median(bases), ratio: median(ratios), spread: spread(ratios), target, met: median(ratios) >= target });
+  };
+  const viaH2 = (p, frame, headers) => async () => h2load(port, p, frame, headers);
+  const viaNode = (fn) => async () => (await nodeLoad(fn)).perSecond;
+  const healthRate = h2loadAvailable ? viaH2('/grpc.health.v1.Health/Check', healthFrame) : viaNode(() => health.check({ service: '' }));
+
+  console.log('measuring Validate, token seen before ...');
+  await ratioFigure('Validate, token seen before', 0.9, h2loadAvailable ? viaH2('/auth.v1.AuthService/Validate', validateFrame) : viaNode(() => auth.validate({ accessToken: token })), healthRate);
+  console.log('measuring WhoAmI through the interceptor ...');
+  const whoFrame = grpcFrame(SecureService.method.whoAmI.input, {});
+  const bearer = new grpc.Metadata();
+  bearer.set('authorization', `Bearer ${token}`);
+  await ratioFigure(
+    'SecureService.WhoAmI through the interceptor, token seen before',
+    0.85,
+    h2loadAvailable ? viaH2('/auth.v1.SecureService/WhoAmI', whoFrame, { authorization: `Bearer ${token}` }) : viaNode(() => secure.whoAmI({}, { metadata: bearer })),
+    healthRate,
+  );
+
+  // --- CPU per call (Node generator, fixed call counts) -------------------------------------------
+  const cpuPerCall = async (count, call) => {
+    const before = cpuSeconds(server.pid);
+    const { calls } = await nodeLoad(call, { count, seconds: 120 });
+    return ((cpuSeconds(server.pid) - before) / calls) * 1e6;
+  };
+  const cpuFigure = async (name, count, call, allowanceUs) => {
+    const values = [];
+    const bases = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      bases.push(await cpuPerCall(count, () => health.check({ service: '' })));
+      values.push(await call(count));
+    }
+    const base = median(bases);
+    const value = median(values);
+    results.figures.push({ name, unit: 'µs server CPU per call', value, baseline: base, limit: base + allowanceUs, spread: spread(values), met: value <= base + allowanceUs });
+  };
+  console.log('measuring Validate with a new token every call ...');
+  let minted = 0;
+  await cpuFigure(
+    'Validate, a new token every call (ES256)',
+    3000,
+    async (count) => {
+      const tokens = Array.from({ length: count }, () => mint(minted++));
+      return cpuPerCall(count, (i) => auth.validate({ accessToken: tokens[i] }));
+    },
+    1.7 * results.floors.es256VerifyUs,
+  );
+  console.log('measuring Refresh ...');
+  await cpuFigure(
+    'Refresh (memory store)',
+    2048,
+    async (count) => {
+      // 32 sessions, each refreshed in its own sequence: every call presents the latest token.
+      const chains = [];
+      for (let i = 0; i < 32; i++) chains.push((await loginAny(i)).refreshToken);
+      const before = cpuSeconds(server.pid);
+      await Promise.all(
+        chains.map(async (first) => {
+          let current = first;
+          for (let i = 0; i < count / 32; i++) current = (await auth.refresh({ refreshToken: current })).refreshToken;
+        }),
+      );
+      return ((cpuSeconds(server.pid) - before) / count) * 1e6;
+    },
+    1.7 * (results.floors.es256SignUs + results.floors.sha256Us),
+  );
+
+  // --- logins against the hashing capacity ------------------------------------------------------
+  console.log('measuring Login ...');
+  const capacity = hashConcurrency / (results.floors.argon2idMs / 1000);
+  const loginRates = [];
+  for (let r = 0; r < ROUNDS; r++) loginRates.push((await nodeLoad(loginAny, { concurrency: 8 })).perSecond);
+  results.figures.push({ name: 'Login', unit: 'calls/s', value: median(loginRates), baseline: capacity, ratio: median(loginRates) / capacity, spread: spread(loginRates.map((x) => x / capacity)), target: 0.8, met: median(loginRates) / capacity >= 0.8 });
+
+  console.log('measuring Validate while logins saturate the hashing pool ...');
+  const calm = [];
+  const busy = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    calm.push(await nodeLoad(() => auth.validate({ accessToken: token }), { concurrency: 16 }));
+    let stop = false;
+    const flood = Promise.all(
+      Array.from({ length: 16 }, async (_, w) => {
+        while (!stop) await loginAny(w).catch(() => {});
+      }),
+    );
+    busy.push(await nodeLoad(() => auth.validate({ accessToken: token }), { concurrency: 16 }));
+    stop = true;
+    await flood;
+  }
+  const rateRatio = median(busy.map((b, i) => b.perSecond / calm[i].perSecond));
+  const p99Ratio = median(busy.map((b, i) => b.p99 / calm[i].p99));
+  results.figures.push({ name: 'Validate while logins saturate the hashing pool: calls/s vs unloaded', unit: 'ratio', value: rateRatio, target: 0.5, met: rateRatio >= 0.5 });
+  results.figures.push({ name: 'Validate while logins saturate the hashing pool: p99 vs unloaded p99', unit: 'ratio', value: p99Ratio, limit: 3, met: p99Ratio <= 3 });
+
+  server.kill('SIGTERM');
+  auth.close();
+  secure.close();
+  health.close();
+
+  // --- memory store, in a child with --expose-gc -----------------------------------------------
+  console.log('measuring the memory store ...');
+  const mem = JSON.parse(execFileSync(process.execPath, ['--expose-gc', __filename, '--memory'], { encoding: 'utf8', maxBuffer: 1 << 20 }));
+  results.figures.push({ name: 'Memory store, 1,000,000 live sessions', unit: 'bytes of heap per session', value: mem.bytesPerSession, limit: 250, met: mem.bytesPerSession <= 250 });
+  results.figures.push({ name: 'Memory store under churn (1,000,000 created and expired)', unit: 'heap after sweep vs start', value: mem.churnRatio, limit: 1.1, met: mem.churnRatio <= 1.1 });
+
+  write(results);
+}
+
+/** The memory figures, run in a child process so the heap holds nothing else. */
+async function memory() {
+  const sessions = 1_000_000;
+  const T0 = Date.UTC(2030, 0, 1);
+  const idBytes = () => crypto.randomBytes(16).toString('base64url');
+  const fill = async (store, expiresAt) => {
+    for (let i = 0; i < sessions; i++) {
+      const id = `ses_${idBytes()}`;
+      await store.createSession({
+        session: { id, userId: 'usr_AAAAAAAAAAAAAAAAAAAAAA', username: 'alice', roles: ROLES, createdAt: T0, expiresAt },
+        refreshHash: crypto.createHash('sha256').update(id).digest('base64url'),
+        refreshExpiresAt: expiresAt,
+      });
+    }
+  };
+  const ROLES = ['user'];
+  global.gc();
+  const start = process.memoryUsage().heapUsed;
+  const live = new MemoryStore({ revokedRetention: 60_000 });
+  await fill(live, T0 + 3_600_000);
+  global.gc();
+  const bytesPerSession = (process.memoryUsage().heapUsed - start) / sessions;
+  live.sweep(T0 + 3_600_000);
+  global.gc();
+  const churnStart = process.memoryUsage().heapUsed;
+  const churn = new MemoryStore({ revokedRetention: 60_000 });
+  await fill(churn, T0 + 1000);
+  churn.sweep(T0 + 1000);
+  global.gc();
+  const churnRatio = process.memoryUsage().heapUsed / churnStart;
+  process.stdout.write(JSON.stringify({ bytesPerSession, churnRatio, keep: [live.size(), churn.size()] }));
+}
+
+function write(results) {
+  const versions = {
+    node: process.version,
+    grpcJs: require('@grpc/grpc-js/package.json').version,
+    h2load: h2loadAvailable ? execFileSync('h2load', ['--version'], { encoding: 'utf8' }).split('\n')[0] : 'not found',
+  };
+  const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.platform()} ${os.release()}` };
+  const json = { date: new Date().toISOString(), command: 'npm run bench', rounds: ROUNDS, secondsPerRound: SECONDS, machine, versions, ...results };
+  const outDir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
+  const f = (x, d = 2) => (typeof x === 'number' ? x.toFixed(d) : String(x));
+  const rows = results.figures.map((r) => {
+    const measured = r.ratio !== undefined ? `${f(r.ratio)} × baseline (${f(r.value, 0)} vs ${f(r.baseline, 0)} ${r.unit}; rounds ${f(r.spread[0])}–${f(r.spread[1])})` : r.baseline !== undefined ? `${f(r.value, 1)} ${r.unit} (baseline ${f(r.baseline, 1)}; rounds ${f(r.spread[0], 1)}–${f(r.spread[1], 1)})` : `${f(r.value)} ${r.unit}`;
+    const target = r.target !== undefined ? `≥ ${r.target}` : `≤ ${f(r.limit, 1)}`;
+    return `| ${r.name} | ${measured} | ${target} | ${r.met ? 'met' : '**not met**'} |`;
+  });
+  const md = `# Benchmark results
+
+Command: \`npm run bench\` (${ROUNDS} rounds of ${SECONDS} s, baseline and figure interleaved). Date: ${json.date}.
+Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.platform}. Node ${versions.node}, grpc-js ${versions.grpcJs}, ${versions.h2load}.
+Load: ${results.generator}.
+Raw floors (this process): ES256 verify ${f(results.floors.es256VerifyUs, 1)} µs, ES256 sign ${f(results.floors.es256SignUs, 1)} µs, SHA-256 ${f(results.floors.sha256Us, 2)} µs, argon2id (19 MiB, t=2) ${f(results.floors.argon2idMs, 1)} ms.
+
+| Figure | Measured (median; spread over rounds) | Target | |
+|---|---|---|---|
+${rows.join('\n')}
+`;
+  fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  console.log(md);
+}
+
+if (process.argv.includes('--memory')) memory();
+else main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
