@@ -1,19 +1,37 @@
 import { backoffDelay, type AttemptGrant, type AttemptOutcome, type BackoffPolicy, type NewSession, type RefreshTokenRef, type RotateRequest, type RotateResult, type SessionRecord, type Store, type UserRecord } from './store.js';
 
+/**
+ * One object per session, holding the session's active refresh token too: a live session costs
+ * one object and two map entries (by id, and by its token's hash). Rotated tokens, kept only for
+ * re-use detection, get a small object of their own.
+ */
 interface SessionEntry {
-  readonly record: SessionRecord;
+  readonly id: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+  readonly createdAt: number;
+  readonly expiresAt: number;
   /** 0 while active. */
   revokedAt: number;
+  /** The active refresh token: its hash (also its key in `tokens`) and expiry. */
+  tokenHash: string;
+  tokenExpiresAt: number;
 }
 
-interface TokenEntry {
-  readonly sessionId: string;
+interface RotatedToken {
+  readonly session: SessionEntry;
   readonly expiresAt: number;
-  /** 0 while active; otherwise when it was rotated. */
-  rotatedAt: number;
-  successorHash: string | undefined;
-  sealedSuccessor: string | undefined;
+  readonly rotatedAt: number;
+  readonly successorHash: string;
+  readonly sealedSuccessor: string;
 }
+
+type TokenEntry = SessionEntry | RotatedToken;
+
+const isRotated = (entry: TokenEntry): entry is RotatedToken => 'rotatedAt' in entry;
+const sessionOf = (entry: TokenEntry): SessionEntry => (isRotated(entry) ? entry.session : entry);
+const recordOf = (s: SessionEntry): SessionRecord => ({ id: s.id, userId: s.userId, username: s.username, roles: s.roles, createdAt: s.createdAt, expiresAt: s.expiresAt });
 
 export interface MemoryStoreOptions {
   /**
@@ -47,46 +65,49 @@ export class MemoryStore implements Store {
   }
 
   async createSession({ session, refreshHash, refreshExpiresAt }: NewSession): Promise<void> {
-    this.sessions.set(session.id, { record: session, revokedAt: 0 });
-    this.tokens.set(refreshHash, newToken(session.id, refreshExpiresAt));
+    const { id, userId, username, roles, createdAt, expiresAt } = session;
+    const entry: SessionEntry = { id, userId, username, roles, createdAt, expiresAt, revokedAt: 0, tokenHash: refreshHash, tokenExpiresAt: refreshExpiresAt };
+    this.sessions.set(id, entry);
+    this.tokens.set(refreshHash, entry);
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
     const token = this.tokenOf(req);
-    const session = token && this.sessions.get(token.sessionId);
-    if (!token || !session) return { outcome: 'invalid', why: 'unknown' };
+    const session = token && sessionOf(token);
+    if (!token || !session || this.sessions.get(session.id) !== session) return { outcome: 'invalid', why: 'unknown' };
     if (session.revokedAt !== 0) return { outcome: 'invalid', why: 'revoked' };
-    if (req.now >= session.record.expiresAt || req.now >= token.expiresAt) return { outcome: 'invalid', why: 'expired' };
+    const tokenExpiresAt = isRotated(token) ? token.expiresAt : token.tokenExpiresAt;
+    if (req.now >= session.expiresAt || req.now >= tokenExpiresAt) return { outcome: 'invalid', why: 'expired' };
 
-    if (token.rotatedAt !== 0) {
-      const successor = token.successorHash === undefined ? undefined : this.tokens.get(token.successorHash);
+    if (isRotated(token)) {
+      // Only a retry of the token whose successor is still the session's active one, within the interval.
       const withinInterval = req.now - token.rotatedAt <= req.reuseInterval;
-      if (withinInterval && successor && successor.rotatedAt === 0 && token.sealedSuccessor !== undefined) {
-        return { outcome: 'retried', session: session.record, expiresAt: successor.expiresAt, sealedSuccessor: token.sealedSuccessor };
+      if (withinInterval && session.tokenHash === token.successorHash) {
+        return { outcome: 'retried', session: recordOf(session), expiresAt: session.tokenExpiresAt, sealedSuccessor: token.sealedSuccessor };
       }
       session.revokedAt = req.now;
-      return { outcome: 'reused', sessionId: session.record.id, userId: session.record.userId };
+      return { outcome: 'reused', sessionId: session.id, userId: session.userId };
     }
 
-    const expiresAt = Math.min(req.now + req.refreshTtl, session.record.expiresAt);
-    token.rotatedAt = req.now;
-    token.successorHash = req.successorHash;
-    token.sealedSuccessor = req.sealedSuccessor;
-    this.tokens.set(req.successorHash, newToken(session.record.id, expiresAt));
-    return { outcome: 'rotated', session: session.record, expiresAt };
+    const expiresAt = Math.min(req.now + req.refreshTtl, session.expiresAt);
+    this.tokens.set(req.hash, { session, expiresAt: session.tokenExpiresAt, rotatedAt: req.now, successorHash: req.successorHash, sealedSuccessor: req.sealedSuccessor });
+    session.tokenHash = req.successorHash;
+    session.tokenExpiresAt = expiresAt;
+    this.tokens.set(req.successorHash, session);
+    return { outcome: 'rotated', session: recordOf(session), expiresAt };
   }
 
   async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string; userId: string } | undefined> {
     const token = this.tokenOf(ref);
-    const session = token && this.sessions.get(token.sessionId);
-    if (!session) return undefined;
+    const session = token && sessionOf(token);
+    if (!session || this.sessions.get(session.id) !== session) return undefined;
     if (session.revokedAt === 0) session.revokedAt = now;
-    return { sessionId: session.record.id, userId: session.record.userId };
+    return { sessionId: session.id, userId: session.userId };
   }
 
   async isSessionActive(sessionId: string, now: number): Promise<boolean> {
     const session = this.sessions.get(sessionId);
-    return session !== undefined && session.revokedAt === 0 && now < session.record.expiresAt;
+    return session !== undefined && session.revokedAt === 0 && now < session.expiresAt;
   }
 
   async beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant> {
@@ -115,7 +136,7 @@ export class MemoryStore implements Store {
   /** The token's entry, if it exists and belongs to the session it names. */
   private tokenOf(ref: RefreshTokenRef): TokenEntry | undefined {
     const token = this.tokens.get(ref.hash);
-    return token?.sessionId === ref.sessionId ? token : undefined;
+    return token !== undefined && sessionOf(token).id === ref.sessionId ? token : undefined;
   }
 
   async connect(): Promise<void> {}
@@ -129,14 +150,16 @@ export class MemoryStore implements Store {
     let sessions = 0;
     let tokens = 0;
     for (const [id, entry] of this.sessions) {
-      const over = now >= entry.record.expiresAt || (entry.revokedAt !== 0 && now >= entry.revokedAt + this.options.revokedRetention);
+      const over = now >= entry.expiresAt || (entry.revokedAt !== 0 && now >= entry.revokedAt + this.options.revokedRetention);
       if (over) {
         this.sessions.delete(id);
         sessions++;
       }
     }
     for (const [hash, entry] of this.tokens) {
-      if (now >= entry.expiresAt || !this.sessions.has(entry.sessionId)) {
+      const session = sessionOf(entry);
+      const expiresAt = isRotated(entry) ? entry.expiresAt : entry.tokenExpiresAt;
+      if (now >= expiresAt || this.sessions.get(session.id) !== session) {
         this.tokens.delete(hash);
         tokens++;
       }
@@ -149,8 +172,4 @@ export class MemoryStore implements Store {
   size(): { users: number; sessions: number; tokens: number } {
     return { users: this.users.size, sessions: this.sessions.size, tokens: this.tokens.size };
   }
-}
-
-function newToken(sessionId: string, expiresAt: number): TokenEntry {
-  return { sessionId, expiresAt, rotatedAt: 0, successorHash: undefined, sealedSuccessor: undefined };
 }
