@@ -102,7 +102,8 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     overrides.store ??
       memory ??
       new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention }),
-    config.storeTimeout * 1000,
+    // The built-in memory store answers within the call; anything else gets a deadline.
+    overrides.store || !memory ? config.storeTimeout * 1000 : undefined,
     () => metrics.storeError(),
   );
   if (memory) liveSessions = () => memory.size().sessions;

@@ -6,18 +6,24 @@ const UNAVAILABLE = 'session store unavailable';
 /**
  * Puts a bound on every store operation and one meaning on every store failure: whatever a store
  * throws, and whatever it fails to answer within `timeoutMs`, reaches the caller as
- * `unavailable` (the cause is kept for the log). Store operations are atomic, so a failed one
+ * `unavailable` (the cause is kept for the log); `timeoutMs` undefined means the store answers
+ * synchronously and needs no timer. Store operations are atomic, so a failed one
  * has changed nothing: the caller may simply retry.
  */
-export function guardStore(store: Store, timeoutMs: number, onError: () => void = () => {}): Store {
+export function guardStore(store: Store, timeoutMs: number | undefined, onError: () => void = () => {}): Store {
   const guard =
     <A extends unknown[], R>(op: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
       new Promise<R>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          onError();
-          reject(new AuthError('unavailable', UNAVAILABLE, { cause: new Error(`no answer within ${timeoutMs} ms`) }));
-        }, timeoutMs);
+        // No timer for a store that answers within the call (the built-in memory store): it costs
+        // a timer per operation on the hot path and can never fire.
+        const timer =
+          timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => {
+                onError();
+                reject(new AuthError('unavailable', UNAVAILABLE, { cause: new Error(`no answer within ${timeoutMs} ms`) }));
+              }, timeoutMs);
         Promise.resolve()
           .then(() => op.apply(store, args))
           .then(
