@@ -94,7 +94,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   // Filled once `memory` exists; the gauge reads it at scrape time.
   let liveSessions: () => number | undefined = () => undefined;
   const metrics = new Metrics(() => liveSessions());
-  // Events logged outside calls (keys, store health, TLS) count too; calls' events are counted by the interceptor.
+  // Every audit event counts, in calls (their loggers are children of this one) and outside them.
   const log = countEvents(baseLog.child({}), (event) => metrics.event(event));
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
   const memory = overrides.store || config.store !== 'memory' ? undefined : new MemoryStore({ revokedRetention });
@@ -127,11 +127,11 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     secureService: secureService(),
     authenticate: (token) => introspector.introspect(token),
     descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),
-    log: baseLog,
+    log,
     random,
     callTimeout: config.callTimeout,
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
-    observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds), onEvent: (event) => metrics.event(event) },
+    observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds) },
   });
 
   // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.

@@ -28,15 +28,17 @@ export const REDACTED_PATHS = [
 /**
  * Makes `log` report the name of every audit event it writes (a line with an `event` field) to
  * `onEvent`, whatever the log level: metrics count events even when their lines are filtered out.
- * Applies to this logger object only (not to children made from it).
+ * Children made from it afterwards count too (pino children inherit their parent's methods), so
+ * one wrapped logger serves every call; test/grpc/audit-metrics.test.ts proves it through calls.
  */
 export function countEvents(log: Logger, onEvent: (event: string) => void): Logger {
   for (const level of ['info', 'warn', 'error'] as const) {
-    const write = log[level].bind(log) as (...args: unknown[]) => void;
-    (log as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => {
+    const write = log[level] as (...args: unknown[]) => void;
+    // `this`, not `log`: a child calling the inherited method must write with its own bindings.
+    (log as unknown as Record<string, unknown>)[level] = function (this: Logger, ...args: unknown[]) {
       const fields = args[0] as { event?: unknown } | undefined;
       if (typeof fields === 'object' && fields !== null && typeof fields.event === 'string') onEvent(fields.event);
-      write(...args);
+      write.apply(this, args);
     };
   }
   return log;

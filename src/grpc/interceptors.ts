@@ -1,6 +1,5 @@
 import { Metadata, ServerInterceptingCall, status as Status, type ServerInterceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { countEvents } from '../logging.js';
 import type { VerifyResult } from '../core/access-token.js';
 import type { Random } from '../clock.js';
 import type { MethodPolicy } from './access-policy.js';
@@ -17,8 +16,6 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export interface CallObserver {
   /** Called as each call ends. */
   onCallEnd?(method: string, code: string, seconds: number): void;
-  /** Called for every audit event a call logs, whatever the log level. */
-  onEvent?(event: string): void;
 }
 
 export function loggingInterceptor(log: Logger, random: Random, observer: CallObserver = {}): ServerInterceptor {
@@ -43,8 +40,7 @@ export function loggingInterceptor(log: Logger, random: Random, observer: CallOb
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
             const clientAddress = addressOf(call.getPeer());
-            const child = log.child({ reqId: requestId, method: method.path, clientAddress });
-            ctx = { requestId, log: observer.onEvent ? countEvents(child, observer.onEvent) : child, clientAddress, principal: undefined };
+            ctx = { requestId, log: log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, principal: undefined };
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },
