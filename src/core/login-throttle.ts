@@ -1,19 +1,14 @@
 import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
-import { backoffDelay, type AttemptOutcome, type AttemptStore, type BackoffPolicy } from '../store/store.js';
+import { type AttemptOutcome, type AttemptStore, type BackoffPolicy } from '../store/store.js';
 
-export type ThrottlePolicy = BackoffPolicy;
-
-export const ACCOUNT_POLICY: ThrottlePolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000 };
+export const ACCOUNT_POLICY: BackoffPolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000 };
 /** A client address may try many accounts (a shared NAT), so it gets more room before delays. */
-export const ADDRESS_POLICY: ThrottlePolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000 };
-
-/** Milliseconds after the last attempt before the next one is allowed. */
-export const delayAfter = backoffDelay;
+export const ADDRESS_POLICY: BackoffPolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000 };
 
 export interface ThrottleKey {
   readonly key: string;
-  readonly policy: ThrottlePolicy;
+  readonly policy: BackoffPolicy;
 }
 
 /**

@@ -44,11 +44,15 @@ export interface TestAuthServer {
   close(): Promise<void>;
 }
 
+/** Real argon2id with small parameters: the same code path, milliseconds instead of tens per hash. */
+export function fastTestHasher(): Argon2Hasher {
+  return new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, concurrency: 4, maxQueue: 1000 });
+}
+
 export async function startTestAuthServer(options: TestAuthServerOptions = {}): Promise<TestAuthServer> {
   const clock = options.clock ?? new ManualClock(Date.now());
   const config = loadConfig({ AUTH_LOG_LEVEL: 'silent', ...options.env });
-  // Real argon2id with small parameters: the same code, milliseconds per hash.
-  const hasher = new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, concurrency: 4, maxQueue: 1000 });
+  const hasher = fastTestHasher();
   const app = composeService(config, { clock, hasher, keys: createKeySet([generateEcKey()]), log: createLogger(config.logLevel) });
   const port = await app.listen('127.0.0.1:0');
   const address = `127.0.0.1:${port}`;

@@ -5,13 +5,7 @@ import { backoffDelay, type AttemptGrant, type AttemptOutcome, type BackoffPolic
  * one object and two map entries (by id, and by its token's hash). Rotated tokens, kept only for
  * re-use detection, get a small object of their own.
  */
-interface SessionEntry {
-  readonly id: string;
-  readonly userId: string;
-  readonly username: string;
-  readonly roles: readonly string[];
-  readonly createdAt: number;
-  readonly expiresAt: number;
+interface SessionEntry extends SessionRecord {
   /** 0 while active. */
   revokedAt: number;
   /** The active refresh token: its hash (also its key in `tokens`) and expiry. */

@@ -3,12 +3,13 @@ import { status } from '@grpc/grpc-js';
 import { LoginRequestSchema } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
 import { ConcurrencyLimiter } from '../../src/core/limiter';
-import { ACCOUNT_POLICY, ADDRESS_POLICY, delayAfter, LoginThrottle } from '../../src/core/login-throttle';
+import { ACCOUNT_POLICY, ADDRESS_POLICY, LoginThrottle } from '../../src/core/login-throttle';
+import { backoffDelay } from '../../src/store/store';
 import { MemoryStore } from '../../src/store/memory-store';
 import type { PasswordHasher } from '../../src/core/password-hasher';
 import { bearer, fastHasher, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
-describe('delayAfter', () => {
+describe('backoffDelay', () => {
   test.each([
     { failures: 0, want: 0 },
     { failures: 4, want: 0 },
@@ -18,11 +19,11 @@ describe('delayAfter', () => {
     { failures: 15, want: 15 * 60_000 },
     { failures: 99, want: 15 * 60_000 },
     { failures: 100, want: 24 * 3_600_000 },
-  ])('account: $failures failures → wait $want ms', ({ failures, want }) => expect(delayAfter(failures, ACCOUNT_POLICY)).toBe(want));
+  ])('account: $failures failures → wait $want ms', ({ failures, want }) => expect(backoffDelay(failures, ACCOUNT_POLICY)).toBe(want));
 
   test('a client address gets 20 free failures', () => {
-    expect(delayAfter(19, ADDRESS_POLICY)).toBe(0);
-    expect(delayAfter(20, ADDRESS_POLICY)).toBe(1000);
+    expect(backoffDelay(19, ADDRESS_POLICY)).toBe(0);
+    expect(backoffDelay(20, ADDRESS_POLICY)).toBe(1000);
   });
 });
 

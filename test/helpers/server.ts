@@ -4,7 +4,8 @@ import { ManualClock } from '../../src/clock';
 import { composeService, type AuthServiceApp } from '../../src/compose';
 import { loadConfig, type Env } from '../../src/config';
 import { createKeySet, generateEcKey, type KeySet } from '../../src/core/keys';
-import { Argon2Hasher, type PasswordHasher } from '../../src/core/password-hasher';
+import type { PasswordHasher } from '../../src/core/password-hasher';
+import { fastTestHasher } from '../../src/sdk/testing';
 import { createUnaryClient, type UnaryClient } from '../../src/grpc/client';
 import { routeGrpcJsLogs } from '../../src/grpc/grpc-js-logs';
 import { createLogger } from '../../src/logging';
@@ -24,8 +25,7 @@ export class LogCapture {
   }
 }
 
-/** Real argon2id with tiny parameters: the same code path, milliseconds instead of tens. */
-export const fastHasher = () => new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, concurrency: 4, maxQueue: 1000 });
+export const fastHasher = fastTestHasher;
 
 export const PASSWORD = 'correct horse battery staple';
 
