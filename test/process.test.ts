@@ -106,6 +106,9 @@ describe('the service process', () => {
     const bad = runCli(['check-config'], undefined, { AUTH_ACCESS_TTL: 'soon' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^grpc-auth: configuration error: AUTH_ACCESS_TTL must be a duration/);
+    const query = runCli(['check-config'], undefined, { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://db:6379/0?password=hunter3pass' });
+    expect(query.stdout).not.toContain('hunter3pass');
+    expect(query.stdout).toContain('"redisUrl": "redis://db:6379/0?****"');
     expect(runCli(['check-config'], undefined, { AUTH_SIGNING_KEY_FILE: '/nope.pem' })).toMatchObject({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nope.pem: ENOENT\n' });
   });
 

@@ -91,7 +91,8 @@ export function checkConfig(io: Io): void {
   }
   const shown: Record<string, unknown> = { ...config };
   if (config.jwtSecret) shown.jwtSecret = `[set: ${config.jwtSecret.length} bytes]`;
-  if (config.redisUrl) shown.redisUrl = config.redisUrl.replace(/\/\/([^@/]*)@/, '//****@');
+  // Credentials can sit in the user-info part or in the query (?password=…): mask both.
+  if (config.redisUrl) shown.redisUrl = config.redisUrl.replace(/\/\/([^@/]*)@/, '//****@').replace(/\?.*$/, '?****');
   io.out(`${JSON.stringify(shown, null, 2)}\n`);
   const unset = Object.keys(configVariables).filter((name) => io.env[name] === undefined);
   io.out(`configuration OK (${unset.length} variables at their defaults)\n`);
