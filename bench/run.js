@@ -9,11 +9,11 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
 const grpc = require('@grpc/grpc-js');
 const { create, toBinary } = require('@bufbuild/protobuf');
 const jwt = require('jsonwebtoken');
 const argon2 = require('@node-rs/argon2');
+const { PASSWORD, freePort, waitForHealth, nodeLoad: nodeLoadFor } = require('./common.js');
 
 const ROOT = path.join(__dirname, '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
@@ -28,16 +28,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
-const PASSWORD = 'correct horse battery staple';
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Server CPU seconds (user + system) from /proc, for CPU-per-call figures. */
 function cpuSeconds(pid) {
@@ -71,26 +61,8 @@ function h2load(port, pathName, frame, headers = {}) {
   return Number(rate[1]);
 }
 
-/** The Node load generator: `concurrency` loops calling `call(i)` for SECONDS (or `count` calls). */
-async function nodeLoad(call, { concurrency = 32, count = Infinity, seconds = SECONDS } = {}) {
-  let n = 0;
-  const latencies = [];
-  const end = Date.now() + seconds * 1000;
-  const t0 = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (n < count && Date.now() < end) {
-        const i = n++;
-        const s = process.hrtime.bigint();
-        await call(i);
-        latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
-      }
-    }),
-  );
-  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  latencies.sort((a, b) => a - b);
-  return { calls: latencies.length, perSecond: latencies.length / elapsed, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0 };
-}
+/** The Node load generator, `seconds` defaulting to BENCH_SECONDS. */
+const nodeLoad = (call, options = {}) => nodeLoadFor(call, { seconds: SECONDS, ...options });
 
 /** Median microseconds of `fn` over many runs. */
 function microbench(fn, iterations = 2000) {
@@ -119,15 +91,7 @@ async function main() {
   const auth = createUnaryClient(AuthService, address);
   const secure = createUnaryClient(SecureService, address);
   const health = createUnaryClient(Health, address);
-  for (let i = 0; ; i++) {
-    try {
-      await health.check({ service: '' });
-      break;
-    } catch (err) {
-      if (i > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitForHealth(health);
   const results = { figures: [], floors: {}, generator: h2loadAvailable ? 'h2load (nghttp2) for calls/s figures; Node for CPU-per-call, latency and login figures' : 'Node (h2load not found)' };
 
   // --- raw floors, in this process ---------------------------------------------------------

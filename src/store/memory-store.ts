@@ -1,31 +1,71 @@
 import { backoffDelay, type AttemptGrant, type AttemptOutcome, type BackoffPolicy, type NewSession, type RefreshTokenRef, type RotateRequest, type RotateResult, type SessionRecord, type Store, type UserRecord } from './store.js';
 
 /**
- * One object per session, holding the session's active refresh token too: a live session costs
- * one object and two map entries (by id, and by its token's hash). Rotated tokens, kept only for
- * re-use detection, get a small object of their own.
+ * A session in memory, sized for millions of them (bench: `npm run bench`, "Memory store").
+ * It holds its active refresh token, so a live session is one object and one map entry: a token
+ * names its session, so the session is found by id and the token checked against `tokenHash`.
+ *
+ * Times are kept as whole seconds plus one number that packs the three millisecond remainders:
+ * V8 boxes every number that is not a small integer in a 16-byte object of its own per field,
+ * and epoch milliseconds never are small, while epoch seconds are (until 2038; after that they
+ * are boxed again, and still exact). Times are integer milliseconds since the epoch.
  */
-interface SessionEntry extends SessionRecord {
+class SessionEntry {
   /** 0 while active. */
-  revokedAt: number;
-  /** The active refresh token: its hash (also its key in `tokens`) and expiry. */
-  tokenHash: string;
-  tokenExpiresAt: number;
+  revokedAt = 0;
+  private createdSeconds: number;
+  private expiresSeconds: number;
+  private tokenExpiresSeconds: number;
+  /** created ms + 1000 × expires ms + 1e6 × token-expires ms (each 0-999): a small integer. */
+  private millis: number;
+
+  constructor(
+    readonly userId: string,
+    readonly username: string,
+    readonly roles: readonly string[],
+    createdAt: number,
+    expiresAt: number,
+    /** Hash of the session's active refresh token ('' once it has expired and been swept). */
+    public tokenHash: string,
+    tokenExpiresAt: number,
+  ) {
+    this.createdSeconds = Math.floor(createdAt / 1000);
+    this.expiresSeconds = Math.floor(expiresAt / 1000);
+    this.tokenExpiresSeconds = Math.floor(tokenExpiresAt / 1000);
+    this.millis = createdAt - this.createdSeconds * 1000 + 1000 * (expiresAt - this.expiresSeconds * 1000) + 1e6 * (tokenExpiresAt - this.tokenExpiresSeconds * 1000);
+  }
+
+  get createdAt(): number {
+    return this.createdSeconds * 1000 + (this.millis % 1000);
+  }
+
+  get expiresAt(): number {
+    return this.expiresSeconds * 1000 + (Math.floor(this.millis / 1000) % 1000);
+  }
+
+  get tokenExpiresAt(): number {
+    return this.tokenExpiresSeconds * 1000 + Math.floor(this.millis / 1e6);
+  }
+
+  set tokenExpiresAt(at: number) {
+    this.tokenExpiresSeconds = Math.floor(at / 1000);
+    this.millis = (this.millis % 1e6) + 1e6 * (at - this.tokenExpiresSeconds * 1000);
+  }
+
+  record(id: string): SessionRecord {
+    return { id, userId: this.userId, username: this.username, roles: this.roles, createdAt: this.createdAt, expiresAt: this.expiresAt };
+  }
 }
 
+/** A rotated refresh token, kept until its own expiry for re-use detection. */
 interface RotatedToken {
+  readonly sessionId: string;
   readonly session: SessionEntry;
   readonly expiresAt: number;
   readonly rotatedAt: number;
   readonly successorHash: string;
   readonly sealedSuccessor: string;
 }
-
-type TokenEntry = SessionEntry | RotatedToken;
-
-const isRotated = (entry: TokenEntry): entry is RotatedToken => 'rotatedAt' in entry;
-const sessionOf = (entry: TokenEntry): SessionEntry => (isRotated(entry) ? entry.session : entry);
-const recordOf = (s: SessionEntry): SessionRecord => ({ id: s.id, userId: s.userId, username: s.username, roles: s.roles, createdAt: s.createdAt, expiresAt: s.expiresAt });
 
 export interface MemoryStoreOptions {
   /**
@@ -43,7 +83,9 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements Store {
   private readonly users = new Map<string, UserRecord>();
   private readonly sessions = new Map<string, SessionEntry>();
-  private readonly tokens = new Map<string, TokenEntry>();
+  /** Rotated refresh tokens by hash; active ones live in their session. */
+  private readonly rotated = new Map<string, RotatedToken>();
+  private activeTokens = 0;
   private readonly attempts = new Map<string, { failures: number; inFlight: number; lastAt: number; expiresAt: number }>();
 
   constructor(private readonly options: MemoryStoreOptions) {}
@@ -60,43 +102,42 @@ export class MemoryStore implements Store {
 
   async createSession({ session, refreshHash, refreshExpiresAt }: NewSession): Promise<void> {
     const { id, userId, username, roles, createdAt, expiresAt } = session;
-    const entry: SessionEntry = { id, userId, username, roles, createdAt, expiresAt, revokedAt: 0, tokenHash: refreshHash, tokenExpiresAt: refreshExpiresAt };
-    this.sessions.set(id, entry);
-    this.tokens.set(refreshHash, entry);
+    if (this.sessions.get(id)?.tokenHash) this.activeTokens--;
+    this.sessions.set(id, new SessionEntry(userId, username, roles, createdAt, expiresAt, refreshHash, refreshExpiresAt));
+    this.activeTokens++;
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
-    const token = this.tokenOf(req);
-    const session = token && sessionOf(token);
-    if (!token || !session || this.sessions.get(session.id) !== session) return { outcome: 'invalid', why: 'unknown' };
+    const session = this.sessions.get(req.sessionId);
+    const active = session !== undefined && isActiveToken(session, req.hash);
+    const rotated = session === undefined || active ? undefined : this.rotatedOf(req.hash, session);
+    if (session === undefined || (!active && rotated === undefined)) return { outcome: 'invalid', why: 'unknown' };
     if (session.revokedAt !== 0) return { outcome: 'invalid', why: 'revoked' };
-    const tokenExpiresAt = isRotated(token) ? token.expiresAt : token.tokenExpiresAt;
+    const tokenExpiresAt = rotated ? rotated.expiresAt : session.tokenExpiresAt;
     if (req.now >= session.expiresAt || req.now >= tokenExpiresAt) return { outcome: 'invalid', why: 'expired' };
 
-    if (isRotated(token)) {
+    if (rotated) {
       // Only a retry of the token whose successor is still the session's active one, within the interval.
-      const withinInterval = req.now - token.rotatedAt <= req.reuseInterval;
-      if (withinInterval && session.tokenHash === token.successorHash) {
-        return { outcome: 'retried', session: recordOf(session), expiresAt: session.tokenExpiresAt, sealedSuccessor: token.sealedSuccessor };
+      const withinInterval = req.now - rotated.rotatedAt <= req.reuseInterval;
+      if (withinInterval && session.tokenHash === rotated.successorHash) {
+        return { outcome: 'retried', session: session.record(req.sessionId), expiresAt: session.tokenExpiresAt, sealedSuccessor: rotated.sealedSuccessor };
       }
       session.revokedAt = req.now;
-      return { outcome: 'reused', sessionId: session.id, userId: session.userId };
+      return { outcome: 'reused', sessionId: req.sessionId, userId: session.userId };
     }
 
     const expiresAt = Math.min(req.now + req.refreshTtl, session.expiresAt);
-    this.tokens.set(req.hash, { session, expiresAt: session.tokenExpiresAt, rotatedAt: req.now, successorHash: req.successorHash, sealedSuccessor: req.sealedSuccessor });
+    this.rotated.set(req.hash, { sessionId: req.sessionId, session, expiresAt: tokenExpiresAt, rotatedAt: req.now, successorHash: req.successorHash, sealedSuccessor: req.sealedSuccessor });
     session.tokenHash = req.successorHash;
     session.tokenExpiresAt = expiresAt;
-    this.tokens.set(req.successorHash, session);
-    return { outcome: 'rotated', session: recordOf(session), expiresAt };
+    return { outcome: 'rotated', session: session.record(req.sessionId), expiresAt };
   }
 
   async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string; userId: string } | undefined> {
-    const token = this.tokenOf(ref);
-    const session = token && sessionOf(token);
-    if (!session || this.sessions.get(session.id) !== session) return undefined;
+    const session = this.sessions.get(ref.sessionId);
+    if (session === undefined || (!isActiveToken(session, ref.hash) && this.rotatedOf(ref.hash, session) === undefined)) return undefined;
     if (session.revokedAt === 0) session.revokedAt = now;
-    return { sessionId: session.id, userId: session.userId };
+    return { sessionId: ref.sessionId, userId: session.userId };
   }
 
   async isSessionActive(sessionId: string, now: number): Promise<boolean> {
@@ -127,10 +168,10 @@ export class MemoryStore implements Store {
     entry.expiresAt = now + policy.windowMs;
   }
 
-  /** The token's entry, if it exists and belongs to the session it names. */
-  private tokenOf(ref: RefreshTokenRef): TokenEntry | undefined {
-    const token = this.tokens.get(ref.hash);
-    return token !== undefined && sessionOf(token).id === ref.sessionId ? token : undefined;
+  /** The rotated token of that hash, if it belongs to `session`. */
+  private rotatedOf(hash: string, session: SessionEntry): RotatedToken | undefined {
+    const rotated = this.rotated.get(hash);
+    return rotated !== undefined && rotated.session === session ? rotated : undefined;
   }
 
   async connect(): Promise<void> {}
@@ -149,12 +190,15 @@ export class MemoryStore implements Store {
         this.sessions.delete(id);
         sessions++;
       }
+      if (entry.tokenHash !== '' && (over || now >= entry.tokenExpiresAt)) {
+        entry.tokenHash = '';
+        this.activeTokens--;
+        tokens++;
+      }
     }
-    for (const [hash, entry] of this.tokens) {
-      const session = sessionOf(entry);
-      const expiresAt = isRotated(entry) ? entry.expiresAt : entry.tokenExpiresAt;
-      if (now >= expiresAt || this.sessions.get(session.id) !== session) {
-        this.tokens.delete(hash);
+    for (const [hash, rotated] of this.rotated) {
+      if (now >= rotated.expiresAt || this.sessions.get(rotated.sessionId) !== rotated.session) {
+        this.rotated.delete(hash);
         tokens++;
       }
     }
@@ -164,6 +208,11 @@ export class MemoryStore implements Store {
 
   /** Entry counts, for tests and metrics. */
   size(): { users: number; sessions: number; tokens: number } {
-    return { users: this.users.size, sessions: this.sessions.size, tokens: this.tokens.size };
+    return { users: this.users.size, sessions: this.sessions.size, tokens: this.activeTokens + this.rotated.size };
   }
+}
+
+/** True when `hash` is the session's active refresh token (an expired, swept one matches nothing). */
+function isActiveToken(session: SessionEntry, hash: string): boolean {
+  return hash !== '' && session.tokenHash === hash;
 }

@@ -121,7 +121,9 @@ describe('SessionFlows with a manual clock', () => {
     const { store, flows, ctx, login } = await setup();
     const first = await login();
     const second = await flows.refresh(first.refreshToken, ctx);
-    const dump = JSON.stringify([...(store as unknown as { tokens: Map<string, unknown> }).tokens]);
+    const maps = store as unknown as { sessions: Map<string, unknown>; rotated: Map<string, unknown> };
+    const dump = JSON.stringify([...maps.sessions, ...maps.rotated]);
+    expect(dump).toContain('sealedSuccessor');
     expect(dump).not.toContain(first.refreshToken.slice(4));
     expect(dump).not.toContain(second.refreshToken.slice(4));
   });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { MemoryStore } from '../../src/store/memory-store';
 import { describeStoreConformance } from './store-conformance';
 
@@ -33,5 +34,29 @@ describe('MemoryStore.sweep', () => {
     expect(store.size().sessions).toBe(10_000);
     store.sweep(T0 + HOUR);
     expect(store.size()).toEqual({ users: 0, sessions: 0, tokens: 0 });
+  });
+
+  test('keeps every time exact to the millisecond, though it packs them (property)', async () => {
+    // Whole seconds plus packed millisecond remainders (see SessionEntry): any integer time in ms,
+    // before or after 2038, comes back unchanged, and every boundary stays where it was.
+    const time = fc.integer({ min: 0, max: 2 ** 43 });
+    await fc.assert(
+      fc.asyncProperty(time, time, time, fc.integer({ min: 1, max: 2 ** 35 }), async (createdAt, a, b, ttl) => {
+        const [tokenExpiresAt, expiresAt] = a <= b ? [a + 1, b + 2] : [b + 1, a + 2];
+        const now = Math.min(createdAt, tokenExpiresAt - 1);
+        const store = new MemoryStore({ revokedRetention: 60_000 });
+        const session = { id: 'ses_1', userId: 'u', username: 'u', roles: [], createdAt, expiresAt };
+        await store.createSession({ session, refreshHash: 'h0', refreshExpiresAt: tokenExpiresAt });
+        expect(await store.isSessionActive('ses_1', expiresAt - 1)).toBe(true);
+        expect(await store.isSessionActive('ses_1', expiresAt)).toBe(false);
+        const rotateAt = (at: number, hash: string, successorHash: string) =>
+          store.rotateRefreshToken({ sessionId: 'ses_1', hash, successorHash, sealedSuccessor: 's', now: at, refreshTtl: ttl, reuseInterval: 0 });
+        const successorExpiresAt = Math.min(now + ttl, expiresAt);
+        expect(await rotateAt(now, 'h0', 'h1')).toEqual({ outcome: 'rotated', session, expiresAt: successorExpiresAt });
+        if (successorExpiresAt - 1 > now) expect(await rotateAt(successorExpiresAt - 1, 'h1', 'h2')).toMatchObject({ outcome: 'rotated', session });
+        else expect(await rotateAt(successorExpiresAt, 'h1', 'h2')).toEqual({ outcome: 'invalid', why: 'expired' });
+      }),
+      { numRuns: 300 },
+    );
   });
 });

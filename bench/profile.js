@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+/* eslint-disable no-console */
+// `npm run bench:profile -- <scenario>`: runs the built service under `node --cpu-prof`, drives one
+// scenario with the Node load generator, stops the service, and prints where the server's CPU
+// went: self time by package and the heaviest functions. The raw profile stays in
+// bench/results/<scenario>.cpuprofile (open it in Chrome DevTools for the call tree; not committed),
+// the summary in bench/results/profile-<scenario>.txt.
+// Scenarios: validate-new, validate-seen, whoami-seen, refresh, login, health.
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const jwt = require('jsonwebtoken');
+const { freePort, nodeLoad, waitForHealth, PASSWORD } = require('./common.js');
+
+const ROOT = path.join(__dirname, '..');
+const dist = (p) => require(path.join(ROOT, 'dist', p));
+const { AuthService, SecureService } = dist('gen/auth/v1/auth_pb.js');
+const { Health } = dist('gen/grpc/health/v1/health_pb.js');
+const { createUnaryClient } = dist('src/grpc/client.js');
+const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
+
+const scenario = process.argv[2] ?? 'validate-new';
+const CALLS = Number(process.env.PROFILE_CALLS ?? 20000);
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-profile-'));
+  const keyFile = path.join(dir, 'key.pem');
+  fs.writeFileSync(keyFile, generateEcPem());
+  const key = loadEcKeyFile(keyFile);
+  const port = await freePort();
+  const server = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(ROOT, 'dist/src/main.js')], {
+    env: { PATH: process.env.PATH, AUTH_ADDRESS: `127.0.0.1:${port}`, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: '2', AUTH_LOG_LEVEL: process.env.AUTH_LOG_LEVEL ?? 'info' },
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => server.on('exit', resolve));
+  const address = `127.0.0.1:${port}`;
+  const auth = createUnaryClient(AuthService, address);
+  const secure = createUnaryClient(SecureService, address);
+  const health = createUnaryClient(Health, address);
+  await waitForHealth(health);
+
+  const accounts = Array.from({ length: 16 }, (_, i) => `prof${i}`);
+  for (const username of accounts) await auth.register({ username, password: PASSWORD });
+  const first = await auth.login({ username: accounts[0], password: PASSWORD });
+  const sid = jwt.decode(first.accessToken).sid;
+  const now = () => Math.floor(Date.now() / 1000);
+  const mint = (i) =>
+    jwt.sign({ iss: 'urn:grpc-auth:dev', aud: 'urn:grpc-auth:services', sub: 'usr_x', username: 'prof0', roles: [], sid, jti: `j${i}`, iat: now(), exp: now() + 900 }, key.signKey, {
+      algorithm: 'ES256',
+      header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid },
+    });
+  const bearer = new grpc.Metadata();
+  bearer.set('authorization', `Bearer ${first.accessToken}`);
+
+  let calls;
+  switch (scenario) {
+    case 'health':
+      calls = () => nodeLoad(() => health.check({ service: '' }), { count: CALLS, seconds: 300 });
+      break;
+    case 'validate-seen':
+      calls = () => nodeLoad(() => auth.validate({ accessToken: first.accessToken }), { count: CALLS, seconds: 300 });
+      break;
+    case 'whoami-seen':
+      calls = () => nodeLoad(() => secure.whoAmI({}, { metadata: bearer }), { count: CALLS, seconds: 300 });
+      break;
+    case 'validate-new': {
+      const tokens = Array.from({ length: CALLS }, (_, i) => mint(i));
+      calls = () => nodeLoad((i) => auth.validate({ accessToken: tokens[i] }), { count: CALLS, seconds: 300 });
+      break;
+    }
+    case 'refresh': {
+      const chains = [];
+      for (let i = 0; i < 32; i++) chains.push((await auth.login({ username: accounts[i % accounts.length], password: PASSWORD })).refreshToken);
+      calls = () =>
+        Promise.all(
+          chains.map(async (token) => {
+            for (let i = 0; i < CALLS / 32; i++) token = (await auth.refresh({ refreshToken: token })).refreshToken;
+          }),
+        );
+      break;
+    }
+    case 'login':
+      calls = () => nodeLoad((i) => auth.login({ username: accounts[i % accounts.length], password: PASSWORD }), { concurrency: 8, count: Math.min(CALLS, 1000), seconds: 300 });
+      break;
+    default:
+      throw new Error(`unknown scenario ${scenario}`);
+  }
+  const t0 = Date.now();
+  await calls();
+  console.log(`${scenario}: ${CALLS} calls in ${Date.now() - t0} ms`);
+  server.kill('SIGTERM');
+  await exited;
+  auth.close();
+  secure.close();
+  health.close();
+
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  const outDir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  const saved = path.join(outDir, `${scenario}.cpuprofile`);
+  fs.copyFileSync(path.join(dir, file), saved);
+  summarise(JSON.parse(fs.readFileSync(saved, 'utf8')), saved, CALLS);
+}
+
+/** Self time by package and by function, leaving out idle time. */
+function summarise(profile, saved, calls) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = profile.timeDeltas[i + 1] ?? 0;
+    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + dt);
+  }
+  const groupOf = (url, name) => {
+    if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') return name;
+    const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+    if (nm) return nm[1];
+    if (url.includes('/dist/src/')) return 'service (dist/src)';
+    if (url.includes('/dist/gen/')) return 'generated code';
+    if (url.startsWith('node:')) return url.split('/')[0].replace(/^node:/, 'node:');
+    return url === '' ? '(native)' : url;
+  };
+  const groups = new Map();
+  const functions = new Map();
+  let busy = 0;
+  for (const [id, us] of self) {
+    const { callFrame } = byId.get(id);
+    const group = groupOf(callFrame.url, callFrame.functionName);
+    if (group === '(idle)') continue;
+    busy += us;
+    groups.set(group, (groups.get(group) ?? 0) + us);
+    const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${callFrame.lineNumber + 1}`;
+    functions.set(name, (functions.get(name) ?? 0) + us);
+  }
+  const lines = [];
+  const print = (line) => {
+    console.log(line);
+    lines.push(line);
+  };
+  const pct = (us) => `${(us / calls).toFixed(1).padStart(6)} µs/call ${((100 * us) / busy).toFixed(1).padStart(5)} %`;
+  print(`${scenario}: ${calls} calls; command: npm run bench:profile -- ${scenario}`);
+  print(`main thread busy: ${(busy / 1000).toFixed(0)} ms, ${(busy / calls).toFixed(1)} µs per call (start-up and fixtures included); profile: ${path.relative(ROOT, saved)}`);
+  print('\nself time by package:');
+  for (const [g, us] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 15)) print(`  ${pct(us)}  ${g}`);
+  print('\nheaviest functions (self time):');
+  for (const [f, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30)) print(`  ${pct(us)}  ${f}`);
+  fs.writeFileSync(path.join(path.dirname(saved), `profile-${scenario}.txt`), `${lines.join('\n')}\n`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
