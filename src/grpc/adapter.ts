@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type D
 import * as grpc from '@grpc/grpc-js';
 import { AuthError } from '../errors.js';
 import { callContext, type CallContext } from './call-context.js';
+import { CallTimeouts } from './call-timeouts.js';
 import { logFailure, toStatus } from './status.js';
 
 /**
@@ -61,28 +62,30 @@ export interface AdapterOptions {
 }
 
 /**
- * Turns a typed implementation into grpc-js handlers. Each call: parse check, a deadline on the
- * work (the client's, capped at `callTimeout`), errors mapped through the one status table.
+ * Turns a typed implementation into grpc-js handlers. Each call: parse check, a bound on the
+ * work (`callTimeout`; grpc-js itself ends a call at the client's deadline), errors mapped
+ * through the one status table.
  */
 export function unaryHandlers<S extends DescService>(service: S, impl: UnaryServiceImpl<S>, options: AdapterOptions): grpc.UntypedServiceImplementation {
   const handlers: grpc.UntypedServiceImplementation = {};
+  const timeouts = new CallTimeouts(options.callTimeout);
   for (const method of service.methods) {
     if (method.methodKind !== 'unary') throw new Error(`${service.typeName}.${method.name}: only unary methods are supported`);
     const handler = (impl as Record<string, UnaryHandler<DescMessage, DescMessage>>)[method.localName];
     if (typeof handler !== 'function') throw new Error(`${service.typeName}.${method.name} has no implementation`);
-    handlers[method.localName] = adaptUnary(method, handler, options);
+    handlers[method.localName] = adaptUnary(method, handler, timeouts);
   }
   return handlers;
 }
 
-function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescMessage>, options: AdapterOptions): grpc.handleUnaryCall<object, object> {
+function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescMessage>, timeouts: CallTimeouts): grpc.handleUnaryCall<object, object> {
   return (call, callback) => {
     const ctx = callContext(call.metadata);
     let settled = false;
     const finish = (err: grpc.ServiceError | Partial<grpc.StatusObject> | null, response?: object) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timeouts.done(bound);
       if (err) callback(err as grpc.ServiceError);
       else callback(null, response);
     };
@@ -91,15 +94,11 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
       logFailure(ctx.log, status.code, err);
       finish(status);
     };
-
-    const deadline = call.getDeadline();
-    const remaining = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
-    const budget = Math.max(0, Math.min(options.callTimeout, Number.isFinite(remaining) ? remaining : Infinity));
-    const timer = setTimeout(() => fail(new AuthError('deadline_exceeded', 'the call took too long')), budget);
+    const bound = timeouts.add(() => fail(new AuthError('deadline_exceeded', 'the call took too long')));
     // A cancelled call (client gone, deadline passed, server force-closed) has no one to answer.
     call.on('cancelled', () => {
       settled = true;
-      clearTimeout(timer);
+      timeouts.done(bound);
     });
 
     if (isUnparsable(call.request)) {
@@ -107,8 +106,16 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
       return;
     }
     // Any throw or rejection, synchronous or not, ends as a status: never an unhandled rejection.
-    Promise.resolve()
-      .then(() => handler(call.request as MessageShape<DescMessage>, ctx))
-      .then((response) => finish(null, create(method.output, response)), fail);
+    try {
+      handler(call.request as MessageShape<DescMessage>, ctx).then((response) => {
+        try {
+          finish(null, create(method.output, response));
+        } catch (err) {
+          fail(err);
+        }
+      }, fail);
+    } catch (err) {
+      fail(err);
+    }
   };
 }

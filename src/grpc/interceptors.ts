@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { VerifyResult } from '../core/access-token.js';
 import type { Random } from '../clock.js';
 import type { MethodPolicy } from './access-policy.js';
+import { CallTimeouts } from './call-timeouts.js';
 import { addressOf, attachCallContext, callContext, principalOf, type CallContext } from './call-context.js';
 import { logFailure, toStatus } from './status.js';
 
@@ -79,6 +80,7 @@ const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
  * through the call context.
  */
 export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
+  const timeouts = new CallTimeouts(options.timeoutMs);
   return (method, call) => {
     const policy = options.policies.get(method.path);
     if (policy?.public) return new ServerInterceptingCall(call);
@@ -98,10 +100,10 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
             const settle = (action: () => void) => {
               if (settled) return;
               settled = true;
-              clearTimeout(timer);
+              timeouts.done(bound);
               action();
             };
-            const timer = setTimeout(() => settle(() => reject(Status.DEADLINE_EXCEEDED, 'token check took too long')), options.timeoutMs);
+            const bound = timeouts.add(() => settle(() => reject(Status.DEADLINE_EXCEEDED, 'token check took too long')));
             options.authenticate(match[1]!).then(
               (result) =>
                 settle(() => {

@@ -11,19 +11,28 @@ const UNAVAILABLE = 'session store unavailable';
  * has changed nothing: the caller may simply retry.
  */
 export function guardStore(store: Store, timeoutMs: number | undefined, onError: () => void = () => {}): Store {
-  const guard =
+  const unavailable = (err: unknown): AuthError => {
+    onError();
+    return err instanceof AuthError && err.code === 'unavailable' ? err : new AuthError('unavailable', UNAVAILABLE, { cause: err });
+  };
+  // A store that answers within the call (the built-in memory store) needs no timer: it would
+  // cost one per operation on the hot path and could never fire.
+  const guardSync =
+    <A extends unknown[], R>(op: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      try {
+        return op.apply(store, args).then(undefined, (err: unknown) => Promise.reject(unavailable(err)));
+      } catch (err) {
+        return Promise.reject(unavailable(err));
+      }
+    };
+  const guardTimed =
     <A extends unknown[], R>(op: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
       new Promise<R>((resolve, reject) => {
-        // No timer for a store that answers within the call (the built-in memory store): it costs
-        // a timer per operation on the hot path and can never fire.
-        const timer =
-          timeoutMs === undefined
-            ? undefined
-            : setTimeout(() => {
-                onError();
-                reject(new AuthError('unavailable', UNAVAILABLE, { cause: new Error(`no answer within ${timeoutMs} ms`) }));
-              }, timeoutMs);
+        const timer = setTimeout(() => {
+          reject(unavailable(new Error(`no answer within ${timeoutMs} ms`)));
+        }, timeoutMs);
         Promise.resolve()
           .then(() => op.apply(store, args))
           .then(
@@ -33,11 +42,11 @@ export function guardStore(store: Store, timeoutMs: number | undefined, onError:
             },
             (err: unknown) => {
               clearTimeout(timer);
-              onError();
-              reject(err instanceof AuthError && err.code === 'unavailable' ? err : new AuthError('unavailable', UNAVAILABLE, { cause: err }));
+              reject(unavailable(err));
             },
           );
       });
+  const guard = timeoutMs === undefined ? guardSync : guardTimed;
   return {
     createUser: guard(store.createUser),
     findUserByUsername: guard(store.findUserByUsername),
