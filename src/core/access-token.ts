@@ -133,8 +133,9 @@ export class AccessTokenVerifier {
     const header: unknown = JSON.parse(headerJson);
     if (!isPlainObject(header)) return invalid('malformed');
     // jsonwebtoken verifies a string or number payload and then reports a misleading claim error.
-    if (!isPlainObject(JSON.parse(payloadJson))) return invalid('malformed');
-    if (hasDuplicateTopLevelKeys(headerJson) || hasDuplicateTopLevelKeys(payloadJson)) return invalid('malformed');
+    const payload: unknown = JSON.parse(payloadJson);
+    if (!isPlainObject(payload)) return invalid('malformed');
+    if (hasDuplicateTopLevelKeys(headerJson, header) || hasDuplicateTopLevelKeys(payloadJson, payload)) return invalid('malformed');
     if (FORBIDDEN_HEADERS.some((name) => name in header)) return invalid('malformed');
     // The algorithm is pinned to the key set's; "none" and algorithm confusion end here.
     if (header.alg !== this.keys.alg) return invalid('wrong_algorithm');
@@ -146,9 +147,9 @@ export class AccessTokenVerifier {
     if (!key) return invalid('bad_signature');
 
     const nowSeconds = Math.floor(this.clock.now() / 1000);
-    let payload: unknown;
+    let verified: unknown;
     try {
-      payload = jwt.verify(token, key.verifyKey, {
+      verified = jwt.verify(token, key.verifyKey, {
         algorithms: [this.keys.alg],
         issuer: this.options.issuer,
         audience: this.options.audience,
@@ -158,7 +159,7 @@ export class AccessTokenVerifier {
     } catch (err) {
       return invalid(reasonOf(err));
     }
-    return checkClaims(payload, nowSeconds, this.options.clockSkew);
+    return checkClaims(verified, nowSeconds, this.options.clockSkew);
   }
 }
 
