@@ -119,10 +119,12 @@ export class SessionFlows {
     const { clock, refreshTokens, sessions, accessTokens } = this.deps;
     const now = clock.now();
     const successor = refreshTokens.generate(presented.sessionId);
+    const sealedSuccessor = refreshTokens.seal(token, successor.token);
     const result = await sessions.rotateRefreshToken({
-      ...presented,
+      sessionId: presented.sessionId,
+      hash: presented.hash,
       successorHash: successor.hash,
-      sealedSuccessor: refreshTokens.seal(token, successor.token),
+      sealedSuccessor,
       now,
       refreshTtl: this.options.refreshTtl * 1000,
       reuseInterval: this.options.refreshReuseInterval * 1000,
