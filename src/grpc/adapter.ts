@@ -82,24 +82,23 @@ function adaptUnary(method: DescMethod, handler: UnaryHandler<DescMessage, DescM
   return (call, callback) => {
     const ctx = callContext(call.metadata);
     let settled = false;
+    // A cancelled call (client gone, deadline passed, server force-closed) has no one to answer;
+    // `call.cancelled` says so without a listener per call.
     const finish = (err: grpc.ServiceError | Partial<grpc.StatusObject> | null, response?: object) => {
       if (settled) return;
       settled = true;
       timeouts.done(bound);
+      if (call.cancelled) return;
       if (err) callback(err as grpc.ServiceError);
       else callback(null, response);
     };
     const fail = (err: unknown) => {
+      if (settled) return;
       const status = toStatus(err);
-      logFailure(ctx.log, status.code, err);
+      if (!call.cancelled) logFailure(ctx.log, status.code, err);
       finish(status);
     };
     const bound = timeouts.add(() => fail(new AuthError('deadline_exceeded', 'the call took too long')));
-    // A cancelled call (client gone, deadline passed, server force-closed) has no one to answer.
-    call.on('cancelled', () => {
-      settled = true;
-      timeouts.done(bound);
-    });
 
     if (isUnparsable(call.request)) {
       fail(new AuthError('invalid_argument', 'request is not a valid protobuf message'));
