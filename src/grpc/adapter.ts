@@ -27,6 +27,26 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+// A handler may answer with the same frozen message many times (Validate and WhoAmI, for a
+// token seen before): its bytes are made once. grpc-js copies them into each frame.
+const serialized = new WeakMap<object, Buffer>();
+
+function serialize(schema: DescMessage, message: MessageShape<DescMessage>): Buffer {
+  if (!Object.isFrozen(message)) return toBuffer(toBinary(schema, message));
+  let bytes = serialized.get(message);
+  if (bytes === undefined) {
+    bytes = toBuffer(toBinary(schema, message));
+    serialized.set(message, bytes);
+  }
+  return bytes;
+}
+
+/** Freezes a message and everything in it, so `serialize` may answer with the same bytes again. */
+export function frozenMessage<T extends object>(message: T): T {
+  for (const value of Object.values(message)) if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) frozenMessage(value);
+  return Object.freeze(message);
+}
+
 function methodDefinition(service: DescService, method: DescMethod): grpc.MethodDefinition<object, object> {
   return {
     path: `/${service.typeName}/${method.name}`,
@@ -40,7 +60,7 @@ function methodDefinition(service: DescService, method: DescMethod): grpc.Method
         return { [UNPARSABLE]: true };
       }
     },
-    responseSerialize: (message) => toBuffer(toBinary(method.output, message as MessageShape<DescMessage>)),
+    responseSerialize: (message) => serialize(method.output, message as MessageShape<DescMessage>),
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     originalName: method.name,
   };

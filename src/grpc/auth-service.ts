@@ -1,11 +1,12 @@
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { type AuthService, InactiveReason } from '../../gen/auth/v1/auth_pb.js';
-import { MAX_ACCESS_TOKEN_LENGTH, type InvalidReason } from '../core/access-token.js';
+import { create } from '@bufbuild/protobuf';
+import { type AuthService, InactiveReason, type ValidateResponse, ValidateResponseSchema } from '../../gen/auth/v1/auth_pb.js';
+import { MAX_ACCESS_TOKEN_LENGTH, type AccessClaims, type InvalidReason } from '../core/access-token.js';
 import type { Introspector } from '../core/introspector.js';
 import type { RegisterFlow } from '../core/register.js';
 import type { SessionFlows, TokenPair } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
-import type { UnaryServiceImpl } from './adapter.js';
+import { frozenMessage, type UnaryServiceImpl } from './adapter.js';
 
 export interface AuthServiceDeps {
   readonly register: RegisterFlow;
@@ -29,6 +30,28 @@ export const inactiveReasons: Readonly<Record<InvalidReason, InactiveReason>> = 
 
 /** AuthService: each RPC adapts its request to one core call, nothing more. */
 export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof AuthService> {
+  // The introspector hands back the same claims object for a token it has seen, so the answer
+  // for such a token is one frozen message, built and serialized once.
+  const activeResponses = new WeakMap<AccessClaims, ValidateResponse>();
+  const activeResponse = (c: AccessClaims): ValidateResponse => {
+    let response = activeResponses.get(c);
+    if (response === undefined) {
+      response = frozenMessage(
+        create(ValidateResponseSchema, {
+          active: true,
+          userId: c.sub,
+          username: c.username,
+          roles: [...c.roles],
+          sessionId: c.sid,
+          tokenId: c.jti,
+          issuedAt: timestampFromMs(c.iat * 1000),
+          expiresAt: timestampFromMs(c.exp * 1000),
+        }),
+      );
+      activeResponses.set(c, response);
+    }
+    return response;
+  };
   return {
     register: async (req, ctx) => deps.register.register(req.username, req.password, ctx),
     login: async (req, ctx) => tokens(await deps.sessions.login(req.username, req.password, ctx)),
@@ -43,18 +66,7 @@ export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof Auth
         throw new AuthError('invalid_argument', `access_token must be at most ${MAX_ACCESS_TOKEN_LENGTH} characters`);
       }
       const result = await deps.introspector.introspect(req.accessToken);
-      if (!result.ok) return { active: false, reason: inactiveReasons[result.reason] };
-      const c = result.claims;
-      return {
-        active: true,
-        userId: c.sub,
-        username: c.username,
-        roles: [...c.roles],
-        sessionId: c.sid,
-        tokenId: c.jti,
-        issuedAt: timestampFromMs(c.iat * 1000),
-        expiresAt: timestampFromMs(c.exp * 1000),
-      };
+      return result.ok ? activeResponse(result.claims) : { active: false, reason: inactiveReasons[result.reason] };
     },
     getJwks: async () => ({ jwksJson: deps.jwksJson() }),
   };

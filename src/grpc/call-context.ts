@@ -58,13 +58,22 @@ export function requirePrincipal(ctx: CallContext): Principal {
   return ctx.principal;
 }
 
+// One principal per verified claims object: the introspector returns the same claims for a
+// token it has seen, so a repeated caller costs no new principal (nor, in turn, a new WhoAmI answer).
+const principals = new WeakMap<AccessClaims, Principal>();
+
 export function principalOf(claims: AccessClaims): Principal {
-  return {
-    userId: claims.sub,
-    username: claims.username,
-    roles: claims.roles,
-    sessionId: claims.sid,
-    tokenId: claims.jti,
-    expiresAt: claims.exp,
-  };
+  let principal = principals.get(claims);
+  if (principal === undefined) {
+    principal = Object.freeze({
+      userId: claims.sub,
+      username: claims.username,
+      roles: claims.roles,
+      sessionId: claims.sid,
+      tokenId: claims.jti,
+      expiresAt: claims.exp,
+    });
+    principals.set(claims, principal);
+  }
+  return principal;
 }

@@ -1,5 +1,6 @@
-import { SecureService } from '../../gen/auth/v1/auth_pb';
-import { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from '../../src/grpc/adapter';
+import { create } from '@bufbuild/protobuf';
+import { SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/auth_pb';
+import { frozenMessage, serviceDefinition, unaryHandlers, type UnaryServiceImpl } from '../../src/grpc/adapter';
 
 describe('adapter', () => {
   test('a missing RPC is a compile error and, if forced, a start-up error', () => {
@@ -23,5 +24,21 @@ describe('adapter', () => {
     const bytes = def.adminPing!.responseSerialize({ $typeName: 'auth.v1.AdminPingResponse', message: 'pong', userId: 'u' });
     expect(Buffer.isBuffer(bytes)).toBe(true);
     expect(def.adminPing!.responseDeserialize(bytes)).toMatchObject({ message: 'pong', userId: 'u' });
+  });
+
+  test('a frozen message is serialized once; a live one every time', () => {
+    const def = serviceDefinition(SecureService).whoAmI!;
+    const live = create(WhoAmIResponseSchema, { userId: 'u', roles: ['a'] });
+    const first = def.responseSerialize(live);
+    expect(def.responseSerialize(live)).not.toBe(first);
+    live.roles.push('b');
+    expect(def.responseDeserialize(def.responseSerialize(live))).toMatchObject({ roles: ['a', 'b'] });
+
+    const frozen = frozenMessage(create(WhoAmIResponseSchema, { userId: 'u', roles: ['a'] }));
+    expect(Object.isFrozen(frozen.roles)).toBe(true);
+    expect(() => frozen.roles.push('b')).toThrow(TypeError);
+    const bytes = def.responseSerialize(frozen);
+    expect(def.responseSerialize(frozen)).toBe(bytes);
+    expect(def.responseDeserialize(bytes)).toMatchObject({ userId: 'u', roles: ['a'] });
   });
 });
