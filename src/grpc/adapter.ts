@@ -47,6 +47,26 @@ export function frozenMessage<T extends object>(message: T): T {
   return Object.freeze(message);
 }
 
+/**
+ * Answers that depend only on `key` (an object the core hands back again for a repeat, such as
+ * the claims of a token seen before): built fresh the first time; from the second time on, one
+ * frozen message that is built and serialized once. A key seen once costs one WeakMap entry.
+ */
+export function repeatedAnswers<K extends object, M extends object>(build: (key: K) => M): (key: K) => M {
+  const answers = new WeakMap<K, M | null>();
+  return (key) => {
+    const answer = answers.get(key);
+    if (answer) return answer;
+    if (answer === undefined) {
+      answers.set(key, null);
+      return build(key);
+    }
+    const frozen = frozenMessage(build(key));
+    answers.set(key, frozen);
+    return frozen;
+  };
+}
+
 function methodDefinition(service: DescService, method: DescMethod): grpc.MethodDefinition<object, object> {
   return {
     path: `/${service.typeName}/${method.name}`,

@@ -1,12 +1,12 @@
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { create } from '@bufbuild/protobuf';
-import { type AuthService, InactiveReason, type ValidateResponse, ValidateResponseSchema } from '../../gen/auth/v1/auth_pb.js';
+import { type AuthService, InactiveReason, ValidateResponseSchema } from '../../gen/auth/v1/auth_pb.js';
 import { MAX_ACCESS_TOKEN_LENGTH, type AccessClaims, type InvalidReason } from '../core/access-token.js';
 import type { Introspector } from '../core/introspector.js';
 import type { RegisterFlow } from '../core/register.js';
 import type { SessionFlows, TokenPair } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
-import { frozenMessage, type UnaryServiceImpl } from './adapter.js';
+import { repeatedAnswers, type UnaryServiceImpl } from './adapter.js';
 
 export interface AuthServiceDeps {
   readonly register: RegisterFlow;
@@ -31,27 +31,19 @@ export const inactiveReasons: Readonly<Record<InvalidReason, InactiveReason>> = 
 /** AuthService: each RPC adapts its request to one core call, nothing more. */
 export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof AuthService> {
   // The introspector hands back the same claims object for a token it has seen, so the answer
-  // for such a token is one frozen message, built and serialized once.
-  const activeResponses = new WeakMap<AccessClaims, ValidateResponse>();
-  const activeResponse = (c: AccessClaims): ValidateResponse => {
-    let response = activeResponses.get(c);
-    if (response === undefined) {
-      response = frozenMessage(
-        create(ValidateResponseSchema, {
-          active: true,
-          userId: c.sub,
-          username: c.username,
-          roles: [...c.roles],
-          sessionId: c.sid,
-          tokenId: c.jti,
-          issuedAt: timestampFromMs(c.iat * 1000),
-          expiresAt: timestampFromMs(c.exp * 1000),
-        }),
-      );
-      activeResponses.set(c, response);
-    }
-    return response;
-  };
+  // for a token checked again and again is one frozen message, built and serialized once.
+  const activeResponse = repeatedAnswers((c: AccessClaims) =>
+    create(ValidateResponseSchema, {
+      active: true,
+      userId: c.sub,
+      username: c.username,
+      roles: [...c.roles],
+      sessionId: c.sid,
+      tokenId: c.jti,
+      issuedAt: timestampFromMs(c.iat * 1000),
+      expiresAt: timestampFromMs(c.exp * 1000),
+    }),
+  );
   return {
     register: async (req, ctx) => deps.register.register(req.username, req.password, ctx),
     login: async (req, ctx) => tokens(await deps.sessions.login(req.username, req.password, ctx)),

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/auth_pb';
-import { frozenMessage, serviceDefinition, unaryHandlers, type UnaryServiceImpl } from '../../src/grpc/adapter';
+import { frozenMessage, repeatedAnswers, serviceDefinition, unaryHandlers, type UnaryServiceImpl } from '../../src/grpc/adapter';
 
 describe('adapter', () => {
   test('a missing RPC is a compile error and, if forced, a start-up error', () => {
@@ -40,5 +40,24 @@ describe('adapter', () => {
     const bytes = def.responseSerialize(frozen);
     expect(def.responseSerialize(frozen)).toBe(bytes);
     expect(def.responseDeserialize(bytes)).toMatchObject({ userId: 'u', roles: ['a'] });
+  });
+});
+
+describe('repeatedAnswers', () => {
+  test('fresh the first time, then one frozen answer for a key that comes back', () => {
+    let built = 0;
+    const answer = repeatedAnswers((key: { id: string }) => {
+      built++;
+      return create(WhoAmIResponseSchema, { userId: key.id, roles: ['r'] });
+    });
+    const a = { id: 'a' };
+    const first = answer(a);
+    expect(Object.isFrozen(first)).toBe(false);
+    const second = answer(a);
+    expect(Object.isFrozen(second)).toBe(true);
+    expect(answer(a)).toBe(second);
+    expect(answer({ id: 'a' })).not.toBe(second); // another key object, however alike
+    expect(built).toBe(3);
+    expect(second).toMatchObject({ userId: 'a', roles: ['r'] });
   });
 });

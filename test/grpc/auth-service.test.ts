@@ -233,6 +233,23 @@ describe('AuthService over a real grpc-js connection', () => {
     });
   });
 
+  test('a token checked again and again gets the same answer each time, until its session ends', async () => {
+    // The first answer is built fresh, later ones come from one frozen message: they must agree.
+    const login = await registerAndLogin(server);
+    const answers = [];
+    const principals = [];
+    for (let i = 0; i < 4; i++) {
+      answers.push(await server.auth.validate({ accessToken: login.accessToken }));
+      principals.push(await server.secure.whoAmI({}, bearer(login.accessToken)));
+    }
+    expect(answers[0]).toMatchObject({ active: true, username: 'alice' });
+    for (const answer of answers) expect(answer).toEqual(answers[0]);
+    for (const principal of principals) expect(principal).toEqual(principals[0]);
+    await server.auth.logout({ refreshToken: login.refreshToken });
+    expect(await server.auth.validate({ accessToken: login.accessToken })).toMatchObject({ active: false, reason: InactiveReason.REVOKED, userId: '' });
+    expect((await statusOf(server.secure.whoAmI({}, bearer(login.accessToken)))).code).toBe(status.UNAUTHENTICATED);
+  });
+
   test('GetJwks lists the signing key with its RFC 7638 thumbprint as kid', async () => {
     const { jwksJson } = await server.auth.getJwks({});
     const jwks = JSON.parse(jwksJson) as { keys: Array<Record<string, string>> };
