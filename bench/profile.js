@@ -31,7 +31,7 @@ async function main() {
   fs.writeFileSync(keyFile, generateEcPem());
   const key = loadEcKeyFile(keyFile);
   const port = await freePort();
-  const server = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(ROOT, 'dist/src/main.js')], {
+  const server = spawn(process.execPath, [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(ROOT, 'dist/src/main.js')], {
     env: { PATH: process.env.PATH, AUTH_ADDRESS: `127.0.0.1:${port}`, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: '2', AUTH_LOG_LEVEL: process.env.AUTH_LOG_LEVEL ?? 'info' },
     stdio: 'ignore',
   });
@@ -101,8 +101,24 @@ async function main() {
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const saved = path.join(outDir, `${scenario}.cpuprofile`);
-  fs.copyFileSync(path.join(dir, file), saved);
-  summarise(JSON.parse(fs.readFileSync(saved, 'utf8')), saved, CALLS);
+  const profile = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+  fs.writeFileSync(saved, JSON.stringify({ ...profile, calls: CALLS }));
+  summarise(profile, saved, CALLS);
+}
+
+const frameName = (callFrame) => `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${callFrame.lineNumber + 1}`;
+
+/** Self time (µs) by function name, leaving out idle time. */
+function selfTimes(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const times = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const { callFrame } = byId.get(profile.samples[i]);
+    if (callFrame.functionName === '(idle)') continue;
+    const name = frameName(callFrame);
+    times.set(name, (times.get(name) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
+  }
+  return times;
 }
 
 /** Self time by package and by function, leaving out idle time. */
@@ -131,7 +147,7 @@ function summarise(profile, saved, calls) {
     if (group === '(idle)') continue;
     busy += us;
     groups.set(group, (groups.get(group) ?? 0) + us);
-    const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${callFrame.lineNumber + 1}`;
+    const name = frameName(callFrame);
     functions.set(name, (functions.get(name) ?? 0) + us);
   }
   const lines = [];
@@ -146,6 +162,16 @@ function summarise(profile, saved, calls) {
   for (const [g, us] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 15)) print(`  ${pct(us)}  ${g}`);
   print('\nheaviest functions (self time):');
   for (const [f, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30)) print(`  ${pct(us)}  ${f}`);
+  // Against the baseline: where this scenario spends more per call than Health/Check does.
+  const healthFile = path.join(path.dirname(saved), 'health.cpuprofile');
+  if (scenario !== 'health' && fs.existsSync(healthFile)) {
+    const health = JSON.parse(fs.readFileSync(healthFile, 'utf8'));
+    const healthCalls = health.calls ?? 20000;
+    const base = selfTimes(health);
+    print(`\nmore than in Health/Check (µs per call; from ${path.relative(ROOT, healthFile)}, ${healthCalls} calls):`);
+    const rows = [...functions].map(([name, us]) => [name, us / calls - (base.get(name) ?? 0) / healthCalls]).sort((a, b) => b[1] - a[1]);
+    for (const [name, us] of rows.slice(0, 25)) print(`  ${us.toFixed(1).padStart(6)} µs/call  ${name}`);
+  }
   fs.writeFileSync(path.join(path.dirname(saved), `profile-${scenario}.txt`), `${lines.join('\n')}\n`);
 }
 
