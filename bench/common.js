@@ -1,6 +1,13 @@
 'use strict';
 // Helpers shared by bench/run.js and bench/profile.js.
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+const dist = (p) => require(path.join(ROOT, 'dist', p));
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -47,4 +54,45 @@ async function nodeLoad(call, { concurrency = 32, count = Infinity, seconds = 3 
   return { calls: latencies.length, perSecond: latencies.length / elapsed, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0 };
 }
 
-module.exports = { PASSWORD, freePort, waitForHealth, nodeLoad };
+/**
+ * Starts the built service (dist/) in a child process on a free port with a fresh ES256 key and
+ * the memory store, and resolves once it answers Health/Check, with a client for each service.
+ * `nodeArgs(dir)` adds Node options (e.g. --cpu-prof into the run's own temporary `dir`).
+ */
+async function startService({ env = {}, nodeArgs = () => [] } = {}) {
+  const { AuthService, SecureService } = dist('gen/auth/v1/auth_pb.js');
+  const { Health } = dist('gen/grpc/health/v1/health_pb.js');
+  const { createUnaryClient } = dist('src/grpc/client.js');
+  const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-bench-'));
+  const keyFile = path.join(dir, 'key.pem');
+  fs.writeFileSync(keyFile, generateEcPem());
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const server = spawn(process.execPath, [...nodeArgs(dir), path.join(ROOT, 'dist/src/main.js')], {
+    env: { PATH: process.env.PATH, AUTH_ADDRESS: address, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: '2', ...env },
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => server.on('exit', resolve));
+  process.on('exit', () => server.kill('SIGKILL'));
+  const service = {
+    dir,
+    port,
+    server,
+    exited,
+    key: loadEcKeyFile(keyFile),
+    auth: createUnaryClient(AuthService, address),
+    secure: createUnaryClient(SecureService, address),
+    health: createUnaryClient(Health, address),
+    /** Stops the service with SIGTERM (it drains and exits) and closes the clients. */
+    async stop() {
+      server.kill('SIGTERM');
+      await exited;
+      for (const client of [service.auth, service.secure, service.health]) client.close();
+    },
+  };
+  await waitForHealth(service.health);
+  return service;
+}
+
+module.exports = { PASSWORD, freePort, waitForHealth, nodeLoad, startService };

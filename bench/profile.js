@@ -7,40 +7,23 @@
 // the summary in bench/results/profile-<scenario>.txt.
 // Scenarios: validate-new, validate-seen, whoami-seen, refresh, login, health.
 'use strict';
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const jwt = require('jsonwebtoken');
-const { freePort, nodeLoad, waitForHealth, PASSWORD } = require('./common.js');
+const { nodeLoad, startService, PASSWORD } = require('./common.js');
 
 const ROOT = path.join(__dirname, '..');
-const dist = (p) => require(path.join(ROOT, 'dist', p));
-const { AuthService, SecureService } = dist('gen/auth/v1/auth_pb.js');
-const { Health } = dist('gen/grpc/health/v1/health_pb.js');
-const { createUnaryClient } = dist('src/grpc/client.js');
-const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
 
 const scenario = process.argv[2] ?? 'validate-new';
 const CALLS = Number(process.env.PROFILE_CALLS ?? 20000);
 
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-profile-'));
-  const keyFile = path.join(dir, 'key.pem');
-  fs.writeFileSync(keyFile, generateEcPem());
-  const key = loadEcKeyFile(keyFile);
-  const port = await freePort();
-  const server = spawn(process.execPath, [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(ROOT, 'dist/src/main.js')], {
-    env: { PATH: process.env.PATH, AUTH_ADDRESS: `127.0.0.1:${port}`, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: '2', AUTH_LOG_LEVEL: process.env.AUTH_LOG_LEVEL ?? 'info' },
-    stdio: 'ignore',
+  const service = await startService({
+    env: { AUTH_LOG_LEVEL: process.env.AUTH_LOG_LEVEL ?? 'info' },
+    nodeArgs: (dir) => [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
-  const exited = new Promise((resolve) => server.on('exit', resolve));
-  const address = `127.0.0.1:${port}`;
-  const auth = createUnaryClient(AuthService, address);
-  const secure = createUnaryClient(SecureService, address);
-  const health = createUnaryClient(Health, address);
-  await waitForHealth(health);
+  const { dir, key, auth, secure, health } = service;
 
   const accounts = Array.from({ length: 16 }, (_, i) => `prof${i}`);
   for (const username of accounts) await auth.register({ username, password: PASSWORD });
@@ -91,11 +74,7 @@ async function main() {
   const t0 = Date.now();
   await calls();
   console.log(`${scenario}: ${CALLS} calls in ${Date.now() - t0} ms`);
-  server.kill('SIGTERM');
-  await exited;
-  auth.close();
-  secure.close();
-  health.close();
+  await service.stop();
 
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   const outDir = path.join(ROOT, 'bench', 'results');

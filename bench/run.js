@@ -4,7 +4,7 @@
 // run (machines here are shared and noisy, so only ratios within one run mean anything), then
 // writes bench/results/latest.md and latest.json. Uses the built service in dist/.
 'use strict';
-const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const { spawnSync, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -13,15 +13,12 @@ const grpc = require('@grpc/grpc-js');
 const { create, toBinary } = require('@bufbuild/protobuf');
 const jwt = require('jsonwebtoken');
 const argon2 = require('@node-rs/argon2');
-const { PASSWORD, freePort, waitForHealth, nodeLoad: nodeLoadFor } = require('./common.js');
+const { PASSWORD, nodeLoad: nodeLoadFor, startService } = require('./common.js');
 
 const ROOT = path.join(__dirname, '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
-const { AuthService, SecureService, ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
+const { SecureService, ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
 const { HealthCheckRequestSchema } = dist('gen/grpc/health/v1/health_pb.js');
-const { createUnaryClient } = dist('src/grpc/client.js');
-const { Health } = dist('gen/grpc/health/v1/health_pb.js');
-const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
 const { MemoryStore } = dist('src/store/memory-store.js');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -76,22 +73,9 @@ function microbench(fn, iterations = 2000) {
 }
 
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-bench-'));
-  const keyFile = path.join(dir, 'key.pem');
-  fs.writeFileSync(keyFile, generateEcPem());
-  const key = loadEcKeyFile(keyFile);
-  const port = await freePort();
   const hashConcurrency = 2;
-  const server = spawn(process.execPath, [path.join(ROOT, 'dist/src/main.js')], {
-    env: { PATH: process.env.PATH, AUTH_ADDRESS: `127.0.0.1:${port}`, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: String(hashConcurrency) },
-    stdio: 'ignore',
-  });
-  process.on('exit', () => server.kill('SIGKILL'));
-  const address = `127.0.0.1:${port}`;
-  const auth = createUnaryClient(AuthService, address);
-  const secure = createUnaryClient(SecureService, address);
-  const health = createUnaryClient(Health, address);
-  await waitForHealth(health);
+  const service = await startService({ env: { AUTH_HASH_CONCURRENCY: String(hashConcurrency) } });
+  const { key, port, server, auth, secure, health } = service;
   const results = { hashConcurrency, figures: [], floors: {}, generator: h2loadAvailable ? 'h2load (nghttp2) for calls/s figures; Node for CPU-per-call, latency and login figures' : 'Node (h2load not found)' };
 
   // --- raw floors, in this process ---------------------------------------------------------
@@ -265,10 +249,7 @@ async function main() {
   results.figures.push({ name: 'Validate while logins saturate the hashing pool: calls/s vs unloaded', unit: 'ratio', value: rateRatio, target: 0.5, met: rateRatio >= 0.5 });
   results.figures.push({ name: 'Validate while logins saturate the hashing pool: p99 vs unloaded p99', unit: 'ratio', value: p99Ratio, limit: 3, met: p99Ratio <= 3 });
 
-  server.kill('SIGTERM');
-  auth.close();
-  secure.close();
-  health.close();
+  await service.stop();
 
   // --- memory store, in a child with --expose-gc -----------------------------------------------
   console.log('measuring the memory store ...');
