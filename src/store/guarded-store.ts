@@ -26,24 +26,25 @@ export function guardStore(store: Store, timeoutMs: number | undefined, onError:
         return Promise.reject(unavailable(err));
       }
     };
+  // An operation ends once: answered, failed or timed out. A late answer or failure after the
+  // timeout changes nothing and is not counted a second time.
   const guardTimed =
     <A extends unknown[], R>(op: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
       new Promise<R>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(unavailable(new Error(`no answer within ${timeoutMs} ms`)));
-        }, timeoutMs);
+        let ended = false;
+        const end = (action: () => void) => {
+          if (ended) return;
+          ended = true;
+          clearTimeout(timer);
+          action();
+        };
+        const timer = setTimeout(() => end(() => reject(unavailable(new Error(`no answer within ${timeoutMs} ms`)))), timeoutMs);
         Promise.resolve()
           .then(() => op.apply(store, args))
           .then(
-            (value) => {
-              clearTimeout(timer);
-              resolve(value);
-            },
-            (err: unknown) => {
-              clearTimeout(timer);
-              reject(unavailable(err));
-            },
+            (value) => end(() => resolve(value)),
+            (err: unknown) => end(() => reject(unavailable(err))),
           );
       });
   const guard = timeoutMs === undefined ? guardSync : guardTimed;

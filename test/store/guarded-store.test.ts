@@ -1,0 +1,55 @@
+import { AuthError } from '../../src/errors';
+import { guardStore } from '../../src/store/guarded-store';
+import { MemoryStore } from '../../src/store/memory-store';
+import type { Store } from '../../src/store/store';
+
+/** A memory store whose isSessionActive is replaced by `op`. */
+function storeWith(op: Store['isSessionActive']): Store {
+  const store = new MemoryStore({ revokedRetention: 60_000 });
+  store.isSessionActive = op;
+  return store;
+}
+
+describe('guardStore', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const boom = new Error('connection reset');
+  test.each([
+    { name: 'untimed, rejects', timeoutMs: undefined, op: () => Promise.reject(boom) },
+    { name: 'untimed, throws synchronously', timeoutMs: undefined, op: () => { throw boom; } },
+    { name: 'timed, rejects', timeoutMs: 300, op: () => Promise.reject(boom) },
+    { name: 'timed, throws synchronously', timeoutMs: 300, op: () => { throw boom; } },
+  ])('$name: UNAVAILABLE with the cause kept, counted once', async ({ timeoutMs, op }) => {
+    let errors = 0;
+    const guarded = guardStore(storeWith(op as Store['isSessionActive']), timeoutMs, () => errors++);
+    const failure = await guarded.isSessionActive('ses_1', 0).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(AuthError);
+    expect(failure).toMatchObject({ code: 'unavailable', message: 'session store unavailable', cause: boom });
+    expect(errors).toBe(1);
+  });
+
+  test('an operation that never answers fails at the timeout; a late failure is not counted again', async () => {
+    let errors = 0;
+    let lateReject: (err: unknown) => void = () => {};
+    const guarded = guardStore(storeWith(() => new Promise((_, reject) => (lateReject = reject))), 300, () => errors++);
+    const result = guarded.isSessionActive('ses_1', 0).catch((err: unknown) => err);
+    await jest.advanceTimersByTimeAsync(299);
+    expect(errors).toBe(0);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(await result).toMatchObject({ code: 'unavailable' });
+    lateReject(boom);
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(errors).toBe(1);
+  });
+
+  test('answers pass through untouched, with or without a timer', async () => {
+    for (const timeoutMs of [undefined, 300]) {
+      let errors = 0;
+      const guarded = guardStore(storeWith(async () => true), timeoutMs, () => errors++);
+      expect(await guarded.isSessionActive('ses_1', 0)).toBe(true);
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(errors).toBe(0);
+    }
+  });
+});
