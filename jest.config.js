@@ -1,5 +1,10 @@
+const os = require('node:os');
+
 /** @type {import('jest').Config} */
 module.exports = {
+  // Most suites wait on sockets, child processes and npm rather than on the CPU, and time in them
+  // moves by the tests' clocks, not by sleeping: more workers than cores keeps the machine busy.
+  maxWorkers: Math.max(3, os.cpus().length),
   testEnvironment: 'node',
   roots: ['<rootDir>/test', '<rootDir>/examples'],
   testMatch: ['**/*.test.ts'],

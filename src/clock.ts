@@ -1,56 +1,104 @@
-import { randomBytes, randomFillSync } from 'node:crypto';
-
-/** The wall clock, injected so tests move time instead of sleeping. Milliseconds since the epoch. */
-export interface Clock {
-  now(): number;
-}
-
-/** Cryptographically secure random bytes, injected so tests can make them deterministic. */
-export interface Random {
-  bytes(size: number): Buffer;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
-
 /**
- * The system's CSPRNG, drawn from a pool refilled a few KiB at a time: each `randomBytes` call
- * costs a trip into OpenSSL and the kernel (about 6 µs here), and a refresh needs three small
- * draws. Every byte is handed out once and wiped from the pool as it goes; large requests bypass
- * the pool.
+ * Time, injected: domain code and every timer or deadline of the service read this interface,
+ * never `Date.now` or `setTimeout`, so tests move time instead of waiting (jose's `currentDate`,
+ * and the reason fosite's refresh tests have to sleep).
  */
-export function pooledRandom(poolSize = 4096): Random {
-  const pool = Buffer.alloc(poolSize);
-  let offset = poolSize;
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Runs `callback` once, `delayMs` from now. Timers never keep a process alive. */
+  setTimer(delayMs: number, callback: () => void): Timer;
+}
+
+export interface Timer {
+  /** Stops the timer if it has not fired; harmless afterwards. */
+  cancel(): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(delayMs, callback) {
+    const handle = setTimeout(callback, Math.max(0, delayMs));
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
+
+/** Runs `callback` every `intervalMs` on `clock` until the returned timer is cancelled. */
+export function repeat(clock: Clock, intervalMs: number, callback: () => void): Timer {
+  let current: Timer;
+  let cancelled = false;
+  const tick = () => {
+    if (cancelled) return;
+    current = clock.setTimer(intervalMs, tick);
+    callback();
+  };
+  current = clock.setTimer(intervalMs, tick);
   return {
-    bytes(size: number): Buffer {
-      if (size > poolSize / 4) return randomBytes(size);
-      if (offset + size > poolSize) {
-        randomFillSync(pool);
-        offset = 0;
-      }
-      const out = Buffer.from(pool.subarray(offset, offset + size));
-      pool.fill(0, offset, offset + size);
-      offset += size;
-      return out;
+    cancel: () => {
+      cancelled = true;
+      current.cancel();
     },
   };
 }
 
-export const systemRandom: Random = pooledRandom();
+interface ManualTimer {
+  readonly at: number;
+  readonly seq: number;
+  readonly callback: () => void;
+  cancelled: boolean;
+}
 
-/** A clock that stands still until moved; for tests and for the test kit. */
+/**
+ * A clock that stands still until moved, for tests and the test kit. `advance` fires every timer
+ * that falls due, in order, each with `now()` at its own due time.
+ */
 export class ManualClock implements Clock {
+  private timers: ManualTimer[] = [];
+  private seq = 0;
+
   constructor(private current = Date.UTC(2030, 0, 1)) {}
 
   now(): number {
     return this.current;
   }
 
-  advance(ms: number): void {
-    this.current += ms;
+  setTimer(delayMs: number, callback: () => void): Timer {
+    const timer: ManualTimer = { at: this.current + Math.max(0, delayMs), seq: this.seq++, callback, cancelled: false };
+    this.timers.push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
 
+  /** Moves time forward by `ms`, firing the timers that fall due on the way. */
+  advance(ms: number): void {
+    this.moveTo(this.current + ms);
+  }
+
+  /** Sets the time; moving forward fires timers as `advance` does. */
   set(ms: number): void {
-    this.current = ms;
+    if (ms > this.current) this.moveTo(ms);
+    else this.current = ms;
+  }
+
+  /** Timers waiting to fire, for tests. */
+  get pendingTimers(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+
+  private moveTo(target: number): void {
+    for (;;) {
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      let next: ManualTimer | undefined;
+      for (const t of this.timers) if (t.at <= target && (!next || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
+      if (!next) break;
+      next.cancelled = true;
+      this.current = Math.max(this.current, next.at);
+      next.callback();
+    }
+    this.current = target;
   }
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerOptions } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { systemClock, systemRandom, type Clock, type Random } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { AccessTokenIssuer, AccessTokenVerifier } from './core/access-token.js';
 import { Introspector } from './core/introspector.js';
@@ -10,7 +10,7 @@ import { LoginThrottle } from './core/login-throttle.js';
 import { createKeySet, generateEcKey, hmacSigningKey, loadEcKeyFile, type KeySet } from './core/keys.js';
 import { COMMON_PASSWORDS, PasswordDenylist, readDenylistFile } from './core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from './core/password-hasher.js';
-import { RefreshTokenCodec } from './core/refresh-token.js';
+import { OpaqueRefreshTokens } from './core/refresh-token.js';
 import { RegisterFlow } from './core/register.js';
 import { SessionFlows } from './core/session-flows.js';
 import { authService } from './grpc/auth-service.js';
@@ -19,18 +19,20 @@ import { createAuthServer, type AuthServer } from './grpc/server.js';
 import { ReloadableTls } from './grpc/tls.js';
 import { countEvents, createLogger } from './logging.js';
 import { Metrics } from './metrics.js';
-import { MemoryStore } from './store/memory-store.js';
+import { systemRandom, type Random } from './random.js';
+import { startService, type RunningService } from './run.js';
+import { givenStore, storeBackend, type StoreBackend } from './store/backends.js';
 import { withFileUsers } from './store/file-users.js';
 import { guardStore } from './store/guarded-store.js';
-import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { readUsersFile } from './users-file.js';
 
-/** Everything the service is made of; each part can be replaced (tests inject clock, store, hasher, keys). */
+/** Everything the service is made of that a test or an embedding may replace. */
 export interface ServiceOverrides {
   readonly clock?: Clock;
   readonly random?: Random;
   readonly log?: Logger;
+  /** A store of your own; it gets `AUTH_STORE_TIMEOUT` as its bound. */
   readonly store?: Store;
   readonly hasher?: PasswordHasher;
   readonly keys?: KeySet;
@@ -38,31 +40,27 @@ export interface ServiceOverrides {
   readonly serverOptions?: ServerOptions;
 }
 
+/** The built service: every part wired, nothing started (no socket, no timer). */
 export interface AuthServiceApp {
   readonly config: Config;
+  readonly clock: Clock;
   readonly server: AuthServer;
+  /** The store as the flows see it: every operation bounded, every failure `unavailable`. */
   readonly store: Store;
+  readonly backend: StoreBackend;
   readonly keys: KeySet;
   readonly log: Logger;
   readonly metrics: Metrics;
-  /** The bound port of the metrics endpoint, once listening (undefined when off). */
-  metricsPort(): number | undefined;
-  /** Binds the configured (or given) address; resolves with the port. */
-  listen(address?: string): Promise<number>;
-  /** Re-reads the TLS files (SIGHUP); open connections are kept. Throws TlsError and keeps the old files' material on failure. */
-  reloadTls(): void;
+  /** Undefined for plaintext. */
+  readonly tls: ReloadableTls | undefined;
   /** 'tls', 'mtls' or 'plaintext'. */
   readonly transport: 'tls' | 'mtls' | 'plaintext';
-  /** Graceful shutdown (see AuthServer.shutdown), then the store is closed. */
-  close(graceMs?: number): Promise<void>;
+  /** Starts serving on the configured (or given) address: see `startService`. */
+  start(address?: string): Promise<RunningService>;
 }
 
-/** How often the memory store drops expired entries. */
-const SWEEP_INTERVAL_MS = 60_000;
 /** Verified access tokens remembered by Validate and the interceptor (about 1 KiB each). */
 const VERIFIED_TOKEN_CACHE = 10_000;
-/** How often health checks that the store answers. */
-const STORE_CHECK_INTERVAL_MS = 1000;
 
 /**
  * Where `npm run generate` writes the descriptor set (with comments) that reflection serves:
@@ -74,9 +72,7 @@ export const DESCRIPTOR_SET_PATH = [join(__dirname, '..', 'gen'), join(__dirname
 
 function loadKeys(config: Config, log: Logger): KeySet {
   if (config.jwtAlg === 'HS256') return createKeySet([hmacSigningKey(config.jwtSecret!)]);
-  if (config.signingKeyFile !== undefined) {
-    return createKeySet(config.signingKeyFile.split(',').map((path) => loadEcKeyFile(path.trim())));
-  }
+  if (config.signingKeyFiles.length > 0) return createKeySet(config.signingKeyFiles.map((path) => loadEcKeyFile(path)));
   log.warn(
     { event: 'ephemeral_key' },
     'DEVELOPMENT MODE: no AUTH_SIGNING_KEY_FILE, signing with an ephemeral key. Every token dies with this process; never run like this in production.',
@@ -84,38 +80,28 @@ function loadKeys(config: Config, log: Logger): KeySet {
   return createKeySet([generateEcKey()]);
 }
 
-/** The one composition root: builds the whole service from a validated configuration. */
+/**
+ * The one composition root: builds the whole service from a validated configuration. Reading
+ * files (keys, users, TLS) happens here, so a bad file stops start-up with a message naming it;
+ * nothing listens and no timer runs until `start`.
+ */
 export function composeService(config: Config, overrides: ServiceOverrides = {}): AuthServiceApp {
   const clock = overrides.clock ?? systemClock;
   const random = overrides.random ?? systemRandom;
   const baseLog = overrides.log ?? createLogger(config.logLevel);
-  const keys = overrides.keys ?? loadKeys(config, baseLog);
-  const revokedRetention = (config.accessTtl + config.clockSkew) * 1000;
-  // Filled once `memory` exists; the gauge reads it at scrape time.
-  let liveSessions: () => number | undefined = () => undefined;
-  const metrics = new Metrics(() => liveSessions());
+  const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config);
+  const metrics = new Metrics(backend.liveSessions);
   // Every audit event counts, in calls (their loggers are children of this one) and outside them.
   const log = countEvents(baseLog.child({}), (event) => metrics.event(event));
+  const keys = overrides.keys ?? loadKeys(config, log);
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
-  const memory = overrides.store || config.store !== 'memory' ? undefined : new MemoryStore({ revokedRetention });
-  const store = guardStore(
-    overrides.store ??
-      memory ??
-      new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention }),
-    // The built-in memory store answers within the call; anything else gets a deadline.
-    overrides.store || !memory ? config.storeTimeout * 1000 : undefined,
-    () => metrics.storeError(),
-  );
-  if (memory) liveSessions = () => memory.size().sessions;
+  const store = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onError: () => metrics.storeError() });
   const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
 
-  const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtl: config.accessTtl, clockSkew: config.clockSkew };
+  const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
-  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, {
-    cacheSize: VERIFIED_TOKEN_CACHE,
-    clockSkew: config.clockSkew,
-  });
-  const refreshTokens = new RefreshTokenCodec(random);
+  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, { cacheSize: VERIFIED_TOKEN_CACHE, clockSkewMs: config.clockSkewMs });
+  const refreshTokens = new OpaqueRefreshTokens(random);
   const users = withFileUsers(store, config.usersFile === undefined ? [] : readUsersFile(config.usersFile, clock.now()));
   const denylist = new PasswordDenylist([...COMMON_PASSWORDS, ...(config.passwordDenylistFile === undefined ? [] : readDenylistFile(config.passwordDenylistFile))]);
   const register = new RegisterFlow({ users, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength, denylist });
@@ -128,73 +114,29 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     authenticate: (token) => introspector.introspect(token),
     descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),
     log,
+    clock,
     random,
-    callTimeout: config.callTimeout,
+    callTimeoutMs: config.callTimeoutMs,
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
     observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds) },
   });
 
-  // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
-  let storeUp = true;
-  const checkStore = async () => {
-    const up = await store.ping().then(
-      () => true,
-      () => false,
-    );
-    if (up !== storeUp) {
-      if (up) log.info({ event: 'store_recovered' }, 'store reachable again');
-      else log.warn({ event: 'store_unavailable' }, 'store unreachable: health is NOT_SERVING');
-    }
-    storeUp = up;
-    server.setReady(up);
-  };
-
-  // Read at composition so that bad TLS files stop start-up with a message naming the file.
   const tls = config.tls ? new ReloadableTls(config.tls) : undefined;
   if (!tls && config.production && config.allowInsecure) {
     log.warn({ event: 'insecure_transport' }, 'plaintext gRPC in production (AUTH_ALLOW_INSECURE=true): TLS must end in front of this service');
   }
-
-  let sweeper: NodeJS.Timeout | undefined;
-  let monitor: NodeJS.Timeout | undefined;
-  let metricsServer: { port: number; close(): Promise<void> } | undefined;
-  return {
+  const app: AuthServiceApp = {
     config,
+    clock,
     server,
     store,
+    backend,
     keys,
-    log: baseLog,
+    log,
     metrics,
-    metricsPort: () => metricsServer?.port,
+    tls,
     transport: tls ? (tls.mutual ? 'mtls' : 'tls') : 'plaintext',
-    reloadTls() {
-      if (!tls) return;
-      tls.reload();
-      log.info({ event: 'tls_reloaded' }, 'TLS certificates re-read');
-    },
-    async listen(address = config.address) {
-      // An unreachable store does not stop start-up: the service starts NOT_SERVING and recovers.
-      await store.connect().catch(() => {});
-      if (memory) {
-        sweeper = setInterval(() => memory.sweep(clock.now()), SWEEP_INTERVAL_MS);
-        sweeper.unref();
-      }
-      if (config.metricsAddress !== undefined) {
-        metricsServer = await metrics.serve(config.metricsAddress);
-        log.info({ event: 'metrics_listening', port: metricsServer.port }, 'metrics endpoint listening');
-      }
-      const port = await server.listen(address, tls?.credentials());
-      await checkStore();
-      monitor = setInterval(() => void checkStore(), STORE_CHECK_INTERVAL_MS);
-      monitor.unref();
-      return port;
-    },
-    async close(graceMs = config.shutdownGrace * 1000) {
-      if (sweeper) clearInterval(sweeper);
-      if (monitor) clearInterval(monitor);
-      await metricsServer?.close();
-      await server.shutdown(graceMs);
-      await store.close();
-    },
+    start: (address) => startService(app, address),
   };
+  return app;
 }

@@ -1,230 +1,201 @@
+import { choice, count, duration, flag, HOST_PORT, list, SettingError, text, textWithDefault, type Setting } from './settings.js';
+
 /**
  * Configuration: every setting comes from one environment variable, is validated once at start-up,
- * and a bad value is refused with an error that names the variable. The README's configuration
- * table lists the same variables and defaults (a test keeps the two in step).
+ * and every bad value is reported at once, each with the variable's name. The settings table
+ * below is the one source of the typed configuration, of `check-config` and of the README table.
  */
 export type JwtAlgorithm = 'ES256' | 'HS256';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-export interface Config {
+const DEV_ISSUER = 'urn:grpc-auth:dev';
+const DEV_AUDIENCE = 'urn:grpc-auth:services';
+
+/** The settings, in the order the README lists them. */
+export const settings = {
+  address: textWithDefault('AUTH_ADDRESS', {
+    default: '127.0.0.1:50051',
+    doc: '`host:port` to listen on (`[::1]:50051` for IPv6; port 0 picks a free port)',
+    pattern: HOST_PORT,
+  }),
+  issuer: text('AUTH_ISSUER', { shown: `${DEV_ISSUER} (required in production)`, doc: '`iss` of access tokens; verification requires it' }),
+  audience: text('AUTH_AUDIENCE', { shown: `${DEV_AUDIENCE} (required in production)`, doc: '`aud` of access tokens; verification requires it' }),
+  accessTtlMs: duration('AUTH_ACCESS_TTL', { default: '900s', min: '10s', max: '1d', doc: 'Access-token lifetime' }),
+  refreshTtlMs: duration('AUTH_REFRESH_TTL', { default: '14d', min: '60s', max: '365d', doc: 'Idle lifetime of a refresh token; each rotation starts it again' }),
+  sessionMaxAgeMs: duration('AUTH_SESSION_MAX_AGE', { default: '30d', min: '60s', max: '365d', doc: 'Absolute session lifetime: no token of a session outlives it' }),
+  refreshReuseIntervalMs: duration('AUTH_REFRESH_REUSE_INTERVAL', {
+    default: '10s',
+    min: '0s',
+    max: '300s',
+    doc: 'A retry of the just-rotated refresh token within this gets the same successor',
+  }),
+  clockSkewMs: duration('AUTH_CLOCK_SKEW', { default: '30s', min: '0s', max: '300s', doc: 'Leeway on `exp`, `nbf` and `iat` when verifying' }),
+  jwtAlg: choice('AUTH_JWT_ALG', ['ES256', 'HS256'], { default: 'ES256', doc: '`ES256` (P-256 key file) or `HS256` (shared secret; GetJwks is then empty)' }),
+  signingKeyFiles: list('AUTH_SIGNING_KEY_FILE', {
+    shown: '(none: ephemeral key in development)',
+    doc: 'PEM P-256 private key(s), comma-separated: the first signs, all verify',
+  }),
+  jwtSecret: text('AUTH_JWT_SECRET', { shown: '(none)', secret: true, doc: 'HS256 secret, at least 32 bytes' }),
+  registration: choice('AUTH_REGISTRATION', ['open', 'closed'], { default: 'open', doc: '`closed` makes Register fail with FAILED_PRECONDITION' }),
+  usersFile: text('AUTH_USERS_FILE', { shown: '(none)', doc: 'Users loaded at start: `username:argon2id-hash:role,role` per line' }),
+  passwordMinLength: count('AUTH_PASSWORD_MIN_LENGTH', { default: 15, min: 8, max: 64, doc: 'Minimum password length in code points after NFKC; the maximum is 128' }),
+  passwordDenylistFile: text('AUTH_PASSWORD_DENYLIST_FILE', { shown: '(none: a small built-in list)', doc: 'More passwords to refuse at Register, one a line (e.g. a breach corpus)' }),
+  logLevel: choice('AUTH_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', doc: 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`' }),
+  callTimeoutMs: duration('AUTH_CALL_TIMEOUT', { default: '10s', min: '1s', max: '300s', doc: "Upper bound on any call's work, whatever the client's deadline" }),
+  shutdownGraceMs: duration('AUTH_SHUTDOWN_GRACE', { default: '10s', min: '0s', max: '600s', doc: 'On SIGTERM/SIGINT, how long in-flight calls may finish before they are cut' }),
+  hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password hashes computed at once (argon2id, 19 MiB each); more logins queue' }),
+  store: choice('AUTH_STORE', ['memory', 'redis'], { default: 'memory', doc: '`memory` (this process only) or `redis` (shared by every instance)' }),
+  redisUrl: text('AUTH_REDIS_URL', {
+    shown: '(none; required with AUTH_STORE=redis)',
+    secret: true,
+    doc: '`redis://[:password@]host:port[/db]` or `rediss://` for TLS; never logged',
+    pattern: { test: (v) => /^rediss?:\/\/./.test(v), says: 'a URL starting with redis:// or rediss://' },
+  }),
+  redisKeyPrefix: textWithDefault('AUTH_REDIS_KEY_PREFIX', {
+    default: 'auth:',
+    doc: 'Prefix of every key, so several deployments can share one Redis',
+    pattern: { test: (v) => /^[A-Za-z0-9:_.-]{1,64}$/.test(v), says: '1 to 64 of letters, digits and : _ . -' },
+  }),
+  redisCommandTimeoutMs: count('AUTH_REDIS_COMMAND_TIMEOUT_MS', { default: 500, min: 10, max: 60_000, doc: 'A Redis command slower than this many milliseconds fails the call with UNAVAILABLE' }),
+  storeTimeoutMs: duration('AUTH_STORE_TIMEOUT', { default: '2s', min: '1s', max: '60s', doc: 'Any store operation (memory or Redis) slower than this fails the call with UNAVAILABLE' }),
+  metricsAddress: text('AUTH_METRICS_ADDRESS', { shown: '(off)', pattern: HOST_PORT, doc: '`host:port` for Prometheus metrics at `GET /metrics` (e.g. `127.0.0.1:9464`)' }),
+  tlsCert: text('AUTH_TLS_CERT', { shown: '(none: plaintext)', doc: 'PEM certificate chain of the server; with `AUTH_TLS_KEY` turns TLS on' }),
+  tlsKey: text('AUTH_TLS_KEY', { shown: '(none)', doc: 'PEM private key of that certificate' }),
+  tlsClientCa: text('AUTH_TLS_CLIENT_CA', { shown: '(none: no client certificates)', doc: 'PEM CA bundle: clients must present a certificate it signed (mTLS)' }),
+  allowInsecure: flag('AUTH_ALLOW_INSECURE', { doc: '`true` allows plaintext with `NODE_ENV=production` when TLS ends in front of the service (logged as a warning)' }),
+} satisfies Record<string, Setting<unknown>>;
+
+/** NODE_ENV is read too; it is not ours, so it is documented beside the table's settings. */
+export const NODE_ENV_DOC = { variable: 'NODE_ENV', shownDefault: 'development', doc: '`production` requires `AUTH_ISSUER`, `AUTH_AUDIENCE` and a signing key (ES256)' };
+
+type Values = { -readonly [K in keyof typeof settings]: ReturnType<(typeof settings)[K]['read']> };
+
+export interface Config extends Omit<Values, 'issuer' | 'audience' | 'jwtSecret' | 'tlsCert' | 'tlsKey' | 'tlsClientCa'> {
   readonly production: boolean;
-  readonly address: string;
   readonly issuer: string;
   readonly audience: string;
-  /** Seconds. */
-  readonly accessTtl: number;
-  readonly refreshTtl: number;
-  readonly sessionMaxAge: number;
-  readonly refreshReuseInterval: number;
-  readonly clockSkew: number;
-  readonly jwtAlg: JwtAlgorithm;
-  readonly signingKeyFile: string | undefined;
   readonly jwtSecret: Buffer | undefined;
-  readonly registration: 'open' | 'closed';
-  readonly usersFile: string | undefined;
-  readonly passwordMinLength: number;
-  readonly passwordDenylistFile: string | undefined;
-  readonly logLevel: LogLevel;
-  /** Seconds: the most any call's work may take, whatever the client's deadline. */
-  readonly callTimeout: number;
-  /** Seconds: how long shutdown waits for in-flight calls before closing them. */
-  readonly shutdownGrace: number;
-  /** Password hashes computed at once; further logins queue. */
-  readonly hashConcurrency: number;
-  readonly store: 'memory' | 'redis';
-  readonly redisUrl: string | undefined;
-  readonly redisKeyPrefix: string;
-  /** Milliseconds one Redis command may take before the call fails with UNAVAILABLE. */
-  readonly redisCommandTimeoutMs: number;
-  /** Seconds any one store operation may take before the call fails with UNAVAILABLE. */
-  readonly storeTimeout: number;
-  /** host:port of the Prometheus endpoint; off when undefined. */
-  readonly metricsAddress: string | undefined;
-  /** PEM files; TLS is on when cert and key are set, mutual when clientCa is too. */
+  /** PEM files; TLS is on when set, mutual when clientCa is too. */
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | undefined } | undefined;
-  /** Plaintext in production, because TLS ends in front of the service. */
-  readonly allowInsecure: boolean;
 }
 
+/** Every problem of a configuration; `message` lists them one per line. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
 }
 
-/** One row per variable and its default, as the README's configuration table documents it. */
-export const configVariables = {
-  NODE_ENV: { default: 'development' },
-  AUTH_ADDRESS: { default: '127.0.0.1:50051' },
-  AUTH_ISSUER: { default: 'urn:grpc-auth:dev (required in production)' },
-  AUTH_AUDIENCE: { default: 'urn:grpc-auth:services (required in production)' },
-  AUTH_ACCESS_TTL: { default: '900s' },
-  AUTH_REFRESH_TTL: { default: '14d' },
-  AUTH_SESSION_MAX_AGE: { default: '30d' },
-  AUTH_REFRESH_REUSE_INTERVAL: { default: '10s' },
-  AUTH_CLOCK_SKEW: { default: '30s' },
-  AUTH_JWT_ALG: { default: 'ES256' },
-  AUTH_SIGNING_KEY_FILE: { default: '(none: ephemeral key in development)' },
-  AUTH_JWT_SECRET: { default: '(none)' },
-  AUTH_REGISTRATION: { default: 'open' },
-  AUTH_USERS_FILE: { default: '(none)' },
-  AUTH_PASSWORD_MIN_LENGTH: { default: '15' },
-  AUTH_PASSWORD_DENYLIST_FILE: { default: '(none: a small built-in list)' },
-  AUTH_LOG_LEVEL: { default: 'info' },
-  AUTH_CALL_TIMEOUT: { default: '10s' },
-  AUTH_SHUTDOWN_GRACE: { default: '10s' },
-  AUTH_HASH_CONCURRENCY: { default: '2' },
-  AUTH_STORE: { default: 'memory' },
-  AUTH_REDIS_URL: { default: '(none; required with AUTH_STORE=redis)' },
-  AUTH_REDIS_KEY_PREFIX: { default: 'auth:' },
-  AUTH_REDIS_COMMAND_TIMEOUT_MS: { default: '500' },
-  AUTH_STORE_TIMEOUT: { default: '2s' },
-  AUTH_METRICS_ADDRESS: { default: '(off)' },
-  AUTH_TLS_CERT: { default: '(none: plaintext)' },
-  AUTH_TLS_KEY: { default: '(none)' },
-  AUTH_TLS_CLIENT_CA: { default: '(none: no client certificates)' },
-  AUTH_ALLOW_INSECURE: { default: 'false' },
-} as const;
-
-export type ConfigVariable = keyof typeof configVariables;
 export type Env = Partial<Record<string, string | undefined>>;
 
-const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+/** Rules between settings; each returns the problem, if any. Only run on values that parsed. */
+const rules: Array<(v: Values, production: boolean) => string | undefined> = [
+  (v, prod) => (prod && v.issuer === undefined ? 'AUTH_ISSUER is required when NODE_ENV=production' : undefined),
+  (v, prod) => (prod && v.audience === undefined ? 'AUTH_AUDIENCE is required when NODE_ENV=production' : undefined),
+  (v) => (v.refreshTtlMs < v.accessTtlMs ? 'AUTH_REFRESH_TTL must not be shorter than AUTH_ACCESS_TTL' : undefined),
+  (v) => (v.sessionMaxAgeMs < v.refreshTtlMs ? 'AUTH_SESSION_MAX_AGE must not be shorter than AUTH_REFRESH_TTL' : undefined),
+  (v) => (v.jwtAlg === 'HS256' && v.signingKeyFiles.length > 0 ? 'AUTH_SIGNING_KEY_FILE is for ES256; with AUTH_JWT_ALG=HS256 set AUTH_JWT_SECRET' : undefined),
+  (v) => (v.jwtAlg === 'HS256' && v.jwtSecret === undefined ? 'AUTH_JWT_SECRET is required when AUTH_JWT_ALG=HS256' : undefined),
+  (v) =>
+    v.jwtAlg === 'HS256' && v.jwtSecret !== undefined && Buffer.byteLength(v.jwtSecret, 'utf8') < 32
+      ? 'AUTH_JWT_SECRET must be at least 32 bytes (RFC 7518 section 3.2)'
+      : undefined,
+  (v) => (v.jwtAlg === 'ES256' && v.jwtSecret !== undefined ? 'AUTH_JWT_SECRET is only for AUTH_JWT_ALG=HS256; ES256 reads AUTH_SIGNING_KEY_FILE' : undefined),
+  (v, prod) =>
+    prod && v.jwtAlg === 'ES256' && v.signingKeyFiles.length === 0
+      ? 'AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production (an ephemeral key would log everyone out on restart)'
+      : undefined,
+  (v) => (v.store === 'redis' && v.redisUrl === undefined ? 'AUTH_REDIS_URL is required when AUTH_STORE=redis' : undefined),
+  (v) => ((v.tlsCert === undefined) !== (v.tlsKey === undefined) ? 'AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither' : undefined),
+  (v) => (v.tlsClientCa !== undefined && v.tlsCert === undefined ? 'AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY' : undefined),
+  (v, prod) =>
+    prod && v.tlsCert === undefined && !v.allowInsecure
+      ? 'NODE_ENV=production needs AUTH_TLS_CERT and AUTH_TLS_KEY (passwords and tokens must not cross a network in clear), or AUTH_ALLOW_INSECURE=true when TLS ends in front of the service'
+      : undefined,
+];
 
-/** Parses "900", "900s", "15m", "12h" or "30d" into whole seconds. */
-export function parseDuration(name: string, raw: string): number {
-  const match = /^(\d{1,9})([smhd]?)$/.exec(raw.trim());
-  if (!match) {
-    throw new ConfigError(`${name} must be a duration such as 900, 900s, 15m, 12h or 30d (got "${raw}")`);
-  }
-  return Number(match[1]) * units[match[2] || 's']!;
+export interface ConfigReport {
+  /** Undefined when there are problems. */
+  readonly config: Config | undefined;
+  readonly problems: readonly string[];
+  /** AUTH_* variables that are set but are no setting (a typo is never silently ignored). */
+  readonly unknown: ReadonlyArray<{ readonly variable: string; readonly suggestion: string | undefined }>;
 }
 
-function read(env: Env, name: ConfigVariable): string | undefined {
-  const value = env[name];
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
-}
-
-function duration(env: Env, name: ConfigVariable, fallback: string, min: number, max: number): number {
-  const seconds = parseDuration(name, read(env, name) ?? fallback);
-  if (seconds < min || seconds > max) {
-    throw new ConfigError(`${name} must be between ${min}s and ${max}s (got ${seconds}s)`);
-  }
-  return seconds;
-}
-
-function integer(env: Env, name: ConfigVariable, fallback: number, min: number, max: number): number {
-  const raw = read(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d{1,6}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
-  }
-  return Number(raw);
-}
-
-function oneOf<T extends string>(env: Env, name: ConfigVariable, allowed: readonly T[], fallback: T): T {
-  const raw = read(env, name) ?? fallback;
-  if (!(allowed as readonly string[]).includes(raw)) {
-    throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
-  }
-  return raw as T;
-}
-
-const DAY = 86400;
-
-function hostPort(env: Env, name: ConfigVariable): string | undefined {
-  const value = read(env, name);
-  if (value === undefined) return undefined;
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(value) || Number(value.split(':').pop()) > 65535) {
-    throw new ConfigError(`${name} must be host:port, for example 127.0.0.1:50051 (got "${value}")`);
-  }
-  return value;
-}
-
-/** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
-export function loadConfig(env: Env = process.env): Config {
-  const production = env.NODE_ENV === 'production';
-
-  const address = hostPort(env, 'AUTH_ADDRESS') ?? '127.0.0.1:50051';
-
-  const issuer = read(env, 'AUTH_ISSUER');
-  const audience = read(env, 'AUTH_AUDIENCE');
-  if (production && issuer === undefined) throw new ConfigError('AUTH_ISSUER is required when NODE_ENV=production');
-  if (production && audience === undefined) throw new ConfigError('AUTH_AUDIENCE is required when NODE_ENV=production');
-
-  const accessTtl = duration(env, 'AUTH_ACCESS_TTL', '900', 10, DAY);
-  const refreshTtl = duration(env, 'AUTH_REFRESH_TTL', '14d', 60, 365 * DAY);
-  const sessionMaxAge = duration(env, 'AUTH_SESSION_MAX_AGE', '30d', 60, 365 * DAY);
-  if (refreshTtl < accessTtl) throw new ConfigError('AUTH_REFRESH_TTL must not be shorter than AUTH_ACCESS_TTL');
-  if (sessionMaxAge < refreshTtl) throw new ConfigError('AUTH_SESSION_MAX_AGE must not be shorter than AUTH_REFRESH_TTL');
-  const refreshReuseInterval = duration(env, 'AUTH_REFRESH_REUSE_INTERVAL', '10', 0, 300);
-  const clockSkew = duration(env, 'AUTH_CLOCK_SKEW', '30', 0, 300);
-
-  const jwtAlg = oneOf(env, 'AUTH_JWT_ALG', ['ES256', 'HS256'] as const, 'ES256');
-  const signingKeyFile = read(env, 'AUTH_SIGNING_KEY_FILE');
-  const rawSecret = env.AUTH_JWT_SECRET;
-  let jwtSecret: Buffer | undefined;
-  if (jwtAlg === 'HS256') {
-    if (signingKeyFile !== undefined) throw new ConfigError('AUTH_SIGNING_KEY_FILE is for ES256; with AUTH_JWT_ALG=HS256 set AUTH_JWT_SECRET');
-    if (!rawSecret) throw new ConfigError('AUTH_JWT_SECRET is required when AUTH_JWT_ALG=HS256');
-    jwtSecret = Buffer.from(rawSecret, 'utf8');
-    if (jwtSecret.length < 32) throw new ConfigError('AUTH_JWT_SECRET must be at least 32 bytes (RFC 7518 section 3.2)');
-  } else {
-    if (rawSecret) throw new ConfigError('AUTH_JWT_SECRET is only for AUTH_JWT_ALG=HS256; ES256 reads AUTH_SIGNING_KEY_FILE');
-    if (production && signingKeyFile === undefined) {
-      throw new ConfigError('AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production (an ephemeral key would log everyone out on restart)');
+/** Reads every setting and reports every problem at once. */
+export function readConfig(env: Env): ConfigReport {
+  const problems: string[] = [];
+  const values: Partial<Record<string, unknown>> = {};
+  for (const [field, setting] of Object.entries(settings) as Array<[string, Setting<unknown>]>) {
+    const raw = env[setting.variable];
+    try {
+      values[field] = setting.read(raw === undefined || raw.trim() === '' ? undefined : raw.trim());
+    } catch (err) {
+      if (!(err instanceof SettingError)) throw err;
+      problems.push(`${setting.variable} ${err.message}`);
     }
   }
-
-  const store = oneOf(env, 'AUTH_STORE', ['memory', 'redis'] as const, 'memory');
-  const redisUrl = read(env, 'AUTH_REDIS_URL');
-  if (store === 'redis' && redisUrl === undefined) throw new ConfigError('AUTH_REDIS_URL is required when AUTH_STORE=redis');
-  if (redisUrl !== undefined && !/^rediss?:\/\/./.test(redisUrl)) {
-    throw new ConfigError('AUTH_REDIS_URL must start with redis:// or rediss://');
+  const production = env.NODE_ENV === 'production';
+  if (problems.length === 0) {
+    for (const rule of rules) {
+      const problem = rule(values as Values, production);
+      if (problem !== undefined) problems.push(problem);
+    }
   }
-  const redisKeyPrefix = read(env, 'AUTH_REDIS_KEY_PREFIX') ?? 'auth:';
-  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(redisKeyPrefix)) {
-    throw new ConfigError('AUTH_REDIS_KEY_PREFIX must be 1 to 64 of letters, digits and : _ . -');
-  }
-
-  const tlsCert = read(env, 'AUTH_TLS_CERT');
-  const tlsKey = read(env, 'AUTH_TLS_KEY');
-  const tlsClientCa = read(env, 'AUTH_TLS_CLIENT_CA');
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither');
-  if (tlsClientCa !== undefined && tlsCert === undefined) throw new ConfigError('AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY');
-  const allowInsecure = oneOf(env, 'AUTH_ALLOW_INSECURE', ['true', 'false'] as const, 'false') === 'true';
-  if (production && tlsCert === undefined && !allowInsecure) {
-    throw new ConfigError(
-      'NODE_ENV=production needs AUTH_TLS_CERT and AUTH_TLS_KEY (passwords and tokens must not cross a network in clear), or AUTH_ALLOW_INSECURE=true when TLS ends in front of the service',
-    );
-  }
-
-  return Object.freeze({
+  const unknown = unknownVariables(env);
+  if (problems.length > 0) return { config: undefined, problems, unknown };
+  const v = values as Values;
+  const { tlsCert, tlsKey, tlsClientCa, jwtSecret, issuer, audience, ...rest } = v;
+  const config: Config = Object.freeze({
+    ...rest,
     production,
-    address,
-    issuer: issuer ?? 'urn:grpc-auth:dev',
-    audience: audience ?? 'urn:grpc-auth:services',
-    accessTtl,
-    refreshTtl,
-    sessionMaxAge,
-    refreshReuseInterval,
-    clockSkew,
-    jwtAlg,
-    signingKeyFile,
-    jwtSecret,
-    registration: oneOf(env, 'AUTH_REGISTRATION', ['open', 'closed'] as const, 'open'),
-    usersFile: read(env, 'AUTH_USERS_FILE'),
-    passwordMinLength: integer(env, 'AUTH_PASSWORD_MIN_LENGTH', 15, 8, 64),
-    passwordDenylistFile: read(env, 'AUTH_PASSWORD_DENYLIST_FILE'),
-    logLevel: oneOf(env, 'AUTH_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
-    callTimeout: duration(env, 'AUTH_CALL_TIMEOUT', '10', 1, 300),
-    shutdownGrace: duration(env, 'AUTH_SHUTDOWN_GRACE', '10', 0, 600),
-    hashConcurrency: integer(env, 'AUTH_HASH_CONCURRENCY', 2, 1, 64),
-    store,
-    redisUrl,
-    redisKeyPrefix,
-    redisCommandTimeoutMs: integer(env, 'AUTH_REDIS_COMMAND_TIMEOUT_MS', 500, 10, 60_000),
-    storeTimeout: duration(env, 'AUTH_STORE_TIMEOUT', '2', 1, 60),
-    metricsAddress: hostPort(env, 'AUTH_METRICS_ADDRESS'),
+    issuer: issuer ?? DEV_ISSUER,
+    audience: audience ?? DEV_AUDIENCE,
+    jwtSecret: jwtSecret === undefined ? undefined : Buffer.from(jwtSecret, 'utf8'),
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey!, clientCa: tlsClientCa }),
-    allowInsecure,
   });
+  return { config, problems, unknown };
+}
+
+/** Reads and validates the whole configuration; throws ConfigError listing every problem. */
+export function loadConfig(env: Env = process.env): Config {
+  const report = readConfig(env);
+  if (!report.config) throw new ConfigError(report.problems);
+  return report.config;
+}
+
+const KNOWN = new Set(Object.values(settings).map((s: Setting<unknown>) => s.variable));
+
+function unknownVariables(env: Env): Array<{ variable: string; suggestion: string | undefined }> {
+  return Object.keys(env)
+    .filter((name) => name.startsWith('AUTH_') && !KNOWN.has(name) && env[name] !== undefined)
+    .sort()
+    .map((variable) => ({ variable, suggestion: closest(variable) }));
+}
+
+/** The known variable within two edits of `name`, if there is one. */
+function closest(name: string): string | undefined {
+  let best: { variable: string; distance: number } | undefined;
+  for (const variable of KNOWN) {
+    const distance = editDistance(name, variable);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { variable, distance };
+  }
+  return best?.variable;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** The README's configuration table, generated from the settings. */
+export function configTable(): string {
+  const rows = [NODE_ENV_DOC, ...Object.values(settings).map((s: Setting<unknown>) => ({ variable: s.variable, shownDefault: s.shownDefault, doc: s.doc }))];
+  return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows.map((r) => `| \`${r.variable}\` | \`${r.shownDefault}\` | ${r.doc} |`)].join('\n');
 }

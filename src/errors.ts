@@ -8,6 +8,7 @@
 export const authErrorCodes = [
   'invalid_argument',
   'already_exists',
+  'not_found',
   'registration_closed',
   'invalid_credentials',
   'invalid_refresh_token',

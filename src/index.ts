@@ -1,11 +1,13 @@
 /**
  * Public API of the auth service package: compose and run the service in-process, or reuse its
- * parts (the token core, the store interface, the gRPC adapter and interceptors).
+ * parts (the token core, the store interface, the gRPC bridge, handlers and interceptors).
  */
 export { composeService, type AuthServiceApp, type ServiceOverrides } from './compose.js';
-export { loadConfig, ConfigError, configVariables, type Config, type Env } from './config.js';
+export { startService, type RunningService } from './run.js';
+export { loadConfig, readConfig, configTable, settings, ConfigError, type Config, type ConfigReport, type Env } from './config.js';
 export { AuthError, authErrorCodes, type AuthErrorCode } from './errors.js';
-export { systemClock, systemRandom, ManualClock, type Clock, type Random } from './clock.js';
+export { systemClock, ManualClock, repeat, type Clock, type Timer } from './clock.js';
+export { systemRandom, pooledRandom, type Random } from './random.js';
 export {
   AccessTokenIssuer,
   AccessTokenVerifier,
@@ -15,15 +17,17 @@ export {
   type VerifyResult,
 } from './core/access-token.js';
 export { createKeySet, ecSigningKey, generateEcKey, generateEcPem, hmacSigningKey, jwkThumbprint, loadEcKeyFile, type KeySet, type SigningKey } from './core/keys.js';
-export { Introspector } from './core/introspector.js';
-export { RefreshTokenCodec, hashRefreshToken } from './core/refresh-token.js';
+export { Introspector, type Introspection, type Principal } from './core/introspector.js';
+export { OpaqueRefreshTokens, hashRefreshToken, type RefreshTokenStrategy } from './core/refresh-token.js';
 export { Argon2Hasher, ARGON2ID_OWASP, type PasswordHasher } from './core/password-hasher.js';
 export { MemoryStore } from './store/memory-store.js';
 export type { Store, UserStore, SessionStore, UserRecord, SessionRecord, NewSession, RefreshTokenRef, RotateRequest, RotateResult } from './store/store.js';
-export { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from './grpc/adapter.js';
-export { createUnaryClient, type UnaryClient, type CallOptions } from './grpc/client.js';
-export { bearerInterceptor, loggingInterceptor, type BearerOptions } from './grpc/interceptors.js';
+export { serviceDefinition, methodPath, EncodedMessage } from './grpc/bridge.js';
+export { serviceHandlers, type ServiceImpl, type HandlerOptions } from './grpc/handlers.js';
+export { createClient, type Client, type CallOptions } from './grpc/client.js';
+export { bearerInterceptor, type BearerOptions } from './grpc/bearer-interceptor.js';
+export { loggingInterceptor } from './grpc/logging-interceptor.js';
 export { policiesFrom, type MethodPolicy } from './grpc/access-policy.js';
-export { callContext, requirePrincipal, type CallContext, type Principal } from './grpc/call-context.js';
+export { callContext, requirePrincipal, type CallContext } from './grpc/call-context.js';
 export { statusByCode, toStatus } from './grpc/status.js';
 export { createAuthServer, serverLimits, type AuthServer } from './grpc/server.js';

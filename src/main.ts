@@ -1,9 +1,10 @@
-import { composeService, type AuthServiceApp } from './compose.js';
-import { ConfigError, loadConfig } from './config.js';
+import { composeService } from './compose.js';
+import { readConfig } from './config.js';
 import { KeyError } from './core/keys.js';
 import { routeGrpcJsLogs } from './grpc/grpc-js-logs.js';
 import { TlsError } from './grpc/tls.js';
 import { createLogger } from './logging.js';
+import type { RunningService } from './run.js';
 import { UsersFileError } from './users-file.js';
 
 /**
@@ -12,17 +13,16 @@ import { UsersFileError } from './users-file.js';
  * 2 for bad configuration, 1 for anything else that stops start-up.
  */
 export async function serve(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
+  const report = readConfig(process.env);
+  const config = report.config;
+  if (!config) {
+    process.stderr.write(report.problems.map((p) => `configuration error: ${p}\n`).join(''));
+    process.exit(2);
   }
   const log = createLogger(config.logLevel);
+  for (const { variable, suggestion } of report.unknown) {
+    log.warn({ event: 'unknown_setting', variable, ...(suggestion ? { suggestion } : {}) }, `${variable} is not a setting of this service and is ignored`);
+  }
   routeGrpcJsLogs(log);
   process.on('unhandledRejection', (reason) => {
     log.error({ err: { type: reason instanceof Error ? reason.name : typeof reason } }, 'unhandled rejection');
@@ -30,13 +30,13 @@ export async function serve(): Promise<void> {
 
   // Handlers go in before anything can be listening: a signal that arrives earlier would kill
   // the process with no drain at all.
-  let app: AuthServiceApp | undefined;
+  let running: RunningService | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log.info({ event: 'stopping', signal, graceMs: config.shutdownGrace * 1000 }, 'shutting down: draining calls');
-    (app ? app.close() : Promise.resolve()).then(
+    log.info({ event: 'stopping', signal, graceMs: config.shutdownGraceMs }, 'shutting down: draining calls');
+    (running ? running.close() : Promise.resolve()).then(
       () => {
         log.info({ event: 'stopped' }, 'shut down');
         process.exit(0);
@@ -49,16 +49,16 @@ export async function serve(): Promise<void> {
   // SIGHUP re-reads the TLS certificates without dropping connections.
   process.on('SIGHUP', () => {
     try {
-      app?.reloadTls();
+      running?.reloadTls();
     } catch (err) {
       log.error({ event: 'tls_reload_failed', cause: { type: (err as Error).name, message: (err as Error).message } }, 'TLS reload failed; the old certificates stay in use');
     }
   });
 
-  let port: number;
+  let app;
   try {
     app = composeService(config, { log });
-    port = await app.listen();
+    running = await app.start();
   } catch (err) {
     if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError) {
       log.fatal({ event: 'startup_failed' }, err.message);
@@ -72,7 +72,7 @@ export async function serve(): Promise<void> {
   log.info(
     {
       event: 'started',
-      address: `${host}:${port}`,
+      address: `${host}:${running.port}`,
       store: config.store,
       transport: app.transport,
       algorithm: app.keys.alg,

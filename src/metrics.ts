@@ -21,7 +21,7 @@ export class Metrics {
   private readonly securityEvents = new Map<string, Counter>();
   private readonly storeErrors: Counter;
 
-  constructor(liveSessions: () => number | undefined) {
+  constructor(liveSessions: (() => number) | undefined) {
     collectDefaultMetrics({ register: this.registry });
     this.calls = new Counter({ name: 'auth_rpc_calls_total', help: 'RPCs handled, by method and gRPC status code.', labelNames: ['method', 'code'], registers: [this.registry] });
     this.duration = new Histogram({
@@ -41,8 +41,7 @@ export class Metrics {
       help: 'Sessions held by this instance\'s memory store (absent with the Redis store).',
       registers: [this.registry],
       collect() {
-        const n = liveSessions();
-        if (n !== undefined) this.set(n);
+        if (liveSessions) this.set(liveSessions());
       },
     });
   }

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig, parseDuration } from '../src/config';
+import { ConfigError, loadConfig, readConfig } from '../src/config';
+import { formatDuration, parseDurationMs } from '../src/settings';
 
 describe('loadConfig', () => {
   test('defaults', () => {
@@ -7,27 +8,27 @@ describe('loadConfig', () => {
       address: '127.0.0.1:50051',
       issuer: 'urn:grpc-auth:dev',
       audience: 'urn:grpc-auth:services',
-      accessTtl: 900,
-      refreshTtl: 14 * 86400,
-      sessionMaxAge: 30 * 86400,
-      refreshReuseInterval: 10,
-      clockSkew: 30,
+      accessTtlMs: 900_000,
+      refreshTtlMs: 14 * 86_400_000,
+      sessionMaxAgeMs: 30 * 86_400_000,
+      refreshReuseIntervalMs: 10_000,
+      clockSkewMs: 30_000,
       jwtAlg: 'ES256',
-      signingKeyFile: undefined,
+      signingKeyFiles: [],
       jwtSecret: undefined,
       registration: 'open',
       usersFile: undefined,
       passwordMinLength: 15,
       passwordDenylistFile: undefined,
       logLevel: 'info',
-      callTimeout: 10,
-      shutdownGrace: 10,
+      callTimeoutMs: 10_000,
+      shutdownGraceMs: 10_000,
       hashConcurrency: 2,
       store: 'memory',
       redisUrl: undefined,
       redisKeyPrefix: 'auth:',
       redisCommandTimeoutMs: 500,
-      storeTimeout: 2,
+      storeTimeoutMs: 2000,
       metricsAddress: undefined,
       tls: undefined,
       allowInsecure: false,
@@ -35,12 +36,12 @@ describe('loadConfig', () => {
   });
 
   test.each([
-    { name: 'durations with units', env: { AUTH_ACCESS_TTL: '5m', AUTH_REFRESH_TTL: '2h', AUTH_SESSION_MAX_AGE: '1d' }, want: { accessTtl: 300, refreshTtl: 7200, sessionMaxAge: 86400 } },
+    { name: 'durations with units', env: { AUTH_ACCESS_TTL: '5m', AUTH_REFRESH_TTL: '2h', AUTH_SESSION_MAX_AGE: '1d' }, want: { accessTtlMs: 300_000, refreshTtlMs: 7_200_000, sessionMaxAgeMs: 86_400_000 } },
     { name: 'HS256', env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'x'.repeat(32) }, want: { jwtAlg: 'HS256', jwtSecret: Buffer.from('x'.repeat(32)) } },
     {
       name: 'production with everything',
       env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem', AUTH_TLS_CERT: '/c', AUTH_TLS_KEY: '/k', AUTH_TLS_CLIENT_CA: '/ca' },
-      want: { production: true, signingKeyFile: '/k.pem', tls: { cert: '/c', key: '/k', clientCa: '/ca' } },
+      want: { production: true, signingKeyFiles: ['/k.pem'], tls: { cert: '/c', key: '/k', clientCa: '/ca' } },
     },
     { name: 'production behind a TLS proxy', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k', AUTH_ALLOW_INSECURE: 'true' }, want: { allowInsecure: true, tls: undefined } },
     { name: 'the Redis store', env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://:pw@10.0.0.1:6379/2' }, want: { store: 'redis', redisUrl: 'redis://:pw@10.0.0.1:6379/2' } },
@@ -52,12 +53,13 @@ describe('loadConfig', () => {
   test.each([
     { env: { AUTH_ADDRESS: 'localhost' }, want: /^AUTH_ADDRESS must be host:port/ },
     { env: { AUTH_ADDRESS: '1.2.3.4:70000' }, want: /^AUTH_ADDRESS/ },
-    { env: { AUTH_ACCESS_TTL: '0' }, want: /^AUTH_ACCESS_TTL must be between 10s and 86400s/ },
+    { env: { AUTH_ACCESS_TTL: '0' }, want: /^AUTH_ACCESS_TTL must be between 10s and 1d/ },
     { env: { AUTH_ACCESS_TTL: 'soon' }, want: /^AUTH_ACCESS_TTL must be a duration/ },
     { env: { AUTH_ACCESS_TTL: '-5' }, want: /^AUTH_ACCESS_TTL must be a duration/ },
     { env: { AUTH_REFRESH_TTL: '60', AUTH_ACCESS_TTL: '900' }, want: /^AUTH_REFRESH_TTL must not be shorter than AUTH_ACCESS_TTL/ },
     { env: { AUTH_SESSION_MAX_AGE: '1h' }, want: /^AUTH_SESSION_MAX_AGE must not be shorter than AUTH_REFRESH_TTL/ },
     { env: { AUTH_REFRESH_REUSE_INTERVAL: '10m' }, want: /^AUTH_REFRESH_REUSE_INTERVAL must be between 0s and 300s/ },
+    { env: { AUTH_SIGNING_KEY_FILE: 'a.pem,,b.pem' }, want: /^AUTH_SIGNING_KEY_FILE has an empty item/ },
     { env: { AUTH_JWT_ALG: 'RS256' }, want: /^AUTH_JWT_ALG must be one of ES256, HS256/ },
     { env: { AUTH_JWT_ALG: 'HS256' }, want: /^AUTH_JWT_SECRET is required/ },
     { env: { AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: 'short' }, want: /^AUTH_JWT_SECRET must be at least 32 bytes/ },
@@ -78,7 +80,7 @@ describe('loadConfig', () => {
     { env: { AUTH_HASH_CONCURRENCY: '0' }, want: /^AUTH_HASH_CONCURRENCY must be a whole number from 1 to 64/ },
     { env: { AUTH_STORE: 'sqlite' }, want: /^AUTH_STORE must be one of memory, redis/ },
     { env: { AUTH_STORE: 'redis' }, want: /^AUTH_REDIS_URL is required when AUTH_STORE=redis/ },
-    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'localhost:6379' }, want: /^AUTH_REDIS_URL must start with redis:\/\/ or rediss:\/\// },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'localhost:6379' }, want: /^AUTH_REDIS_URL must be a URL starting with redis:\/\/ or rediss:\/\/$/ },
     { env: { AUTH_REDIS_KEY_PREFIX: 'a b' }, want: /^AUTH_REDIS_KEY_PREFIX must be/ },
     { env: { AUTH_REDIS_COMMAND_TIMEOUT_MS: '5' }, want: /^AUTH_REDIS_COMMAND_TIMEOUT_MS must be a whole number from 10 to 60000/ },
   ])('refuses $env with a message naming the variable', ({ env, want }) => {
@@ -91,11 +93,46 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AUTH_JWT_ALG: 'HS256', AUTH_JWT_SECRET: secret })).toThrow(/^(?!.*tooshort-secret-value)/);
   });
 
+  test('every problem is reported at once, each naming its variable', () => {
+    const report = readConfig({ AUTH_ACCESS_TTL: 'soon', AUTH_STORE: 'sqlite', AUTH_LOG_LEVEL: 'loud', AUTH_HASH_CONCURRENCY: '0' });
+    expect(report.config).toBeUndefined();
+    expect(report.problems.map((p) => p.split(' ')[0])).toEqual(['AUTH_ACCESS_TTL', 'AUTH_LOG_LEVEL', 'AUTH_HASH_CONCURRENCY', 'AUTH_STORE']);
+    expect(() => loadConfig({ AUTH_ACCESS_TTL: 'soon', AUTH_STORE: 'sqlite' })).toThrow(/^AUTH_ACCESS_TTL must be a duration.*\nAUTH_STORE must be one of memory, redis/s);
+  });
+
+  test('rules between settings are checked together too', () => {
+    const report = readConfig({ NODE_ENV: 'production' });
+    expect(report.problems).toEqual([
+      'AUTH_ISSUER is required when NODE_ENV=production',
+      'AUTH_AUDIENCE is required when NODE_ENV=production',
+      'AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production (an ephemeral key would log everyone out on restart)',
+      expect.stringMatching(/^NODE_ENV=production needs AUTH_TLS_CERT and AUTH_TLS_KEY/),
+    ]);
+  });
+
   test.each([
-    ['900', 900],
-    ['900s', 900],
-    ['15m', 900],
-    ['2h', 7200],
-    ['30d', 2592000],
-  ])('parseDuration(%p) = %p', (raw, want) => expect(parseDuration('X', raw)).toBe(want));
+    { env: { AUTH_ACESS_TTL: '60' }, want: [{ variable: 'AUTH_ACESS_TTL', suggestion: 'AUTH_ACCESS_TTL' }] },
+    { env: { AUTH_STORE_TIMEOUT_MS: '5' }, want: [{ variable: 'AUTH_STORE_TIMEOUT_MS', suggestion: undefined }] },
+    { env: { AUTH_STORE: 'memory', OTHER_VAR: 'x', HOME: '/root' }, want: [] },
+  ])('an AUTH_* variable that is no setting is reported, with the setting it resembles: $env', ({ env, want }) => {
+    const report = readConfig(env);
+    expect(report.config).toBeDefined();
+    expect(report.unknown).toEqual(want);
+  });
+
+  test.each([
+    ['900', 900_000],
+    ['900s', 900_000],
+    ['15m', 900_000],
+    ['2h', 7_200_000],
+    ['30d', 2_592_000_000],
+    ['250ms', 250],
+  ])('parseDurationMs(%p) = %p', (raw, want) => expect(parseDurationMs(raw)).toBe(want));
+
+  test.each([
+    [900_000, '15m'],
+    [86_400_000, '1d'],
+    [1500, '1500ms'],
+    [0, '0s'],
+  ])('formatDuration(%p) = %p', (ms, want) => expect(formatDuration(ms)).toBe(want));
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService, InactiveReason, SecureService } from '../gen/auth/v1/auth_pb';
 import { generateEcPem } from '../src/core/keys';
-import { createUnaryClient } from '../src/grpc/client';
+import { createClient } from '../src/grpc/client';
 import { startProcess, type Running } from './helpers/process';
 import { describeWithRedis } from './helpers/redis';
 import { bearer, PASSWORD, statusOf } from './helpers/server';
@@ -18,7 +18,7 @@ describeWithRedis('several instances on one Redis', (redis) => {
     const instance = await startProcess(env);
     running.push(instance);
     const address = String(instance.started.address);
-    return { instance, auth: createUnaryClient(AuthService, address), secure: createUnaryClient(SecureService, address) };
+    return { instance, auth: createClient(AuthService, address), secure: createClient(SecureService, address) };
   };
   type Instance = Awaited<ReturnType<typeof start>>;
   let a: Instance;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService } from '../gen/auth/v1/auth_pb';
 import { generateEcPem, loadEcKeyFile } from '../src/core/keys';
-import { createUnaryClient } from '../src/grpc/client';
+import { createClient } from '../src/grpc/client';
 import { baseEnv, MAIN, ROOT, startProcess as start } from './helpers/process';
 
 describe('the service process', () => {
@@ -12,7 +12,7 @@ describe('the service process', () => {
     const running = await start({});
     expect(running.lines[0]).toMatchObject({ level: 'warn', event: 'ephemeral_key' });
     expect(running.started).toMatchObject({ level: 'info', store: 'memory', algorithm: 'ES256', kid: expect.any(String), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
-    const client = createUnaryClient(AuthService, String(running.started.address));
+    const client = createClient(AuthService, String(running.started.address));
     try {
       const jwks = JSON.parse((await client.getJwks({})).jwksJson) as { keys: Array<{ kid: string }> };
       expect(jwks.keys[0]!.kid).toBe(running.started.kid);
@@ -85,7 +85,7 @@ describe('the service process', () => {
       stderr: 'grpc-auth: invalid role "Bad Role" (lower-case letters, digits, _ . -)\n',
     });
     const running = await start({ AUTH_USERS_FILE: file });
-    const client = createUnaryClient(AuthService, String(running.started.address));
+    const client = createClient(AuthService, String(running.started.address));
     try {
       await expect(client.login({ username: 'root', password: 'the operator passphrase' })).resolves.toMatchObject({ tokenType: 'Bearer' });
     } finally {
@@ -101,8 +101,8 @@ describe('the service process', () => {
     expect(ok.status).toBe(0);
     expect(ok.stdout).not.toContain(secret);
     expect(ok.stdout).not.toContain('hunter2pass');
-    expect(JSON.parse(ok.stdout.slice(0, ok.stdout.lastIndexOf('}') + 1))).toMatchObject({ jwtAlg: 'HS256', jwtSecret: '[set: 38 bytes]', redisUrl: 'redis://****@db:6379/1', accessTtl: 900 });
-    expect(ok.stdout).toMatch(/configuration OK \(\d+ variables at their defaults\)\n$/);
+    expect(JSON.parse(ok.stdout.slice(0, ok.stdout.lastIndexOf('}') + 1))).toMatchObject({ jwtAlg: 'HS256', jwtSecret: '[set: 38 bytes]', redisUrl: 'redis://****@db:6379/1', accessTtlMs: 900_000 });
+    expect(ok.stdout).toMatch(/configuration OK \(\d+ settings at their defaults\)\n$/);
     const bad = runCli(['check-config'], undefined, { AUTH_ACCESS_TTL: 'soon' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^grpc-auth: configuration error: AUTH_ACCESS_TTL must be a duration/);

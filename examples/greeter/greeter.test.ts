@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { createUnaryClient } from '../../src/grpc/client';
+import { createClient } from '../../src/grpc/client';
 import { createAuthClient } from '../../src/sdk/client';
 import { ManualClock, startTestAuthServer, type TestAuthServer } from '../../src/sdk/testing';
 import { GreeterService } from './gen/greeter/v1/greeter_pb';
@@ -13,7 +13,7 @@ describe.each(['local', 'remote'] as const)('greeter example, %s verification', 
   let clock: ManualClock;
   let auth: TestAuthServer;
   let greeter: Awaited<ReturnType<typeof startGreeter>>;
-  let client: ReturnType<typeof createUnaryClient<typeof GreeterService>>;
+  let client: ReturnType<typeof createClient<typeof GreeterService>>;
 
   beforeEach(async () => {
     clock = new ManualClock();
@@ -23,7 +23,7 @@ describe.each(['local', 'remote'] as const)('greeter example, %s verification', 
         ? { mode, fetchJwks: () => auth.client.auth.getJwks({}).then((r) => r.jwksJson), issuer: auth.issuer, audience: auth.audience }
         : { mode, auth: auth.client.auth, cacheTtlMs: 1000 };
     greeter = await startGreeter(verification, clock);
-    client = createUnaryClient(GreeterService, greeter.address);
+    client = createClient(GreeterService, greeter.address);
   });
   afterEach(async () => {
     client.close();

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 // In your own service these come from the package: 'grpc-auth-service', '…/interceptor'.
-import { serviceDefinition, unaryHandlers } from '../../src/index.js';
+import { serviceDefinition, serviceHandlers } from '../../src/index.js';
 import { createAuthInterceptor, getPrincipal, type AuthInterceptorOptions } from '../../src/sdk/interceptor.js';
 import { GreeterService } from './gen/greeter/v1/greeter_pb.js';
 
@@ -12,14 +12,14 @@ export async function startGreeter(verification: AuthInterceptorOptions['verific
   const server = new grpc.Server({ interceptors: [createAuthInterceptor({ services: [GreeterService], verification, ...(clock ? { clock } : {}) })] });
   server.addService(
     serviceDefinition(GreeterService),
-    unaryHandlers(
+    serviceHandlers(
       GreeterService,
       {
         hello: async () => ({ message: 'hello' }),
         greet: async (_req, ctx) => ({ message: `hello, ${getPrincipal(ctx).username}` }),
         audit: async (_req, ctx) => ({ userId: getPrincipal(ctx).userId }),
       },
-      { callTimeout: 5000 },
+      { callTimeoutMs: 5000 },
     ),
   );
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));

@@ -1,9 +1,11 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { ConfigError, configVariables, loadConfig, type Config, type Env } from '../config.js';
+import { loadConfig, readConfig, settings, type Env } from '../config.js';
 import { validateNewPassword, validateNewUsername } from '../core/credentials.js';
 import { generateEcPem, loadEcKeyFile } from '../core/keys.js';
 import { readDenylistFile } from '../core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher } from '../core/password-hasher.js';
+import { ReloadableTls } from '../grpc/tls.js';
+import type { Setting } from '../settings.js';
 import { parseUsersFile, readUsersFile } from '../users-file.js';
 
 /** A failure the operator caused: printed as one line, exit code 2 (usage) or 1 (anything else). */
@@ -19,6 +21,8 @@ export class CliError extends Error {
 export interface Io {
   readonly env: Env;
   readonly out: (text: string) => void;
+  /** One line to standard error (the command name is put in front). */
+  readonly err: (line: string) => void;
   readonly readPassword: () => Promise<string>;
 }
 
@@ -78,22 +82,50 @@ export async function usersAdd(file: string, rawUsername: string, roles: string[
   io.out(`added ${username} to ${file}\n`);
 }
 
-/** check-config: validates the environment and the files it names; prints the effective configuration, secrets masked. */
-export function checkConfig(io: Io): void {
-  let config: Config;
-  try {
-    config = loadConfig(io.env);
-    if (config.signingKeyFile !== undefined) config.signingKeyFile.split(',').forEach((f) => loadEcKeyFile(f.trim()));
-    if (config.usersFile !== undefined) readUsersFile(config.usersFile, 0);
-    if (config.passwordDenylistFile !== undefined) readDenylistFile(config.passwordDenylistFile);
-  } catch (err) {
-    throw new CliError(err instanceof ConfigError ? `configuration error: ${err.message}` : (err as Error).message, 2);
+/** A value as check-config shows it: secrets masked, credentials in URLs (user info or query) too. */
+function shown(value: unknown, secret: boolean): unknown {
+  if (!secret || value === undefined) return value;
+  if (typeof value === 'string' && /^[a-z]+:\/\//.test(value)) return value.replace(/\/\/([^@/]*)@/, '//****@').replace(/\?.*$/, '?****');
+  return `[set: ${Buffer.byteLength(String(value))} bytes]`;
+}
+
+/**
+ * check-config: validates the environment and every file it names, reports every problem at
+ * once (exit 2), warns about AUTH_* variables that are no setting, and prints the effective
+ * configuration with secrets masked.
+ */
+export function checkConfig(io: Io): number {
+  const report = readConfig(io.env);
+  for (const { variable, suggestion } of report.unknown) {
+    io.err(`warning: ${variable} is not a setting of this service and is ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}`);
   }
-  const shown: Record<string, unknown> = { ...config };
-  if (config.jwtSecret) shown.jwtSecret = `[set: ${config.jwtSecret.length} bytes]`;
-  // Credentials can sit in the user-info part or in the query (?password=…): mask both.
-  if (config.redisUrl) shown.redisUrl = config.redisUrl.replace(/\/\/([^@/]*)@/, '//****@').replace(/\?.*$/, '?****');
-  io.out(`${JSON.stringify(shown, null, 2)}\n`);
-  const unset = Object.keys(configVariables).filter((name) => io.env[name] === undefined);
-  io.out(`configuration OK (${unset.length} variables at their defaults)\n`);
+  const problems = report.problems.map((p) => `configuration error: ${p}`);
+  const config = report.config;
+  if (config) {
+    const files: Array<() => unknown> = [
+      ...config.signingKeyFiles.map((f) => () => loadEcKeyFile(f)),
+      () => config.usersFile !== undefined && readUsersFile(config.usersFile, 0),
+      () => config.passwordDenylistFile !== undefined && readDenylistFile(config.passwordDenylistFile),
+      () => config.tls && new ReloadableTls(config.tls),
+    ];
+    for (const check of files) {
+      try {
+        check();
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+  }
+  if (problems.length > 0 || !config) {
+    for (const p of problems) io.err(p);
+    return 2;
+  }
+  const effective: Record<string, unknown> = { ...config };
+  for (const [field, setting] of Object.entries(settings) as Array<[string, Setting<unknown>]>) {
+    if (setting.secret && field in effective) effective[field] = shown(field === 'jwtSecret' ? config.jwtSecret?.toString('utf8') : effective[field], true);
+  }
+  io.out(`${JSON.stringify(effective, null, 2)}\n`);
+  const unset = Object.values(settings).filter((s: Setting<unknown>) => io.env[s.variable] === undefined).length;
+  io.out(`configuration OK (${unset} settings at their defaults)\n`);
+  return 0;
 }

@@ -44,8 +44,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return 0;
       }
       case 'check-config':
-        checkConfig(io);
-        return 0;
+        return checkConfig(io);
       case 'help':
       case '--help':
       case '-h':
@@ -65,7 +64,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
 }
 
 if (require.main === module) {
-  run(process.argv.slice(2), { env: process.env, out: (t) => process.stdout.write(t), readPassword }).then((code) => {
+  run(process.argv.slice(2), { env: process.env, out: (t) => process.stdout.write(t), err: (line) => process.stderr.write(`grpc-auth: ${line}\n`), readPassword }).then((code) => {
     if (code >= 0) process.exitCode = code;
   });
 }

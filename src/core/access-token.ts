@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
-import type { Clock, Random } from '../clock.js';
+import type { Clock } from '../clock.js';
+import type { Random } from '../random.js';
 import { hasDuplicateTopLevelKeys } from './json-keys.js';
 import type { KeySet } from './keys.js';
 
@@ -46,10 +47,9 @@ export interface IssuedAccessToken {
 export interface AccessTokenOptions {
   readonly issuer: string;
   readonly audience: string;
-  /** Seconds. */
-  readonly accessTtl: number;
-  /** Seconds of clock difference tolerated on `exp`, `nbf` and `iat`. */
-  readonly clockSkew: number;
+  readonly accessTtlMs: number;
+  /** Clock difference tolerated on `exp`, `nbf` and `iat`. */
+  readonly clockSkewMs: number;
 }
 
 /**
@@ -67,7 +67,7 @@ const FORBIDDEN_HEADERS = ['crit', 'jku', 'x5u', 'jwk', 'x5c'];
 export class AccessTokenIssuer {
   constructor(
     private readonly keys: KeySet,
-    private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'accessTtl'>,
+    private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'accessTtlMs'>,
     private readonly clock: Clock,
     private readonly random: Random,
   ) {}
@@ -76,7 +76,7 @@ export class AccessTokenIssuer {
   issue(subject: AccessTokenSubject, notAfter = Infinity): IssuedAccessToken {
     const now = this.clock.now();
     const iat = Math.floor(now / 1000);
-    const exp = Math.max(iat + 1, Math.min(iat + this.options.accessTtl, Math.floor(notAfter / 1000)));
+    const exp = Math.max(iat + 1, Math.min(iat + Math.floor(this.options.accessTtlMs / 1000), Math.floor(notAfter / 1000)));
     const claims: AccessClaims = {
       sub: subject.userId,
       username: subject.username,
@@ -107,7 +107,7 @@ export class AccessTokenVerifier {
   constructor(
     /** Only `alg` and `byKid` are used: a set of public keys (from GetJwks) is enough. */
     private readonly keys: Pick<KeySet, 'alg' | 'byKid'>,
-    private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'clockSkew'>,
+    private readonly options: Pick<AccessTokenOptions, 'issuer' | 'audience' | 'clockSkewMs'>,
     private readonly clock: Clock,
   ) {}
 
@@ -154,12 +154,12 @@ export class AccessTokenVerifier {
         issuer: this.options.issuer,
         audience: this.options.audience,
         clockTimestamp: nowSeconds,
-        clockTolerance: this.options.clockSkew,
+        clockTolerance: Math.floor(this.options.clockSkewMs / 1000),
       });
     } catch (err) {
       return invalid(reasonOf(err));
     }
-    return checkClaims(verified, nowSeconds, this.options.clockSkew);
+    return checkClaims(verified, nowSeconds, Math.floor(this.options.clockSkewMs / 1000));
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Random } from '../clock.js';
+import type { Random } from '../random.js';
 
 /** A prefixed identifier with 128 random bits: "usr_…", "ses_…". Short and compact in memory. */
 export function newId(random: Random, prefix: 'usr' | 'ses'): string {

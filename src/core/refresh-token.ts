@@ -1,6 +1,6 @@
 import * as crypto from 'node:crypto';
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
-import type { Random } from '../clock.js';
+import type { Random } from '../random.js';
 
 /**
  * Refresh tokens are opaque to clients: a type prefix ("rt1_", so one can never pass for a JWT,
@@ -33,7 +33,23 @@ export interface ParsedRefreshToken {
   readonly hash: string;
 }
 
-export class RefreshTokenCodec {
+/**
+ * How refresh tokens are made and read: the flows see only this interface (fosite's
+ * `RefreshTokenStrategy`), so the token format can change without touching them.
+ */
+export interface RefreshTokenStrategy {
+  /** A new token of the session `sessionId`, and the hash the store keys it by. */
+  generate(sessionId: string): NewRefreshToken;
+  /** The session and store key of a token of the right shape; undefined for anything else. */
+  parse(token: string): ParsedRefreshToken | undefined;
+  /** `successor`, sealed so that only a holder of `parent` can open it. */
+  seal(parent: string, successor: string): string;
+  /** Opens a sealed successor; undefined when it was sealed under another parent or altered. */
+  open(parent: string, sealed: string): string | undefined;
+}
+
+/** The default strategy: opaque, prefixed tokens stored by SHA-256 (see the module comment). */
+export class OpaqueRefreshTokens implements RefreshTokenStrategy {
   constructor(private readonly random: Random) {}
 
   /** A new token of the session `sessionId` (an id made by `newId(…, 'ses')`). */
@@ -47,7 +63,7 @@ export class RefreshTokenCodec {
   }
 
   /** The session and store key of a token of the right shape; undefined for anything else. */
-  static parse(token: string): ParsedRefreshToken | undefined {
+  parse(token: string): ParsedRefreshToken | undefined {
     if (typeof token !== 'string' || token.length !== REFRESH_TOKEN_LENGTH || !SHAPE.test(token)) return undefined;
     const sessionBytes = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), 'base64url').subarray(0, SESSION_BYTES);
     return { sessionId: `ses_${sessionBytes.toString('base64url')}`, hash: hashRefreshToken(token) };
@@ -66,7 +82,7 @@ export class RefreshTokenCodec {
   }
 
   /** Opens a sealed successor; undefined when it was sealed under another parent or altered. */
-  static open(parent: string, sealed: string): string | undefined {
+  open(parent: string, sealed: string): string | undefined {
     try {
       const raw = Buffer.from(sealed, 'base64url');
       if (raw.length <= NONCE_BYTES + TAG_BYTES) return undefined;

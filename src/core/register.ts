@@ -1,11 +1,19 @@
-import type { Clock, Random } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
-import type { UserStore } from '../store/store.js';
+import type { Random } from '../random.js';
 import { type PasswordPolicy, validateNewPassword, validateNewUsername } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
 import type { PasswordDenylist } from './password-denylist.js';
 import type { PasswordHasher } from './password-hasher.js';
+import type { UserRecord } from './records.js';
+
+/** The users port: the flows read users by name and create them, atomically unique. */
+export interface UserStore {
+  /** Adds the user unless the username is taken; atomic. */
+  createUser(user: UserRecord): Promise<'created' | 'exists'>;
+  findUserByUsername(username: string): Promise<UserRecord | undefined>;
+}
 
 export interface RegisterOptions extends PasswordPolicy {
   readonly registration: 'open' | 'closed';

@@ -1,13 +1,67 @@
-import type { Clock, Random } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
-import type { SessionStore, UserRecord, UserStore } from '../store/store.js';
+import type { Random } from '../random.js';
 import type { AccessTokenIssuer } from './access-token.js';
 import { canonicalUsername, checkLoginFields, normalizePassword, PASSWORD_MAX, REFRESH_TOKEN_FIELD_MAX } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
 import { ACCOUNT_POLICY, ADDRESS_POLICY, type LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
-import { RefreshTokenCodec } from './refresh-token.js';
+import type { SessionRecord, UserRecord } from './records.js';
+import type { RefreshTokenStrategy } from './refresh-token.js';
+import type { UserStore } from './register.js';
+
+export interface NewSession {
+  readonly session: SessionRecord;
+  /** Hash of the session's first refresh token. */
+  readonly refreshHash: string;
+  /** When the first refresh token expires (at most `session.expiresAt`). */
+  readonly refreshExpiresAt: number;
+}
+
+/** A refresh token as the store knows it: the session it names and its SHA-256. */
+export interface RefreshTokenRef {
+  /** The session the token names (a routing key: a store must still check the token belongs to it). */
+  readonly sessionId: string;
+  readonly hash: string;
+}
+
+export interface RotateRequest extends RefreshTokenRef {
+  /** Hash of its would-be successor, and the successor sealed under the presented token. */
+  readonly successorHash: string;
+  readonly sealedSuccessor: string;
+  readonly now: number;
+  /** Idle lifetime of the successor; capped by the session's absolute end. */
+  readonly refreshTtlMs: number;
+  /** How long after a rotation a retry of the same token gets the same successor back. */
+  readonly reuseIntervalMs: number;
+}
+
+/**
+ * What one atomic rotation found:
+ * - `rotated`: the token was active; it is now rotated and the successor is active.
+ * - `retried`: the token was rotated within the reuse interval and its successor is still the
+ *   session's active token; nothing changed, the sealed successor is returned.
+ * - `reused`: the token was rotated before (an older generation, or past the interval): the
+ *   store has revoked the whole session (RFC 6819 section 5.2.2.3).
+ * - `invalid`: unknown, expired, or its session is revoked or over; nothing changed.
+ */
+export type RotateResult =
+  | { readonly outcome: 'rotated'; readonly session: SessionRecord; readonly expiresAt: number }
+  | { readonly outcome: 'retried'; readonly session: SessionRecord; readonly expiresAt: number; readonly sealedSuccessor: string }
+  | { readonly outcome: 'reused'; readonly sessionId: string; readonly userId: string }
+  | { readonly outcome: 'invalid'; readonly why: 'unknown' | 'expired' | 'revoked' };
+
+/**
+ * The sessions port (fosite's `RefreshTokenStorage`): every method that decides something is
+ * one atomic operation, so a store shared by several instances behaves as one instance does.
+ */
+export interface SessionStore {
+  createSession(request: NewSession): Promise<void>;
+  rotateRefreshToken(request: RotateRequest): Promise<RotateResult>;
+  /** Revokes the session of any of its refresh tokens, current or rotated; unknown tokens do nothing. */
+  revokeSessionByRefreshToken(token: RefreshTokenRef, now: number): Promise<{ readonly sessionId: string; readonly userId: string } | undefined>;
+}
 
 /** What Login and Refresh return. */
 export interface TokenPair {
@@ -21,10 +75,9 @@ export interface TokenPair {
 }
 
 export interface SessionFlowOptions {
-  /** Seconds. */
-  readonly refreshTtl: number;
-  readonly sessionMaxAge: number;
-  readonly refreshReuseInterval: number;
+  readonly refreshTtlMs: number;
+  readonly sessionMaxAgeMs: number;
+  readonly refreshReuseIntervalMs: number;
 }
 
 export interface SessionFlowDeps {
@@ -33,7 +86,7 @@ export interface SessionFlowDeps {
   readonly hasher: PasswordHasher;
   readonly throttle: LoginThrottle;
   readonly accessTokens: AccessTokenIssuer;
-  readonly refreshTokens: RefreshTokenCodec;
+  readonly refreshTokens: RefreshTokenStrategy;
   readonly clock: Clock;
   readonly random: Random;
 }
@@ -97,10 +150,10 @@ export class SessionFlows {
       username: user.username,
       roles: user.roles,
       createdAt: now,
-      expiresAt: now + this.options.sessionMaxAge * 1000,
+      expiresAt: now + this.options.sessionMaxAgeMs,
     };
     const refresh = refreshTokens.generate(session.id);
-    const refreshExpiresAt = Math.min(now + this.options.refreshTtl * 1000, session.expiresAt);
+    const refreshExpiresAt = Math.min(now + this.options.refreshTtlMs, session.expiresAt);
     await sessions.createSession({ session, refreshHash: refresh.hash, refreshExpiresAt });
     const access = accessTokens.issue({ userId: user.id, username: user.username, roles: user.roles, sessionId: session.id }, session.expiresAt);
     ctx.log.info({ event: 'session_created', userId: user.id, sessionId: session.id }, 'session created');
@@ -114,9 +167,9 @@ export class SessionFlows {
    */
   async refresh(token: string, ctx: FlowContext): Promise<TokenPair> {
     checkRefreshField(token);
-    const presented = RefreshTokenCodec.parse(token);
-    if (!presented) throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
     const { clock, refreshTokens, sessions, accessTokens } = this.deps;
+    const presented = refreshTokens.parse(token);
+    if (!presented) throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
     const now = clock.now();
     const successor = refreshTokens.generate(presented.sessionId);
     const sealedSuccessor = refreshTokens.seal(token, successor.token);
@@ -126,8 +179,8 @@ export class SessionFlows {
       successorHash: successor.hash,
       sealedSuccessor,
       now,
-      refreshTtl: this.options.refreshTtl * 1000,
-      reuseInterval: this.options.refreshReuseInterval * 1000,
+      refreshTtlMs: this.options.refreshTtlMs,
+      reuseIntervalMs: this.options.refreshReuseIntervalMs,
     });
 
     let next: string;
@@ -140,7 +193,7 @@ export class SessionFlows {
         ctx.log.warn({ event: 'session_revoked', userId: result.userId, sessionId: result.sessionId, reason: 'refresh_token_reuse' }, 'session revoked');
         throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
       case 'retried': {
-        const opened = RefreshTokenCodec.open(token, result.sealedSuccessor);
+        const opened = refreshTokens.open(token, result.sealedSuccessor);
         if (opened === undefined) throw new AuthError('internal', 'internal error');
         next = opened;
         ctx.log.info({ event: 'refresh_retried', userId: result.session.userId, sessionId: result.session.id }, 'refresh retried within the reuse interval');
@@ -159,7 +212,7 @@ export class SessionFlows {
   /** Ends the session of a refresh token; idempotent, silent for unknown tokens (RFC 7009 section 2.2). */
   async logout(token: string, ctx: FlowContext): Promise<void> {
     checkRefreshField(token);
-    const presented = RefreshTokenCodec.parse(token);
+    const presented = this.deps.refreshTokens.parse(token);
     if (!presented) return;
     const revoked = await this.deps.sessions.revokeSessionByRefreshToken(presented, this.deps.clock.now());
     if (revoked) ctx.log.info({ event: 'logout', userId: revoked.userId, sessionId: revoked.sessionId }, 'session logged out');

@@ -1,12 +1,12 @@
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { create } from '@bufbuild/protobuf';
 import { type AuthService, InactiveReason, ValidateResponseSchema } from '../../gen/auth/v1/auth_pb.js';
-import { MAX_ACCESS_TOKEN_LENGTH, type AccessClaims, type InvalidReason } from '../core/access-token.js';
-import type { Introspector } from '../core/introspector.js';
+import { MAX_ACCESS_TOKEN_LENGTH, type InvalidReason } from '../core/access-token.js';
+import type { Introspector, Principal } from '../core/introspector.js';
 import type { RegisterFlow } from '../core/register.js';
 import type { SessionFlows, TokenPair } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
-import { repeatedAnswers, type UnaryServiceImpl } from './adapter.js';
+import { RepeatedAnswers } from './answer-cache.js';
+import type { ServiceImpl } from './handlers.js';
 
 export interface AuthServiceDeps {
   readonly register: RegisterFlow;
@@ -29,21 +29,17 @@ export const inactiveReasons: Readonly<Record<InvalidReason, InactiveReason>> = 
 };
 
 /** AuthService: each RPC adapts its request to one core call, nothing more. */
-export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof AuthService> {
-  // The introspector hands back the same claims object for a token it has seen, so the answer
-  // for a token checked again and again is one frozen message, built and serialized once.
-  const activeResponse = repeatedAnswers((c: AccessClaims) =>
-    create(ValidateResponseSchema, {
-      active: true,
-      userId: c.sub,
-      username: c.username,
-      roles: [...c.roles],
-      sessionId: c.sid,
-      tokenId: c.jti,
-      issuedAt: timestampFromMs(c.iat * 1000),
-      expiresAt: timestampFromMs(c.exp * 1000),
-    }),
-  );
+export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthService> {
+  const active = new RepeatedAnswers(ValidateResponseSchema, (p: Principal) => ({
+    active: true,
+    userId: p.userId,
+    username: p.username,
+    roles: [...p.roles],
+    sessionId: p.sessionId,
+    tokenId: p.tokenId,
+    issuedAt: timestampFromMs(p.issuedAt * 1000),
+    expiresAt: timestampFromMs(p.expiresAt * 1000),
+  }));
   return {
     register: async (req, ctx) => deps.register.register(req.username, req.password, ctx),
     login: async (req, ctx) => tokens(await deps.sessions.login(req.username, req.password, ctx)),
@@ -58,7 +54,7 @@ export function authService(deps: AuthServiceDeps): UnaryServiceImpl<typeof Auth
         throw new AuthError('invalid_argument', `access_token must be at most ${MAX_ACCESS_TOKEN_LENGTH} characters`);
       }
       const result = await deps.introspector.introspect(req.accessToken);
-      return result.ok ? activeResponse(result.claims) : { active: false, reason: inactiveReasons[result.reason] };
+      return result.ok ? active.answer(result.principal) : { active: false, reason: inactiveReasons[result.reason] };
     },
     getJwks: async () => ({ jwksJson: deps.jwksJson() }),
   };

@@ -1,18 +1,9 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import pino from 'pino';
-import type { AccessClaims } from '../core/access-token.js';
+import type { Principal } from '../core/introspector.js';
 
-/** The verified caller, as the bearer interceptor hands it to handlers. */
-export interface Principal {
-  readonly userId: string;
-  readonly username: string;
-  readonly roles: readonly string[];
-  readonly sessionId: string;
-  readonly tokenId: string;
-  /** Seconds since the epoch. */
-  readonly expiresAt: number;
-}
+export type { Principal };
 
 /** What a handler knows about its call beyond the request. */
 export interface CallContext {
@@ -23,6 +14,39 @@ export interface CallContext {
   readonly clientAddress: string;
   /** Set by the bearer interceptor on protected methods. */
   principal: Principal | undefined;
+  /** Aborted when the call is cancelled, cut at shutdown, or runs out of time. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * The context of one call. Its signal is made on first use: most unary handlers never look at
+ * it, and an AbortController per call would be paid on the hottest paths.
+ */
+export class CallState implements CallContext {
+  principal: Principal | undefined = undefined;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+
+  constructor(
+    readonly requestId: string,
+    readonly log: Logger,
+    readonly clientAddress: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts the signal (now, or when it is first read). */
+  abort(reason: unknown): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
 }
 
 /** "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1". */
@@ -35,18 +59,18 @@ export function addressOf(peer: string): string {
 
 // grpc-js has no per-call context and AsyncLocalStorage does not survive from interceptor to
 // handler, but the handler receives the very Metadata object the interceptors passed on.
-const contexts = new WeakMap<Metadata, CallContext>();
-const fallbackLog = pino({ level: 'silent' });
+const contexts = new WeakMap<Metadata, CallState>();
+const silent = pino({ level: 'silent' });
 
-export function attachCallContext(metadata: Metadata, ctx: CallContext): void {
+export function attachCallContext(metadata: Metadata, ctx: CallState): void {
   contexts.set(metadata, ctx);
 }
 
 /** The context of a call; a silent one when no interceptor attached any (e.g. a bare test server). */
-export function callContext(metadata: Metadata): CallContext {
+export function callContext(metadata: Metadata): CallState {
   let ctx = contexts.get(metadata);
   if (!ctx) {
-    ctx = { requestId: '-', log: fallbackLog, clientAddress: 'unknown', principal: undefined };
+    ctx = new CallState('-', silent, 'unknown');
     contexts.set(metadata, ctx);
   }
   return ctx;
@@ -56,24 +80,4 @@ export function callContext(metadata: Metadata): CallContext {
 export function requirePrincipal(ctx: CallContext): Principal {
   if (!ctx.principal) throw new Error('no principal: the method is not behind the bearer interceptor');
   return ctx.principal;
-}
-
-// One principal per verified claims object: the introspector returns the same claims for a
-// token it has seen, so a repeated caller costs no new principal (nor, in turn, a new WhoAmI answer).
-const principals = new WeakMap<AccessClaims, Principal>();
-
-export function principalOf(claims: AccessClaims): Principal {
-  let principal = principals.get(claims);
-  if (principal === undefined) {
-    principal = Object.freeze({
-      userId: claims.sub,
-      username: claims.username,
-      roles: claims.roles,
-      sessionId: claims.sid,
-      tokenId: claims.jti,
-      expiresAt: claims.exp,
-    });
-    principals.set(claims, principal);
-  }
-  return principal;
 }

@@ -1,3 +1,5 @@
+import type { Clock, Timer } from '../clock.js';
+
 /** One pending bound; `onTimeout` is cleared once the work is done or the bound has fired. */
 export interface PendingTimeout {
   readonly at: number;
@@ -6,22 +8,25 @@ export interface PendingTimeout {
 }
 
 /**
- * One time bound for many pending operations on one timer. Every operation gets the same bound,
- * so they expire in the order they started and a queue is enough: adding and finishing cost a
- * few field writes, where a `setTimeout` per call cost more than a cached Validate's whole
- * handler (bench/profile.js). Finished operations leave the head of the queue at once, so it holds
- * little more than the operations in flight. The timer is unref'd: it never keeps a process up.
+ * One time bound for many pending operations on one timer of the clock. Every operation gets the
+ * same bound, so they expire in the order they started and a queue is enough: adding and
+ * finishing cost a few field writes, where a timer per call cost more than a cached Validate's
+ * whole handler (bench/profile.js). Finished operations leave the head of the queue at once, so
+ * it holds little more than the operations in flight.
  */
 export class CallTimeouts {
   private head: PendingTimeout | undefined;
   private tail: PendingTimeout | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
 
-  constructor(private readonly ms: number) {}
+  constructor(
+    private readonly ms: number,
+    private readonly clock: Clock,
+  ) {}
 
   /** Calls `onTimeout` after the bound unless `done` is called first. */
   add(onTimeout: () => void): PendingTimeout {
-    const entry: PendingTimeout = { at: Date.now() + this.ms, onTimeout, next: undefined };
+    const entry: PendingTimeout = { at: this.clock.now() + this.ms, onTimeout, next: undefined };
     if (this.tail) this.tail.next = entry;
     else this.head = entry;
     this.tail = entry;
@@ -47,13 +52,12 @@ export class CallTimeouts {
   }
 
   private schedule(delay: number): void {
-    this.timer = setTimeout(() => this.expire(), Math.max(0, delay));
-    this.timer.unref();
+    this.timer = this.clock.setTimer(delay, () => this.expire());
   }
 
   private expire(): void {
     this.timer = undefined;
-    const now = Date.now();
+    const now = this.clock.now();
     while (this.head && this.head.at <= now) {
       const entry = this.head;
       this.head = entry.next;

@@ -1,7 +1,7 @@
 import type { DescMessage, DescService, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { serviceDefinition } from './adapter.js';
+import { methodPath, serviceDefinition } from './bridge.js';
 
 /** Per-call options of a typed client. */
 export interface CallOptions {
@@ -10,49 +10,81 @@ export interface CallOptions {
   readonly deadline?: Date | number;
   /** Per-call credentials, e.g. `session.callCredentials()`. */
   readonly credentials?: grpc.CallCredentials;
+  /** Cancels the call (a stream: stops it). */
+  readonly signal?: AbortSignal;
 }
 
-type ClientMethod<M> = M extends { methodKind: 'unary'; input: infer I extends DescMessage; output: infer O extends DescMessage }
-  ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
+type ClientMethod<M> = M extends { methodKind: infer K; input: infer I extends DescMessage; output: infer O extends DescMessage }
+  ? K extends 'unary'
+    ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
+    : K extends 'server_streaming'
+      ? (request: MessageInitShape<I>, options?: CallOptions) => AsyncIterable<MessageShape<O>>
+      : never
   : never;
 
-/** A promise-based client for every unary RPC of a generated service, typed from its descriptor. */
-export type UnaryClient<S extends DescService> = (S extends { method: infer Methods } ? { [K in keyof Methods]: ClientMethod<Methods[K]> } : never) & {
+/**
+ * A promise-based client for every unary and server-streaming RPC of a generated service, typed
+ * from its descriptor: unary methods return a promise, server-streaming ones an async iterable.
+ */
+export type Client<S extends DescService> = (S extends { method: infer Methods } ? { [K in keyof Methods as ClientMethod<Methods[K]> extends never ? never : K]: ClientMethod<Methods[K]> } : never) & {
   readonly grpcClient: grpc.Client;
   close(): void;
 };
 
 /**
- * Creates a typed client. A rejected call rejects with the grpc-js `ServiceError` (its `code` is
- * the gRPC status code); deadlines given in milliseconds count from the call.
+ * Creates a typed client. A failed call rejects (or its stream throws) with the grpc-js
+ * `ServiceError` (its `code` is the gRPC status code); deadlines given in milliseconds count from
+ * the call. Client-streaming and bidi methods are not offered.
  */
-export function createUnaryClient<S extends DescService>(
+export function createClient<S extends DescService>(
   service: S,
   address: string,
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   options?: grpc.ClientOptions,
-): UnaryClient<S> {
+): Client<S> {
   const definitions = serviceDefinition(service);
   const Ctor = grpc.makeGenericClientConstructor(definitions, service.typeName);
   const client = new Ctor(address, credentials, options);
   const methods: Record<string, unknown> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== 'unary') continue;
-    const path = `/${service.typeName}/${method.name}`;
     const definition = definitions[method.localName]!;
-    methods[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: CallOptions = {}) =>
-      new Promise((resolve, reject) => {
-        const deadline = typeof callOptions.deadline === 'number' ? new Date(Date.now() + callOptions.deadline) : callOptions.deadline;
-        client.makeUnaryRequest(
-          path,
-          definition.requestSerialize,
-          definition.responseDeserialize,
-          create(method.input, request),
-          callOptions.metadata ?? new grpc.Metadata(),
-          { ...(deadline ? { deadline } : {}), ...(callOptions.credentials ? { credentials: callOptions.credentials } : {}) },
-          (err, response) => (err ? reject(err) : resolve(response)),
-        );
-      });
+    const path = methodPath(method);
+    const callOptionsOf = (o: CallOptions): grpc.CallOptions => {
+      const deadline = typeof o.deadline === 'number' ? new Date(Date.now() + o.deadline) : o.deadline;
+      return { ...(deadline ? { deadline } : {}), ...(o.credentials ? { credentials: o.credentials } : {}) };
+    };
+    if (method.methodKind === 'unary') {
+      methods[method.localName] = (request: MessageInitShape<DescMessage>, o: CallOptions = {}) =>
+        new Promise((resolve, reject) => {
+          const call = client.makeUnaryRequest(
+            path,
+            definition.requestSerialize,
+            definition.responseDeserialize,
+            create(method.input, request),
+            o.metadata ?? new grpc.Metadata(),
+            callOptionsOf(o),
+            (err, response) => (err ? reject(err) : resolve(response)),
+          );
+          o.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+        });
+    } else if (method.methodKind === 'server_streaming') {
+      methods[method.localName] = (request: MessageInitShape<DescMessage>, o: CallOptions = {}) => {
+        const call = client.makeServerStreamRequest(path, definition.requestSerialize, definition.responseDeserialize, create(method.input, request), o.metadata ?? new grpc.Metadata(), callOptionsOf(o));
+        o.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+        return streamOf(call);
+      };
+    }
   }
-  return Object.assign(methods, { grpcClient: client, close: () => client.close() }) as unknown as UnaryClient<S>;
+  return Object.assign(methods, { grpcClient: client, close: () => client.close() }) as unknown as Client<S>;
+}
+
+/** The messages of a server stream; its failure status is thrown, a cancel by the caller ends it quietly. */
+async function* streamOf(call: grpc.ClientReadableStream<unknown>): AsyncIterable<never> {
+  try {
+    for await (const message of call) yield message as never;
+  } catch (err) {
+    if ((err as { code?: number }).code !== grpc.status.CANCELLED) throw err;
+  } finally {
+    call.cancel();
+  }
 }

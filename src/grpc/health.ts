@@ -1,64 +1,111 @@
-import { create } from '@bufbuild/protobuf';
-import { status as Status, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
   Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
-  HealthCheckResponseSchema,
-  HealthListResponseSchema,
-  type HealthCheckRequest,
+  type HealthCheckResponseSchema,
 } from '../../gen/grpc/health/v1/health_pb.js';
-import { isUnparsable, serviceDefinition } from './adapter.js';
+import { AuthError } from '../errors.js';
+import { serviceDefinition } from './bridge.js';
+import type { CallContext } from './call-context.js';
+import type { ServiceImpl } from './handlers.js';
 
 export { ServingStatus };
 
+type Update = MessageInitShape<typeof HealthCheckResponseSchema>;
+
+/** One open Watch: statuses waiting to be sent, and a wake-up for the stream's loop. */
+interface Watcher {
+  readonly pending: ServingStatus[];
+  wake: (() => void) | undefined;
+  ended: boolean;
+}
+
 /**
  * grpc.health.v1.Health (Check, Watch, List) on the generated descriptors, with a status per
- * service ("" is the whole server). Hand-written rather than the `grpc-health-check` package
- * because shutdown must be able to end open Watch streams: otherwise one load balancer watching
- * health holds every shutdown for the whole grace period.
+ * service ("" is the whole server). The set of services is fixed when the server is built, so
+ * a Watch of any other name holds no state here beyond its stream: it is told SERVICE_UNKNOWN
+ * (as the protocol asks) and left open until the client goes. Shutdown ends every Watch after
+ * its last status: otherwise one load balancer watching would hold shutdown for the whole grace.
  */
 export class HealthService {
+  readonly service = Health;
   readonly definition = serviceDefinition(Health);
   private readonly statuses = new Map<string, ServingStatus>();
-  private readonly watchers = new Map<string, Set<ServerWritableStream<HealthCheckRequest, object>>>();
+  private readonly watchers = new Map<string, Set<Watcher>>();
 
   constructor(services: readonly string[], initial: ServingStatus) {
-    for (const name of services) this.statuses.set(name, initial);
+    for (const name of services) {
+      this.statuses.set(name, initial);
+      this.watchers.set(name, new Set());
+    }
   }
 
+  /** Sets a known service's status and tells its watchers. */
   setStatus(service: string, status: ServingStatus): void {
+    const watchers = this.watchers.get(service);
+    if (!watchers) throw new Error(`health: unknown service ${service}`);
     this.statuses.set(service, status);
-    for (const call of this.watchers.get(service) ?? []) call.write(create(HealthCheckResponseSchema, { status }));
+    for (const w of watchers) {
+      w.pending.push(status);
+      w.wake?.();
+    }
   }
 
   status(service: string): ServingStatus | undefined {
     return this.statuses.get(service);
   }
 
-  /** Ends every Watch stream (after they have seen the last status): used by shutdown. */
-  endWatches(): void {
-    for (const calls of this.watchers.values()) for (const call of calls) call.end();
-    this.watchers.clear();
+  /** Open Watch streams, for tests and the state budget. */
+  get watching(): number {
+    let n = 0;
+    for (const set of this.watchers.values()) n += set.size;
+    return n;
   }
 
-  readonly implementation: UntypedServiceImplementation = {
-    check: (call: { request: HealthCheckRequest }, callback: (err: object | null, res?: object) => void) => {
-      if (isUnparsable(call.request)) return callback({ code: Status.INVALID_ARGUMENT, details: 'request is not a valid protobuf message' });
-      const status = this.statuses.get(call.request.service);
-      if (status === undefined) return callback({ code: Status.NOT_FOUND, details: `unknown service ${call.request.service}` });
-      callback(null, create(HealthCheckResponseSchema, { status }));
+  /** Ends every Watch stream (after they have sent the last status): used by shutdown. */
+  endWatches(): void {
+    for (const set of this.watchers.values()) {
+      for (const w of set) {
+        w.ended = true;
+        w.wake?.();
+      }
+    }
+  }
+
+  readonly implementation: ServiceImpl<typeof Health> = {
+    check: async (req) => {
+      const status = this.statuses.get(req.service);
+      if (status === undefined) throw new AuthError('not_found', `unknown service ${req.service}`);
+      return { status };
     },
-    watch: (call: ServerWritableStream<HealthCheckRequest, object>) => {
-      if (isUnparsable(call.request)) return void call.emit('error', { code: Status.INVALID_ARGUMENT, details: 'request is not a valid protobuf message' });
-      const service = call.request.service;
-      let calls = this.watchers.get(service);
-      if (!calls) this.watchers.set(service, (calls = new Set()));
-      calls.add(call);
-      call.on('cancelled', () => this.watchers.get(service)?.delete(call));
-      call.write(create(HealthCheckResponseSchema, { status: this.statuses.get(service) ?? ServingStatus.SERVICE_UNKNOWN }));
-    },
-    list: (_call: unknown, callback: (err: null, res: object) => void) => {
-      callback(null, create(HealthListResponseSchema, { statuses: Object.fromEntries([...this.statuses].map(([name, status]) => [name, { status }])) }));
-    },
+    watch: (req, ctx) => this.watch(req.service, ctx),
+    list: async () => ({ statuses: Object.fromEntries([...this.statuses].map(([name, status]) => [name, { status }])) }),
   };
+
+  private async *watch(service: string, ctx: CallContext): AsyncGenerator<Update> {
+    const watchers = this.watchers.get(service);
+    if (!watchers) {
+      yield { status: ServingStatus.SERVICE_UNKNOWN };
+      await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
+      return;
+    }
+    const watcher: Watcher = { pending: [this.statuses.get(service)!], wake: undefined, ended: ctx.signal.aborted };
+    watchers.add(watcher);
+    const onAbort = () => {
+      watcher.ended = true;
+      watcher.wake?.();
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        while (watcher.pending.length > 0) yield { status: watcher.pending.shift()! };
+        if (watcher.ended) return;
+        await new Promise<void>((resolve) => (watcher.wake = resolve));
+        watcher.wake = undefined;
+      }
+    } finally {
+      watchers.delete(watcher);
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
+  }
 }

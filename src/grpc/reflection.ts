@@ -1,12 +1,10 @@
-import { create, createFileRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
+import { createFileRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import { status as Status, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { ServerReflection as ReflectionV1, ServerReflectionResponseSchema as ResponseV1 } from '../../gen/grpc/reflection/v1/reflection_pb.js';
-import {
-  ServerReflection as ReflectionV1Alpha,
-  ServerReflectionResponseSchema as ResponseV1Alpha,
-} from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
-import { isUnparsable, serviceDefinition } from './adapter.js';
+import { status as Status } from '@grpc/grpc-js';
+import { ServerReflection as ReflectionV1 } from '../../gen/grpc/reflection/v1/reflection_pb.js';
+import { ServerReflection as ReflectionV1Alpha } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import { serviceDefinition } from './bridge.js';
+import { serviceHandlers } from './handlers.js';
 
 /**
  * gRPC server reflection (v1 and v1alpha, which share one wire format) for grpcurl and friends.
@@ -122,34 +120,28 @@ function answer(index: ReflectionIndex, req: ReflectionRequest) {
   }
 }
 
-function handler(index: ReflectionIndex, responseSchema: typeof ResponseV1 | typeof ResponseV1Alpha): UntypedServiceImplementation {
+/** One reflection answer per request, in order, until the client half-closes. */
+function impl(index: ReflectionIndex) {
   return {
-    serverReflectionInfo: (stream: ServerDuplexStream<ReflectionRequest, object>) => {
-      const error = (errorCode: Status, errorMessage: string) => ({ messageResponse: { case: 'errorResponse' as const, value: { errorCode, errorMessage } } });
-      stream.on('data', (req: ReflectionRequest) => {
-        let response;
+    async *serverReflectionInfo(requests: AsyncIterable<ReflectionRequest>) {
+      for await (const req of requests) {
+        let messageResponse;
         try {
-          response = create(
-            responseSchema as typeof ResponseV1,
-            isUnparsable(req)
-              ? error(Status.INVALID_ARGUMENT, 'request is not a valid protobuf message')
-              : { validHost: req.host, originalRequest: req as never, messageResponse: answer(index, req) },
-          );
+          messageResponse = answer(index, req);
         } catch {
-          response = create(responseSchema as typeof ResponseV1, error(Status.INTERNAL, 'internal error'));
+          messageResponse = { case: 'errorResponse' as const, value: { errorCode: Status.INTERNAL, errorMessage: 'internal error' } };
         }
-        stream.write(response);
-      });
-      stream.on('end', () => stream.end());
-      stream.on('error', () => {});
+        yield { validHost: req.host, originalRequest: req as never, messageResponse };
+      }
     },
   };
 }
 
-/** The reflection services to add to a server, v1 and v1alpha. */
+/** The reflection services to add to a server, v1 and v1alpha (one wire format, two names). */
 export function reflectionServices(index: ReflectionIndex) {
-  return [
-    { service: ReflectionV1, definition: serviceDefinition(ReflectionV1), implementation: handler(index, ResponseV1) },
-    { service: ReflectionV1Alpha, definition: serviceDefinition(ReflectionV1Alpha), implementation: handler(index, ResponseV1Alpha) },
-  ];
+  return [ReflectionV1, ReflectionV1Alpha].map((service) => ({
+    service,
+    definition: serviceDefinition(service),
+    implementation: serviceHandlers(service, impl(index) as never),
+  }));
 }

@@ -1,13 +1,16 @@
 import type { DescService } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Random } from '../clock.js';
-import type { VerifyResult } from '../core/access-token.js';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb.js';
+import type { Clock } from '../clock.js';
+import type { Introspection } from '../core/introspector.js';
+import type { Random } from '../random.js';
 import { policiesFrom } from './access-policy.js';
-import { serviceDefinition, unaryHandlers, type UnaryServiceImpl } from './adapter.js';
+import { bearerInterceptor } from './bearer-interceptor.js';
+import { serviceDefinition } from './bridge.js';
+import { serviceHandlers, type ServiceImpl } from './handlers.js';
 import { HealthService, ServingStatus } from './health.js';
-import { bearerInterceptor, loggingInterceptor, type CallObserver } from './interceptors.js';
+import { loggingInterceptor, type CallObserver } from './logging-interceptor.js';
 import { ReflectionIndex, reflectionServices } from './reflection.js';
 
 /**
@@ -29,15 +32,15 @@ export const serverLimits = {
 } as const satisfies grpc.ServerOptions;
 
 export interface ServerParts {
-  readonly authService: UnaryServiceImpl<typeof AuthService>;
-  readonly secureService: UnaryServiceImpl<typeof SecureService>;
-  readonly authenticate: (token: string) => Promise<VerifyResult>;
+  readonly authService: ServiceImpl<typeof AuthService>;
+  readonly secureService: ServiceImpl<typeof SecureService>;
+  readonly authenticate: (token: string) => Promise<Introspection>;
   readonly descriptorSet: Uint8Array;
   readonly log: Logger;
+  readonly clock: Clock;
   readonly random: Random;
-  /** Seconds. */
-  readonly callTimeout: number;
-  /** Sees every call's end and audit events (for metrics). */
+  readonly callTimeoutMs: number;
+  /** Sees every call's end (for metrics). */
   readonly observer?: CallObserver;
   /** grpc-js options over `serverLimits` (tests shorten the idle limit, for one). */
   readonly serverOptions?: grpc.ServerOptions;
@@ -52,7 +55,7 @@ export interface AuthServer {
   setReady(ready: boolean): void;
   /**
    * Stops taking calls (health turns NOT_SERVING at once), lets in-flight calls finish for up to
-   * `graceMs`, then closes whatever is left. Resolves when the server is down.
+   * `graceMs` on the clock, then closes whatever is left. Resolves when the server is down.
    */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -73,19 +76,19 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   const health = new HealthService(healthNames, ServingStatus.NOT_SERVING);
   const protectedServices: DescService[] = [AuthService, SecureService];
   const policies = policiesFrom(protectedServices, [health.definition, ...reflection.map((r) => r.definition)]);
+  const handlerOptions = { callTimeoutMs: parts.callTimeoutMs, clock: parts.clock };
 
   const grpcServer = new grpc.Server({
     ...serverLimits,
     ...parts.serverOptions,
     interceptors: [
       loggingInterceptor(parts.log, parts.random, parts.observer),
-      bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeout * 1000 }),
+      bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeoutMs, clock: parts.clock }),
     ],
   });
-  const adapterOptions = { callTimeout: parts.callTimeout * 1000 };
-  grpcServer.addService(serviceDefinition(AuthService), unaryHandlers(AuthService, parts.authService, adapterOptions));
-  grpcServer.addService(serviceDefinition(SecureService), unaryHandlers(SecureService, parts.secureService, adapterOptions));
-  grpcServer.addService(health.definition, health.implementation);
+  grpcServer.addService(serviceDefinition(AuthService), serviceHandlers(AuthService, parts.authService, handlerOptions));
+  grpcServer.addService(serviceDefinition(SecureService), serviceHandlers(SecureService, parts.secureService, handlerOptions));
+  grpcServer.addService(health.definition, serviceHandlers(health.service, health.implementation, handlerOptions));
   for (const r of reflection) grpcServer.addService(r.definition, r.implementation);
 
   let listening = false;
@@ -117,9 +120,9 @@ export function createAuthServer(parts: ServerParts): AuthServer {
         stopping = true;
         update();
         health.endWatches();
-        const force = setTimeout(() => grpcServer.forceShutdown(), graceMs);
+        const force = parts.clock.setTimer(graceMs, () => grpcServer.forceShutdown());
         grpcServer.tryShutdown(() => {
-          clearTimeout(force);
+          force.cancel();
           resolve();
         });
       }),

@@ -9,6 +9,7 @@ import { AuthError, type AuthErrorCode } from '../errors.js';
 export const statusByCode: Readonly<Record<AuthErrorCode, Status>> = {
   invalid_argument: Status.INVALID_ARGUMENT,
   already_exists: Status.ALREADY_EXISTS,
+  not_found: Status.NOT_FOUND,
   registration_closed: Status.FAILED_PRECONDITION,
   invalid_credentials: Status.UNAUTHENTICATED,
   invalid_refresh_token: Status.UNAUTHENTICATED,

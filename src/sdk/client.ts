@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { AuthService, SecureService, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
-import { createUnaryClient, type UnaryClient } from '../grpc/client.js';
+import { createClient, type Client } from '../grpc/client.js';
 
 /**
  * The client entry point (`grpc-auth-service/client`): a typed, promise-based client for every
@@ -45,9 +45,9 @@ export interface AuthClientOptions {
 
 export interface AuthClient {
   /** Every AuthService RPC, typed from the descriptors. */
-  readonly auth: UnaryClient<typeof AuthService>;
+  readonly auth: Client<typeof AuthService>;
   /** Every SecureService RPC (pass a bearer token in `metadata`, or use `session.callCredentials()`). */
-  readonly secure: UnaryClient<typeof SecureService>;
+  readonly secure: Client<typeof SecureService>;
   /** Logs in and returns a session that keeps its access token fresh. */
   login(username: string, password: string, options?: TokenSessionOptions): Promise<TokenSession>;
   close(): void;
@@ -55,8 +55,8 @@ export interface AuthClient {
 
 export function createAuthClient(address: string, options: AuthClientOptions = {}): AuthClient {
   const credentials = options.credentials ?? grpc.credentials.createInsecure();
-  const auth = withClientErrors(createUnaryClient(AuthService, address, credentials, options.channelOptions));
-  const secure = withClientErrors(createUnaryClient(SecureService, address, credentials, options.channelOptions));
+  const auth = withClientErrors(createClient(AuthService, address, credentials, options.channelOptions));
+  const secure = withClientErrors(createClient(SecureService, address, credentials, options.channelOptions));
   return {
     auth,
     secure,
@@ -71,14 +71,14 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
 }
 
 export interface TokenSessionOptions {
-  /** Refresh this long before the access token expires (ms). Default 30 s. */
-  readonly refreshMargin?: number;
+  /** Refresh this long before the access token expires. Default 30 s. */
+  readonly refreshMarginMs?: number;
   /** Attempts for one refresh when the server is UNAVAILABLE or slow. Default 4. */
   readonly maxAttempts?: number;
   /** First retry delay (ms), doubled each time, with full jitter. Default 100. */
   readonly backoffMs?: number;
-  /** Deadline of one Refresh call (ms). Default 5 s. */
-  readonly callTimeout?: number;
+  /** Deadline of one Refresh call. Default 5 s. */
+  readonly callTimeoutMs?: number;
   readonly clock?: Clock;
   /** Called once when the session ends (logout, or the server refused the refresh token). */
   readonly onEnded?: (reason: AuthClientError | 'logout') => void;
@@ -108,7 +108,7 @@ export class TokenSession {
   private readonly clock: Clock;
 
   constructor(
-    private readonly auth: Pick<UnaryClient<typeof AuthService>, 'refresh' | 'logout'>,
+    private readonly auth: Pick<Client<typeof AuthService>, 'refresh' | 'logout'>,
     tokens: LoginResponse | RefreshResponse,
     private readonly options: TokenSessionOptions = {},
   ) {
@@ -121,7 +121,7 @@ export class TokenSession {
   /** A valid access token, refreshed first when it is within the margin of expiry. */
   async accessToken(): Promise<string> {
     if (this.ended) throw new SessionEndedError(this.ended === 'logout' ? 'logged out' : `session ended: ${this.ended.message}`);
-    if (this.clock.now() < this.expiresAt - (this.options.refreshMargin ?? 30_000)) return this.access;
+    if (this.clock.now() < this.expiresAt - (this.options.refreshMarginMs ?? 30_000)) return this.access;
     this.inFlight ??= this.refreshWithRetries().finally(() => {
       this.inFlight = undefined;
     });
@@ -164,7 +164,7 @@ export class TokenSession {
     const base = this.options.backoffMs ?? 100;
     for (let attempt = 1; ; attempt++) {
       try {
-        const tokens = await this.auth.refresh({ refreshToken: this.refresh }, { deadline: this.options.callTimeout ?? 5000 });
+        const tokens = await this.auth.refresh({ refreshToken: this.refresh }, { deadline: this.options.callTimeoutMs ?? 5000 });
         this.access = tokens.accessToken;
         this.refresh = tokens.refreshToken;
         this.expiresAt = this.clock.now() + tokens.expiresIn * 1000;
@@ -172,7 +172,7 @@ export class TokenSession {
       } catch (err) {
         const e = err instanceof AuthClientError ? err : new AuthClientError(grpc.status.UNKNOWN, String(err));
         if (RETRYABLE.has(e.code) && attempt < attempts) {
-          await new Promise((r) => setTimeout(r, Math.random() * base * 2 ** (attempt - 1)));
+          await new Promise<void>((r) => this.clock.setTimer(Math.random() * base * 2 ** (attempt - 1), r));
           continue;
         }
         if (e.code === grpc.status.UNAUTHENTICATED) this.end(e);

@@ -3,14 +3,15 @@ import type { DescService } from '@bufbuild/protobuf';
 import type * as grpc from '@grpc/grpc-js';
 import { InactiveReason, type AuthService } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
-import { AccessTokenVerifier, type InvalidReason, type VerifyResult } from '../core/access-token.js';
+import { AccessTokenVerifier, type InvalidReason } from '../core/access-token.js';
+import { principalOf, type Introspection } from '../core/introspector.js';
 import type { SigningKey } from '../core/keys.js';
 import { AuthError } from '../errors.js';
 import { policiesFrom } from '../grpc/access-policy.js';
 import { inactiveReasons } from '../grpc/auth-service.js';
 import { callContext, requirePrincipal, type CallContext, type Principal } from '../grpc/call-context.js';
-import type { UnaryClient } from '../grpc/client.js';
-import { bearerInterceptor } from '../grpc/interceptors.js';
+import { bearerInterceptor } from '../grpc/bearer-interceptor.js';
+import type { Client } from '../grpc/client.js';
 
 /**
  * The interceptor entry point (`grpc-auth-service/interceptor`): the bearer interceptor the
@@ -35,7 +36,8 @@ export interface LocalVerification {
   /** The issuer and audience the auth service signs for (its AUTH_ISSUER and AUTH_AUDIENCE). */
   readonly issuer: string;
   readonly audience: string;
-  readonly clockSkew?: number;
+  /** Leeway on `exp` and `iat`. Default 30 s. */
+  readonly clockSkewMs?: number;
   /** An unknown `kid` fetches the keys again, at most this often (ms). Default 30 s. */
   readonly minRefetchIntervalMs?: number;
 }
@@ -43,7 +45,7 @@ export interface LocalVerification {
 export interface RemoteVerification {
   readonly mode: 'remote';
   /** An AuthService client (createAuthClient(...).auth). */
-  readonly auth: Pick<UnaryClient<typeof AuthService>, 'validate'>;
+  readonly auth: Pick<Client<typeof AuthService>, 'validate'>;
   /** How long an answer is reused (ms). Default 5 s: revocations show after at most this. */
   readonly cacheTtlMs?: number;
   /** Most answers kept. Default 10,000. */
@@ -64,7 +66,7 @@ export interface AuthInterceptorOptions {
 export function createAuthInterceptor(options: AuthInterceptorOptions): grpc.ServerInterceptor {
   const clock = options.clock ?? systemClock;
   const authenticate = options.verification.mode === 'local' ? localVerifier(options.verification, clock) : remoteVerifier(options.verification, clock);
-  return bearerInterceptor({ policies: policiesFrom(options.services, options.publicServices), authenticate, timeoutMs: options.timeoutMs ?? 5000 });
+  return bearerInterceptor({ policies: policiesFrom(options.services, options.publicServices), authenticate, timeoutMs: options.timeoutMs ?? 5000, clock });
 }
 
 /**
@@ -72,13 +74,13 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): grpc.Ser
  * unknown `kid` (rate-limited), and kept when the auth service cannot be reached. Local checks
  * see a revocation only when the token expires; use remote verification where that matters.
  */
-function localVerifier(v: LocalVerification, clock: Clock): (token: string) => Promise<VerifyResult> {
+function localVerifier(v: LocalVerification, clock: Clock): (token: string) => Promise<Introspection> {
   const keys = new Map<string, SigningKey>();
   let lastFetch = -Infinity;
   let fetching: Promise<void> | undefined;
   const verifier = new AccessTokenVerifier(
     { alg: 'ES256', byKid: (kid) => keys.get(kid) },
-    { issuer: v.issuer, audience: v.audience, clockSkew: v.clockSkew ?? 30 },
+    { issuer: v.issuer, audience: v.audience, clockSkewMs: v.clockSkewMs ?? 30_000 },
     clock,
   );
   const refetch = (): Promise<void> => {
@@ -104,7 +106,8 @@ function localVerifier(v: LocalVerification, clock: Clock): (token: string) => P
   return async (token) => {
     const kid = kidOf(token);
     if (kid !== undefined && !keys.has(kid)) await refetch();
-    return verifier.verify(token);
+    const result = verifier.verify(token);
+    return result.ok ? { ok: true, principal: principalOf(result.claims) } : result;
   };
 }
 
@@ -131,10 +134,10 @@ function parseJwks(json: string): Map<string, SigningKey> {
 const reasonOf = new Map<InactiveReason, InvalidReason>(Object.entries(inactiveReasons).map(([k, v]) => [v, k as InvalidReason]));
 
 /** Verifies through the auth service's Validate, which also sees revocations; answers are cached briefly. */
-function remoteVerifier(v: RemoteVerification, clock: Clock): (token: string) => Promise<VerifyResult> {
+function remoteVerifier(v: RemoteVerification, clock: Clock): (token: string) => Promise<Introspection> {
   const ttl = v.cacheTtlMs ?? 5000;
   const size = v.cacheSize ?? 10_000;
-  const cache = new Map<string, { result: VerifyResult; until: number }>();
+  const cache = new Map<string, { result: Introspection; until: number }>();
   return async (token) => {
     const now = clock.now();
     const hit = cache.get(token);
@@ -148,21 +151,21 @@ function remoteVerifier(v: RemoteVerification, clock: Clock): (token: string) =>
       if (code === 3) return { ok: false, reason: 'malformed' };
       throw new AuthError('unavailable', 'auth service unavailable', { cause: err });
     }
-    const result: VerifyResult = answer.active
+    const result: Introspection = answer.active
       ? {
           ok: true,
-          claims: {
-            sub: answer.userId,
+          principal: Object.freeze({
+            userId: answer.userId,
             username: answer.username,
-            roles: answer.roles,
-            sid: answer.sessionId,
-            jti: answer.tokenId,
-            iat: Number(answer.issuedAt?.seconds ?? 0),
-            exp: Number(answer.expiresAt?.seconds ?? 0),
-          },
+            roles: Object.freeze([...answer.roles]),
+            sessionId: answer.sessionId,
+            tokenId: answer.tokenId,
+            issuedAt: Number(answer.issuedAt?.seconds ?? 0),
+            expiresAt: Number(answer.expiresAt?.seconds ?? 0),
+          }),
         }
       : { ok: false, reason: reasonOf.get(answer.reason) ?? 'malformed' };
-    const until = Math.min(now + ttl, result.ok ? result.claims.exp * 1000 : now + ttl);
+    const until = Math.min(now + ttl, result.ok ? result.principal.expiresAt * 1000 : now + ttl);
     if (cache.size >= size) cache.delete(cache.keys().next().value!);
     cache.set(token, { result, until });
     return result;

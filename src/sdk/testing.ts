@@ -1,23 +1,36 @@
 import { randomBytes } from 'node:crypto';
-import { ManualClock, type Clock } from '../clock.js';
+import type { ServerOptions } from '@grpc/grpc-js';
+import type { DestinationStream } from 'pino';
+import { ManualClock } from '../clock.js';
 import { composeService, type AuthServiceApp } from '../compose.js';
 import { loadConfig, type Env } from '../config.js';
 import { newId } from '../core/ids.js';
-import { createKeySet, generateEcKey } from '../core/keys.js';
-import { Argon2Hasher } from '../core/password-hasher.js';
+import { createKeySet, generateEcKey, type KeySet } from '../core/keys.js';
+import { Argon2Hasher, type PasswordHasher } from '../core/password-hasher.js';
 import { createLogger } from '../logging.js';
+import type { RunningService } from '../run.js';
+import type { Store } from '../store/store.js';
 import { createAuthClient, type AuthClient } from './client.js';
 
 /**
  * The test kit (`grpc-auth-service/testing`): the real auth service in-process on 127.0.0.1:0,
- * memory store, an ephemeral key, and helpers to create users and mint tokens for a role. For
- * backend teams' own jest suites.
+ * memory store, an ephemeral key, a clock the test moves, and helpers to create users and mint
+ * tokens for a role. For backend teams' own jest suites (and this project's).
  */
 export interface TestAuthServerOptions {
-  /** A clock the test moves (`clock.advance(ms)`); the system clock when omitted. */
+  /** The clock the service runs on: time (and every timer of the service) moves only when the test moves it. */
   readonly clock?: ManualClock;
-  /** Extra AUTH_* settings, e.g. { AUTH_ACCESS_TTL: '60' }. */
+  /** Extra AUTH_* settings, e.g. { AUTH_ACCESS_TTL: '60s' }. */
   readonly env?: Env;
+  /** Where log lines go (JSON lines); silent unless AUTH_LOG_LEVEL is set in `env`. */
+  readonly logDestination?: DestinationStream;
+  /** Replaces the store (the memory store by default). */
+  readonly store?: Store;
+  /** Replaces the password hasher (argon2id with small parameters by default). */
+  readonly hasher?: PasswordHasher;
+  /** Replaces the signing keys (a fresh ES256 key by default; HS256 and key files come from `env`). */
+  readonly keys?: KeySet;
+  readonly serverOptions?: ServerOptions;
 }
 
 export interface TestUser {
@@ -33,14 +46,16 @@ export interface TestAuthServer {
   /** The issuer and audience its tokens carry (for local verification). */
   readonly issuer: string;
   readonly audience: string;
-  readonly clock: Clock;
+  readonly clock: ManualClock;
   /** A client for the server (closed by close()). */
   readonly client: AuthClient;
   readonly app: AuthServiceApp;
+  readonly running: RunningService;
   /** Creates a user with the given roles and a random password. */
   createUser(username: string, roles?: readonly string[]): Promise<TestUser>;
   /** Logs a fresh user with these roles in and returns the access token. */
   tokenFor(roles?: readonly string[]): Promise<string>;
+  /** Shuts down: calls still in flight are cut at once (the grace runs on the test's clock). */
   close(): Promise<void>;
 }
 
@@ -52,10 +67,18 @@ export function fastTestHasher(): Argon2Hasher {
 export async function startTestAuthServer(options: TestAuthServerOptions = {}): Promise<TestAuthServer> {
   const clock = options.clock ?? new ManualClock(Date.now());
   const config = loadConfig({ AUTH_LOG_LEVEL: 'silent', ...options.env });
-  const hasher = fastTestHasher();
-  const app = composeService(config, { clock, hasher, keys: createKeySet([generateEcKey()]), log: createLogger(config.logLevel) });
-  const port = await app.listen('127.0.0.1:0');
-  const address = `127.0.0.1:${port}`;
+  const hasher = options.hasher ?? fastTestHasher();
+  const keys = options.keys ?? (config.jwtAlg === 'ES256' && config.signingKeyFiles.length === 0 ? createKeySet([generateEcKey()]) : undefined);
+  const app = composeService(config, {
+    clock,
+    hasher,
+    log: createLogger(config.logLevel, options.logDestination),
+    ...(keys ? { keys } : {}),
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
+  });
+  const running = await app.start('127.0.0.1:0');
+  const address = `127.0.0.1:${running.port}`;
   const client = createAuthClient(address);
   let n = 0;
   const createUser = async (username: string, roles: readonly string[] = []): Promise<TestUser> => {
@@ -71,6 +94,7 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
     clock,
     client,
     app,
+    running,
     createUser,
     async tokenFor(roles = []) {
       const user = await createUser(`test-user-${++n}-${randomBytes(4).toString('hex')}`, roles);
@@ -78,7 +102,11 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
     },
     async close() {
       client.close();
-      await app.close(1000);
+      const grace = 1000;
+      const closed = running.close(grace);
+      // The grace runs on the test's clock: move it, so nothing still in flight holds the close.
+      setImmediate(() => clock.advance(grace));
+      await closed;
     },
   };
 }

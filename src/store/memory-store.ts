@@ -1,4 +1,5 @@
-import { backoffDelay, type AttemptGrant, type AttemptOutcome, type BackoffPolicy, type NewSession, type RefreshTokenRef, type RotateRequest, type RotateResult, type SessionRecord, type Store, type UserRecord } from './store.js';
+import { backoffDelay } from '../core/login-throttle.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
 
 /**
  * A session in memory, sized for millions of them (bench: `npm run bench`, "Memory store").
@@ -118,7 +119,7 @@ export class MemoryStore implements Store {
 
     if (rotated) {
       // Only a retry of the token whose successor is still the session's active one, within the interval.
-      const withinInterval = req.now - rotated.rotatedAt <= req.reuseInterval;
+      const withinInterval = req.now - rotated.rotatedAt <= req.reuseIntervalMs;
       if (withinInterval && session.tokenHash === rotated.successorHash) {
         return { outcome: 'retried', session: session.record(req.sessionId), expiresAt: session.tokenExpiresAt, sealedSuccessor: rotated.sealedSuccessor };
       }
@@ -126,7 +127,7 @@ export class MemoryStore implements Store {
       return { outcome: 'reused', sessionId: req.sessionId, userId: session.userId };
     }
 
-    const expiresAt = Math.min(req.now + req.refreshTtl, session.expiresAt);
+    const expiresAt = Math.min(req.now + req.refreshTtlMs, session.expiresAt);
     this.rotated.set(req.hash, { sessionId: req.sessionId, session, expiresAt: tokenExpiresAt, rotatedAt: req.now, successorHash: req.successorHash, sealedSuccessor: req.sealedSuccessor });
     session.tokenHash = req.successorHash;
     session.tokenExpiresAt = expiresAt;

@@ -1,10 +1,11 @@
 import jwt from 'jsonwebtoken';
-import { ManualClock, systemRandom } from '../../src/clock';
+import { ManualClock } from '../../src/clock';
+import { systemRandom } from '../../src/random';
 import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
 import { createKeySet, generateEcKey, hmacSigningKey, jwkThumbprint } from '../../src/core/keys';
 import { attackHelpers, tokenAttacks } from '../helpers/token-attacks';
 
-const options = { issuer: 'https://auth.test', audience: 'svc', accessTtl: 900, clockSkew: 30 };
+const options = { issuer: 'https://auth.test', audience: 'svc', accessTtlMs: 900_000, clockSkewMs: 30_000 };
 const subject = { userId: 'usr_1', username: 'alice', roles: ['admin'], sessionId: 'ses_1' };
 
 const clock = new ManualClock(Date.UTC(2030, 0, 1));

@@ -1,11 +1,12 @@
 import fc from 'fast-check';
-import { ManualClock, systemRandom } from '../../src/clock';
+import { ManualClock } from '../../src/clock';
+import { systemRandom } from '../../src/random';
 import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
 import { createKeySet, generateEcKey, hmacSigningKey } from '../../src/core/keys';
-import { RefreshTokenCodec } from '../../src/core/refresh-token';
+import { OpaqueRefreshTokens } from '../../src/core/refresh-token';
 
 /** Property-based tests: hostile input never throws and never verifies. */
-const options = { issuer: 'iss', audience: 'aud', accessTtl: 900, clockSkew: 30 };
+const options = { issuer: 'iss', audience: 'aud', accessTtlMs: 900_000, clockSkewMs: 30_000 };
 const subject = { userId: 'usr_1', username: 'alice', roles: ['admin'], sessionId: 'ses_AAAAAAAAAAAAAAAAAAAAAA' };
 const clock = new ManualClock();
 
@@ -86,7 +87,7 @@ describe('refresh-token parser', () => {
   test('arbitrary strings never throw; anything it accepts has the exact shape', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 120 }), fc.stringMatching(/^rt1_[A-Za-z0-9_+/=-]{60,68}$/)), (s) => {
-        const parsed = RefreshTokenCodec.parse(s);
+        const parsed = new OpaqueRefreshTokens(systemRandom).parse(s);
         if (parsed) {
           expect(s).toMatch(/^rt1_[A-Za-z0-9_-]{64}$/);
           expect(parsed.sessionId).toMatch(/^ses_[A-Za-z0-9_-]{22}$/);
@@ -99,7 +100,7 @@ describe('refresh-token parser', () => {
   test('a sealed successor never opens with arbitrary input', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 100 }), fc.string({ maxLength: 200 }), (parent, sealed) => {
-        expect(RefreshTokenCodec.open(parent, sealed)).toBeUndefined();
+        expect(new OpaqueRefreshTokens(systemRandom).open(parent, sealed)).toBeUndefined();
       }),
       { numRuns: 1000 },
     );

@@ -1,9 +1,10 @@
-import { ManualClock, systemRandom } from '../../src/clock';
+import { ManualClock } from '../../src/clock';
+import { systemRandom } from '../../src/random';
 import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
 import { Introspector } from '../../src/core/introspector';
 import { createKeySet, generateEcKey } from '../../src/core/keys';
 
-const options = { issuer: 'iss', audience: 'aud', accessTtl: 900, clockSkew: 30 };
+const options = { issuer: 'iss', audience: 'aud', accessTtlMs: 900_000, clockSkewMs: 30_000 };
 
 function setup(cacheSize = 3) {
   const clock = new ManualClock();
@@ -12,7 +13,7 @@ function setup(cacheSize = 3) {
   const verifier = new AccessTokenVerifier(keys, options, clock);
   const verify = jest.spyOn(verifier, 'verify');
   const active = new Set(['ses_1', 'ses_2']);
-  const introspector = new Introspector(verifier, { isSessionActive: async (sid) => active.has(sid) }, clock, { cacheSize, clockSkew: 30 });
+  const introspector = new Introspector(verifier, { isSessionActive: async (sid) => active.has(sid) }, clock, { cacheSize, clockSkewMs: 30_000 });
   const token = (sid = 'ses_1') => issuer.issue({ userId: 'usr_1', username: 'a', roles: [], sessionId: sid }).token;
   return { clock, introspector, verify, active, token };
 }

@@ -3,11 +3,11 @@ import { status } from '@grpc/grpc-js';
 import { LoginRequestSchema } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
 import { ConcurrencyLimiter } from '../../src/core/limiter';
-import { ACCOUNT_POLICY, ADDRESS_POLICY, LoginThrottle } from '../../src/core/login-throttle';
-import { backoffDelay } from '../../src/store/store';
+import { ACCOUNT_POLICY, ADDRESS_POLICY, backoffDelay, LoginThrottle } from '../../src/core/login-throttle';
 import { MemoryStore } from '../../src/store/memory-store';
 import type { PasswordHasher } from '../../src/core/password-hasher';
 import { bearer, fastHasher, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
+import { eventually } from '../helpers/wait';
 
 describe('backoffDelay', () => {
   test.each([
@@ -144,8 +144,7 @@ describe('hashing concurrency', () => {
       const { accessToken } = await server.auth.login({ username: 'alice', password: PASSWORD });
       open = false;
       const flood = Array.from({ length: 50 }, (_, i) => server.auth.login({ username: `u${i}`, password: PASSWORD }).catch(() => {}));
-      await new Promise((r) => setTimeout(r, 50));
-      expect(gate.length).toBeGreaterThan(0);
+      await eventually(() => gate.length > 0);
       expect((await server.auth.validate({ accessToken })).active).toBe(true);
       await expect(server.secure.whoAmI({}, bearer(accessToken))).resolves.toMatchObject({ username: 'alice' });
       gate.splice(0).forEach((r) => r());

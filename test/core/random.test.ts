@@ -1,4 +1,4 @@
-import { pooledRandom } from '../../src/clock';
+import { pooledRandom } from '../../src/random';
 
 describe('pooledRandom', () => {
   test.each([1, 12, 16, 32, 64])('hands out %i fresh bytes per call, never the same twice', (size) => {

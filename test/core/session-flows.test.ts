@@ -1,4 +1,5 @@
-import { ManualClock, systemRandom } from '../../src/clock';
+import { ManualClock } from '../../src/clock';
+import { systemRandom } from '../../src/random';
 import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
 import { silentLog, type EventLog } from '../../src/core/events';
 import { Introspector } from '../../src/core/introspector';
@@ -6,7 +7,7 @@ import { PasswordDenylist } from '../../src/core/password-denylist';
 import { LoginThrottle } from '../../src/core/login-throttle';
 import { newId } from '../../src/core/ids';
 import { createKeySet, generateEcKey } from '../../src/core/keys';
-import { RefreshTokenCodec } from '../../src/core/refresh-token';
+import { OpaqueRefreshTokens } from '../../src/core/refresh-token';
 import { RegisterFlow } from '../../src/core/register';
 import { SessionFlows } from '../../src/core/session-flows';
 import { AuthError } from '../../src/errors';
@@ -15,8 +16,8 @@ import { fastHasher, PASSWORD } from '../helpers/server';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
-const options = { refreshTtl: 3600, sessionMaxAge: 4 * 3600, refreshReuseInterval: 10 };
-const tokenOptions = { issuer: 'iss', audience: 'aud', accessTtl: 900, clockSkew: 30 };
+const options = { refreshTtlMs: 3_600_000, sessionMaxAgeMs: 4 * 3_600_000, refreshReuseIntervalMs: 10_000 };
+const tokenOptions = { issuer: 'iss', audience: 'aud', accessTtlMs: 900_000, clockSkewMs: 30_000 };
 
 /** The core wired by hand, no gRPC: a manual clock and the memory store. */
 async function setup() {
@@ -30,7 +31,7 @@ async function setup() {
       ...deps,
       throttle: new LoginThrottle(store, clock),
       accessTokens: new AccessTokenIssuer(keys, tokenOptions, clock, systemRandom),
-      refreshTokens: new RefreshTokenCodec(systemRandom),
+      refreshTokens: new OpaqueRefreshTokens(systemRandom),
     },
     options,
   );
@@ -138,8 +139,8 @@ describe('SessionFlows with a manual clock', () => {
   });
 });
 
-describe('RefreshTokenCodec', () => {
-  const codec = new RefreshTokenCodec(systemRandom);
+describe('OpaqueRefreshTokens', () => {
+  const codec = new OpaqueRefreshTokens(systemRandom);
 
   const sid = newId(systemRandom, 'ses');
 
@@ -148,13 +149,13 @@ describe('RefreshTokenCodec', () => {
     expect(token).toMatch(/^rt1_[A-Za-z0-9_-]{64}$/);
     expect(token.slice(4, 25)).toBe(sid.slice(4, 25));
     expect(hash).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(RefreshTokenCodec.parse(token)).toEqual({ sessionId: sid, hash });
+    expect(codec.parse(token)).toEqual({ sessionId: sid, hash });
     expect(codec.generate(sid).token).not.toBe(token);
   });
 
   test.each(['', 'rt1_', 'rt2_' + 'A'.repeat(64), 'rt1_' + 'A'.repeat(63), 'rt1_' + 'A'.repeat(65), 'rt1_' + '+'.repeat(64), 'eyJhbGciOi.x.y'])(
     'not well formed: %p',
-    (token) => expect(RefreshTokenCodec.parse(token)).toBeUndefined(),
+    (token) => expect(codec.parse(token)).toBeUndefined(),
   );
 
   test('only session ids of our shape', () => {
@@ -165,11 +166,11 @@ describe('RefreshTokenCodec', () => {
     const parent = codec.generate(sid).token;
     const child = codec.generate(sid).token;
     const sealed = codec.seal(parent, child);
-    expect(RefreshTokenCodec.open(parent, sealed)).toBe(child);
-    expect(RefreshTokenCodec.open(codec.generate(sid).token, sealed)).toBeUndefined();
+    expect(codec.open(parent, sealed)).toBe(child);
+    expect(codec.open(codec.generate(sid).token, sealed)).toBeUndefined();
     const flipped = Buffer.from(sealed, 'base64url');
     flipped[20] = flipped[20]! ^ 1;
-    expect(RefreshTokenCodec.open(parent, flipped.toString('base64url'))).toBeUndefined();
-    expect(RefreshTokenCodec.open(parent, '')).toBeUndefined();
+    expect(codec.open(parent, flipped.toString('base64url'))).toBeUndefined();
+    expect(codec.open(parent, '')).toBeUndefined();
   });
 });

@@ -69,7 +69,7 @@ describe('metrics', () => {
   test('off unless AUTH_METRICS_ADDRESS is set', async () => {
     const server = await startTestServer();
     try {
-      expect(server.app.metricsPort()).toBeUndefined();
+      expect(server.running.metricsPort).toBeUndefined();
     } finally {
       await server.close();
     }
@@ -78,7 +78,7 @@ describe('metrics', () => {
   test('the endpoint serves Prometheus text, and the figures move as calls are made', async () => {
     const server = await startTestServer({ env: { AUTH_METRICS_ADDRESS: '127.0.0.1:0' } });
     try {
-      const port = server.app.metricsPort()!;
+      const port = server.running.metricsPort!;
       const before = await scrape(port);
       expect(before).toContain('# TYPE auth_rpc_calls_total counter');
       expect(before).toContain('process_cpu_user_seconds_total');

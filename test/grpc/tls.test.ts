@@ -1,10 +1,11 @@
 import { credentials, status, type ChannelCredentials } from '@grpc/grpc-js';
 import { copyFileSync } from 'node:fs';
 import { AuthService } from '../../gen/auth/v1/auth_pb';
-import { createUnaryClient } from '../../src/grpc/client';
+import { createClient } from '../../src/grpc/client';
 import { startProcess } from '../helpers/process';
 import { startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { createTestCa, describeWithOpenssl, pem, type TestCa } from '../helpers/tls';
+import { eventually } from '../helpers/wait';
 
 // Certificates name localhost and 127.0.0.1; the channel dials 127.0.0.1 and checks "localhost".
 const clientOptions = { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' };
@@ -25,7 +26,7 @@ describeWithOpenssl('TLS and mTLS with real grpc-js clients', () => {
   });
 
   const jwks = async (address: string, creds: ChannelCredentials) => {
-    const c = createUnaryClient(AuthService, address, creds, clientOptions);
+    const c = createClient(AuthService, address, creds, clientOptions);
     try {
       return await c.getJwks({}, { deadline: 3000 });
     } finally {
@@ -33,7 +34,7 @@ describeWithOpenssl('TLS and mTLS with real grpc-js clients', () => {
     }
   };
   const fails = async (address: string, creds: ChannelCredentials) => {
-    const c = createUnaryClient(AuthService, address, creds, clientOptions);
+    const c = createClient(AuthService, address, creds, clientOptions);
     try {
       return (await statusOf(c.getJwks({}, { deadline: 3000 }))).code;
     } finally {
@@ -88,12 +89,12 @@ describeWithOpenssl('TLS and mTLS with real grpc-js clients', () => {
     const nextServer = next.issue('server', 'server');
     const live = ca.issue('live', 'server');
     const s = await startTestServer({ env: { AUTH_TLS_CERT: live.cert, AUTH_TLS_KEY: live.key } });
-    const open = createUnaryClient(AuthService, s.address, credentials.createSsl(pem(ca.caPem)), clientOptions);
+    const open = createClient(AuthService, s.address, credentials.createSsl(pem(ca.caPem)), clientOptions);
     try {
       await open.getJwks({});
       copyFileSync(nextServer.cert, live.cert);
       copyFileSync(nextServer.key, live.key);
-      s.app.reloadTls();
+      s.running.reloadTls();
       expect(s.logs.entries).toContainEqual(expect.objectContaining({ event: 'tls_reloaded' }));
       // The open connection carries on; new connections need the new CA.
       await expect(open.getJwks({})).resolves.toBeDefined();
@@ -102,7 +103,7 @@ describeWithOpenssl('TLS and mTLS with real grpc-js clients', () => {
 
       // A broken reload keeps what works.
       copyFileSync(client.key, live.key);
-      expect(() => s.app.reloadTls()).toThrow(/do not form a usable certificate and key/);
+      expect(() => s.running.reloadTls()).toThrow(/do not form a usable certificate and key/);
       await expect(jwks(s.address, credentials.createSsl(pem(next.caPem)))).resolves.toBeDefined();
     } finally {
       open.close();
@@ -115,8 +116,7 @@ describeWithOpenssl('TLS and mTLS with real grpc-js clients', () => {
     try {
       expect(running.started).toMatchObject({ transport: 'tls' });
       running.child.kill('SIGHUP');
-      for (let i = 0; i < 50 && !running.lines.some((l) => l.event === 'tls_reloaded'); i++) await new Promise((r) => setTimeout(r, 20));
-      expect(running.lines).toContainEqual(expect.objectContaining({ event: 'tls_reloaded' }));
+      await eventually(() => running.lines.some((l) => l.event === 'tls_reloaded'));
       await expect(jwks(String(running.started.address), credentials.createSsl(pem(ca.caPem)))).resolves.toBeDefined();
     } finally {
       running.child.kill('SIGTERM');

@@ -1,10 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { describeNeeding } from './requires';
 import { createServer } from 'node:net';
 
-/** True when a redis-server binary is on PATH. */
-export function redisServerAvailable(): boolean {
-  return spawnSync('redis-server', ['--version']).status === 0;
-}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,23 +51,11 @@ export async function startRedis(port?: number, extraArgs: string[] = []): Promi
 }
 
 /**
- * Describes a Redis-backed suite: runs it against a real redis-server when the binary is on PATH;
- * otherwise skips it with a visible notice locally, and fails in CI, where it must be installed.
+ * Describes a Redis-backed suite, run against a real redis-server started on a free port for it.
+ * Without the binary the suite fails with the install command (see describeNeeding).
  */
 export function describeWithRedis(name: string, body: (redis: () => TestRedis) => void): void {
-  if (!redisServerAvailable()) {
-    if (process.env.CI) {
-      test(`${name}: redis-server must be installed in CI`, () => {
-        throw new Error('redis-server is not on PATH; .ci/run installs it with apt-get');
-      });
-    } else {
-      // eslint-disable-next-line no-console
-      console.warn(`NOTICE: redis-server is not on PATH, so "${name}" is SKIPPED. Install it (apt-get install redis-server) to run it.`);
-      describe.skip(name, () => test('needs redis-server', () => {}));
-    }
-    return;
-  }
-  describe(name, () => {
+  describeNeeding(['redis-server'], name, () => {
     let redis: TestRedis | undefined;
     beforeAll(async () => {
       redis = await startRedis();

@@ -1,14 +1,14 @@
 import { Metadata, type ServerOptions } from '@grpc/grpc-js';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
-import { composeService, type AuthServiceApp } from '../../src/compose';
-import { loadConfig, type Env } from '../../src/config';
-import { createKeySet, generateEcKey, type KeySet } from '../../src/core/keys';
+import type { AuthServiceApp } from '../../src/compose';
+import type { Env } from '../../src/config';
+import type { KeySet } from '../../src/core/keys';
 import type { PasswordHasher } from '../../src/core/password-hasher';
-import { fastTestHasher } from '../../src/sdk/testing';
-import { createUnaryClient, type UnaryClient } from '../../src/grpc/client';
+import { createClient, type Client } from '../../src/grpc/client';
 import { routeGrpcJsLogs } from '../../src/grpc/grpc-js-logs';
-import { createLogger } from '../../src/logging';
+import type { RunningService } from '../../src/run';
+import { fastTestHasher, startTestAuthServer } from '../../src/sdk/testing';
 import type { Store } from '../../src/store/store';
 
 /** Collects pino's JSON lines so tests can read (and search) every log line. */
@@ -31,11 +31,12 @@ export const PASSWORD = 'correct horse battery staple';
 
 export interface TestServer {
   readonly app: AuthServiceApp;
+  readonly running: RunningService;
   readonly address: string;
   readonly clock: ManualClock;
   readonly logs: LogCapture;
-  readonly auth: UnaryClient<typeof AuthService>;
-  readonly secure: UnaryClient<typeof SecureService>;
+  readonly auth: Client<typeof AuthService>;
+  readonly secure: Client<typeof SecureService>;
   close(): Promise<void>;
 }
 
@@ -48,38 +49,39 @@ export interface TestServerOptions {
   readonly serverOptions?: ServerOptions;
 }
 
-/** The real service in-process on 127.0.0.1:0 with a manual clock and real grpc-js clients. */
+/**
+ * The real service in-process on 127.0.0.1:0, started through the public test kit
+ * (`grpc-auth-service/testing`), with every log line captured at debug level and real grpc-js
+ * clients whose secrets are watched.
+ */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const clock = options.clock ?? new ManualClock();
   const logs = new LogCapture();
-  const config = loadConfig({ AUTH_LOG_LEVEL: 'debug', ...options.env });
-  const app = composeService(config, {
-    clock,
-    log: createLogger(config.logLevel, logs),
-    hasher: options.hasher ?? fastHasher(),
-    // A fresh key without the development-mode warning; HS256 and key files go through config.
-    keys: options.keys ?? (config.jwtAlg === 'ES256' && config.signingKeyFile === undefined ? createKeySet([generateEcKey()]) : undefined),
+  const kit = await startTestAuthServer({
+    clock: options.clock ?? new ManualClock(),
+    env: { AUTH_LOG_LEVEL: 'debug', ...options.env },
+    logDestination: logs,
     ...(options.store ? { store: options.store } : {}),
+    ...(options.keys ? { keys: options.keys } : {}),
+    ...(options.hasher ? { hasher: options.hasher } : {}),
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   });
   // grpc-js has one process-wide logger: its diagnostics join this server's capture, scrubbed.
-  routeGrpcJsLogs(app.log);
-  const port = await app.listen('127.0.0.1:0');
-  const address = `127.0.0.1:${port}`;
+  routeGrpcJsLogs(kit.app.log);
   const canaries = new CanaryWatch();
-  const auth = canaries.watch(createUnaryClient(AuthService, address));
-  const secure = canaries.watch(createUnaryClient(SecureService, address));
+  const auth = canaries.watch(createClient(AuthService, kit.address));
+  const secure = canaries.watch(createClient(SecureService, kit.address));
   return {
-    app,
-    address,
-    clock,
+    app: kit.app,
+    running: kit.running,
+    address: kit.address,
+    clock: kit.clock,
     logs,
     auth,
     secure,
     async close() {
       auth.close();
       secure.close();
-      await app.close(1000);
+      await kit.close();
       // Every test is a canary test: no password or token it used may appear in a log line or in
       // an error message sent back (SECURITY.md, "Secrets").
       canaries.assertNoLeak(logs.text);
@@ -106,13 +108,14 @@ export class CanaryWatch {
         const value = Reflect.get(target, prop, receiver) as unknown;
         if (typeof value !== 'function' || prop === 'close' || prop === 'grpcClient') return value;
         return (request: Record<string, unknown>, options?: { metadata?: Metadata }) => {
-          for (const field of ['password', 'accessToken', 'refreshToken']) this.note(request?.[field]);
+          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion']) this.note(request?.[field]);
           const authorization = options?.metadata?.get('authorization')[0];
           if (typeof authorization === 'string') this.note(authorization.replace(/^\S+\s+/, ''));
-          return (value as (r: unknown, o: unknown) => Promise<Record<string, unknown>>).call(target, request, options).then(
+          const result = (value as (r: unknown, o: unknown) => unknown).call(target, request, options);
+          if (!(result instanceof Promise)) return result;
+          return (result as Promise<Record<string, unknown>>).then(
             (response) => {
-              this.note(response.accessToken);
-              this.note(response.refreshToken);
+              for (const field of ['accessToken', 'refreshToken', 'clientSecret']) this.note(response?.[field]);
               return response;
             },
             (err: { details?: string }) => {

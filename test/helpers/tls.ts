@@ -1,12 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeNeeding } from './requires';
 
-/** True when the openssl command is on PATH (the tests make their own CA and certificates with it). */
-export function opensslAvailable(): boolean {
-  return spawnSync('openssl', ['version']).status === 0;
-}
 
 export interface TestCa {
   readonly dir: string;
@@ -39,19 +36,7 @@ export function createTestCa(label: string): TestCa {
 
 export const pem = (path: string) => readFileSync(path);
 
-/** Describes a suite that needs openssl: skipped with a notice locally without it, failing in CI. */
+/** Describes a suite that needs openssl (see describeNeeding: missing means failing, unless opted out). */
 export function describeWithOpenssl(name: string, body: () => void): void {
-  if (opensslAvailable()) {
-    describe(name, body);
-    return;
-  }
-  if (process.env.CI) {
-    test(`${name}: openssl must be installed in CI`, () => {
-      throw new Error('openssl is not on PATH; .ci/run installs it with apt-get');
-    });
-  } else {
-    // eslint-disable-next-line no-console
-    console.warn(`NOTICE: openssl is not on PATH, so "${name}" is SKIPPED. Install it (apt-get install openssl) to run it.`);
-    describe.skip(name, () => test('needs openssl', () => {}));
-  }
+  describeNeeding(['openssl'], name, body);
 }

@@ -1,12 +1,13 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { GreeterService } from '../../examples/greeter/gen/greeter/v1/greeter_pb';
 import { startGreeter } from '../../examples/greeter/server';
-import { ManualClock, systemRandom } from '../../src/clock';
+import { ManualClock } from '../../src/clock';
+import { systemRandom } from '../../src/random';
 import { AccessTokenIssuer } from '../../src/core/access-token';
 import { createKeySet, generateEcKey, type KeySet } from '../../src/core/keys';
-import { createUnaryClient } from '../../src/grpc/client';
+import { createClient } from '../../src/grpc/client';
 
-const options = { issuer: 'https://auth.test', audience: 'svc', accessTtl: 900 };
+const options = { issuer: 'https://auth.test', audience: 'svc', accessTtlMs: 900_000 };
 const subject = { userId: 'usr_1', username: 'alice', roles: [], sessionId: 'ses_AAAAAAAAAAAAAAAAAAAAAA' };
 
 describe('local verification with a JWKS cache', () => {
@@ -19,10 +20,10 @@ describe('local verification with a JWKS cache', () => {
     return served.jwksJson;
   });
   let greeter: Awaited<ReturnType<typeof startGreeter>>;
-  let client: ReturnType<typeof createUnaryClient<typeof GreeterService>>;
+  let client: ReturnType<typeof createClient<typeof GreeterService>>;
   beforeAll(async () => {
     greeter = await startGreeter({ mode: 'local', fetchJwks, issuer: options.issuer, audience: options.audience, minRefetchIntervalMs: 60_000 }, clock);
-    client = createUnaryClient(GreeterService, greeter.address);
+    client = createClient(GreeterService, greeter.address);
   });
   afterAll(async () => {
     client.close();

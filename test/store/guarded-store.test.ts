@@ -1,3 +1,4 @@
+import { ManualClock } from '../../src/clock';
 import { AuthError } from '../../src/errors';
 import { guardStore } from '../../src/store/guarded-store';
 import { MemoryStore } from '../../src/store/memory-store';
@@ -10,9 +11,20 @@ function storeWith(op: Store['isSessionActive']): Store {
   return store;
 }
 
+/** Lets promise jobs run, then moves the clock. */
+async function tickOn(clock: ManualClock, ms: number): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  clock.advance(ms);
+  await new Promise((r) => setImmediate(r));
+}
+
 describe('guardStore', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  let clock: ManualClock;
+  beforeEach(() => {
+    clock = new ManualClock();
+  });
+  const tick = (ms: number) => tickOn(clock, ms);
+  const guard = (store: Store, timeoutMs: number | undefined, onError: () => void) => guardStore(store, { timeoutMs, clock, onError });
 
   const boom = new Error('connection reset');
   test.each([
@@ -22,7 +34,7 @@ describe('guardStore', () => {
     { name: 'timed, throws synchronously', timeoutMs: 300, op: () => { throw boom; } },
   ])('$name: UNAVAILABLE with the cause kept, counted once', async ({ timeoutMs, op }) => {
     let errors = 0;
-    const guarded = guardStore(storeWith(op as Store['isSessionActive']), timeoutMs, () => errors++);
+    const guarded = guard(storeWith(op as Store['isSessionActive']), timeoutMs, () => errors++);
     const failure = await guarded.isSessionActive('ses_1', 0).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(AuthError);
     expect(failure).toMatchObject({ code: 'unavailable', message: 'session store unavailable', cause: boom });
@@ -32,23 +44,23 @@ describe('guardStore', () => {
   test('an operation that never answers fails at the timeout; a late failure is not counted again', async () => {
     let errors = 0;
     let lateReject: (err: unknown) => void = () => {};
-    const guarded = guardStore(storeWith(() => new Promise((_, reject) => (lateReject = reject))), 300, () => errors++);
+    const guarded = guard(storeWith(() => new Promise((_, reject) => (lateReject = reject))), 300, () => errors++);
     const result = guarded.isSessionActive('ses_1', 0).catch((err: unknown) => err);
-    await jest.advanceTimersByTimeAsync(299);
+    await tick(299);
     expect(errors).toBe(0);
-    await jest.advanceTimersByTimeAsync(1);
+    await tick(1);
     expect(await result).toMatchObject({ code: 'unavailable' });
     lateReject(boom);
-    await jest.advanceTimersByTimeAsync(1000);
+    await tick(1000);
     expect(errors).toBe(1);
   });
 
   test('answers pass through untouched, with or without a timer', async () => {
     for (const timeoutMs of [undefined, 300]) {
       let errors = 0;
-      const guarded = guardStore(storeWith(async () => true), timeoutMs, () => errors++);
+      const guarded = guard(storeWith(async () => true), timeoutMs, () => errors++);
       expect(await guarded.isSessionActive('ses_1', 0)).toBe(true);
-      await jest.advanceTimersByTimeAsync(1000);
+      await tick(1000);
       expect(errors).toBe(0);
     }
   });

@@ -15,7 +15,7 @@ describe('MemoryStore.sweep', () => {
     await store.createSession({ session: s('ended', T0 + HOUR), refreshHash: 'e0', refreshExpiresAt: T0 + HOUR });
     await store.createSession({ session: s('revoked', T0 + 10 * HOUR), refreshHash: 'r0', refreshExpiresAt: T0 + HOUR });
     await store.revokeSessionByRefreshToken({ sessionId: 'revoked', hash: 'r0' }, T0);
-    await store.rotateRefreshToken({ sessionId: 'live', hash: 'l0', successorHash: 'l1', sealedSuccessor: 's', now: T0, refreshTtl: 2 * HOUR, reuseInterval: 0 });
+    await store.rotateRefreshToken({ sessionId: 'live', hash: 'l0', successorHash: 'l1', sealedSuccessor: 's', now: T0, refreshTtlMs: 2 * HOUR, reuseIntervalMs: 0 });
 
     expect(store.sweep(T0 + 59_999)).toEqual({ sessions: 0, tokens: 0 });
     expect(await store.isSessionActive('revoked', T0 + 59_999)).toBe(false);
@@ -50,7 +50,7 @@ describe('MemoryStore.sweep', () => {
         expect(await store.isSessionActive('ses_1', expiresAt - 1)).toBe(true);
         expect(await store.isSessionActive('ses_1', expiresAt)).toBe(false);
         const rotateAt = (at: number, hash: string, successorHash: string) =>
-          store.rotateRefreshToken({ sessionId: 'ses_1', hash, successorHash, sealedSuccessor: 's', now: at, refreshTtl: ttl, reuseInterval: 0 });
+          store.rotateRefreshToken({ sessionId: 'ses_1', hash, successorHash, sealedSuccessor: 's', now: at, refreshTtlMs: ttl, reuseIntervalMs: 0 });
         const successorExpiresAt = Math.min(now + ttl, expiresAt);
         expect(await rotateAt(now, 'h0', 'h1')).toEqual({ outcome: 'rotated', session, expiresAt: successorExpiresAt });
         if (successorExpiresAt - 1 > now) expect(await rotateAt(successorExpiresAt - 1, 'h1', 'h2')).toMatchObject({ outcome: 'rotated', session });

@@ -1,6 +1,7 @@
 import { RedisStore } from '../../src/store/redis-store';
 import { describeWithRedis, startRedis } from '../helpers/redis';
 import { describeStoreConformance } from './store-conformance';
+import { eventually } from '../helpers/wait';
 
 let prefix = 0;
 const open = async (url: string, commandTimeout = 1000) => {
@@ -43,10 +44,11 @@ describeWithRedis('RedisStore outages', () => {
       const t0 = Date.now();
       await expect(store.isSessionActive('ses_x', Date.now())).rejects.toMatchObject({ code: 'unavailable', message: 'session store unavailable' });
       await expect(store.ping()).rejects.toMatchObject({ code: 'unavailable' });
-      expect(Date.now() - t0).toBeLessThan(1000);
+      // ioredis' own timers, not the service's clock: the bound only tells a hang from an answer.
+      expect(Date.now() - t0).toBeLessThan(5000);
       const again = await startRedis(own.port);
       try {
-        await waitFor(() => store.ping());
+        await eventually(() => store.ping(), { intervalMs: 100 });
         await expect(store.isSessionActive('ses_x', Date.now())).resolves.toBe(false);
       } finally {
         await store.close();
@@ -64,9 +66,10 @@ describeWithRedis('RedisStore outages', () => {
       own.process.kill('SIGSTOP');
       const t0 = Date.now();
       await expect(store.isSessionActive('ses_x', Date.now())).rejects.toMatchObject({ code: 'unavailable' });
-      expect(Date.now() - t0).toBeLessThan(1000);
+      // ioredis' own timers, not the service's clock: the bound only tells a hang from an answer.
+      expect(Date.now() - t0).toBeLessThan(5000);
       own.process.kill('SIGCONT');
-      await waitFor(() => store.ping());
+      await eventually(() => store.ping(), { intervalMs: 100 });
     } finally {
       own.process.kill('SIGCONT');
       await store.close();
@@ -74,16 +77,3 @@ describeWithRedis('RedisStore outages', () => {
     }
   });
 });
-
-async function waitFor(check: () => Promise<unknown>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}

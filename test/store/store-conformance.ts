@@ -22,7 +22,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     // Most tests use one session; `current` is the session the helpers name.
     let current = '';
     const rotate = (hash: string, successorHash: string, now: number, sessionId = current) =>
-      store.rotateRefreshToken({ sessionId, hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, now, refreshTtl: HOUR, reuseInterval: 10_000 });
+      store.rotateRefreshToken({ sessionId, hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, now, refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
     const revoke = (hash: string, now: number, sessionId = current) => store.revokeSessionByRefreshToken({ sessionId, hash }, now);
     const createSession = (s: SessionRecord, refreshHash: string, refreshExpiresAt: number) => {
       current = s.id;

@@ -1,0 +1,74 @@
+import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
+import { systemClock, type Clock } from '../clock.js';
+import type { Introspection } from '../core/introspector.js';
+import { AuthError } from '../errors.js';
+import type { MethodPolicy } from './access-policy.js';
+import { callContext } from './call-context.js';
+import { CallTimeouts } from './call-timeouts.js';
+import { logFailure, toStatus } from './status.js';
+
+export interface BearerOptions {
+  /** Method path to policy; a path missing here is denied. */
+  readonly policies: ReadonlyMap<string, MethodPolicy>;
+  /** Verifies a token and checks its session: the same introspection Validate uses. */
+  readonly authenticate: (token: string) => Promise<Introspection>;
+  /** Upper bound on one token check. */
+  readonly timeoutMs: number;
+  readonly clock?: Clock;
+}
+
+// RFC 6750 section 2.1: "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 section 11.1).
+const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/**
+ * Guards every method by its policy: public methods pass; others need exactly one
+ * `authorization: Bearer <jwt>` whose token verifies and whose session is live, and the roles
+ * the method requires. The token is checked in `onReceiveMetadata` and the call only proceeds on
+ * success (grpc-js holds the request message meanwhile). The principal reaches the handler
+ * through the call context. Every refusal is an AuthError mapped by the one status table.
+ */
+export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
+  const timeouts = new CallTimeouts(options.timeoutMs, options.clock ?? systemClock);
+  return (method, call) => {
+    const policy = options.policies.get(method.path);
+    if (policy?.public) return new ServerInterceptingCall(call);
+    return new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            const refuse = (err: unknown) => {
+              const status = toStatus(err);
+              logFailure(callContext(metadata).log, status.code, err);
+              call.sendStatus(status);
+            };
+            if (!policy) return refuse(new AuthError('permission_denied', 'method has no access policy'));
+            const values = metadata.get('authorization');
+            if (values.length === 0) return refuse(new AuthError('unauthenticated', 'missing bearer token'));
+            if (values.length > 1) return refuse(new AuthError('unauthenticated', 'expected exactly one authorization header'));
+            const match = typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
+            if (!match) return refuse(new AuthError('unauthenticated', 'authorization must be "Bearer <access token>"'));
+            // The check gets the same bound as a handler's work: a hung store fails the call, closed.
+            let settled = false;
+            const settle = (action: () => void) => {
+              if (settled) return;
+              settled = true;
+              timeouts.done(bound);
+              action();
+            };
+            const bound = timeouts.add(() => settle(() => refuse(new AuthError('deadline_exceeded', 'token check took too long'))));
+            options.authenticate(match[1]!).then(
+              (result) =>
+                settle(() => {
+                  if (!result.ok) return refuse(new AuthError('unauthenticated', `access token is not valid: ${result.reason.replaceAll('_', ' ')}`));
+                  const missing = policy.requiredRoles.filter((role) => !result.principal.roles.includes(role));
+                  if (missing.length > 0) return refuse(new AuthError('permission_denied', `requires role ${missing.join(', ')}`));
+                  callContext(metadata).principal = result.principal;
+                  nextMetadata(metadata);
+                }),
+              (err: unknown) => settle(() => refuse(err)),
+            );
+          },
+        }),
+    });
+  };
+}

@@ -1,0 +1,61 @@
+import { Metadata, ServerInterceptingCall, status as Status, type ServerInterceptor } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Random } from '../random.js';
+import { addressOf, attachCallContext, CallState } from './call-context.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export interface CallObserver {
+  /** Called as each call ends. */
+  onCallEnd?(method: string, code: string, seconds: number): void;
+}
+
+/**
+ * Outermost interceptor: gives every call a request id (the caller's `x-request-id` when it is
+ * sane, else a new one), a child logger, and one log line when the call ends with its status and
+ * duration. It logs only an allow-list of fields: never metadata, requests or responses.
+ */
+export function loggingInterceptor(log: Logger, random: Random, observer: CallObserver = {}): ServerInterceptor {
+  const prefix = random.bytes(4).toString('hex');
+  let counter = 0;
+  return (method, call) => {
+    // Durations are measured, not reckoned: a monotonic clock, not the injected one.
+    const started = process.hrtime.bigint();
+    let ctx: CallState | undefined;
+    let done = false;
+    const logEnd = (code: Status) => {
+      if (done) return;
+      done = true;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const fields = { code: Status[code], ms: Math.round(ms * 1000) / 1000 };
+      (ctx?.log ?? log.child({ method: method.path, clientAddress: addressOf(call.getPeer()) })).info(fields, 'call');
+      observer.onCallEnd?.(method.path, fields.code, ms / 1000);
+    };
+    return new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            const offered = metadata.get('x-request-id');
+            const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
+            const clientAddress = addressOf(call.getPeer());
+            ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress);
+            attachCallContext(metadata, ctx);
+            nextMetadata(metadata);
+          },
+          onCancel: () => {
+            ctx?.abort(new Error('cancelled'));
+            logEnd(Status.CANCELLED);
+          },
+        }),
+      sendStatus: (status, next) => {
+        if (ctx) {
+          const trailers = status.metadata ?? new Metadata();
+          trailers.set('x-request-id', ctx.requestId);
+          status = { ...status, metadata: trailers };
+        }
+        logEnd(status.code);
+        next(status);
+      },
+    });
+  };
+}

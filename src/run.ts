@@ -1,0 +1,80 @@
+import { repeat, type Timer } from './clock.js';
+import type { AuthServiceApp } from './compose.js';
+
+/** A started service: listening, health following the store, upkeep on its timers. */
+export interface RunningService {
+  /** The bound gRPC port. */
+  readonly port: number;
+  /** The bound metrics port, when AUTH_METRICS_ADDRESS is set. */
+  readonly metricsPort: number | undefined;
+  /** Re-reads the TLS files (SIGHUP); open connections are kept. Throws TlsError and keeps the old material on failure. */
+  reloadTls(): void;
+  /** Graceful shutdown (see AuthServer.shutdown), then timers stop and the store is closed. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** How often health asks the store whether it can serve. */
+export const STORE_CHECK_INTERVAL_MS = 1000;
+
+/**
+ * Runs a built service: connects the store (an unreachable store does not stop start-up: the
+ * service starts NOT_SERVING and recovers), starts the store's upkeep and the health monitor on
+ * the service's clock, serves metrics when configured, and listens.
+ */
+export async function startService(app: AuthServiceApp, address = app.config.address): Promise<RunningService> {
+  const { clock, config, log, server, store, backend } = app;
+  const timers: Timer[] = [];
+  await store.connect().catch(() => {});
+  if (backend.maintenance) {
+    const { intervalMs, run } = backend.maintenance;
+    timers.push(repeat(clock, intervalMs, () => run(clock.now())));
+  }
+
+  // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
+  let storeUp = true;
+  const checkStore = async () => {
+    const up = await store.ping().then(
+      () => true,
+      () => false,
+    );
+    if (up !== storeUp) {
+      if (up) log.info({ event: 'store_recovered' }, 'store reachable again');
+      else log.warn({ event: 'store_unavailable' }, 'store unreachable: health is NOT_SERVING');
+    }
+    storeUp = up;
+    server.setReady(up);
+  };
+
+  const metricsServer = config.metricsAddress === undefined ? undefined : await app.metrics.serve(config.metricsAddress);
+  if (metricsServer) log.info({ event: 'metrics_listening', port: metricsServer.port }, 'metrics endpoint listening');
+  let port: number;
+  try {
+    port = await server.listen(address, app.tls?.credentials());
+  } catch (err) {
+    for (const t of timers) t.cancel();
+    await metricsServer?.close();
+    throw err;
+  }
+  await checkStore();
+  timers.push(repeat(clock, STORE_CHECK_INTERVAL_MS, () => void checkStore()));
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    metricsPort: metricsServer?.port,
+    reloadTls() {
+      if (!app.tls) return;
+      app.tls.reload();
+      log.info({ event: 'tls_reloaded' }, 'TLS certificates re-read');
+    },
+    close(graceMs = config.shutdownGraceMs) {
+      closing ??= (async () => {
+        for (const t of timers) t.cancel();
+        await metricsServer?.close();
+        await server.shutdown(graceMs);
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { Config } from '../config.js';
+import { MemoryStore } from './memory-store.js';
+import { RedisStore } from './redis-store.js';
+import type { Store } from './store.js';
+
+/** What a store needs from the service around it, said by the store's own factory. */
+export interface StoreBackend {
+  readonly store: Store;
+  /** Bound on each operation; undefined for a store that answers within the call (no timer needed). */
+  readonly timeoutMs: number | undefined;
+  /** Sessions held, for the `auth_sessions_live` gauge; absent when the store cannot count them cheaply. */
+  readonly liveSessions?: () => number;
+  /** Upkeep on a timer (the memory store drops what has expired). */
+  readonly maintenance?: { readonly intervalMs: number; run(now: number): void };
+}
+
+/** How long a revoked session's marker must outlive it: until every access token of it has expired. */
+export function revokedRetentionMs(config: Pick<Config, 'accessTtlMs' | 'clockSkewMs'>): number {
+  return config.accessTtlMs + config.clockSkewMs;
+}
+
+/** The backend `config.store` names. */
+export function storeBackend(config: Config): StoreBackend {
+  const revokedRetention = revokedRetentionMs(config);
+  switch (config.store) {
+    case 'memory': {
+      const memory = new MemoryStore({ revokedRetention });
+      return {
+        store: memory,
+        timeoutMs: undefined,
+        liveSessions: () => memory.size().sessions,
+        maintenance: { intervalMs: 60_000, run: (now) => memory.sweep(now) },
+      };
+    }
+    case 'redis':
+      return {
+        store: new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention }),
+        timeoutMs: config.storeTimeoutMs,
+      };
+  }
+}
+
+/** A store given by the embedding code (tests, a custom backend): bounded like any remote store. */
+export function givenStore(store: Store, config: Pick<Config, 'storeTimeoutMs'>): StoreBackend {
+  return { store, timeoutMs: config.storeTimeoutMs };
+}
