@@ -62,7 +62,7 @@ async function nodeLoad(call, { concurrency = 32, count = Infinity, seconds = 3 
 async function startService({ env = {}, nodeArgs = () => [] } = {}) {
   const { AuthService, SecureService } = dist('gen/auth/v1/auth_pb.js');
   const { Health } = dist('gen/grpc/health/v1/health_pb.js');
-  const { createUnaryClient } = dist('src/grpc/client.js');
+  const { createClient } = dist('src/grpc/client.js');
   const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-bench-'));
   const keyFile = path.join(dir, 'key.pem');
@@ -81,9 +81,9 @@ async function startService({ env = {}, nodeArgs = () => [] } = {}) {
     server,
     exited,
     key: loadEcKeyFile(keyFile),
-    auth: createUnaryClient(AuthService, address),
-    secure: createUnaryClient(SecureService, address),
-    health: createUnaryClient(Health, address),
+    auth: createClient(AuthService, address),
+    secure: createClient(SecureService, address),
+    health: createClient(Health, address),
     /** Stops the service with SIGTERM (it drains and exits) and closes the clients. */
     async stop() {
       server.kill('SIGTERM');

@@ -5,24 +5,29 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { AccessTokenIssuer, AccessTokenVerifier } from './core/access-token.js';
+import { AccountFlows, AdminFlows } from './core/accounts.js';
 import { Introspector } from './core/introspector.js';
 import { LoginThrottle } from './core/login-throttle.js';
-import { createKeySet, generateEcKey, hmacSigningKey, loadEcKeyFile, type KeySet } from './core/keys.js';
+import { createKeySet, generateEcKey, hmacSigningKey, loadEcKeyFile, refreshTagKeys, type KeySet } from './core/keys.js';
 import { COMMON_PASSWORDS, PasswordDenylist, readDenylistFile } from './core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from './core/password-hasher.js';
 import { OpaqueRefreshTokens } from './core/refresh-token.js';
 import { RegisterFlow } from './core/register.js';
 import { SessionFlows } from './core/session-flows.js';
+import { AccountService, AdminService } from '../gen/auth/v1/accounts_pb.js';
+import { AuthService, SecureService } from '../gen/auth/v1/auth_pb.js';
+import { accountService } from './grpc/account-service.js';
+import { adminService } from './grpc/admin-service.js';
 import { authService } from './grpc/auth-service.js';
 import { secureService } from './grpc/secure-service.js';
-import { createAuthServer, type AuthServer } from './grpc/server.js';
+import { createAuthServer, served, type AuthServer } from './grpc/server.js';
 import { ReloadableTls } from './grpc/tls.js';
 import { countEvents, createLogger } from './logging.js';
 import { Metrics } from './metrics.js';
 import { systemRandom, type Random } from './random.js';
 import { startService, type RunningService } from './run.js';
 import { givenStore, storeBackend, type StoreBackend } from './store/backends.js';
-import { withFileUsers } from './store/file-users.js';
+import { seedFileUsers } from './store/file-users.js';
 import { guardStore } from './store/guarded-store.js';
 import type { Store } from './store/store.js';
 import { readUsersFile } from './users-file.js';
@@ -55,6 +60,8 @@ export interface AuthServiceApp {
   readonly tls: ReloadableTls | undefined;
   /** 'tls', 'mtls' or 'plaintext'. */
   readonly transport: 'tls' | 'mtls' | 'plaintext';
+  /** Writes the users file's users into the store (start-up runs it until the store answers). */
+  seedUsers(): Promise<void>;
   /** Starts serving on the configured (or given) address: see `startService`. */
   start(address?: string): Promise<RunningService>;
 }
@@ -89,7 +96,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const clock = overrides.clock ?? systemClock;
   const random = overrides.random ?? systemRandom;
   const baseLog = overrides.log ?? createLogger(config.logLevel);
-  const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config);
+  const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config, clock);
   const metrics = new Metrics(backend.liveSessions);
   // Every audit event counts, in calls (their loggers are children of this one) and outside them.
   const log = countEvents(baseLog.child({}), (event) => metrics.event(event));
@@ -101,16 +108,22 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, { cacheSize: VERIFIED_TOKEN_CACHE, clockSkewMs: config.clockSkewMs });
-  const refreshTokens = new OpaqueRefreshTokens(random);
-  const users = withFileUsers(store, config.usersFile === undefined ? [] : readUsersFile(config.usersFile, clock.now()));
+  const refreshTokens = new OpaqueRefreshTokens(random, refreshTagKeys(keys));
+  const fileUsers = config.usersFile === undefined ? [] : readUsersFile(config.usersFile);
   const denylist = new PasswordDenylist([...COMMON_PASSWORDS, ...(config.passwordDenylistFile === undefined ? [] : readDenylistFile(config.passwordDenylistFile))]);
-  const register = new RegisterFlow({ users, hasher, clock, random }, { registration: config.registration, minLength: config.passwordMinLength, denylist });
-  const throttle = new LoginThrottle(store, clock);
-  const sessions = new SessionFlows({ users, sessions: store, hasher, throttle, accessTokens, refreshTokens, clock, random }, config);
+  const policy = { minLength: config.passwordMinLength, denylist };
+  const register = new RegisterFlow({ users: store, hasher, random }, { ...policy, registration: config.registration });
+  const throttle = new LoginThrottle(store);
+  const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random }, config);
+  const accountDeps = { users: store, hasher, random, sessions, throttle };
 
   const server = createAuthServer({
-    authService: authService({ register, sessions, introspector, jwksJson: () => keys.jwksJson }),
-    secureService: secureService(),
+    services: [
+      served(AuthService, authService({ register, sessions, introspector, jwksJson: () => keys.jwksJson })),
+      served(SecureService, secureService()),
+      served(AccountService, accountService(new AccountFlows(accountDeps, policy))),
+      served(AdminService, adminService(new AdminFlows(accountDeps, policy))),
+    ],
     authenticate: (token) => introspector.introspect(token),
     descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),
     log,
@@ -136,6 +149,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     metrics,
     tls,
     transport: tls ? (tls.mutual ? 'mtls' : 'tls') : 'plaintext',
+    seedUsers: () => seedFileUsers(store, fileUsers, log),
     start: (address) => startService(app, address),
   };
   return app;

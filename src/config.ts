@@ -30,6 +30,7 @@ export const settings = {
     doc: 'A retry of the just-rotated refresh token within this gets the same successor',
   }),
   clockSkewMs: duration('AUTH_CLOCK_SKEW', { default: '30s', min: '0s', max: '300s', doc: 'Leeway on `exp`, `nbf` and `iat` when verifying' }),
+  maxSessionsPerUser: count('AUTH_MAX_SESSIONS_PER_USER', { default: 100, min: 1, max: 10_000, doc: "Active sessions one user may hold; a login past it ends the user's oldest session" }),
   jwtAlg: choice('AUTH_JWT_ALG', ['ES256', 'HS256'], { default: 'ES256', doc: '`ES256` (P-256 key file) or `HS256` (shared secret; GetJwks is then empty)' }),
   signingKeyFiles: list('AUTH_SIGNING_KEY_FILE', {
     shown: '(none: ephemeral key in development)',

@@ -1,5 +1,6 @@
 import { repeat, type Timer } from './clock.js';
 import type { AuthServiceApp } from './compose.js';
+import { AuthError } from './errors.js';
 
 /** A started service: listening, health following the store, upkeep on its timers. */
 export interface RunningService {
@@ -25,6 +26,19 @@ export async function startService(app: AuthServiceApp, address = app.config.add
   const { clock, config, log, server, store, backend } = app;
   const timers: Timer[] = [];
   await store.connect().catch(() => {});
+  // The users file seeds the store before the service reports SERVING; a store that is away
+  // now is seeded when it answers. A conflict in the file stops start-up here.
+  let seeded = false;
+  const seed = async () => {
+    if (seeded) return;
+    try {
+      await app.seedUsers();
+      seeded = true;
+    } catch (err) {
+      if (!(err instanceof AuthError && err.code === 'unavailable')) throw err;
+    }
+  };
+  await seed();
   if (backend.maintenance) {
     const { intervalMs, run } = backend.maintenance;
     timers.push(repeat(clock, intervalMs, () => run(clock.now())));
@@ -34,9 +48,12 @@ export async function startService(app: AuthServiceApp, address = app.config.add
   let storeUp = true;
   const checkStore = async () => {
     const up = await store.ping().then(
-      () => true,
+      () => seed().then(() => seeded),
       () => false,
-    );
+    ).catch((err: unknown) => {
+      log.error({ event: 'users_file_conflict', cause: { message: (err as Error).message } }, 'the users file cannot be seeded');
+      return false;
+    });
     if (up !== storeUp) {
       if (up) log.info({ event: 'store_recovered' }, 'store reachable again');
       else log.warn({ event: 'store_unavailable' }, 'store unreachable: health is NOT_SERVING');

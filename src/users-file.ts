@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { canonicalUsername } from './core/credentials.js';
-import type { UserRecord } from './store/store.js';
 
 /**
  * The optional users file (AUTH_USERS_FILE): one user a line, `username:argon2id-hash:roles`,
  * roles comma-separated (may be empty); blank lines and lines starting with # are skipped.
- * Print a hash with `npm run hash-password`. Errors name the file and line, never its content.
+ * Print a hash with `grpc-auth hash-password`. Errors name the file and line, never its content.
+ * The file seeds the store at start (see store/file-users.ts).
  */
 export class UsersFileError extends Error {
   override readonly name = 'UsersFileError';
@@ -14,13 +14,25 @@ export class UsersFileError extends Error {
 
 const ROLE = /^[a-z][a-z0-9_.-]{0,63}$/;
 
-/** A stable id for a file user, so tokens stay valid across restarts and instances. */
-export function fileUserId(username: string): string {
-  return `usr_${createHash('sha256').update(`users-file:${username}`).digest('base64url').slice(0, 22)}`;
+/** One user of the users file. */
+export interface FileUser {
+  readonly id: string;
+  readonly username: string;
+  readonly passwordHash: string;
+  readonly roles: readonly string[];
+  /** A digest of the line: an edited line has another. */
+  readonly digest: string;
+  /** "users line 3", for messages. */
+  readonly where: string;
 }
 
-export function parseUsersFile(text: string, source: string, now: number): UserRecord[] {
-  const users: UserRecord[] = [];
+/** A stable id for a file user (16 bytes, like every user id), so instances and restarts agree. */
+export function fileUserId(username: string): string {
+  return `usr_${createHash('sha256').update(`users-file:${username}`).digest().subarray(0, 16).toString('base64url')}`;
+}
+
+export function parseUsersFile(text: string, source: string): FileUser[] {
+  const users: FileUser[] = [];
   const seen = new Set<string>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
@@ -33,23 +45,24 @@ export function parseUsersFile(text: string, source: string, now: number): UserR
     if (username === undefined) throw new UsersFileError(`${where}: invalid username`);
     if (seen.has(username)) throw new UsersFileError(`${where}: duplicate username`);
     if (!/^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.test(hash)) {
-      throw new UsersFileError(`${where}: the hash must be an argon2id PHC string (npm run hash-password)`);
+      throw new UsersFileError(`${where}: the hash must be an argon2id PHC string (grpc-auth hash-password)`);
     }
     const roles = rawRoles === '' ? [] : rawRoles.split(',').map((r) => r.trim());
     const bad = roles.find((r) => !ROLE.test(r));
     if (bad !== undefined) throw new UsersFileError(`${where}: invalid role "${bad}" (lower-case letters, digits, _ . -)`);
     seen.add(username);
-    users.push({ id: fileUserId(username), username, passwordHash: hash, roles, createdAt: now });
+    const digest = createHash('sha256').update(`${username}:${hash}:${[...roles].sort().join(',')}`).digest('base64url').slice(0, 22);
+    users.push({ id: fileUserId(username), username, passwordHash: hash, roles: [...new Set(roles)].sort(), digest, where });
   });
   return users;
 }
 
-export function readUsersFile(path: string, now: number): UserRecord[] {
+export function readUsersFile(path: string): FileUser[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new UsersFileError(`cannot read users file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  return parseUsersFile(text, path, now);
+  return parseUsersFile(text, path);
 }

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       sessionMaxAgeMs: 30 * 86_400_000,
       refreshReuseIntervalMs: 10_000,
       clockSkewMs: 30_000,
+      maxSessionsPerUser: 100,
       jwtAlg: 'ES256',
       signingKeyFiles: [],
       jwtSecret: undefined,

@@ -5,7 +5,7 @@ import jwt from 'jsonwebtoken';
 import { InactiveReason } from '../gen/auth/v1/auth_pb';
 import { ManualClock } from '../src/clock';
 import { generateEcPem, loadEcKeyFile } from '../src/core/keys';
-import { MemoryStore } from '../src/store/memory-store';
+import { memoryStore } from './helpers/stores';
 import { PASSWORD, startTestServer } from './helpers/server';
 
 describe('signing-key rotation, step by step (as the README describes it)', () => {
@@ -16,8 +16,8 @@ describe('signing-key rotation, step by step (as the README describes it)', () =
   writeFileSync(newKey, generateEcPem());
   const kid = (file: string) => loadEcKeyFile(file).kid;
   // One store and one clock for every phase: only the key list changes, as on a rolling restart.
-  const store = new MemoryStore({ revokedRetention: 3_600_000 });
   const clock = new ManualClock();
+  const store = memoryStore(clock);
   const phase = (files: string[]) => startTestServer({ env: { AUTH_SIGNING_KEY_FILE: files.join(',') }, store, clock });
   const kidOf = (token: string) => jwt.decode(token, { complete: true })!.header.kid;
 

@@ -3,7 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService, InactiveReason, SecureService } from '../gen/auth/v1/auth_pb';
+import { AccountService, AdminService } from '../gen/auth/v1/accounts_pb';
 import { generateEcPem } from '../src/core/keys';
+import { writeUsersFile } from './helpers/users';
 import { createClient } from '../src/grpc/client';
 import { startProcess, type Running } from './helpers/process';
 import { describeWithRedis } from './helpers/redis';
@@ -18,7 +20,7 @@ describeWithRedis('several instances on one Redis', (redis) => {
     const instance = await startProcess(env);
     running.push(instance);
     const address = String(instance.started.address);
-    return { instance, auth: createClient(AuthService, address), secure: createClient(SecureService, address) };
+    return { instance, auth: createClient(AuthService, address), secure: createClient(SecureService, address), admin: createClient(AdminService, address), account: createClient(AccountService, address) };
   };
   type Instance = Awaited<ReturnType<typeof start>>;
   let a: Instance;
@@ -27,7 +29,8 @@ describeWithRedis('several instances on one Redis', (redis) => {
   beforeAll(async () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-multi-')), 'signing.pem');
     writeFileSync(keyFile, generateEcPem());
-    env = { AUTH_STORE: 'redis', AUTH_REDIS_URL: redis().url, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info' };
+    const usersFile = await writeUsersFile({ root: ['admin'] });
+    env = { AUTH_STORE: 'redis', AUTH_REDIS_URL: redis().url, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
     [a, b] = await Promise.all([start(), start()]);
     expect(a.instance.started).toMatchObject({ store: 'redis', kid: b.instance.started.kid });
     await a.auth.register({ username: 'alice', password: PASSWORD });
@@ -86,5 +89,46 @@ describeWithRedis('several instances on one Redis', (redis) => {
     a = await start();
     expect((await a.auth.validate({ accessToken: t.accessToken })).active).toBe(true);
     await expect(a.auth.refresh({ refreshToken: t.refreshToken })).resolves.toMatchObject({ tokenType: 'Bearer' });
+  });
+
+  test('both instances seeded the users file once: the file admin works on either', async () => {
+    const onA = await a.auth.login({ username: 'root', password: PASSWORD });
+    await expect(b.secure.adminPing({}, bearer(onA.accessToken))).resolves.toMatchObject({ message: 'pong' });
+    const seeded = running.flatMap((r) => r.lines).filter((l) => l.event === 'file_user_seeded' && l.change === 'created');
+    expect(seeded).toHaveLength(1);
+  });
+
+  test('a role change on A is enforced on B at the next call, and a disable on B ends sessions refreshing on both', async () => {
+    const root = bearer((await a.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    const { user } = await a.admin.createUser({ username: 'mallory', password: PASSWORD, roles: ['admin'] }, root);
+    const tokens: Array<{ accessToken: string; refreshToken: string }> = [];
+    for (let i = 0; i < 10; i++) tokens.push(await (i % 2 ? a : b).auth.login({ username: 'mallory', password: PASSWORD }));
+    await expect(b.secure.adminPing({}, bearer(tokens[0]!.accessToken))).resolves.toBeDefined();
+    await a.admin.setRoles({ userId: user!.userId, roles: [] }, root);
+    expect(await statusOf(b.secure.adminPing({}, bearer(tokens[0]!.accessToken)))).toEqual({ code: status.PERMISSION_DENIED, details: 'requires role admin' });
+    expect(await b.auth.validate({ accessToken: tokens[1]!.accessToken })).toMatchObject({ active: true, roles: [] });
+
+    const racing = [
+      ...tokens.map((t, i) => (i % 2 ? b : a).auth.refresh({ refreshToken: t.refreshToken }).catch(() => undefined)),
+      ...Array.from({ length: 4 }, (_, i) => (i % 2 ? a : b).auth.login({ username: 'mallory', password: PASSWORD }).catch(() => undefined)),
+    ];
+    await b.admin.disableUser({ userId: user!.userId }, root);
+    const all = [...(await Promise.all(racing)), ...tokens].filter((t) => t !== undefined);
+    for (const t of all) {
+      for (const instance of [a, b]) {
+        expect((await instance.auth.validate({ accessToken: t!.accessToken })).active).toBe(false);
+        expect((await statusOf(instance.secure.whoAmI({}, bearer(t!.accessToken)))).code).toBe(status.UNAUTHENTICATED);
+      }
+      expect((await statusOf(a.auth.refresh({ refreshToken: t!.refreshToken }))).code).toBe(status.UNAUTHENTICATED);
+    }
+    expect(await statusOf(b.auth.login({ username: 'mallory', password: PASSWORD }))).toEqual({ code: status.FAILED_PRECONDITION, details: 'account disabled' });
+  });
+
+  test('ListUsers pages the same on both instances', async () => {
+    const root = bearer((await a.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    const first = await a.admin.listUsers({ pageSize: 1 }, root);
+    const second = await b.admin.listUsers({ pageSize: 1, pageToken: first.nextPageToken }, root);
+    expect(first.users).toHaveLength(1);
+    expect(second.users[0]!.username > first.users[0]!.username).toBe(true);
   });
 });

@@ -68,12 +68,12 @@ export async function usersAdd(file: string, rawUsername: string, roles: string[
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }
-  const existing = existsSync(file) ? readUsersFile(file, 0) : [];
+  const existing = existsSync(file) ? readUsersFile(file) : [];
   if (existing.some((u) => u.username === username)) throw new CliError(`${file} already has a user ${username}`, 1);
   const line = `${username}:${await hashFromInput(io)}:${roles.join(',')}`;
   // Check the line exactly as the service will read it (roles, hash shape) before writing it.
   try {
-    parseUsersFile(line, file, 0);
+    parseUsersFile(line, file);
   } catch (err) {
     throw new CliError((err as Error).message.replace(`${file} line 1: `, ''), 2);
   }
@@ -104,7 +104,7 @@ export function checkConfig(io: Io): number {
   if (config) {
     const files: Array<() => unknown> = [
       ...config.signingKeyFiles.map((f) => () => loadEcKeyFile(f)),
-      () => config.usersFile !== undefined && readUsersFile(config.usersFile, 0),
+      () => config.usersFile !== undefined && readUsersFile(config.usersFile),
       () => config.passwordDenylistFile !== undefined && readDenylistFile(config.passwordDenylistFile),
       () => config.tls && new ReloadableTls(config.tls),
     ];

@@ -70,3 +70,15 @@ export function validateNewPassword(raw: string, policy: PasswordPolicy): string
 
 /** Refresh tokens are 47 characters; anything far longer is refused as an oversized field. */
 export const REFRESH_TOKEN_FIELD_MAX = 512;
+
+const ROLE = /^[a-z][a-z0-9_.-]{0,63}$/;
+/** The most roles one user or service account holds. */
+export const MAX_ROLES = 32;
+
+/** Checks a role list (lower-case names, no duplicates, at most MAX_ROLES); returns it sorted. */
+export function validateRoles(roles: readonly string[]): string[] {
+  if (roles.length > MAX_ROLES) throw new AuthError('invalid_argument', `at most ${MAX_ROLES} roles`);
+  const bad = roles.find((r) => !ROLE.test(r));
+  if (bad !== undefined) throw new AuthError('invalid_argument', `invalid role "${bad.slice(0, 64)}" (lower-case letters, digits, _ . -; at most 64)`);
+  return [...new Set(roles)].sort();
+}

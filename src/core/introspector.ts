@@ -1,10 +1,13 @@
 import type { Clock } from '../clock.js';
 import type { AccessClaims, AccessTokenVerifier, InvalidReason } from './access-token.js';
+import type { LiveUser } from './records.js';
 
 /** The verified caller behind an access token: what Validate reports and handlers receive. */
 export interface Principal {
   readonly userId: string;
+  /** The user's username now (a rename shows at once). */
   readonly username: string;
+  /** The user's roles now, not as the token was issued: a role change takes effect at once. */
   readonly roles: readonly string[];
   readonly sessionId: string;
   readonly tokenId: string;
@@ -15,10 +18,13 @@ export interface Principal {
 
 export type Introspection = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly reason: InvalidReason };
 
-/** The introspector's storage port: is the session behind a token still live? */
+/** The introspector's storage port: the live user behind a session, or undefined when it is not active. */
 export interface SessionLiveness {
-  /** True when the session exists, is not revoked and has not reached its absolute end. */
-  isSessionActive(sessionId: string, now: number): Promise<boolean>;
+  /**
+   * The user of an active session: the session exists, is not revoked or over, was not ended by a
+   * revoke-all of its user, and its user exists and is enabled. One read, on every check.
+   */
+  liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined>;
 }
 
 export interface IntrospectorOptions {
@@ -28,18 +34,27 @@ export interface IntrospectorOptions {
   readonly clockSkewMs: number;
 }
 
+interface Verified {
+  readonly claims: AccessClaims;
+  /** The principal last built for this token, and the user revision it reflects. */
+  principal: Principal | undefined;
+  revision: number;
+}
+
 /**
- * Token introspection: signature and claims (stateless), then the session's revocation state
- * (one store read). Validate and the bearer interceptor both call this, so they always agree.
+ * Token introspection: signature and claims (stateless), then the session and its user as they
+ * are now (one store read). Validate and the bearer interceptor both call this, so they always
+ * agree, and roles, disabling and revocation take effect on the very next call.
  *
  * Services check the same token on every request, so a verified token is remembered until it
- * expires: a repeat skips the signature check, never the revocation check, and gets the very
- * same `Principal` object back, which lets the gRPC layer answer it from its own cache (see
- * `grpc/answer-cache.ts`). Only successful verifications are cached (a failure is cheap to
- * repeat and must not crowd out good entries); the cache is bounded and drops its oldest first.
+ * expires: a repeat skips the signature check, never the store read, and while the user's
+ * revision is unchanged it gets the very same `Principal` object back, which lets the gRPC layer
+ * answer it from its own cache (see `grpc/answer-cache.ts`). Only successful verifications are
+ * cached (a failure is cheap to repeat and must not crowd out good entries); the cache is
+ * bounded and drops its oldest first.
  */
 export class Introspector {
-  private readonly verified = new Map<string, Principal>();
+  private readonly verified = new Map<string, Verified>();
 
   constructor(
     private readonly verifier: AccessTokenVerifier,
@@ -50,25 +65,30 @@ export class Introspector {
 
   async introspect(token: string): Promise<Introspection> {
     const now = this.clock.now();
-    let principal = this.verified.get(token);
-    if (principal !== undefined && now >= principal.expiresAt * 1000 + this.options.clockSkewMs) {
+    let entry = this.verified.get(token);
+    if (entry !== undefined && now >= entry.claims.exp * 1000 + this.options.clockSkewMs) {
       this.verified.delete(token);
-      principal = undefined;
+      entry = undefined;
     }
-    if (principal === undefined) {
+    if (entry === undefined) {
       const result = this.verifier.verify(token);
       if (!result.ok) return result;
-      principal = principalOf(result.claims);
-      this.remember(token, principal);
+      entry = { claims: result.claims, principal: undefined, revision: -1 };
+      this.remember(token, entry);
     }
-    if (!(await this.sessions.isSessionActive(principal.sessionId, now))) return { ok: false, reason: 'revoked' };
-    return { ok: true, principal };
+    const live = await this.sessions.liveSession(entry.claims.sub, entry.claims.sid);
+    if (live === undefined) return { ok: false, reason: 'revoked' };
+    if (entry.principal === undefined || entry.revision !== live.revision) {
+      entry.principal = principalOf(entry.claims, live);
+      entry.revision = live.revision;
+    }
+    return { ok: true, principal: entry.principal };
   }
 
-  private remember(token: string, principal: Principal): void {
+  private remember(token: string, entry: Verified): void {
     if (this.options.cacheSize === 0) return;
     if (this.verified.size >= this.options.cacheSize) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(token, principal);
+    this.verified.set(token, entry);
   }
 
   /** Entries held, for tests and metrics. */
@@ -77,11 +97,12 @@ export class Introspector {
   }
 }
 
-export function principalOf(claims: AccessClaims): Principal {
+/** The principal of verified claims; with `live`, the user's username and roles as they are now. */
+export function principalOf(claims: AccessClaims, live?: Pick<LiveUser, 'username' | 'roles'>): Principal {
   return Object.freeze({
     userId: claims.sub,
-    username: claims.username,
-    roles: Object.freeze([...claims.roles]),
+    username: live?.username ?? claims.username,
+    roles: Object.freeze([...(live?.roles ?? claims.roles)]),
     sessionId: claims.sid,
     tokenId: claims.jti,
     issuedAt: claims.iat,

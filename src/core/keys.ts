@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { JwtAlgorithm } from '../config.js';
 
@@ -111,4 +111,20 @@ export function createKeySet(keys: readonly SigningKey[]): KeySet {
     byKid: (kid: string) => byKid.get(kid),
     jwksJson: JSON.stringify(jwks),
   });
+}
+
+const TAG_KEY_INFO = 'auth.v1 refresh-token tag';
+
+/**
+ * The keys that tag refresh tokens, derived from the signing keys with HKDF-SHA256 (RFC 5869) so
+ * that every instance with the same key files agrees and no further secret needs configuring.
+ * A key that signs no token directly: the label keeps its use apart from the JWT signatures.
+ */
+export function refreshTagKeys(keys: Pick<KeySet, 'all' | 'signing'>): { signing: Buffer; all: Buffer[] } {
+  const derive = (key: SigningKey): Buffer => {
+    const material = key.alg === 'HS256' ? key.signKey.export() : Buffer.from(String((key.signKey.export({ format: 'jwk' }) as { d?: string }).d), 'base64url');
+    return Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), TAG_KEY_INFO, 32));
+  };
+  const all = keys.all.map(derive);
+  return { signing: all[keys.all.indexOf(keys.signing)]!, all };
 }

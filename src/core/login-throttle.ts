@@ -1,5 +1,7 @@
-import type { Clock } from '../clock.js';
+import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import { AuthError } from '../errors.js';
+import type { FlowContext } from './events.js';
 
 /** How failed logins slow further attempts down, per key (an account, a client address). */
 export interface BackoffPolicy {
@@ -11,88 +13,129 @@ export interface BackoffPolicy {
   readonly maxDelayMs: number;
   /** NIST SP 800-63B section 5.2.2: at most this many consecutive failures; past it, no attempts until the count expires. */
   readonly maxFailures: number;
-  /** A count is forgotten this long after its last attempt. */
+  /** A count of at least `freeFailures` is forgotten this long after its last failure. */
   readonly windowMs: number;
+  /** A count below `freeFailures` (nothing is held back yet) is forgotten sooner. */
+  readonly shortWindowMs: number;
 }
 
-/** Milliseconds after the last attempt before another one is allowed, given the failures so far. */
-export function backoffDelay(failures: number, policy: BackoffPolicy): number {
-  if (failures >= policy.maxFailures) return policy.windowMs;
-  if (failures < policy.freeFailures) return 0;
-  return Math.min(policy.baseDelayMs * 2 ** Math.min(failures - policy.freeFailures, 30), policy.maxDelayMs);
+/** Milliseconds after the last failure before another attempt is allowed, given the count. */
+export function backoffDelay(count: number, policy: BackoffPolicy): number {
+  if (count >= policy.maxFailures) return policy.windowMs;
+  if (count < policy.freeFailures) return 0;
+  return Math.min(policy.baseDelayMs * 2 ** Math.min(count - policy.freeFailures, 30), policy.maxDelayMs);
+}
+
+/** How long a count is kept after its last failure. */
+export function retention(failures: number, policy: BackoffPolicy): number {
+  return failures >= policy.freeFailures ? policy.windowMs : policy.shortWindowMs;
 }
 
 export type AttemptOutcome = 'failed' | 'succeeded' | 'released';
 
-export type AttemptGrant = { readonly allowed: true } | { readonly allowed: false; readonly retryAt: number };
+/** Refusals say how long to wait, reckoned on the store's clock. */
+export type AttemptGrant = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
 
 /**
- * The throttle's storage port: login attempts per key, reserved atomically so that a burst of
- * parallel guesses is throttled like a sequence (attempts in flight count as failures until they
- * end). Shared by every instance when the store is.
+ * The throttle's storage port, shared by every instance when the store is. Times are the
+ * store's own (Redis's clock on Redis), so instances with skewed clocks agree.
  */
 export interface AttemptStore {
+  /** Is an attempt on `key` allowed now, counting failures only? Writes nothing. */
+  checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant>;
   /**
-   * Allows the attempt when `now` is past the back-off of (failures + attempts in flight) since
-   * the last attempt, and then records it as in flight; otherwise changes nothing.
+   * Reserves an attempt in flight when it is allowed, counting failures and attempts in flight
+   * (so parallel guesses are throttled like a sequence); otherwise changes nothing.
    */
-  beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant>;
-  /** Ends an allowed attempt: a failure is counted, a success clears the key, a release only ends it. */
-  endAttempt(key: string, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void>;
+  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant>;
+  /** Ends a reserved attempt: a failure is counted, a success clears the key, a release only ends it. */
+  endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void>;
+  /** Counts one failure on a key that reserves nothing (a client address). */
+  recordFailure(key: string, policy: BackoffPolicy): Promise<void>;
+  /** Forgets a key (an admin's ResetLoginThrottle). */
+  resetAttempts(key: string): Promise<void>;
 }
 
-export const ACCOUNT_POLICY: BackoffPolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000 };
-/** A client address may try many accounts (a shared NAT), so it gets more room before delays. */
-export const ADDRESS_POLICY: BackoffPolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000 };
+export const ACCOUNT_POLICY: BackoffPolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000, shortWindowMs: 3_600_000 };
+/** A client address may try many accounts (a shared NAT, a proxy), so it gets more room before delays. */
+export const ADDRESS_POLICY: BackoffPolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000, shortWindowMs: 3_600_000 };
 
-export interface ThrottleKey {
-  readonly key: string;
-  readonly policy: BackoffPolicy;
+/**
+ * The account key of a (normalised) username: a fixed-size digest, so however long or odd a name
+ * an attacker sends, an entry costs the same. Unknown names are keys like any other: whether an
+ * account exists never changes when throttling starts.
+ */
+export function accountKey(name: string): string {
+  return `acct:${createHash('sha256').update(name).digest('base64url').slice(0, 22)}`;
+}
+
+/** The address key: an IPv4 address, or the /64 of an IPv6 one (a host holds a whole /64). */
+export function addressKey(address: string): string {
+  if (!isIPv6(address)) return `addr:${address}`;
+  const full = expandIPv6(address);
+  return `addr:${full.slice(0, 4).join(':')}::/64`;
+}
+
+function expandIPv6(address: string): string[] {
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const missing = 8 - left.length - right.length;
+  return [...left, ...Array<string>(Math.max(0, missing)).fill('0'), ...right].map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
 }
 
 /**
- * Throttles logins by key (an account, a client address) with exponential back-off, in the store
- * so every instance shares it. Each attempt is reserved before the password is hashed and counts
- * as a failure until it ends, so parallel guesses are throttled like sequential ones. Refused
- * attempts are not counted: an attacker's flood cannot lengthen a real user's wait. Unknown
- * usernames are keys like any other: whether an account exists never changes when throttling starts.
+ * Throttles logins with exponential back-off, per account and per client address, in the store.
+ * The address is asked first and counts only failures: a flood the address throttle refuses
+ * leaves no state behind, and honest logins in flight from one address (a proxy, a NAT) never
+ * hold each other back. The account then reserves the attempt before the password is hashed,
+ * so parallel guesses at one account are throttled like sequential ones. Refused attempts count
+ * nowhere: a flood cannot lengthen a real user's wait.
  */
 export class LoginThrottle {
-  constructor(
-    private readonly store: AttemptStore,
-    private readonly clock: Clock,
-  ) {}
+  constructor(private readonly store: AttemptStore) {}
 
-  /** Reserves an attempt on every key, or throws `throttled` with the wait (reserving nothing). */
-  async begin(keys: readonly ThrottleKey[]): Promise<ThrottleAttempt> {
-    const now = this.clock.now();
-    const grants = await Promise.all(keys.map((k) => this.store.beginAttempt(k.key, now, k.policy)));
-    const refused = grants.flatMap((g) => (g.allowed ? [] : [g.retryAt]));
-    const end = (outcomeOf: (k: ThrottleKey) => AttemptOutcome, only = (_: number) => true) =>
-      Promise.all(keys.map((k, i) => (only(i) ? this.store.endAttempt(k.key, this.clock.now(), k.policy, outcomeOf(k)) : undefined))).then(() => {});
-    if (refused.length > 0) {
-      await end(() => 'released', (i) => grants[i]!.allowed);
-      const seconds = Math.ceil((Math.max(...refused) - now) / 1000);
+  /** Reserves an attempt for `name` from the caller's address, or throws `throttled` with the wait. */
+  async begin(name: string, ctx: Pick<FlowContext, 'clientAddress' | 'log'>): Promise<ThrottleAttempt> {
+    const account = accountKey(name);
+    const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    const refuse = (retryAfterMs: number): never => {
+      ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
+      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
       throw new AuthError('throttled', `too many failed logins; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+    };
+    if (address !== undefined) {
+      const grant = await this.store.checkAttempt(address, ADDRESS_POLICY);
+      if (!grant.allowed) refuse(grant.retryAfterMs);
     }
+    const grant = await this.store.beginAttempt(account, ACCOUNT_POLICY);
+    if (!grant.allowed) refuse(grant.retryAfterMs);
     let ended = false;
-    const once = (outcomeOf: (k: ThrottleKey) => AttemptOutcome) => {
+    const once = (end: () => Promise<unknown>) => {
       if (ended) return Promise.resolve();
       ended = true;
-      return end(outcomeOf);
+      return end().then(() => {});
     };
     return {
-      failed: () => once(() => 'failed'),
-      // A success clears the account; the address's attempt simply ends.
-      succeeded: (accountKey) => once((k) => (k.key === accountKey ? 'succeeded' : 'released')),
-      release: () => once(() => 'released'),
+      failed: () =>
+        once(() =>
+          Promise.all([this.store.endAttempt(account, ACCOUNT_POLICY, 'failed'), address === undefined ? undefined : this.store.recordFailure(address, ADDRESS_POLICY)]),
+        ),
+      // A success clears the account; the address keeps its count (another account may be under attack).
+      succeeded: () => once(() => this.store.endAttempt(account, ACCOUNT_POLICY, 'succeeded')),
+      release: () => once(() => this.store.endAttempt(account, ACCOUNT_POLICY, 'released')),
     };
+  }
+
+  /** Lets a locked-out account in again. */
+  reset(name: string): Promise<void> {
+    return this.store.resetAttempts(accountKey(name));
   }
 }
 
 export interface ThrottleAttempt {
   failed(): Promise<void>;
-  succeeded(accountKey: string): Promise<void>;
+  succeeded(): Promise<void>;
   /** Ends the attempt without counting it (the call failed for another reason). Idempotent. */
   release(): Promise<void>;
 }

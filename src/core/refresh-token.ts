@@ -1,35 +1,49 @@
 import * as crypto from 'node:crypto';
-import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
+import { idBytes, idFromBytes } from './ids.js';
 
 /**
- * Refresh tokens are opaque to clients: a type prefix ("rt1_", so one can never pass for a JWT,
- * which always starts "ey"), then base64url of the session's 16 id bytes and 256 random bits.
- * The session id is a routing key, not a secret (access tokens carry it as `sid`): it lets a
- * store keep every key of a session together (one Redis Cluster hash slot). The store never
- * sees a token, only its SHA-256 (fosite `token/hmac`); 256 bits of entropy make a plain hash as
- * strong as an HMAC here.
+ * Refresh tokens are opaque to clients: a type prefix ("rt2_", so one can never pass for a JWT,
+ * which always starts "ey"), then base64url of
+ *
+ *   user id (16 bytes) | session id (16) | generation (4, big-endian) | random (32) | tag (16)
+ *
+ * The ids are routing keys, not secrets (access tokens carry them as `sub` and `sid`): they let
+ * a store keep a user's sessions together (one Redis Cluster hash slot). The generation counts
+ * the session's rotations; the tag, an HMAC under a server key, proves the server issued the
+ * token. So a store keeps only the current token's hash (and, for the reuse interval, the
+ * previous one's): a token of an older generation that carries a valid tag was issued by this
+ * service and is re-use (RFC 6819 section 5.2.2.3), whatever the session's age, while a token
+ * nobody issued (a guess built from a leaked `sid`) has no valid tag and can revoke nothing.
+ * The store never sees a token, only its SHA-256 (fosite `token/hmac`).
  */
-export const REFRESH_TOKEN_PREFIX = 'rt1_';
-const SESSION_BYTES = 16;
+export const REFRESH_TOKEN_PREFIX = 'rt2_';
+const ID_BYTES = 16;
+const GENERATION_BYTES = 4;
 const RANDOM_BYTES = 32;
-export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 64;
-const SHAPE = /^rt1_[A-Za-z0-9_-]{64}$/;
-const SESSION_ID = /^ses_[A-Za-z0-9_-]{22}$/;
+const TAG_BYTES = 16;
+const BODY_BYTES = 2 * ID_BYTES + GENERATION_BYTES + RANDOM_BYTES + TAG_BYTES;
+const TAGGED_BYTES = BODY_BYTES - TAG_BYTES;
+export const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + (BODY_BYTES / 3) * 4;
+const SHAPE = new RegExp(`^${REFRESH_TOKEN_PREFIX}[A-Za-z0-9_-]{${(BODY_BYTES / 3) * 4}}$`);
 
 const SEAL_INFO = 'auth.v1 refresh-token successor';
 const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
+const GCM_TAG_BYTES = 16;
 
 export interface NewRefreshToken {
   readonly token: string;
+  readonly generation: number;
   /** What the store keys the token by. */
   readonly hash: string;
 }
 
-/** What a well-formed token says of itself; whether it is valid only the store can tell. */
+/** What a token of this service says of itself; whether it is still good only the store can tell. */
 export interface ParsedRefreshToken {
+  readonly userId: string;
   readonly sessionId: string;
+  readonly generation: number;
   readonly hash: string;
 }
 
@@ -38,9 +52,9 @@ export interface ParsedRefreshToken {
  * `RefreshTokenStrategy`), so the token format can change without touching them.
  */
 export interface RefreshTokenStrategy {
-  /** A new token of the session `sessionId`, and the hash the store keys it by. */
-  generate(sessionId: string): NewRefreshToken;
-  /** The session and store key of a token of the right shape; undefined for anything else. */
+  /** A token of the session at `generation` (0 for a new session). */
+  generate(userId: string, sessionId: string, generation: number): NewRefreshToken;
+  /** What a token this service issued says; undefined for anything else (wrong shape, bad tag). */
   parse(token: string): ParsedRefreshToken | undefined;
   /** `successor`, sealed so that only a holder of `parent` can open it. */
   seal(parent: string, successor: string): string;
@@ -48,25 +62,41 @@ export interface RefreshTokenStrategy {
   open(parent: string, sealed: string): string | undefined;
 }
 
-/** The default strategy: opaque, prefixed tokens stored by SHA-256 (see the module comment). */
-export class OpaqueRefreshTokens implements RefreshTokenStrategy {
-  constructor(private readonly random: Random) {}
+/** Keys of the tag: the first tags new tokens, every one is accepted (keys rotate with the signing keys). */
+export interface TagKeys {
+  readonly signing: Buffer;
+  readonly all: readonly Buffer[];
+}
 
-  /** A new token of the session `sessionId` (an id made by `newId(…, 'ses')`). */
-  generate(sessionId: string): NewRefreshToken {
-    if (!SESSION_ID.test(sessionId)) throw new Error('refresh tokens belong to a session id of the form ses_<22 base64url>');
-    const body = Buffer.allocUnsafe(SESSION_BYTES + RANDOM_BYTES);
-    body.write(sessionId.slice(4), 0, SESSION_BYTES, 'base64url');
-    this.random.bytes(RANDOM_BYTES).copy(body, SESSION_BYTES);
+/** The default strategy: opaque, prefixed, tagged tokens stored by SHA-256 (see the module comment). */
+export class OpaqueRefreshTokens implements RefreshTokenStrategy {
+  constructor(
+    private readonly random: Random,
+    private readonly keys: TagKeys,
+  ) {}
+
+  generate(userId: string, sessionId: string, generation: number): NewRefreshToken {
+    const body = Buffer.allocUnsafe(BODY_BYTES);
+    idBytes(userId, 'usr').copy(body, 0);
+    idBytes(sessionId, 'ses').copy(body, ID_BYTES);
+    body.writeUInt32BE(generation, 2 * ID_BYTES);
+    this.random.bytes(RANDOM_BYTES).copy(body, 2 * ID_BYTES + GENERATION_BYTES);
+    tag(this.keys.signing, body).copy(body, TAGGED_BYTES);
     const token = REFRESH_TOKEN_PREFIX + body.toString('base64url');
-    return { token, hash: hashRefreshToken(token) };
+    return { token, generation, hash: hashRefreshToken(token) };
   }
 
-  /** The session and store key of a token of the right shape; undefined for anything else. */
   parse(token: string): ParsedRefreshToken | undefined {
     if (typeof token !== 'string' || token.length !== REFRESH_TOKEN_LENGTH || !SHAPE.test(token)) return undefined;
-    const sessionBytes = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), 'base64url').subarray(0, SESSION_BYTES);
-    return { sessionId: `ses_${sessionBytes.toString('base64url')}`, hash: hashRefreshToken(token) };
+    const body = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), 'base64url');
+    const presented = body.subarray(TAGGED_BYTES);
+    if (!this.keys.all.some((key) => timingSafeEqual(tag(key, body), presented))) return undefined;
+    return {
+      userId: idFromBytes('usr', body.subarray(0, ID_BYTES)),
+      sessionId: idFromBytes('ses', body.subarray(ID_BYTES, 2 * ID_BYTES)),
+      generation: body.readUInt32BE(2 * ID_BYTES),
+      hash: hashRefreshToken(token),
+    };
   }
 
   /**
@@ -77,31 +107,34 @@ export class OpaqueRefreshTokens implements RefreshTokenStrategy {
   seal(parent: string, successor: string): string {
     const nonce = this.random.bytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', sealKey(parent), nonce);
-    const body = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()]);
-    return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url');
+    const sealed = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()]);
+    return Buffer.concat([nonce, sealed, cipher.getAuthTag()]).toString('base64url');
   }
 
-  /** Opens a sealed successor; undefined when it was sealed under another parent or altered. */
   open(parent: string, sealed: string): string | undefined {
     try {
       const raw = Buffer.from(sealed, 'base64url');
-      if (raw.length <= NONCE_BYTES + TAG_BYTES) return undefined;
+      if (raw.length <= NONCE_BYTES + GCM_TAG_BYTES) return undefined;
       const decipher = createDecipheriv('aes-256-gcm', sealKey(parent), raw.subarray(0, NONCE_BYTES));
-      decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      decipher.setAuthTag(raw.subarray(raw.length - GCM_TAG_BYTES));
+      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - GCM_TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch {
       return undefined;
     }
   }
 }
 
-/** The store key of a refresh token: base64url SHA-256. */
+function tag(key: Buffer, body: Buffer): Buffer {
+  return createHmac('sha256', key).update(body.subarray(0, TAGGED_BYTES)).digest().subarray(0, TAG_BYTES);
+}
+
+/** The store key of a refresh token: base64url SHA-256, truncated to 128 bits (the tag already proves the issuer). */
 export function hashRefreshToken(token: string): string {
-  return sha256(token, 'base64url');
+  return sha256(token, 'base64url').slice(0, 22);
 }
 
 // A key independent of the store key (SHA-256 of the bare token): SHA-256 of a label and the
-// token's 256 random bits, the label keeping the two domains apart.
+// token, the label keeping the two domains apart.
 function sealKey(parent: string): Buffer {
   return sha256(`${SEAL_INFO}\0${parent}`, 'buffer');
 }

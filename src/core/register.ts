@@ -1,33 +1,42 @@
-import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
-import { type PasswordPolicy, validateNewPassword, validateNewUsername } from './credentials.js';
+import { validateNewPassword, validateNewUsername, validateRoles, type PasswordPolicy } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
 import type { PasswordDenylist } from './password-denylist.js';
 import type { PasswordHasher } from './password-hasher.js';
-import type { UserRecord } from './records.js';
+import type { NewUser, UserRecord } from './records.js';
 
-/** The users port: the flows read users by name and create them, atomically unique. */
+/** The users port of registration: users by name, created atomically unique. */
 export interface UserStore {
   /** Adds the user unless the username is taken; atomic. */
-  createUser(user: UserRecord): Promise<'created' | 'exists'>;
+  createUser(user: NewUser): Promise<'created' | 'exists'>;
   findUserByUsername(username: string): Promise<UserRecord | undefined>;
 }
 
-export interface RegisterOptions extends PasswordPolicy {
-  readonly registration: 'open' | 'closed';
+export interface NewPasswordPolicy extends PasswordPolicy {
   readonly denylist: PasswordDenylist;
+}
+
+/** Applies the password policy to a new password of `username`; returns its NFKC form. */
+export function checkNewPassword(rawPassword: string, username: string, policy: NewPasswordPolicy): string {
+  const password = validateNewPassword(rawPassword, policy);
+  if (policy.denylist.refuses(password)) throw new AuthError('invalid_argument', 'password is too common; choose another');
+  if (password.toLowerCase() === username) throw new AuthError('invalid_argument', 'password must not be the username');
+  return password;
+}
+
+export interface RegisterOptions extends NewPasswordPolicy {
+  readonly registration: 'open' | 'closed';
 }
 
 export interface RegisterDeps {
   readonly users: UserStore;
   readonly hasher: PasswordHasher;
-  readonly clock: Clock;
   readonly random: Random;
 }
 
-/** Self-service registration. New users get no roles: roles come from the users file. */
+/** Self-service registration. New users get no roles: an admin grants them (or the users file). */
 export class RegisterFlow {
   constructor(
     private readonly deps: RegisterDeps,
@@ -38,18 +47,27 @@ export class RegisterFlow {
     if (this.options.registration === 'closed') {
       throw new AuthError('registration_closed', 'registration is closed on this server');
     }
-    const username = validateNewUsername(rawUsername);
-    const password = validateNewPassword(rawPassword, this.options);
-    if (this.options.denylist.refuses(password)) throw new AuthError('invalid_argument', 'password is too common; choose another');
-    if (password.toLowerCase() === username) throw new AuthError('invalid_argument', 'password must not be the username');
-    const { users, hasher, clock, random } = this.deps;
-    // Checked before hashing so a taken name costs no hash; createUser re-checks atomically.
-    if (await users.findUserByUsername(username)) throw alreadyExists();
-    const user = { id: newId(random, 'usr'), username, passwordHash: await hasher.hash(password), roles: [], createdAt: clock.now() };
-    if ((await users.createUser(user)) === 'exists') throw alreadyExists();
-    ctx.log.info({ event: 'user_registered', userId: user.id }, 'user registered');
-    return { userId: user.id };
+    const { userId } = await createUser(this.deps, this.options, { username: rawUsername, password: rawPassword, roles: [] });
+    ctx.log.info({ event: 'user_registered', userId }, 'user registered');
+    return { userId };
   }
+}
+
+/** Validates and creates a user (Register, and an admin's CreateUser); `already_exists` when the name is taken. */
+export async function createUser(
+  deps: RegisterDeps,
+  policy: NewPasswordPolicy,
+  input: { readonly username: string; readonly password: string; readonly roles: readonly string[] },
+): Promise<{ userId: string }> {
+  const username = validateNewUsername(input.username);
+  const password = checkNewPassword(input.password, username, policy);
+  const { users, hasher, random } = deps;
+  // Checked before hashing so a taken name costs no hash; createUser re-checks atomically.
+  if (await users.findUserByUsername(username)) throw alreadyExists();
+  const roles = validateRoles(input.roles);
+  const user: NewUser = { id: newId(random, 'usr'), username, passwordHash: await hasher.hash(password), roles, disabled: false, origin: 'api' };
+  if ((await users.createUser(user)) === 'exists') throw alreadyExists();
+  return { userId: user.id };
 }
 
 function alreadyExists(): AuthError {

@@ -1,67 +1,13 @@
-import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { AccessTokenIssuer } from './access-token.js';
 import { canonicalUsername, checkLoginFields, normalizePassword, PASSWORD_MAX, REFRESH_TOKEN_FIELD_MAX } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
-import { ACCOUNT_POLICY, ADDRESS_POLICY, type LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
-import type { SessionRecord, UserRecord } from './records.js';
-import type { RefreshTokenStrategy } from './refresh-token.js';
-import type { UserStore } from './register.js';
-
-export interface NewSession {
-  readonly session: SessionRecord;
-  /** Hash of the session's first refresh token. */
-  readonly refreshHash: string;
-  /** When the first refresh token expires (at most `session.expiresAt`). */
-  readonly refreshExpiresAt: number;
-}
-
-/** A refresh token as the store knows it: the session it names and its SHA-256. */
-export interface RefreshTokenRef {
-  /** The session the token names (a routing key: a store must still check the token belongs to it). */
-  readonly sessionId: string;
-  readonly hash: string;
-}
-
-export interface RotateRequest extends RefreshTokenRef {
-  /** Hash of its would-be successor, and the successor sealed under the presented token. */
-  readonly successorHash: string;
-  readonly sealedSuccessor: string;
-  readonly now: number;
-  /** Idle lifetime of the successor; capped by the session's absolute end. */
-  readonly refreshTtlMs: number;
-  /** How long after a rotation a retry of the same token gets the same successor back. */
-  readonly reuseIntervalMs: number;
-}
-
-/**
- * What one atomic rotation found:
- * - `rotated`: the token was active; it is now rotated and the successor is active.
- * - `retried`: the token was rotated within the reuse interval and its successor is still the
- *   session's active token; nothing changed, the sealed successor is returned.
- * - `reused`: the token was rotated before (an older generation, or past the interval): the
- *   store has revoked the whole session (RFC 6819 section 5.2.2.3).
- * - `invalid`: unknown, expired, or its session is revoked or over; nothing changed.
- */
-export type RotateResult =
-  | { readonly outcome: 'rotated'; readonly session: SessionRecord; readonly expiresAt: number }
-  | { readonly outcome: 'retried'; readonly session: SessionRecord; readonly expiresAt: number; readonly sealedSuccessor: string }
-  | { readonly outcome: 'reused'; readonly sessionId: string; readonly userId: string }
-  | { readonly outcome: 'invalid'; readonly why: 'unknown' | 'expired' | 'revoked' };
-
-/**
- * The sessions port (fosite's `RefreshTokenStorage`): every method that decides something is
- * one atomic operation, so a store shared by several instances behaves as one instance does.
- */
-export interface SessionStore {
-  createSession(request: NewSession): Promise<void>;
-  rotateRefreshToken(request: RotateRequest): Promise<RotateResult>;
-  /** Revokes the session of any of its refresh tokens, current or rotated; unknown tokens do nothing. */
-  revokeSessionByRefreshToken(token: RefreshTokenRef, now: number): Promise<{ readonly sessionId: string; readonly userId: string } | undefined>;
-}
+import type { LiveUser, UserRecord } from './records.js';
+import type { ParsedRefreshToken, RefreshTokenStrategy } from './refresh-token.js';
 
 /** What Login and Refresh return. */
 export interface TokenPair {
@@ -74,6 +20,76 @@ export interface TokenPair {
   readonly refreshExpiresIn: number;
 }
 
+export interface NewSession {
+  readonly userId: string;
+  readonly sessionId: string;
+  /** The user's generation when the password checked out: a revoke-all since then refuses the session. */
+  readonly userGeneration: number;
+  /** Hash of the session's first refresh token (generation 0). */
+  readonly refreshHash: string;
+  readonly refreshTtlMs: number;
+  readonly sessionMaxAgeMs: number;
+  /** Seen at login, shown by ListSessions. */
+  readonly clientAddress: string;
+  readonly userAgent: string;
+}
+
+/** Times a store reports, on its own clock (the one clock every instance shares). */
+export interface SessionTimes {
+  readonly now: number;
+  /** Absolute end of the session. */
+  readonly expiresAt: number;
+  /** When the current refresh token expires unless used. */
+  readonly refreshExpiresAt: number;
+}
+
+export type CreateSessionResult =
+  | ({ readonly outcome: 'created'; readonly user: LiveUser } & SessionTimes)
+  | { readonly outcome: 'refused'; readonly why: 'user_gone' | 'disabled' | 'revoked' };
+
+export interface RotateRequest {
+  readonly userId: string;
+  readonly sessionId: string;
+  /** The presented token's generation and hash. */
+  readonly generation: number;
+  readonly hash: string;
+  /** Hash of its would-be successor (generation + 1), and the successor sealed under the presented token. */
+  readonly successorHash: string;
+  readonly sealedSuccessor: string;
+  /** Idle lifetime of the successor; capped by the session's absolute end. */
+  readonly refreshTtlMs: number;
+  /** How long after a rotation a retry of the same token gets the same successor back. */
+  readonly reuseIntervalMs: number;
+}
+
+/**
+ * What one atomic rotation found:
+ * - `rotated`: the token was the current one; its successor is current now.
+ * - `retried`: the token is the previous one, rotated within the reuse interval; nothing changed,
+ *   the sealed successor is returned.
+ * - `reused`: the token is of an older generation, or the previous one past the interval: the
+ *   store has revoked the whole session (RFC 6819 section 5.2.2.3).
+ * - `invalid`: unknown, expired, or its session or user is revoked, disabled or gone; nothing changed.
+ * Rotated and retried carry the user as they are now: the new access token has today's roles.
+ */
+export type RotateResult =
+  | ({ readonly outcome: 'rotated'; readonly user: LiveUser } & SessionTimes)
+  | ({ readonly outcome: 'retried'; readonly user: LiveUser; readonly sealedSuccessor: string } & SessionTimes)
+  | { readonly outcome: 'reused'; readonly sessionId: string; readonly userId: string }
+  | { readonly outcome: 'invalid'; readonly why: 'unknown' | 'expired' | 'revoked' };
+
+/**
+ * The sessions port (fosite's `RefreshTokenStorage`): every method that decides something is one
+ * atomic operation, so a store shared by several instances behaves as one instance does.
+ */
+export interface SessionStore {
+  findUserByUsername(username: string): Promise<UserRecord | undefined>;
+  createSession(request: NewSession): Promise<CreateSessionResult>;
+  rotateRefreshToken(request: RotateRequest): Promise<RotateResult>;
+  /** Revokes the session of any token it issued (current or older); unknown tokens do nothing. */
+  revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ readonly sessionId: string; readonly userId: string } | undefined>;
+}
+
 export interface SessionFlowOptions {
   readonly refreshTtlMs: number;
   readonly sessionMaxAgeMs: number;
@@ -81,18 +97,17 @@ export interface SessionFlowOptions {
 }
 
 export interface SessionFlowDeps {
-  readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly hasher: PasswordHasher;
   readonly throttle: LoginThrottle;
   readonly accessTokens: AccessTokenIssuer;
   readonly refreshTokens: RefreshTokenStrategy;
-  readonly clock: Clock;
   readonly random: Random;
 }
 
 const INVALID_CREDENTIALS = 'invalid username or password';
 const INVALID_REFRESH = 'refresh token is invalid, expired or revoked';
+export const ACCOUNT_DISABLED = 'account disabled';
 
 /** Login, Refresh and Logout: sessions and their token pairs. */
 export class SessionFlows {
@@ -103,27 +118,29 @@ export class SessionFlows {
 
   /**
    * Checks a password and starts a session. One error for unknown user and wrong password alike;
-   * failures are counted per account and per client address, and attempts that come before the
-   * back-off has passed are refused before any hashing.
+   * a disabled account is said so only once its password has checked out. Failures are counted
+   * per account and per client address, and attempts that come before the back-off has passed
+   * are refused before any hashing.
    */
   async login(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<TokenPair> {
     checkLoginFields(rawUsername, rawPassword);
-    const { users, hasher, throttle } = this.deps;
+    const user = await this.checkPassword(rawUsername, rawPassword, ctx);
+    ctx.log.info({ event: 'login_succeeded', userId: user.id }, 'login succeeded');
+    return this.startSession(user, ctx);
+  }
+
+  /**
+   * The password check of Login (and of ChangePassword): throttled, one answer for unknown users
+   * and wrong passwords, `account_disabled` only after the password matched. Returns the user.
+   */
+  async checkPassword(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<UserRecord> {
+    const { sessions, hasher, throttle } = this.deps;
     const username = canonicalUsername(rawUsername);
     // Unknown and impossible usernames are counted like real ones, under their normalised form.
-    const accountKey = `acct:${username ?? rawUsername.normalize('NFKC').toLowerCase()}`;
-    const keys = [{ key: accountKey, policy: ACCOUNT_POLICY }];
-    if (ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown') keys.push({ key: `addr:${ctx.clientAddress}`, policy: ADDRESS_POLICY });
-    let attempt;
-    try {
-      attempt = await throttle.begin(keys);
-    } catch (err) {
-      if (err instanceof AuthError && err.code === 'throttled') ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
-      throw err;
-    }
+    const attempt = await throttle.begin(username ?? rawUsername.normalize('NFKC').toLowerCase(), ctx);
     try {
       const password = normalizePassword(rawPassword);
-      const user = username === undefined ? undefined : await users.findUserByUsername(username);
+      const user = username === undefined ? undefined : await sessions.findUserByUsername(username);
       // Unknown users and passwords no account can have cost one hash too, so timing tells nothing.
       const tooLong = [...password].length > PASSWORD_MAX;
       const ok = user !== undefined && !tooLong ? await hasher.verify(user.passwordHash, password) : (await hasher.verifyDummy(password), false);
@@ -132,9 +149,12 @@ export class SessionFlows {
         ctx.log.info({ event: 'login_failed', ...(user ? { userId: user.id } : {}) }, 'login failed');
         throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
       }
-      await attempt.succeeded(accountKey);
-      ctx.log.info({ event: 'login_succeeded', userId: user.id }, 'login succeeded');
-      return await this.startSession(user, ctx);
+      await attempt.succeeded();
+      if (user.disabled) {
+        ctx.log.info({ event: 'login_refused_disabled', userId: user.id }, 'login refused: account disabled');
+        throw new AuthError('account_disabled', ACCOUNT_DISABLED);
+      }
+      return user;
     } finally {
       // Any other failure (store, overload, deadline) ends the attempt uncounted.
       await attempt.release().catch(() => {});
@@ -142,22 +162,27 @@ export class SessionFlows {
   }
 
   private async startSession(user: UserRecord, ctx: FlowContext): Promise<TokenPair> {
-    const { clock, random, refreshTokens, sessions, accessTokens } = this.deps;
-    const now = clock.now();
-    const session = {
-      id: newId(random, 'ses'),
+    const { random, refreshTokens, sessions, accessTokens } = this.deps;
+    const sessionId = newId(random, 'ses');
+    const refresh = refreshTokens.generate(user.id, sessionId, 0);
+    const created = await sessions.createSession({
       userId: user.id,
-      username: user.username,
-      roles: user.roles,
-      createdAt: now,
-      expiresAt: now + this.options.sessionMaxAgeMs,
-    };
-    const refresh = refreshTokens.generate(session.id);
-    const refreshExpiresAt = Math.min(now + this.options.refreshTtlMs, session.expiresAt);
-    await sessions.createSession({ session, refreshHash: refresh.hash, refreshExpiresAt });
-    const access = accessTokens.issue({ userId: user.id, username: user.username, roles: user.roles, sessionId: session.id }, session.expiresAt);
-    ctx.log.info({ event: 'session_created', userId: user.id, sessionId: session.id }, 'session created');
-    return pair(access.token, access.expiresIn, refresh.token, refreshExpiresAt, now);
+      sessionId,
+      userGeneration: user.generation,
+      refreshHash: refresh.hash,
+      refreshTtlMs: this.options.refreshTtlMs,
+      sessionMaxAgeMs: this.options.sessionMaxAgeMs,
+      clientAddress: ctx.clientAddress ?? 'unknown',
+      userAgent: ctx.userAgent ?? '',
+    });
+    if (created.outcome === 'refused') {
+      // Disabled, deleted or signed out everywhere while the password was being checked.
+      if (created.why === 'disabled') throw new AuthError('account_disabled', ACCOUNT_DISABLED);
+      throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
+    }
+    const access = accessTokens.issue({ userId: user.id, username: created.user.username, roles: created.user.roles, sessionId }, created.expiresAt);
+    ctx.log.info({ event: 'session_created', userId: user.id, sessionId }, 'session created');
+    return pair(access.token, access.expiresIn, refresh.token, created.refreshExpiresAt, created.now);
   }
 
   /**
@@ -167,18 +192,20 @@ export class SessionFlows {
    */
   async refresh(token: string, ctx: FlowContext): Promise<TokenPair> {
     checkRefreshField(token);
-    const { clock, refreshTokens, sessions, accessTokens } = this.deps;
+    const { refreshTokens, sessions, accessTokens } = this.deps;
     const presented = refreshTokens.parse(token);
-    if (!presented) throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
-    const now = clock.now();
-    const successor = refreshTokens.generate(presented.sessionId);
-    const sealedSuccessor = refreshTokens.seal(token, successor.token);
+    if (!presented) {
+      ctx.log.info({ event: 'refresh_failed', why: 'unknown' }, 'refresh failed');
+      throw new AuthError('invalid_refresh_token', INVALID_REFRESH);
+    }
+    const successor = refreshTokens.generate(presented.userId, presented.sessionId, presented.generation + 1);
     const result = await sessions.rotateRefreshToken({
+      userId: presented.userId,
       sessionId: presented.sessionId,
+      generation: presented.generation,
       hash: presented.hash,
       successorHash: successor.hash,
-      sealedSuccessor,
-      now,
+      sealedSuccessor: refreshTokens.seal(token, successor.token),
       refreshTtlMs: this.options.refreshTtlMs,
       reuseIntervalMs: this.options.refreshReuseIntervalMs,
     });
@@ -196,17 +223,16 @@ export class SessionFlows {
         const opened = refreshTokens.open(token, result.sealedSuccessor);
         if (opened === undefined) throw new AuthError('internal', 'internal error');
         next = opened;
-        ctx.log.info({ event: 'refresh_retried', userId: result.session.userId, sessionId: result.session.id }, 'refresh retried within the reuse interval');
+        ctx.log.info({ event: 'refresh_retried', userId: presented.userId, sessionId: presented.sessionId }, 'refresh retried within the reuse interval');
         break;
       }
       case 'rotated':
         next = successor.token;
-        ctx.log.info({ event: 'session_refreshed', userId: result.session.userId, sessionId: result.session.id }, 'refresh token rotated');
+        ctx.log.info({ event: 'session_refreshed', userId: presented.userId, sessionId: presented.sessionId }, 'refresh token rotated');
         break;
     }
-    const s = result.session;
-    const access = accessTokens.issue({ userId: s.userId, username: s.username, roles: s.roles, sessionId: s.id }, s.expiresAt);
-    return pair(access.token, access.expiresIn, next, result.expiresAt, now);
+    const access = accessTokens.issue({ userId: presented.userId, username: result.user.username, roles: result.user.roles, sessionId: presented.sessionId }, result.expiresAt);
+    return pair(access.token, access.expiresIn, next, result.refreshExpiresAt, result.now);
   }
 
   /** Ends the session of a refresh token; idempotent, silent for unknown tokens (RFC 7009 section 2.2). */
@@ -214,7 +240,7 @@ export class SessionFlows {
     checkRefreshField(token);
     const presented = this.deps.refreshTokens.parse(token);
     if (!presented) return;
-    const revoked = await this.deps.sessions.revokeSessionByRefreshToken(presented, this.deps.clock.now());
+    const revoked = await this.deps.sessions.revokeSessionByRefreshToken(presented);
     if (revoked) ctx.log.info({ event: 'logout', userId: revoked.userId, sessionId: revoked.sessionId }, 'session logged out');
   }
 }

@@ -12,6 +12,8 @@ export interface CallContext {
   readonly log: Logger;
   /** The client's address without the port ("unknown" when grpc-js does not know it). */
   readonly clientAddress: string;
+  /** The caller's user agent: printable ASCII, at most 256 characters ('' when none). */
+  readonly userAgent: string;
   /** Set by the bearer interceptor on protected methods. */
   principal: Principal | undefined;
   /** Aborted when the call is cancelled, cut at shutdown, or runs out of time. */
@@ -31,7 +33,13 @@ export class CallState implements CallContext {
     readonly requestId: string,
     readonly log: Logger,
     readonly clientAddress: string,
+    private readonly metadata?: Metadata,
   ) {}
+
+  /** Read when a flow asks (Login): most calls never do. */
+  get userAgent(): string {
+    return this.metadata ? userAgentOf(this.metadata.get('user-agent')) : '';
+  }
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -47,6 +55,12 @@ export class CallState implements CallContext {
     this.abortReason = reason;
     this.controller?.abort(reason);
   }
+}
+
+/** A user agent as it may be kept and shown: printable ASCII only, at most 256 characters. */
+export function userAgentOf(values: ReadonlyArray<string | Buffer>): string {
+  const value = values.length === 1 && typeof values[0] === 'string' ? values[0] : '';
+  return value.replace(/[^\x20-\x7e]/g, '').slice(0, 256);
 }
 
 /** "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1". */

@@ -19,6 +19,6 @@ export function scrubGrpcJsMessage(text: string): string {
     .replace(/(metadata entry [A-Za-z0-9_.-]+):[^\n]*?(?=\. Metadata|$)/g, '$1: [redacted]')
     .replace(/"[^"]*"/g, '"[redacted]"')
     .replace(/[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, '[redacted]')
-    .replace(/rt1_[A-Za-z0-9_-]*/g, '[redacted]')
+    .replace(/rt[12]_[A-Za-z0-9_-]*/g, '[redacted]')
     .slice(0, 500);
 }

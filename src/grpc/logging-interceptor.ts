@@ -38,7 +38,7 @@ export function loggingInterceptor(log: Logger, random: Random, observer: CallOb
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
             const clientAddress = addressOf(call.getPeer());
-            ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress);
+            ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, metadata);
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },

@@ -1,14 +1,13 @@
 import type { DescService } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb.js';
 import type { Clock } from '../clock.js';
 import type { Introspection } from '../core/introspector.js';
 import type { Random } from '../random.js';
 import { policiesFrom } from './access-policy.js';
 import { bearerInterceptor } from './bearer-interceptor.js';
 import { serviceDefinition } from './bridge.js';
-import { serviceHandlers, type ServiceImpl } from './handlers.js';
+import { serviceHandlers, type HandlerOptions, type ServiceImpl } from './handlers.js';
 import { HealthService, ServingStatus } from './health.js';
 import { loggingInterceptor, type CallObserver } from './logging-interceptor.js';
 import { ReflectionIndex, reflectionServices } from './reflection.js';
@@ -31,9 +30,19 @@ export const serverLimits = {
   'grpc-node.max_session_memory': 10,
 } as const satisfies grpc.ServerOptions;
 
+/** A service and its typed implementation, paired so a mismatch does not compile. */
+export interface ServedService {
+  readonly service: DescService;
+  handlers(options: HandlerOptions): grpc.UntypedServiceImplementation;
+}
+
+export function served<S extends DescService>(service: S, impl: ServiceImpl<S>): ServedService {
+  return { service, handlers: (options) => serviceHandlers(service, impl, options) };
+}
+
 export interface ServerParts {
-  readonly authService: ServiceImpl<typeof AuthService>;
-  readonly secureService: ServiceImpl<typeof SecureService>;
+  /** The contract's services (AuthService, SecureService, AccountService, AdminService …). */
+  readonly services: readonly ServedService[];
   readonly authenticate: (token: string) => Promise<Introspection>;
   readonly descriptorSet: Uint8Array;
   readonly log: Logger;
@@ -60,22 +69,16 @@ export interface AuthServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/** Names of every service this server exposes, for health and reflection. */
-export const servedServices = (): string[] => [
-  AuthService.typeName,
-  SecureService.typeName,
-  'grpc.health.v1.Health',
-  'grpc.reflection.v1.ServerReflection',
-  'grpc.reflection.v1alpha.ServerReflection',
-];
-
 export function createAuthServer(parts: ServerParts): AuthServer {
-  const reflection = reflectionServices(new ReflectionIndex(parts.descriptorSet, servedServices()));
+  const names = parts.services.map((s) => s.service.typeName);
+  const reflection = reflectionServices(new ReflectionIndex(parts.descriptorSet, [...names, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']));
   // "" is the whole server (gRPC health checking protocol); each service also has its own status.
-  const healthNames = ['', AuthService.typeName, SecureService.typeName];
+  const healthNames = ['', ...names];
   const health = new HealthService(healthNames, ServingStatus.NOT_SERVING);
-  const protectedServices: DescService[] = [AuthService, SecureService];
-  const policies = policiesFrom(protectedServices, [health.definition, ...reflection.map((r) => r.definition)]);
+  const policies = policiesFrom(
+    parts.services.map((s) => s.service),
+    [health.definition, ...reflection.map((r) => r.definition)],
+  );
   const handlerOptions = { callTimeoutMs: parts.callTimeoutMs, clock: parts.clock };
 
   const grpcServer = new grpc.Server({
@@ -86,8 +89,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
       bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeoutMs, clock: parts.clock }),
     ],
   });
-  grpcServer.addService(serviceDefinition(AuthService), serviceHandlers(AuthService, parts.authService, handlerOptions));
-  grpcServer.addService(serviceDefinition(SecureService), serviceHandlers(SecureService, parts.secureService, handlerOptions));
+  for (const s of parts.services) grpcServer.addService(serviceDefinition(s.service), s.handlers(handlerOptions));
   grpcServer.addService(health.definition, serviceHandlers(health.service, health.implementation, handlerOptions));
   for (const r of reflection) grpcServer.addService(r.definition, r.implementation);
 

@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
+import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb.js';
 import { AuthService, SecureService, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createClient, type Client } from '../grpc/client.js';
 
 /**
  * The client entry point (`grpc-auth-service/client`): a typed, promise-based client for every
- * AuthService and SecureService RPC, a token session that keeps an access token fresh, and grpc-js
+ * RPC of AuthService, SecureService, AccountService and AdminService, a token session that keeps an access token fresh, and grpc-js
  * CallCredentials built on it.
  */
 
@@ -48,6 +49,10 @@ export interface AuthClient {
   readonly auth: Client<typeof AuthService>;
   /** Every SecureService RPC (pass a bearer token in `metadata`, or use `session.callCredentials()`). */
   readonly secure: Client<typeof SecureService>;
+  /** Every AccountService RPC: the caller's own account (bearer token as for `secure`). */
+  readonly account: Client<typeof AccountService>;
+  /** Every AdminService RPC (a token with the admin role). */
+  readonly admin: Client<typeof AdminService>;
   /** Logs in and returns a session that keeps its access token fresh. */
   login(username: string, password: string, options?: TokenSessionOptions): Promise<TokenSession>;
   close(): void;
@@ -57,15 +62,18 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
   const credentials = options.credentials ?? grpc.credentials.createInsecure();
   const auth = withClientErrors(createClient(AuthService, address, credentials, options.channelOptions));
   const secure = withClientErrors(createClient(SecureService, address, credentials, options.channelOptions));
+  const account = withClientErrors(createClient(AccountService, address, credentials, options.channelOptions));
+  const admin = withClientErrors(createClient(AdminService, address, credentials, options.channelOptions));
   return {
     auth,
     secure,
+    account,
+    admin,
     async login(username, password, sessionOptions) {
       return new TokenSession(auth, await auth.login({ username, password }), sessionOptions);
     },
     close() {
-      auth.close();
-      secure.close();
+      for (const c of [auth, secure, account, admin]) c.close();
     },
   };
 }

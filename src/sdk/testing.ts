@@ -83,7 +83,7 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
   let n = 0;
   const createUser = async (username: string, roles: readonly string[] = []): Promise<TestUser> => {
     const password = randomBytes(18).toString('base64url');
-    const user = { id: newId({ bytes: randomBytes }, 'usr'), username, passwordHash: await hasher.hash(password), roles: [...roles], createdAt: clock.now() };
+    const user = { id: newId({ bytes: randomBytes }, 'usr'), username, passwordHash: await hasher.hash(password), roles: [...roles], disabled: false, origin: 'api' as const };
     if ((await app.store.createUser(user)) === 'exists') throw new Error(`test user ${username} exists`);
     return { userId: user.id, username, password, roles };
   };

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
@@ -14,17 +15,20 @@ export interface StoreBackend {
   readonly maintenance?: { readonly intervalMs: number; run(now: number): void };
 }
 
-/** How long a revoked session's marker must outlive it: until every access token of it has expired. */
-export function revokedRetentionMs(config: Pick<Config, 'accessTtlMs' | 'clockSkewMs'>): number {
+/** Login-attempt counters the memory store holds at most (about 150 bytes each). */
+export const MEMORY_ATTEMPT_ENTRIES = 100_000;
+
+/** How long a session's state must outlive its last refresh token: until every access token of it has expired. */
+export function accessGraceMs(config: Pick<Config, 'accessTtlMs' | 'clockSkewMs'>): number {
   return config.accessTtlMs + config.clockSkewMs;
 }
 
 /** The backend `config.store` names. */
-export function storeBackend(config: Config): StoreBackend {
-  const revokedRetention = revokedRetentionMs(config);
+export function storeBackend(config: Config, clock: Clock): StoreBackend {
+  const common = { accessGraceMs: accessGraceMs(config), maxSessionsPerUser: config.maxSessionsPerUser };
   switch (config.store) {
     case 'memory': {
-      const memory = new MemoryStore({ revokedRetention });
+      const memory = new MemoryStore({ ...common, clock, maxAttemptEntries: MEMORY_ATTEMPT_ENTRIES });
       return {
         store: memory,
         timeoutMs: undefined,
@@ -34,7 +38,7 @@ export function storeBackend(config: Config): StoreBackend {
     }
     case 'redis':
       return {
-        store: new RedisStore({ url: config.redisUrl!, keyPrefix: config.redisKeyPrefix, commandTimeout: config.redisCommandTimeoutMs, revokedRetention }),
+        store: new RedisStore({ ...common, connection: { kind: 'single', url: config.redisUrl! }, keyPrefix: config.redisKeyPrefix, commandTimeoutMs: config.redisCommandTimeoutMs }),
         timeoutMs: config.storeTimeoutMs,
       };
   }

@@ -1,38 +1,95 @@
-import { backoffDelay } from '../core/login-throttle.js';
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
+import BTree from 'sorted-btree';
+import type { Clock } from '../clock.js';
+import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
+import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';
+import type { LiveUser, NewUser, SessionInfo, UserRecord } from '../core/records.js';
+import type { ParsedRefreshToken } from '../core/refresh-token.js';
+import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../core/session-flows.js';
+import { AttemptTable } from './attempt-table.js';
+import type { Store } from './store.js';
+
+export interface MemoryStoreOptions {
+  readonly clock: Clock;
+  /**
+   * How long a session's state outlives its last refresh token: long enough that every access
+   * token of it has expired (the access-token TTL plus the clock skew).
+   */
+  readonly accessGraceMs: number;
+  /** Active sessions one user may hold; a new login past it ends the user's oldest session. */
+  readonly maxSessionsPerUser: number;
+  /** Login-attempt counters held at most (see AttemptTable). */
+  readonly maxAttemptEntries: number;
+}
+
+/** Client address and user agent as seen at login: shared by the many sessions that have the same. */
+interface ClientSeen {
+  readonly address: string;
+  readonly userAgent: string;
+}
+const SEEN_CACHE = 10_000;
+
+/** The token rotated last, kept for the reuse interval so a retry gets the same successor. */
+interface PreviousToken {
+  readonly hash: string;
+  readonly rotatedAt: number;
+  readonly sealed: string;
+}
+
+class UserEntry {
+  /** Newest session first; ended sessions leave it when the store next looks. */
+  head: SessionEntry | undefined;
+  live: LiveUser;
+  deleted = false;
+
+  constructor(public record: UserRecord) {
+    this.live = liveOf(record);
+  }
+
+  replace(record: UserRecord): void {
+    this.record = record;
+    this.live = liveOf(record);
+  }
+}
+
+function liveOf(record: UserRecord): LiveUser {
+  return Object.freeze({ userId: record.id, username: record.username, roles: record.roles, revision: record.revision });
+}
 
 /**
- * A session in memory, sized for millions of them (bench: `npm run bench`, "Memory store").
- * It holds its active refresh token, so a live session is one object and one map entry: a token
- * names its session, so the session is found by id and the token checked against `tokenHash`.
- *
- * Times are kept as whole seconds plus one number that packs the three millisecond remainders:
- * V8 boxes every number that is not a small integer in a 16-byte object of its own per field,
- * and epoch milliseconds never are small, while epoch seconds are (until 2038; after that they
- * are boxed again, and still exact). Times are integer milliseconds since the epoch.
+ * A session in memory, sized for millions of them (bench: `npm run bench`, "Memory store"): one
+ * object in one map, the same size however often it rotates. Times are whole seconds plus one
+ * small integer that packs three millisecond remainders: V8 boxes every number that is not a
+ * small integer in a 16-byte object of its own per field, and epoch milliseconds never are small
+ * (after 2038 seconds are boxed too, and stay exact).
  */
 class SessionEntry {
-  /** 0 while active. */
-  revokedAt = 0;
+  next: SessionEntry | undefined;
+  /** The current refresh token: its generation and hash. */
+  generation = 0;
+  tokenHash: string;
+  previous: PreviousToken | undefined;
+  lastRefreshedSeconds: number;
   private createdSeconds: number;
   private expiresSeconds: number;
   private tokenExpiresSeconds: number;
-  /** created ms + 1000 × expires ms + 1e6 × token-expires ms (each 0-999): a small integer. */
   private millis: number;
 
   constructor(
-    readonly userId: string,
-    readonly username: string,
-    readonly roles: readonly string[],
+    readonly id: string,
+    readonly user: UserEntry,
+    /** The user's generation when the session began (or was kept): a revoke-all moves the user's past it. */
+    public userGeneration: number,
+    readonly seen: ClientSeen,
+    tokenHash: string,
     createdAt: number,
     expiresAt: number,
-    /** Hash of the session's active refresh token ('' once it has expired and been swept). */
-    public tokenHash: string,
     tokenExpiresAt: number,
   ) {
+    this.tokenHash = tokenHash;
     this.createdSeconds = Math.floor(createdAt / 1000);
     this.expiresSeconds = Math.floor(expiresAt / 1000);
     this.tokenExpiresSeconds = Math.floor(tokenExpiresAt / 1000);
+    this.lastRefreshedSeconds = this.createdSeconds;
     this.millis = createdAt - this.createdSeconds * 1000 + 1000 * (expiresAt - this.expiresSeconds * 1000) + 1e6 * (tokenExpiresAt - this.tokenExpiresSeconds * 1000);
   }
 
@@ -53,127 +110,285 @@ class SessionEntry {
     this.millis = (this.millis % 1e6) + 1e6 * (at - this.tokenExpiresSeconds * 1000);
   }
 
-  record(id: string): SessionRecord {
-    return { id, userId: this.userId, username: this.username, roles: this.roles, createdAt: this.createdAt, expiresAt: this.expiresAt };
-  }
-}
-
-/** A rotated refresh token, kept until its own expiry for re-use detection. */
-interface RotatedToken {
-  readonly sessionId: string;
-  readonly session: SessionEntry;
-  readonly expiresAt: number;
-  readonly rotatedAt: number;
-  readonly successorHash: string;
-  readonly sealedSuccessor: string;
-}
-
-export interface MemoryStoreOptions {
   /**
-   * How long a revoked session's marker is kept (ms): long enough that every access token of it
-   * has expired, i.e. at least the access-token TTL plus the clock skew.
+   * Active: within its lifetime and not idle past its last refresh token plus `graceMs` (when no
+   * access token of it can be valid any more), its user there and enabled, not ended by a revoke-all.
    */
-  readonly revokedRetention: number;
+  active(now: number, graceMs: number): boolean {
+    const user = this.user;
+    return now < this.expiresAt && now < this.tokenExpiresAt + graceMs && !user.deleted && !user.record.disabled && this.userGeneration >= user.record.generation;
+  }
+
+  times(now: number): SessionTimes {
+    return { now, expiresAt: this.expiresAt, refreshExpiresAt: this.tokenExpiresAt };
+  }
+
+  info(): SessionInfo {
+    return {
+      id: this.id,
+      userId: this.user.record.id,
+      createdAt: this.createdAt,
+      lastRefreshedAt: Math.max(this.lastRefreshedSeconds * 1000, this.createdAt),
+      expiresAt: this.expiresAt,
+      refreshExpiresAt: this.tokenExpiresAt,
+      clientAddress: this.seen.address,
+      userAgent: this.seen.userAgent,
+    };
+  }
 }
 
 /**
  * The default store: everything in this process, nothing on disk. Each method runs to completion
- * within one turn of the event loop, which makes every operation atomic. `sweep` drops expired
- * entries so memory stays bounded; the composition root calls it on a timer.
+ * within one turn of the event loop, which makes every operation atomic. A user owns their
+ * sessions (a list through the sessions themselves: no per-user collection), so revoking all of
+ * them is one generation bump and listing them walks only theirs. `sweep` drops what has expired;
+ * the service runs it on a timer.
  */
 export class MemoryStore implements Store {
-  private readonly users = new Map<string, UserRecord>();
+  private readonly byId = new Map<string, UserEntry>();
+  /** Users in username order: name lookups and ListUsers pages without a scan. */
+  private readonly byName = new BTree<string, UserEntry>();
   private readonly sessions = new Map<string, SessionEntry>();
-  /** Rotated refresh tokens by hash; active ones live in their session. */
-  private readonly rotated = new Map<string, RotatedToken>();
-  private activeTokens = 0;
-  private readonly attempts = new Map<string, { failures: number; inFlight: number; lastAt: number; expiresAt: number }>();
+  private readonly attempts: AttemptTable;
+  private readonly seen = new Map<string, ClientSeen>();
 
-  constructor(private readonly options: MemoryStoreOptions) {}
+  constructor(private readonly options: MemoryStoreOptions) {
+    this.attempts = new AttemptTable(options.maxAttemptEntries);
+  }
 
-  async createUser(user: UserRecord): Promise<'created' | 'exists'> {
-    if (this.users.has(user.username)) return 'exists';
-    this.users.set(user.username, user);
+  private now(): number {
+    return this.options.clock.now();
+  }
+
+  // --- users ------------------------------------------------------------------------------
+
+  async createUser(user: NewUser): Promise<'created' | 'exists'> {
+    if (this.byName.has(user.username) || this.byId.has(user.id)) return 'exists';
+    const now = this.now();
+    const entry = new UserEntry(Object.freeze({ ...user, roles: Object.freeze([...user.roles]), createdAt: now, passwordChangedAt: now, generation: 0, revision: 1 }));
+    this.byId.set(user.id, entry);
+    this.byName.set(user.username, entry);
     return 'created';
   }
 
   async findUserByUsername(username: string): Promise<UserRecord | undefined> {
-    return this.users.get(username);
+    return this.byName.get(username)?.record;
   }
 
-  async createSession({ session, refreshHash, refreshExpiresAt }: NewSession): Promise<void> {
-    const { id, userId, username, roles, createdAt, expiresAt } = session;
-    if (this.sessions.get(id)?.tokenHash) this.activeTokens--;
-    this.sessions.set(id, new SessionEntry(userId, username, roles, createdAt, expiresAt, refreshHash, refreshExpiresAt));
-    this.activeTokens++;
+  async getUser(userId: string): Promise<UserRecord | undefined> {
+    return this.byId.get(userId)?.record;
+  }
+
+  async listUsers(query: UserQuery): Promise<UserRecord[]> {
+    const out: UserRecord[] = [];
+    const start = query.after !== undefined && query.after >= query.prefix ? query.after : query.prefix;
+    for (const [name, entry] of this.byName.entries(start)) {
+      if (!name.startsWith(query.prefix) || out.length >= query.limit) break;
+      if (name !== query.after) out.push(entry.record);
+    }
+    return out;
+  }
+
+  async updateUser(userId: string, change: UserChange): Promise<UpdateResult> {
+    const entry = this.byId.get(userId);
+    if (!entry) return { outcome: 'not_found' };
+    const current = entry.record;
+    if (change.ifRevision !== undefined && change.ifRevision !== current.revision) return { outcome: 'conflict' };
+    const generation = change.revokeSessions ? current.generation + 1 : current.generation;
+    entry.replace(
+      Object.freeze({
+        ...current,
+        ...(change.roles ? { roles: Object.freeze([...change.roles]) } : {}),
+        ...(change.passwordHash !== undefined ? { passwordHash: change.passwordHash, passwordChangedAt: this.now() } : {}),
+        ...(change.disabled !== undefined ? { disabled: change.disabled } : {}),
+        ...(change.fileDigest !== undefined ? { fileDigest: change.fileDigest } : {}),
+        generation,
+        revision: current.revision + 1,
+      }),
+    );
+    if (change.keepSession !== undefined) {
+      const kept = this.sessions.get(change.keepSession);
+      // The calling session moves to the new generation in the same step: it never lapses.
+      if (kept && kept.user === entry) kept.userGeneration = generation;
+    }
+    return { outcome: 'updated', user: entry.record };
+  }
+
+  async fileUserIds(): Promise<string[]> {
+    return [...this.byId.values()].filter((u) => u.record.origin === 'file').map((u) => u.record.id);
+  }
+
+  async deleteUser(userId: string): Promise<UserRecord | undefined> {
+    const entry = this.byId.get(userId);
+    if (!entry) return undefined;
+    entry.deleted = true;
+    this.byId.delete(userId);
+    this.byName.delete(entry.record.username);
+    for (let s = entry.head; s; s = s.next) this.sessions.delete(s.id);
+    entry.head = undefined;
+    return entry.record;
+  }
+
+  // --- sessions ---------------------------------------------------------------------------
+
+  async createSession(req: NewSession): Promise<CreateSessionResult> {
+    const user = this.byId.get(req.userId);
+    if (!user) return { outcome: 'refused', why: 'user_gone' };
+    if (user.record.disabled) return { outcome: 'refused', why: 'disabled' };
+    if (user.record.generation > req.userGeneration) return { outcome: 'refused', why: 'revoked' };
+    const now = this.now();
+    // Ended sessions leave the user's list here; past the cap the oldest active one ends.
+    let active = 0;
+    let oldest: SessionEntry | undefined;
+    this.pruneSessions(user, now, (s) => {
+      active++;
+      oldest = s;
+    });
+    if (active >= this.options.maxSessionsPerUser && oldest) this.removeSession(oldest);
+    const expiresAt = now + req.sessionMaxAgeMs;
+    const session = new SessionEntry(req.sessionId, user, user.record.generation, this.seenOf(req.clientAddress, req.userAgent), req.refreshHash, now, expiresAt, Math.min(now + req.refreshTtlMs, expiresAt));
+    session.next = user.head;
+    user.head = session;
+    this.sessions.set(req.sessionId, session);
+    return { outcome: 'created', user: user.live, ...session.times(now) };
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
-    const session = this.sessions.get(req.sessionId);
-    const active = session !== undefined && isActiveToken(session, req.hash);
-    const rotated = session === undefined || active ? undefined : this.rotatedOf(req.hash, session);
-    if (session === undefined || (!active && rotated === undefined)) return { outcome: 'invalid', why: 'unknown' };
-    if (session.revokedAt !== 0) return { outcome: 'invalid', why: 'revoked' };
-    const tokenExpiresAt = rotated ? rotated.expiresAt : session.tokenExpiresAt;
-    if (req.now >= session.expiresAt || req.now >= tokenExpiresAt) return { outcome: 'invalid', why: 'expired' };
-
-    if (rotated) {
-      // Only a retry of the token whose successor is still the session's active one, within the interval.
-      const withinInterval = req.now - rotated.rotatedAt <= req.reuseIntervalMs;
-      if (withinInterval && session.tokenHash === rotated.successorHash) {
-        return { outcome: 'retried', session: session.record(req.sessionId), expiresAt: session.tokenExpiresAt, sealedSuccessor: rotated.sealedSuccessor };
-      }
-      session.revokedAt = req.now;
-      return { outcome: 'reused', sessionId: req.sessionId, userId: session.userId };
+    const now = this.now();
+    const session = this.sessionOf(req.userId, req.sessionId);
+    if (!session) return { outcome: 'invalid', why: 'unknown' };
+    if (!session.active(now, this.options.accessGraceMs)) {
+      const user = session.user;
+      return { outcome: 'invalid', why: user.deleted || user.record.disabled || session.userGeneration < user.record.generation ? 'revoked' : 'expired' };
     }
-
-    const expiresAt = Math.min(req.now + req.refreshTtlMs, session.expiresAt);
-    this.rotated.set(req.hash, { sessionId: req.sessionId, session, expiresAt: tokenExpiresAt, rotatedAt: req.now, successorHash: req.successorHash, sealedSuccessor: req.sealedSuccessor });
-    session.tokenHash = req.successorHash;
-    session.tokenExpiresAt = expiresAt;
-    return { outcome: 'rotated', session: session.record(req.sessionId), expiresAt };
+    if (req.generation === session.generation) {
+      if (req.hash !== session.tokenHash) return { outcome: 'invalid', why: 'unknown' };
+      if (now >= session.tokenExpiresAt) return { outcome: 'invalid', why: 'expired' };
+      session.previous = { hash: req.hash, rotatedAt: now, sealed: req.sealedSuccessor };
+      session.generation = req.generation + 1;
+      session.tokenHash = req.successorHash;
+      session.tokenExpiresAt = Math.min(now + req.refreshTtlMs, session.expiresAt);
+      session.lastRefreshedSeconds = Math.floor(now / 1000);
+      return { outcome: 'rotated', user: session.user.live, ...session.times(now) };
+    }
+    if (req.generation > session.generation) return { outcome: 'invalid', why: 'unknown' };
+    const previous = session.previous;
+    if (req.generation === session.generation - 1 && previous && now - previous.rotatedAt <= req.reuseIntervalMs) {
+      if (previous.hash !== req.hash) return { outcome: 'invalid', why: 'unknown' };
+      return { outcome: 'retried', user: session.user.live, sealedSuccessor: previous.sealed, ...session.times(now) };
+    }
+    // An older generation, or the previous one past the interval: the token was stolen or leaked.
+    this.removeSession(session);
+    return { outcome: 'reused', sessionId: req.sessionId, userId: req.userId };
   }
 
-  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string; userId: string } | undefined> {
-    const session = this.sessions.get(ref.sessionId);
-    if (session === undefined || (!isActiveToken(session, ref.hash) && this.rotatedOf(ref.hash, session) === undefined)) return undefined;
-    if (session.revokedAt === 0) session.revokedAt = now;
-    return { sessionId: ref.sessionId, userId: session.userId };
+  async revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ sessionId: string; userId: string } | undefined> {
+    const session = this.sessionOf(token.userId, token.sessionId);
+    if (!session || token.generation > session.generation) return undefined;
+    if (token.generation === session.generation && token.hash !== session.tokenHash) return undefined;
+    this.removeSession(session);
+    return { sessionId: token.sessionId, userId: token.userId };
   }
 
-  async isSessionActive(sessionId: string, now: number): Promise<boolean> {
+  async liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined> {
     const session = this.sessions.get(sessionId);
-    return session !== undefined && session.revokedAt === 0 && now < session.expiresAt;
+    return session !== undefined && session.user.record.id === userId && session.active(this.now(), this.options.accessGraceMs) ? session.user.live : undefined;
   }
 
-  async beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant> {
-    let entry = this.attempts.get(key);
-    if (entry && now >= entry.expiresAt) entry = undefined;
-    const retryAt = entry ? entry.lastAt + backoffDelay(entry.failures + entry.inFlight, policy) : 0;
-    if (now < retryAt) return { allowed: false, retryAt };
-    this.attempts.set(key, { failures: entry?.failures ?? 0, inFlight: (entry?.inFlight ?? 0) + 1, lastAt: now, expiresAt: now + policy.windowMs });
+  async listSessions(userId: string): Promise<SessionInfo[]> {
+    const user = this.byId.get(userId);
+    const out: SessionInfo[] = [];
+    if (user) this.pruneSessions(user, this.now(), (s) => out.push(s.info()));
+    return out;
+  }
+
+  async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    const session = this.sessionOf(userId, sessionId);
+    if (!session || !session.active(this.now(), this.options.accessGraceMs)) return false;
+    this.removeSession(session);
+    return true;
+  }
+
+  private sessionOf(userId: string, sessionId: string): SessionEntry | undefined {
+    const session = this.sessions.get(sessionId);
+    return session !== undefined && session.user.record.id === userId ? session : undefined;
+  }
+
+  private removeSession(session: SessionEntry): void {
+    this.sessions.delete(session.id);
+    // Unlinked from its user's list the next time that list is walked.
+  }
+
+  /** Walks a user's list: ended sessions leave the list (and the map); `each` sees the active ones. */
+  private pruneSessions(user: UserEntry, now: number, each: (s: SessionEntry) => void): void {
+    let previous: SessionEntry | undefined;
+    for (let s = user.head; s; s = s.next) {
+      const present = this.sessions.get(s.id) === s;
+      if (present && s.active(now, this.options.accessGraceMs)) {
+        each(s);
+        previous = s;
+        continue;
+      }
+      if (present) this.sessions.delete(s.id);
+      if (previous) previous.next = s.next;
+      else user.head = s.next;
+    }
+  }
+
+  private seenOf(address: string, userAgent: string): ClientSeen {
+    const key = `${address}\0${userAgent}`;
+    let seen = this.seen.get(key);
+    if (!seen) {
+      seen = Object.freeze({ address, userAgent });
+      if (this.seen.size < SEEN_CACHE) this.seen.set(key, seen);
+    }
+    return seen;
+  }
+
+  // --- login attempts ---------------------------------------------------------------------
+
+  async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    const now = this.now();
+    const entry = this.attempts.get(key, now);
+    const retryAt = entry ? entry.lastFailureAt + backoffDelay(entry.failures, policy) : 0;
+    return now < retryAt ? { allowed: false, retryAfterMs: retryAt - now } : { allowed: true };
+  }
+
+  async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    const now = this.now();
+    const entry = this.attempts.get(key, now);
+    const retryAt = entry ? entry.lastFailureAt + backoffDelay(entry.failures + entry.inFlight, policy) : 0;
+    if (now < retryAt) return { allowed: false, retryAfterMs: retryAt - now };
+    // An attempt in flight is held for at most the window; its end normally comes far sooner.
+    this.attempts.put(key, { failures: entry?.failures ?? 0, inFlight: (entry?.inFlight ?? 0) + 1, lastFailureAt: entry?.lastFailureAt ?? now, expiresAt: now + policy.windowMs }, policy);
     return { allowed: true };
   }
 
-  async endAttempt(key: string, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
-    const entry = this.attempts.get(key);
+  async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
+    const now = this.now();
+    const entry = this.attempts.get(key, now);
     if (!entry) return;
-    if (outcome === 'succeeded') {
-      this.attempts.delete(key);
-      return;
+    if (outcome === 'succeeded') return this.attempts.delete(key);
+    const inFlight = Math.max(0, entry.inFlight - 1);
+    if (outcome === 'released') {
+      if (inFlight === 0 && entry.failures === 0) return this.attempts.delete(key);
+      return this.attempts.put(key, { ...entry, inFlight }, policy);
     }
-    entry.inFlight = Math.max(0, entry.inFlight - 1);
-    if (outcome === 'released') return;
-    entry.failures++;
-    entry.lastAt = now;
-    entry.expiresAt = now + policy.windowMs;
+    const failures = entry.failures + 1;
+    this.attempts.put(key, { failures, inFlight, lastFailureAt: now, expiresAt: now + retention(failures, policy) }, policy);
   }
 
-  /** The rotated token of that hash, if it belongs to `session`. */
-  private rotatedOf(hash: string, session: SessionEntry): RotatedToken | undefined {
-    const rotated = this.rotated.get(hash);
-    return rotated !== undefined && rotated.session === session ? rotated : undefined;
+  async recordFailure(key: string, policy: BackoffPolicy): Promise<void> {
+    const now = this.now();
+    const failures = (this.attempts.get(key, now)?.failures ?? 0) + 1;
+    this.attempts.put(key, { failures, inFlight: 0, lastFailureAt: now, expiresAt: now + retention(failures, policy) }, policy);
   }
+
+  async resetAttempts(key: string): Promise<void> {
+    this.attempts.delete(key);
+  }
+
+  // --- lifecycle and upkeep ---------------------------------------------------------------
 
   async connect(): Promise<void> {}
 
@@ -181,39 +396,28 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {}
 
-  /** Drops expired refresh tokens, ended sessions and revoked-session markers past retention. */
-  sweep(now: number): { sessions: number; tokens: number } {
+  /** Drops sessions whose last access token has expired, and expired attempt counters. */
+  sweep(now: number): { sessions: number } {
     let sessions = 0;
-    let tokens = 0;
-    for (const [id, entry] of this.sessions) {
-      const over = now >= entry.expiresAt || (entry.revokedAt !== 0 && now >= entry.revokedAt + this.options.revokedRetention);
-      if (over) {
+    for (const [id, s] of this.sessions) {
+      if (!s.active(now, this.options.accessGraceMs)) {
         this.sessions.delete(id);
         sessions++;
-      }
-      if (entry.tokenHash !== '' && (over || now >= entry.tokenExpiresAt)) {
-        entry.tokenHash = '';
-        this.activeTokens--;
-        tokens++;
+      } else if (s.previous && now - s.previous.rotatedAt > MAX_REUSE_INTERVAL_MS) {
+        // Past any reuse interval, the previous token is only re-use: its tag says so alone.
+        s.previous = undefined;
       }
     }
-    for (const [hash, rotated] of this.rotated) {
-      if (now >= rotated.expiresAt || this.sessions.get(rotated.sessionId) !== rotated.session) {
-        this.rotated.delete(hash);
-        tokens++;
-      }
-    }
-    for (const [key, entry] of this.attempts) if (now >= entry.expiresAt) this.attempts.delete(key);
-    return { sessions, tokens };
+    for (const user of this.byId.values()) if (user.head) this.pruneSessions(user, now, () => {});
+    this.attempts.sweep(now);
+    return { sessions };
   }
 
-  /** Entry counts, for tests and metrics. */
-  size(): { users: number; sessions: number; tokens: number } {
-    return { users: this.users.size, sessions: this.sessions.size, tokens: this.activeTokens + this.rotated.size };
+  /** Entry counts, for tests, metrics and the state budget. */
+  size(): { users: number; sessions: number; attempts: number } {
+    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size };
   }
 }
 
-/** True when `hash` is the session's active refresh token (an expired, swept one matches nothing). */
-function isActiveToken(session: SessionEntry, hash: string): boolean {
-  return hash !== '' && session.tokenHash === hash;
-}
+/** AUTH_REFRESH_REUSE_INTERVAL's upper bound. */
+const MAX_REUSE_INTERVAL_MS = 300_000;

@@ -1,58 +1,99 @@
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
+import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
+import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../core/records.js';
+import type { ParsedRefreshToken } from '../core/refresh-token.js';
+import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
-import { BEGIN_ATTEMPT, END_ATTEMPT, REVOKE, ROTATE } from './redis-scripts.js';
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy, NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionRecord, Store, UserRecord } from './store.js';
+import { connectRedis, type RedisConnection } from './redis-connection.js';
+import {
+  BEGIN_ATTEMPT,
+  CREATE_SESSION,
+  CREATE_USER,
+  DELETE_USER,
+  END_ATTEMPT,
+  LIST_SESSIONS,
+  LIVE_SESSION,
+  RELEASE_NAME,
+  REVOKE_BY_TOKEN,
+  REVOKE_SESSION,
+  ROTATE,
+  UPDATE_USER,
+} from './redis-scripts.js';
+import type { Store } from './store.js';
 
 export interface RedisStoreOptions {
-  /** redis:// or rediss:// URL. */
-  readonly url: string;
+  readonly connection: RedisConnection;
   /** Prefix of every key; lets several deployments share one Redis. */
   readonly keyPrefix?: string;
-  /** How long one command may take before the call fails with UNAVAILABLE (ms). */
-  readonly commandTimeout: number;
-  /** How long a revoked session's marker is kept (ms): at least the access-token TTL plus skew. */
-  readonly revokedRetention: number;
+  /** How long one command may take before the call fails with UNAVAILABLE. */
+  readonly commandTimeoutMs: number;
+  /** How long a session's state outlives its last refresh token: the access-token TTL plus skew. */
+  readonly accessGraceMs: number;
+  /** Active sessions one user may hold; a new login past it ends the user's oldest session. */
+  readonly maxSessionsPerUser: number;
+  /** For tests only: drive the scripts with this clock instead of Redis's own (TIME). */
+  readonly clock?: Clock;
 }
 
+type Args = Array<string | number | Buffer>;
 type Reply = Array<string | number | null>;
 
-interface ScriptCommands {
-  authRotate(...args: Array<string | number>): Promise<Reply>;
-  authRevoke(...args: Array<string | number>): Promise<string | null>;
-  authBeginAttempt(...args: Array<string | number>): Promise<number>;
-  authEndAttempt(...args: Array<string | number>): Promise<number>;
+interface Scripts {
+  authCreateUser(...args: Args): Promise<number>;
+  authReleaseName(...args: Args): Promise<number>;
+  authUpdateUser(...args: Args): Promise<string | string[]>;
+  authDeleteUser(...args: Args): Promise<string | null>;
+  authCreateSession(...args: Args): Promise<Reply>;
+  authRotate(...args: Args): Promise<Reply>;
+  authRevokeByToken(...args: Args): Promise<number>;
+  authLiveSession(...args: Args): Promise<Reply | null>;
+  authListSessions(...args: Args): Promise<Reply[]>;
+  authRevokeSession(...args: Args): Promise<number>;
+  authBeginAttempt(...args: Args): Promise<number>;
+  authEndAttempt(...args: Args): Promise<number>;
 }
 
+const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
+  authCreateUser: { keys: 1, lua: CREATE_USER },
+  authReleaseName: { keys: 1, lua: RELEASE_NAME },
+  authUpdateUser: { keys: 2, lua: UPDATE_USER },
+  authDeleteUser: { keys: 2, lua: DELETE_USER },
+  authCreateSession: { keys: 3, lua: CREATE_SESSION },
+  authRotate: { keys: 2, lua: ROTATE },
+  authRevokeByToken: { keys: 2, lua: REVOKE_BY_TOKEN },
+  authLiveSession: { keys: 2, lua: LIVE_SESSION },
+  authListSessions: { keys: 2, lua: LIST_SESSIONS },
+  authRevokeSession: { keys: 3, lua: REVOKE_SESSION },
+  authBeginAttempt: { keys: 1, lua: BEGIN_ATTEMPT },
+  authEndAttempt: { keys: 1, lua: END_ATTEMPT },
+};
+
+const NAME_SEPARATOR = '\u0000';
+
 /**
- * The shared store for several instances, on Redis. Rotation, re-use detection, logout and
- * login-attempt counters are Lua scripts (atomic); keys of a session share a hash tag (one Cluster
- * slot) and expire on their own. Redis down or slow fails calls at once with `unavailable`:
- * no offline queue, no retries inside a call, a bounded command time; ioredis reconnects in the
- * background, so the service recovers by itself. Only this module imports ioredis.
+ * The shared store for several instances, on Redis (one server, Sentinel or Cluster). Every
+ * decision is a Lua script on one hash slot (see redis-scripts.ts); keys expire on their own.
+ * Redis down or slow fails calls at once with `unavailable`: no offline queue, no retries inside
+ * a call, a bounded command time; ioredis reconnects in the background, so the service recovers
+ * by itself. Only this module and redis-connection.ts import ioredis.
  */
 export class RedisStore implements Store {
-  private readonly redis: Redis & ScriptCommands;
+  private readonly redis: (Redis | Cluster) & Scripts;
   private readonly prefix: string;
   private closed = false;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? 'auth:';
-    const redis = new Redis(options.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeout,
-      connectTimeout: Math.max(options.commandTimeout, 1000),
-      // Reconnect forever, never more than a second apart.
-      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
-      lazyConnect: true,
-    });
-    // Connection errors surface on the calls that fail; without a listener ioredis would print them.
-    redis.on('error', () => {});
-    redis.defineCommand('authRotate', { numberOfKeys: 3, lua: ROTATE });
-    redis.defineCommand('authRevoke', { numberOfKeys: 2, lua: REVOKE });
-    redis.defineCommand('authBeginAttempt', { numberOfKeys: 1, lua: BEGIN_ATTEMPT });
-    redis.defineCommand('authEndAttempt', { numberOfKeys: 1, lua: END_ATTEMPT });
-    this.redis = redis as Redis & ScriptCommands;
+    const redis = connectRedis(options.connection, options.commandTimeoutMs);
+    for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: keys, lua });
+    this.redis = redis as (Redis | Cluster) & Scripts;
+  }
+
+  /** The client, for the health check and tests. */
+  get client(): Redis | Cluster {
+    return this.redis;
   }
 
   /** Connects; rejects with `unavailable` when Redis cannot be reached (ioredis keeps trying after). */
@@ -67,12 +108,43 @@ export class RedisStore implements Store {
     await this.ping();
   }
 
-  private sessionKey(sessionId: string): string {
-    return `${this.prefix}{${sessionId}}:s`;
+  // --- keys -------------------------------------------------------------------------------
+
+  private userKey(userId: string): string {
+    return `${this.prefix}{${userId}}:u`;
   }
 
-  private tokenKey(sessionId: string, hash: string): string {
-    return `${this.prefix}{${sessionId}}:t:${hash}`;
+  private sessionKey(userId: string, sessionId: string): string {
+    return `${this.prefix}{${userId}}:s:${sessionId}`;
+  }
+
+  private sessionsKey(userId: string): string {
+    return `${this.prefix}{${userId}}:ss`;
+  }
+
+  private nameKey(username: string): string {
+    return `${this.prefix}n:{${username}}`;
+  }
+
+  private get usersKey(): string {
+    return `${this.prefix}users`;
+  }
+
+  private get fileUsersKey(): string {
+    return `${this.prefix}fileusers`;
+  }
+
+  async fileUserIds(): Promise<string[]> {
+    return this.call(() => this.redis.smembers(this.fileUsersKey));
+  }
+
+  private attemptKey(key: string): string {
+    return `${this.prefix}a:{${key}}`;
+  }
+
+  /** ARGV[1] of every script: the test clock's time, or '' for Redis's own. */
+  private now(): string | number {
+    return this.options.clock ? this.options.clock.now() : '';
   }
 
   private async call<T>(command: () => Promise<T>): Promise<T> {
@@ -83,96 +155,196 @@ export class RedisStore implements Store {
     }
   }
 
-  async createUser(user: UserRecord): Promise<'created' | 'exists'> {
-    const ok = await this.call(() => this.redis.set(`${this.prefix}u:{${user.username}}`, JSON.stringify(user), 'NX'));
-    return ok === 'OK' ? 'created' : 'exists';
+  // --- users ------------------------------------------------------------------------------
+
+  /**
+   * Three keys in three slots, written in an order that survives a crash between any two: the
+   * user (invisible until named), the name (the atomic uniqueness check), the listing entry. A
+   * name whose user was never written is reclaimed; a user whose name was taken is removed.
+   */
+  async createUser(user: NewUser): Promise<'created' | 'exists'> {
+    const created = await this.call(() =>
+      this.redis.authCreateUser(this.userKey(user.id), this.now(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? ''),
+    );
+    if (created === 0) return 'exists';
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if ((await this.call(() => this.redis.set(this.nameKey(user.username), user.id, 'NX'))) === 'OK') {
+        await this.call(() => this.redis.zadd(this.usersKey, 0, `${user.username}${NAME_SEPARATOR}${user.id}`));
+        if (user.origin === 'file') await this.call(() => this.redis.sadd(this.fileUsersKey, user.id));
+        return 'created';
+      }
+      const holder = await this.call(() => this.redis.get(this.nameKey(user.username)));
+      if (holder === null || (await this.call(() => this.redis.exists(this.userKey(holder)))) === 1) break;
+      await this.call(() => this.redis.authReleaseName(this.nameKey(user.username), holder));
+    }
+    await this.call(() => this.redis.del(this.userKey(user.id)));
+    return 'exists';
   }
 
   async findUserByUsername(username: string): Promise<UserRecord | undefined> {
-    const json = await this.call(() => this.redis.get(`${this.prefix}u:{${username}}`));
-    return json === null ? undefined : (JSON.parse(json) as UserRecord);
+    const id = await this.call(() => this.redis.get(this.nameKey(username)));
+    return id === null ? undefined : this.getUser(id);
   }
 
-  async createSession({ session, refreshHash, refreshExpiresAt }: NewSession): Promise<void> {
-    const sessionKey = this.sessionKey(session.id);
-    const tokenKey = this.tokenKey(session.id, refreshHash);
-    await this.call(() =>
-      this.redis
-        .multi()
-        .hset(sessionKey, {
-          userId: session.userId,
-          username: session.username,
-          roles: JSON.stringify(session.roles),
-          createdAt: session.createdAt,
-          expiresAt: session.expiresAt,
-          revokedAt: 0,
-        })
-        .pexpireat(sessionKey, session.expiresAt)
-        .hset(tokenKey, { expiresAt: refreshExpiresAt, rotatedAt: 0 })
-        .pexpireat(tokenKey, refreshExpiresAt)
-        .exec(),
+  async getUser(userId: string): Promise<UserRecord | undefined> {
+    const fields = await this.call(() => this.redis.hgetall(this.userKey(userId)));
+    return userOf(userId, fields);
+  }
+
+  async listUsers(query: UserQuery): Promise<UserRecord[]> {
+    const min = query.after !== undefined && query.after >= query.prefix ? Buffer.from(`[${query.after}\u0001`) : Buffer.from(`[${query.prefix}`);
+    const max = query.prefix === '' ? '+' : Buffer.concat([Buffer.from(`[${query.prefix}`), Buffer.from([0xff])]);
+    const members = await this.call(() => this.redis.zrangebylex(this.usersKey, min, max, 'LIMIT', 0, query.limit));
+    const users = await Promise.all(members.map((m) => this.getUser(m.slice(m.indexOf(NAME_SEPARATOR) + 1))));
+    // A listing entry whose user is gone (a delete cut short) is skipped; the next delete tidies it.
+    return users.filter((u): u is UserRecord => u !== undefined);
+  }
+
+  async updateUser(userId: string, change: UserChange): Promise<UpdateResult> {
+    const kept = change.keepSession === undefined ? this.userKey(userId) : this.sessionKey(userId, change.keepSession);
+    const reply = await this.call(() =>
+      this.redis.authUpdateUser(
+        this.userKey(userId),
+        kept,
+        this.now(),
+        change.ifRevision ?? '',
+        change.roles ? JSON.stringify(change.roles) : '',
+        change.passwordHash ?? '',
+        change.disabled === undefined ? '' : change.disabled ? 1 : 0,
+        change.revokeSessions ? '1' : '',
+        change.fileDigest ?? '',
+      ),
     );
+    if (reply === 'not_found' || reply === 'conflict') return { outcome: reply };
+    return { outcome: 'updated', user: userOf(userId, fieldsOf(reply as string[]))! };
+  }
+
+  async deleteUser(userId: string): Promise<UserRecord | undefined> {
+    const user = await this.getUser(userId);
+    if (!user) return undefined;
+    const name = await this.call(() => this.redis.authDeleteUser(this.userKey(userId), this.sessionsKey(userId)));
+    if (name === null) return undefined;
+    await this.call(() => this.redis.authReleaseName(this.nameKey(name), userId));
+    await this.call(() => this.redis.zrem(this.usersKey, `${name}${NAME_SEPARATOR}${userId}`));
+    await this.call(() => this.redis.srem(this.fileUsersKey, userId));
+    return user;
+  }
+
+  // --- sessions ---------------------------------------------------------------------------
+
+  async createSession(req: NewSession): Promise<CreateSessionResult> {
+    const r = await this.call(() =>
+      this.redis.authCreateSession(
+        this.userKey(req.userId),
+        this.sessionKey(req.userId, req.sessionId),
+        this.sessionsKey(req.userId),
+        this.now(),
+        req.userGeneration,
+        req.refreshHash,
+        req.refreshTtlMs,
+        req.sessionMaxAgeMs,
+        req.clientAddress,
+        req.userAgent,
+        this.options.maxSessionsPerUser,
+        this.options.accessGraceMs,
+        req.sessionId,
+      ),
+    );
+    if (r[0] === 'refused') return { outcome: 'refused', why: r[1] as 'user_gone' | 'disabled' | 'revoked' };
+    return { outcome: 'created', now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), user: liveOf(req.userId, r, 4) };
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
-    const reply = await this.call(() =>
+    const r = await this.call(() =>
       this.redis.authRotate(
-        this.sessionKey(req.sessionId),
-        this.tokenKey(req.sessionId, req.hash),
-        this.tokenKey(req.sessionId, req.successorHash),
-        req.now,
-        req.refreshTtlMs,
-        req.reuseIntervalMs,
+        this.userKey(req.userId),
+        this.sessionKey(req.userId, req.sessionId),
+        this.now(),
+        req.generation,
+        req.hash,
         req.successorHash,
         req.sealedSuccessor,
-        this.options.revokedRetention,
+        req.refreshTtlMs,
+        req.reuseIntervalMs,
+        this.options.accessGraceMs,
       ),
     );
-    const session = (at: number): SessionRecord => ({
-      id: req.sessionId,
-      userId: String(reply[at]),
-      username: String(reply[at + 1]),
-      roles: JSON.parse(String(reply[at + 2])) as string[],
-      createdAt: Number(reply[at + 3]),
-      expiresAt: Number(reply[at + 4]),
-    });
-    switch (reply[0]) {
+    const times = { now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]) };
+    switch (r[0]) {
       case 'rotated':
-        return { outcome: 'rotated', expiresAt: Number(reply[1]), session: session(2) };
+        return { outcome: 'rotated', ...times, user: liveOf(req.userId, r, 4) };
       case 'retried':
-        return { outcome: 'retried', expiresAt: Number(reply[1]), sealedSuccessor: String(reply[2]), session: session(3) };
+        return { outcome: 'retried', ...times, sealedSuccessor: String(r[4]), user: liveOf(req.userId, r, 5) };
       case 'reused':
-        return { outcome: 'reused', sessionId: req.sessionId, userId: String(reply[1]) };
+        return { outcome: 'reused', sessionId: req.sessionId, userId: req.userId };
       default:
-        return { outcome: 'invalid', why: reply[1] as 'unknown' | 'expired' | 'revoked' };
+        return { outcome: 'invalid', why: r[1] as 'unknown' | 'expired' | 'revoked' };
     }
   }
 
-  async revokeSessionByRefreshToken(ref: RefreshTokenRef, now: number): Promise<{ sessionId: string; userId: string } | undefined> {
-    const userId = await this.call(() =>
-      this.redis.authRevoke(this.sessionKey(ref.sessionId), this.tokenKey(ref.sessionId, ref.hash), now, this.options.revokedRetention),
+  async revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ sessionId: string; userId: string } | undefined> {
+    const revoked = await this.call(() => this.redis.authRevokeByToken(this.userKey(token.userId), this.sessionKey(token.userId, token.sessionId), token.generation, token.hash));
+    return revoked === 1 ? { sessionId: token.sessionId, userId: token.userId } : undefined;
+  }
+
+  async liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined> {
+    const r = await this.call(() => this.redis.authLiveSession(this.userKey(userId), this.sessionKey(userId, sessionId), this.now(), this.options.accessGraceMs));
+    return r === null ? undefined : liveOf(userId, r, 0);
+  }
+
+  async listSessions(userId: string): Promise<SessionInfo[]> {
+    const rows = await this.call(() => this.redis.authListSessions(this.userKey(userId), this.sessionsKey(userId), this.now(), this.options.accessGraceMs));
+    return rows.map((r) => ({
+      id: String(r[0]),
+      userId,
+      createdAt: Number(r[1]),
+      lastRefreshedAt: Number(r[2]),
+      expiresAt: Number(r[3]),
+      refreshExpiresAt: Number(r[4]),
+      clientAddress: String(r[5] ?? ''),
+      userAgent: String(r[6] ?? ''),
+    }));
+  }
+
+  async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    const revoked = await this.call(() =>
+      this.redis.authRevokeSession(this.userKey(userId), this.sessionKey(userId, sessionId), this.sessionsKey(userId), this.now(), this.options.accessGraceMs, sessionId),
     );
-    return userId === null ? undefined : { sessionId: ref.sessionId, userId };
+    return revoked === 1;
   }
 
-  async isSessionActive(sessionId: string, now: number): Promise<boolean> {
-    const [expiresAt, revokedAt] = await this.call(() => this.redis.hmget(this.sessionKey(sessionId), 'expiresAt', 'revokedAt'));
-    return expiresAt !== null && revokedAt === '0' && now < Number(expiresAt);
+  // --- login attempts ---------------------------------------------------------------------
+
+  private policyArgs(policy: BackoffPolicy): Args {
+    return [policy.freeFailures, policy.baseDelayMs, policy.maxDelayMs, policy.maxFailures, policy.windowMs, policy.shortWindowMs];
   }
 
-  async beginAttempt(key: string, now: number, policy: BackoffPolicy): Promise<AttemptGrant> {
-    const { freeFailures, baseDelayMs, maxDelayMs, maxFailures, windowMs } = policy;
-    const retryAt = await this.call(() => this.redis.authBeginAttempt(this.attemptKey(key), now, freeFailures, baseDelayMs, maxDelayMs, maxFailures, windowMs));
-    return retryAt === 0 ? { allowed: true } : { allowed: false, retryAt: Number(retryAt) };
+  private async attempt(key: string, policy: BackoffPolicy, mode: 'check' | 'begin'): Promise<AttemptGrant> {
+    const wait = await this.call(() => this.redis.authBeginAttempt(this.attemptKey(key), this.now(), ...this.policyArgs(policy), mode));
+    return Number(wait) === 0 ? { allowed: true } : { allowed: false, retryAfterMs: Number(wait) };
   }
 
-  async endAttempt(key: string, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
-    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), now, policy.windowMs, outcome));
+  checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    return this.attempt(key, policy, 'check');
   }
 
-  private attemptKey(key: string): string {
-    return `${this.prefix}a:{${key}}`;
+  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    return this.attempt(key, policy, 'begin');
   }
+
+  async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
+    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), this.now(), ...this.policyArgs(policy), outcome));
+  }
+
+  async recordFailure(key: string, policy: BackoffPolicy): Promise<void> {
+    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), this.now(), ...this.policyArgs(policy), 'record'));
+  }
+
+  async resetAttempts(key: string): Promise<void> {
+    await this.call(() => this.redis.del(this.attemptKey(key)));
+  }
+
+  // --- lifecycle --------------------------------------------------------------------------
 
   async ping(): Promise<void> {
     await this.call(() => this.redis.ping());
@@ -184,4 +356,31 @@ export class RedisStore implements Store {
     this.closed = true;
     this.redis.disconnect();
   }
+}
+
+function fieldsOf(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+function userOf(id: string, f: Record<string, string>): UserRecord | undefined {
+  if (f.n === undefined) return undefined;
+  return {
+    id,
+    username: f.n,
+    passwordHash: f.ph ?? '',
+    roles: JSON.parse(f.ro ?? '[]') as string[],
+    createdAt: Number(f.c),
+    passwordChangedAt: Number(f.pc),
+    disabled: f.d === '1',
+    generation: Number(f.g),
+    revision: Number(f.rv),
+    origin: (f.o ?? 'api') as UserOrigin,
+    fileDigest: f.fd === '' ? undefined : f.fd,
+  };
+}
+
+function liveOf(userId: string, reply: Reply, at: number): LiveUser {
+  return { userId, username: String(reply[at]), roles: JSON.parse(String(reply[at + 1])) as string[], revision: Number(reply[at + 2]) };
 }

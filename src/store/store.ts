@@ -1,23 +1,27 @@
+import type { AccountStore } from '../core/accounts.js';
 import type { SessionLiveness } from '../core/introspector.js';
 import type { AttemptStore } from '../core/login-throttle.js';
-import type { UserStore } from '../core/register.js';
 import type { SessionStore } from '../core/session-flows.js';
 
-export type { UserRecord, SessionRecord } from '../core/records.js';
-export type { NewSession, RefreshTokenRef, RotateRequest, RotateResult, SessionStore } from '../core/session-flows.js';
+export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records.js';
+export type { NewSession, RotateRequest, RotateResult, SessionStore, CreateSessionResult } from '../core/session-flows.js';
 export type { UserStore } from '../core/register.js';
+export type { AccountStore, UserChange, UpdateResult, UserQuery } from '../core/accounts.js';
 export type { AttemptGrant, AttemptOutcome, AttemptStore, BackoffPolicy } from '../core/login-throttle.js';
 export type { SessionLiveness } from '../core/introspector.js';
 
 /**
- * A storage backend: every port the core declares (users, sessions, session liveness, login
- * attempts), plus its lifecycle. Each port lives next to the flow that uses it; one conformance
- * suite (test/store/store-conformance.ts) runs against every implementation.
+ * A storage backend: every port the core declares (users and accounts, sessions, session
+ * liveness, login attempts), plus its lifecycle. Each port lives next to the flow that uses it;
+ * one conformance suite (test/store/store-conformance.ts) runs against every implementation.
  *
- * Times are milliseconds since the epoch and are always passed in: stores never read a clock.
- * Stores signal an outage by rejecting with `AuthError('unavailable', ...)`.
+ * Time is the store's own: the memory store reads its injected clock, the Redis store Redis's
+ * clock, so instances whose clocks disagree still order shared events by one clock. Stores
+ * signal an outage by rejecting with `AuthError('unavailable', ...)`.
  */
-export interface Store extends UserStore, SessionStore, SessionLiveness, AttemptStore {
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore {
+  /** Ids of the users that came from the users file (for seeding it). */
+  fileUserIds(): Promise<string[]>;
   /** Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its server. */
   connect(): Promise<void>;
   /** Resolves when the store can serve; rejects with `unavailable` when it cannot. */

@@ -13,9 +13,11 @@ function setup(cacheSize = 3) {
   const verifier = new AccessTokenVerifier(keys, options, clock);
   const verify = jest.spyOn(verifier, 'verify');
   const active = new Set(['ses_1', 'ses_2']);
-  const introspector = new Introspector(verifier, { isSessionActive: async (sid) => active.has(sid) }, clock, { cacheSize, clockSkewMs: 30_000 });
+  const user = { userId: 'usr_1', username: 'a', roles: [] as string[], revision: 1 };
+  const liveSession = jest.fn(async (_uid: string, sid: string) => (active.has(sid) ? user : undefined));
+  const introspector = new Introspector(verifier, { liveSession }, clock, { cacheSize, clockSkewMs: 30_000 });
   const token = (sid = 'ses_1') => issuer.issue({ userId: 'usr_1', username: 'a', roles: [], sessionId: sid }).token;
-  return { clock, introspector, verify, active, token };
+  return { clock, introspector, verify, active, token, user, liveSession };
 }
 
 describe('Introspector verification cache', () => {
@@ -66,5 +68,21 @@ describe('Introspector verification cache', () => {
     await introspector.introspect('garbage');
     expect(verify).toHaveBeenCalledTimes(2);
     expect(introspector.cached).toBe(0);
+  });
+});
+
+describe('Introspector and the live user', () => {
+  test('the same principal object while the user is unchanged; a new one, with the roles of now, after a change', async () => {
+    const { introspector, token, user, liveSession } = setup();
+    const t = token();
+    const first = await introspector.introspect(t);
+    const again = await introspector.introspect(t);
+    expect(first.ok && again.ok && first.principal === again.principal).toBe(true);
+    user.roles = ['admin'];
+    user.revision = 2;
+    const changed = await introspector.introspect(t);
+    expect(changed).toMatchObject({ ok: true, principal: { roles: ['admin'] } });
+    expect(changed.ok && first.ok && changed.principal !== first.principal).toBe(true);
+    expect(liveSession).toHaveBeenCalledTimes(3);
   });
 });

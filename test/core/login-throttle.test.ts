@@ -3,8 +3,9 @@ import { status } from '@grpc/grpc-js';
 import { LoginRequestSchema } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
 import { ConcurrencyLimiter } from '../../src/core/limiter';
-import { ACCOUNT_POLICY, ADDRESS_POLICY, backoffDelay, LoginThrottle } from '../../src/core/login-throttle';
-import { MemoryStore } from '../../src/store/memory-store';
+import { silentLog } from '../../src/core/events';
+import { accountKey, ACCOUNT_POLICY, ADDRESS_POLICY, addressKey, backoffDelay, LoginThrottle } from '../../src/core/login-throttle';
+import { memoryStore } from '../helpers/stores';
 import type { PasswordHasher } from '../../src/core/password-hasher';
 import { bearer, fastHasher, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { eventually } from '../helpers/wait';
@@ -110,16 +111,25 @@ describe('login throttling over gRPC', () => {
 describe('LoginThrottle limits', () => {
   test('after 100 consecutive failures an account takes no guesses until its count expires (NIST SP 800-63B 5.2.2)', async () => {
     const clock = new ManualClock();
-    const throttle = new LoginThrottle(new MemoryStore({ revokedRetention: 1 }), clock);
-    const keys = [{ key: 'acct:alice', policy: ACCOUNT_POLICY }];
+    const throttle = new LoginThrottle(memoryStore(clock));
+    const ctx = { log: silentLog };
     for (let i = 0; i < 100; i++) {
-      await (await throttle.begin(keys)).failed();
+      await (await throttle.begin('alice', ctx)).failed();
       clock.advance(15 * 60_000);
     }
     clock.advance(-15 * 60_000);
-    await expect(throttle.begin(keys)).rejects.toMatchObject({ code: 'throttled', retryAfterSeconds: 86_400 });
+    await expect(throttle.begin('alice', ctx)).rejects.toMatchObject({ code: 'throttled', retryAfterSeconds: 86_400 });
     clock.advance(24 * 3_600_000);
-    await expect(throttle.begin(keys)).resolves.toBeDefined();
+    await expect(throttle.begin('alice', ctx)).resolves.toBeDefined();
+  });
+
+  test('an account key is a fixed-size digest whatever the name; an IPv6 address counts by its /64', () => {
+    expect(accountKey('alice')).toMatch(/^acct:[A-Za-z0-9_-]{22}$/);
+    expect(accountKey('\ufdfa'.repeat(200).normalize('NFKC'))).toMatch(/^acct:[A-Za-z0-9_-]{22}$/);
+    expect(addressKey('203.0.113.7')).toBe('addr:203.0.113.7');
+    expect(addressKey('2001:db8:1:2:3:4:5:6')).toBe(addressKey('2001:db8:1:2:ffff::1'));
+    expect(addressKey('2001:db8::1')).toBe('addr:2001:db8:0:0::/64');
+    expect(addressKey('2001:db8:0:1::1')).not.toBe(addressKey('2001:db8::1'));
   });
 });
 

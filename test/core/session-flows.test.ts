@@ -6,8 +6,8 @@ import { Introspector } from '../../src/core/introspector';
 import { PasswordDenylist } from '../../src/core/password-denylist';
 import { LoginThrottle } from '../../src/core/login-throttle';
 import { newId } from '../../src/core/ids';
-import { createKeySet, generateEcKey } from '../../src/core/keys';
-import { OpaqueRefreshTokens } from '../../src/core/refresh-token';
+import { createKeySet, generateEcKey, refreshTagKeys } from '../../src/core/keys';
+import { OpaqueRefreshTokens, REFRESH_TOKEN_LENGTH } from '../../src/core/refresh-token';
 import { RegisterFlow } from '../../src/core/register';
 import { SessionFlows } from '../../src/core/session-flows';
 import { AuthError } from '../../src/errors';
@@ -22,25 +22,28 @@ const tokenOptions = { issuer: 'iss', audience: 'aud', accessTtlMs: 900_000, clo
 /** The core wired by hand, no gRPC: a manual clock and the memory store. */
 async function setup() {
   const clock = new ManualClock();
-  const store = new MemoryStore({ revokedRetention: HOUR });
+  const store = new MemoryStore({ clock, accessGraceMs: 930_000, maxSessionsPerUser: 100, maxAttemptEntries: 1000 });
   const keys = createKeySet([generateEcKey()]);
   const hasher = fastHasher();
-  const deps = { users: store, sessions: store, hasher, clock, random: systemRandom };
+  const refreshTokens = new OpaqueRefreshTokens(systemRandom, refreshTagKeys(keys));
   const flows = new SessionFlows(
     {
-      ...deps,
-      throttle: new LoginThrottle(store, clock),
+      sessions: store,
+      hasher,
+      random: systemRandom,
+      throttle: new LoginThrottle(store),
       accessTokens: new AccessTokenIssuer(keys, tokenOptions, clock, systemRandom),
-      refreshTokens: new OpaqueRefreshTokens(systemRandom),
+      refreshTokens,
     },
     options,
   );
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
-  await new RegisterFlow(deps, { registration: 'open', minLength: 15, denylist: new PasswordDenylist() }).register('alice', PASSWORD, { log: silentLog });
+  const { userId } = await new RegisterFlow({ users: store, hasher, random: systemRandom }, { registration: 'open', minLength: 15, denylist: new PasswordDenylist() }).register('alice', PASSWORD, { log: silentLog });
   const events: Array<{ level: string; fields: Record<string, unknown> }> = [];
-  const log: EventLog = { info: (fields) => events.push({ level: 'info', fields }), warn: (fields) => events.push({ level: 'warn', fields }) };
+  const record = (level: string) => (fields: Record<string, unknown>) => void events.push({ level, fields });
+  const log: EventLog = { info: record('info'), warn: record('warn'), error: record('error') };
   const ctx = { log };
-  return { clock, store, flows, introspector, ctx, events, login: () => flows.login('alice', PASSWORD, ctx) };
+  return { clock, store, flows, introspector, ctx, events, userId, refreshTokens, login: () => flows.login('alice', PASSWORD, ctx) };
 }
 
 const rejectsWith = async (p: Promise<unknown>, code: string) => {
@@ -122,11 +125,53 @@ describe('SessionFlows with a manual clock', () => {
     const { store, flows, ctx, login } = await setup();
     const first = await login();
     const second = await flows.refresh(first.refreshToken, ctx);
-    const maps = store as unknown as { sessions: Map<string, unknown>; rotated: Map<string, unknown> };
-    const dump = JSON.stringify([...maps.sessions, ...maps.rotated]);
-    expect(dump).toContain('sealedSuccessor');
-    expect(dump).not.toContain(first.refreshToken.slice(4));
-    expect(dump).not.toContain(second.refreshToken.slice(4));
+    const sessions = (store as unknown as { sessions: Map<string, { previous: unknown; tokenHash: string }> }).sessions;
+    const dump = JSON.stringify([...sessions.values()].map((s) => ({ previous: s.previous, tokenHash: s.tokenHash })));
+    expect(dump).toContain('sealed');
+    expect(dump).not.toContain(first.refreshToken.slice(4, 40));
+    expect(dump).not.toContain(second.refreshToken.slice(4, 40));
+  });
+
+  test('a token of a generation long gone is still recognised as re-use, by its tag', async () => {
+    const { flows, introspector, ctx, login, clock } = await setup();
+    const first = await login();
+    let current = first;
+    for (let i = 0; i < 20; i++) {
+      clock.advance(MIN);
+      current = await flows.refresh(current.refreshToken, ctx);
+    }
+    await rejectsWith(flows.refresh(first.refreshToken, ctx), 'invalid_refresh_token');
+    expect(await introspector.introspect(current.accessToken)).toEqual({ ok: false, reason: 'revoked' });
+  });
+
+  test('a forged token built from the public ids (no valid tag) revokes nothing', async () => {
+    const { flows, introspector, ctx, login, userId } = await setup();
+    const tokens = await login();
+    const sid = (await introspector.introspect(tokens.accessToken).then((r) => (r.ok ? r.principal.sessionId : '')))!;
+    const otherKeys = new OpaqueRefreshTokens(systemRandom, refreshTagKeys(createKeySet([generateEcKey()])));
+    for (const generation of [0, 1, 5]) {
+      await rejectsWith(flows.refresh(otherKeys.generate(userId, sid, generation).token, ctx), 'invalid_refresh_token');
+      await flows.logout(otherKeys.generate(userId, sid, generation).token, ctx);
+    }
+    expect((await introspector.introspect(tokens.accessToken)).ok).toBe(true);
+    await expect(flows.refresh(tokens.refreshToken, ctx)).resolves.toBeDefined();
+  });
+
+  test('a disabled account: the right password gets account_disabled, a wrong one the usual answer', async () => {
+    const { flows, ctx, store, userId } = await setup();
+    await store.updateUser(userId, { disabled: true, revokeSessions: true });
+    await rejectsWith(flows.login('alice', PASSWORD, ctx), 'account_disabled');
+    await rejectsWith(flows.login('alice', 'a wrong password, long enough', ctx), 'invalid_credentials');
+  });
+
+  test('a refresh issues access tokens with the roles of now, and a role change shows in introspection at once', async () => {
+    const { flows, ctx, store, userId, introspector, login } = await setup();
+    const tokens = await login();
+    await store.updateUser(userId, { roles: ['admin'] });
+    const seen = await introspector.introspect(tokens.accessToken);
+    expect(seen).toMatchObject({ ok: true, principal: { roles: ['admin'] } });
+    const next = await flows.refresh(tokens.refreshToken, ctx);
+    expect(JSON.parse(Buffer.from(next.accessToken.split('.')[1]!, 'base64url').toString())).toMatchObject({ roles: ['admin'] });
   });
 
   test('login failures look alike and cost a hash either way', async () => {
@@ -140,34 +185,53 @@ describe('SessionFlows with a manual clock', () => {
 });
 
 describe('OpaqueRefreshTokens', () => {
-  const codec = new OpaqueRefreshTokens(systemRandom);
-
+  const keys = refreshTagKeys(createKeySet([generateEcKey()]));
+  const codec = new OpaqueRefreshTokens(systemRandom, keys);
+  const uid = newId(systemRandom, 'usr');
   const sid = newId(systemRandom, 'ses');
 
-  test('prefix, the session id, 256 random bits, base64url; parse gives back session and store key', () => {
-    const { token, hash } = codec.generate(sid);
-    expect(token).toMatch(/^rt1_[A-Za-z0-9_-]{64}$/);
-    expect(token.slice(4, 25)).toBe(sid.slice(4, 25));
-    expect(hash).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(codec.parse(token)).toEqual({ sessionId: sid, hash });
-    expect(codec.generate(sid).token).not.toBe(token);
+  test('prefix, user and session ids, generation, 256 random bits, a tag; parse gives them back with the store key', () => {
+    const { token, hash, generation } = codec.generate(uid, sid, 7);
+    expect(token).toMatch(/^rt2_[A-Za-z0-9_-]{112}$/);
+    expect(token.length).toBe(REFRESH_TOKEN_LENGTH);
+    expect(generation).toBe(7);
+    expect(hash).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(codec.parse(token)).toEqual({ userId: uid, sessionId: sid, generation: 7, hash });
+    expect(codec.generate(uid, sid, 7).token).not.toBe(token);
   });
 
-  test.each(['', 'rt1_', 'rt2_' + 'A'.repeat(64), 'rt1_' + 'A'.repeat(63), 'rt1_' + 'A'.repeat(65), 'rt1_' + '+'.repeat(64), 'eyJhbGciOi.x.y'])(
+  test('any altered character, or another key, fails the tag', () => {
+    const { token } = codec.generate(uid, sid, 1);
+    for (let i = 4; i < token.length; i += 7) {
+      const altered = token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1);
+      expect(codec.parse(altered)).toBeUndefined();
+    }
+    expect(new OpaqueRefreshTokens(systemRandom, refreshTagKeys(createKeySet([generateEcKey()]))).parse(token)).toBeUndefined();
+  });
+
+  test('a rotated key set still reads tokens tagged by its older keys', () => {
+    const older = createKeySet([generateEcKey()]);
+    const newer = createKeySet([generateEcKey(), older.signing]);
+    const { token } = new OpaqueRefreshTokens(systemRandom, refreshTagKeys(older)).generate(uid, sid, 0);
+    expect(new OpaqueRefreshTokens(systemRandom, refreshTagKeys(newer)).parse(token)).toMatchObject({ userId: uid, sessionId: sid });
+  });
+
+  test.each(['', 'rt2_', 'rt1_' + 'A'.repeat(112), 'rt2_' + 'A'.repeat(111), 'rt2_' + 'A'.repeat(113), 'rt2_' + '+'.repeat(112), 'eyJhbGciOi.x.y'])(
     'not well formed: %p',
     (token) => expect(codec.parse(token)).toBeUndefined(),
   );
 
-  test('only session ids of our shape', () => {
-    expect(() => codec.generate('ses_short')).toThrow('session id');
+  test('only ids of our shape', () => {
+    expect(() => codec.generate(uid, 'ses_short', 0)).toThrow('not a ses identifier');
+    expect(() => codec.generate('usr_x', sid, 0)).toThrow('not a usr identifier');
   });
 
   test('a sealed successor opens only with its parent and only unaltered', () => {
-    const parent = codec.generate(sid).token;
-    const child = codec.generate(sid).token;
+    const parent = codec.generate(uid, sid, 0).token;
+    const child = codec.generate(uid, sid, 1).token;
     const sealed = codec.seal(parent, child);
     expect(codec.open(parent, sealed)).toBe(child);
-    expect(codec.open(codec.generate(sid).token, sealed)).toBeUndefined();
+    expect(codec.open(codec.generate(uid, sid, 0).token, sealed)).toBeUndefined();
     const flipped = Buffer.from(sealed, 'base64url');
     flipped[20] = flipped[20]! ^ 1;
     expect(codec.open(parent, flipped.toString('base64url'))).toBeUndefined();

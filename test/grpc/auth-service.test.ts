@@ -20,7 +20,7 @@ describe('AuthService over a real grpc-js connection', () => {
     expect(login.tokenType).toBe('Bearer');
     expect(login.expiresIn).toBe(900);
     expect(login.refreshExpiresIn).toBe(14 * 86400);
-    expect(login.refreshToken).toMatch(/^rt1_[A-Za-z0-9_-]{64}$/);
+    expect(login.refreshToken).toMatch(/^rt2_[A-Za-z0-9_-]{112}$/);
 
     const me = await server.secure.whoAmI({}, bearer(login.accessToken));
     expect(me).toMatchObject({ userId, username: 'alice', roles: [] });
@@ -149,9 +149,9 @@ describe('AuthService over a real grpc-js connection', () => {
   describe('Refresh', () => {
     test.each([
       { name: 'empty', token: '', code: status.INVALID_ARGUMENT, details: 'refresh_token is required' },
-      { name: 'oversized', token: 'rt1_' + 'a'.repeat(600), code: status.INVALID_ARGUMENT, details: 'refresh_token must be at most 512 characters' },
+      { name: 'oversized', token: 'rt2_' + 'a'.repeat(600), code: status.INVALID_ARGUMENT, details: 'refresh_token must be at most 512 characters' },
       { name: 'malformed', token: 'not a token', code: status.UNAUTHENTICATED, details: 'refresh token is invalid, expired or revoked' },
-      { name: 'unknown', token: 'rt1_' + 'A'.repeat(64), code: status.UNAUTHENTICATED, details: 'refresh token is invalid, expired or revoked' },
+      { name: 'unknown', token: 'rt2_' + 'A'.repeat(112), code: status.UNAUTHENTICATED, details: 'refresh token is invalid, expired or revoked' },
     ])('$name token', async ({ token, code, details }) => {
       expect(await statusOf(server.auth.refresh({ refreshToken: token }))).toEqual({ code, details });
     });
@@ -197,7 +197,7 @@ describe('AuthService over a real grpc-js connection', () => {
 
     test.each([
       { name: 'garbage', token: 'garbage', reason: InactiveReason.MALFORMED },
-      { name: 'a refresh token', token: 'rt1_' + 'A'.repeat(64), reason: InactiveReason.MALFORMED },
+      { name: 'a refresh token', token: 'rt2_' + 'A'.repeat(112), reason: InactiveReason.MALFORMED },
       { name: 'three empty segments', token: '..', reason: InactiveReason.MALFORMED },
     ])('$name is an answer, not an error', async ({ token, reason }) => {
       expect(await server.auth.validate({ accessToken: token })).toMatchObject({ active: false, reason, userId: '', roles: [] });
@@ -215,7 +215,7 @@ describe('AuthService over a real grpc-js connection', () => {
   describe('Logout', () => {
     test('unknown, malformed and repeated logouts all succeed', async () => {
       const { refreshToken } = await registerAndLogin(server);
-      await expect(server.auth.logout({ refreshToken: 'rt1_' + 'B'.repeat(64) })).resolves.toBeDefined();
+      await expect(server.auth.logout({ refreshToken: 'rt2_' + 'B'.repeat(112) })).resolves.toBeDefined();
       await expect(server.auth.logout({ refreshToken: 'whatever' })).resolves.toBeDefined();
       await expect(server.auth.logout({ refreshToken })).resolves.toBeDefined();
       await expect(server.auth.logout({ refreshToken })).resolves.toBeDefined();

@@ -2,17 +2,18 @@ import { status } from '@grpc/grpc-js';
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
 import { createClient } from '../../src/grpc/client';
 import { STORE_CHECK_INTERVAL_MS } from '../../src/run';
-import { MemoryStore } from '../../src/store/memory-store';
+import { ManualClock } from '../../src/clock';
+import { memoryStore } from '../helpers/stores';
 import type { Store } from '../../src/store/store';
-import { bearer, PASSWORD, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';
+import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { eventually } from '../helpers/wait';
 
 type Mode = 'ok' | 'hang' | 'throw' | 'lose-reply';
 type Op = Exclude<keyof Store, 'close' | 'connect'>;
 
 /** A memory store whose chosen operations hang, throw, or do their work and then throw. */
-function faultyStore() {
-  const inner = new MemoryStore({ revokedRetention: 60_000 });
+function faultyStore(clock: ManualClock) {
+  const inner = memoryStore(clock);
   const faults = new Map<string, Mode>();
   // Resolves when an operation set to hang has been called: the test then moves the clock.
   let hanging: () => void = () => {};
@@ -58,10 +59,16 @@ describe('a store that fails inside', () => {
   let faulty: ReturnType<typeof faultyStore>;
   let server: TestServer;
   let tokens: { accessToken: string; refreshToken: string };
+  let bobId: string;
   beforeEach(async () => {
-    faulty = faultyStore();
-    server = await startTestServer({ store: faulty.store, env: { AUTH_STORE_TIMEOUT: '1s' } });
-    tokens = await registerAndLogin(server);
+    const clock = new ManualClock();
+    faulty = faultyStore(clock);
+    server = await startTestServer({ store: faulty.store, clock, env: { AUTH_STORE_TIMEOUT: '1s' } });
+    // alice is an admin, so every AccountService and AdminService RPC can be driven into the store.
+    const { userId } = await server.auth.register({ username: 'alice', password: PASSWORD });
+    await faulty.inner.updateUser(userId, { roles: ['admin'] });
+    bobId = (await server.auth.register({ username: 'bob', password: PASSWORD })).userId;
+    tokens = await server.auth.login({ username: 'alice', password: PASSWORD });
   });
   afterEach(async () => {
     faulty.heal();
@@ -71,15 +78,32 @@ describe('a store that fails inside', () => {
 
   // Every store operation, the RPCs that use it, for each way of failing.
   const calls: Record<Op, Array<[string, (s: TestServer) => Promise<unknown>]>> = {
-    createUser: [['Register', (s) => s.auth.register({ username: 'bob', password: PASSWORD })]],
+    createUser: [['Register', (s) => s.auth.register({ username: 'carol', password: PASSWORD })]],
     findUserByUsername: [
-      ['Register', (s) => s.auth.register({ username: 'bob', password: PASSWORD })],
+      ['Register', (s) => s.auth.register({ username: 'carol', password: PASSWORD })],
       ['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })],
+      ['AdminService.GetUser', (s) => s.admin.getUser({ username: 'bob' }, bearer(tokens.accessToken))],
     ],
+    getUser: [
+      ['AccountService.GetAccount', (s) => s.account.getAccount({}, bearer(tokens.accessToken))],
+      ['AdminService.GetUser', (s) => s.admin.getUser({ userId: bobId }, bearer(tokens.accessToken))],
+    ],
+    listUsers: [['AdminService.ListUsers', (s) => s.admin.listUsers({}, bearer(tokens.accessToken))]],
+    updateUser: [
+      ['AdminService.SetRoles', (s) => s.admin.setRoles({ userId: bobId, roles: ['ops'] }, bearer(tokens.accessToken))],
+      ['AccountService.RevokeOtherSessions', (s) => s.account.revokeOtherSessions({}, bearer(tokens.accessToken))],
+    ],
+    deleteUser: [['AdminService.DeleteUser', (s) => s.admin.deleteUser({ userId: bobId }, bearer(tokens.accessToken))]],
+    listSessions: [['AccountService.ListSessions', (s) => s.account.listSessions({}, bearer(tokens.accessToken))]],
+    revokeSession: [['AccountService.RevokeSession', (s) => s.account.revokeSession({ sessionId: 'ses_AAAAAAAAAAAAAAAAAAAAAA' }, bearer(tokens.accessToken))]],
+    checkAttempt: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    recordFailure: [['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })]],
+    resetAttempts: [['AdminService.ResetLoginThrottle', (s) => s.admin.resetLoginThrottle({ username: 'bob' }, bearer(tokens.accessToken))]],
+    fileUserIds: [],
     createSession: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
     rotateRefreshToken: [['Refresh', (s) => s.auth.refresh({ refreshToken: tokens.refreshToken })]],
     revokeSessionByRefreshToken: [['Logout', (s) => s.auth.logout({ refreshToken: tokens.refreshToken })]],
-    isSessionActive: [
+    liveSession: [
       ['Validate', (s) => s.auth.validate({ accessToken: tokens.accessToken })],
       ['WhoAmI', (s) => s.secure.whoAmI({}, bearer(tokens.accessToken))],
     ],

@@ -10,7 +10,7 @@ describe('grpc-js diagnostics', () => {
       text: 'Failed to add metadata entry authorization: Bearer\teyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl. Metadata string value "Bearer\teyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl" contains illegal characters.',
       want: 'Failed to add metadata entry authorization: [redacted]. Metadata string value "[redacted]" contains illegal characters.',
     },
-    { name: 'a refresh token', text: 'something rt1_abcdefghijklmnop happened', want: 'something [redacted] happened' },
+    { name: 'a refresh token', text: 'something rt2_abcdefghijklmnop happened', want: 'something [redacted] happened' },
     { name: 'nothing secret', text: 'Server bound to 127.0.0.1:5000', want: 'Server bound to 127.0.0.1:5000' },
   ])('scrubs $name', ({ text, want }) => expect(scrubGrpcJsMessage(text)).toBe(want));
 

@@ -80,7 +80,7 @@ describe('server reflection', () => {
       expect(list.messageResponse.case).toBe('listServicesResponse');
       const names = list.messageResponse.case === 'listServicesResponse' ? list.messageResponse.value.service.map((s) => s.name) : [];
       expect(names.sort()).toEqual(
-        ['auth.v1.AuthService', 'auth.v1.SecureService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'].sort(),
+        ['auth.v1.AccountService', 'auth.v1.AdminService', 'auth.v1.AuthService', 'auth.v1.SecureService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'].sort(),
       );
 
       const files = await downloadDescriptors(r, names);
@@ -137,7 +137,7 @@ describe('health', () => {
         expect(await health.check({ service })).toMatchObject({ status: ServingStatus.SERVING });
       }
       expect(await statusOf(health.check({ service: 'no.such.Service' }))).toEqual({ code: grpc.status.NOT_FOUND, details: 'unknown service no.such.Service' });
-      expect(Object.keys((await health.list({})).statuses).sort()).toEqual(['', 'auth.v1.AuthService', 'auth.v1.SecureService']);
+      expect(Object.keys((await health.list({})).statuses).sort()).toEqual(['', 'auth.v1.AccountService', 'auth.v1.AdminService', 'auth.v1.AuthService', 'auth.v1.SecureService']);
 
       const seen: ServingStatus[] = [];
       let closed: Promise<void> | undefined;

@@ -1,4 +1,5 @@
 import { Metadata, type ServerOptions } from '@grpc/grpc-js';
+import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
 import { ManualClock } from '../../src/clock';
 import type { AuthServiceApp } from '../../src/compose';
@@ -37,6 +38,8 @@ export interface TestServer {
   readonly logs: LogCapture;
   readonly auth: Client<typeof AuthService>;
   readonly secure: Client<typeof SecureService>;
+  readonly account: Client<typeof AccountService>;
+  readonly admin: Client<typeof AdminService>;
   close(): Promise<void>;
 }
 
@@ -70,6 +73,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const canaries = new CanaryWatch();
   const auth = canaries.watch(createClient(AuthService, kit.address));
   const secure = canaries.watch(createClient(SecureService, kit.address));
+  const account = canaries.watch(createClient(AccountService, kit.address));
+  const admin = canaries.watch(createClient(AdminService, kit.address));
   return {
     app: kit.app,
     running: kit.running,
@@ -78,9 +83,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     logs,
     auth,
     secure,
+    account,
+    admin,
     async close() {
-      auth.close();
-      secure.close();
+      for (const c of [auth, secure, account, admin]) c.close();
       await kit.close();
       // Every test is a canary test: no password or token it used may appear in a log line or in
       // an error message sent back (SECURITY.md, "Secrets").

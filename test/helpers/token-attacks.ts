@@ -110,6 +110,6 @@ export function tokenAttacks(ctx: AttackContext): TokenAttack[] {
     { name: 'exp before iat', token: () => signRaw(goodHeader(), { ...goodClaims(), exp: now() - 1 }), want: 'malformed' },
     { name: 'a 64 KiB token', token: () => `${b64(goodHeader())}.${'A'.repeat(64 * 1024)}.sig`, want: 'malformed' },
     { name: 'a 1 MiB token', token: () => `${b64(goodHeader())}.${'A'.repeat(1024 * 1024)}.sig`, want: 'malformed' },
-    { name: 'a refresh token', token: () => 'rt1_' + 'A'.repeat(64), want: 'malformed' },
+    { name: 'a refresh token', token: () => 'rt2_' + 'A'.repeat(112), want: 'malformed' },
   ];
 }

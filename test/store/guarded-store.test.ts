@@ -1,13 +1,13 @@
 import { ManualClock } from '../../src/clock';
 import { AuthError } from '../../src/errors';
 import { guardStore } from '../../src/store/guarded-store';
-import { MemoryStore } from '../../src/store/memory-store';
+import { memoryStore } from '../helpers/stores';
 import type { Store } from '../../src/store/store';
 
-/** A memory store whose isSessionActive is replaced by `op`. */
-function storeWith(op: Store['isSessionActive']): Store {
-  const store = new MemoryStore({ revokedRetention: 60_000 });
-  store.isSessionActive = op;
+/** A memory store whose liveSession is replaced by `op`. */
+function storeWith(op: Store['liveSession']): Store {
+  const store = memoryStore();
+  store.liveSession = op;
   return store;
 }
 
@@ -34,8 +34,8 @@ describe('guardStore', () => {
     { name: 'timed, throws synchronously', timeoutMs: 300, op: () => { throw boom; } },
   ])('$name: UNAVAILABLE with the cause kept, counted once', async ({ timeoutMs, op }) => {
     let errors = 0;
-    const guarded = guard(storeWith(op as Store['isSessionActive']), timeoutMs, () => errors++);
-    const failure = await guarded.isSessionActive('ses_1', 0).catch((err: unknown) => err);
+    const guarded = guard(storeWith(op as Store['liveSession']), timeoutMs, () => errors++);
+    const failure = await guarded.liveSession('usr_1', 'ses_1').catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(AuthError);
     expect(failure).toMatchObject({ code: 'unavailable', message: 'session store unavailable', cause: boom });
     expect(errors).toBe(1);
@@ -45,7 +45,7 @@ describe('guardStore', () => {
     let errors = 0;
     let lateReject: (err: unknown) => void = () => {};
     const guarded = guard(storeWith(() => new Promise((_, reject) => (lateReject = reject))), 300, () => errors++);
-    const result = guarded.isSessionActive('ses_1', 0).catch((err: unknown) => err);
+    const result = guarded.liveSession('usr_1', 'ses_1').catch((err: unknown) => err);
     await tick(299);
     expect(errors).toBe(0);
     await tick(1);
@@ -58,8 +58,8 @@ describe('guardStore', () => {
   test('answers pass through untouched, with or without a timer', async () => {
     for (const timeoutMs of [undefined, 300]) {
       let errors = 0;
-      const guarded = guard(storeWith(async () => true), timeoutMs, () => errors++);
-      expect(await guarded.isSessionActive('ses_1', 0)).toBe(true);
+      const guarded = guard(storeWith(async () => ({ userId: 'usr_1', username: 'a', roles: [], revision: 1 })), timeoutMs, () => errors++);
+      expect(await guarded.liveSession('usr_1', 'ses_1')).toMatchObject({ userId: 'usr_1' });
       await tick(1000);
       expect(errors).toBe(0);
     }

@@ -1,182 +1,383 @@
-import type { SessionRecord, Store } from '../../src/store/store';
+import { randomBytes } from 'node:crypto';
+import { ManualClock } from '../../src/clock';
+import { newId } from '../../src/core/ids';
+import type { BackoffPolicy } from '../../src/core/login-throttle';
+import type { NewUser } from '../../src/core/records';
+import type { Store } from '../../src/store/store';
+
+const random = { bytes: randomBytes };
+export const T0 = Date.UTC(2030, 0, 1);
+const HOUR = 3_600_000;
+const GRACE = 60_000;
+
+/** What the suite needs of a store under test: made on the suite's clock, with these limits. */
+export type MakeStore = (options: { clock: ManualClock; accessGraceMs: number; maxSessionsPerUser: number }) => Promise<Store>;
 
 /**
- * One conformance suite for the Store interface, run against every implementation (see
- * memory-store.test.ts). Times are passed in, so no store needs a clock and no test sleeps.
+ * One conformance suite for the Store interface, run against every implementation and topology
+ * (memory, Redis, Redis Sentinel, Redis Cluster). Time is the store's own, driven here by a
+ * manual clock, so no test sleeps.
  */
-export function describeStoreConformance(name: string, makeStore: () => Promise<Store>): void {
+export function describeStoreConformance(name: string, makeStore: MakeStore): void {
   describe(`Store conformance: ${name}`, () => {
     let store: Store;
-    const T0 = Date.UTC(2030, 0, 1);
-    const HOUR = 3_600_000;
-    let n = 0;
-    const session = (overrides: Partial<SessionRecord> = {}): SessionRecord => ({
-      id: `ses_${++n}`,
-      userId: 'usr_1',
-      username: 'alice',
-      roles: ['admin'],
-      createdAt: T0,
-      expiresAt: T0 + 24 * HOUR,
-      ...overrides,
-    });
-    // Most tests use one session; `current` is the session the helpers name.
-    let current = '';
-    const rotate = (hash: string, successorHash: string, now: number, sessionId = current) =>
-      store.rotateRefreshToken({ sessionId, hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, now, refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
-    const revoke = (hash: string, now: number, sessionId = current) => store.revokeSessionByRefreshToken({ sessionId, hash }, now);
-    const createSession = (s: SessionRecord, refreshHash: string, refreshExpiresAt: number) => {
-      current = s.id;
-      return store.createSession({ session: s, refreshHash, refreshExpiresAt });
-    };
+    let clock: ManualClock;
+    const MAX_SESSIONS = 5;
 
     beforeEach(async () => {
-      store = await makeStore();
+      clock = new ManualClock(T0);
+      store = await makeStore({ clock, accessGraceMs: GRACE, maxSessionsPerUser: MAX_SESSIONS });
     });
     afterEach(() => store.close());
 
-    test('users: create, find, refuse a duplicate', async () => {
-      const user = { id: 'usr_1', username: 'alice', passwordHash: '$argon2id$x', roles: ['admin'], createdAt: T0 };
+    const newUser = (overrides: Partial<NewUser> = {}): NewUser => ({
+      id: newId(random, 'usr'),
+      username: `user-${randomBytes(4).toString('hex')}`,
+      passwordHash: '$argon2id$x',
+      roles: ['admin'],
+      disabled: false,
+      origin: 'api',
+      ...overrides,
+    });
+    const addUser = async (overrides: Partial<NewUser> = {}) => {
+      const user = newUser(overrides);
       expect(await store.createUser(user)).toBe('created');
-      expect(await store.createUser({ ...user, id: 'usr_2' })).toBe('exists');
-      expect(await store.findUserByUsername('alice')).toEqual(user);
-      expect(await store.findUserByUsername('bob')).toBeUndefined();
+      return (await store.getUser(user.id))!;
+    };
+    const session = async (userId: string, hash = 'h0', overrides: { userGeneration?: number; maxAgeMs?: number; refreshTtlMs?: number } = {}) => {
+      const sessionId = newId(random, 'ses');
+      const result = await store.createSession({
+        userId,
+        sessionId,
+        userGeneration: overrides.userGeneration ?? 0,
+        refreshHash: hash,
+        refreshTtlMs: overrides.refreshTtlMs ?? HOUR,
+        sessionMaxAgeMs: overrides.maxAgeMs ?? 24 * HOUR,
+        clientAddress: '10.0.0.1',
+        userAgent: 'test-agent/1',
+      });
+      return { sessionId, result };
+    };
+    const rotate = (userId: string, sessionId: string, generation: number, hash: string, successorHash: string) =>
+      store.rotateRefreshToken({ userId, sessionId, generation, hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
+    const live = (userId: string, sessionId: string) => store.liveSession(userId, sessionId);
+
+    describe('users', () => {
+      test('create, find by name and id; a taken name or id is refused', async () => {
+        const user = newUser({ username: 'alice' });
+        expect(await store.createUser(user)).toBe('created');
+        expect(await store.createUser({ ...user, id: newId(random, 'usr') })).toBe('exists');
+        expect(await store.createUser({ ...user, username: 'alice2' })).toBe('exists');
+        const found = await store.findUserByUsername('alice');
+        expect(found).toEqual({ ...user, createdAt: T0, passwordChangedAt: T0, generation: 0, revision: 1, fileDigest: undefined });
+        expect(await store.getUser(user.id)).toEqual(found);
+        expect(await store.findUserByUsername('alice2')).toBeUndefined();
+        expect(await store.getUser(newId(random, 'usr'))).toBeUndefined();
+      });
+
+      test('listUsers: username order, prefix, after, limit; deleted users leave the list', async () => {
+        const names = ['bob', 'alice', 'bo', 'carol', 'bobby', 'zoë', 'b'];
+        for (const username of names) await addUser({ username });
+        const list = async (prefix: string, after: string | undefined, limit: number) => (await store.listUsers({ prefix, after, limit })).map((u) => u.username);
+        expect(await list('', undefined, 100)).toEqual([...names].sort());
+        expect(await list('b', undefined, 100)).toEqual(['b', 'bo', 'bob', 'bobby']);
+        expect(await list('b', 'bo', 100)).toEqual(['bob', 'bobby']);
+        expect(await list('', 'bobby', 2)).toEqual(['carol', 'zoë']);
+        expect(await list('', 'zoë', 2)).toEqual([]);
+        expect(await list('bob', undefined, 1)).toEqual(['bob']);
+        expect(await list('x', undefined, 10)).toEqual([]);
+        const bob = (await store.findUserByUsername('bob'))!;
+        await store.deleteUser(bob.id);
+        expect(await list('b', undefined, 100)).toEqual(['b', 'bo', 'bobby']);
+      });
+
+      test('updateUser: each change bumps the revision; a password stamps its time; ifRevision guards; unknown is not_found', async () => {
+        const user = await addUser();
+        clock.advance(5000);
+        const changed = await store.updateUser(user.id, { roles: ['ops', 'viewer'], passwordHash: '$argon2id$new', disabled: true });
+        expect(changed).toEqual({ outcome: 'updated', user: { ...user, roles: ['ops', 'viewer'], passwordHash: '$argon2id$new', passwordChangedAt: T0 + 5000, disabled: true, revision: 2 } });
+        expect(await store.updateUser(user.id, { disabled: false, ifRevision: 1 })).toEqual({ outcome: 'conflict' });
+        expect(await store.updateUser(user.id, { disabled: false, ifRevision: 2 })).toMatchObject({ outcome: 'updated', user: { disabled: false, revision: 3 } });
+        expect(await store.updateUser(newId(random, 'usr'), { disabled: true })).toEqual({ outcome: 'not_found' });
+      });
+
+      test('deleteUser: the user, the name and every session go; the name is free again', async () => {
+        const user = await addUser({ username: 'dave' });
+        const { sessionId } = await session(user.id);
+        expect(await store.deleteUser(user.id)).toMatchObject({ id: user.id, username: 'dave' });
+        expect(await store.getUser(user.id)).toBeUndefined();
+        expect(await store.findUserByUsername('dave')).toBeUndefined();
+        expect(await live(user.id, sessionId)).toBeUndefined();
+        expect(await store.deleteUser(user.id)).toBeUndefined();
+        expect(await store.createUser(newUser({ username: 'dave' }))).toBe('created');
+      });
+
+      test('file users are listed by id for seeding', async () => {
+        const fromFile = await addUser({ origin: 'file', fileDigest: 'd1' });
+        await addUser();
+        expect(await store.fileUserIds()).toEqual([fromFile.id]);
+        expect(await store.updateUser(fromFile.id, { fileDigest: 'd2' })).toMatchObject({ user: { fileDigest: 'd2' } });
+        await store.deleteUser(fromFile.id);
+        expect(await store.fileUserIds()).toEqual([]);
+      });
     });
 
-    test('sessions: created active, inactive at the absolute end', async () => {
-      const s = session();
-      await createSession(s, 'h0', T0 + HOUR);
-      expect(await store.isSessionActive(s.id, T0)).toBe(true);
-      expect(await store.isSessionActive(s.id, s.expiresAt - 1)).toBe(true);
-      expect(await store.isSessionActive(s.id, s.expiresAt)).toBe(false);
-      expect(await store.isSessionActive('ses_unknown', T0)).toBe(false);
+    describe('sessions', () => {
+      test('created with the store’s times and the live user; active until the absolute end', async () => {
+        const user = await addUser();
+        const { sessionId, result } = await session(user.id, 'h0', { maxAgeMs: 2 * HOUR, refreshTtlMs: 3 * HOUR });
+        expect(result).toEqual({ outcome: 'created', now: T0, expiresAt: T0 + 2 * HOUR, refreshExpiresAt: T0 + 2 * HOUR, user: { userId: user.id, username: user.username, roles: ['admin'], revision: 1 } });
+        expect(await live(user.id, sessionId)).toEqual({ userId: user.id, username: user.username, roles: ['admin'], revision: 1 });
+        clock.advance(2 * HOUR - 1);
+        expect(await live(user.id, sessionId)).toBeDefined();
+        clock.advance(1);
+        expect(await live(user.id, sessionId)).toBeUndefined();
+        expect(await live(newId(random, 'usr'), sessionId)).toBeUndefined();
+      });
+
+      test('an idle session outlives its refresh token by the grace only (its access tokens), then ends', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        clock.advance(HOUR + GRACE - 1);
+        expect(await live(user.id, sessionId)).toBeDefined();
+        clock.advance(1);
+        expect(await live(user.id, sessionId)).toBeUndefined();
+      });
+
+      test('refused for a disabled, deleted, or signed-out-everywhere user', async () => {
+        const user = await addUser();
+        expect((await session(user.id, 'h', { userGeneration: 0 })).result.outcome).toBe('created');
+        await store.updateUser(user.id, { revokeSessions: true });
+        expect((await session(user.id, 'h', { userGeneration: 0 })).result).toEqual({ outcome: 'refused', why: 'revoked' });
+        expect((await session(user.id, 'h', { userGeneration: 1 })).result.outcome).toBe('created');
+        await store.updateUser(user.id, { disabled: true });
+        expect((await session(user.id, 'h', { userGeneration: 1 })).result).toEqual({ outcome: 'refused', why: 'disabled' });
+        await store.deleteUser(user.id);
+        expect((await session(user.id, 'h', { userGeneration: 1 })).result).toEqual({ outcome: 'refused', why: 'user_gone' });
+      });
+
+      test('rotate: the current token rotates, its successor is current, the expiry slides, roles are today’s', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        clock.advance(1000);
+        expect(await rotate(user.id, sessionId, 0, 'h0', 'h1')).toEqual({
+          outcome: 'rotated',
+          now: T0 + 1000,
+          expiresAt: T0 + 24 * HOUR,
+          refreshExpiresAt: T0 + 1000 + HOUR,
+          user: { userId: user.id, username: user.username, roles: ['admin'], revision: 1 },
+        });
+        await store.updateUser(user.id, { roles: ['viewer'] });
+        expect(await rotate(user.id, sessionId, 1, 'h1', 'h2')).toMatchObject({ outcome: 'rotated', user: { roles: ['viewer'], revision: 2 } });
+        expect(await live(user.id, sessionId)).toMatchObject({ roles: ['viewer'] });
+      });
+
+      test('a retry of the previous token within the reuse interval gets the same sealed successor; nothing changes', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        await rotate(user.id, sessionId, 0, 'h0', 'h1');
+        clock.advance(10_000);
+        expect(await rotate(user.id, sessionId, 0, 'h0', 'h1-fork')).toMatchObject({ outcome: 'retried', sealedSuccessor: 'sealed:h1', refreshExpiresAt: T0 + HOUR });
+        expect(await rotate(user.id, sessionId, 1, 'h1-fork', 'x')).toEqual({ outcome: 'invalid', why: 'unknown' });
+        expect(await rotate(user.id, sessionId, 1, 'h1', 'h2')).toMatchObject({ outcome: 'rotated' });
+      });
+
+      test.each([
+        { name: 'the previous token just past the interval', advance: 10_001, generations: 1, presented: 0 },
+        { name: 'an older generation inside the interval', advance: 1, generations: 2, presented: 0 },
+        { name: 'a generation long gone', advance: 1, generations: 50, presented: 3 },
+      ])('re-use ($name) ends the whole session', async ({ advance, generations, presented }) => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        for (let g = 0; g < generations; g++) await rotate(user.id, sessionId, g, `h${g}`, `h${g + 1}`);
+        clock.advance(advance);
+        expect(await rotate(user.id, sessionId, presented, `h${presented}`, 'hx')).toEqual({ outcome: 'reused', sessionId, userId: user.id });
+        expect(await live(user.id, sessionId)).toBeUndefined();
+        expect((await rotate(user.id, sessionId, generations, `h${generations}`, 'hy')).outcome).toBe('invalid');
+      });
+
+      test('unknown, forged and expired tokens: invalid, nothing changes', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id, 'h0', { maxAgeMs: 2 * HOUR });
+        expect(await rotate(user.id, sessionId, 0, 'not-the-hash', 'h1')).toEqual({ outcome: 'invalid', why: 'unknown' });
+        expect(await rotate(user.id, sessionId, 7, 'h7', 'h8')).toEqual({ outcome: 'invalid', why: 'unknown' });
+        expect(await rotate(user.id, newId(random, 'ses'), 0, 'h0', 'h1')).toEqual({ outcome: 'invalid', why: 'unknown' });
+        expect(await live(user.id, sessionId)).toBeDefined();
+        clock.advance(HOUR);
+        expect(await rotate(user.id, sessionId, 0, 'h0', 'h1')).toEqual({ outcome: 'invalid', why: 'expired' });
+      });
+
+      test('concurrent rotations of one token: exactly one winner, the rest get its successor', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        const results = await Promise.all(Array.from({ length: 25 }, (_, i) => rotate(user.id, sessionId, 0, 'h0', `h1-${i}`)));
+        const winner = results.findIndex((r) => r.outcome === 'rotated');
+        expect(results.filter((r) => r.outcome === 'rotated')).toHaveLength(1);
+        for (const r of results) if (r.outcome !== 'rotated') expect(r).toMatchObject({ outcome: 'retried', sealedSuccessor: `sealed:h1-${winner}` });
+      });
+
+      test('logout by the current or an older token; a forged or future one does nothing; idempotent', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        await rotate(user.id, sessionId, 0, 'h0', 'h1');
+        const token = (generation: number, hash: string) => ({ userId: user.id, sessionId, generation, hash });
+        expect(await store.revokeSessionByRefreshToken(token(1, 'wrong'))).toBeUndefined();
+        expect(await store.revokeSessionByRefreshToken(token(2, 'h2'))).toBeUndefined();
+        expect(await live(user.id, sessionId)).toBeDefined();
+        expect(await store.revokeSessionByRefreshToken(token(0, 'h0'))).toEqual({ sessionId, userId: user.id });
+        expect(await live(user.id, sessionId)).toBeUndefined();
+        expect(await store.revokeSessionByRefreshToken(token(1, 'h1'))).toBeUndefined();
+        expect((await rotate(user.id, sessionId, 1, 'h1', 'h2')).outcome).toBe('invalid');
+      });
+
+      test('sessions of one user are independent, and a session is only ever its own user’s', async () => {
+        const alice = await addUser();
+        const bob = await addUser();
+        const a = await session(alice.id);
+        const b = await session(alice.id);
+        const other = await session(bob.id);
+        expect(await store.revokeSession(bob.id, a.sessionId)).toBe(false);
+        expect(await live(bob.id, a.sessionId)).toBeUndefined();
+        expect(await rotate(bob.id, a.sessionId, 0, 'h0', 'h1')).toEqual({ outcome: 'invalid', why: 'unknown' });
+        expect(await store.revokeSession(alice.id, a.sessionId)).toBe(true);
+        expect(await store.revokeSession(alice.id, a.sessionId)).toBe(false);
+        expect(await live(alice.id, b.sessionId)).toBeDefined();
+        expect(await live(bob.id, other.sessionId)).toBeDefined();
+      });
+
+      test('listSessions: the user’s active sessions, newest first, with what was seen at login', async () => {
+        const user = await addUser();
+        const first = await session(user.id);
+        clock.advance(1000);
+        const second = await session(user.id);
+        clock.advance(1000);
+        await rotate(user.id, first.sessionId, 0, 'h0', 'h1');
+        const third = await session(user.id);
+        await store.revokeSession(user.id, third.sessionId);
+        const sessions = await store.listSessions(user.id);
+        expect(sessions.map((s) => s.id)).toEqual([second.sessionId, first.sessionId]);
+        expect(sessions[1]).toEqual({
+          id: first.sessionId,
+          userId: user.id,
+          createdAt: T0,
+          lastRefreshedAt: T0 + 2000,
+          expiresAt: T0 + 24 * HOUR,
+          refreshExpiresAt: T0 + 2000 + HOUR,
+          clientAddress: '10.0.0.1',
+          userAgent: 'test-agent/1',
+        });
+        expect(await store.listSessions(newId(random, 'usr'))).toEqual([]);
+      });
+
+      test('revoke-all ends every session at once; a kept session stays, across generations', async () => {
+        const user = await addUser();
+        const a = await session(user.id);
+        const b = await session(user.id);
+        const kept = await session(user.id);
+        const result = await store.updateUser(user.id, { revokeSessions: true, keepSession: kept.sessionId });
+        expect(result).toMatchObject({ outcome: 'updated', user: { generation: 1 } });
+        expect(await live(user.id, a.sessionId)).toBeUndefined();
+        expect(await live(user.id, b.sessionId)).toBeUndefined();
+        expect(await live(user.id, kept.sessionId)).toBeDefined();
+        expect(await rotate(user.id, a.sessionId, 0, 'h0', 'h1')).toEqual({ outcome: 'invalid', why: 'revoked' });
+        expect((await rotate(user.id, kept.sessionId, 0, 'h0', 'h1')).outcome).toBe('rotated');
+        expect((await store.listSessions(user.id)).map((s) => s.id)).toEqual([kept.sessionId]);
+        await store.updateUser(user.id, { revokeSessions: true });
+        expect(await live(user.id, kept.sessionId)).toBeUndefined();
+      });
+
+      test('disabling ends every session; enabling again does not bring them back', async () => {
+        const user = await addUser();
+        const s = await session(user.id);
+        await store.updateUser(user.id, { disabled: true, revokeSessions: true });
+        expect(await live(user.id, s.sessionId)).toBeUndefined();
+        expect(await rotate(user.id, s.sessionId, 0, 'h0', 'h1')).toEqual({ outcome: 'invalid', why: 'revoked' });
+        await store.updateUser(user.id, { disabled: false });
+        expect(await live(user.id, s.sessionId)).toBeUndefined();
+      });
+
+      test(`at most ${MAX_SESSIONS} active sessions a user: a new login ends the oldest`, async () => {
+        const user = await addUser();
+        const ids: string[] = [];
+        for (let i = 0; i < MAX_SESSIONS + 2; i++) {
+          ids.push((await session(user.id)).sessionId);
+          clock.advance(1);
+        }
+        expect((await store.listSessions(user.id)).map((s) => s.id)).toEqual(ids.slice(2).reverse());
+        expect(await live(user.id, ids[0]!)).toBeUndefined();
+        expect(await live(user.id, ids[1]!)).toBeUndefined();
+      });
     });
 
-    test('rotate: active → rotated, the successor is active with a sliding expiry', async () => {
-      const s = session();
-      await createSession(s, 'h0', T0 + HOUR);
-      expect(await rotate('h0', 'h1', T0 + 1000)).toEqual({ outcome: 'rotated', session: s, expiresAt: T0 + 1000 + HOUR });
-      expect(await rotate('h1', 'h2', T0 + HOUR)).toEqual({ outcome: 'rotated', session: s, expiresAt: T0 + 2 * HOUR });
-    });
-
-    test('rotate: the successor never outlives the session', async () => {
-      const s = session({ expiresAt: T0 + 30 * 60_000 });
-      await createSession(s, 'h0', s.expiresAt);
-      expect(await rotate('h0', 'h1', T0)).toMatchObject({ outcome: 'rotated', expiresAt: s.expiresAt });
-    });
-
-    test('retry within the reuse interval returns the same sealed successor; nothing changes', async () => {
-      await createSession(session(), 'h0', T0 + HOUR);
-      await rotate('h0', 'h1', T0);
-      expect(await rotate('h0', 'h1-fork', T0 + 10_000)).toMatchObject({ outcome: 'retried', sealedSuccessor: 'sealed:h1', expiresAt: T0 + HOUR });
-      expect(await rotate('h1-fork', 'x', T0 + 10_000)).toEqual({ outcome: 'invalid', why: 'unknown' });
-      expect(await rotate('h1', 'h2', T0 + 10_000)).toMatchObject({ outcome: 'rotated' });
-    });
-
-    test.each([
-      { name: 'just past the interval', at: 10_001, older: false },
-      { name: 'an older generation inside the interval', at: 1, older: true },
-    ])('re-use ($name) revokes the whole session', async ({ at, older }) => {
-      const s = session();
-      await createSession(s, 'h0', T0 + HOUR);
-      await rotate('h0', 'h1', T0);
-      if (older) await rotate('h1', 'h2', T0);
-      expect(await rotate('h0', 'hx', T0 + at)).toEqual({ outcome: 'reused', sessionId: s.id, userId: s.userId });
-      expect(await store.isSessionActive(s.id, T0 + at)).toBe(false);
-      expect(await rotate(older ? 'h2' : 'h1', 'hy', T0 + at)).toEqual({ outcome: 'invalid', why: 'revoked' });
-    });
-
-    test('expired token, ended session, unknown token: invalid, nothing changes', async () => {
-      const s = session({ expiresAt: T0 + 2 * HOUR });
-      await createSession(s, 'h0', T0 + HOUR);
-      expect(await rotate('h0', 'h1', T0 + HOUR)).toEqual({ outcome: 'invalid', why: 'expired' });
-      expect(await rotate('nope', 'h1', T0)).toEqual({ outcome: 'invalid', why: 'unknown' });
-      expect(await rotate('h0', 'h1', T0 + HOUR - 1)).toMatchObject({ outcome: 'rotated' });
-      expect(await rotate('h1', 'h2', T0 + 2 * HOUR)).toEqual({ outcome: 'invalid', why: 'expired' });
-    });
-
-    test('concurrent rotations of one token: exactly one winner, the rest get its successor', async () => {
-      await createSession(session(), 'h0', T0 + HOUR);
-      const results = await Promise.all(Array.from({ length: 25 }, (_, i) => rotate('h0', `h1-${i}`, T0 + 5)));
-      const winners = results.filter((r) => r.outcome === 'rotated');
-      expect(winners).toHaveLength(1);
-      const winner = results.findIndex((r) => r.outcome === 'rotated');
-      for (const r of results) if (r.outcome !== 'rotated') expect(r).toMatchObject({ outcome: 'retried', sealedSuccessor: `sealed:h1-${winner}` });
-    });
-
-    test('logout: by current or rotated token; unknown does nothing; idempotent', async () => {
-      const s = session();
-      await createSession(s, 'h0', T0 + HOUR);
-      await rotate('h0', 'h1', T0);
-      expect(await revoke('unknown', T0)).toBeUndefined();
-      expect(await store.isSessionActive(s.id, T0)).toBe(true);
-      expect(await revoke('h0', T0)).toEqual({ sessionId: s.id, userId: s.userId });
-      expect(await revoke('h1', T0)).toEqual({ sessionId: s.id, userId: s.userId });
-      expect(await store.isSessionActive(s.id, T0)).toBe(false);
-      expect(await rotate('h1', 'h2', T0)).toEqual({ outcome: 'invalid', why: 'revoked' });
-    });
-
-    test('sessions are independent', async () => {
-      const a = session();
-      const b = session();
-      await createSession(a, 'a0', T0 + HOUR);
-      await createSession(b, 'b0', T0 + HOUR);
-      await revoke('a0', T0, a.id);
-      expect(await store.isSessionActive(b.id, T0)).toBe(true);
-      expect(await rotate('b0', 'b1', T0, b.id)).toMatchObject({ outcome: 'rotated' });
-    });
-
-    test('a token presented under another session id is unknown there', async () => {
-      const a = session();
-      const b = session();
-      await createSession(a, 'a0', T0 + HOUR);
-      await createSession(b, 'b0', T0 + HOUR);
-      expect(await rotate('a0', 'a1', T0, b.id)).toEqual({ outcome: 'invalid', why: 'unknown' });
-      expect(await revoke('a0', T0, b.id)).toBeUndefined();
-      expect(await store.isSessionActive(a.id, T0)).toBe(true);
-      expect(await store.isSessionActive(b.id, T0)).toBe(true);
-    });
-
-    const policy = { freeFailures: 2, baseDelayMs: 1000, maxDelayMs: 4000, maxFailures: 6, windowMs: 60_000 };
-
-    test('login attempts: free failures, then a doubling wait, capped; a success clears the key', async () => {
-      const fail = async (now: number) => {
-        expect(await store.beginAttempt('acct:alice', now, policy)).toEqual({ allowed: true });
-        await store.endAttempt('acct:alice', now, policy, 'failed');
+    describe('login attempts', () => {
+      const policy: BackoffPolicy = { freeFailures: 2, baseDelayMs: 1000, maxDelayMs: 4000, maxFailures: 6, windowMs: 60_000, shortWindowMs: 30_000 };
+      const fail = async (key: string) => {
+        expect(await store.beginAttempt(key, policy)).toEqual({ allowed: true });
+        await store.endAttempt(key, policy, 'failed');
       };
-      await fail(T0);
-      await fail(T0);
-      expect(await store.beginAttempt('acct:alice', T0 + 999, policy)).toEqual({ allowed: false, retryAt: T0 + 1000 });
-      await fail(T0 + 1000);
-      expect(await store.beginAttempt('acct:alice', T0 + 2999, policy)).toEqual({ allowed: false, retryAt: T0 + 3000 });
-      await fail(T0 + 3000);
-      expect(await store.beginAttempt('acct:alice', T0 + 3001, policy)).toEqual({ allowed: false, retryAt: T0 + 7000 });
-      await fail(T0 + 7000);
-      expect(await store.beginAttempt('acct:alice', T0 + 7001, policy)).toEqual({ allowed: false, retryAt: T0 + 11_000 }); // capped at 4 s
-      expect(await store.beginAttempt('acct:bob', T0 + 7001, policy)).toEqual({ allowed: true });
-      expect(await store.beginAttempt('acct:alice', T0 + 11_000, policy)).toEqual({ allowed: true });
-      await store.endAttempt('acct:alice', T0 + 11_000, policy, 'succeeded');
-      expect(await store.beginAttempt('acct:alice', T0 + 11_000, policy)).toEqual({ allowed: true });
-    });
 
-    test('login attempts: past maxFailures no attempt until the window has passed; released attempts do not count', async () => {
-      for (let i = 0; i < 6; i++) {
-        const now = T0 + i * 10_000;
-        expect(await store.beginAttempt('k', now, policy)).toEqual({ allowed: true });
-        await store.endAttempt('k', now, policy, 'failed');
-      }
-      expect(await store.beginAttempt('k', T0 + 100_000, policy)).toEqual({ allowed: false, retryAt: T0 + 50_000 + 60_000 });
-      expect(await store.beginAttempt('k', T0 + 110_000, policy)).toEqual({ allowed: true }); // the count expired
-      await store.endAttempt('k', T0 + 110_000, policy, 'released');
-      for (let i = 0; i < 5; i++) {
-        expect(await store.beginAttempt('k', T0 + 110_000, policy)).toEqual({ allowed: true });
-        await store.endAttempt('k', T0 + 110_000, policy, 'released');
-      }
-    });
+      test('free failures, then a doubling wait, capped; a success clears the key', async () => {
+        await fail('acct:alice');
+        await fail('acct:alice');
+        clock.advance(999);
+        expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 1 });
+        clock.advance(1);
+        await fail('acct:alice');
+        clock.advance(1999);
+        expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 1 });
+        clock.advance(1);
+        await fail('acct:alice');
+        expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 4000 });
+        clock.advance(4000);
+        await fail('acct:alice');
+        expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 4000 }); // capped
+        expect(await store.beginAttempt('acct:bob', policy)).toEqual({ allowed: true });
+        clock.advance(4000);
+        expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: true });
+        await store.endAttempt('acct:alice', policy, 'succeeded');
+        expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: true });
+      });
 
-    test('login attempts in parallel are throttled like a sequence: in-flight attempts count', async () => {
-      const grants = await Promise.all(Array.from({ length: 30 }, () => store.beginAttempt('addr:1.2.3.4', T0, policy)));
-      expect(grants.filter((g) => g.allowed)).toHaveLength(2);
-      expect(grants.filter((g) => !g.allowed)).toEqual(Array(28).fill({ allowed: false, retryAt: T0 + 1000 }));
+      test('past maxFailures nothing until the window has passed; released attempts do not count', async () => {
+        for (let i = 0; i < 6; i++) {
+          await fail('k');
+          clock.advance(10_000);
+        }
+        expect(await store.beginAttempt('k', policy)).toEqual({ allowed: false, retryAfterMs: 50_000 });
+        clock.advance(50_000);
+        expect(await store.beginAttempt('k', policy)).toEqual({ allowed: true }); // the count expired
+        await store.endAttempt('k', policy, 'released');
+        for (let i = 0; i < 5; i++) {
+          expect(await store.beginAttempt('k', policy)).toEqual({ allowed: true });
+          await store.endAttempt('k', policy, 'released');
+        }
+      });
+
+      test('a count below the free failures is forgotten after the short window', async () => {
+        await fail('k');
+        await fail('k');
+        expect(await store.beginAttempt('k', policy)).toEqual({ allowed: false, retryAfterMs: 1000 }); // two count
+        await store.resetAttempts('k');
+        await fail('k');
+        clock.advance(30_000);
+        await fail('k');
+        expect(await store.beginAttempt('k', policy)).toEqual({ allowed: true }); // the first was forgotten: one counts
+      });
+
+      test('attempts in parallel are throttled like a sequence: in-flight attempts count', async () => {
+        const grants = await Promise.all(Array.from({ length: 30 }, () => store.beginAttempt('acct:x', policy)));
+        expect(grants.filter((g) => g.allowed)).toHaveLength(2);
+        expect(grants.filter((g) => !g.allowed)).toEqual(Array(28).fill({ allowed: false, retryAfterMs: 1000 }));
+      });
+
+      test('check and recordFailure: failures only, nothing reserved, nothing written by a check', async () => {
+        for (let i = 0; i < 10; i++) expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
+        await store.recordFailure('addr:1.2.3.4', policy);
+        await store.recordFailure('addr:1.2.3.4', policy);
+        expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: false, retryAfterMs: 1000 });
+        await store.resetAttempts('addr:1.2.3.4');
+        expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
+      });
     });
 
     test('ping resolves while the store is up', async () => {

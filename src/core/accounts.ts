@@ -1,0 +1,248 @@
+import { AuthError } from '../errors.js';
+import { canonicalUsername, checkLoginFields, validateNewUsername, validateRoles } from './credentials.js';
+import type { FlowContext } from './events.js';
+import { isId } from './ids.js';
+import type { LoginThrottle } from './login-throttle.js';
+import type { PasswordHasher } from './password-hasher.js';
+import type { SessionInfo, UserRecord } from './records.js';
+import { checkNewPassword, createUser, type NewPasswordPolicy, type RegisterDeps, type UserStore } from './register.js';
+import type { SessionFlows } from './session-flows.js';
+
+/** A change to a user, applied atomically with what it implies for the user's sessions. */
+export interface UserChange {
+  readonly roles?: readonly string[];
+  /** A new password hash; the store stamps `passwordChangedAt`. */
+  readonly passwordHash?: string;
+  readonly disabled?: boolean;
+  /** Ends every session of the user (their generation moves on)… */
+  readonly revokeSessions?: boolean;
+  /** …except this one, which stays (ChangePassword, RevokeOtherSessions). */
+  readonly keepSession?: string;
+  /** For file users: the digest of their line as now seeded. */
+  readonly fileDigest?: string;
+  /** Refuse unless the user is still at this revision (nothing changed since it was read). */
+  readonly ifRevision?: number;
+}
+
+export type UpdateResult = { readonly outcome: 'updated'; readonly user: UserRecord } | { readonly outcome: 'not_found' | 'conflict' };
+
+/** A page of users in username order: those after `after`, starting with `prefix`. */
+export interface UserQuery {
+  readonly prefix: string;
+  readonly after: string | undefined;
+  readonly limit: number;
+}
+
+/** The accounts port: users by id, listed in order, changed and deleted atomically; a user's sessions. */
+export interface AccountStore extends UserStore {
+  getUser(userId: string): Promise<UserRecord | undefined>;
+  listUsers(query: UserQuery): Promise<UserRecord[]>;
+  updateUser(userId: string, change: UserChange): Promise<UpdateResult>;
+  /** Deletes the user and every session of theirs; returns what was deleted. */
+  deleteUser(userId: string): Promise<UserRecord | undefined>;
+  /** The user's active sessions, newest first. */
+  listSessions(userId: string): Promise<SessionInfo[]>;
+  /** Ends one session of the user; false when the user has no such active session. */
+  revokeSession(userId: string, sessionId: string): Promise<boolean>;
+}
+
+export interface AccountDeps extends RegisterDeps {
+  readonly users: AccountStore;
+  readonly hasher: PasswordHasher;
+  readonly sessions: Pick<SessionFlows, 'checkPassword'>;
+  readonly throttle: LoginThrottle;
+}
+
+/** AIP-158: a page holds at most this many users, and this many when the caller names none. */
+export const MAX_PAGE_SIZE = 1000;
+export const DEFAULT_PAGE_SIZE = 100;
+
+const NO_SESSION = 'session not found';
+const NO_USER = 'user not found';
+
+function actorOf(ctx: FlowContext): { userId: string; sessionId: string; roles: readonly string[] } {
+  if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
+  return ctx.principal;
+}
+
+/** Self-service: every operation acts on the caller's own account, named by their access token. */
+export class AccountFlows {
+  constructor(
+    private readonly deps: AccountDeps,
+    private readonly policy: NewPasswordPolicy,
+  ) {}
+
+  async getAccount(ctx: FlowContext): Promise<UserRecord> {
+    const user = await this.deps.users.getUser(actorOf(ctx).userId);
+    if (!user) throw new AuthError('not_found', NO_USER);
+    return user;
+  }
+
+  /**
+   * Checks the current password (throttled and counted like a login), applies the password
+   * policy to the new one, and ends every other session of the user in the same store operation;
+   * the calling session stays.
+   */
+  async changePassword(currentPassword: string, newPassword: string, ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    checkLoginFields('-', currentPassword);
+    const user = await this.getAccount(ctx);
+    const password = checkNewPassword(newPassword, user.username, this.policy);
+    const checked = await this.deps.sessions.checkPassword(user.username, currentPassword, ctx);
+    const passwordHash = await this.deps.hasher.hash(password);
+    const result = await this.deps.users.updateUser(user.id, { passwordHash, revokeSessions: true, keepSession: actor.sessionId, ifRevision: checked.revision });
+    if (result.outcome !== 'updated') throw new AuthError('conflict', 'the account changed meanwhile; try again');
+    ctx.log.info({ event: 'password_changed', userId: user.id, actorId: actor.userId }, 'password changed; other sessions ended');
+  }
+
+  async listSessions(ctx: FlowContext): Promise<{ sessions: SessionInfo[]; current: string }> {
+    const actor = actorOf(ctx);
+    return { sessions: await this.deps.users.listSessions(actor.userId), current: actor.sessionId };
+  }
+
+  /** Ends one of the caller's sessions; an unknown session and another user's get the same NOT_FOUND. */
+  async revokeSession(sessionId: string, ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    if (!isId(sessionId, 'ses') || !(await this.deps.users.revokeSession(actor.userId, sessionId))) throw new AuthError('not_found', NO_SESSION);
+    ctx.log.warn({ event: 'session_revoked', userId: actor.userId, sessionId, actorId: actor.userId, reason: 'revoked_by_user' }, 'session revoked');
+  }
+
+  /** "Sign out everywhere else": the calling session stays. */
+  async revokeOtherSessions(ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    const result = await this.deps.users.updateUser(actor.userId, { revokeSessions: true, keepSession: actor.sessionId });
+    if (result.outcome !== 'updated') throw new AuthError('not_found', NO_USER);
+    ctx.log.warn({ event: 'sessions_revoked', userId: actor.userId, actorId: actor.userId, scope: 'others' }, 'other sessions revoked');
+  }
+}
+
+/** The administration of users: every operation needs the admin role (declared in the proto). */
+export class AdminFlows {
+  constructor(
+    private readonly deps: AccountDeps,
+    private readonly policy: NewPasswordPolicy,
+  ) {}
+
+  async createUser(input: { username: string; password: string; roles: readonly string[] }, ctx: FlowContext): Promise<UserRecord> {
+    const actor = actorOf(ctx);
+    const { userId } = await createUser(this.deps, this.policy, input);
+    ctx.log.info({ event: 'user_created', userId, actorId: actor.userId }, 'user created');
+    return this.mustGet(userId);
+  }
+
+  /** A user by id or by username (exactly one of them). */
+  async getUser(by: { userId: string; username: string }): Promise<UserRecord> {
+    if ((by.userId === '') === (by.username === '')) throw new AuthError('invalid_argument', 'give exactly one of user_id and username');
+    if (by.userId !== '') return this.mustGet(by.userId);
+    const name = canonicalUsername(by.username);
+    const user = name === undefined ? undefined : await this.deps.users.findUserByUsername(name);
+    if (!user) throw new AuthError('not_found', NO_USER);
+    return user;
+  }
+
+  /**
+   * AIP-158 paging in username order: at most MAX_PAGE_SIZE a page, an opaque token naming where
+   * the next page starts (and for which prefix). The store reads only the page, never the whole set.
+   */
+  async listUsers(request: { pageSize: number; pageToken: string; usernamePrefix: string }): Promise<{ users: UserRecord[]; nextPageToken: string }> {
+    if (request.pageSize < 0) throw new AuthError('invalid_argument', 'page_size must not be negative');
+    const limit = Math.min(request.pageSize === 0 ? DEFAULT_PAGE_SIZE : request.pageSize, MAX_PAGE_SIZE);
+    const prefix = request.usernamePrefix === '' ? '' : request.usernamePrefix.normalize('NFKC').toLowerCase();
+    if (prefix.length > 64) throw new AuthError('invalid_argument', 'username_prefix must be at most 64 characters');
+    const after = request.pageToken === '' ? undefined : readPageToken(request.pageToken, prefix);
+    // One more than the page, to know whether another page follows.
+    const users = await this.deps.users.listUsers({ prefix, after, limit: limit + 1 });
+    const page = users.slice(0, limit);
+    return { users: page, nextPageToken: users.length > limit ? pageToken(page[page.length - 1]!.username, prefix) : '' };
+  }
+
+  async setRoles(userId: string, roles: readonly string[], ctx: FlowContext): Promise<UserRecord> {
+    const actor = actorOf(ctx);
+    const valid = validateRoles(roles);
+    if (userId === actor.userId && !valid.includes('admin')) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
+    const user = this.updated(await this.deps.users.updateUser(userId, { roles: valid }));
+    ctx.log.info({ event: 'roles_changed', userId, actorId: actor.userId, roles: valid }, 'roles changed');
+    return user;
+  }
+
+  /** Sets a new password (the policy applies) and ends every session of the user. */
+  async setPassword(userId: string, newPassword: string, ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    const user = await this.mustGet(userId);
+    const password = checkNewPassword(newPassword, user.username, this.policy);
+    const passwordHash = await this.deps.hasher.hash(password);
+    this.updated(await this.deps.users.updateUser(userId, { passwordHash, revokeSessions: true }));
+    ctx.log.warn({ event: 'password_reset', userId, actorId: actor.userId }, 'password reset; sessions ended');
+  }
+
+  async disableUser(userId: string, ctx: FlowContext): Promise<UserRecord> {
+    const actor = actorOf(ctx);
+    if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot disable themselves');
+    const user = this.updated(await this.deps.users.updateUser(userId, { disabled: true, revokeSessions: true }));
+    ctx.log.warn({ event: 'user_disabled', userId, actorId: actor.userId }, 'user disabled; sessions ended');
+    return user;
+  }
+
+  async enableUser(userId: string, ctx: FlowContext): Promise<UserRecord> {
+    const actor = actorOf(ctx);
+    const user = this.updated(await this.deps.users.updateUser(userId, { disabled: false }));
+    ctx.log.info({ event: 'user_enabled', userId, actorId: actor.userId }, 'user enabled');
+    return user;
+  }
+
+  async deleteUser(userId: string, ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot delete themselves');
+    if (!isId(userId, 'usr') || !(await this.deps.users.deleteUser(userId))) throw new AuthError('not_found', NO_USER);
+    ctx.log.warn({ event: 'user_deleted', userId, actorId: actor.userId }, 'user deleted; sessions ended');
+  }
+
+  async listUserSessions(userId: string): Promise<SessionInfo[]> {
+    await this.mustGet(userId);
+    return this.deps.users.listSessions(userId);
+  }
+
+  async revokeUserSessions(userId: string, ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    this.updated(await this.deps.users.updateUser(userId, { revokeSessions: true }));
+    ctx.log.warn({ event: 'sessions_revoked', userId, actorId: actor.userId, scope: 'all' }, 'every session of the user revoked');
+  }
+
+  /** Lets a locked-out user in again: forgets the failed logins counted against the username. */
+  async resetLoginThrottle(rawUsername: string, ctx: FlowContext): Promise<void> {
+    const actor = actorOf(ctx);
+    const username = validateNewUsername(rawUsername);
+    await this.deps.throttle.reset(username);
+    const user = await this.deps.users.findUserByUsername(username);
+    ctx.log.info({ event: 'login_throttle_reset', actorId: actor.userId, ...(user ? { userId: user.id } : {}) }, 'login throttle reset');
+  }
+
+  private async mustGet(userId: string): Promise<UserRecord> {
+    const user = isId(userId, 'usr') ? await this.deps.users.getUser(userId) : undefined;
+    if (!user) throw new AuthError('not_found', NO_USER);
+    return user;
+  }
+
+  private updated(result: UpdateResult): UserRecord {
+    if (result.outcome === 'updated') return result.user;
+    if (result.outcome === 'not_found') throw new AuthError('not_found', NO_USER);
+    throw new AuthError('conflict', 'the user changed meanwhile; try again');
+  }
+}
+
+function pageToken(after: string, prefix: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, after, prefix })).toString('base64url');
+}
+
+function readPageToken(token: string, prefix: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const t = parsed as { v?: unknown; after?: unknown; prefix?: unknown } | undefined;
+  if (typeof t !== 'object' || t === null || t.v !== 1 || typeof t.after !== 'string' || t.after.length > 256) throw new AuthError('invalid_argument', 'page_token is not valid');
+  if (t.prefix !== prefix) throw new AuthError('invalid_argument', 'page_token belongs to another username_prefix');
+  return t.after;
+}

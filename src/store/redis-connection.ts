@@ -1,0 +1,77 @@
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Credentials and TLS for the nodes of a Cluster or the servers behind a Sentinel. */
+export interface RedisAuth {
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly tls?: boolean | undefined;
+}
+
+/** Where Redis is: one server by URL, a Cluster by some of its nodes, or a primary found through Sentinels. */
+export type RedisConnection =
+  | { readonly kind: 'single'; readonly url: string }
+  | ({ readonly kind: 'cluster'; readonly nodes: readonly HostPort[] } & RedisAuth)
+  | ({ readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly name: string; readonly sentinelPassword?: string | undefined } & RedisAuth);
+
+/**
+ * An ioredis client for a connection: no offline queue and no retries inside a call (a command
+ * fails at once while Redis is away), a bounded command time, and reconnection forever in the
+ * background, never more than a second apart. Connection errors surface on the calls that fail.
+ */
+export function connectRedis(connection: RedisConnection, commandTimeoutMs: number): Redis | Cluster {
+  const common: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(commandTimeoutMs, 1000),
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+    lazyConnect: true,
+  };
+  const auth = (a: RedisAuth): RedisOptions => ({
+    ...(a.username ? { username: a.username } : {}),
+    ...(a.password ? { password: a.password } : {}),
+    ...(a.tls ? { tls: {} } : {}),
+  });
+  let client: Redis | Cluster;
+  switch (connection.kind) {
+    case 'single':
+      client = new Redis(connection.url, common);
+      break;
+    case 'sentinel':
+      client = new Redis({
+        ...common,
+        ...auth(connection),
+        sentinels: connection.sentinels.map((s) => ({ host: s.host, port: s.port })),
+        name: connection.name,
+        ...(connection.sentinelPassword ? { sentinelPassword: connection.sentinelPassword } : {}),
+        ...(connection.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+        sentinelRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+      });
+      break;
+    case 'cluster': {
+      const options: ClusterOptions = {
+        enableOfflineQueue: false,
+        lazyConnect: true,
+        redisOptions: { ...common, ...auth(connection), lazyConnect: false },
+        clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+        // A MOVED or ASK is followed at once; a failover is waited for only briefly.
+        retryDelayOnFailover: 100,
+        retryDelayOnClusterDown: 100,
+        slotsRefreshTimeout: Math.max(commandTimeoutMs, 1000),
+        ...(connection.tls ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+      };
+      client = new Cluster(
+        connection.nodes.map((n) => ({ host: n.host, port: n.port })),
+        options,
+      );
+      break;
+    }
+  }
+  client.on('error', () => {});
+  return client;
+}
