@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startProcess } from './helpers/process';
+import { eventually } from './helpers/wait';
 
 /**
  * Runs the README's grpcurl walkthrough verbatim against the built service (only the address is
@@ -51,6 +52,66 @@ describe('README walkthrough', () => {
       }
       expect(out.match(/ERROR:/g)).toHaveLength(2);
       expect(out).not.toMatch(/Failed|command not found|null/);
+    } finally {
+      running.child.kill('SIGTERM');
+      await running.exit;
+    }
+  });
+
+  test('the accounts and administration walkthrough: bootstrap an admin with the CLI, then every step', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Accounts and administration with grpcurl'));
+    const [bootstrap, session] = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const addLine = bootstrap!.split('\n').find((l) => l.includes('users add'))!;
+    expect(bootstrap).toContain('AUTH_USERS_FILE=users npm start');
+    const dir = mkdtempSync(join(tmpdir(), 'walkthrough-admin-'));
+    // The CLI as `npm run cli` runs it, without the build step (the global setup has built dist/).
+    const added = spawnSync('bash', ['-c', addLine.replace('npm run --silent cli --', `${process.execPath} ${join(ROOT, 'dist', 'src', 'cli', 'main.js')}`)], { cwd: dir, encoding: 'utf8' });
+    expect(added.stderr).toBe('');
+    expect(added.stdout).toBe('added root to users\n');
+
+    const bin = mkdtempSync(join(tmpdir(), 'walkthrough-bin-'));
+    symlinkSync(join(ROOT, 'test', 'helpers', 'grpcurl.js'), join(bin, 'grpcurl'));
+    if (spawnSync('jq', ['--version']).status !== 0) symlinkSync(join(ROOT, 'test', 'helpers', 'jq.js'), join(bin, 'jq'));
+    const running = await startProcess({ AUTH_USERS_FILE: join(dir, 'users') });
+    try {
+      expect(session).toContain('A=127.0.0.1:50051\n');
+      const result = spawnSync('bash', ['-c', 'exec 2>&1\n' + session!.replace('A=127.0.0.1:50051\n', `A=${String(running.started.address)}\n`)], {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      const out = result.stdout;
+      const steps = [
+        '"username": "bob"',
+        '"origin": "USER_ORIGIN_API"',
+        '"username": "bob"',
+        '"current": true',
+        'Code: PermissionDenied\n  Message: requires role admin',
+        '"admin"',
+        '"message": "pong"',
+        '"disabled": true',
+        '"reason": "INACTIVE_REASON_REVOKED"',
+        'Code: FailedPrecondition\n  Message: account disabled',
+      ];
+      let at = 0;
+      for (const step of steps) {
+        const found = out.indexOf(step, at);
+        if (found < 0) throw new Error(`walkthrough output lacks, after position ${at}: ${step}\n---\n${out}`);
+        at = found + step.length;
+      }
+      expect(out.match(/ERROR:/g)).toHaveLength(2);
+      expect(out).not.toMatch(/Failed to|command not found|null/);
+      // The walkthrough ran synchronously: the service's log lines are read from here on.
+      await eventually(() => running.lines.some((l) => l.event === 'user_deleted'));
+      expect(running.lines.filter((l) => ['user_created', 'roles_changed', 'user_disabled', 'user_enabled', 'login_throttle_reset', 'user_deleted'].includes(String(l.event))).map((l) => l.event)).toEqual([
+        'user_created',
+        'roles_changed',
+        'user_disabled',
+        'user_enabled',
+        'login_throttle_reset',
+        'user_deleted',
+      ]);
     } finally {
       running.child.kill('SIGTERM');
       await running.exit;

@@ -47,12 +47,7 @@ export interface SessionInfo {
 
 /**
  * The live state of the user behind an active session: what Validate reports and the
- * interceptor enforces, read on every check so role changes take effect at once.
+ * interceptor enforces, read on every check so role changes take effect at once. A user record
+ * is one (the memory store hands back the record itself); equal revisions mean equal answers.
  */
-export interface LiveUser {
-  readonly userId: string;
-  readonly username: string;
-  readonly roles: readonly string[];
-  /** The user's revision: equal revisions mean equal answers. */
-  readonly revision: number;
-}
+export type LiveUser = Pick<UserRecord, 'id' | 'username' | 'roles' | 'revision'>;

@@ -45,6 +45,12 @@ export interface ParsedRefreshToken {
   readonly sessionId: string;
   readonly generation: number;
   readonly hash: string;
+  /**
+   * The tag verified under a key the service still holds. A token whose tag key was retired
+   * (its signing key left the key list) can still be the session's current token, found by its
+   * hash; it is never taken for proof of re-use.
+   */
+  readonly tagged: boolean;
 }
 
 /**
@@ -54,7 +60,7 @@ export interface ParsedRefreshToken {
 export interface RefreshTokenStrategy {
   /** A token of the session at `generation` (0 for a new session). */
   generate(userId: string, sessionId: string, generation: number): NewRefreshToken;
-  /** What a token this service issued says; undefined for anything else (wrong shape, bad tag). */
+  /** What a token of this format says; undefined when it is not of this format. */
   parse(token: string): ParsedRefreshToken | undefined;
   /** `successor`, sealed so that only a holder of `parent` can open it. */
   seal(parent: string, successor: string): string;
@@ -90,12 +96,13 @@ export class OpaqueRefreshTokens implements RefreshTokenStrategy {
     if (typeof token !== 'string' || token.length !== REFRESH_TOKEN_LENGTH || !SHAPE.test(token)) return undefined;
     const body = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), 'base64url');
     const presented = body.subarray(TAGGED_BYTES);
-    if (!this.keys.all.some((key) => timingSafeEqual(tag(key, body), presented))) return undefined;
+    const tagged = this.keys.all.some((key) => timingSafeEqual(tag(key, body), presented));
     return {
       userId: idFromBytes('usr', body.subarray(0, ID_BYTES)),
       sessionId: idFromBytes('ses', body.subarray(ID_BYTES, 2 * ID_BYTES)),
       generation: body.readUInt32BE(2 * ID_BYTES),
       hash: hashRefreshToken(token),
+      tagged,
     };
   }
 

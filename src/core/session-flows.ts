@@ -53,6 +53,8 @@ export interface RotateRequest {
   /** The presented token's generation and hash. */
   readonly generation: number;
   readonly hash: string;
+  /** Whether its tag verified: only a tagged token can prove re-use. */
+  readonly tagged: boolean;
   /** Hash of its would-be successor (generation + 1), and the successor sealed under the presented token. */
   readonly successorHash: string;
   readonly sealedSuccessor: string;
@@ -86,7 +88,7 @@ export interface SessionStore {
   findUserByUsername(username: string): Promise<UserRecord | undefined>;
   createSession(request: NewSession): Promise<CreateSessionResult>;
   rotateRefreshToken(request: RotateRequest): Promise<RotateResult>;
-  /** Revokes the session of any token it issued (current or older); unknown tokens do nothing. */
+  /** Revokes the session of any token it issued (current, or older when tagged); unknown tokens do nothing. */
   revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ readonly sessionId: string; readonly userId: string } | undefined>;
 }
 
@@ -204,6 +206,7 @@ export class SessionFlows {
       sessionId: presented.sessionId,
       generation: presented.generation,
       hash: presented.hash,
+      tagged: presented.tagged,
       successorHash: successor.hash,
       sealedSuccessor: refreshTokens.seal(token, successor.token),
       refreshTtlMs: this.options.refreshTtlMs,

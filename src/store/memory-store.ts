@@ -27,6 +27,8 @@ interface ClientSeen {
   readonly userAgent: string;
 }
 const SEEN_CACHE = 10_000;
+/** Distinct role lists shared at most (beyond it, each user holds its own copy). */
+const SHARED_ROLE_LISTS = 1000;
 
 /** The token rotated last, kept for the reuse interval so a retry gets the same successor. */
 interface PreviousToken {
@@ -38,21 +40,13 @@ interface PreviousToken {
 class UserEntry {
   /** Newest session first; ended sessions leave it when the store next looks. */
   head: SessionEntry | undefined;
-  live: LiveUser;
   deleted = false;
 
-  constructor(public record: UserRecord) {
-    this.live = liveOf(record);
-  }
+  constructor(public record: UserRecord) {}
 
   replace(record: UserRecord): void {
     this.record = record;
-    this.live = liveOf(record);
   }
-}
-
-function liveOf(record: UserRecord): LiveUser {
-  return Object.freeze({ userId: record.id, username: record.username, roles: record.roles, revision: record.revision });
 }
 
 /**
@@ -151,6 +145,7 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly attempts: AttemptTable;
   private readonly seen = new Map<string, ClientSeen>();
+  private readonly roleLists = new Map<string, readonly string[]>();
 
   constructor(private readonly options: MemoryStoreOptions) {
     this.attempts = new AttemptTable(options.maxAttemptEntries);
@@ -165,7 +160,7 @@ export class MemoryStore implements Store {
   async createUser(user: NewUser): Promise<'created' | 'exists'> {
     if (this.byName.has(user.username) || this.byId.has(user.id)) return 'exists';
     const now = this.now();
-    const entry = new UserEntry(Object.freeze({ ...user, roles: Object.freeze([...user.roles]), createdAt: now, passwordChangedAt: now, generation: 0, revision: 1 }));
+    const entry = new UserEntry(Object.freeze({ ...user, roles: this.rolesOf(user.roles), createdAt: now, passwordChangedAt: now, generation: 0, revision: 1 }));
     this.byId.set(user.id, entry);
     this.byName.set(user.username, entry);
     return 'created';
@@ -198,7 +193,7 @@ export class MemoryStore implements Store {
     entry.replace(
       Object.freeze({
         ...current,
-        ...(change.roles ? { roles: Object.freeze([...change.roles]) } : {}),
+        ...(change.roles ? { roles: this.rolesOf(change.roles) } : {}),
         ...(change.passwordHash !== undefined ? { passwordHash: change.passwordHash, passwordChangedAt: this.now() } : {}),
         ...(change.disabled !== undefined ? { disabled: change.disabled } : {}),
         ...(change.fileDigest !== undefined ? { fileDigest: change.fileDigest } : {}),
@@ -250,7 +245,7 @@ export class MemoryStore implements Store {
     session.next = user.head;
     user.head = session;
     this.sessions.set(req.sessionId, session);
-    return { outcome: 'created', user: user.live, ...session.times(now) };
+    return { outcome: 'created', user: user.record, ...session.times(now) };
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
@@ -269,14 +264,16 @@ export class MemoryStore implements Store {
       session.tokenHash = req.successorHash;
       session.tokenExpiresAt = Math.min(now + req.refreshTtlMs, session.expiresAt);
       session.lastRefreshedSeconds = Math.floor(now / 1000);
-      return { outcome: 'rotated', user: session.user.live, ...session.times(now) };
+      return { outcome: 'rotated', user: session.user.record, ...session.times(now) };
     }
     if (req.generation > session.generation) return { outcome: 'invalid', why: 'unknown' };
     const previous = session.previous;
     if (req.generation === session.generation - 1 && previous && now - previous.rotatedAt <= req.reuseIntervalMs) {
       if (previous.hash !== req.hash) return { outcome: 'invalid', why: 'unknown' };
-      return { outcome: 'retried', user: session.user.live, sealedSuccessor: previous.sealed, ...session.times(now) };
+      return { outcome: 'retried', user: session.user.record, sealedSuccessor: previous.sealed, ...session.times(now) };
     }
+    // Only a tag the service holds proves this old token was ever issued.
+    if (!req.tagged) return { outcome: 'invalid', why: 'unknown' };
     // An older generation, or the previous one past the interval: the token was stolen or leaked.
     this.removeSession(session);
     return { outcome: 'reused', sessionId: req.sessionId, userId: req.userId };
@@ -285,14 +282,14 @@ export class MemoryStore implements Store {
   async revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ sessionId: string; userId: string } | undefined> {
     const session = this.sessionOf(token.userId, token.sessionId);
     if (!session || token.generation > session.generation) return undefined;
-    if (token.generation === session.generation && token.hash !== session.tokenHash) return undefined;
+    if (token.generation === session.generation ? token.hash !== session.tokenHash : !token.tagged) return undefined;
     this.removeSession(session);
     return { sessionId: token.sessionId, userId: token.userId };
   }
 
   async liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined> {
     const session = this.sessions.get(sessionId);
-    return session !== undefined && session.user.record.id === userId && session.active(this.now(), this.options.accessGraceMs) ? session.user.live : undefined;
+    return session !== undefined && session.user.record.id === userId && session.active(this.now(), this.options.accessGraceMs) ? session.user.record : undefined;
   }
 
   async listSessions(userId: string): Promise<SessionInfo[]> {
@@ -333,6 +330,17 @@ export class MemoryStore implements Store {
       if (previous) previous.next = s.next;
       else user.head = s.next;
     }
+  }
+
+  /** One frozen array per distinct role list: most users share a handful of them. */
+  private rolesOf(roles: readonly string[]): readonly string[] {
+    const key = roles.join(',');
+    let shared = this.roleLists.get(key);
+    if (!shared) {
+      shared = Object.freeze([...roles]);
+      if (this.roleLists.size < SHARED_ROLE_LISTS) this.roleLists.set(key, shared);
+    }
+    return shared;
   }
 
   private seenOf(address: string, userAgent: string): ClientSeen {

@@ -134,7 +134,7 @@ return {'created', t, e, te, u[3], u[4], u[5]}
 
 /**
  * KEYS: user, session. ARGV: now, generation, hash, successorHash, sealed, refreshTtl,
- * reuseInterval, grace.
+ * reuseInterval, grace, tagged ('1' when the token's tag verified: only then can it prove re-use).
  * Returns {'invalid', why} | {'reused'} | {'retried', now, end, tokenEnd, sealed, username, roles, revision}
  * | {'rotated', now, end, tokenEnd, username, roles, revision}.
  */
@@ -161,17 +161,18 @@ if presented == current - 1 and s[7] and t - tonumber(s[7]) <= tonumber(ARGV[7])
   if ARGV[3] ~= s[6] then return {'invalid', 'unknown'} end
   return {'retried', t, s[1], s[2], s[8], u[3], u[4], u[5]}
 end
+if ARGV[9] ~= '1' then return {'invalid', 'unknown'} end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', string.sub(KEYS[1], 1, -2) .. 'ss', string.match(KEYS[2], '.*:s:(.*)$'))
 return {'reused'}
 `;
 
-/** KEYS: user, session. ARGV: generation, hash. Ends the session of a token it issued; 1 if it did. */
+/** KEYS: user, session. ARGV: generation, hash, tagged. Ends the session of a token it issued; 1 if it did. */
 export const REVOKE_BY_TOKEN = `
 local s = redis.call('HMGET', KEYS[2], 'g', 'h')
 if not s[1] then return 0 end
 local g = tonumber(ARGV[1])
-if g > tonumber(s[1]) or (g == tonumber(s[1]) and ARGV[2] ~= s[2]) then return 0 end
+if g > tonumber(s[1]) or (g == tonumber(s[1]) and ARGV[2] ~= s[2]) or (g < tonumber(s[1]) and ARGV[3] ~= '1') then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', string.sub(KEYS[1], 1, -2) .. 'ss', string.match(KEYS[2], '.*:s:(.*)$'))
 return 1

@@ -267,6 +267,7 @@ export class RedisStore implements Store {
         req.refreshTtlMs,
         req.reuseIntervalMs,
         this.options.accessGraceMs,
+        req.tagged ? '1' : '',
       ),
     );
     const times = { now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]) };
@@ -283,7 +284,7 @@ export class RedisStore implements Store {
   }
 
   async revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ sessionId: string; userId: string } | undefined> {
-    const revoked = await this.call(() => this.redis.authRevokeByToken(this.userKey(token.userId), this.sessionKey(token.userId, token.sessionId), token.generation, token.hash));
+    const revoked = await this.call(() => this.redis.authRevokeByToken(this.userKey(token.userId), this.sessionKey(token.userId, token.sessionId), token.generation, token.hash, token.tagged ? '1' : ''));
     return revoked === 1 ? { sessionId: token.sessionId, userId: token.userId } : undefined;
   }
 
@@ -382,5 +383,5 @@ function userOf(id: string, f: Record<string, string>): UserRecord | undefined {
 }
 
 function liveOf(userId: string, reply: Reply, at: number): LiveUser {
-  return { userId, username: String(reply[at]), roles: JSON.parse(String(reply[at + 1])) as string[], revision: Number(reply[at + 2]) };
+  return { id: userId, username: String(reply[at]), roles: JSON.parse(String(reply[at + 1])) as string[], revision: Number(reply[at + 2]) };
 }

@@ -196,7 +196,7 @@ describe('OpaqueRefreshTokens', () => {
     expect(token.length).toBe(REFRESH_TOKEN_LENGTH);
     expect(generation).toBe(7);
     expect(hash).toMatch(/^[A-Za-z0-9_-]{22}$/);
-    expect(codec.parse(token)).toEqual({ userId: uid, sessionId: sid, generation: 7, hash });
+    expect(codec.parse(token)).toEqual({ userId: uid, sessionId: sid, generation: 7, hash, tagged: true });
     expect(codec.generate(uid, sid, 7).token).not.toBe(token);
   });
 
@@ -204,16 +204,16 @@ describe('OpaqueRefreshTokens', () => {
     const { token } = codec.generate(uid, sid, 1);
     for (let i = 4; i < token.length; i += 7) {
       const altered = token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1);
-      expect(codec.parse(altered)).toBeUndefined();
+      expect(codec.parse(altered)?.tagged).toBe(false);
     }
-    expect(new OpaqueRefreshTokens(systemRandom, refreshTagKeys(createKeySet([generateEcKey()]))).parse(token)).toBeUndefined();
+    expect(new OpaqueRefreshTokens(systemRandom, refreshTagKeys(createKeySet([generateEcKey()]))).parse(token)?.tagged).toBe(false);
   });
 
   test('a rotated key set still reads tokens tagged by its older keys', () => {
     const older = createKeySet([generateEcKey()]);
     const newer = createKeySet([generateEcKey(), older.signing]);
     const { token } = new OpaqueRefreshTokens(systemRandom, refreshTagKeys(older)).generate(uid, sid, 0);
-    expect(new OpaqueRefreshTokens(systemRandom, refreshTagKeys(newer)).parse(token)).toMatchObject({ userId: uid, sessionId: sid });
+    expect(new OpaqueRefreshTokens(systemRandom, refreshTagKeys(newer)).parse(token)).toMatchObject({ userId: uid, sessionId: sid, tagged: true });
   });
 
   test.each(['', 'rt2_', 'rt1_' + 'A'.repeat(112), 'rt2_' + 'A'.repeat(111), 'rt2_' + 'A'.repeat(113), 'rt2_' + '+'.repeat(112), 'eyJhbGciOi.x.y'])(

@@ -58,8 +58,8 @@ describe('guardStore', () => {
   test('answers pass through untouched, with or without a timer', async () => {
     for (const timeoutMs of [undefined, 300]) {
       let errors = 0;
-      const guarded = guard(storeWith(async () => ({ userId: 'usr_1', username: 'a', roles: [], revision: 1 })), timeoutMs, () => errors++);
-      expect(await guarded.liveSession('usr_1', 'ses_1')).toMatchObject({ userId: 'usr_1' });
+      const guarded = guard(storeWith(async () => ({ id: 'usr_1', username: 'a', roles: [], revision: 1 })), timeoutMs, () => errors++);
+      expect(await guarded.liveSession('usr_1', 'ses_1')).toMatchObject({ id: 'usr_1' });
       await tick(1000);
       expect(errors).toBe(0);
     }

@@ -55,7 +55,7 @@ describe('MemoryStore.sweep', () => {
     const sessionId = await open('h0');
     for (let g = 0; g < 1000; g++) {
       clock.advance(1000);
-      const r = await store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`, successorHash: `h${g + 1}`, sealedSuccessor: `sealed-${g}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
+      const r = await store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`, successorHash: `h${g + 1}`, sealedSuccessor: `sealed-${g}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true });
       expect(r.outcome).toBe('rotated');
     }
     expect(store.size()).toEqual({ users: 1, sessions: 1, attempts: 0 });
@@ -64,7 +64,7 @@ describe('MemoryStore.sweep', () => {
     expect(entry.previous).toMatchObject({ hash: 'h999', sealed: 'sealed-999' });
     // A forged token of an old generation is recognised as this session's (the store trusts the
     // flow's tag check) and ends it: nothing of the old tokens had to be kept.
-    expect((await store.rotateRefreshToken({ userId, sessionId, generation: 10, hash: 'any', successorHash: 'x', sealedSuccessor: 's', refreshTtlMs: HOUR, reuseIntervalMs: 10_000 })).outcome).toBe('reused');
+    expect((await store.rotateRefreshToken({ userId, sessionId, generation: 10, hash: 'any', successorHash: 'x', sealedSuccessor: 's', refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true })).outcome).toBe('reused');
   });
 
   test('keeps every time exact to the millisecond, though it packs them (property)', async () => {

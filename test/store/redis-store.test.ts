@@ -73,7 +73,7 @@ describeWithRedis('RedisStore', (redis) => {
     try {
       const { userId, sessionId } = await userWithSession(store);
       const rotate = (g: number) =>
-        store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`.padEnd(22, 'x'), successorHash: `h${g + 1}`.padEnd(22, 'x'), sealedSuccessor: 's'.repeat(120), refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
+        store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`.padEnd(22, 'x'), successorHash: `h${g + 1}`.padEnd(22, 'x'), sealedSuccessor: 's'.repeat(120), refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true });
       expect((await rotate(0)).outcome).toBe('rotated');
       const keys = async () => (await raw.keys(`test${prefix}:*`)).length;
       const bytes = async () => (await raw.memory('USAGE', `test${prefix}:{${userId}}:s:${sessionId}`)) as number;

@@ -58,8 +58,8 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       });
       return { sessionId, result };
     };
-    const rotate = (userId: string, sessionId: string, generation: number, hash: string, successorHash: string) =>
-      store.rotateRefreshToken({ userId, sessionId, generation, hash, successorHash, sealedSuccessor: `sealed:${successorHash}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
+    const rotate = (userId: string, sessionId: string, generation: number, hash: string, successorHash: string, tagged = true) =>
+      store.rotateRefreshToken({ userId, sessionId, generation, hash, tagged, successorHash, sealedSuccessor: `sealed:${successorHash}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000 });
     const live = (userId: string, sessionId: string) => store.liveSession(userId, sessionId);
 
     describe('users', () => {
@@ -126,8 +126,9 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       test('created with the store’s times and the live user; active until the absolute end', async () => {
         const user = await addUser();
         const { sessionId, result } = await session(user.id, 'h0', { maxAgeMs: 2 * HOUR, refreshTtlMs: 3 * HOUR });
-        expect(result).toEqual({ outcome: 'created', now: T0, expiresAt: T0 + 2 * HOUR, refreshExpiresAt: T0 + 2 * HOUR, user: { userId: user.id, username: user.username, roles: ['admin'], revision: 1 } });
-        expect(await live(user.id, sessionId)).toEqual({ userId: user.id, username: user.username, roles: ['admin'], revision: 1 });
+        const liveUser = { id: user.id, username: user.username, roles: ['admin'], revision: 1 };
+        expect(result).toMatchObject({ outcome: 'created', now: T0, expiresAt: T0 + 2 * HOUR, refreshExpiresAt: T0 + 2 * HOUR, user: liveUser });
+        expect(await live(user.id, sessionId)).toMatchObject(liveUser);
         clock.advance(2 * HOUR - 1);
         expect(await live(user.id, sessionId)).toBeDefined();
         clock.advance(1);
@@ -160,12 +161,12 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const user = await addUser();
         const { sessionId } = await session(user.id);
         clock.advance(1000);
-        expect(await rotate(user.id, sessionId, 0, 'h0', 'h1')).toEqual({
+        expect(await rotate(user.id, sessionId, 0, 'h0', 'h1')).toMatchObject({
           outcome: 'rotated',
           now: T0 + 1000,
           expiresAt: T0 + 24 * HOUR,
           refreshExpiresAt: T0 + 1000 + HOUR,
-          user: { userId: user.id, username: user.username, roles: ['admin'], revision: 1 },
+          user: { id: user.id, username: user.username, roles: ['admin'], revision: 1 },
         });
         await store.updateUser(user.id, { roles: ['viewer'] });
         expect(await rotate(user.id, sessionId, 1, 'h1', 'h2')).toMatchObject({ outcome: 'rotated', user: { roles: ['viewer'], revision: 2 } });
@@ -207,6 +208,18 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await rotate(user.id, sessionId, 0, 'h0', 'h1')).toEqual({ outcome: 'invalid', why: 'expired' });
       });
 
+      test('a token whose tag key was retired: current by its hash it still rotates; older it proves nothing', async () => {
+        const user = await addUser();
+        const { sessionId } = await session(user.id);
+        expect((await rotate(user.id, sessionId, 0, 'h0', 'h1', false)).outcome).toBe('rotated');
+        expect((await rotate(user.id, sessionId, 0, 'h0', 'hz', false)).outcome).toBe('retried');
+        expect((await rotate(user.id, sessionId, 1, 'h1', 'h2', false)).outcome).toBe('rotated');
+        clock.advance(60_000);
+        expect(await rotate(user.id, sessionId, 0, 'h0', 'hx', false)).toEqual({ outcome: 'invalid', why: 'unknown' });
+        expect(await live(user.id, sessionId)).toBeDefined();
+        expect(await rotate(user.id, sessionId, 0, 'h0', 'hx', true)).toMatchObject({ outcome: 'reused' });
+      });
+
       test('concurrent rotations of one token: exactly one winner, the rest get its successor', async () => {
         const user = await addUser();
         const { sessionId } = await session(user.id);
@@ -220,9 +233,10 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const user = await addUser();
         const { sessionId } = await session(user.id);
         await rotate(user.id, sessionId, 0, 'h0', 'h1');
-        const token = (generation: number, hash: string) => ({ userId: user.id, sessionId, generation, hash });
+        const token = (generation: number, hash: string, tagged = true) => ({ userId: user.id, sessionId, generation, hash, tagged });
         expect(await store.revokeSessionByRefreshToken(token(1, 'wrong'))).toBeUndefined();
         expect(await store.revokeSessionByRefreshToken(token(2, 'h2'))).toBeUndefined();
+        expect(await store.revokeSessionByRefreshToken(token(0, 'h0', false))).toBeUndefined(); // an old token without a tag we hold
         expect(await live(user.id, sessionId)).toBeDefined();
         expect(await store.revokeSessionByRefreshToken(token(0, 'h0'))).toEqual({ sessionId, userId: user.id });
         expect(await live(user.id, sessionId)).toBeUndefined();
