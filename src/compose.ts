@@ -13,6 +13,7 @@ import { COMMON_PASSWORDS, PasswordDenylist, readDenylistFile } from './core/pas
 import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from './core/password-hasher.js';
 import { OpaqueRefreshTokens } from './core/refresh-token.js';
 import { RegisterFlow } from './core/register.js';
+import { ServiceAccountAdmin, ServiceTokenFlow } from './core/service-accounts.js';
 import { SessionFlows } from './core/session-flows.js';
 import { AccountService, AdminService } from '../gen/auth/v1/accounts_pb.js';
 import { AuthService, SecureService } from '../gen/auth/v1/auth_pb.js';
@@ -116,13 +117,14 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const throttle = new LoginThrottle(store);
   const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random }, config);
   const accountDeps = { users: store, hasher, random, sessions, throttle };
+  const serviceTokens = new ServiceTokenFlow({ accounts: store, throttle, accessTokens, clock }, { issuer: config.issuer, clockSkewMs: config.clockSkewMs });
 
   const server = createAuthServer({
     services: [
-      served(AuthService, authService({ register, sessions, introspector, jwksJson: () => keys.jwksJson })),
+      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson })),
       served(SecureService, secureService()),
       served(AccountService, accountService(new AccountFlows(accountDeps, policy))),
-      served(AdminService, adminService(new AdminFlows(accountDeps, policy))),
+      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }))),
     ],
     authenticate: (token) => introspector.introspect(token),
     descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),

@@ -15,6 +15,7 @@ export const authErrorCodes = [
   'conflict',
   'invalid_credentials',
   'invalid_refresh_token',
+  'invalid_client',
   'unauthenticated',
   'permission_denied',
   'throttled',

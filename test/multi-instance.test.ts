@@ -1,6 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import jwt from 'jsonwebtoken';
 import { join } from 'node:path';
 import { AuthService, InactiveReason, SecureService } from '../gen/auth/v1/auth_pb';
 import { AccountService, AdminService } from '../gen/auth/v1/accounts_pb';
@@ -130,5 +132,21 @@ describeWithRedis('several instances on one Redis', (redis) => {
     const second = await b.admin.listUsers({ pageSize: 1, pageToken: first.nextPageToken }, root);
     expect(first.users).toHaveLength(1);
     expect(second.users[0]!.username > first.users[0]!.username).toBe(true);
+  });
+
+  test('service accounts across instances: an assertion used on A is refused on B; a revoke on B ends tokens on A', async () => {
+    const root = bearer((await a.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const account = await a.admin.createServiceAccount({ name: 'reports', roles: ['admin'] }, root);
+    await b.admin.addServiceAccountKey({ serviceAccountId: account.clientId, publicKeyJwk: JSON.stringify(publicKey.export({ format: 'jwk' })) }, root);
+    const issuer = 'urn:grpc-auth:dev';
+    const assertion = jwt.sign({ jti: 'only-once' }, privateKey, { algorithm: 'ES256', issuer: account.clientId, subject: account.clientId, audience: issuer, expiresIn: 60 });
+    await expect(a.auth.issueServiceToken({ clientAssertion: assertion })).resolves.toBeDefined();
+    expect(await statusOf(b.auth.issueServiceToken({ clientAssertion: assertion }))).toEqual({ code: status.UNAUTHENTICATED, details: 'client authentication failed' });
+    const token = (await a.auth.issueServiceToken({ clientId: account.clientId, clientSecret: account.clientSecret })).accessToken;
+    await expect(a.secure.adminPing({}, bearer(token))).resolves.toBeDefined();
+    await b.admin.revokeServiceAccountSecret({ serviceAccountId: account.clientId, secretId: account.secretId }, root);
+    expect(await statusOf(a.secure.adminPing({}, bearer(token)))).toEqual({ code: status.UNAUTHENTICATED, details: 'access token is not valid: revoked' });
+    expect((await a.auth.validate({ accessToken: token })).active).toBe(false);
   });
 });

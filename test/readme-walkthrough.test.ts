@@ -117,4 +117,39 @@ describe('README walkthrough', () => {
       await running.exit;
     }
   });
+
+  test('the service-to-service walkthrough: create an account, get a token, call, rotate the secret', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const admin = readme.slice(readme.indexOf('## Accounts and administration with grpcurl'));
+    const addLine = /```sh\n([\s\S]*?)```/.exec(admin)![1]!.split('\n').find((l) => l.includes('users add'))!;
+    const section = readme.slice(readme.indexOf('## Service-to-service: service accounts'));
+    const script = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    const dir = mkdtempSync(join(tmpdir(), 'walkthrough-s2s-'));
+    spawnSync('bash', ['-c', addLine.replace('npm run --silent cli --', `${process.execPath} ${join(ROOT, 'dist', 'src', 'cli', 'main.js')}`)], { cwd: dir });
+    const bin = mkdtempSync(join(tmpdir(), 'walkthrough-bin-'));
+    symlinkSync(join(ROOT, 'test', 'helpers', 'grpcurl.js'), join(bin, 'grpcurl'));
+    if (spawnSync('jq', ['--version']).status !== 0) symlinkSync(join(ROOT, 'test', 'helpers', 'jq.js'), join(bin, 'jq'));
+    const running = await startProcess({ AUTH_USERS_FILE: join(dir, 'users') });
+    try {
+      const result = spawnSync('bash', ['-c', 'exec 2>&1\n' + script.replace('A=127.0.0.1:50051\n', `A=${String(running.started.address)}\n`)], {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      const out = result.stdout;
+      const steps = ['"subjectType": "SUBJECT_TYPE_SERVICE_ACCOUNT"', '"accessToken": "ey', '"reason": "INACTIVE_REASON_REVOKED"', 'Code: Unauthenticated\n  Message: client authentication failed'];
+      let at = 0;
+      for (const step of steps) {
+        const found = out.indexOf(step, at);
+        if (found < 0) throw new Error(`walkthrough output lacks, after position ${at}: ${step}\n---\n${out}`);
+        at = found + step.length;
+      }
+      expect(out.match(/ERROR:/g)).toHaveLength(1);
+      expect(out).not.toMatch(/Failed to|command not found|null/);
+      await eventually(() => running.lines.filter((l) => l.event === 'service_token_issued').length === 2);
+    } finally {
+      running.child.kill('SIGTERM');
+      await running.exit;
+    }
+  });
 });

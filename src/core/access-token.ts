@@ -14,6 +14,10 @@ export interface AccessClaims {
   /** Seconds since the epoch. */
   readonly iat: number;
   readonly exp: number;
+  /** A service account's client id (RFC 9068 section 2.2). */
+  readonly client_id?: string | undefined;
+  /** The certificate a token is bound to (RFC 8705 section 3.1): base64url SHA-256 of its DER. */
+  readonly cnf?: { readonly 'x5t#S256': string } | undefined;
 }
 
 /** Why a token did not verify. Each maps to one `InactiveReason` of the contract. */
@@ -26,7 +30,8 @@ export type InvalidReason =
   | 'wrong_issuer'
   | 'wrong_audience'
   | 'wrong_algorithm'
-  | 'wrong_token_type';
+  | 'wrong_token_type'
+  | 'certificate_mismatch';
 
 export type VerifyResult = { readonly ok: true; readonly claims: AccessClaims } | { readonly ok: false; readonly reason: InvalidReason };
 
@@ -34,7 +39,10 @@ export interface AccessTokenSubject {
   readonly userId: string;
   readonly username: string;
   readonly roles: readonly string[];
+  /** The session (a user) or the credential that authenticated (a service account). */
   readonly sessionId: string;
+  readonly clientId?: string | undefined;
+  readonly certificateThumbprint?: string | undefined;
 }
 
 export interface IssuedAccessToken {
@@ -85,6 +93,8 @@ export class AccessTokenIssuer {
       jti: this.random.bytes(16).toString('base64url'),
       iat,
       exp,
+      ...(subject.clientId !== undefined ? { client_id: subject.clientId } : {}),
+      ...(subject.certificateThumbprint !== undefined ? { cnf: { 'x5t#S256': subject.certificateThumbprint } } : {}),
     };
     const signing = this.keys.signing;
     const token = jwt.sign(
@@ -189,12 +199,31 @@ const isNonEmptyString = (v: unknown): v is string => typeof v === 'string' && v
 /** jsonwebtoken accepts tokens without `exp`, with a future `iat`, with a string payload: refuse them. */
 function checkClaims(payload: unknown, nowSeconds: number, skew: number): VerifyResult {
   if (!isPlainObject(payload)) return invalid('malformed');
-  const { sub, sid, jti, iat, exp, username, roles } = payload;
+  const { sub, sid, jti, iat, exp, username, roles, client_id: clientId, cnf } = payload;
   if (!isNonEmptyString(sub) || !isNonEmptyString(sid) || !isNonEmptyString(jti) || typeof username !== 'string') {
     return invalid('malformed');
   }
   if (!isInteger(iat) || !isInteger(exp) || exp <= iat) return invalid('malformed');
   if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return invalid('malformed');
+  if (clientId !== undefined && !isNonEmptyString(clientId)) return invalid('malformed');
+  let thumbprint: string | undefined;
+  if (cnf !== undefined) {
+    if (!isPlainObject(cnf) || typeof cnf['x5t#S256'] !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(cnf['x5t#S256'])) return invalid('malformed');
+    thumbprint = cnf['x5t#S256'];
+  }
   if (iat > nowSeconds + skew) return invalid('not_yet_valid');
-  return { ok: true, claims: { sub, sid, jti, iat, exp, username, roles: roles as string[] } };
+  return {
+    ok: true,
+    claims: {
+      sub,
+      sid,
+      jti,
+      iat,
+      exp,
+      username,
+      roles: roles as string[],
+      ...(clientId !== undefined ? { client_id: clientId } : {}),
+      ...(thumbprint !== undefined ? { cnf: { 'x5t#S256': thumbprint } } : {}),
+    },
+  };
 }

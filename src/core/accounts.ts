@@ -65,6 +65,13 @@ function actorOf(ctx: FlowContext): { userId: string; sessionId: string; roles: 
   return ctx.principal;
 }
 
+/** The caller of a self-service RPC: a user (a service account has no account of this kind). */
+function selfOf(ctx: FlowContext): { userId: string; sessionId: string; roles: readonly string[] } {
+  const actor = actorOf(ctx);
+  if (ctx.principal?.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
+  return actor;
+}
+
 /** Self-service: every operation acts on the caller's own account, named by their access token. */
 export class AccountFlows {
   constructor(
@@ -73,7 +80,7 @@ export class AccountFlows {
   ) {}
 
   async getAccount(ctx: FlowContext): Promise<UserRecord> {
-    const user = await this.deps.users.getUser(actorOf(ctx).userId);
+    const user = await this.deps.users.getUser(selfOf(ctx).userId);
     if (!user) throw new AuthError('not_found', NO_USER);
     return user;
   }
@@ -84,7 +91,7 @@ export class AccountFlows {
    * the calling session stays.
    */
   async changePassword(currentPassword: string, newPassword: string, ctx: FlowContext): Promise<void> {
-    const actor = actorOf(ctx);
+    const actor = selfOf(ctx);
     checkLoginFields('-', currentPassword);
     const user = await this.getAccount(ctx);
     const password = checkNewPassword(newPassword, user.username, this.policy);
@@ -96,20 +103,20 @@ export class AccountFlows {
   }
 
   async listSessions(ctx: FlowContext): Promise<{ sessions: SessionInfo[]; current: string }> {
-    const actor = actorOf(ctx);
+    const actor = selfOf(ctx);
     return { sessions: await this.deps.users.listSessions(actor.userId), current: actor.sessionId };
   }
 
   /** Ends one of the caller's sessions; an unknown session and another user's get the same NOT_FOUND. */
   async revokeSession(sessionId: string, ctx: FlowContext): Promise<void> {
-    const actor = actorOf(ctx);
+    const actor = selfOf(ctx);
     if (!isId(sessionId, 'ses') || !(await this.deps.users.revokeSession(actor.userId, sessionId))) throw new AuthError('not_found', NO_SESSION);
     ctx.log.warn({ event: 'session_revoked', userId: actor.userId, sessionId, actorId: actor.userId, reason: 'revoked_by_user' }, 'session revoked');
   }
 
   /** "Sign out everywhere else": the calling session stays. */
   async revokeOtherSessions(ctx: FlowContext): Promise<void> {
-    const actor = actorOf(ctx);
+    const actor = selfOf(ctx);
     const result = await this.deps.users.updateUser(actor.userId, { revokeSessions: true, keepSession: actor.sessionId });
     if (result.outcome !== 'updated') throw new AuthError('not_found', NO_USER);
     ctx.log.warn({ event: 'sessions_revoked', userId: actor.userId, actorId: actor.userId, scope: 'others' }, 'other sessions revoked');
@@ -145,15 +152,21 @@ export class AdminFlows {
    * the next page starts (and for which prefix). The store reads only the page, never the whole set.
    */
   async listUsers(request: { pageSize: number; pageToken: string; usernamePrefix: string }): Promise<{ users: UserRecord[]; nextPageToken: string }> {
-    if (request.pageSize < 0) throw new AuthError('invalid_argument', 'page_size must not be negative');
-    const limit = Math.min(request.pageSize === 0 ? DEFAULT_PAGE_SIZE : request.pageSize, MAX_PAGE_SIZE);
-    const prefix = request.usernamePrefix === '' ? '' : request.usernamePrefix.normalize('NFKC').toLowerCase();
-    if (prefix.length > 64) throw new AuthError('invalid_argument', 'username_prefix must be at most 64 characters');
-    const after = request.pageToken === '' ? undefined : readPageToken(request.pageToken, prefix);
+    const page = await this.page(request.pageSize, request.pageToken, request.usernamePrefix, (q) => this.deps.users.listUsers(q), (u) => u.username);
+    return { users: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  /** One AIP-158 page of anything listed in name order (users, service accounts). */
+  async page<T>(pageSize: number, token: string, rawPrefix: string, list: (q: UserQuery) => Promise<T[]>, nameOf: (item: T) => string): Promise<{ items: T[]; nextPageToken: string }> {
+    if (pageSize < 0) throw new AuthError('invalid_argument', 'page_size must not be negative');
+    const limit = Math.min(pageSize === 0 ? DEFAULT_PAGE_SIZE : pageSize, MAX_PAGE_SIZE);
+    const prefix = rawPrefix === '' ? '' : rawPrefix.normalize('NFKC').toLowerCase();
+    if (prefix.length > 64) throw new AuthError('invalid_argument', 'a prefix must be at most 64 characters');
+    const after = token === '' ? undefined : readPageToken(token, prefix);
     // One more than the page, to know whether another page follows.
-    const users = await this.deps.users.listUsers({ prefix, after, limit: limit + 1 });
-    const page = users.slice(0, limit);
-    return { users: page, nextPageToken: users.length > limit ? pageToken(page[page.length - 1]!.username, prefix) : '' };
+    const items = await list({ prefix, after, limit: limit + 1 });
+    const page = items.slice(0, limit);
+    return { items: page, nextPageToken: items.length > limit ? pageToken(nameOf(page[page.length - 1]!), prefix) : '' };
   }
 
   async setRoles(userId: string, roles: readonly string[], ctx: FlowContext): Promise<UserRecord> {
@@ -243,6 +256,6 @@ function readPageToken(token: string, prefix: string): string {
   }
   const t = parsed as { v?: unknown; after?: unknown; prefix?: unknown } | undefined;
   if (typeof t !== 'object' || t === null || t.v !== 1 || typeof t.after !== 'string' || t.after.length > 256) throw new AuthError('invalid_argument', 'page_token is not valid');
-  if (t.prefix !== prefix) throw new AuthError('invalid_argument', 'page_token belongs to another username_prefix');
+  if (t.prefix !== prefix) throw new AuthError('invalid_argument', 'page_token belongs to another prefix');
   return t.after;
 }

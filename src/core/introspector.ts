@@ -2,29 +2,50 @@ import type { Clock } from '../clock.js';
 import type { AccessClaims, AccessTokenVerifier, InvalidReason } from './access-token.js';
 import type { LiveUser } from './records.js';
 
+/** Who a token names: a person with a session, or a backend's service account. */
+export type SubjectType = 'user' | 'service_account';
+
 /** The verified caller behind an access token: what Validate reports and handlers receive. */
 export interface Principal {
+  readonly subjectType: SubjectType;
+  /** The user's id, or the service account's ("sva_…"). */
   readonly userId: string;
   /** The user's username now (a rename shows at once). */
   readonly username: string;
   /** The user's roles now, not as the token was issued: a role change takes effect at once. */
   readonly roles: readonly string[];
+  /** The user's session, or the service account's credential that issued the token. */
   readonly sessionId: string;
   readonly tokenId: string;
   /** Seconds since the epoch. */
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** A service account's client id. */
+  readonly clientId?: string | undefined;
+  /** The TLS client certificate the token is bound to (RFC 8705), when it is. */
+  readonly certificateThumbprint?: string | undefined;
+}
+
+/**
+ * RFC 8705 section 3: a certificate-bound token is good only with its own certificate. True for
+ * a token bound to nothing, and for a bound one when `presented` (the call's certificate
+ * thumbprint) is that certificate.
+ */
+export function certificateMatches(principal: Principal, presented: string | undefined): boolean {
+  return principal.certificateThumbprint === undefined || principal.certificateThumbprint === presented;
 }
 
 export type Introspection = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly reason: InvalidReason };
 
-/** The introspector's storage port: the live user behind a session, or undefined when it is not active. */
+/** The introspector's storage port: the live subject behind a token, or undefined when it is not active. */
 export interface SessionLiveness {
   /**
    * The user of an active session: the session exists, is not revoked or over, was not ended by a
    * revoke-all of its user, and its user exists and is enabled. One read, on every check.
    */
   liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined>;
+  /** The service account of an active credential: the account exists, is enabled, and still has it. */
+  liveCredential(serviceAccountId: string, credentialId: string): Promise<LiveUser | undefined>;
 }
 
 export interface IntrospectorOptions {
@@ -76,7 +97,8 @@ export class Introspector {
       entry = { claims: result.claims, principal: undefined, revision: -1 };
       this.remember(token, entry);
     }
-    const live = await this.sessions.liveSession(entry.claims.sub, entry.claims.sid);
+    const { sub, sid } = entry.claims;
+    const live = sub.startsWith('sva_') ? await this.sessions.liveCredential(sub, sid) : await this.sessions.liveSession(sub, sid);
     if (live === undefined) return { ok: false, reason: 'revoked' };
     if (entry.principal === undefined || entry.revision !== live.revision) {
       entry.principal = principalOf(entry.claims, live);
@@ -100,6 +122,7 @@ export class Introspector {
 /** The principal of verified claims; with `live`, the user's username and roles as they are now. */
 export function principalOf(claims: AccessClaims, live?: Pick<LiveUser, 'username' | 'roles'>): Principal {
   return Object.freeze({
+    subjectType: claims.sub.startsWith('sva_') ? ('service_account' as const) : ('user' as const),
     userId: claims.sub,
     username: live?.username ?? claims.username,
     roles: Object.freeze([...(live?.roles ?? claims.roles)]),
@@ -107,5 +130,7 @@ export function principalOf(claims: AccessClaims, live?: Pick<LiveUser, 'usernam
     tokenId: claims.jti,
     issuedAt: claims.iat,
     expiresAt: claims.exp,
+    clientId: claims.client_id,
+    certificateThumbprint: claims.cnf?.['x5t#S256'],
   });
 }

@@ -1,7 +1,8 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { UserOrigin, type SessionSchema, type UserSchema } from '../../gen/auth/v1/accounts_pb.js';
+import { CredentialType, UserOrigin, type ServiceAccountSchema, type SessionSchema, type UserSchema } from '../../gen/auth/v1/accounts_pb.js';
 import type { SessionInfo, UserRecord } from '../core/records.js';
+import type { ServiceAccountRecord } from '../core/service-accounts.js';
 
 /** A user as the contract shows it: never the password hash. */
 export function userMessage(u: UserRecord): MessageInitShape<typeof UserSchema> {
@@ -26,5 +27,26 @@ export function sessionMessage(s: SessionInfo, current = ''): MessageInitShape<t
     clientAddress: s.clientAddress,
     userAgent: s.userAgent,
     current: s.id === current,
+  };
+}
+
+const credentialTypes = { secret: CredentialType.SECRET, key: CredentialType.KEY, certificate: CredentialType.CERTIFICATE } as const;
+
+/** A service account as the contract shows it: its credentials by id and kind, never a secret or its hash. */
+export function serviceAccountMessage(a: ServiceAccountRecord): MessageInitShape<typeof ServiceAccountSchema> {
+  return {
+    serviceAccountId: a.id,
+    clientId: a.id,
+    name: a.name,
+    roles: [...a.roles],
+    disabled: a.disabled,
+    createdAt: timestampFromMs(a.createdAt),
+    credentials: a.credentials.map((c) => ({
+      credentialId: c.id,
+      type: credentialTypes[c.type],
+      createdAt: timestampFromMs(c.createdAt),
+      kid: c.type === 'key' ? c.kid : '',
+      thumbprint: c.type === 'certificate' ? c.thumbprint : '',
+    })),
   };
 }

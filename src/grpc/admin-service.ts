@@ -1,10 +1,11 @@
 import type { AdminService } from '../../gen/auth/v1/accounts_pb.js';
 import type { AdminFlows } from '../core/accounts.js';
-import { sessionMessage, userMessage } from './account-messages.js';
+import type { ServiceAccountAdmin } from '../core/service-accounts.js';
+import { serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AdminService: the administration of users (the proto requires the admin role of every RPC). */
-export function adminService(admin: AdminFlows): ServiceImpl<typeof AdminService> {
+export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin): ServiceImpl<typeof AdminService> {
   return {
     createUser: async (req, ctx) => ({ user: userMessage(await admin.createUser(req, ctx)) }),
     getUser: async (req) => ({ user: userMessage(await admin.getUser(req)) }),
@@ -30,6 +31,40 @@ export function adminService(admin: AdminFlows): ServiceImpl<typeof AdminService
     },
     resetLoginThrottle: async (req, ctx) => {
       await admin.resetLoginThrottle(req.username, ctx);
+      return {};
+    },
+    createServiceAccount: async (req, ctx) => {
+      const { account, secret, secretId } = await accounts.create(req.name, req.roles, ctx);
+      return { serviceAccount: serviceAccountMessage(account), clientId: account.id, clientSecret: secret, secretId };
+    },
+    getServiceAccount: async (req) => ({ serviceAccount: serviceAccountMessage(await accounts.get(req.serviceAccountId)) }),
+    listServiceAccounts: async (req) => {
+      const page = await admin.page(req.pageSize, req.pageToken, req.namePrefix, (q) => accounts.list(q), (a) => a.name);
+      return { serviceAccounts: page.items.map(serviceAccountMessage), nextPageToken: page.nextPageToken };
+    },
+    setServiceAccountRoles: async (req, ctx) => ({ serviceAccount: serviceAccountMessage(await accounts.setRoles(req.serviceAccountId, req.roles, ctx)) }),
+    disableServiceAccount: async (req, ctx) => ({ serviceAccount: serviceAccountMessage(await accounts.setDisabled(req.serviceAccountId, true, ctx)) }),
+    enableServiceAccount: async (req, ctx) => ({ serviceAccount: serviceAccountMessage(await accounts.setDisabled(req.serviceAccountId, false, ctx)) }),
+    deleteServiceAccount: async (req, ctx) => {
+      await accounts.delete(req.serviceAccountId, ctx);
+      return {};
+    },
+    addServiceAccountSecret: async (req, ctx) => {
+      const { secret, secretId } = await accounts.addSecret(req.serviceAccountId, ctx);
+      return { clientSecret: secret, secretId };
+    },
+    revokeServiceAccountSecret: async (req, ctx) => {
+      await accounts.removeCredential(req.serviceAccountId, req.secretId, 'secret', ctx);
+      return {};
+    },
+    addServiceAccountKey: async (req, ctx) => accounts.addKey(req.serviceAccountId, req.publicKeyJwk, ctx),
+    removeServiceAccountKey: async (req, ctx) => {
+      await accounts.removeCredential(req.serviceAccountId, req.keyId, 'key', ctx);
+      return {};
+    },
+    bindServiceAccountCertificate: async (req, ctx) => accounts.bindCertificate(req.serviceAccountId, req.thumbprint, ctx),
+    unbindServiceAccountCertificate: async (req, ctx) => {
+      await accounts.removeCredential(req.serviceAccountId, req.bindingId, 'certificate', ctx);
       return {};
     },
   };

@@ -1,8 +1,9 @@
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { type AuthService, InactiveReason, ValidateResponseSchema } from '../../gen/auth/v1/auth_pb.js';
+import { type AuthService, InactiveReason, SubjectType, ValidateResponseSchema } from '../../gen/auth/v1/auth_pb.js';
 import { MAX_ACCESS_TOKEN_LENGTH, type InvalidReason } from '../core/access-token.js';
-import type { Introspector, Principal } from '../core/introspector.js';
+import { certificateMatches, type Introspector, type Principal } from '../core/introspector.js';
 import type { RegisterFlow } from '../core/register.js';
+import type { ServiceTokenFlow } from '../core/service-accounts.js';
 import type { SessionFlows, TokenPair } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
 import { RepeatedAnswers } from './answer-cache.js';
@@ -12,6 +13,7 @@ export interface AuthServiceDeps {
   readonly register: RegisterFlow;
   readonly sessions: SessionFlows;
   readonly introspector: Introspector;
+  readonly serviceTokens: ServiceTokenFlow;
   readonly jwksJson: () => string;
 }
 
@@ -26,7 +28,10 @@ export const inactiveReasons: Readonly<Record<InvalidReason, InactiveReason>> = 
   wrong_audience: InactiveReason.WRONG_AUDIENCE,
   wrong_algorithm: InactiveReason.WRONG_ALGORITHM,
   wrong_token_type: InactiveReason.WRONG_TOKEN_TYPE,
+  certificate_mismatch: InactiveReason.CERTIFICATE_MISMATCH,
 };
+
+export const subjectTypes = { user: SubjectType.USER, service_account: SubjectType.SERVICE_ACCOUNT } as const;
 
 /** AuthService: each RPC adapts its request to one core call, nothing more. */
 export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthService> {
@@ -39,6 +44,9 @@ export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthServi
     tokenId: p.tokenId,
     issuedAt: timestampFromMs(p.issuedAt * 1000),
     expiresAt: timestampFromMs(p.expiresAt * 1000),
+    subjectType: subjectTypes[p.subjectType],
+    clientId: p.clientId ?? '',
+    certificateThumbprint: p.certificateThumbprint ?? '',
   }));
   return {
     register: async (req, ctx) => deps.register.register(req.username, req.password, ctx),
@@ -54,7 +62,16 @@ export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthServi
         throw new AuthError('invalid_argument', `access_token must be at most ${MAX_ACCESS_TOKEN_LENGTH} characters`);
       }
       const result = await deps.introspector.introspect(req.accessToken);
-      return result.ok ? active.answer(result.principal) : { active: false, reason: inactiveReasons[result.reason] };
+      if (!result.ok) return { active: false, reason: inactiveReasons[result.reason] };
+      // A certificate-bound token with another certificate (RFC 8705 section 3): inactive.
+      if (req.certificateThumbprint !== '' && !certificateMatches(result.principal, req.certificateThumbprint)) {
+        return { active: false, reason: InactiveReason.CERTIFICATE_MISMATCH };
+      }
+      return active.answer(result.principal);
+    },
+    issueServiceToken: async (req, ctx) => {
+      const issued = await deps.serviceTokens.issue(req, ctx);
+      return { accessToken: issued.accessToken, tokenType: 'Bearer', expiresIn: issued.expiresIn };
     },
     getJwks: async () => ({ jwksJson: deps.jwksJson() }),
   };

@@ -1,10 +1,11 @@
 import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
 import { systemClock, type Clock } from '../clock.js';
-import type { Introspection } from '../core/introspector.js';
+import { certificateMatches, type Introspection } from '../core/introspector.js';
 import { AuthError } from '../errors.js';
 import type { MethodPolicy } from './access-policy.js';
 import { callContext } from './call-context.js';
 import { CallTimeouts } from './call-timeouts.js';
+import { peerCertificateThumbprint } from './peer-certificate.js';
 import { logFailure, toStatus } from './status.js';
 
 export interface BearerOptions {
@@ -60,6 +61,10 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
               (result) =>
                 settle(() => {
                   if (!result.ok) return refuse(new AuthError('unauthenticated', `access token is not valid: ${result.reason.replaceAll('_', ' ')}`));
+                  // RFC 8705 section 3: a certificate-bound token only with its own certificate.
+                  if (!certificateMatches(result.principal, peerCertificateThumbprint(call.getAuthContext()))) {
+                    return refuse(new AuthError('unauthenticated', 'access token is not valid: certificate mismatch'));
+                  }
                   const missing = policy.requiredRoles.filter((role) => !result.principal.roles.includes(role));
                   if (missing.length > 0) return refuse(new AuthError('permission_denied', `requires role ${missing.join(', ')}`));
                   callContext(metadata).principal = result.principal;

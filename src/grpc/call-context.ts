@@ -14,6 +14,8 @@ export interface CallContext {
   readonly clientAddress: string;
   /** The caller's user agent: printable ASCII, at most 256 characters ('' when none). */
   readonly userAgent: string;
+  /** The TLS client certificate's SHA-256 thumbprint, over mTLS (RFC 8705's x5t#S256). */
+  readonly certificateThumbprint: string | undefined;
   /** Set by the bearer interceptor on protected methods. */
   principal: Principal | undefined;
   /** Aborted when the call is cancelled, cut at shutdown, or runs out of time. */
@@ -34,7 +36,13 @@ export class CallState implements CallContext {
     readonly log: Logger,
     readonly clientAddress: string,
     private readonly metadata?: Metadata,
+    private readonly peer?: () => string | undefined,
   ) {}
+
+  /** Read when a flow asks (IssueServiceToken): most calls never do. */
+  get certificateThumbprint(): string | undefined {
+    return this.peer?.();
+  }
 
   /** Read when a flow asks (Login): most calls never do. */
   get userAgent(): string {

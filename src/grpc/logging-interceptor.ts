@@ -2,6 +2,7 @@ import { Metadata, ServerInterceptingCall, status as Status, type ServerIntercep
 import type { Logger } from 'pino';
 import type { Random } from '../random.js';
 import { addressOf, attachCallContext, CallState } from './call-context.js';
+import { peerCertificateThumbprint } from './peer-certificate.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -38,7 +39,7 @@ export function loggingInterceptor(log: Logger, random: Random, observer: CallOb
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
             const clientAddress = addressOf(call.getPeer());
-            ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, metadata);
+            ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, metadata, () => peerCertificateThumbprint(call.getAuthContext()));
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },

@@ -16,6 +16,7 @@ export const statusByCode: Readonly<Record<AuthErrorCode, Status>> = {
   conflict: Status.ABORTED,
   invalid_credentials: Status.UNAUTHENTICATED,
   invalid_refresh_token: Status.UNAUTHENTICATED,
+  invalid_client: Status.UNAUTHENTICATED,
   unauthenticated: Status.UNAUTHENTICATED,
   permission_denied: Status.PERMISSION_DENIED,
   throttled: Status.RESOURCE_EXHAUSTED,

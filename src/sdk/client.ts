@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb.js';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { AuthService, SecureService, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createClient, type Client } from '../grpc/client.js';
@@ -55,6 +57,12 @@ export interface AuthClient {
   readonly admin: Client<typeof AdminService>;
   /** Logs in and returns a session that keeps its access token fresh. */
   login(username: string, password: string, options?: TokenSessionOptions): Promise<TokenSession>;
+  /**
+   * A service account's session: gets a token with the account's credentials (a secret, a
+   * private key for RFC 7523 assertions, or the channel's TLS client certificate) and gets a new
+   * one ahead of expiry, like a login session refreshes.
+   */
+  serviceSession(credentials: ServiceCredentials, options?: TokenSessionOptions): Promise<TokenSession>;
   close(): void;
 }
 
@@ -71,6 +79,12 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
     admin,
     async login(username, password, sessionOptions) {
       return new TokenSession(auth, await auth.login({ username, password }), sessionOptions);
+    },
+    async serviceSession(serviceCredentials, sessionOptions) {
+      const issue = serviceTokenIssuer(auth, serviceCredentials);
+      const session = TokenSession.renewing({ renew: issue }, { accessToken: '', expiresIn: 0 }, sessionOptions);
+      await session.accessToken();
+      return session;
     },
     close() {
       for (const c of [auth, secure, account, admin]) c.close();
@@ -97,40 +111,102 @@ export class SessionEndedError extends Error {
   override readonly name = 'SessionEndedError';
 }
 
+/** How a service account authenticates to IssueServiceToken. */
+export type ServiceCredentials =
+  | { readonly clientId: string; readonly clientSecret: string }
+  /** A private key registered with AddServiceAccountKey: the session signs a fresh assertion for every token. */
+  | { readonly clientId: string; readonly privateKey: KeyObject | string; readonly kid?: string; readonly issuer: string }
+  /** The TLS client certificate of the channel (createAuthClient's `credentials`), bound with BindServiceAccountCertificate. */
+  | { readonly clientId: string; readonly certificate: true };
+
+/** The IssueServiceToken call of a set of credentials. */
+function serviceTokenIssuer(auth: Pick<Client<typeof AuthService>, 'issueServiceToken'>, c: ServiceCredentials): Renewal['renew'] {
+  return (callOptions) => {
+    if ('clientSecret' in c) return auth.issueServiceToken({ clientId: c.clientId, clientSecret: c.clientSecret }, callOptions);
+    if ('privateKey' in c) {
+      // RFC 7523 section 3: iss = sub = client id, aud = the auth server's issuer, short-lived, a fresh jti.
+      const assertion = jwt.sign({ jti: randomBytes(16).toString('base64url') }, c.privateKey, {
+        algorithm: 'ES256',
+        issuer: c.clientId,
+        subject: c.clientId,
+        audience: c.issuer,
+        expiresIn: 60,
+        ...(c.kid ? { keyid: c.kid } : {}),
+      });
+      return auth.issueServiceToken({ clientId: c.clientId, clientAssertion: assertion }, callOptions);
+    }
+    return auth.issueServiceToken({ clientId: c.clientId }, callOptions);
+  };
+}
+
+/** How a session gets its next access token: Refresh for a login, IssueServiceToken for a service account. */
+export interface Renewal {
+  renew(options: { deadline: number }): Promise<{ accessToken: string; expiresIn: number; refreshToken?: string }>;
+  /** Ends the session on the server (Logout), when there is one. */
+  end?(): Promise<void>;
+}
+
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+/** What ends a session: the server refused the credentials or the account. */
+const TERMINAL = new Set([grpc.status.UNAUTHENTICATED, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED]);
 
 /**
- * Holds a session's tokens and refreshes ahead of expiry. Refresh is single-flight: every caller
- * waiting at once shares one Refresh call, so a busy client never trips the server's re-use
+ * Holds a session's access token and renews it ahead of expiry. Renewal is single-flight: every
+ * caller waiting at once shares one call, so a busy client never trips the server's re-use
  * detection by itself. Expiry is reckoned from `expires_in` on the client's own clock, so clock
  * skew between client and server does not matter. Transient failures retry with back-off and
- * jitter (a retried Refresh gets the same successor within the server's reuse interval);
- * UNAUTHENTICATED ends the session.
+ * jitter (a retried Refresh gets the same successor within the server's reuse interval); when the
+ * server refuses the credentials (UNAUTHENTICATED, FAILED_PRECONDITION) the session ends and
+ * `onEnded` is called: it never exits the process.
  */
 export class TokenSession {
   private access: string;
-  private refresh: string;
   private expiresAt: number;
   private inFlight: Promise<string> | undefined;
   private ended: AuthClientError | 'logout' | undefined;
   private readonly clock: Clock;
+  private readonly renewal: Renewal;
 
+  /** A login session: renewed with Refresh, ended with Logout. */
+  constructor(auth: Pick<Client<typeof AuthService>, 'refresh' | 'logout'>, tokens: LoginResponse | RefreshResponse, options?: TokenSessionOptions);
+  constructor(renewal: Renewal, tokens: { accessToken: string; expiresIn: number }, options?: TokenSessionOptions, _renewing?: true);
   constructor(
-    private readonly auth: Pick<Client<typeof AuthService>, 'refresh' | 'logout'>,
-    tokens: LoginResponse | RefreshResponse,
+    source: Pick<Client<typeof AuthService>, 'refresh' | 'logout'> | Renewal,
+    tokens: { accessToken: string; expiresIn: number; refreshToken?: string },
     private readonly options: TokenSessionOptions = {},
+    renewing?: true,
   ) {
     this.clock = options.clock ?? systemClock;
     this.access = tokens.accessToken;
-    this.refresh = tokens.refreshToken;
     this.expiresAt = this.clock.now() + tokens.expiresIn * 1000;
+    if (renewing) {
+      this.renewal = source as Renewal;
+    } else {
+      const auth = source as Pick<Client<typeof AuthService>, 'refresh' | 'logout'>;
+      let refreshToken = tokens.refreshToken!;
+      this.renewal = {
+        renew: async (o) => {
+          const next = await auth.refresh({ refreshToken }, o);
+          refreshToken = next.refreshToken;
+          return next;
+        },
+        end: async () => {
+          await auth.logout({ refreshToken });
+        },
+      };
+    }
   }
 
-  /** A valid access token, refreshed first when it is within the margin of expiry. */
+  /** A session renewed by `renewal` (a service account's, or your own kind). */
+  static renewing(renewal: Renewal, tokens: { accessToken: string; expiresIn: number }, options?: TokenSessionOptions): TokenSession {
+    return new TokenSession(renewal, tokens, options, true);
+  }
+
+  /** A valid access token, renewed first when it is within the margin of expiry. */
   async accessToken(): Promise<string> {
     if (this.ended) throw new SessionEndedError(this.ended === 'logout' ? 'logged out' : `session ended: ${this.ended.message}`);
     if (this.clock.now() < this.expiresAt - (this.options.refreshMarginMs ?? 30_000)) return this.access;
-    this.inFlight ??= this.refreshWithRetries().finally(() => {
+    this.inFlight ??= this.renewWithRetries().finally(() => {
       this.inFlight = undefined;
     });
     return this.inFlight;
@@ -154,10 +230,10 @@ export class TokenSession {
     });
   }
 
-  /** Ends the session on the server (idempotent). */
+  /** Ends the session (on the server too, for a login: Logout). Idempotent. */
   async logout(): Promise<void> {
     if (this.ended) return;
-    await this.auth.logout({ refreshToken: this.refresh });
+    await this.renewal.end?.();
     this.end('logout');
   }
 
@@ -167,14 +243,13 @@ export class TokenSession {
     this.options.onEnded?.(reason);
   }
 
-  private async refreshWithRetries(): Promise<string> {
+  private async renewWithRetries(): Promise<string> {
     const attempts = this.options.maxAttempts ?? 4;
     const base = this.options.backoffMs ?? 100;
     for (let attempt = 1; ; attempt++) {
       try {
-        const tokens = await this.auth.refresh({ refreshToken: this.refresh }, { deadline: this.options.callTimeoutMs ?? 5000 });
+        const tokens = await this.renewal.renew({ deadline: this.options.callTimeoutMs ?? 5000 });
         this.access = tokens.accessToken;
-        this.refresh = tokens.refreshToken;
         this.expiresAt = this.clock.now() + tokens.expiresIn * 1000;
         return this.access;
       } catch (err) {
@@ -183,7 +258,7 @@ export class TokenSession {
           await new Promise<void>((r) => this.clock.setTimer(Math.random() * base * 2 ** (attempt - 1), r));
           continue;
         }
-        if (e.code === grpc.status.UNAUTHENTICATED) this.end(e);
+        if (TERMINAL.has(e.code)) this.end(e);
         throw e;
       }
     }

@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { DescService } from '@bufbuild/protobuf';
 import type * as grpc from '@grpc/grpc-js';
-import { InactiveReason, type AuthService } from '../../gen/auth/v1/auth_pb.js';
+import { InactiveReason, SubjectType, type AuthService } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { AccessTokenVerifier, type InvalidReason } from '../core/access-token.js';
 import { principalOf, type Introspection } from '../core/introspector.js';
@@ -155,6 +155,7 @@ function remoteVerifier(v: RemoteVerification, clock: Clock): (token: string) =>
       ? {
           ok: true,
           principal: Object.freeze({
+            subjectType: answer.subjectType === SubjectType.SERVICE_ACCOUNT ? ('service_account' as const) : ('user' as const),
             userId: answer.userId,
             username: answer.username,
             roles: Object.freeze([...answer.roles]),
@@ -162,6 +163,8 @@ function remoteVerifier(v: RemoteVerification, clock: Clock): (token: string) =>
             tokenId: answer.tokenId,
             issuedAt: Number(answer.issuedAt?.seconds ?? 0),
             expiresAt: Number(answer.expiresAt?.seconds ?? 0),
+            ...(answer.clientId ? { clientId: answer.clientId } : {}),
+            ...(answer.certificateThumbprint ? { certificateThumbprint: answer.certificateThumbprint } : {}),
           }),
         }
       : { ok: false, reason: reasonOf.get(answer.reason) ?? 'malformed' };

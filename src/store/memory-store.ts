@@ -4,8 +4,10 @@ import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
 import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';
 import type { LiveUser, NewUser, SessionInfo, UserRecord } from '../core/records.js';
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
+import type { NewCredential, ServiceAccountChange, ServiceAccountRecord, ServiceAccountUpdate } from '../core/service-accounts.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../core/session-flows.js';
 import { AttemptTable } from './attempt-table.js';
+import { MemoryServiceAccounts } from './memory-service-accounts.js';
 import type { Store } from './store.js';
 
 export interface MemoryStoreOptions {
@@ -19,6 +21,8 @@ export interface MemoryStoreOptions {
   readonly maxSessionsPerUser: number;
   /** Login-attempt counters held at most (see AttemptTable). */
   readonly maxAttemptEntries: number;
+  /** Assertion ids (jti) held at most until they expire; past it new assertions are refused. */
+  readonly maxAssertions?: number;
 }
 
 /** Client address and user agent as seen at login: shared by the many sessions that have the same. */
@@ -147,8 +151,41 @@ export class MemoryStore implements Store {
   private readonly seen = new Map<string, ClientSeen>();
   private readonly roleLists = new Map<string, readonly string[]>();
 
+  private readonly serviceAccounts: MemoryServiceAccounts;
+
   constructor(private readonly options: MemoryStoreOptions) {
     this.attempts = new AttemptTable(options.maxAttemptEntries);
+    this.serviceAccounts = new MemoryServiceAccounts(options.clock, options.maxAssertions ?? 100_000);
+  }
+
+  // --- service accounts (see MemoryServiceAccounts) ----------------------------------------
+
+  createServiceAccount(account: { id: string; name: string; roles: readonly string[]; credential: NewCredential }): Promise<'created' | 'exists'> {
+    return this.serviceAccounts.createServiceAccount(account);
+  }
+
+  getServiceAccount(id: string): Promise<ServiceAccountRecord | undefined> {
+    return this.serviceAccounts.getServiceAccount(id);
+  }
+
+  listServiceAccounts(query: UserQuery): Promise<ServiceAccountRecord[]> {
+    return this.serviceAccounts.listServiceAccounts(query);
+  }
+
+  updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
+    return this.serviceAccounts.updateServiceAccount(id, change);
+  }
+
+  deleteServiceAccount(id: string): Promise<boolean> {
+    return this.serviceAccounts.deleteServiceAccount(id);
+  }
+
+  liveCredential(serviceAccountId: string, credentialId: string): Promise<LiveUser | undefined> {
+    return this.serviceAccounts.liveCredential(serviceAccountId, credentialId);
+  }
+
+  useAssertion(serviceAccountId: string, jti: string, expiresAt: number): Promise<boolean> {
+    return this.serviceAccounts.useAssertion(serviceAccountId, jti, expiresAt);
   }
 
   private now(): number {
@@ -418,6 +455,7 @@ export class MemoryStore implements Store {
     }
     for (const user of this.byId.values()) if (user.head) this.pruneSessions(user, now, () => {});
     this.attempts.sweep(now);
+    this.serviceAccounts.sweep(now);
     return { sessions };
   }
 

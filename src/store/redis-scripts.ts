@@ -274,3 +274,70 @@ redis.call('HSET', KEYS[1], 'f', failures, 'i', inFlight, 'l', t, 'x', x)
 redis.call('PEXPIREAT', KEYS[1], x)
 return 0
 `;
+
+/*
+ * Service accounts, one hash per account under the hash tag `{<service account id>}`:
+ *   P{<sva>}:a           hash   n(ame) ro(les JSON) d(isabled) c(reated) rv (revision),
+ *                               and cr:<credential id> = the credential as JSON
+ *   P{<sva>}:j:<jti>     string an assertion's jti, kept until the assertion expires
+ *   Pn:sa:{<name>}       string the id of a service account name
+ *   Psas                 zset   "<name>\0<id>", score 0: accounts in name order
+ */
+
+/** KEYS: account. ARGV: now, name, roles, credentialId, credential JSON. 1 when created, 0 when the id exists. */
+export const CREATE_SERVICE_ACCOUNT = `${CLOCK}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = now()
+local c = cjson.decode(ARGV[5])
+c.createdAt = t
+redis.call('HSET', KEYS[1], 'n', ARGV[2], 'ro', ARGV[3], 'd', '0', 'c', t, 'rv', 1, 'cr:' .. ARGV[4], cjson.encode(c))
+return 1
+`;
+
+/**
+ * KEYS: account. ARGV: now, roles ('' = keep), disabled ('' = keep), maxCredentials, credential to
+ * add (JSON, '' = none), credential id to remove ('' = none), its type.
+ * Returns 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | HGETALL.
+ */
+export const UPDATE_SERVICE_ACCOUNT = `${CLOCK}
+local rv = redis.call('HGET', KEYS[1], 'rv')
+if not rv then return 'not_found' end
+if ARGV[6] ~= '' then
+  local c = redis.call('HGET', KEYS[1], 'cr:' .. ARGV[6])
+  if not c or cjson.decode(c).type ~= ARGV[7] then return 'no_such_credential' end
+  redis.call('HDEL', KEYS[1], 'cr:' .. ARGV[6])
+end
+if ARGV[5] ~= '' then
+  local added = cjson.decode(ARGV[5])
+  local count = 0
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(field, 1, 3) == 'cr:' then
+      count = count + 1
+      local c = cjson.decode(redis.call('HGET', KEYS[1], field))
+      if c.type == added.type and ((c.kid and c.kid == added.kid) or (c.thumbprint and c.thumbprint == added.thumbprint)) then return 'credential_exists' end
+    end
+  end
+  if count >= tonumber(ARGV[4]) then return 'too_many_credentials' end
+  added.createdAt = now()
+  redis.call('HSET', KEYS[1], 'cr:' .. added.id, cjson.encode(added))
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'ro', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'd', ARGV[3]) end
+redis.call('HSET', KEYS[1], 'rv', tonumber(rv) + 1)
+return redis.call('HGETALL', KEYS[1])
+`;
+
+/** KEYS: account. ARGV: credential id. {name, roles, revision} of an enabled account that holds the credential, or false. */
+export const LIVE_CREDENTIAL = `
+local a = redis.call('HMGET', KEYS[1], 'n', 'ro', 'd', 'rv', 'cr:' .. ARGV[1])
+if not a[1] or a[3] == '1' or not a[5] then return false end
+return {a[1], a[2], a[4]}
+`;
+
+/** KEYS: jti. ARGV: now, expiresAt. 1 when the jti is new (and is kept until expiresAt), 0 for a replay. */
+export const USE_ASSERTION = `${CLOCK}
+local ttl = tonumber(ARGV[2]) - now()
+if ttl <= 0 then return 0 end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then return 1 end
+return 0
+`;

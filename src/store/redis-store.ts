@@ -9,18 +9,23 @@ import { AuthError } from '../errors.js';
 import { connectRedis, type RedisConnection } from './redis-connection.js';
 import {
   BEGIN_ATTEMPT,
+  CREATE_SERVICE_ACCOUNT,
   CREATE_SESSION,
   CREATE_USER,
   DELETE_USER,
   END_ATTEMPT,
   LIST_SESSIONS,
+  LIVE_CREDENTIAL,
   LIVE_SESSION,
   RELEASE_NAME,
   REVOKE_BY_TOKEN,
   REVOKE_SESSION,
   ROTATE,
+  UPDATE_SERVICE_ACCOUNT,
   UPDATE_USER,
+  USE_ASSERTION,
 } from './redis-scripts.js';
+import { MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../core/service-accounts.js';
 import type { Store } from './store.js';
 
 export interface RedisStoreOptions {
@@ -53,6 +58,10 @@ interface Scripts {
   authRevokeSession(...args: Args): Promise<number>;
   authBeginAttempt(...args: Args): Promise<number>;
   authEndAttempt(...args: Args): Promise<number>;
+  authCreateServiceAccount(...args: Args): Promise<number>;
+  authUpdateServiceAccount(...args: Args): Promise<string | string[]>;
+  authLiveCredential(...args: Args): Promise<Reply | null>;
+  authUseAssertion(...args: Args): Promise<number>;
 }
 
 const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
@@ -68,6 +77,10 @@ const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
   authRevokeSession: { keys: 3, lua: REVOKE_SESSION },
   authBeginAttempt: { keys: 1, lua: BEGIN_ATTEMPT },
   authEndAttempt: { keys: 1, lua: END_ATTEMPT },
+  authCreateServiceAccount: { keys: 1, lua: CREATE_SERVICE_ACCOUNT },
+  authUpdateServiceAccount: { keys: 1, lua: UPDATE_SERVICE_ACCOUNT },
+  authLiveCredential: { keys: 1, lua: LIVE_CREDENTIAL },
+  authUseAssertion: { keys: 1, lua: USE_ASSERTION },
 };
 
 const NAME_SEPARATOR = '\u0000';
@@ -314,6 +327,86 @@ export class RedisStore implements Store {
     return revoked === 1;
   }
 
+  // --- service accounts -------------------------------------------------------------------
+
+  private accountKey(id: string): string {
+    return `${this.prefix}{${id}}:a`;
+  }
+
+  private accountNameKey(name: string): string {
+    return `${this.prefix}n:sa:{${name}}`;
+  }
+
+  private get accountsKey(): string {
+    return `${this.prefix}sas`;
+  }
+
+  /** As createUser: the account first, then its name (the uniqueness check), then the listing. */
+  async createServiceAccount(account: { id: string; name: string; roles: readonly string[]; credential: NewCredential }): Promise<'created' | 'exists'> {
+    const created = await this.call(() =>
+      this.redis.authCreateServiceAccount(this.accountKey(account.id), this.now(), account.name, JSON.stringify(account.roles), account.credential.id, JSON.stringify(account.credential)),
+    );
+    if (created === 0) return 'exists';
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if ((await this.call(() => this.redis.set(this.accountNameKey(account.name), account.id, 'NX'))) === 'OK') {
+        await this.call(() => this.redis.zadd(this.accountsKey, 0, `${account.name}${NAME_SEPARATOR}${account.id}`));
+        return 'created';
+      }
+      const holder = await this.call(() => this.redis.get(this.accountNameKey(account.name)));
+      if (holder === null || (await this.call(() => this.redis.exists(this.accountKey(holder)))) === 1) break;
+      await this.call(() => this.redis.authReleaseName(this.accountNameKey(account.name), holder));
+    }
+    await this.call(() => this.redis.del(this.accountKey(account.id)));
+    return 'exists';
+  }
+
+  async getServiceAccount(id: string): Promise<ServiceAccountRecord | undefined> {
+    return accountOf(id, await this.call(() => this.redis.hgetall(this.accountKey(id))));
+  }
+
+  async listServiceAccounts(query: UserQuery): Promise<ServiceAccountRecord[]> {
+    const min = query.after !== undefined && query.after >= query.prefix ? Buffer.from(`[${query.after}\u0001`) : Buffer.from(`[${query.prefix}`);
+    const max = query.prefix === '' ? '+' : Buffer.concat([Buffer.from(`[${query.prefix}`), Buffer.from([0xff])]);
+    const members = await this.call(() => this.redis.zrangebylex(this.accountsKey, min, max, 'LIMIT', 0, query.limit));
+    const accounts = await Promise.all(members.map((m) => this.getServiceAccount(m.slice(m.indexOf(NAME_SEPARATOR) + 1))));
+    return accounts.filter((a): a is ServiceAccountRecord => a !== undefined);
+  }
+
+  async updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
+    const reply = await this.call(() =>
+      this.redis.authUpdateServiceAccount(
+        this.accountKey(id),
+        this.now(),
+        change.roles ? JSON.stringify(change.roles) : '',
+        change.disabled === undefined ? '' : change.disabled ? '1' : '0',
+        MAX_CREDENTIALS,
+        change.addCredential ? JSON.stringify(change.addCredential) : '',
+        change.removeCredential?.id ?? '',
+        change.removeCredential?.type ?? '',
+      ),
+    );
+    if (typeof reply === 'string') return { outcome: reply as 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' };
+    return { outcome: 'updated', account: accountOf(id, fieldsOf(reply))! };
+  }
+
+  async deleteServiceAccount(id: string): Promise<boolean> {
+    const account = await this.getServiceAccount(id);
+    if (!account) return false;
+    await this.call(() => this.redis.del(this.accountKey(id)));
+    await this.call(() => this.redis.authReleaseName(this.accountNameKey(account.name), id));
+    await this.call(() => this.redis.zrem(this.accountsKey, `${account.name}${NAME_SEPARATOR}${id}`));
+    return true;
+  }
+
+  async liveCredential(serviceAccountId: string, credentialId: string): Promise<LiveUser | undefined> {
+    const r = await this.call(() => this.redis.authLiveCredential(this.accountKey(serviceAccountId), credentialId));
+    return r === null ? undefined : liveOf(serviceAccountId, r, 0);
+  }
+
+  async useAssertion(serviceAccountId: string, jti: string, expiresAt: number): Promise<boolean> {
+    return (await this.call(() => this.redis.authUseAssertion(`${this.prefix}{${serviceAccountId}}:j:${jti}`, this.now(), expiresAt))) === 1;
+  }
+
   // --- login attempts ---------------------------------------------------------------------
 
   private policyArgs(policy: BackoffPolicy): Args {
@@ -380,6 +473,15 @@ function userOf(id: string, f: Record<string, string>): UserRecord | undefined {
     origin: (f.o ?? 'api') as UserOrigin,
     fileDigest: f.fd === '' ? undefined : f.fd,
   };
+}
+
+function accountOf(id: string, f: Record<string, string>): ServiceAccountRecord | undefined {
+  if (f.n === undefined) return undefined;
+  const credentials = Object.entries(f)
+    .filter(([field]) => field.startsWith('cr:'))
+    .map(([, json]) => JSON.parse(json) as Credential)
+    .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  return { id, name: f.n, roles: JSON.parse(f.ro ?? '[]') as string[], disabled: f.d === '1', createdAt: Number(f.c), revision: Number(f.rv), credentials };
 }
 
 function liveOf(userId: string, reply: Reply, at: number): LiveUser {

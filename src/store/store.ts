@@ -1,6 +1,7 @@
 import type { AccountStore } from '../core/accounts.js';
 import type { SessionLiveness } from '../core/introspector.js';
 import type { AttemptStore } from '../core/login-throttle.js';
+import type { ServiceAccountStore } from '../core/service-accounts.js';
 import type { SessionStore } from '../core/session-flows.js';
 
 export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records.js';
@@ -9,6 +10,7 @@ export type { UserStore } from '../core/register.js';
 export type { AccountStore, UserChange, UpdateResult, UserQuery } from '../core/accounts.js';
 export type { AttemptGrant, AttemptOutcome, AttemptStore, BackoffPolicy } from '../core/login-throttle.js';
 export type { SessionLiveness } from '../core/introspector.js';
+export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAccountChange, ServiceAccountUpdate } from '../core/service-accounts.js';
 
 /**
  * A storage backend: every port the core declares (users and accounts, sessions, session
@@ -19,7 +21,7 @@ export type { SessionLiveness } from '../core/introspector.js';
  * clock, so instances whose clocks disagree still order shared events by one clock. Stores
  * signal an outage by rejecting with `AuthError('unavailable', ...)`.
  */
-export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore {
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
   /** Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its server. */

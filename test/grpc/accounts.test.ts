@@ -159,7 +159,7 @@ describe('AdminService', () => {
     expect(rest.nextPageToken).toBe('');
     expect((await server.admin.listUsers({ pageSize: 100_000 }, s.admin)).users).toHaveLength(28);
     expect(await statusOf(server.admin.listUsers({ pageToken: 'not a token' }, s.admin))).toEqual({ code: status.INVALID_ARGUMENT, details: 'page_token is not valid' });
-    expect(await statusOf(server.admin.listUsers({ usernamePrefix: 'x', pageToken: prefixed.nextPageToken }, s.admin))).toEqual({ code: status.INVALID_ARGUMENT, details: 'page_token belongs to another username_prefix' });
+    expect(await statusOf(server.admin.listUsers({ usernamePrefix: 'x', pageToken: prefixed.nextPageToken }, s.admin))).toEqual({ code: status.INVALID_ARGUMENT, details: 'page_token belongs to another prefix' });
     expect(await statusOf(server.admin.listUsers({ pageSize: -1 }, s.admin))).toMatchObject({ code: status.INVALID_ARGUMENT });
   });
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/accounts.proto.
  */
 export const file_auth_v1_accounts: GenFile = /*@__PURE__*/
-  fileDesc("ChZhdXRoL3YxL2FjY291bnRzLnByb3RvEgdhdXRoLnYxItgBCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFcm9sZXMYAyADKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoTcGFzc3dvcmRfY2hhbmdlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGlzYWJsZWQYBiABKAgSIwoGb3JpZ2luGAcgASgOMhMuYXV0aC52MS5Vc2VyT3JpZ2luIqkCCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEnJlZnJlc2hfZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xpZW50X2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIPCgdjdXJyZW50GAggASgIIhMKEUdldEFjY291bnRSZXF1ZXN0IjEKEkdldEFjY291bnRSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIkYKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEg0KBXJvbGVzGAMgAygJIjEKEkNyZWF0ZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIjMKDkdldFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiLgoPR2V0VXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiUgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIXCg91c2VybmFtZV9wcmVmaXgYAyABKAkiSgoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjEKD1NldFJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIi8KEFNldFJvbGVzUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciI7ChJTZXRQYXNzd29yZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiFQoTU2V0UGFzc3dvcmRSZXNwb25zZSIlChJEaXNhYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIyChNEaXNhYmxlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiJAoRRW5hYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIxChJFbmFibGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSIqChdMaXN0VXNlclNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj4KGExpc3RVc2VyU2Vzc2lvbnNSZXNwb25zZRIiCghzZXNzaW9ucxgBIAMoCzIQLmF1dGgudjEuU2Vzc2lvbiIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiHAoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2UiLQoZUmVzZXRMb2dpblRocm90dGxlUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIcChpSZXNldExvZ2luVGhyb3R0bGVSZXNwb25zZSpUCgpVc2VyT3JpZ2luEhsKF1VTRVJfT1JJR0lOX1VOU1BFQ0lGSUVEEAASEwoPVVNFUl9PUklHSU5fQVBJEAESFAoQVVNFUl9PUklHSU5fRklMRRACMqkDCg5BY2NvdW50U2VydmljZRJFCgpHZXRBY2NvdW50EhouYXV0aC52MS5HZXRBY2NvdW50UmVxdWVzdBobLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlElEKDkNoYW5nZVBhc3N3b3JkEh4uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaHy5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USSwoMTGlzdFNlc3Npb25zEhwuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJOCg1SZXZva2VTZXNzaW9uEh0uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoeLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmAKE1Jldm9rZU90aGVyU2Vzc2lvbnMSIy5hdXRoLnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiQuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2Uy4AcKDEFkbWluU2VydmljZRJSCgpDcmVhdGVVc2VyEhouYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBobLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJJCgdHZXRVc2VyEhcuYXV0aC52MS5HZXRVc2VyUmVxdWVzdBoYLmF1dGgudjEuR2V0VXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJPCglMaXN0VXNlcnMSGS5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5hdXRoLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJMCghTZXRSb2xlcxIYLmF1dGgudjEuU2V0Um9sZXNSZXF1ZXN0GhkuYXV0aC52MS5TZXRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtTZXRQYXNzd29yZBIbLmF1dGgudjEuU2V0UGFzc3dvcmRSZXF1ZXN0GhwuYXV0aC52MS5TZXRQYXNzd29yZFJlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtEaXNhYmxlVXNlchIbLmF1dGgudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GhwuYXV0aC52MS5EaXNhYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpFbmFibGVVc2VyEhouYXV0aC52MS5FbmFibGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRW5hYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpEZWxldGVVc2VyEhouYXV0aC52MS5EZWxldGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRGVsZXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJkChBMaXN0VXNlclNlc3Npb25zEiAuYXV0aC52MS5MaXN0VXNlclNlc3Npb25zUmVxdWVzdBohLmF1dGgudjEuTGlzdFVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXZva2VVc2VyU2Vzc2lvbnMSIi5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaIy5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXNldExvZ2luVGhyb3R0bGUSIi5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlcXVlc3QaIy5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlc3BvbnNlIguCgBkHEgVhZG1pbmIGcHJvdG8z", [file_auth_v1_options, file_google_protobuf_timestamp]);
+  fileDesc("ChZhdXRoL3YxL2FjY291bnRzLnByb3RvEgdhdXRoLnYxItgBCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFcm9sZXMYAyADKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoTcGFzc3dvcmRfY2hhbmdlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGlzYWJsZWQYBiABKAgSIwoGb3JpZ2luGAcgASgOMhMuYXV0aC52MS5Vc2VyT3JpZ2luIqkCCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEnJlZnJlc2hfZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xpZW50X2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIPCgdjdXJyZW50GAggASgIIhMKEUdldEFjY291bnRSZXF1ZXN0IjEKEkdldEFjY291bnRSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIkYKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEg0KBXJvbGVzGAMgAygJIjEKEkNyZWF0ZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIjMKDkdldFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiLgoPR2V0VXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiUgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIXCg91c2VybmFtZV9wcmVmaXgYAyABKAkiSgoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjEKD1NldFJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIi8KEFNldFJvbGVzUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciI7ChJTZXRQYXNzd29yZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiFQoTU2V0UGFzc3dvcmRSZXNwb25zZSIlChJEaXNhYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIyChNEaXNhYmxlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiJAoRRW5hYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIxChJFbmFibGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSIqChdMaXN0VXNlclNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj4KGExpc3RVc2VyU2Vzc2lvbnNSZXNwb25zZRIiCghzZXNzaW9ucxgBIAMoCzIQLmF1dGgudjEuU2Vzc2lvbiIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiHAoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2UiLQoZUmVzZXRMb2dpblRocm90dGxlUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIcChpSZXNldExvZ2luVGhyb3R0bGVSZXNwb25zZSKpAQoYU2VydmljZUFjY291bnRDcmVkZW50aWFsEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1dGgudjEuQ3JlZGVudGlhbFR5cGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2lkGAQgASgJEhIKCnRodW1icHJpbnQYBSABKAki1gEKDlNlcnZpY2VBY2NvdW50EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIQCghkaXNhYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgtjcmVkZW50aWFscxgHIAMoCzIhLmF1dGgudjEuU2VydmljZUFjY291bnRDcmVkZW50aWFsIjoKG0NyZWF0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJIo0BChxDcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSEQoJc2VjcmV0X2lkGAQgASgJIjYKGEdldFNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiTQoZR2V0U2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IlgKGkxpc3RTZXJ2aWNlQWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC25hbWVfcHJlZml4GAMgASgJImkKG0xpc3RTZXJ2aWNlQWNjb3VudHNSZXNwb25zZRIxChBzZXJ2aWNlX2FjY291bnRzGAEgAygLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSgodU2V0U2VydmljZUFjY291bnRSb2xlc1JlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIlIKHlNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IjoKHERpc2FibGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIlEKHURpc2FibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQiOQobRW5hYmxlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSJQChxFbmFibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQiOQobRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSIeChxEZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIjwKHkFkZFNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiSwofQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZRIVCg1jbGllbnRfc2VjcmV0GAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCSJSCiFSZXZva2VTZXJ2aWNlQWNjb3VudFNlY3JldFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCSIkCiJSZXZva2VTZXJ2aWNlQWNjb3VudFNlY3JldFJlc3BvbnNlIlEKG0FkZFNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSFgoOcHVibGljX2tleV9qd2sYAiABKAkiOwocQWRkU2VydmljZUFjY291bnRLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSCwoDa2lkGAIgASgJIkwKHlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIiEKH1JlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiVgokQmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRISCgp0aHVtYnByaW50GAIgASgJIjsKJUJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2USEgoKYmluZGluZ19pZBgBIAEoCSJYCiZVbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSEgoKYmluZGluZ19pZBgCIAEoCSIpCidVbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2UqVAoKVXNlck9yaWdpbhIbChdVU0VSX09SSUdJTl9VTlNQRUNJRklFRBAAEhMKD1VTRVJfT1JJR0lOX0FQSRABEhQKEFVTRVJfT1JJR0lOX0ZJTEUQAiqHAQoOQ3JlZGVudGlhbFR5cGUSHwobQ1JFREVOVElBTF9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWQ1JFREVOVElBTF9UWVBFX1NFQ1JFVBABEhcKE0NSRURFTlRJQUxfVFlQRV9LRVkQAhIfChtDUkVERU5USUFMX1RZUEVfQ0VSVElGSUNBVEUQAzKpAwoOQWNjb3VudFNlcnZpY2USRQoKR2V0QWNjb3VudBIaLmF1dGgudjEuR2V0QWNjb3VudFJlcXVlc3QaGy5hdXRoLnYxLkdldEFjY291bnRSZXNwb25zZRJRCg5DaGFuZ2VQYXNzd29yZBIeLmF1dGgudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Gh8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEksKDExpc3RTZXNzaW9ucxIcLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBodLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USTgoNUmV2b2tlU2Vzc2lvbhIdLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaHi5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJgChNSZXZva2VPdGhlclNlc3Npb25zEiMuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBokLmF1dGgudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlMooUCgxBZG1pblNlcnZpY2USUgoKQ3JlYXRlVXNlchIaLmF1dGgudjEuQ3JlYXRlVXNlclJlcXVlc3QaGy5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SSQoHR2V0VXNlchIXLmF1dGgudjEuR2V0VXNlclJlcXVlc3QaGC5hdXRoLnYxLkdldFVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4STwoJTGlzdFVzZXJzEhkuYXV0aC52MS5MaXN0VXNlcnNSZXF1ZXN0GhouYXV0aC52MS5MaXN0VXNlcnNSZXNwb25zZSILgoAZBxIFYWRtaW4STAoIU2V0Um9sZXMSGC5hdXRoLnYxLlNldFJvbGVzUmVxdWVzdBoZLmF1dGgudjEuU2V0Um9sZXNSZXNwb25zZSILgoAZBxIFYWRtaW4SVQoLU2V0UGFzc3dvcmQSGy5hdXRoLnYxLlNldFBhc3N3b3JkUmVxdWVzdBocLmF1dGgudjEuU2V0UGFzc3dvcmRSZXNwb25zZSILgoAZBxIFYWRtaW4SVQoLRGlzYWJsZVVzZXISGy5hdXRoLnYxLkRpc2FibGVVc2VyUmVxdWVzdBocLmF1dGgudjEuRGlzYWJsZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SUgoKRW5hYmxlVXNlchIaLmF1dGgudjEuRW5hYmxlVXNlclJlcXVlc3QaGy5hdXRoLnYxLkVuYWJsZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SUgoKRGVsZXRlVXNlchIaLmF1dGgudjEuRGVsZXRlVXNlclJlcXVlc3QaGy5hdXRoLnYxLkRlbGV0ZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SZAoQTGlzdFVzZXJTZXNzaW9ucxIgLmF1dGgudjEuTGlzdFVzZXJTZXNzaW9uc1JlcXVlc3QaIS5hdXRoLnYxLkxpc3RVc2VyU2Vzc2lvbnNSZXNwb25zZSILgoAZBxIFYWRtaW4SagoSUmV2b2tlVXNlclNlc3Npb25zEiIuYXV0aC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0GiMuYXV0aC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZSILgoAZBxIFYWRtaW4SagoSUmVzZXRMb2dpblRocm90dGxlEiIuYXV0aC52MS5SZXNldExvZ2luVGhyb3R0bGVSZXF1ZXN0GiMuYXV0aC52MS5SZXNldExvZ2luVGhyb3R0bGVSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoUQ3JlYXRlU2VydmljZUFjY291bnQSJC5hdXRoLnYxLkNyZWF0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBolLmF1dGgudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4SZwoRR2V0U2VydmljZUFjY291bnQSIS5hdXRoLnYxLkdldFNlcnZpY2VBY2NvdW50UmVxdWVzdBoiLmF1dGgudjEuR2V0U2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4SbQoTTGlzdFNlcnZpY2VBY2NvdW50cxIjLmF1dGgudjEuTGlzdFNlcnZpY2VBY2NvdW50c1JlcXVlc3QaJC5hdXRoLnYxLkxpc3RTZXJ2aWNlQWNjb3VudHNSZXNwb25zZSILgoAZBxIFYWRtaW4SdgoWU2V0U2VydmljZUFjY291bnRSb2xlcxImLmF1dGgudjEuU2V0U2VydmljZUFjY291bnRSb2xlc1JlcXVlc3QaJy5hdXRoLnYxLlNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXNwb25zZSILgoAZBxIFYWRtaW4ScwoVRGlzYWJsZVNlcnZpY2VBY2NvdW50EiUuYXV0aC52MS5EaXNhYmxlU2VydmljZUFjY291bnRSZXF1ZXN0GiYuYXV0aC52MS5EaXNhYmxlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoURW5hYmxlU2VydmljZUFjY291bnQSJC5hdXRoLnYxLkVuYWJsZVNlcnZpY2VBY2NvdW50UmVxdWVzdBolLmF1dGgudjEuRW5hYmxlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoURGVsZXRlU2VydmljZUFjY291bnQSJC5hdXRoLnYxLkRlbGV0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBolLmF1dGgudjEuRGVsZXRlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4SeQoXQWRkU2VydmljZUFjY291bnRTZWNyZXQSJy5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBooLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSILgoAZBxIFYWRtaW4SggEKGlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0EiouYXV0aC52MS5SZXZva2VTZXJ2aWNlQWNjb3VudFNlY3JldFJlcXVlc3QaKy5hdXRoLnYxLlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVzcG9uc2UiC4KAGQcSBWFkbWluEnAKFEFkZFNlcnZpY2VBY2NvdW50S2V5EiQuYXV0aC52MS5BZGRTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QaJS5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiC4KAGQcSBWFkbWluEnkKF1JlbW92ZVNlcnZpY2VBY2NvdW50S2V5EicuYXV0aC52MS5SZW1vdmVTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QaKC5hdXRoLnYxLlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiC4KAGQcSBWFkbWluEosBCh1CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZRItLmF1dGgudjEuQmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXF1ZXN0Gi4uYXV0aC52MS5CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIguCgBkHEgVhZG1pbhKRAQofVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZRIvLmF1dGgudjEuVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QaMC5hdXRoLnYxLlVuYmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXNwb25zZSILgoAZBxIFYWRtaW5iBnByb3RvMw", [file_auth_v1_options, file_google_protobuf_timestamp]);
 
 /**
  * User is an account as an admin (or its owner) sees it; never its password hash.
@@ -824,6 +824,747 @@ export const ResetLoginThrottleResponseSchema: GenMessage<ResetLoginThrottleResp
   messageDesc(file_auth_v1_accounts, 33);
 
 /**
+ * ServiceAccountCredential is one way a service account authenticates; never a secret's value.
+ *
+ * @generated from message auth.v1.ServiceAccountCredential
+ */
+export type ServiceAccountCredential = Message<"auth.v1.ServiceAccountCredential"> & {
+  /**
+   * The credential's id: "sec_…" for a secret (its secret_id), "key_…" for a key (its key_id),
+   * "crt_…" for a certificate binding. Tokens carry it as "sid".
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+
+  /**
+   * What kind of credential it is.
+   *
+   * @generated from field: auth.v1.CredentialType type = 2;
+   */
+  type: CredentialType;
+
+  /**
+   * When it was added.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * For a key: its JWK thumbprint (RFC 7638), the "kid" an assertion may name.
+   *
+   * @generated from field: string kid = 4;
+   */
+  kid: string;
+
+  /**
+   * For a certificate: its SHA-256 thumbprint (base64url, as x5t#S256).
+   *
+   * @generated from field: string thumbprint = 5;
+   */
+  thumbprint: string;
+};
+
+/**
+ * Describes the message auth.v1.ServiceAccountCredential.
+ * Use `create(ServiceAccountCredentialSchema)` to create a new message.
+ */
+export const ServiceAccountCredentialSchema: GenMessage<ServiceAccountCredential> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 34);
+
+/**
+ * ServiceAccount is a backend's identity.
+ *
+ * @generated from message auth.v1.ServiceAccount
+ */
+export type ServiceAccount = Message<"auth.v1.ServiceAccount"> & {
+  /**
+   * The account's id ("sva_…"), the "sub" of its tokens.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * The client id it authenticates with (the same as its id).
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * A name for people: lower-case letters, digits and . _ -, unique.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The account's roles.
+   *
+   * @generated from field: repeated string roles = 4;
+   */
+  roles: string[];
+
+  /**
+   * True when the account gets no tokens.
+   *
+   * @generated from field: bool disabled = 5;
+   */
+  disabled: boolean;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Its credentials.
+   *
+   * @generated from field: repeated auth.v1.ServiceAccountCredential credentials = 7;
+   */
+  credentials: ServiceAccountCredential[];
+};
+
+/**
+ * Describes the message auth.v1.ServiceAccount.
+ * Use `create(ServiceAccountSchema)` to create a new message.
+ */
+export const ServiceAccountSchema: GenMessage<ServiceAccount> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 35);
+
+/**
+ * CreateServiceAccountRequest carries the new account.
+ *
+ * @generated from message auth.v1.CreateServiceAccountRequest
+ */
+export type CreateServiceAccountRequest = Message<"auth.v1.CreateServiceAccountRequest"> & {
+  /**
+   * The account's name (3 to 64 of lower-case letters, digits and . _ -).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Roles, as for users.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message auth.v1.CreateServiceAccountRequest.
+ * Use `create(CreateServiceAccountRequestSchema)` to create a new message.
+ */
+export const CreateServiceAccountRequestSchema: GenMessage<CreateServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 36);
+
+/**
+ * CreateServiceAccountResponse carries the account and its first secret, shown this once.
+ *
+ * @generated from message auth.v1.CreateServiceAccountResponse
+ */
+export type CreateServiceAccountResponse = Message<"auth.v1.CreateServiceAccountResponse"> & {
+  /**
+   * The new account.
+   *
+   * @generated from field: auth.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+
+  /**
+   * The client id to authenticate with.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * The secret ("svs_…"): keep it like a password; it cannot be shown again.
+   *
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+
+  /**
+   * The secret's id, to revoke it later.
+   *
+   * @generated from field: string secret_id = 4;
+   */
+  secretId: string;
+};
+
+/**
+ * Describes the message auth.v1.CreateServiceAccountResponse.
+ * Use `create(CreateServiceAccountResponseSchema)` to create a new message.
+ */
+export const CreateServiceAccountResponseSchema: GenMessage<CreateServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 37);
+
+/**
+ * GetServiceAccountRequest names the account.
+ *
+ * @generated from message auth.v1.GetServiceAccountRequest
+ */
+export type GetServiceAccountRequest = Message<"auth.v1.GetServiceAccountRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+};
+
+/**
+ * Describes the message auth.v1.GetServiceAccountRequest.
+ * Use `create(GetServiceAccountRequestSchema)` to create a new message.
+ */
+export const GetServiceAccountRequestSchema: GenMessage<GetServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 38);
+
+/**
+ * GetServiceAccountResponse carries the account.
+ *
+ * @generated from message auth.v1.GetServiceAccountResponse
+ */
+export type GetServiceAccountResponse = Message<"auth.v1.GetServiceAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: auth.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+};
+
+/**
+ * Describes the message auth.v1.GetServiceAccountResponse.
+ * Use `create(GetServiceAccountResponseSchema)` to create a new message.
+ */
+export const GetServiceAccountResponseSchema: GenMessage<GetServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 39);
+
+/**
+ * ListServiceAccountsRequest asks for one page of accounts.
+ *
+ * @generated from message auth.v1.ListServiceAccountsRequest
+ */
+export type ListServiceAccountsRequest = Message<"auth.v1.ListServiceAccountsRequest"> & {
+  /**
+   * Accounts a page: 1 to 1,000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the page before; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only names that start with this; empty for all.
+   *
+   * @generated from field: string name_prefix = 3;
+   */
+  namePrefix: string;
+};
+
+/**
+ * Describes the message auth.v1.ListServiceAccountsRequest.
+ * Use `create(ListServiceAccountsRequestSchema)` to create a new message.
+ */
+export const ListServiceAccountsRequestSchema: GenMessage<ListServiceAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 40);
+
+/**
+ * ListServiceAccountsResponse carries one page of accounts.
+ *
+ * @generated from message auth.v1.ListServiceAccountsResponse
+ */
+export type ListServiceAccountsResponse = Message<"auth.v1.ListServiceAccountsResponse"> & {
+  /**
+   * Accounts in name order.
+   *
+   * @generated from field: repeated auth.v1.ServiceAccount service_accounts = 1;
+   */
+  serviceAccounts: ServiceAccount[];
+
+  /**
+   * Pass this as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message auth.v1.ListServiceAccountsResponse.
+ * Use `create(ListServiceAccountsResponseSchema)` to create a new message.
+ */
+export const ListServiceAccountsResponseSchema: GenMessage<ListServiceAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 41);
+
+/**
+ * SetServiceAccountRolesRequest carries the account's new roles.
+ *
+ * @generated from message auth.v1.SetServiceAccountRolesRequest
+ */
+export type SetServiceAccountRolesRequest = Message<"auth.v1.SetServiceAccountRolesRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * The roles it has from now on.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message auth.v1.SetServiceAccountRolesRequest.
+ * Use `create(SetServiceAccountRolesRequestSchema)` to create a new message.
+ */
+export const SetServiceAccountRolesRequestSchema: GenMessage<SetServiceAccountRolesRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 42);
+
+/**
+ * SetServiceAccountRolesResponse carries the account as changed.
+ *
+ * @generated from message auth.v1.SetServiceAccountRolesResponse
+ */
+export type SetServiceAccountRolesResponse = Message<"auth.v1.SetServiceAccountRolesResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: auth.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+};
+
+/**
+ * Describes the message auth.v1.SetServiceAccountRolesResponse.
+ * Use `create(SetServiceAccountRolesResponseSchema)` to create a new message.
+ */
+export const SetServiceAccountRolesResponseSchema: GenMessage<SetServiceAccountRolesResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 43);
+
+/**
+ * DisableServiceAccountRequest names the account.
+ *
+ * @generated from message auth.v1.DisableServiceAccountRequest
+ */
+export type DisableServiceAccountRequest = Message<"auth.v1.DisableServiceAccountRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+};
+
+/**
+ * Describes the message auth.v1.DisableServiceAccountRequest.
+ * Use `create(DisableServiceAccountRequestSchema)` to create a new message.
+ */
+export const DisableServiceAccountRequestSchema: GenMessage<DisableServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 44);
+
+/**
+ * DisableServiceAccountResponse carries the account as changed.
+ *
+ * @generated from message auth.v1.DisableServiceAccountResponse
+ */
+export type DisableServiceAccountResponse = Message<"auth.v1.DisableServiceAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: auth.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+};
+
+/**
+ * Describes the message auth.v1.DisableServiceAccountResponse.
+ * Use `create(DisableServiceAccountResponseSchema)` to create a new message.
+ */
+export const DisableServiceAccountResponseSchema: GenMessage<DisableServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 45);
+
+/**
+ * EnableServiceAccountRequest names the account.
+ *
+ * @generated from message auth.v1.EnableServiceAccountRequest
+ */
+export type EnableServiceAccountRequest = Message<"auth.v1.EnableServiceAccountRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+};
+
+/**
+ * Describes the message auth.v1.EnableServiceAccountRequest.
+ * Use `create(EnableServiceAccountRequestSchema)` to create a new message.
+ */
+export const EnableServiceAccountRequestSchema: GenMessage<EnableServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 46);
+
+/**
+ * EnableServiceAccountResponse carries the account as changed.
+ *
+ * @generated from message auth.v1.EnableServiceAccountResponse
+ */
+export type EnableServiceAccountResponse = Message<"auth.v1.EnableServiceAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: auth.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+};
+
+/**
+ * Describes the message auth.v1.EnableServiceAccountResponse.
+ * Use `create(EnableServiceAccountResponseSchema)` to create a new message.
+ */
+export const EnableServiceAccountResponseSchema: GenMessage<EnableServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 47);
+
+/**
+ * DeleteServiceAccountRequest names the account.
+ *
+ * @generated from message auth.v1.DeleteServiceAccountRequest
+ */
+export type DeleteServiceAccountRequest = Message<"auth.v1.DeleteServiceAccountRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+};
+
+/**
+ * Describes the message auth.v1.DeleteServiceAccountRequest.
+ * Use `create(DeleteServiceAccountRequestSchema)` to create a new message.
+ */
+export const DeleteServiceAccountRequestSchema: GenMessage<DeleteServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 48);
+
+/**
+ * DeleteServiceAccountResponse is empty.
+ *
+ * @generated from message auth.v1.DeleteServiceAccountResponse
+ */
+export type DeleteServiceAccountResponse = Message<"auth.v1.DeleteServiceAccountResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.DeleteServiceAccountResponse.
+ * Use `create(DeleteServiceAccountResponseSchema)` to create a new message.
+ */
+export const DeleteServiceAccountResponseSchema: GenMessage<DeleteServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 49);
+
+/**
+ * AddServiceAccountSecretRequest names the account.
+ *
+ * @generated from message auth.v1.AddServiceAccountSecretRequest
+ */
+export type AddServiceAccountSecretRequest = Message<"auth.v1.AddServiceAccountSecretRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+};
+
+/**
+ * Describes the message auth.v1.AddServiceAccountSecretRequest.
+ * Use `create(AddServiceAccountSecretRequestSchema)` to create a new message.
+ */
+export const AddServiceAccountSecretRequestSchema: GenMessage<AddServiceAccountSecretRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 50);
+
+/**
+ * AddServiceAccountSecretResponse carries the new secret, shown this once.
+ *
+ * @generated from message auth.v1.AddServiceAccountSecretResponse
+ */
+export type AddServiceAccountSecretResponse = Message<"auth.v1.AddServiceAccountSecretResponse"> & {
+  /**
+   * The secret ("svs_…").
+   *
+   * @generated from field: string client_secret = 1;
+   */
+  clientSecret: string;
+
+  /**
+   * Its id.
+   *
+   * @generated from field: string secret_id = 2;
+   */
+  secretId: string;
+};
+
+/**
+ * Describes the message auth.v1.AddServiceAccountSecretResponse.
+ * Use `create(AddServiceAccountSecretResponseSchema)` to create a new message.
+ */
+export const AddServiceAccountSecretResponseSchema: GenMessage<AddServiceAccountSecretResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 51);
+
+/**
+ * RevokeServiceAccountSecretRequest names the secret.
+ *
+ * @generated from message auth.v1.RevokeServiceAccountSecretRequest
+ */
+export type RevokeServiceAccountSecretRequest = Message<"auth.v1.RevokeServiceAccountSecretRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * The secret's id.
+   *
+   * @generated from field: string secret_id = 2;
+   */
+  secretId: string;
+};
+
+/**
+ * Describes the message auth.v1.RevokeServiceAccountSecretRequest.
+ * Use `create(RevokeServiceAccountSecretRequestSchema)` to create a new message.
+ */
+export const RevokeServiceAccountSecretRequestSchema: GenMessage<RevokeServiceAccountSecretRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 52);
+
+/**
+ * RevokeServiceAccountSecretResponse is empty.
+ *
+ * @generated from message auth.v1.RevokeServiceAccountSecretResponse
+ */
+export type RevokeServiceAccountSecretResponse = Message<"auth.v1.RevokeServiceAccountSecretResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.RevokeServiceAccountSecretResponse.
+ * Use `create(RevokeServiceAccountSecretResponseSchema)` to create a new message.
+ */
+export const RevokeServiceAccountSecretResponseSchema: GenMessage<RevokeServiceAccountSecretResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 53);
+
+/**
+ * AddServiceAccountKeyRequest carries the public key.
+ *
+ * @generated from message auth.v1.AddServiceAccountKeyRequest
+ */
+export type AddServiceAccountKeyRequest = Message<"auth.v1.AddServiceAccountKeyRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * The public key as a JWK in JSON text: {"kty":"EC","crv":"P-256","x":"…","y":"…"}. A private
+   * key ("d") is refused.
+   *
+   * @generated from field: string public_key_jwk = 2;
+   */
+  publicKeyJwk: string;
+};
+
+/**
+ * Describes the message auth.v1.AddServiceAccountKeyRequest.
+ * Use `create(AddServiceAccountKeyRequestSchema)` to create a new message.
+ */
+export const AddServiceAccountKeyRequestSchema: GenMessage<AddServiceAccountKeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 54);
+
+/**
+ * AddServiceAccountKeyResponse names the key.
+ *
+ * @generated from message auth.v1.AddServiceAccountKeyResponse
+ */
+export type AddServiceAccountKeyResponse = Message<"auth.v1.AddServiceAccountKeyResponse"> & {
+  /**
+   * The key's id, to remove it later.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Its JWK thumbprint (RFC 7638): the "kid" assertions should name.
+   *
+   * @generated from field: string kid = 2;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message auth.v1.AddServiceAccountKeyResponse.
+ * Use `create(AddServiceAccountKeyResponseSchema)` to create a new message.
+ */
+export const AddServiceAccountKeyResponseSchema: GenMessage<AddServiceAccountKeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 55);
+
+/**
+ * RemoveServiceAccountKeyRequest names the key.
+ *
+ * @generated from message auth.v1.RemoveServiceAccountKeyRequest
+ */
+export type RemoveServiceAccountKeyRequest = Message<"auth.v1.RemoveServiceAccountKeyRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * The key's id.
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message auth.v1.RemoveServiceAccountKeyRequest.
+ * Use `create(RemoveServiceAccountKeyRequestSchema)` to create a new message.
+ */
+export const RemoveServiceAccountKeyRequestSchema: GenMessage<RemoveServiceAccountKeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 56);
+
+/**
+ * RemoveServiceAccountKeyResponse is empty.
+ *
+ * @generated from message auth.v1.RemoveServiceAccountKeyResponse
+ */
+export type RemoveServiceAccountKeyResponse = Message<"auth.v1.RemoveServiceAccountKeyResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.RemoveServiceAccountKeyResponse.
+ * Use `create(RemoveServiceAccountKeyResponseSchema)` to create a new message.
+ */
+export const RemoveServiceAccountKeyResponseSchema: GenMessage<RemoveServiceAccountKeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 57);
+
+/**
+ * BindServiceAccountCertificateRequest names the certificate.
+ *
+ * @generated from message auth.v1.BindServiceAccountCertificateRequest
+ */
+export type BindServiceAccountCertificateRequest = Message<"auth.v1.BindServiceAccountCertificateRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * base64url SHA-256 of the certificate's DER (as x5t#S256), 43 characters.
+   *
+   * @generated from field: string thumbprint = 2;
+   */
+  thumbprint: string;
+};
+
+/**
+ * Describes the message auth.v1.BindServiceAccountCertificateRequest.
+ * Use `create(BindServiceAccountCertificateRequestSchema)` to create a new message.
+ */
+export const BindServiceAccountCertificateRequestSchema: GenMessage<BindServiceAccountCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 58);
+
+/**
+ * BindServiceAccountCertificateResponse names the binding.
+ *
+ * @generated from message auth.v1.BindServiceAccountCertificateResponse
+ */
+export type BindServiceAccountCertificateResponse = Message<"auth.v1.BindServiceAccountCertificateResponse"> & {
+  /**
+   * The binding's id, to remove it later.
+   *
+   * @generated from field: string binding_id = 1;
+   */
+  bindingId: string;
+};
+
+/**
+ * Describes the message auth.v1.BindServiceAccountCertificateResponse.
+ * Use `create(BindServiceAccountCertificateResponseSchema)` to create a new message.
+ */
+export const BindServiceAccountCertificateResponseSchema: GenMessage<BindServiceAccountCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 59);
+
+/**
+ * UnbindServiceAccountCertificateRequest names the binding.
+ *
+ * @generated from message auth.v1.UnbindServiceAccountCertificateRequest
+ */
+export type UnbindServiceAccountCertificateRequest = Message<"auth.v1.UnbindServiceAccountCertificateRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * The binding's id.
+   *
+   * @generated from field: string binding_id = 2;
+   */
+  bindingId: string;
+};
+
+/**
+ * Describes the message auth.v1.UnbindServiceAccountCertificateRequest.
+ * Use `create(UnbindServiceAccountCertificateRequestSchema)` to create a new message.
+ */
+export const UnbindServiceAccountCertificateRequestSchema: GenMessage<UnbindServiceAccountCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 60);
+
+/**
+ * UnbindServiceAccountCertificateResponse is empty.
+ *
+ * @generated from message auth.v1.UnbindServiceAccountCertificateResponse
+ */
+export type UnbindServiceAccountCertificateResponse = Message<"auth.v1.UnbindServiceAccountCertificateResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.UnbindServiceAccountCertificateResponse.
+ * Use `create(UnbindServiceAccountCertificateResponseSchema)` to create a new message.
+ */
+export const UnbindServiceAccountCertificateResponseSchema: GenMessage<UnbindServiceAccountCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 61);
+
+/**
  * UserOrigin tells where a user was created.
  *
  * @generated from enum auth.v1.UserOrigin
@@ -856,6 +1597,47 @@ export enum UserOrigin {
  */
 export const UserOriginSchema: GenEnum<UserOrigin> = /*@__PURE__*/
   enumDesc(file_auth_v1_accounts, 0);
+
+/**
+ * CredentialType tells the kinds of service-account credential apart.
+ *
+ * @generated from enum auth.v1.CredentialType
+ */
+export enum CredentialType {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: CREDENTIAL_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A client secret (stored only as a hash).
+   *
+   * @generated from enum value: CREDENTIAL_TYPE_SECRET = 1;
+   */
+  SECRET = 1,
+
+  /**
+   * A public key for client assertions (RFC 7523).
+   *
+   * @generated from enum value: CREDENTIAL_TYPE_KEY = 2;
+   */
+  KEY = 2,
+
+  /**
+   * A TLS client certificate, by thumbprint (RFC 8705).
+   *
+   * @generated from enum value: CREDENTIAL_TYPE_CERTIFICATE = 3;
+   */
+  CERTIFICATE = 3,
+}
+
+/**
+ * Describes the enum auth.v1.CredentialType.
+ */
+export const CredentialTypeSchema: GenEnum<CredentialType> = /*@__PURE__*/
+  enumDesc(file_auth_v1_accounts, 1);
 
 /**
  * AccountService lets users manage their own account: every RPC needs a valid bearer token and
@@ -1048,6 +1830,140 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ResetLoginThrottleRequestSchema;
     output: typeof ResetLoginThrottleResponseSchema;
+  },
+  /**
+   * CreateServiceAccount creates a service account with roles and a first secret. The secret is
+   * in this answer only: it is stored as a hash and can never be shown again.
+   *
+   * @generated from rpc auth.v1.AdminService.CreateServiceAccount
+   */
+  createServiceAccount: {
+    methodKind: "unary";
+    input: typeof CreateServiceAccountRequestSchema;
+    output: typeof CreateServiceAccountResponseSchema;
+  },
+  /**
+   * GetServiceAccount returns a service account and its credentials (never a secret).
+   *
+   * @generated from rpc auth.v1.AdminService.GetServiceAccount
+   */
+  getServiceAccount: {
+    methodKind: "unary";
+    input: typeof GetServiceAccountRequestSchema;
+    output: typeof GetServiceAccountResponseSchema;
+  },
+  /**
+   * ListServiceAccounts pages through service accounts in name order, as ListUsers does.
+   *
+   * @generated from rpc auth.v1.AdminService.ListServiceAccounts
+   */
+  listServiceAccounts: {
+    methodKind: "unary";
+    input: typeof ListServiceAccountsRequestSchema;
+    output: typeof ListServiceAccountsResponseSchema;
+  },
+  /**
+   * SetServiceAccountRoles replaces an account's roles; they take effect at once, as for users.
+   *
+   * @generated from rpc auth.v1.AdminService.SetServiceAccountRoles
+   */
+  setServiceAccountRoles: {
+    methodKind: "unary";
+    input: typeof SetServiceAccountRolesRequestSchema;
+    output: typeof SetServiceAccountRolesResponseSchema;
+  },
+  /**
+   * DisableServiceAccount stops an account from getting tokens; its live tokens turn inactive at once.
+   *
+   * @generated from rpc auth.v1.AdminService.DisableServiceAccount
+   */
+  disableServiceAccount: {
+    methodKind: "unary";
+    input: typeof DisableServiceAccountRequestSchema;
+    output: typeof DisableServiceAccountResponseSchema;
+  },
+  /**
+   * EnableServiceAccount lets a disabled account get tokens again.
+   *
+   * @generated from rpc auth.v1.AdminService.EnableServiceAccount
+   */
+  enableServiceAccount: {
+    methodKind: "unary";
+    input: typeof EnableServiceAccountRequestSchema;
+    output: typeof EnableServiceAccountResponseSchema;
+  },
+  /**
+   * DeleteServiceAccount deletes an account; its live tokens turn inactive at once.
+   *
+   * @generated from rpc auth.v1.AdminService.DeleteServiceAccount
+   */
+  deleteServiceAccount: {
+    methodKind: "unary";
+    input: typeof DeleteServiceAccountRequestSchema;
+    output: typeof DeleteServiceAccountResponseSchema;
+  },
+  /**
+   * AddServiceAccountSecret adds a secret (at most 10 credentials an account), for rotation
+   * without downtime: the old secret keeps working until it is revoked.
+   *
+   * @generated from rpc auth.v1.AdminService.AddServiceAccountSecret
+   */
+  addServiceAccountSecret: {
+    methodKind: "unary";
+    input: typeof AddServiceAccountSecretRequestSchema;
+    output: typeof AddServiceAccountSecretResponseSchema;
+  },
+  /**
+   * RevokeServiceAccountSecret removes a secret; tokens it issued turn inactive at once.
+   *
+   * @generated from rpc auth.v1.AdminService.RevokeServiceAccountSecret
+   */
+  revokeServiceAccountSecret: {
+    methodKind: "unary";
+    input: typeof RevokeServiceAccountSecretRequestSchema;
+    output: typeof RevokeServiceAccountSecretResponseSchema;
+  },
+  /**
+   * AddServiceAccountKey registers a public key (an ES256 P-256 JWK) for client assertions.
+   *
+   * @generated from rpc auth.v1.AdminService.AddServiceAccountKey
+   */
+  addServiceAccountKey: {
+    methodKind: "unary";
+    input: typeof AddServiceAccountKeyRequestSchema;
+    output: typeof AddServiceAccountKeyResponseSchema;
+  },
+  /**
+   * RemoveServiceAccountKey removes a key; tokens issued through it turn inactive at once.
+   *
+   * @generated from rpc auth.v1.AdminService.RemoveServiceAccountKey
+   */
+  removeServiceAccountKey: {
+    methodKind: "unary";
+    input: typeof RemoveServiceAccountKeyRequestSchema;
+    output: typeof RemoveServiceAccountKeyResponseSchema;
+  },
+  /**
+   * BindServiceAccountCertificate lets a TLS client certificate (by its SHA-256 thumbprint)
+   * authenticate the account over mTLS; tokens issued so are bound to that certificate.
+   *
+   * @generated from rpc auth.v1.AdminService.BindServiceAccountCertificate
+   */
+  bindServiceAccountCertificate: {
+    methodKind: "unary";
+    input: typeof BindServiceAccountCertificateRequestSchema;
+    output: typeof BindServiceAccountCertificateResponseSchema;
+  },
+  /**
+   * UnbindServiceAccountCertificate removes a certificate binding; tokens issued through it turn
+   * inactive at once.
+   *
+   * @generated from rpc auth.v1.AdminService.UnbindServiceAccountCertificate
+   */
+  unbindServiceAccountCertificate: {
+    methodKind: "unary";
+    input: typeof UnbindServiceAccountCertificateRequestSchema;
+    output: typeof UnbindServiceAccountCertificateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_accounts, 1);

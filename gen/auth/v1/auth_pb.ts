@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/auth.proto.
  */
 export const file_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEiNQoPUmVnaXN0ZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiMKEFJlZ2lzdGVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkigAEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDSInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIoIBCg9SZWZyZXNoUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDSInCg9WYWxpZGF0ZVJlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIoICChBWYWxpZGF0ZVJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg0KBXJvbGVzGAQgAygJEhIKCnNlc3Npb25faWQYBSABKAkSEAoIdG9rZW5faWQYBiABKAkSLQoJaXNzdWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgZyZWFzb24YCSABKA4yFy5hdXRoLnYxLkluYWN0aXZlUmVhc29uIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIg8KDVdob0FtSVJlcXVlc3QiVgoOV2hvQW1JUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRINCgVyb2xlcxgDIAMoCRISCgpzZXNzaW9uX2lkGAQgASgJIhIKEEFkbWluUGluZ1JlcXVlc3QiNQoRQWRtaW5QaW5nUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgd1c2VyX2lkGAIgASgJKuECCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESIQodSU5BQ1RJVkVfUkVBU09OX0JBRF9TSUdOQVRVUkUQAhIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBADEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAQSGwoXSU5BQ1RJVkVfUkVBU09OX1JFVk9LRUQQBRIgChxJTkFDVElWRV9SRUFTT05fV1JPTkdfSVNTVUVSEAYSIgoeSU5BQ1RJVkVfUkVBU09OX1dST05HX0FVRElFTkNFEAcSIwofSU5BQ1RJVkVfUkVBU09OX1dST05HX0FMR09SSVRITRAIEiQKIElOQUNUSVZFX1JFQVNPTl9XUk9OR19UT0tFTl9UWVBFEAkyrgMKC0F1dGhTZXJ2aWNlEkcKCFJlZ2lzdGVyEhguYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaGS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiBoKAGQIIARI+CgVMb2dpbhIVLmF1dGgudjEuTG9naW5SZXF1ZXN0GhYuYXV0aC52MS5Mb2dpblJlc3BvbnNlIgaCgBkCCAESRAoHUmVmcmVzaBIXLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaGC5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIGgoAZAggBEkcKCFZhbGlkYXRlEhguYXV0aC52MS5WYWxpZGF0ZVJlcXVlc3QaGS5hdXRoLnYxLlZhbGlkYXRlUmVzcG9uc2UiBoKAGQIIARJBCgZMb2dvdXQSFi5hdXRoLnYxLkxvZ291dFJlcXVlc3QaFy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIgaCgBkCCAESRAoHR2V0SndrcxIXLmF1dGgudjEuR2V0Sndrc1JlcXVlc3QaGC5hdXRoLnYxLkdldEp3a3NSZXNwb25zZSIGgoAZAggBMpsBCg1TZWN1cmVTZXJ2aWNlEjkKBldob0FtSRIWLmF1dGgudjEuV2hvQW1JUmVxdWVzdBoXLmF1dGgudjEuV2hvQW1JUmVzcG9uc2USTwoJQWRtaW5QaW5nEhkuYXV0aC52MS5BZG1pblBpbmdSZXF1ZXN0GhouYXV0aC52MS5BZG1pblBpbmdSZXNwb25zZSILgoAZBxIFYWRtaW5iBnByb3RvMw", [file_auth_v1_options, file_google_protobuf_timestamp]);
+  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEiNQoPUmVnaXN0ZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiMKEFJlZ2lzdGVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkigAEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDSInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIoIBCg9SZWZyZXNoUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDSJHCg9WYWxpZGF0ZVJlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJEh4KFmNlcnRpZmljYXRlX3RodW1icHJpbnQYAiABKAki4QIKEFZhbGlkYXRlUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg8KB3VzZXJfaWQYAiABKAkSEAoIdXNlcm5hbWUYAyABKAkSDQoFcm9sZXMYBCADKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRIQCgh0b2tlbl9pZBgGIAEoCRItCglpc3N1ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnJlYXNvbhgJIAEoDjIXLmF1dGgudjEuSW5hY3RpdmVSZWFzb24SKgoMc3ViamVjdF90eXBlGAogASgOMhQuYXV0aC52MS5TdWJqZWN0VHlwZRIRCgljbGllbnRfaWQYCyABKAkSHgoWY2VydGlmaWNhdGVfdGh1bWJwcmludBgMIAEoCSJeChhJc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJEhUKDWNsaWVudF9zZWNyZXQYAiABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgDIAEoCSJZChlJc3N1ZVNlcnZpY2VUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0iJgoNTG9nb3V0UmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIhAKDkdldEp3a3NSZXF1ZXN0IiQKD0dldEp3a3NSZXNwb25zZRIRCglqd2tzX2pzb24YASABKAkiDwoNV2hvQW1JUmVxdWVzdCKVAQoOV2hvQW1JUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRINCgVyb2xlcxgDIAMoCRISCgpzZXNzaW9uX2lkGAQgASgJEioKDHN1YmplY3RfdHlwZRgFIAEoDjIULmF1dGgudjEuU3ViamVjdFR5cGUSEQoJY2xpZW50X2lkGAYgASgJIhIKEEFkbWluUGluZ1JlcXVlc3QiNQoRQWRtaW5QaW5nUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgd1c2VyX2lkGAIgASgJKmQKC1N1YmplY3RUeXBlEhwKGFNVQkpFQ1RfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVNVQkpFQ1RfVFlQRV9VU0VSEAESIAocU1VCSkVDVF9UWVBFX1NFUlZJQ0VfQUNDT1VOVBACKosDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESIQodSU5BQ1RJVkVfUkVBU09OX0JBRF9TSUdOQVRVUkUQAhIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBADEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAQSGwoXSU5BQ1RJVkVfUkVBU09OX1JFVk9LRUQQBRIgChxJTkFDVElWRV9SRUFTT05fV1JPTkdfSVNTVUVSEAYSIgoeSU5BQ1RJVkVfUkVBU09OX1dST05HX0FVRElFTkNFEAcSIwofSU5BQ1RJVkVfUkVBU09OX1dST05HX0FMR09SSVRITRAIEiQKIElOQUNUSVZFX1JFQVNPTl9XUk9OR19UT0tFTl9UWVBFEAkSKAokSU5BQ1RJVkVfUkVBU09OX0NFUlRJRklDQVRFX01JU01BVENIEAoykgQKC0F1dGhTZXJ2aWNlEkcKCFJlZ2lzdGVyEhguYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaGS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiBoKAGQIIARI+CgVMb2dpbhIVLmF1dGgudjEuTG9naW5SZXF1ZXN0GhYuYXV0aC52MS5Mb2dpblJlc3BvbnNlIgaCgBkCCAESRAoHUmVmcmVzaBIXLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaGC5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIGgoAZAggBEkcKCFZhbGlkYXRlEhguYXV0aC52MS5WYWxpZGF0ZVJlcXVlc3QaGS5hdXRoLnYxLlZhbGlkYXRlUmVzcG9uc2UiBoKAGQIIARJBCgZMb2dvdXQSFi5hdXRoLnYxLkxvZ291dFJlcXVlc3QaFy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIgaCgBkCCAESRAoHR2V0SndrcxIXLmF1dGgudjEuR2V0Sndrc1JlcXVlc3QaGC5hdXRoLnYxLkdldEp3a3NSZXNwb25zZSIGgoAZAggBEmIKEUlzc3VlU2VydmljZVRva2VuEiEuYXV0aC52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QaIi5hdXRoLnYxLklzc3VlU2VydmljZVRva2VuUmVzcG9uc2UiBoKAGQIIATKbAQoNU2VjdXJlU2VydmljZRI5CgZXaG9BbUkSFi5hdXRoLnYxLldob0FtSVJlcXVlc3QaFy5hdXRoLnYxLldob0FtSVJlc3BvbnNlEk8KCUFkbWluUGluZxIZLmF1dGgudjEuQWRtaW5QaW5nUmVxdWVzdBoaLmF1dGgudjEuQWRtaW5QaW5nUmVzcG9uc2UiC4KAGQcSBWFkbWluYgZwcm90bzM", [file_auth_v1_options, file_google_protobuf_timestamp]);
 
 /**
  * RegisterRequest carries the new user's credentials.
@@ -225,6 +225,16 @@ export type ValidateRequest = Message<"auth.v1.ValidateRequest"> & {
    * @generated from field: string access_token = 1;
    */
   accessToken: string;
+
+  /**
+   * The SHA-256 thumbprint (base64url, as x5t#S256) of the TLS client certificate the token came
+   * with, if any. A certificate-bound token (RFC 8705) is active only with its own certificate:
+   * give the thumbprint and Validate checks it; leave it empty and check certificate_thumbprint
+   * of the answer yourself.
+   *
+   * @generated from field: string certificate_thumbprint = 2;
+   */
+  certificateThumbprint: string;
 };
 
 /**
@@ -303,6 +313,27 @@ export type ValidateResponse = Message<"auth.v1.ValidateResponse"> & {
    * @generated from field: auth.v1.InactiveReason reason = 9;
    */
   reason: InactiveReason;
+
+  /**
+   * Whether the token names a user or a service account.
+   *
+   * @generated from field: auth.v1.SubjectType subject_type = 10;
+   */
+  subjectType: SubjectType;
+
+  /**
+   * For a service account: its client id.
+   *
+   * @generated from field: string client_id = 11;
+   */
+  clientId: string;
+
+  /**
+   * For a certificate-bound token: the thumbprint of the certificate it is bound to (cnf x5t#S256).
+   *
+   * @generated from field: string certificate_thumbprint = 12;
+   */
+  certificateThumbprint: string;
 };
 
 /**
@@ -311,6 +342,78 @@ export type ValidateResponse = Message<"auth.v1.ValidateResponse"> & {
  */
 export const ValidateResponseSchema: GenMessage<ValidateResponse> = /*@__PURE__*/
   messageDesc(file_auth_v1_auth, 7);
+
+/**
+ * IssueServiceTokenRequest carries a service account's credentials: a secret, an assertion, or
+ * neither (then the TLS client certificate of the call authenticates).
+ *
+ * @generated from message auth.v1.IssueServiceTokenRequest
+ */
+export type IssueServiceTokenRequest = Message<"auth.v1.IssueServiceTokenRequest"> & {
+  /**
+   * The service account's client id (optional with client_assertion, whose iss and sub name it).
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * A secret of the service account ("svs_…").
+   *
+   * @generated from field: string client_secret = 2;
+   */
+  clientSecret: string;
+
+  /**
+   * A JWT signed (ES256) with one of the account's keys: iss = sub = client_id, aud = this
+   * server's issuer, exp at most 5 minutes ahead, a jti never used before (RFC 7523).
+   *
+   * @generated from field: string client_assertion = 3;
+   */
+  clientAssertion: string;
+};
+
+/**
+ * Describes the message auth.v1.IssueServiceTokenRequest.
+ * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
+ */
+export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 8);
+
+/**
+ * IssueServiceTokenResponse carries the access token.
+ *
+ * @generated from message auth.v1.IssueServiceTokenResponse
+ */
+export type IssueServiceTokenResponse = Message<"auth.v1.IssueServiceTokenResponse"> & {
+  /**
+   * The access token.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Always "Bearer".
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * Seconds until the access token expires.
+   *
+   * @generated from field: uint32 expires_in = 3;
+   */
+  expiresIn: number;
+};
+
+/**
+ * Describes the message auth.v1.IssueServiceTokenResponse.
+ * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
+ */
+export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 9);
 
 /**
  * LogoutRequest carries a refresh token of the session to end.
@@ -331,7 +434,7 @@ export type LogoutRequest = Message<"auth.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 8);
+  messageDesc(file_auth_v1_auth, 10);
 
 /**
  * LogoutResponse is empty: logout always succeeds for a well-formed request.
@@ -346,7 +449,7 @@ export type LogoutResponse = Message<"auth.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 9);
+  messageDesc(file_auth_v1_auth, 11);
 
 /**
  * GetJwksRequest is empty.
@@ -361,7 +464,7 @@ export type GetJwksRequest = Message<"auth.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 10);
+  messageDesc(file_auth_v1_auth, 12);
 
 /**
  * GetJwksResponse carries the verification keys.
@@ -383,7 +486,7 @@ export type GetJwksResponse = Message<"auth.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 11);
+  messageDesc(file_auth_v1_auth, 13);
 
 /**
  * WhoAmIRequest is empty: the caller is known from the bearer token.
@@ -398,7 +501,7 @@ export type WhoAmIRequest = Message<"auth.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 12);
+  messageDesc(file_auth_v1_auth, 14);
 
 /**
  * WhoAmIResponse describes the caller.
@@ -428,11 +531,26 @@ export type WhoAmIResponse = Message<"auth.v1.WhoAmIResponse"> & {
   roles: string[];
 
   /**
-   * The session the caller's access token belongs to.
+   * The session the caller's access token belongs to (for a service account: the credential
+   * that issued it).
    *
    * @generated from field: string session_id = 4;
    */
   sessionId: string;
+
+  /**
+   * Whether the caller is a user or a service account.
+   *
+   * @generated from field: auth.v1.SubjectType subject_type = 5;
+   */
+  subjectType: SubjectType;
+
+  /**
+   * For a service account: its client id.
+   *
+   * @generated from field: string client_id = 6;
+   */
+  clientId: string;
 };
 
 /**
@@ -440,7 +558,7 @@ export type WhoAmIResponse = Message<"auth.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 13);
+  messageDesc(file_auth_v1_auth, 15);
 
 /**
  * AdminPingRequest is empty.
@@ -455,7 +573,7 @@ export type AdminPingRequest = Message<"auth.v1.AdminPingRequest"> & {
  * Use `create(AdminPingRequestSchema)` to create a new message.
  */
 export const AdminPingRequestSchema: GenMessage<AdminPingRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 14);
+  messageDesc(file_auth_v1_auth, 16);
 
 /**
  * AdminPingResponse proves the caller holds the admin role.
@@ -483,7 +601,41 @@ export type AdminPingResponse = Message<"auth.v1.AdminPingResponse"> & {
  * Use `create(AdminPingResponseSchema)` to create a new message.
  */
 export const AdminPingResponseSchema: GenMessage<AdminPingResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 15);
+  messageDesc(file_auth_v1_auth, 17);
+
+/**
+ * SubjectType tells a user from a service account.
+ *
+ * @generated from enum auth.v1.SubjectType
+ */
+export enum SubjectType {
+  /**
+   * Not set (an inactive token).
+   *
+   * @generated from enum value: SUBJECT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A person, with a username and a session.
+   *
+   * @generated from enum value: SUBJECT_TYPE_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * A service account ("sva_…"): a backend calling with its own credentials.
+   *
+   * @generated from enum value: SUBJECT_TYPE_SERVICE_ACCOUNT = 2;
+   */
+  SERVICE_ACCOUNT = 2,
+}
+
+/**
+ * Describes the enum auth.v1.SubjectType.
+ */
+export const SubjectTypeSchema: GenEnum<SubjectType> = /*@__PURE__*/
+  enumDesc(file_auth_v1_auth, 0);
 
 /**
  * InactiveReason tells why Validate found a token inactive.
@@ -561,13 +713,20 @@ export enum InactiveReason {
    * @generated from enum value: INACTIVE_REASON_WRONG_TOKEN_TYPE = 9;
    */
   WRONG_TOKEN_TYPE = 9,
+
+  /**
+   * The token is bound to a TLS client certificate (RFC 8705) and came with another one, or none.
+   *
+   * @generated from enum value: INACTIVE_REASON_CERTIFICATE_MISMATCH = 10;
+   */
+  CERTIFICATE_MISMATCH = 10,
 }
 
 /**
  * Describes the enum auth.v1.InactiveReason.
  */
 export const InactiveReasonSchema: GenEnum<InactiveReason> = /*@__PURE__*/
-  enumDesc(file_auth_v1_auth, 0);
+  enumDesc(file_auth_v1_auth, 1);
 
 /**
  * AuthService registers users, logs them in, rotates refresh tokens, introspects access tokens
@@ -651,6 +810,22 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof GetJwksRequestSchema;
     output: typeof GetJwksResponseSchema;
+  },
+  /**
+   * IssueServiceToken gives a service account an access token (no refresh token: ask again before
+   * it expires). The caller authenticates in one of three ways: client_id and client_secret;
+   * client_assertion, a JWT signed with one of the account's keys (RFC 7523); or, with neither,
+   * the TLS client certificate of the call itself when the account is bound to it (RFC 8705),
+   * which binds the token to that certificate. Fails with UNAUTHENTICATED for any failed client
+   * authentication (one message for all), FAILED_PRECONDITION for a disabled account,
+   * RESOURCE_EXHAUSTED when failures are throttled.
+   *
+   * @generated from rpc auth.v1.AuthService.IssueServiceToken
+   */
+  issueServiceToken: {
+    methodKind: "unary";
+    input: typeof IssueServiceTokenRequestSchema;
+    output: typeof IssueServiceTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_auth, 0);
