@@ -113,7 +113,15 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const fileUsers = config.usersFile === undefined ? [] : readUsersFile(config.usersFile);
   const denylist = new PasswordDenylist([...COMMON_PASSWORDS, ...(config.passwordDenylistFile === undefined ? [] : readDenylistFile(config.passwordDenylistFile))]);
   const policy = { minLength: config.passwordMinLength, denylist };
-  const register = new RegisterFlow({ users: store, hasher, random }, { ...policy, registration: config.registration });
+  const register = new RegisterFlow(
+    { users: store, hasher, random, rates: store },
+    {
+      ...policy,
+      registration: config.registration,
+      perAddress: { limit: config.registerPerAddressPerHour, windowMs: 3_600_000 },
+      overall: { limit: config.registerPerMinute, windowMs: 60_000 },
+    },
+  );
   const throttle = new LoginThrottle(store);
   const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random }, config);
   const accountDeps = { users: store, hasher, random, sessions, throttle };
@@ -132,6 +140,8 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     clock,
     random,
     callTimeoutMs: config.callTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    connectionLimits: { maxConnectionsPerAddress: config.maxConnectionsPerAddress, maxConnections: config.maxConnections },
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
     observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds) },
   });

@@ -97,13 +97,14 @@ export class AccessTokenIssuer {
       ...(subject.certificateThumbprint !== undefined ? { cnf: { 'x5t#S256': subject.certificateThumbprint } } : {}),
     };
     const signing = this.keys.signing;
-    const token = jwt.sign(
+    const signed = jwt.sign(
       { iss: this.options.issuer, aud: this.options.audience, ...claims },
       signing.signKey,
       // `iat` comes from the injected clock: jsonwebtoken keeps a payload's own `iat` (and would
       // delete it under `noTimestamp`).
       { algorithm: signing.alg, keyid: signing.kid, header: { alg: signing.alg, typ: TOKEN_TYPE } },
     );
+    const token = signing.alg === 'ES256' ? lowS(signed) : signed;
     return { token, expiresIn: exp - iat, claims };
   }
 }
@@ -137,7 +138,8 @@ export class AccessTokenVerifier {
     const [headerPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
     // base64url leaves spare bits in the last character: "…Bw" and "…Bx" decode to the same
     // signature. Only the canonical spelling is accepted, so no two strings are one valid token.
-    if (Buffer.from(signaturePart, 'base64url').toString('base64url') !== signaturePart) return invalid('malformed');
+    const signature = Buffer.from(signaturePart, 'base64url');
+    if (signature.toString('base64url') !== signaturePart) return invalid('malformed');
     const headerJson = Buffer.from(headerPart, 'base64url').toString('utf8');
     const payloadJson = Buffer.from(payloadPart, 'base64url').toString('utf8');
     const header: unknown = JSON.parse(headerJson);
@@ -169,6 +171,9 @@ export class AccessTokenVerifier {
     } catch (err) {
       return invalid(reasonOf(err));
     }
+    // ECDSA signatures come in pairs: (r, s) and (r, n − s) both verify. Only the low-S one is
+    // ever issued (see lowS) or accepted, so no two strings are one valid token.
+    if (header.alg === 'ES256' && (signature.length !== 64 || isHighS(signature))) return invalid('malformed');
     return checkClaims(verified, nowSeconds, Math.floor(this.options.clockSkewMs / 1000));
   }
 }
@@ -226,4 +231,26 @@ function checkClaims(payload: unknown, nowSeconds: number, skew: number): Verify
       ...(thumbprint !== undefined ? { cnf: { 'x5t#S256': thumbprint } } : {}),
     },
   };
+}
+
+/** The order of P-256 (FIPS 186-4 D.1.2.3), and half of it. */
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const P256_HALF_N = P256_N >> 1n;
+
+function sOf(signature: Buffer): bigint {
+  return BigInt(`0x${signature.subarray(32, 64).toString('hex')}`);
+}
+
+function isHighS(signature: Buffer): boolean {
+  return sOf(signature) > P256_HALF_N;
+}
+
+/** Rewrites an ES256 JWT's signature to its low-S form (s ≤ n/2), as Bitcoin's BIP 62 and libsecp256k1 do. */
+export function lowS(token: string): string {
+  const dot = token.lastIndexOf('.');
+  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+  if (!isHighS(signature)) return token;
+  const s = (P256_N - sOf(signature)).toString(16).padStart(64, '0');
+  Buffer.from(s, 'hex').copy(signature, 32);
+  return `${token.slice(0, dot + 1)}${signature.toString('base64url')}`;
 }

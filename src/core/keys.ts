@@ -86,11 +86,16 @@ export function generateEcPem(): string {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
 }
 
+/** The kid of the HS256 key: a fixed name that says nothing about the secret. */
+export const HS256_KID = 'hs256';
+
 /** An HS256 key. RFC 7518 section 3.2: the secret must be at least as long as the hash (32 bytes). */
 export function hmacSigningKey(secret: Buffer): SigningKey {
   if (secret.length < 32) throw new KeyError('an HS256 secret must be at least 32 bytes');
   const key = createSecretKey(Buffer.from(secret));
-  const kid = jwkThumbprint({ kty: 'oct', k: secret.toString('base64url') });
+  // Not derived from the secret: a thumbprint of it would let anyone holding a token (or the
+  // start-up log) test guesses at a weak secret offline. One HS256 secret at a time, one kid.
+  const kid = HS256_KID;
   return Object.freeze({ alg: 'HS256' as const, kid, signKey: key, verifyKey: key, publicJwk: undefined });
 }
 

@@ -12,11 +12,12 @@ export class ConcurrencyLimiter {
   constructor(
     private readonly concurrency: number,
     private readonly maxQueue: number,
+    private readonly refusal = 'too many logins in progress; retry shortly',
   ) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running >= this.concurrency) {
-      if (this.queue.length >= this.maxQueue) throw new AuthError('overloaded', 'too many logins in progress; retry shortly');
+      if (this.queue.length >= this.maxQueue) throw new AuthError('overloaded', this.refusal);
       await new Promise<void>((resolve) => this.queue.push(resolve));
     } else {
       this.running++;

@@ -17,10 +17,17 @@ export interface Argon2HasherOptions {
   readonly memoryCost: number;
   readonly timeCost: number;
   readonly parallelism: number;
-  /** Hashes computed at once (each on a libuv thread). */
+  /** Password checks (logins) computed at once, each on a libuv thread. */
   readonly concurrency: number;
-  /** Hashes that may wait for a thread before logins are refused as overloaded. */
+  /** Checks that may wait for a thread before logins are refused as overloaded. */
   readonly maxQueue: number;
+  /**
+   * New hashes (Register, CreateUser, password changes) computed at once: a share of their own,
+   * so a flood of registrations never takes the threads logins need. Default: half of `concurrency`, at least 1.
+   */
+  readonly newHashConcurrency?: number;
+  /** New hashes that may wait; past it they are refused as overloaded. Default 16. */
+  readonly newHashQueue?: number;
 }
 
 // `Algorithm.Argon2id` is a const enum in @node-rs/argon2's typings; isolated-module builds
@@ -33,15 +40,17 @@ const ARGON2ID = 2;
  */
 export class Argon2Hasher implements PasswordHasher {
   private readonly limiter: ConcurrencyLimiter;
+  private readonly newHashes: ConcurrencyLimiter;
   private dummyHash: Promise<string> | undefined;
 
   constructor(private readonly options: Argon2HasherOptions) {
     this.limiter = new ConcurrencyLimiter(options.concurrency, options.maxQueue);
+    this.newHashes = new ConcurrencyLimiter(options.newHashConcurrency ?? Math.max(1, Math.floor(options.concurrency / 2)), options.newHashQueue ?? 16, 'too many password changes in progress; retry shortly');
   }
 
   hash(password: string): Promise<string> {
     const { memoryCost, timeCost, parallelism } = this.options;
-    return this.limiter.run(() => hash(password, { algorithm: ARGON2ID, memoryCost, timeCost, parallelism }));
+    return this.newHashes.run(() => hash(password, { algorithm: ARGON2ID, memoryCost, timeCost, parallelism }));
   }
 
   verify(passwordHash: string, password: string): Promise<boolean> {
@@ -49,7 +58,8 @@ export class Argon2Hasher implements PasswordHasher {
   }
 
   async verifyDummy(password: string): Promise<void> {
-    this.dummyHash ??= this.hash('dummy password for unknown users');
+    const { memoryCost, timeCost, parallelism } = this.options;
+    this.dummyHash ??= hash('dummy password for unknown users', { algorithm: ARGON2ID, memoryCost, timeCost, parallelism });
     await this.verify(await this.dummyHash, password);
   }
 }

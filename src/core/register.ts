@@ -2,6 +2,7 @@ import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import { validateNewPassword, validateNewUsername, validateRoles, type PasswordPolicy } from './credentials.js';
 import type { FlowContext } from './events.js';
+import { addressKey } from './login-throttle.js';
 import { newId } from './ids.js';
 import type { PasswordDenylist } from './password-denylist.js';
 import type { PasswordHasher } from './password-hasher.js';
@@ -28,6 +29,16 @@ export function checkNewPassword(rawPassword: string, username: string, policy: 
 
 export interface RegisterOptions extends NewPasswordPolicy {
   readonly registration: 'open' | 'closed';
+  /** Registrations one client address may make a window. */
+  readonly perAddress: { readonly limit: number; readonly windowMs: number };
+  /** Registrations all addresses together may make a window: the ceiling a botnet meets. */
+  readonly overall: { readonly limit: number; readonly windowMs: number };
+}
+
+/** The rate port: a fixed-window counter per key, on the store's clock. */
+export interface RateStore {
+  /** Counts one hit on `key` in the current window of `windowMs`; refuses past `limit` with the wait. */
+  hitRate(key: string, limit: number, windowMs: number): Promise<{ readonly allowed: boolean; readonly retryAfterMs: number }>;
 }
 
 export interface RegisterDeps {
@@ -36,16 +47,31 @@ export interface RegisterDeps {
   readonly random: Random;
 }
 
-/** Self-service registration. New users get no roles: an admin grants them (or the users file). */
+/**
+ * Self-service registration. New users get no roles: an admin grants them (or the users file).
+ * Registrations are rate-limited per client address and overall, before any hashing, and their
+ * hashing has its own small share of the threads (see Argon2Hasher), so a flood of Register
+ * cannot starve Login.
+ */
 export class RegisterFlow {
   constructor(
-    private readonly deps: RegisterDeps,
+    private readonly deps: RegisterDeps & { readonly rates: RateStore },
     private readonly options: RegisterOptions,
   ) {}
 
   async register(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<{ userId: string }> {
     if (this.options.registration === 'closed') {
       throw new AuthError('registration_closed', 'registration is closed on this server');
+    }
+    const { perAddress, overall } = this.options;
+    const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    for (const [key, rule] of [...(address ? [[`reg:${address}`, perAddress] as const] : []), ['reg:all', overall] as const]) {
+      const hit = await this.deps.rates.hitRate(key, rule.limit, rule.windowMs);
+      if (!hit.allowed) {
+        const seconds = Math.max(1, Math.ceil(hit.retryAfterMs / 1000));
+        ctx.log.warn({ event: 'register_throttled', scope: key === 'reg:all' ? 'overall' : 'address' }, 'registration throttled');
+        throw new AuthError('throttled', `too many registrations; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+      }
     }
     const { userId } = await createUser(this.deps, this.options, { username: rawUsername, password: rawPassword, roles: [] });
     ctx.log.info({ event: 'user_registered', userId }, 'user registered');

@@ -32,8 +32,15 @@ export class HealthService {
   readonly definition = serviceDefinition(Health);
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Map<string, Set<Watcher>>();
+  /** Open Watch streams, of known names and others alike. */
+  private open = 0;
 
-  constructor(services: readonly string[], initial: ServingStatus) {
+  constructor(
+    services: readonly string[],
+    initial: ServingStatus,
+    /** Watch streams open at once at most; more are refused (RESOURCE_EXHAUSTED). */
+    private readonly maxWatchers = 1000,
+  ) {
     for (const name of services) {
       this.statuses.set(name, initial);
       this.watchers.set(name, new Set());
@@ -57,13 +64,17 @@ export class HealthService {
 
   /** Open Watch streams, for tests and the state budget. */
   get watching(): number {
-    let n = 0;
-    for (const set of this.watchers.values()) n += set.size;
-    return n;
+    return this.open;
   }
+
+  private stopping = false;
+  private readonly onStop = new Set<() => void>();
 
   /** Ends every Watch stream (after they have sent the last status): used by shutdown. */
   endWatches(): void {
+    this.stopping = true;
+    for (const stop of this.onStop) stop();
+    this.onStop.clear();
     for (const set of this.watchers.values()) {
       for (const w of set) {
         w.ended = true;
@@ -75,18 +86,43 @@ export class HealthService {
   readonly implementation: ServiceImpl<typeof Health> = {
     check: async (req) => {
       const status = this.statuses.get(req.service);
-      if (status === undefined) throw new AuthError('not_found', `unknown service ${req.service}`);
+      // The name is echoed only when it is short and plain: an error must not carry a caller's 60 KiB back.
+      if (status === undefined) throw new AuthError('not_found', /^[\x21-\x7e]{1,100}$/.test(req.service) ? `unknown service ${req.service}` : 'unknown service');
       return { status };
     },
-    watch: (req, ctx) => this.watch(req.service, ctx),
+    watch: (req, ctx) => {
+      if (this.open >= this.maxWatchers) throw new AuthError('overloaded', 'too many health watchers; retry shortly');
+      return this.watch(req.service, ctx);
+    },
     list: async () => ({ statuses: Object.fromEntries([...this.statuses].map(([name, status]) => [name, { status }])) }),
   };
 
   private async *watch(service: string, ctx: CallContext): AsyncGenerator<Update> {
+    this.open++;
+    try {
+      yield* this.follow(service, ctx);
+    } finally {
+      this.open--;
+    }
+  }
+
+  private async *follow(service: string, ctx: CallContext): AsyncGenerator<Update> {
     const watchers = this.watchers.get(service);
     if (!watchers) {
       yield { status: ServingStatus.SERVICE_UNKNOWN };
-      await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
+      // Held by nothing but its stream: it ends when the client goes or the server shuts down.
+      let stop: () => void = () => {};
+      try {
+        await new Promise<void>((resolve) => {
+          stop = resolve;
+          if (ctx.signal.aborted || this.stopping) return resolve();
+          ctx.signal.addEventListener('abort', stop, { once: true });
+          this.onStop.add(stop);
+        });
+      } finally {
+        this.onStop.delete(stop);
+        ctx.signal.removeEventListener('abort', stop);
+      }
       return;
     }
     const watcher: Watcher = { pending: [this.statuses.get(service)!], wake: undefined, ended: ctx.signal.aborted };

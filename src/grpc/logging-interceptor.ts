@@ -1,8 +1,12 @@
 import { Metadata, ServerInterceptingCall, status as Status, type ServerInterceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
+import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import { addressOf, attachCallContext, CallState } from './call-context.js';
+import { CallTimeouts, type PendingTimeout } from './call-timeouts.js';
 import { peerCertificateThumbprint } from './peer-certificate.js';
+import { toStatus } from './status.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -11,29 +15,53 @@ export interface CallObserver {
   onCallEnd?(method: string, code: string, seconds: number): void;
 }
 
+export interface LoggingOptions {
+  readonly observer?: CallObserver | undefined;
+  /**
+   * A call whose first message has not arrived this long after its headers is ended with
+   * DEADLINE_EXCEEDED: a stream that sends headers and then nothing would otherwise hold its
+   * memory until the connection dies (the call's own bound starts only with its handler).
+   */
+  readonly requestTimeoutMs?: number;
+  readonly clock?: Clock;
+}
+
 /**
  * Outermost interceptor: gives every call a request id (the caller's `x-request-id` when it is
- * sane, else a new one), a child logger, and one log line when the call ends with its status and
- * duration. It logs only an allow-list of fields: never metadata, requests or responses.
+ * sane, else a new one), a child logger, a bound on how long its request may take to arrive, and
+ * one log line when the call ends with its status and duration. It logs only an allow-list of
+ * fields: never metadata, requests or responses.
  */
-export function loggingInterceptor(log: Logger, random: Random, observer: CallObserver = {}): ServerInterceptor {
+export function loggingInterceptor(log: Logger, random: Random, options: LoggingOptions = {}): ServerInterceptor {
   const prefix = random.bytes(4).toString('hex');
+  const waiting = new CallTimeouts(options.requestTimeoutMs ?? 10_000, options.clock ?? systemClock);
   let counter = 0;
   return (method, call) => {
     // Durations are measured, not reckoned: a monotonic clock, not the injected one.
     const started = process.hrtime.bigint();
     let ctx: CallState | undefined;
     let done = false;
+    let awaitingMessage: PendingTimeout | undefined;
+    const stopWaiting = () => {
+      if (awaitingMessage) waiting.done(awaitingMessage);
+      awaitingMessage = undefined;
+    };
     const logEnd = (code: Status) => {
       if (done) return;
       done = true;
+      stopWaiting();
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const fields = { code: Status[code], ms: Math.round(ms * 1000) / 1000 };
       (ctx?.log ?? log.child({ method: method.path, clientAddress: addressOf(call.getPeer()) })).info(fields, 'call');
-      observer.onCallEnd?.(method.path, fields.code, ms / 1000);
+      options.observer?.onCallEnd?.(method.path, fields.code, ms / 1000);
     };
     return new ServerInterceptingCall(call, {
-      start: (next) =>
+      start: (next) => {
+        awaitingMessage = waiting.add(() => {
+          awaitingMessage = undefined;
+          ctx?.abort(new Error('no request'));
+          call.sendStatus(toStatus(new AuthError('deadline_exceeded', 'the request did not arrive in time')));
+        });
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
             const offered = metadata.get('x-request-id');
@@ -43,11 +71,16 @@ export function loggingInterceptor(log: Logger, random: Random, observer: CallOb
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },
+          onReceiveMessage: (message, nextMessage) => {
+            stopWaiting();
+            nextMessage(message);
+          },
           onCancel: () => {
             ctx?.abort(new Error('cancelled'));
             logEnd(Status.CANCELLED);
           },
-        }),
+        });
+      },
       sendStatus: (status, next) => {
         if (ctx) {
           const trailers = status.metadata ?? new Metadata();

@@ -9,6 +9,7 @@ import { bearerInterceptor } from './bearer-interceptor.js';
 import { serviceDefinition } from './bridge.js';
 import { serviceHandlers, type HandlerOptions, type ServiceImpl } from './handlers.js';
 import { HealthService, ServingStatus } from './health.js';
+import { listen, type Listener, type ListenerLimits } from './listener.js';
 import { loggingInterceptor, type CallObserver } from './logging-interceptor.js';
 import { ReflectionIndex, reflectionServices } from './reflection.js';
 
@@ -53,6 +54,10 @@ export interface ServerParts {
   readonly observer?: CallObserver;
   /** grpc-js options over `serverLimits` (tests shorten the idle limit, for one). */
   readonly serverOptions?: grpc.ServerOptions;
+  /** Connection caps of the listening socket. */
+  readonly connectionLimits: ListenerLimits;
+  /** Bound on a call's first message after its headers: streams that never send one are cut. */
+  readonly requestTimeoutMs: number;
 }
 
 export interface AuthServer {
@@ -60,6 +65,8 @@ export interface AuthServer {
   readonly health: HealthService;
   /** Binds and starts serving; resolves with the bound port (0 picks a free one). */
   listen(address: string, credentials?: grpc.ServerCredentials): Promise<number>;
+  /** Open connections, in all and by client address. */
+  connections(): { total: number; addresses: number };
   /** Health of every service: SERVING only while listening, not shutting down, and `ready` (e.g. the store answers). */
   setReady(ready: boolean): void;
   /**
@@ -85,7 +92,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
     ...serverLimits,
     ...parts.serverOptions,
     interceptors: [
-      loggingInterceptor(parts.log, parts.random, parts.observer),
+      loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock }),
       bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeoutMs, clock: parts.clock }),
     ],
   });
@@ -94,6 +101,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   for (const r of reflection) grpcServer.addService(r.definition, r.implementation);
 
   let listening = false;
+  let listener: Listener | undefined;
   let ready = true;
   let stopping = false;
   const update = () => {
@@ -104,15 +112,13 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   return {
     grpcServer,
     health,
-    listen: (address, credentials = grpc.ServerCredentials.createInsecure()) =>
-      new Promise((resolve, reject) => {
-        grpcServer.bindAsync(address, credentials, (err, port) => {
-          if (err) return reject(err);
-          listening = true;
-          update();
-          resolve(port);
-        });
-      }),
+    async listen(address, credentials = grpc.ServerCredentials.createInsecure()) {
+      listener = await listen(grpcServer, address, credentials, parts.connectionLimits);
+      listening = true;
+      update();
+      return listener.port;
+    },
+    connections: () => listener?.connections() ?? { total: 0, addresses: 0 },
     setReady: (value) => {
       ready = value;
       update();
@@ -122,6 +128,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
         stopping = true;
         update();
         health.endWatches();
+        void listener?.close();
         const force = parts.clock.setTimer(graceMs, () => grpcServer.forceShutdown());
         grpcServer.tryShutdown(() => {
           force.cancel();

@@ -20,7 +20,7 @@ import { createAuthClient, type AuthClient } from './client.js';
 export interface TestAuthServerOptions {
   /** The clock the service runs on: time (and every timer of the service) moves only when the test moves it. */
   readonly clock?: ManualClock;
-  /** Extra AUTH_* settings, e.g. { AUTH_ACCESS_TTL: '60s' }. */
+  /** Extra AUTH_* settings, e.g. { AUTH_ACCESS_TTL: '60s' }. Registration limits are off unless set here. */
   readonly env?: Env;
   /** Where log lines go (JSON lines); silent unless AUTH_LOG_LEVEL is set in `env`. */
   readonly logDestination?: DestinationStream;
@@ -61,12 +61,13 @@ export interface TestAuthServer {
 
 /** Real argon2id with small parameters: the same code path, milliseconds instead of tens per hash. */
 export function fastTestHasher(): Argon2Hasher {
-  return new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, concurrency: 4, maxQueue: 1000 });
+  return new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, concurrency: 4, maxQueue: 1000, newHashConcurrency: 4, newHashQueue: 1000 });
 }
 
 export async function startTestAuthServer(options: TestAuthServerOptions = {}): Promise<TestAuthServer> {
   const clock = options.clock ?? new ManualClock(Date.now());
-  const config = loadConfig({ AUTH_LOG_LEVEL: 'silent', ...options.env });
+  // Registration limits are off unless a test sets them: a suite registers from one address.
+  const config = loadConfig({ AUTH_LOG_LEVEL: 'silent', AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000', ...options.env });
   const hasher = options.hasher ?? fastTestHasher();
   const keys = options.keys ?? (config.jwtAlg === 'ES256' && config.signingKeyFiles.length === 0 ? createKeySet([generateEcKey()]) : undefined);
   const app = composeService(config, {

@@ -31,6 +31,7 @@ const OPERATIONS = [
   'deleteServiceAccount',
   'liveCredential',
   'useAssertion',
+  'hitRate',
   'connect',
   'ping',
   'close',

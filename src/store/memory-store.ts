@@ -7,6 +7,7 @@ import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import type { NewCredential, ServiceAccountChange, ServiceAccountRecord, ServiceAccountUpdate } from '../core/service-accounts.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../core/session-flows.js';
 import { AttemptTable } from './attempt-table.js';
+import { RateTable } from './rate-table.js';
 import { MemoryServiceAccounts } from './memory-service-accounts.js';
 import type { Store } from './store.js';
 
@@ -152,10 +153,16 @@ export class MemoryStore implements Store {
   private readonly roleLists = new Map<string, readonly string[]>();
 
   private readonly serviceAccounts: MemoryServiceAccounts;
+  /** Registration counters: a few per client address (see RateTable). */
+  private readonly rates = new RateTable(100_000);
 
   constructor(private readonly options: MemoryStoreOptions) {
     this.attempts = new AttemptTable(options.maxAttemptEntries);
     this.serviceAccounts = new MemoryServiceAccounts(options.clock, options.maxAssertions ?? 100_000);
+  }
+
+  async hitRate(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    return this.rates.hit(key, limit, windowMs, this.now());
   }
 
   // --- service accounts (see MemoryServiceAccounts) ----------------------------------------
@@ -456,12 +463,13 @@ export class MemoryStore implements Store {
     for (const user of this.byId.values()) if (user.head) this.pruneSessions(user, now, () => {});
     this.attempts.sweep(now);
     this.serviceAccounts.sweep(now);
+    this.rates.sweep(now);
     return { sessions };
   }
 
   /** Entry counts, for tests, metrics and the state budget. */
-  size(): { users: number; sessions: number; attempts: number } {
-    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size };
+  size(): { users: number; sessions: number; attempts: number; rates: number } {
+    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size, rates: this.rates.size };
   }
 }
 

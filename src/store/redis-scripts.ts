@@ -341,3 +341,18 @@ if ttl <= 0 then return 0 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then return 1 end
 return 0
 `;
+
+/**
+ * KEYS: counter base. ARGV: now, limit, windowMs. A fixed window on the store's clock: the key of
+ * the current window counts hits and expires with it. Returns 0 when allowed, else ms to wait.
+ */
+export const HIT_RATE = `${CLOCK}
+local t = now()
+local w = tonumber(ARGV[3])
+local start = math.floor(t / w) * w
+local key = KEYS[1] .. ':' .. start
+local n = redis.call('INCR', key)
+if n == 1 then redis.call('PEXPIREAT', key, start + w) end
+if n > tonumber(ARGV[2]) then return start + w - t end
+return 0
+`;

@@ -12,6 +12,7 @@ import {
   CREATE_SERVICE_ACCOUNT,
   CREATE_SESSION,
   CREATE_USER,
+  HIT_RATE,
   DELETE_USER,
   END_ATTEMPT,
   LIST_SESSIONS,
@@ -62,6 +63,7 @@ interface Scripts {
   authUpdateServiceAccount(...args: Args): Promise<string | string[]>;
   authLiveCredential(...args: Args): Promise<Reply | null>;
   authUseAssertion(...args: Args): Promise<number>;
+  authHitRate(...args: Args): Promise<number>;
 }
 
 const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
@@ -81,6 +83,7 @@ const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
   authUpdateServiceAccount: { keys: 1, lua: UPDATE_SERVICE_ACCOUNT },
   authLiveCredential: { keys: 1, lua: LIVE_CREDENTIAL },
   authUseAssertion: { keys: 1, lua: USE_ASSERTION },
+  authHitRate: { keys: 1, lua: HIT_RATE },
 };
 
 const NAME_SEPARATOR = '\u0000';
@@ -405,6 +408,11 @@ export class RedisStore implements Store {
 
   async useAssertion(serviceAccountId: string, jti: string, expiresAt: number): Promise<boolean> {
     return (await this.call(() => this.redis.authUseAssertion(`${this.prefix}{${serviceAccountId}}:j:${jti}`, this.now(), expiresAt))) === 1;
+  }
+
+  async hitRate(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    const wait = Number(await this.call(() => this.redis.authHitRate(`${this.prefix}r:{${key}}`, this.now(), limit, windowMs)));
+    return { allowed: wait === 0, retryAfterMs: wait };
   }
 
   // --- login attempts ---------------------------------------------------------------------

@@ -3,6 +3,7 @@ import type { SessionLiveness } from '../core/introspector.js';
 import type { AttemptStore } from '../core/login-throttle.js';
 import type { ServiceAccountStore } from '../core/service-accounts.js';
 import type { SessionStore } from '../core/session-flows.js';
+import type { RateStore } from '../core/register.js';
 
 export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records.js';
 export type { NewSession, RotateRequest, RotateResult, SessionStore, CreateSessionResult } from '../core/session-flows.js';
@@ -21,7 +22,7 @@ export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAcco
  * clock, so instances whose clocks disagree still order shared events by one clock. Stores
  * signal an outage by rejecting with `AuthError('unavailable', ...)`.
  */
-export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore {
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
   /** Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its server. */

@@ -38,7 +38,7 @@ async function setup() {
     options,
   );
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock);
-  const { userId } = await new RegisterFlow({ users: store, hasher, random: systemRandom }, { registration: 'open', minLength: 15, denylist: new PasswordDenylist() }).register('alice', PASSWORD, { log: silentLog });
+  const { userId } = await new RegisterFlow({ users: store, hasher, random: systemRandom, rates: store }, { registration: 'open', minLength: 15, denylist: new PasswordDenylist(), perAddress: { limit: 10, windowMs: 3_600_000 }, overall: { limit: 100, windowMs: 60_000 } }).register('alice', PASSWORD, { log: silentLog });
   const events: Array<{ level: string; fields: Record<string, unknown> }> = [];
   const record = (level: string) => (fields: Record<string, unknown>) => void events.push({ level, fields });
   const log: EventLog = { info: record('info'), warn: record('warn'), error: record('error') };

@@ -109,6 +109,7 @@ describe('a store that fails inside', () => {
     updateServiceAccount: [['AdminService.SetServiceAccountRoles', (s) => s.admin.setServiceAccountRoles({ serviceAccountId: 'sva_AAAAAAAAAAAAAAAAAAAAAA', roles: [] }, bearer(tokens.accessToken))]],
     deleteServiceAccount: [['AdminService.DeleteServiceAccount', (s) => s.admin.deleteServiceAccount({ serviceAccountId: 'sva_AAAAAAAAAAAAAAAAAAAAAA' }, bearer(tokens.accessToken))]],
     liveCredential: [],
+    hitRate: [['Register', (s) => s.auth.register({ username: 'carol', password: PASSWORD })]],
     useAssertion: [],
     createSession: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
     rotateRefreshToken: [['Refresh', (s) => s.auth.refresh({ refreshToken: tokens.refreshToken })]],

@@ -1,6 +1,6 @@
 import { createSign, generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import type { InvalidReason } from '../../src/core/access-token';
+import { lowS, type InvalidReason } from '../../src/core/access-token';
 import type { SigningKey } from '../../src/core/keys';
 
 /**
@@ -34,7 +34,8 @@ export function attackHelpers(ctx: AttackContext) {
   const signRaw = (header: unknown, payload: unknown, signKey = ctx.key.signKey): string => {
     const input = `${b64(header)}.${b64(payload)}`;
     const sig = createSign('SHA256').update(input).sign({ key: signKey, dsaEncoding: 'ieee-p1363' });
-    return `${input}.${sig.toString('base64url')}`;
+    // Low-S, as the service signs: a row fails for the reason it names, not for its S.
+    return lowS(`${input}.${sig.toString('base64url')}`);
   };
   return { goodClaims, goodHeader, signRaw };
 }
@@ -49,6 +50,7 @@ export function tokenAttacks(ctx: AttackContext): TokenAttack[] {
 
   return [
     { name: 'empty', token: () => '', want: 'malformed' },
+    { name: 'the high-S twin of a valid token (ECDSA malleability)', token: () => highSTwin(ctx.validToken()), want: 'malformed' },
     { name: 'two segments', token: () => 'a.b', want: 'malformed' },
     { name: 'four segments', token: () => `${ctx.validToken()}.x`, want: 'malformed' },
     { name: 'standard base64 characters', token: () => ctx.validToken().replace(/.$/, '+'), want: 'malformed' },
@@ -112,4 +114,15 @@ export function tokenAttacks(ctx: AttackContext): TokenAttack[] {
     { name: 'a 1 MiB token', token: () => `${b64(goodHeader())}.${'A'.repeat(1024 * 1024)}.sig`, want: 'malformed' },
     { name: 'a refresh token', token: () => 'rt2_' + 'A'.repeat(112), want: 'malformed' },
   ];
+}
+
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
+/** The same token with s replaced by n − s: a second signature that verifies, as ECDSA allows. */
+export function highSTwin(token: string): string {
+  const dot = token.lastIndexOf('.');
+  const sig = Buffer.from(token.slice(dot + 1), 'base64url');
+  const s = BigInt(`0x${sig.subarray(32).toString('hex')}`);
+  Buffer.from((P256_N - s).toString(16).padStart(64, '0'), 'hex').copy(sig, 32);
+  return `${token.slice(0, dot + 1)}${sig.toString('base64url')}`;
 }
