@@ -32,11 +32,11 @@ export interface LoggingOptions {
  * one log line when the call ends with its status and duration. It logs only an allow-list of
  * fields: never metadata, requests or responses.
  */
-export function loggingInterceptor(log: Logger, random: Random, options: LoggingOptions = {}): ServerInterceptor {
+export function loggingInterceptor(log: Logger, random: Random, options: LoggingOptions = {}): ServerInterceptor & { readonly awaitingRequests: number } {
   const prefix = random.bytes(4).toString('hex');
   const waiting = new CallTimeouts(options.requestTimeoutMs ?? 10_000, options.clock ?? systemClock);
   let counter = 0;
-  return (method, call) => {
+  const interceptor: ServerInterceptor = (method, call) => {
     // Durations are measured, not reckoned: a monotonic clock, not the injected one.
     const started = process.hrtime.bigint();
     let ctx: CallState | undefined;
@@ -92,4 +92,6 @@ export function loggingInterceptor(log: Logger, random: Random, options: Logging
       },
     });
   };
+  // Calls whose request has not arrived yet, for tests and the state budget.
+  return Object.defineProperty(interceptor, 'awaitingRequests', { get: () => waiting.pending }) as ServerInterceptor & { readonly awaitingRequests: number };
 }

@@ -67,6 +67,8 @@ export interface AuthServer {
   listen(address: string, credentials?: grpc.ServerCredentials): Promise<number>;
   /** Open connections, in all and by client address. */
   connections(): { total: number; addresses: number };
+  /** Calls whose request has not arrived yet (each is ended at AUTH_REQUEST_TIMEOUT). */
+  awaitingRequests(): number;
   /** Health of every service: SERVING only while listening, not shutting down, and `ready` (e.g. the store answers). */
   setReady(ready: boolean): void;
   /**
@@ -88,11 +90,12 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   );
   const handlerOptions = { callTimeoutMs: parts.callTimeoutMs, clock: parts.clock };
 
+  const logging = loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock });
   const grpcServer = new grpc.Server({
     ...serverLimits,
     ...parts.serverOptions,
     interceptors: [
-      loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock }),
+      logging,
       bearerInterceptor({ policies, authenticate: parts.authenticate, timeoutMs: parts.callTimeoutMs, clock: parts.clock }),
     ],
   });
@@ -119,6 +122,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
       return listener.port;
     },
     connections: () => listener?.connections() ?? { total: 0, addresses: 0 },
+    awaitingRequests: () => logging.awaitingRequests,
     setReady: (value) => {
       ready = value;
       update();
