@@ -133,7 +133,7 @@ async function main() {
     );
 
   // What is measured must be the path it names: a minted token is active, the bench token too.
-  for (const t of [token, mint(-1)]) if (!(await auth.validate({ accessToken: t })).active) throw new Error('a benchmark token is not active');
+  for (const t of [token, mint(1e9)]) if (!(await auth.validate({ accessToken: t })).active) throw new Error('a benchmark token is not active');
   const healthFrame = grpcFrame(HealthCheckRequestSchema, { service: '' });
   const validateFrame = grpcFrame(ValidateRequestSchema, { accessToken: token });
   const ratioFigure = async (name, target, measure, baseline) => {
@@ -289,6 +289,10 @@ async function main() {
   results.figures.push({ name: 'Validate while logins saturate the hashing pool: calls/s vs unloaded', unit: 'ratio', value: rateRatio, target: 0.5, met: rateRatio >= 0.5 });
   results.figures.push({ name: 'Validate while logins saturate the hashing pool: p99 vs unloaded p99', unit: 'ratio', value: p99Ratio, limit: 3, met: p99Ratio <= 3 });
 
+  // --- the same calls on the Redis store, next to the memory store ------------------------------
+  if (spawnSync('redis-server', ['--version']).status === 0) await redisFigures(results, service, ratioFigure, viaH2);
+  else console.log('redis-server not found: the Redis figures are skipped');
+
   await service.stop();
 
   // --- memory store, in a child with --expose-gc -----------------------------------------------
@@ -310,6 +314,99 @@ async function main() {
   });
 
   write(results);
+}
+
+/**
+ * Validate and Refresh on a service whose store is a local redis-server, each against the same
+ * call on the memory-store service in the same run; then Redis's own bytes per user and per live
+ * session (used_memory before and after, sessions made through the store as Login makes them).
+ */
+async function redisFigures(results, memoryService, ratioFigure, viaH2) {
+  const { freePort } = require('./common.js');
+  const redisPort = await freePort();
+  const redis = require('node:child_process').spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  process.on('exit', () => redis.kill('SIGKILL'));
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const { Redis } = require('ioredis');
+  const probe = new Redis(redisUrl);
+  await probe.ping();
+  const service = await startService({ env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: redisUrl, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000' } });
+  try {
+    const fixtures = async (s) => {
+      await s.auth.register({ username: 'redis-bench', password: PASSWORD }).catch(() => {});
+      const sessions = [];
+      for (let i = 0; i < 32; i++) {
+        await s.auth.register({ username: `redis-bench${i}`, password: PASSWORD }).catch(() => {});
+        sessions.push(await s.auth.login({ username: `redis-bench${i}`, password: PASSWORD }));
+      }
+      return { token: sessions[0].accessToken, sessions };
+    };
+    const onRedis = await fixtures(service);
+    const onMemory = await fixtures(memoryService);
+    const validateOn = (s, token) => (h2loadAvailable ? async () => h2load(s.port, '/auth.v1.AuthService/Validate', grpcFrame(ValidateRequestSchema, { accessToken: token })) : async () => (await nodeLoad(() => s.auth.validate({ accessToken: token }), { seconds: SECONDS / 2 })).perSecond);
+    console.log('measuring Validate on Redis vs memory ...');
+    await ratioFigure('Validate, token seen before: Redis store vs memory store', 0.5, validateOn(service, onRedis.token), validateOn(memoryService, onMemory.token));
+    // Refresh: 32 sessions, each refreshed in its own sequence, for half a round each.
+    const refreshOn = (s, fixture) => async () => {
+      const end = Date.now() + (SECONDS / 2) * 1000;
+      let calls = 0;
+      const t0 = process.hrtime.bigint();
+      await Promise.all(
+        fixture.sessions.map(async (session) => {
+          while (Date.now() < end) {
+            const next = await s.auth.refresh({ refreshToken: session.refreshToken });
+            session.refreshToken = next.refreshToken;
+            calls++;
+          }
+        }),
+      );
+      return calls / (Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    console.log('measuring Refresh on Redis vs memory ...');
+    await ratioFigure('Refresh: Redis store vs memory store', 0.5, refreshOn(service, onRedis), refreshOn(memoryService, onMemory));
+  } finally {
+    await service.stop();
+  }
+
+  // Bytes in Redis: 10,000 users, then 100,000 live sessions (10 a user), through the store.
+  console.log('measuring Redis bytes per user and per session ...');
+  const { RedisStore } = dist('src/store/redis-store.js');
+  await probe.flushall();
+  const store = new RedisStore({ connection: { kind: 'single', url: redisUrl }, keyPrefix: 'auth:', commandTimeoutMs: 5000, accessGraceMs: 930_000, maxSessionsPerUser: 100 });
+  await store.connect();
+  const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))[1]);
+  const id = (prefix) => `${prefix}_${crypto.randomBytes(16).toString('base64url')}`;
+  const phc = () => `$argon2id$v=19$m=19456,t=2,p=1$${crypto.randomBytes(16).toString('base64').replace(/=+$/, '')}$${crypto.randomBytes(32).toString('base64').replace(/=+$/, '')}`;
+  const USERS = 10_000;
+  const PER_USER = 10;
+  const before = await usedMemory();
+  const userIds = [];
+  for (let i = 0; i < USERS; i += 100) {
+    await Promise.all(
+      Array.from({ length: 100 }, async (_, k) => {
+        const user = { id: id('usr'), username: `user${String(i + k).padStart(7, '0')}`, passwordHash: phc(), roles: ['user'], disabled: false, origin: 'api' };
+        await store.createUser(user);
+        userIds.push(user.id);
+      }),
+    );
+  }
+  const withUsers = await usedMemory();
+  for (let i = 0; i < USERS; i += 100) {
+    await Promise.all(
+      userIds.slice(i, i + 100).flatMap((userId) =>
+        Array.from({ length: PER_USER }, () => {
+          const sessionId = id('ses');
+          return store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url').slice(0, 22), refreshTtlMs: 1_209_600_000, sessionMaxAgeMs: 2_592_000_000, clientAddress: '10.1.2.3', userAgent: 'grpc-node-js/1.14.7' });
+        }),
+      ),
+    );
+  }
+  const withSessions = await usedMemory();
+  results.figures.push({ name: 'Redis store, 10,000 users', unit: 'bytes of Redis used_memory per user', value: (withUsers - before) / USERS, limit: 1300, met: (withUsers - before) / USERS <= 1300 });
+  results.figures.push({ name: 'Redis store, 100,000 live sessions (10 a user)', unit: 'bytes of Redis used_memory per session', value: (withSessions - withUsers) / (USERS * PER_USER), limit: 400, met: (withSessions - withUsers) / (USERS * PER_USER) <= 400 });
+  await store.close();
+  probe.disconnect();
+  redis.kill('SIGKILL');
 }
 
 /** The memory figures, run in a child process so the heap holds nothing else. */

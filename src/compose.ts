@@ -8,7 +8,7 @@ import { AccessTokenIssuer, AccessTokenVerifier } from './core/access-token.js';
 import { AccountFlows, AdminFlows } from './core/accounts.js';
 import { Introspector } from './core/introspector.js';
 import { LoginThrottle } from './core/login-throttle.js';
-import { createKeySet, generateEcKey, hmacSigningKey, loadEcKeyFile, refreshTagKeys, type KeySet } from './core/keys.js';
+import { createKeySet, generateEcKey, hmacSigningKey, KeyRing, loadEcKeyFiles, type KeySet } from './core/keys.js';
 import { COMMON_PASSWORDS, PasswordDenylist, readDenylistFile } from './core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from './core/password-hasher.js';
 import { OpaqueRefreshTokens } from './core/refresh-token.js';
@@ -63,6 +63,12 @@ export interface AuthServiceApp {
   readonly transport: 'tls' | 'mtls' | 'plaintext';
   /** Writes the users file's users into the store (start-up runs it until the store answers). */
   seedUsers(): Promise<void>;
+  /**
+   * Re-reads AUTH_SIGNING_KEY_FILE (SIGHUP) and puts its keys in place at once: the keys now in
+   * use, or undefined when there are no key files to read (HS256, an ephemeral or a given key).
+   * Throws KeyError and keeps the old keys when a file is unreadable or holds no valid key.
+   */
+  reloadKeys(): KeySet | undefined;
   /** Starts serving on the configured (or given) address: see `startService`. */
   start(address?: string): Promise<RunningService>;
 }
@@ -80,7 +86,7 @@ export const DESCRIPTOR_SET_PATH = [join(__dirname, '..', 'gen'), join(__dirname
 
 function loadKeys(config: Config, log: Logger): KeySet {
   if (config.jwtAlg === 'HS256') return createKeySet([hmacSigningKey(config.jwtSecret!)]);
-  if (config.signingKeyFiles.length > 0) return createKeySet(config.signingKeyFiles.map((path) => loadEcKeyFile(path)));
+  if (config.signingKeyFiles.length > 0) return loadEcKeyFiles(config.signingKeyFiles);
   log.warn(
     { event: 'ephemeral_key' },
     'DEVELOPMENT MODE: no AUTH_SIGNING_KEY_FILE, signing with an ephemeral key. Every token dies with this process; never run like this in production.',
@@ -101,7 +107,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const metrics = new Metrics(backend.liveSessions);
   // Every audit event counts, in calls (their loggers are children of this one) and outside them.
   const log = countEvents(baseLog.child({}), (event) => metrics.event(event));
-  const keys = overrides.keys ?? loadKeys(config, log);
+  const keys = new KeyRing(overrides.keys ?? loadKeys(config, log));
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
   const store = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onError: () => metrics.storeError() });
   const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
@@ -109,7 +115,14 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
   const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, { cacheSize: VERIFIED_TOKEN_CACHE, clockSkewMs: config.clockSkewMs });
-  const refreshTokens = new OpaqueRefreshTokens(random, refreshTagKeys(keys));
+  const refreshTokens = new OpaqueRefreshTokens(random, {
+    get signing() {
+      return keys.tagKeys.signing;
+    },
+    get all() {
+      return keys.tagKeys.all;
+    },
+  });
   const fileUsers = config.usersFile === undefined ? [] : readUsersFile(config.usersFile);
   const denylist = new PasswordDenylist([...COMMON_PASSWORDS, ...(config.passwordDenylistFile === undefined ? [] : readDenylistFile(config.passwordDenylistFile))]);
   const policy = { minLength: config.passwordMinLength, denylist };
@@ -141,6 +154,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     random,
     callTimeoutMs: config.callTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    trustedProxies: config.trustedProxies,
     connectionLimits: { maxConnectionsPerAddress: config.maxConnectionsPerAddress, maxConnections: config.maxConnections },
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
     observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds) },
@@ -162,6 +176,14 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     tls,
     transport: tls ? (tls.mutual ? 'mtls' : 'tls') : 'plaintext',
     seedUsers: () => seedFileUsers(store, fileUsers, log),
+    reloadKeys() {
+      // Only key files can be read again; an HS256 secret or an ephemeral key stays as it is.
+      if (config.jwtAlg !== 'ES256' || config.signingKeyFiles.length === 0 || overrides.keys) return undefined;
+      keys.replace(loadEcKeyFiles(config.signingKeyFiles));
+      // Tokens verified under a key that is gone must be checked again.
+      introspector.forgetVerified();
+      return keys;
+    },
     start: (address) => startService(app, address),
   };
   return app;

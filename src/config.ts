@@ -1,4 +1,5 @@
-import { choice, count, duration, flag, HOST_PORT, list, SettingError, text, textWithDefault, type Setting } from './settings.js';
+import proxyAddr from 'proxy-addr';
+import { choice, count, duration, flag, HOST_PORT, isHostPort, list, SettingError, text, textWithDefault, type Setting } from './settings.js';
 
 /**
  * Configuration: every setting comes from one environment variable, is validated once at start-up,
@@ -9,6 +10,24 @@ export type JwtAlgorithm = 'ES256' | 'HS256';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 const DEV_ISSUER = 'urn:grpc-auth:dev';
+
+function isRedisUrl(value: string): boolean {
+  if (value.includes(',')) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && (url.pathname === '' || /^\/\d{0,2}$/.test(url.pathname));
+  } catch {
+    return false;
+  }
+}
+function isTrustedProxy(value: string): boolean {
+  try {
+    proxyAddr.compile(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const DEV_AUDIENCE = 'urn:grpc-auth:services';
 
 /** The settings, in the order the README lists them. */
@@ -48,15 +67,35 @@ export const settings = {
   requestTimeoutMs: duration('AUTH_REQUEST_TIMEOUT', { default: '10s', min: '1s', max: '300s', doc: "A call whose request has not arrived this long after its headers is ended (DEADLINE_EXCEEDED)" }),
   maxConnectionsPerAddress: count('AUTH_MAX_CONNECTIONS_PER_ADDRESS', { default: 64, min: 1, max: 100_000, doc: 'Open connections one client address may hold; more are closed on arrival (raise it for a load balancer in front)' }),
   maxConnections: count('AUTH_MAX_CONNECTIONS', { default: 10_000, min: 1, max: 1_000_000, doc: 'Open connections in all; more are closed on arrival' }),
+  trustedProxies: list('AUTH_TRUSTED_PROXIES', {
+    shown: '(none: x-forwarded-for ignored)',
+    doc: 'Proxies whose `x-forwarded-for` names the client: addresses or CIDRs, comma-separated (also `loopback`, `uniquelocal`)',
+    item: (v) => (isTrustedProxy(v) ? undefined : 'must list IP addresses, CIDRs, loopback, linklocal or uniquelocal'),
+  }),
   shutdownGraceMs: duration('AUTH_SHUTDOWN_GRACE', { default: '10s', min: '0s', max: '600s', doc: 'On SIGTERM/SIGINT, how long in-flight calls may finish before they are cut' }),
   hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password hashes computed at once (argon2id, 19 MiB each); more logins queue' }),
   store: choice('AUTH_STORE', ['memory', 'redis'], { default: 'memory', doc: '`memory` (this process only) or `redis` (shared by every instance)' }),
   redisUrl: text('AUTH_REDIS_URL', {
-    shown: '(none; required with AUTH_STORE=redis)',
+    shown: '(none)',
     secret: true,
     doc: '`redis://[:password@]host:port[/db]` or `rediss://` for TLS; never logged',
-    pattern: { test: (v) => /^rediss?:\/\/./.test(v), says: 'a URL starting with redis:// or rediss://' },
+    pattern: { test: isRedisUrl, says: 'one URL, redis://[:password@]host:port[/db] or rediss://… (for a Cluster set AUTH_REDIS_CLUSTER_NODES, for Sentinel AUTH_REDIS_SENTINELS)' },
   }),
+  redisClusterNodes: list('AUTH_REDIS_CLUSTER_NODES', {
+    shown: '(none)',
+    doc: 'Redis Cluster: some of its nodes, `host:port,host:port` (the rest are found from them)',
+    item: (v) => (isHostPort(v) ? undefined : 'must list host:port entries'),
+  }),
+  redisSentinels: list('AUTH_REDIS_SENTINELS', {
+    shown: '(none)',
+    doc: 'Redis Sentinel: the sentinels, `host:port,host:port`; with `AUTH_REDIS_SENTINEL_NAME`',
+    item: (v) => (isHostPort(v) ? undefined : 'must list host:port entries'),
+  }),
+  redisSentinelName: text('AUTH_REDIS_SENTINEL_NAME', { shown: '(none)', doc: 'The name the sentinels monitor the primary under (e.g. `mymaster`)' }),
+  redisUsername: text('AUTH_REDIS_USERNAME', { shown: '(none)', doc: 'ACL user of the Cluster nodes or the Sentinel-managed servers (a URL carries its own)' }),
+  redisPassword: text('AUTH_REDIS_PASSWORD', { shown: '(none)', secret: true, doc: 'Password of the Cluster nodes or the Sentinel-managed servers; never logged' }),
+  redisSentinelPassword: text('AUTH_REDIS_SENTINEL_PASSWORD', { shown: '(none)', secret: true, doc: 'Password of the sentinels themselves, when they have one' }),
+  redisTls: flag('AUTH_REDIS_TLS', { doc: '`true` speaks TLS to the Cluster nodes or the Sentinel-managed servers and sentinels (a URL says `rediss://`)' }),
   redisKeyPrefix: textWithDefault('AUTH_REDIS_KEY_PREFIX', {
     default: 'auth:',
     doc: 'Prefix of every key, so several deployments can share one Redis',
@@ -112,7 +151,16 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
     prod && v.jwtAlg === 'ES256' && v.signingKeyFiles.length === 0
       ? 'AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production (an ephemeral key would log everyone out on restart)'
       : undefined,
-  (v) => (v.store === 'redis' && v.redisUrl === undefined ? 'AUTH_REDIS_URL is required when AUTH_STORE=redis' : undefined),
+  (v) => {
+    if (v.store !== 'redis') return undefined;
+    const given = [v.redisUrl !== undefined, v.redisClusterNodes.length > 0, v.redisSentinels.length > 0].filter(Boolean).length;
+    if (given === 0) return 'AUTH_STORE=redis needs one of AUTH_REDIS_URL, AUTH_REDIS_CLUSTER_NODES or AUTH_REDIS_SENTINELS';
+    if (given > 1) return 'give only one of AUTH_REDIS_URL, AUTH_REDIS_CLUSTER_NODES and AUTH_REDIS_SENTINELS';
+    return undefined;
+  },
+  (v) => (v.redisSentinels.length > 0 && v.redisSentinelName === undefined ? 'AUTH_REDIS_SENTINELS needs AUTH_REDIS_SENTINEL_NAME' : undefined),
+  (v) => (v.redisSentinelName !== undefined && v.redisSentinels.length === 0 ? 'AUTH_REDIS_SENTINEL_NAME needs AUTH_REDIS_SENTINELS' : undefined),
+  (v) => (v.redisUrl !== undefined && (v.redisUsername !== undefined || v.redisPassword !== undefined || v.redisTls) ? 'AUTH_REDIS_URL carries its own credentials and scheme: leave AUTH_REDIS_USERNAME, AUTH_REDIS_PASSWORD and AUTH_REDIS_TLS unset with it' : undefined),
   (v) => ((v.tlsCert === undefined) !== (v.tlsKey === undefined) ? 'AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither' : undefined),
   (v) => (v.tlsClientCa !== undefined && v.tlsCert === undefined ? 'AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY' : undefined),
   (v, prod) =>

@@ -1,10 +1,11 @@
-import { composeService } from './compose.js';
+import { composeService, type AuthServiceApp } from './compose.js';
 import { readConfig } from './config.js';
 import { KeyError } from './core/keys.js';
 import { routeGrpcJsLogs } from './grpc/grpc-js-logs.js';
 import { TlsError } from './grpc/tls.js';
 import { createLogger } from './logging.js';
 import type { RunningService } from './run.js';
+import { StoreSetupError } from './store/store.js';
 import { UsersFileError } from './users-file.js';
 
 /**
@@ -46,21 +47,29 @@ export async function serve(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // SIGHUP re-reads the TLS certificates without dropping connections.
+  // SIGHUP re-reads the TLS certificates (without dropping connections) and the signing keys.
+  let app: AuthServiceApp | undefined;
   process.on('SIGHUP', () => {
+    const cause = (err: unknown) => ({ type: (err as Error).name, message: (err as Error).message });
     try {
       running?.reloadTls();
     } catch (err) {
-      log.error({ event: 'tls_reload_failed', cause: { type: (err as Error).name, message: (err as Error).message } }, 'TLS reload failed; the old certificates stay in use');
+      log.error({ event: 'tls_reload_failed', cause: cause(err) }, 'TLS reload failed; the old certificates stay in use');
+    }
+    if (!running || !app) return;
+    try {
+      const keys = app.reloadKeys();
+      if (keys) log.info({ event: 'keys_reloaded', kids: keys.all.map((k) => k.kid), signingKid: keys.signing.kid }, 'signing keys re-read');
+    } catch (err) {
+      log.error({ event: 'keys_reload_failed', cause: cause(err) }, 'signing key reload failed; the old keys stay in use');
     }
   });
 
-  let app;
   try {
     app = composeService(config, { log });
     running = await app.start();
   } catch (err) {
-    if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError) {
+    if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError || err instanceof StoreSetupError) {
       log.fatal({ event: 'startup_failed' }, err.message);
       process.exit(2);
     }

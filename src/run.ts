@@ -25,7 +25,10 @@ export const STORE_CHECK_INTERVAL_MS = 1000;
 export async function startService(app: AuthServiceApp, address = app.config.address): Promise<RunningService> {
   const { clock, config, log, server, store, backend } = app;
   const timers: Timer[] = [];
-  await store.connect().catch(() => {});
+  // An unreachable store does not stop start-up; one that is misconfigured does.
+  await store.connect().catch((err: unknown) => {
+    if (!(err instanceof AuthError && err.code === 'unavailable')) throw err;
+  });
   // The users file seeds the store before the service reports SERVING; a store that is away
   // now is seeded when it answers. A conflict in the file stops start-up here.
   let seeded = false;
@@ -46,17 +49,21 @@ export async function startService(app: AuthServiceApp, address = app.config.add
 
   // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
   let storeUp = true;
+  let storeProblem: unknown;
   const checkStore = async () => {
     const up = await store.ping().then(
       () => seed().then(() => seeded),
-      () => false,
+      (err: unknown) => {
+        storeProblem = err;
+        return false;
+      },
     ).catch((err: unknown) => {
       log.error({ event: 'users_file_conflict', cause: { message: (err as Error).message } }, 'the users file cannot be seeded');
       return false;
     });
     if (up !== storeUp) {
       if (up) log.info({ event: 'store_recovered' }, 'store reachable again');
-      else log.warn({ event: 'store_unavailable' }, 'store unreachable: health is NOT_SERVING');
+      else log.warn({ event: 'store_unavailable', cause: causeOf(storeProblem) }, 'store cannot serve: health is NOT_SERVING');
     }
     storeUp = up;
     server.setReady(up);
@@ -94,4 +101,10 @@ export async function startService(app: AuthServiceApp, address = app.config.add
       return closing;
     },
   };
+}
+
+/** What went wrong with the store, for the log: the underlying error's type and message (never a URL: ioredis errors name host and port only). */
+function causeOf(err: unknown): { type: string; message: string } | undefined {
+  const inner = err instanceof AuthError && err.cause !== undefined ? err.cause : err;
+  return inner instanceof Error ? { type: inner.name, message: inner.message.slice(0, 300) } : undefined;
 }

@@ -32,11 +32,19 @@ describe('loadConfig', () => {
       hashConcurrency: 2,
       store: 'memory',
       redisUrl: undefined,
+      redisClusterNodes: [],
+      redisSentinels: [],
+      redisSentinelName: undefined,
+      redisUsername: undefined,
+      redisPassword: undefined,
+      redisSentinelPassword: undefined,
+      redisTls: false,
       redisKeyPrefix: 'auth:',
       redisCommandTimeoutMs: 500,
       storeTimeoutMs: 2000,
       metricsAddress: undefined,
       tls: undefined,
+      trustedProxies: [],
       allowInsecure: false,
     });
   });
@@ -52,6 +60,7 @@ describe('loadConfig', () => {
     { name: 'production behind a TLS proxy', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k', AUTH_ALLOW_INSECURE: 'true' }, want: { allowInsecure: true, tls: undefined } },
     { name: 'the Redis store', env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://:pw@10.0.0.1:6379/2' }, want: { store: 'redis', redisUrl: 'redis://:pw@10.0.0.1:6379/2' } },
     { name: 'IPv6 address', env: { AUTH_ADDRESS: '[::1]:9000' }, want: { address: '[::1]:9000' } },
+    { name: 'trusted proxies', env: { AUTH_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.7,loopback,2001:db8::/32' }, want: { trustedProxies: ['10.0.0.0/8', '192.0.2.7', 'loopback', '2001:db8::/32'] } },
   ])('accepts $name', ({ env, want }) => {
     expect(loadConfig(env)).toMatchObject(want);
   });
@@ -85,8 +94,16 @@ describe('loadConfig', () => {
     { env: { AUTH_LOG_LEVEL: 'loud' }, want: /^AUTH_LOG_LEVEL must be one of/ },
     { env: { AUTH_HASH_CONCURRENCY: '0' }, want: /^AUTH_HASH_CONCURRENCY must be a whole number from 1 to 64/ },
     { env: { AUTH_STORE: 'sqlite' }, want: /^AUTH_STORE must be one of memory, redis/ },
-    { env: { AUTH_STORE: 'redis' }, want: /^AUTH_REDIS_URL is required when AUTH_STORE=redis/ },
-    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'localhost:6379' }, want: /^AUTH_REDIS_URL must be a URL starting with redis:\/\/ or rediss:\/\/$/ },
+    { env: { AUTH_STORE: 'redis' }, want: /^AUTH_STORE=redis needs one of AUTH_REDIS_URL, AUTH_REDIS_CLUSTER_NODES or AUTH_REDIS_SENTINELS$/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'localhost:6379' }, want: /^AUTH_REDIS_URL must be one URL, redis:\/\/\[:password@\]host:port\[\/db\] or rediss:\/\/… \(for a Cluster set AUTH_REDIS_CLUSTER_NODES, for Sentinel AUTH_REDIS_SENTINELS\)$/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://a:6379,b:6379' }, want: /^AUTH_REDIS_URL must be one URL/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://a:6379', AUTH_REDIS_CLUSTER_NODES: 'a:7000' }, want: /exactly one of|only one of/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_SENTINELS: 'a:26379' }, want: /AUTH_REDIS_SENTINEL_NAME/ },
+    { env: { AUTH_TRUSTED_PROXIES: '10.0.0.0/33' }, want: /^AUTH_TRUSTED_PROXIES must list IP addresses, CIDRs, loopback, linklocal or uniquelocal/ },
+    { env: { AUTH_TRUSTED_PROXIES: 'proxy.internal' }, want: /^AUTH_TRUSTED_PROXIES must list IP addresses/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_CLUSTER_NODES: 'a' }, want: /AUTH_REDIS_CLUSTER_NODES/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_CLUSTER_NODES: 'a:70000' }, want: /AUTH_REDIS_CLUSTER_NODES/ },
+    { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://a:6379', AUTH_REDIS_PASSWORD: 'x' }, want: /AUTH_REDIS_PASSWORD/ },
     { env: { AUTH_REDIS_KEY_PREFIX: 'a b' }, want: /^AUTH_REDIS_KEY_PREFIX must be/ },
     { env: { AUTH_REDIS_COMMAND_TIMEOUT_MS: '5' }, want: /^AUTH_REDIS_COMMAND_TIMEOUT_MS must be a whole number from 10 to 60000/ },
   ])('refuses $env with a message naming the variable', ({ env, want }) => {

@@ -10,11 +10,11 @@ import { generateEcPem } from '../src/core/keys';
 import { writeUsersFile } from './helpers/users';
 import { createClient } from '../src/grpc/client';
 import { startProcess, type Running } from './helpers/process';
-import { describeWithRedis } from './helpers/redis';
+import { describeEachTopology } from './helpers/redis-topologies';
 import { bearer, PASSWORD, statusOf } from './helpers/server';
 
-/** Two (or more) real service processes sharing one Redis and one key file. */
-describeWithRedis('several instances on one Redis', (redis) => {
+/** Two (or more) real service processes sharing one Redis (single, Sentinel or Cluster) and one key file. */
+describeEachTopology('several instances on one Redis', (topology) => {
   const running: Running[] = [];
   let env: Record<string, string>;
 
@@ -32,7 +32,7 @@ describeWithRedis('several instances on one Redis', (redis) => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-multi-')), 'signing.pem');
     writeFileSync(keyFile, generateEcPem());
     const usersFile = await writeUsersFile({ root: ['admin'] });
-    env = { AUTH_STORE: 'redis', AUTH_REDIS_URL: redis().url, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
+    env = { ...topology().env, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
     [a, b] = await Promise.all([start(), start()]);
     expect(a.instance.started).toMatchObject({ store: 'redis', kid: b.instance.started.kid });
     await a.auth.register({ username: 'alice', password: PASSWORD });

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig, readConfig, settings, type Env } from '../config.js';
 import { validateNewPassword, validateNewUsername } from '../core/credentials.js';
-import { generateEcPem, loadEcKeyFile } from '../core/keys.js';
+import { generateEcPem, KeyError, loadEcKeyFile, loadEcKeyFiles, readEcKeys } from '../core/keys.js';
 import { readDenylistFile } from '../core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher } from '../core/password-hasher.js';
 import { ReloadableTls } from '../grpc/tls.js';
@@ -103,7 +103,15 @@ export function checkConfig(io: Io): number {
   const config = report.config;
   if (config) {
     const files: Array<() => unknown> = [
-      ...config.signingKeyFiles.map((f) => () => loadEcKeyFile(f)),
+      ...config.signingKeyFiles.map((f) => () => readEcKeys(f)),
+      // Across files: the same key twice (each file's own problems are reported above).
+      () => {
+        try {
+          if (config.signingKeyFiles.length > 0) loadEcKeyFiles(config.signingKeyFiles);
+        } catch (err) {
+          if (err instanceof KeyError && err.message.endsWith('is listed twice')) throw err;
+        }
+      },
       () => config.usersFile !== undefined && readUsersFile(config.usersFile),
       () => config.passwordDenylistFile !== undefined && readDenylistFile(config.passwordDenylistFile),
       () => config.tls && new ReloadableTls(config.tls),

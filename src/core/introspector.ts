@@ -113,6 +113,11 @@ export class Introspector {
     this.verified.set(token, entry);
   }
 
+  /** Drops every remembered verification (the keys changed): the next check of each token verifies it again. */
+  forgetVerified(): void {
+    this.verified.clear();
+  }
+
   /** Entries held, for tests and metrics. */
   get cached(): number {
     return this.verified.size;

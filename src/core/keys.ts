@@ -59,21 +59,45 @@ export function ecSigningKey(privateKey: KeyObject): SigningKey {
   });
 }
 
-/** Reads a PEM private key (PKCS#8 or SEC1) for ES256; errors name the file, never its content. */
-export function loadEcKeyFile(path: string): SigningKey {
-  let pem: Buffer;
+/**
+ * Reads the ES256 keys of a PEM file: one private key (PKCS#8 or SEC1), or several one after
+ * another, so that a key can be added, promoted and retired by editing one file (SIGHUP re-reads
+ * it). Errors name the file and the key's place in it, never its content.
+ */
+export function readEcKeys(path: string): SigningKey[] {
+  let pem: string;
   try {
-    pem = readFileSync(path);
+    pem = readFileSync(path, 'utf8');
   } catch (err) {
     throw new KeyError(`cannot read signing key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch {
-    throw new KeyError(`signing key file ${path} does not hold a PEM private key`);
+  const blocks = pem.match(/-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g) ?? [];
+  if (blocks.length === 0) throw new KeyError(`signing key file ${path} does not hold a PEM private key`);
+  return blocks.map((block, i) => {
+    let key: KeyObject;
+    try {
+      key = createPrivateKey({ key: block, format: 'pem' });
+    } catch {
+      throw new KeyError(`signing key file ${path}: key ${i + 1} is not a valid PEM private key`);
+    }
+    return ecSigningKey(key);
+  });
+}
+
+/** The first (signing) key of a key file. */
+export function loadEcKeyFile(path: string): SigningKey {
+  return readEcKeys(path)[0]!;
+}
+
+/** The keys of several key files, in order: the first key of the first file signs. */
+export function loadEcKeyFiles(paths: readonly string[]): KeySet {
+  const keys = paths.flatMap((path) => readEcKeys(path));
+  const seen = new Set<string>();
+  for (const key of keys) {
+    if (seen.has(key.kid)) throw new KeyError(`signing key ${key.kid} is listed twice`);
+    seen.add(key.kid);
   }
-  return ecSigningKey(key);
+  return createKeySet(keys);
 }
 
 /** A fresh P-256 key that lives as long as the process: development only. */
@@ -132,4 +156,46 @@ export function refreshTagKeys(keys: Pick<KeySet, 'all' | 'signing'>): { signing
   };
   const all = keys.all.map(derive);
   return { signing: all[keys.all.indexOf(keys.signing)]!, all };
+}
+
+/**
+ * The service's keys, replaceable while it runs (SIGHUP re-reads the key files): everything that
+ * signs or verifies holds the ring and reads the current set on each use. The algorithm cannot
+ * change without a restart.
+ */
+export class KeyRing implements KeySet {
+  private current: KeySet;
+  private tags: { signing: Buffer; all: Buffer[] } | undefined;
+
+  constructor(keys: KeySet) {
+    this.current = keys;
+  }
+
+  get alg(): JwtAlgorithm {
+    return this.current.alg;
+  }
+  get signing(): SigningKey {
+    return this.current.signing;
+  }
+  get all(): readonly SigningKey[] {
+    return this.current.all;
+  }
+  get jwksJson(): string {
+    return this.current.jwksJson;
+  }
+  byKid(kid: string): SigningKey | undefined {
+    return this.current.byKid(kid);
+  }
+
+  /** The refresh-token tag keys of the current set (derived once per set). */
+  get tagKeys(): { signing: Buffer; all: Buffer[] } {
+    return (this.tags ??= refreshTagKeys(this.current));
+  }
+
+  /** Puts `next` in place of the current keys; throws KeyError (and changes nothing) if its algorithm differs. */
+  replace(next: KeySet): void {
+    if (next.alg !== this.current.alg) throw new KeyError(`the new keys are ${next.alg}, the running ones ${this.current.alg}: changing the algorithm needs a restart`);
+    this.current = next;
+    this.tags = undefined;
+  }
 }

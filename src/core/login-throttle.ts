@@ -69,8 +69,10 @@ export function accountKey(name: string): string {
   return `acct:${createHash('sha256').update(name).digest('base64url').slice(0, 22)}`;
 }
 
-/** The address key: an IPv4 address, or the /64 of an IPv6 one (a host holds a whole /64). */
+/** The address key: an IPv4 address (also when written IPv4-mapped), or the /64 of an IPv6 one (a host holds a whole /64). */
 export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return `addr:${mapped[1]}`;
   if (!isIPv6(address)) return `addr:${address}`;
   const full = expandIPv6(address);
   return `addr:${full.slice(0, 4).join(':')}::/64`;

@@ -5,6 +5,7 @@ import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import { addressOf, attachCallContext, CallState } from './call-context.js';
 import { CallTimeouts, type PendingTimeout } from './call-timeouts.js';
+import { clientAddressResolver, type ClientAddressOf } from './client-address.js';
 import { peerCertificateThumbprint } from './peer-certificate.js';
 import { toStatus } from './status.js';
 
@@ -24,6 +25,8 @@ export interface LoggingOptions {
    */
   readonly requestTimeoutMs?: number;
   readonly clock?: Clock;
+  /** Who the client is (default: the peer; see clientAddressResolver for trusted proxies). */
+  readonly clientAddress?: ClientAddressOf | undefined;
 }
 
 /**
@@ -34,6 +37,7 @@ export interface LoggingOptions {
  */
 export function loggingInterceptor(log: Logger, random: Random, options: LoggingOptions = {}): ServerInterceptor & { readonly awaitingRequests: number } {
   const prefix = random.bytes(4).toString('hex');
+  const clientAddressOf = options.clientAddress ?? clientAddressResolver([]);
   const waiting = new CallTimeouts(options.requestTimeoutMs ?? 10_000, options.clock ?? systemClock);
   let counter = 0;
   const interceptor: ServerInterceptor = (method, call) => {
@@ -66,7 +70,7 @@ export function loggingInterceptor(log: Logger, random: Random, options: Logging
           onReceiveMetadata: (metadata, nextMetadata) => {
             const offered = metadata.get('x-request-id');
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
-            const clientAddress = addressOf(call.getPeer());
+            const clientAddress = clientAddressOf(call.getPeer(), metadata);
             ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, metadata, () => peerCertificateThumbprint(call.getAuthContext()));
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);

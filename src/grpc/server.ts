@@ -10,6 +10,7 @@ import { serviceDefinition } from './bridge.js';
 import { serviceHandlers, type HandlerOptions, type ServiceImpl } from './handlers.js';
 import { HealthService, ServingStatus } from './health.js';
 import { listen, type Listener, type ListenerLimits } from './listener.js';
+import { clientAddressResolver } from './client-address.js';
 import { loggingInterceptor, type CallObserver } from './logging-interceptor.js';
 import { ReflectionIndex, reflectionServices } from './reflection.js';
 
@@ -58,6 +59,8 @@ export interface ServerParts {
   readonly connectionLimits: ListenerLimits;
   /** Bound on a call's first message after its headers: streams that never send one are cut. */
   readonly requestTimeoutMs: number;
+  /** Proxies whose `x-forwarded-for` names the client (AUTH_TRUSTED_PROXIES); none by default. */
+  readonly trustedProxies?: readonly string[];
 }
 
 export interface AuthServer {
@@ -90,7 +93,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   );
   const handlerOptions = { callTimeoutMs: parts.callTimeoutMs, clock: parts.clock };
 
-  const logging = loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock });
+  const logging = loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock, clientAddress: clientAddressResolver(parts.trustedProxies ?? []) });
   const grpcServer = new grpc.Server({
     ...serverLimits,
     ...parts.serverOptions,

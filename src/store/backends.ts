@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory-store.js';
+import type { HostPort, RedisConnection } from './redis-connection.js';
 import { RedisStore } from './redis-store.js';
 import type { Store } from './store.js';
 
@@ -38,10 +39,21 @@ export function storeBackend(config: Config, clock: Clock): StoreBackend {
     }
     case 'redis':
       return {
-        store: new RedisStore({ ...common, connection: { kind: 'single', url: config.redisUrl! }, keyPrefix: config.redisKeyPrefix, commandTimeoutMs: config.redisCommandTimeoutMs }),
+        store: new RedisStore({ ...common, connection: redisConnection(config), keyPrefix: config.redisKeyPrefix, commandTimeoutMs: config.redisCommandTimeoutMs }),
         timeoutMs: config.storeTimeoutMs,
       };
   }
+}
+
+/** Where Redis is, from the settings: one URL, a Cluster's nodes, or Sentinels (validated by loadConfig). */
+export function redisConnection(config: Config): RedisConnection {
+  const hostPort = (v: string): HostPort => ({ host: v.slice(0, v.lastIndexOf(':')).replace(/^\[|\]$/g, ''), port: Number(v.slice(v.lastIndexOf(':') + 1)) });
+  const auth = { username: config.redisUsername, password: config.redisPassword, tls: config.redisTls };
+  if (config.redisClusterNodes.length > 0) return { kind: 'cluster', nodes: config.redisClusterNodes.map(hostPort), ...auth };
+  if (config.redisSentinels.length > 0) {
+    return { kind: 'sentinel', sentinels: config.redisSentinels.map(hostPort), name: config.redisSentinelName!, sentinelPassword: config.redisSentinelPassword, ...auth };
+  }
+  return { kind: 'single', url: config.redisUrl! };
 }
 
 /** A store given by the embedding code (tests, a custom backend): bounded like any remote store. */

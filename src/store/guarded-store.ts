@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { AuthError } from '../errors.js';
-import type { Store } from './store.js';
+import { StoreSetupError, type Store } from './store.js';
 
 const UNAVAILABLE = 'session store unavailable';
 
@@ -50,14 +50,15 @@ export interface GuardOptions {
 /**
  * Puts a bound on every store operation and one meaning on every store failure: whatever a store
  * throws, and whatever it fails to answer within `timeoutMs`, reaches the caller as
- * `unavailable` (the cause is kept for the log). Every operation of the interface is guarded (a
+ * `unavailable` (the cause is kept for the log), except a StoreSetupError, which stops start-up. Every operation of the interface is guarded (a
  * new one that is not listed fails to compile). Closing is not a call's work and runs
  * to the end unguarded.
  */
 export function guardStore(store: Store, options: GuardOptions): Store {
   const { timeoutMs, clock, onError = () => {} } = options;
-  const unavailable = (err: unknown): AuthError => {
+  const unavailable = (err: unknown): AuthError | StoreSetupError => {
     onError();
+    if (err instanceof StoreSetupError) return err;
     return err instanceof AuthError && err.code === 'unavailable' ? err : new AuthError('unavailable', UNAVAILABLE, { cause: err });
   };
   // A store that answers within the call (the built-in memory store) needs no timer: it would

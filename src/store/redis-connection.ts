@@ -51,6 +51,10 @@ export function connectRedis(connection: RedisConnection, commandTimeoutMs: numb
         ...(connection.sentinelPassword ? { sentinelPassword: connection.sentinelPassword } : {}),
         ...(connection.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
         sentinelRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+        // Follow a failover as soon as the sentinels announce it, and leave a primary that was
+        // demoted under us (its writes answer READONLY) for the one the sentinels name now.
+        failoverDetector: true,
+        reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
       });
       break;
     case 'cluster': {

@@ -20,13 +20,23 @@
  * order events by one clock. PEXPIREAT only lets Redis forget what is over.
  */
 
-/** `now()`: the time passed as ARGV[1], or Redis's own clock when that is empty. */
+/**
+ * ARGV[1] of every script is "<now>;<not after>". `now()`: the time passed, or Redis's own clock
+ * when it is empty. `late()`: true when the script runs after "not after", which the caller sets to
+ * when it stops waiting for the reply: a write queued behind a stall (a command that timed out is
+ * still sent, and runs when Redis comes back) then does nothing, so UNAVAILABLE means "not done".
+ */
 const CLOCK = `
+local clockArg = ARGV[1]
+local sep = string.find(clockArg, ';', 1, true)
+local fixedNow = tonumber(string.sub(clockArg, 1, sep - 1))
+local notAfter = tonumber(string.sub(clockArg, sep + 1))
 local function now()
-  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+  if fixedNow then return fixedNow end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function late() return notAfter ~= nil and now() > notAfter end
 `;
 
 /** `sessionKey(sid)`: a session of the user whose user key is KEYS[1] (same hash tag, same slot). */
@@ -72,6 +82,7 @@ return 0
  * Returns 'not_found' | 'conflict' | the user's fields (HGETALL).
  */
 export const UPDATE_USER = `${CLOCK}
+if late() then return 'late' end
 local u = redis.call('HMGET', KEYS[1], 'rv', 'g')
 if not u[1] then return 'not_found' end
 if ARGV[2] ~= '' and ARGV[2] ~= u[1] then return 'conflict' end
@@ -103,6 +114,7 @@ return name
  * Ended sessions leave the user's index; past the cap the oldest active one ends.
  */
 export const CREATE_SESSION = `${CLOCK}${SESSION_KEY}${ACTIVE}
+if late() then return {'late'} end
 local u = redis.call('HMGET', KEYS[1], 'd', 'g', ${LIVE_FIELDS})
 if not u[2] then return {'refused', 'user_gone'} end
 if u[1] == '1' then return {'refused', 'disabled'} end
@@ -139,6 +151,7 @@ return {'created', t, e, te, u[3], u[4], u[5]}
  * | {'rotated', now, end, tokenEnd, username, roles, revision}.
  */
 export const ROTATE = `${CLOCK}${ACTIVE}
+if late() then return {'late'} end
 local s = redis.call('HMGET', KEYS[2], 'e', 'te', 'g0', 'g', 'h', 'ph', 'pr', 'ps')
 local u = redis.call('HMGET', KEYS[1], 'd', 'g', ${LIVE_FIELDS})
 if not s[1] then return {'invalid', 'unknown'} end
@@ -167,12 +180,13 @@ redis.call('ZREM', string.sub(KEYS[1], 1, -2) .. 'ss', string.match(KEYS[2], '.*
 return {'reused'}
 `;
 
-/** KEYS: user, session. ARGV: generation, hash, tagged. Ends the session of a token it issued; 1 if it did. */
-export const REVOKE_BY_TOKEN = `
+/** KEYS: user, session. ARGV: clock, generation, hash, tagged. Ends the session of a token it issued; 1 if it did, -1 when late. */
+export const REVOKE_BY_TOKEN = `${CLOCK}
+if late() then return -1 end
 local s = redis.call('HMGET', KEYS[2], 'g', 'h')
 if not s[1] then return 0 end
-local g = tonumber(ARGV[1])
-if g > tonumber(s[1]) or (g == tonumber(s[1]) and ARGV[2] ~= s[2]) or (g < tonumber(s[1]) and ARGV[3] ~= '1') then return 0 end
+local g = tonumber(ARGV[2])
+if g > tonumber(s[1]) or (g == tonumber(s[1]) and ARGV[3] ~= s[2]) or (g < tonumber(s[1]) and ARGV[4] ~= '1') then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', string.sub(KEYS[1], 1, -2) .. 'ss', string.match(KEYS[2], '.*:s:(.*)$'))
 return 1
@@ -208,6 +222,7 @@ return out
 
 /** KEYS: user, session, sessions. ARGV: now, grace, sid. Ends an active session of the user; 1 if it did. */
 export const REVOKE_SESSION = `${CLOCK}${ACTIVE}
+if late() then return -1 end
 local u = redis.call('HMGET', KEYS[1], 'd', 'g')
 if not active(redis.call('HMGET', KEYS[2], 'e', 'te', 'g0'), u, now(), tonumber(ARGV[2])) then return 0 end
 redis.call('DEL', KEYS[2])
@@ -300,6 +315,7 @@ return 1
  * Returns 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | HGETALL.
  */
 export const UPDATE_SERVICE_ACCOUNT = `${CLOCK}
+if late() then return 'late' end
 local rv = redis.call('HGET', KEYS[1], 'rv')
 if not rv then return 'not_found' end
 if ARGV[6] ~= '' then

@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
 import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
@@ -27,7 +27,7 @@ import {
   USE_ASSERTION,
 } from './redis-scripts.js';
 import { MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../core/service-accounts.js';
-import type { Store } from './store.js';
+import { StoreSetupError, type Store } from './store.js';
 
 export interface RedisStoreOptions {
   readonly connection: RedisConnection;
@@ -89,6 +89,13 @@ const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
 const NAME_SEPARATOR = '\u0000';
 
 /**
+ * Added to a write's deadline: room for the clocks of a Cluster's primaries to differ from the one
+ * whose TIME this instance read, so a write that runs on time is never taken for a late one.
+ */
+export const CLOCK_SLACK_MS = 250;
+
+
+/**
  * The shared store for several instances, on Redis (one server, Sentinel or Cluster). Every
  * decision is a Lua script on one hash slot (see redis-scripts.ts); keys expire on their own.
  * Redis down or slow fails calls at once with `unavailable`: no offline queue, no retries inside
@@ -112,11 +119,50 @@ export class RedisStore implements Store {
     return this.redis;
   }
 
-  /** Connects; rejects with `unavailable` when Redis cannot be reached (ioredis keeps trying after). */
+  /**
+   * A single server must be a plain one: a Cluster node or a Sentinel named by AUTH_REDIS_URL would
+   * answer PING and then fail every call (MOVED, unknown command). Checked once it answers.
+   */
+  private async checkTopology(): Promise<void> {
+    if (this.topologyChecked || this.options.connection.kind !== 'single') return;
+    const info = await this.call(() => (this.redis as Redis).info('server'));
+    const mode = /redis_mode:(\w+)/.exec(info)?.[1] ?? 'standalone';
+    if (mode === 'cluster') throw new StoreSetupError('AUTH_REDIS_URL names a node of a Redis Cluster: list the Cluster\'s nodes in AUTH_REDIS_CLUSTER_NODES instead');
+    if (mode === 'sentinel') throw new StoreSetupError('AUTH_REDIS_URL names a Redis Sentinel: set AUTH_REDIS_SENTINELS and AUTH_REDIS_SENTINEL_NAME instead');
+    this.topologyChecked = true;
+  }
+
+  private topologyChecked = false;
+
+  /**
+   * Starts connecting and resolves at the client's first 'ready'. Not connect()'s own promise
+   * alone: a Cluster client whose ready check fails reconnects by itself and gets ready, but the
+   * promise of that first connect() then never settles (ioredis 6). Bounded all the same.
+   */
+  private firstReady(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: unknown) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = () => done();
+      const timer = setTimeout(() => done(new Error('Redis did not get ready in time')), Math.max(this.options.commandTimeoutMs * 4, 5000));
+      timer.unref();
+      this.redis.once('ready', onReady);
+      this.redis.connect().then(() => done(), done);
+    });
+  }
+
+  /**
+   * Connects; rejects with `unavailable` when Redis cannot be reached (ioredis keeps trying after),
+   * and with StoreSetupError when what answers is not what the settings say.
+   */
   async connect(): Promise<void> {
     if (this.redis.status === 'wait') {
       try {
-        await this.redis.connect();
+        await this.firstReady();
       } catch (err) {
         throw new AuthError('unavailable', 'session store unavailable', { cause: err });
       }
@@ -158,9 +204,32 @@ export class RedisStore implements Store {
     return `${this.prefix}a:{${key}}`;
   }
 
-  /** ARGV[1] of every script: the test clock's time, or '' for Redis's own. */
-  private now(): string | number {
-    return this.options.clock ? this.options.clock.now() : '';
+  /**
+   * ARGV[1] of every script: "<now>;<not after>". Now is the test clock's time, or empty for
+   * Redis's own. Not after is when this instance stops waiting for the reply, on Redis's clock:
+   * estimated from the last TIME reading and a monotonic clock since, so the instance's own wall
+   * clock plays no part.
+   */
+  private clockArg(): string {
+    const fixed = this.options.clock?.now();
+    const redisNow = fixed ?? (this.redisTime ? this.redisTime.at + (performance.now() - this.redisTime.mono) : undefined);
+    return `${fixed ?? ''};${redisNow === undefined ? '' : Math.ceil(redisNow + this.options.commandTimeoutMs + CLOCK_SLACK_MS)}`;
+  }
+
+  /** Redis's clock at a moment of this process's monotonic clock (read by every health check). */
+  private redisTime: { at: number; mono: number } | undefined;
+
+  private async readRedisTime(): Promise<void> {
+    const sent = performance.now();
+    const [seconds, micros] = await this.call(() => this.redis.time());
+    const received = performance.now();
+    this.redisTime = { at: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), mono: (sent + received) / 2 };
+  }
+
+  /** A reply saying the script ran too late to act (see clockArg): the caller has been told UNAVAILABLE, or is told now. */
+  private notLate<T>(reply: T): T {
+    if (reply === 'late' || reply === -1 || (Array.isArray(reply) && reply[0] === 'late')) throw new AuthError('unavailable', 'session store unavailable', { cause: new Error('the store ran the operation after its deadline; nothing was done') });
+    return reply;
   }
 
   private async call<T>(command: () => Promise<T>): Promise<T> {
@@ -180,7 +249,7 @@ export class RedisStore implements Store {
    */
   async createUser(user: NewUser): Promise<'created' | 'exists'> {
     const created = await this.call(() =>
-      this.redis.authCreateUser(this.userKey(user.id), this.now(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? ''),
+      this.redis.authCreateUser(this.userKey(user.id), this.clockArg(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? ''),
     );
     if (created === 0) return 'exists';
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -218,11 +287,11 @@ export class RedisStore implements Store {
 
   async updateUser(userId: string, change: UserChange): Promise<UpdateResult> {
     const kept = change.keepSession === undefined ? this.userKey(userId) : this.sessionKey(userId, change.keepSession);
-    const reply = await this.call(() =>
+    const reply = this.notLate(await this.call(() =>
       this.redis.authUpdateUser(
         this.userKey(userId),
         kept,
-        this.now(),
+        this.clockArg(),
         change.ifRevision ?? '',
         change.roles ? JSON.stringify(change.roles) : '',
         change.passwordHash ?? '',
@@ -230,7 +299,7 @@ export class RedisStore implements Store {
         change.revokeSessions ? '1' : '',
         change.fileDigest ?? '',
       ),
-    );
+    ));
     if (reply === 'not_found' || reply === 'conflict') return { outcome: reply };
     return { outcome: 'updated', user: userOf(userId, fieldsOf(reply as string[]))! };
   }
@@ -249,12 +318,12 @@ export class RedisStore implements Store {
   // --- sessions ---------------------------------------------------------------------------
 
   async createSession(req: NewSession): Promise<CreateSessionResult> {
-    const r = await this.call(() =>
+    const r = this.notLate(await this.call(() =>
       this.redis.authCreateSession(
         this.userKey(req.userId),
         this.sessionKey(req.userId, req.sessionId),
         this.sessionsKey(req.userId),
-        this.now(),
+        this.clockArg(),
         req.userGeneration,
         req.refreshHash,
         req.refreshTtlMs,
@@ -265,17 +334,17 @@ export class RedisStore implements Store {
         this.options.accessGraceMs,
         req.sessionId,
       ),
-    );
+    ));
     if (r[0] === 'refused') return { outcome: 'refused', why: r[1] as 'user_gone' | 'disabled' | 'revoked' };
     return { outcome: 'created', now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), user: liveOf(req.userId, r, 4) };
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
-    const r = await this.call(() =>
+    const r = this.notLate(await this.call(() =>
       this.redis.authRotate(
         this.userKey(req.userId),
         this.sessionKey(req.userId, req.sessionId),
-        this.now(),
+        this.clockArg(),
         req.generation,
         req.hash,
         req.successorHash,
@@ -285,7 +354,7 @@ export class RedisStore implements Store {
         this.options.accessGraceMs,
         req.tagged ? '1' : '',
       ),
-    );
+    ));
     const times = { now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]) };
     switch (r[0]) {
       case 'rotated':
@@ -300,17 +369,17 @@ export class RedisStore implements Store {
   }
 
   async revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ sessionId: string; userId: string } | undefined> {
-    const revoked = await this.call(() => this.redis.authRevokeByToken(this.userKey(token.userId), this.sessionKey(token.userId, token.sessionId), token.generation, token.hash, token.tagged ? '1' : ''));
+    const revoked = this.notLate(await this.call(() => this.redis.authRevokeByToken(this.userKey(token.userId), this.sessionKey(token.userId, token.sessionId), this.clockArg(), token.generation, token.hash, token.tagged ? '1' : '')));
     return revoked === 1 ? { sessionId: token.sessionId, userId: token.userId } : undefined;
   }
 
   async liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined> {
-    const r = await this.call(() => this.redis.authLiveSession(this.userKey(userId), this.sessionKey(userId, sessionId), this.now(), this.options.accessGraceMs));
+    const r = await this.call(() => this.redis.authLiveSession(this.userKey(userId), this.sessionKey(userId, sessionId), this.clockArg(), this.options.accessGraceMs));
     return r === null ? undefined : liveOf(userId, r, 0);
   }
 
   async listSessions(userId: string): Promise<SessionInfo[]> {
-    const rows = await this.call(() => this.redis.authListSessions(this.userKey(userId), this.sessionsKey(userId), this.now(), this.options.accessGraceMs));
+    const rows = await this.call(() => this.redis.authListSessions(this.userKey(userId), this.sessionsKey(userId), this.clockArg(), this.options.accessGraceMs));
     return rows.map((r) => ({
       id: String(r[0]),
       userId,
@@ -324,9 +393,9 @@ export class RedisStore implements Store {
   }
 
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
-    const revoked = await this.call(() =>
-      this.redis.authRevokeSession(this.userKey(userId), this.sessionKey(userId, sessionId), this.sessionsKey(userId), this.now(), this.options.accessGraceMs, sessionId),
-    );
+    const revoked = this.notLate(await this.call(() =>
+      this.redis.authRevokeSession(this.userKey(userId), this.sessionKey(userId, sessionId), this.sessionsKey(userId), this.clockArg(), this.options.accessGraceMs, sessionId),
+    ));
     return revoked === 1;
   }
 
@@ -347,7 +416,7 @@ export class RedisStore implements Store {
   /** As createUser: the account first, then its name (the uniqueness check), then the listing. */
   async createServiceAccount(account: { id: string; name: string; roles: readonly string[]; credential: NewCredential }): Promise<'created' | 'exists'> {
     const created = await this.call(() =>
-      this.redis.authCreateServiceAccount(this.accountKey(account.id), this.now(), account.name, JSON.stringify(account.roles), account.credential.id, JSON.stringify(account.credential)),
+      this.redis.authCreateServiceAccount(this.accountKey(account.id), this.clockArg(), account.name, JSON.stringify(account.roles), account.credential.id, JSON.stringify(account.credential)),
     );
     if (created === 0) return 'exists';
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -376,10 +445,10 @@ export class RedisStore implements Store {
   }
 
   async updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
-    const reply = await this.call(() =>
+    const reply = this.notLate(await this.call(() =>
       this.redis.authUpdateServiceAccount(
         this.accountKey(id),
-        this.now(),
+        this.clockArg(),
         change.roles ? JSON.stringify(change.roles) : '',
         change.disabled === undefined ? '' : change.disabled ? '1' : '0',
         MAX_CREDENTIALS,
@@ -387,7 +456,7 @@ export class RedisStore implements Store {
         change.removeCredential?.id ?? '',
         change.removeCredential?.type ?? '',
       ),
-    );
+    ));
     if (typeof reply === 'string') return { outcome: reply as 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' };
     return { outcome: 'updated', account: accountOf(id, fieldsOf(reply))! };
   }
@@ -407,11 +476,11 @@ export class RedisStore implements Store {
   }
 
   async useAssertion(serviceAccountId: string, jti: string, expiresAt: number): Promise<boolean> {
-    return (await this.call(() => this.redis.authUseAssertion(`${this.prefix}{${serviceAccountId}}:j:${jti}`, this.now(), expiresAt))) === 1;
+    return (await this.call(() => this.redis.authUseAssertion(`${this.prefix}{${serviceAccountId}}:j:${jti}`, this.clockArg(), expiresAt))) === 1;
   }
 
   async hitRate(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const wait = Number(await this.call(() => this.redis.authHitRate(`${this.prefix}r:{${key}}`, this.now(), limit, windowMs)));
+    const wait = Number(await this.call(() => this.redis.authHitRate(`${this.prefix}r:{${key}}`, this.clockArg(), limit, windowMs)));
     return { allowed: wait === 0, retryAfterMs: wait };
   }
 
@@ -422,7 +491,7 @@ export class RedisStore implements Store {
   }
 
   private async attempt(key: string, policy: BackoffPolicy, mode: 'check' | 'begin'): Promise<AttemptGrant> {
-    const wait = await this.call(() => this.redis.authBeginAttempt(this.attemptKey(key), this.now(), ...this.policyArgs(policy), mode));
+    const wait = await this.call(() => this.redis.authBeginAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), mode));
     return Number(wait) === 0 ? { allowed: true } : { allowed: false, retryAfterMs: Number(wait) };
   }
 
@@ -435,11 +504,11 @@ export class RedisStore implements Store {
   }
 
   async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
-    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), this.now(), ...this.policyArgs(policy), outcome));
+    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), outcome));
   }
 
   async recordFailure(key: string, policy: BackoffPolicy): Promise<void> {
-    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), this.now(), ...this.policyArgs(policy), 'record'));
+    await this.call(() => this.redis.authEndAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), 'record'));
   }
 
   async resetAttempts(key: string): Promise<void> {
@@ -448,8 +517,20 @@ export class RedisStore implements Store {
 
   // --- lifecycle --------------------------------------------------------------------------
 
+  /**
+   * Resolves when the store can serve: Redis's clock is read (for the deadlines of writes) and a
+   * small write goes through, so a full `noeviction` Redis, a replica mistaken for the primary,
+   * or a Cluster with slots down all count as "cannot serve", not only a dead connection.
+   */
   async ping(): Promise<void> {
-    await this.call(() => this.redis.ping());
+    await this.checkTopology();
+    await this.readRedisTime();
+    await this.call(() => this.redis.set(`${this.prefix}health`, String(Date.now()), 'PX', 60_000));
+    if (this.redis instanceof Cluster) {
+      const info = await this.call(() => (this.redis as Cluster).cluster('INFO') as Promise<string>);
+      if (!/cluster_state:ok/.test(info)) throw new AuthError('unavailable', 'session store unavailable', { cause: new Error('cluster_state is not ok') });
+      await Promise.all((this.redis as Cluster).nodes('master').map((node) => this.call(() => node.ping())));
+    }
   }
 
   /** Idempotent: a second disconnect of an ended ioredis client keeps the process alive. */

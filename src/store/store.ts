@@ -25,9 +25,20 @@ export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAcco
 export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
-  /** Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its server. */
+  /**
+   * Opens connections, if the store has any; rejects with `unavailable` when it cannot reach its
+   * server, and with StoreSetupError when what answers can never serve (start-up stops).
+   */
   connect(): Promise<void>;
   /** Resolves when the store can serve; rejects with `unavailable` when it cannot. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The store's server answers but can never serve as configured (a Redis Cluster node or a Sentinel
+ * named where a plain server belongs): start-up stops with this message instead of waiting.
+ */
+export class StoreSetupError extends Error {
+  override readonly name = 'StoreSetupError';
 }

@@ -16,6 +16,8 @@ export interface Running {
 export function startProcess(env: Record<string, string>): Promise<Running> {
   const child = spawn(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT });
   const lines: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   // 'close', not 'exit': by then every line the process wrote has been read.
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
@@ -29,6 +31,20 @@ export function startProcess(env: Record<string, string>): Promise<Running> {
         if (line.event === 'started') resolve({ child, lines, started: line, exit });
       }
     });
-    void exit.then((code) => reject(new Error(`exited ${code} before starting`)));
+    void exit.then((code) => reject(new Error(`exited ${code} before starting: ${JSON.stringify(lines.at(-1))} ${stderr}`)));
   });
+}
+
+/** Runs the built service until it exits by itself (a start-up that fails); its exit code and JSON log lines. */
+export async function runUntilExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; lines: Array<Record<string, unknown>>; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT });
+  let out = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { code, lines, stderr };
 }

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describeNeeding } from './requires';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 
 export async function freePort(): Promise<number> {
@@ -21,10 +24,15 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** Starts a throw-away redis-server on a free loopback port (no persistence) and waits until it serves. */
+/**
+ * Starts a throw-away redis-server on a free loopback port (no persistence) and waits until it
+ * serves. A primary starts its replicas' first sync at once (Redis waits 5 s by default).
+ */
 export async function startRedis(port?: number, extraArgs: string[] = []): Promise<TestRedis> {
   const p = port ?? (await freePort());
-  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // Its own directory: a replica writes the primary's snapshot there (dump.rdb), never in the repo.
+  const dir = mkdtempSync(join(tmpdir(), 'auth-redis-'));
+  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0', ...extraArgs], { stdio: ['ignore', 'pipe', 'ignore'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
@@ -42,11 +50,11 @@ export async function startRedis(port?: number, extraArgs: string[] = []): Promi
     port: p,
     process: child,
     stop: () =>
-      new Promise((resolve) => {
+      new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.on('exit', () => resolve());
         child.kill('SIGKILL');
-      }),
+      }).then(() => rmSync(dir, { recursive: true, force: true })),
   };
 }
 

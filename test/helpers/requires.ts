@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 /** Programs some suites need, and how to install them (Debian, as CI does in .ci/run). */
 export const TOOLS = {
   'redis-server': { check: ['redis-server', '--version'], install: 'apt-get install -y redis-server' },
+  'redis-cli': { check: ['redis-cli', '--version'], install: 'apt-get install -y redis-tools' },
   'redis-sentinel': { check: ['redis-sentinel', '--version'], install: 'apt-get install -y redis-sentinel' },
   openssl: { check: ['openssl', 'version'], install: 'apt-get install -y openssl' },
 } as const;
