@@ -28,13 +28,17 @@ async function main() {
   const accounts = Array.from({ length: 16 }, (_, i) => `prof${i}`);
   for (const username of accounts) await auth.register({ username, password: PASSWORD });
   const first = await auth.login({ username: accounts[0], password: PASSWORD });
-  const sid = jwt.decode(first.accessToken).sid;
+  const { sid, sub } = jwt.decode(first.accessToken);
   const now = () => Math.floor(Date.now() / 1000);
+  // Signed as the service signs: low-S only, for the user who logged in (an active token).
+  const { lowS } = require(path.join(__dirname, '..', 'dist', 'src', 'core', 'access-token.js'));
   const mint = (i) =>
-    jwt.sign({ iss: 'urn:grpc-auth:dev', aud: 'urn:grpc-auth:services', sub: 'usr_x', username: 'prof0', roles: [], sid, jti: `j${i}`, iat: now(), exp: now() + 900 }, key.signKey, {
-      algorithm: 'ES256',
-      header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid },
-    });
+    lowS(
+      jwt.sign({ iss: 'urn:grpc-auth:dev', aud: 'urn:grpc-auth:services', sub, username: 'prof0', roles: [], sid, jti: `j${i}`, iat: now(), exp: now() + 900 }, key.signKey, {
+        algorithm: 'ES256',
+        header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid },
+      }),
+    );
   const bearer = new grpc.Metadata();
   bearer.set('authorization', `Bearer ${first.accessToken}`);
 

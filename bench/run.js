@@ -125,15 +125,20 @@ async function main() {
     const t = await auth.login({ username: 'bench', password: PASSWORD });
     sessionIds.push(jwt.decode(t.accessToken).sid);
   }
+  // Signed as the service signs: low-S only (a high-S ES256 signature is refused as malformed).
+  const { lowS } = dist('src/core/access-token.js');
   const mint = (i) =>
-    jwt.sign(
+    lowS(jwt.sign(
       { iss: 'urn:grpc-auth:dev', aud: 'urn:grpc-auth:services', sub: benchUserId, username: 'bench', roles: [], sid: sessionIds[i % sessionIds.length], jti: `j${i}`, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 900 },
       key.signKey,
       { algorithm: 'ES256', keyid: key.kid, header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid } },
-    );
+    ));
 
   // What is measured must be the path it names: a minted token is active, the bench token too.
-  for (const t of [token, mint(1e9)]) if (!(await auth.validate({ accessToken: t })).active) throw new Error('a benchmark token is not active');
+  for (const [name, t] of [['login', token], ['minted', mint(1e9)]]) {
+    const answer = await auth.validate({ accessToken: t });
+    if (!answer.active) throw new Error(`the ${name} benchmark token is not active: ${answer.reason}`);
+  }
   const healthFrame = grpcFrame(HealthCheckRequestSchema, { service: '' });
   const validateFrame = grpcFrame(ValidateRequestSchema, { accessToken: token });
   const ratioFigure = async (name, target, measure, baseline) => {
