@@ -12,7 +12,12 @@ module.exports = {
     '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }],
   },
   // Generated and source files import each other with ".js" suffixes (NodeNext style).
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // The examples import the package by its name, as a consumer does; here that is the source.
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    '^grpc-auth-service$': '<rootDir>/src/index.ts',
+    '^grpc-auth-service/(client|interceptor|testing)$': '<rootDir>/src/sdk/$1.ts',
+  },
   globalSetup: '<rootDir>/test/global-setup.js',
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 20000,

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerOptions } from '@grpc/grpc-js';
+import type { Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
@@ -24,13 +25,15 @@ import { secureService } from './grpc/secure-service.js';
 import { createAuthServer, served, type AuthServer } from './grpc/server.js';
 import { ReloadableTls } from './grpc/tls.js';
 import { countEvents, createLogger } from './logging.js';
+import { moduleDir } from './module-dir.js';
 import { Metrics } from './metrics.js';
 import { systemRandom, type Random } from './random.js';
 import { startService, type RunningService } from './run.js';
 import { givenStore, storeBackend, type StoreBackend } from './store/backends.js';
 import { seedFileUsers } from './store/file-users.js';
-import { guardStore } from './store/guarded-store.js';
+import { guardStore, OPERATIONS } from './store/guarded-store.js';
 import type { Store } from './store/store.js';
+import { noteEvent, traced, tracingWith } from './tracing.js';
 import { readUsersFile } from './users-file.js';
 
 /** Everything the service is made of that a test or an embedding may replace. */
@@ -44,6 +47,11 @@ export interface ServiceOverrides {
   readonly keys?: KeySet;
   /** grpc-js options over the built-in limits. */
   readonly serverOptions?: ServerOptions;
+  /**
+   * Turns tracing on with this tracer (main.ts passes the OTEL_*-configured SDK's; tests an
+   * in-memory one). Without it no span is made.
+   */
+  readonly tracer?: Tracer;
 }
 
 /** The built service: every part wired, nothing started (no socket, no timer). */
@@ -73,16 +81,19 @@ export interface AuthServiceApp {
   start(address?: string): Promise<RunningService>;
 }
 
+/** Store operations traced as child spans (not the lifecycle ones, which no call makes). */
+const TRACED_STORE_OPERATIONS = OPERATIONS.filter((op) => op !== 'connect' && op !== 'ping' && op !== 'close');
+
 /** Verified access tokens remembered by Validate and the interceptor (about 1 KiB each). */
 const VERIFIED_TOKEN_CACHE = 10_000;
 
 /**
  * Where `npm run generate` writes the descriptor set (with comments) that reflection serves:
- * gen/ at the package root, one level up from src/ and two from dist/src/.
+ * gen/ at the package root, one level up from src/, two from dist/src/, three from dist/esm/src/.
  */
-export const DESCRIPTOR_SET_PATH = [join(__dirname, '..', 'gen'), join(__dirname, '..', '..', 'gen')]
+export const DESCRIPTOR_SET_PATH = [join(moduleDir, '..', 'gen'), join(moduleDir, '..', '..', 'gen'), join(moduleDir, '..', '..', '..', 'gen')]
   .map((dir) => join(dir, 'descriptors.binpb'))
-  .find((path) => existsSync(path)) ?? join(__dirname, '..', 'gen', 'descriptors.binpb');
+  .find((path) => existsSync(path)) ?? join(moduleDir, '..', 'gen', 'descriptors.binpb');
 
 function loadKeys(config: Config, log: Logger): KeySet {
   if (config.jwtAlg === 'HS256') return createKeySet([hmacSigningKey(config.jwtSecret!)]);
@@ -106,11 +117,18 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config, clock);
   const metrics = new Metrics(backend.liveSessions);
   // Every audit event counts, in calls (their loggers are children of this one) and outside them.
-  const log = countEvents(baseLog.child({}), (event) => metrics.event(event));
+  const tracing = tracingWith(overrides.tracer);
+  const log = countEvents(baseLog.child({}), (event, fields) => {
+    metrics.event(event);
+    if (tracing) noteEvent(event, fields);
+  });
   const keys = new KeyRing(overrides.keys ?? loadKeys(config, log));
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
-  const store = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onError: () => metrics.storeError() });
-  const hasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
+  const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onError: () => metrics.storeError() });
+  const baseHasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
+  // With tracing on, each store operation and password hash of a call is a child span of it.
+  const store = tracing ? traced(tracing, guarded, 'store', TRACED_STORE_OPERATIONS, { 'db.system': config.store === 'redis' ? 'redis' : 'memory' }) : guarded;
+  const hasher = tracing ? traced(tracing, baseHasher, 'password', ['hash', 'verify', 'verifyDummy']) : baseHasher;
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
@@ -155,6 +173,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     callTimeoutMs: config.callTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     trustedProxies: config.trustedProxies,
+    tracing,
     connectionLimits: { maxConnectionsPerAddress: config.maxConnectionsPerAddress, maxConnections: config.maxConnections },
     ...(overrides.serverOptions ? { serverOptions: overrides.serverOptions } : {}),
     observer: { onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds) },

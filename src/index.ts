@@ -25,6 +25,7 @@ export type { Store, UserStore, SessionStore, AccountStore, UserRecord, NewUser,
 export { serviceDefinition, methodPath, EncodedMessage } from './grpc/bridge.js';
 export { serviceHandlers, type ServiceImpl, type HandlerOptions } from './grpc/handlers.js';
 export { createClient, type Client, type CallOptions } from './grpc/client.js';
+export { AuthClientError } from './grpc/client-error.js';
 export { bearerInterceptor, type BearerOptions } from './grpc/bearer-interceptor.js';
 export { loggingInterceptor } from './grpc/logging-interceptor.js';
 export { policiesFrom, type MethodPolicy } from './grpc/access-policy.js';

@@ -31,13 +31,13 @@ export const REDACTED_PATHS = [
  * Children made from it afterwards count too (pino children inherit their parent's methods), so
  * one wrapped logger serves every call; test/grpc/audit-metrics.test.ts proves it through calls.
  */
-export function countEvents(log: Logger, onEvent: (event: string) => void): Logger {
+export function countEvents(log: Logger, onEvent: (event: string, fields: Record<string, unknown>) => void): Logger {
   for (const level of ['info', 'warn', 'error'] as const) {
     const write = log[level] as (...args: unknown[]) => void;
     // `this`, not `log`: a child calling the inherited method must write with its own bindings.
     (log as unknown as Record<string, unknown>)[level] = function (this: Logger, ...args: unknown[]) {
       const fields = args[0] as { event?: unknown } | undefined;
-      if (typeof fields === 'object' && fields !== null && typeof fields.event === 'string') onEvent(fields.event);
+      if (typeof fields === 'object' && fields !== null && typeof fields.event === 'string') onEvent(fields.event, fields as Record<string, unknown>);
       write.apply(this, args);
     };
   }

@@ -6,6 +6,8 @@ import { TlsError } from './grpc/tls.js';
 import { createLogger } from './logging.js';
 import type { RunningService } from './run.js';
 import { StoreSetupError } from './store/store.js';
+import { otelConfigured } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 import { UsersFileError } from './users-file.js';
 
 /**
@@ -37,7 +39,9 @@ export async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ event: 'stopping', signal, graceMs: config.shutdownGraceMs }, 'shutting down: draining calls');
-    (running ? running.close() : Promise.resolve()).then(
+    (running ? running.close() : Promise.resolve())
+      .then(() => telemetry?.shutdown())
+      .then(
       () => {
         log.info({ event: 'stopped' }, 'shut down');
         process.exit(0);
@@ -49,6 +53,8 @@ export async function serve(): Promise<void> {
   process.on('SIGINT', stop);
   // SIGHUP re-reads the TLS certificates (without dropping connections) and the signing keys.
   let app: AuthServiceApp | undefined;
+  // Tracing only when the OTEL_* variables ask for it: the SDK is not even loaded otherwise.
+  let telemetry: { tracer: Tracer; shutdown(): Promise<void> } | undefined;
   process.on('SIGHUP', () => {
     const cause = (err: unknown) => ({ type: (err as Error).name, message: (err as Error).message });
     try {
@@ -66,7 +72,12 @@ export async function serve(): Promise<void> {
   });
 
   try {
-    app = composeService(config, { log });
+    if (otelConfigured(process.env)) {
+      const { startTelemetry } = await import('./telemetry-sdk.js');
+      telemetry = startTelemetry(process.env);
+      log.info({ event: 'tracing_started' }, 'OpenTelemetry tracing on (OTLP/HTTP exporter)');
+    }
+    app = composeService(config, { log, ...(telemetry ? { tracer: telemetry.tracer } : {}) });
     running = await app.start();
   } catch (err) {
     if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError || err instanceof StoreSetupError) {

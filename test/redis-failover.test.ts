@@ -183,11 +183,11 @@ describeNeeding(['redis-server', 'redis-cli'], 'Redis Cluster: a primary dies un
 });
 
 describeNeeding(['redis-server', 'redis-cli'], 'health follows what the store can do, not only whether it answers PING', () => {
-  const healthAfterCheck = async (server: TestServer) => {
+  const healthAfterCheck = async (server: TestServer, service = '') => {
     const health = createClient(Health, server.address);
     try {
       server.clock.advance(STORE_CHECK_INTERVAL_MS);
-      return (await health.check({ service: '' })).status;
+      return (await health.check({ service })).status;
     } finally {
       health.close();
     }
@@ -216,6 +216,8 @@ describeNeeding(['redis-server', 'redis-cli'], 'health follows what the store ca
     const server = await startTestServer({ env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: replica.url } });
     try {
       expect(await healthAfterCheck(server)).toBe(ServingStatus.NOT_SERVING);
+      // Not a reason to restart the instance: the liveness check stays SERVING.
+      expect(await healthAfterCheck(server, 'liveness')).toBe(ServingStatus.SERVING);
       expect(await statusOf(server.auth.register({ username: 'x-replica', password: PASSWORD }))).toEqual({ code: status.UNAVAILABLE, details: 'session store unavailable' });
     } finally {
       await server.close();

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
-import { createClient } from '../../src/grpc/client';
-import { createAuthClient } from '../../src/sdk/client';
-import { ManualClock, startTestAuthServer, type TestAuthServer } from '../../src/sdk/testing';
+import { createClient } from 'grpc-auth-service';
+import { createAuthClient } from 'grpc-auth-service/client';
+import { ManualClock, startTestAuthServer, type TestAuthServer } from 'grpc-auth-service/testing';
 import { GreeterService } from './gen/greeter/v1/greeter_pb';
 import { startGreeter } from './server';
 

@@ -1,7 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-// In your own service these come from the package: 'grpc-auth-service', '…/interceptor'.
-import { serviceDefinition, serviceHandlers } from '../../src/index.js';
-import { createAuthInterceptor, getPrincipal, type AuthInterceptorOptions } from '../../src/sdk/interceptor.js';
+import { serviceDefinition, serviceHandlers } from 'grpc-auth-service';
+import { createAuthInterceptor, getPrincipal, type AuthInterceptorOptions } from 'grpc-auth-service/interceptor';
 import { GreeterService } from './gen/greeter/v1/greeter_pb.js';
 
 /**

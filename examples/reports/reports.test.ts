@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { generateKeyPairSync } from 'node:crypto';
-import { ManualClock, startTestAuthServer, type TestAuthServer } from '../../src/sdk/testing';
+import { ManualClock, startTestAuthServer, type TestAuthServer } from 'grpc-auth-service/testing';
 import { startGreeter } from '../greeter/server';
 import { startReports } from './reports';
 

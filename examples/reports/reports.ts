@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 // In your own service these come from the package: 'grpc-auth-service', '…/client'.
-import { createClient } from '../../src/index.js';
-import { createAuthClient, type AuthClientError, type ServiceCredentials, type TokenSessionOptions } from '../../src/sdk/client.js';
+import { createClient } from 'grpc-auth-service';
+import { createAuthClient, type AuthClientError, type ServiceCredentials, type TokenSessionOptions } from 'grpc-auth-service/client';
 import { GreeterService } from '../greeter/gen/greeter/v1/greeter_pb.js';
 
 /**

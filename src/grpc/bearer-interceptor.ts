@@ -7,6 +7,7 @@ import { callContext } from './call-context.js';
 import { CallTimeouts } from './call-timeouts.js';
 import { peerCertificateThumbprint } from './peer-certificate.js';
 import { logFailure, toStatus } from './status.js';
+import { incomingTraceContext, withContext } from '../tracing.js';
 
 export interface BearerOptions {
   /** Method path to policy; a path missing here is denied. */
@@ -57,7 +58,9 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
               action();
             };
             const bound = timeouts.add(() => settle(() => refuse(new AuthError('deadline_exceeded', 'token check took too long'))));
-            options.authenticate(match[1]!).then(
+            // Traced: the check runs in the call's span (this server's), or, in a server with no
+            // tracing of its own, in the trace the caller sent, so a remote Validate carries it on.
+            withContext(callContext(metadata).traceContext ?? incomingTraceContext(metadata), () => options.authenticate(match[1]!)).then(
               (result) =>
                 settle(() => {
                   if (!result.ok) return refuse(new AuthError('unauthenticated', `access token is not valid: ${result.reason.replaceAll('_', ' ')}`));

@@ -1,4 +1,5 @@
 import type { Metadata } from '@grpc/grpc-js';
+import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { Principal } from '../core/introspector.js';
@@ -28,6 +29,8 @@ export interface CallContext {
  */
 export class CallState implements CallContext {
   principal: Principal | undefined = undefined;
+  /** The call's trace context (its SERVER span active) when tracing is on; handlers run in it. */
+  traceContext: Context | undefined = undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
 

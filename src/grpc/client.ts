@@ -2,6 +2,8 @@ import type { DescMessage, DescService, MessageInitShape, MessageShape } from '@
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { methodPath, serviceDefinition } from './bridge.js';
+import { AuthClientError } from './client-error.js';
+import { withTraceContext } from '../tracing.js';
 
 /** Per-call options of a typed client. */
 export interface CallOptions {
@@ -32,9 +34,9 @@ export type Client<S extends DescService> = (S extends { method: infer Methods }
 };
 
 /**
- * Creates a typed client. A failed call rejects (or its stream throws) with the grpc-js
- * `ServiceError` (its `code` is the gRPC status code); deadlines given in milliseconds count from
- * the call. Client-streaming and bidi methods are not offered.
+ * Creates a typed client. A failed call rejects (or its stream throws) with AuthClientError (its
+ * `code` is the gRPC status code, `metadata` the trailers), the one error type of every client of
+ * the package; deadlines given in milliseconds count from the call. Client-streaming and bidi methods are not offered.
  */
 export function createClient<S extends DescService>(
   service: S,
@@ -61,15 +63,15 @@ export function createClient<S extends DescService>(
             definition.requestSerialize,
             definition.responseDeserialize,
             create(method.input, request),
-            o.metadata ?? new grpc.Metadata(),
+            withTraceContext(o.metadata, () => new grpc.Metadata()),
             callOptionsOf(o),
-            (err, response) => (err ? reject(err) : resolve(response)),
+            (err, response) => (err ? reject(AuthClientError.from(err)) : resolve(response)),
           );
           o.signal?.addEventListener('abort', () => call.cancel(), { once: true });
         });
     } else if (method.methodKind === 'server_streaming') {
       methods[method.localName] = (request: MessageInitShape<DescMessage>, o: CallOptions = {}) => {
-        const call = client.makeServerStreamRequest(path, definition.requestSerialize, definition.responseDeserialize, create(method.input, request), o.metadata ?? new grpc.Metadata(), callOptionsOf(o));
+        const call = client.makeServerStreamRequest(path, definition.requestSerialize, definition.responseDeserialize, create(method.input, request), withTraceContext(o.metadata, () => new grpc.Metadata()), callOptionsOf(o));
         o.signal?.addEventListener('abort', () => call.cancel(), { once: true });
         return streamOf(call);
       };
@@ -83,7 +85,7 @@ async function* streamOf(call: grpc.ClientReadableStream<unknown>): AsyncIterabl
   try {
     for await (const message of call) yield message as never;
   } catch (err) {
-    if ((err as { code?: number }).code !== grpc.status.CANCELLED) throw err;
+    if ((err as { code?: number }).code !== grpc.status.CANCELLED) throw AuthClientError.from(err);
   } finally {
     call.cancel();
   }

@@ -7,6 +7,7 @@ import { decoded, EncodedMessage } from './bridge.js';
 import { callContext, type CallContext, type CallState } from './call-context.js';
 import { CallTimeouts } from './call-timeouts.js';
 import { logFailure, toStatus } from './status.js';
+import { withContext } from '../tracing.js';
 
 /**
  * Typed handlers for every kind of RPC, as plain async functions (connect-es `ServiceImpl`):
@@ -109,7 +110,7 @@ function respondOnce(
   });
   // Any throw or rejection, synchronous or not, ends as a status: never an unhandled rejection.
   try {
-    run(ctx).then((answer) => {
+    withContext(ctx.traceContext, () => run(ctx)).then((answer) => {
       try {
         finish(null, response(method, answer));
       } catch (err) {
@@ -128,6 +129,17 @@ async function stream(
   run: (ctx: CallContext) => AsyncIterable<Response<DescMessage>>,
 ): Promise<void> {
   const ctx: CallState = callContext(call.metadata);
+  // The stream's body runs in the call's trace context (when tracing is on).
+  if (ctx.traceContext) return withContext(ctx.traceContext, () => streamIn(ctx, call, method, run));
+  return streamIn(ctx, call, method, run);
+}
+
+async function streamIn(
+  ctx: CallState,
+  call: grpc.ServerWritableStream<object, object> | grpc.ServerDuplexStream<object, object>,
+  method: DescMethod,
+  run: (ctx: CallContext) => AsyncIterable<Response<DescMessage>>,
+): Promise<void> {
   call.on('cancelled', () => ctx.abort(new AuthError('deadline_exceeded', 'the call was cancelled')));
   try {
     for await (const message of run(ctx)) {

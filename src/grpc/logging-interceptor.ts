@@ -8,6 +8,8 @@ import { CallTimeouts, type PendingTimeout } from './call-timeouts.js';
 import { clientAddressResolver, type ClientAddressOf } from './client-address.js';
 import { peerCertificateThumbprint } from './peer-certificate.js';
 import { toStatus } from './status.js';
+import { endCallSpan, startCallSpan, type Tracing } from '../tracing.js';
+import type { Span } from '@opentelemetry/api';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -27,6 +29,8 @@ export interface LoggingOptions {
   readonly clock?: Clock;
   /** Who the client is (default: the peer; see clientAddressResolver for trusted proxies). */
   readonly clientAddress?: ClientAddressOf | undefined;
+  /** A SERVER span per call when set (see tracing.ts). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /**
@@ -44,6 +48,7 @@ export function loggingInterceptor(log: Logger, random: Random, options: Logging
     // Durations are measured, not reckoned: a monotonic clock, not the injected one.
     const started = process.hrtime.bigint();
     let ctx: CallState | undefined;
+    let span: Span | undefined;
     let done = false;
     let awaitingMessage: PendingTimeout | undefined;
     const stopWaiting = () => {
@@ -58,6 +63,10 @@ export function loggingInterceptor(log: Logger, random: Random, options: Logging
       const fields = { code: Status[code], ms: Math.round(ms * 1000) / 1000 };
       (ctx?.log ?? log.child({ method: method.path, clientAddress: addressOf(call.getPeer()) })).info(fields, 'call');
       options.observer?.onCallEnd?.(method.path, fields.code, ms / 1000);
+      if (span) {
+        if (ctx?.principal) span.setAttribute('enduser.id', ctx.principal.userId);
+        endCallSpan(span, code, fields.code);
+      }
     };
     return new ServerInterceptingCall(call, {
       start: (next) => {
@@ -72,6 +81,11 @@ export function loggingInterceptor(log: Logger, random: Random, options: Logging
             const requestId = offered.length === 1 && typeof offered[0] === 'string' && REQUEST_ID.test(offered[0]) ? offered[0] : `${prefix}-${++counter}`;
             const clientAddress = clientAddressOf(call.getPeer(), metadata);
             ctx = new CallState(requestId, log.child({ reqId: requestId, method: method.path, clientAddress }), clientAddress, metadata, () => peerCertificateThumbprint(call.getAuthContext()));
+            if (options.tracing) {
+              const traced = startCallSpan(options.tracing, method.path, metadata, clientAddress);
+              span = traced.span;
+              ctx.traceContext = traced.context;
+            }
             attachCallContext(metadata, ctx);
             nextMetadata(metadata);
           },

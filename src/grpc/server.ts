@@ -9,6 +9,7 @@ import { bearerInterceptor } from './bearer-interceptor.js';
 import { serviceDefinition } from './bridge.js';
 import { serviceHandlers, type HandlerOptions, type ServiceImpl } from './handlers.js';
 import { HealthService, ServingStatus } from './health.js';
+import type { Tracing } from '../tracing.js';
 import { listen, type Listener, type ListenerLimits } from './listener.js';
 import { clientAddressResolver } from './client-address.js';
 import { loggingInterceptor, type CallObserver } from './logging-interceptor.js';
@@ -61,6 +62,8 @@ export interface ServerParts {
   readonly requestTimeoutMs: number;
   /** Proxies whose `x-forwarded-for` names the client (AUTH_TRUSTED_PROXIES); none by default. */
   readonly trustedProxies?: readonly string[];
+  /** A SERVER span per call when set (off by default: see tracing.ts). */
+  readonly tracing?: Tracing | undefined;
 }
 
 export interface AuthServer {
@@ -81,11 +84,16 @@ export interface AuthServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
+/** The health name for liveness probes: SERVING while the process takes calls, whatever the store does. */
+export const LIVENESS_CHECK = 'liveness';
+
 export function createAuthServer(parts: ServerParts): AuthServer {
   const names = parts.services.map((s) => s.service.typeName);
   const reflection = reflectionServices(new ReflectionIndex(parts.descriptorSet, [...names, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']));
-  // "" is the whole server (gRPC health checking protocol); each service also has its own status.
-  const healthNames = ['', ...names];
+  // "" is the whole server (gRPC health checking protocol): SERVING when it can serve, the store
+  // included; each service has its own status, the same. LIVENESS_CHECK only says the process
+  // serves calls (a liveness probe must not restart instances because Redis is away).
+  const healthNames = ['', ...names, LIVENESS_CHECK];
   const health = new HealthService(healthNames, ServingStatus.NOT_SERVING);
   const policies = policiesFrom(
     parts.services.map((s) => s.service),
@@ -93,7 +101,7 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   );
   const handlerOptions = { callTimeoutMs: parts.callTimeoutMs, clock: parts.clock };
 
-  const logging = loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock, clientAddress: clientAddressResolver(parts.trustedProxies ?? []) });
+  const logging = loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock, clientAddress: clientAddressResolver(parts.trustedProxies ?? []), tracing: parts.tracing });
   const grpcServer = new grpc.Server({
     ...serverLimits,
     ...parts.serverOptions,
@@ -112,7 +120,11 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   let stopping = false;
   const update = () => {
     const status = listening && ready && !stopping ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
-    for (const name of healthNames) if (health.status(name) !== status) health.setStatus(name, status);
+    const alive = listening && !stopping ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    for (const name of healthNames) {
+      const want = name === LIVENESS_CHECK ? alive : status;
+      if (health.status(name) !== want) health.setStatus(name, want);
+    }
   };
 
   return {

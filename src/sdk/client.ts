@@ -5,6 +5,7 @@ import jwt from 'jsonwebtoken';
 import { AuthService, SecureService, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createClient, type Client } from '../grpc/client.js';
+import { AuthClientError } from '../grpc/client-error.js';
 
 /**
  * The client entry point (`grpc-auth-service/client`): a typed, promise-based client for every
@@ -12,17 +13,8 @@ import { createClient, type Client } from '../grpc/client.js';
  * CallCredentials built on it.
  */
 
-/** The one error type of the client: the gRPC status code and the server's message. */
-export class AuthClientError extends Error {
-  override readonly name = 'AuthClientError';
-  constructor(
-    readonly code: grpc.status,
-    readonly details: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${grpc.status[code] ?? code}: ${details}`, options);
-  }
-}
+/** The one error type of every client of the package: the gRPC status code, the server's message, the trailers. */
+export { AuthClientError };
 
 /** A promise client whose failures are AuthClientError. */
 type Typed<C> = { [K in keyof C]: C[K] };
@@ -34,7 +26,7 @@ function withClientErrors<C extends object>(client: C): Typed<C> {
       if (typeof value !== 'function' || prop === 'close') return value;
       return (...args: unknown[]) =>
         (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((err: { code?: number; details?: string }) => {
-          throw new AuthClientError(err.code ?? grpc.status.UNKNOWN, err.details ?? String(err), { cause: err });
+          throw AuthClientError.from(err);
         });
     },
   });

@@ -5,6 +5,7 @@ import { ManualClock } from '../clock.js';
 import { composeService, type AuthServiceApp } from '../compose.js';
 import { loadConfig, type Env } from '../config.js';
 import { newId } from '../core/ids.js';
+import type { Tracer } from '@opentelemetry/api';
 import { createKeySet, generateEcKey, type KeySet } from '../core/keys.js';
 import { Argon2Hasher, type PasswordHasher } from '../core/password-hasher.js';
 import { createLogger } from '../logging.js';
@@ -31,6 +32,8 @@ export interface TestAuthServerOptions {
   /** Replaces the signing keys (a fresh ES256 key by default; HS256 and key files come from `env`). */
   readonly keys?: KeySet;
   readonly serverOptions?: ServerOptions;
+  /** Turns tracing on with this OpenTelemetry tracer (a span per call, store and hash children). */
+  readonly tracer?: Tracer;
 }
 
 export interface TestUser {
@@ -77,6 +80,7 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
     ...(keys ? { keys } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
+    ...(options.tracer ? { tracer: options.tracer } : {}),
   });
   const running = await app.start('127.0.0.1:0');
   const address = `127.0.0.1:${running.port}`;

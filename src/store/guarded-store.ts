@@ -5,7 +5,7 @@ import { StoreSetupError, type Store } from './store.js';
 const UNAVAILABLE = 'session store unavailable';
 
 /** Every operation of the Store interface; a method added there and not here fails to compile. */
-const OPERATIONS = [
+export const OPERATIONS = [
   'createUser',
   'findUserByUsername',
   'getUser',

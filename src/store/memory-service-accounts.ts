@@ -1,4 +1,4 @@
-import BTree from 'sorted-btree';
+import { BTree } from './btree.js';
 import type { Clock } from '../clock.js';
 import type { LiveUser } from '../core/records.js';
 import { liveAccount, MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountStore, type ServiceAccountUpdate } from '../core/service-accounts.js';

@@ -1,4 +1,4 @@
-import BTree from 'sorted-btree';
+import { BTree } from './btree.js';
 import type { Clock } from '../clock.js';
 import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
 import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';

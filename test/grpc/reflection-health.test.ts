@@ -133,11 +133,11 @@ describe('health', () => {
     const server = await startTestServer();
     const health = createClient(Health, server.address);
     try {
-      for (const service of ['', 'auth.v1.AuthService', 'auth.v1.SecureService']) {
+      for (const service of ['', 'auth.v1.AuthService', 'auth.v1.SecureService', 'liveness']) {
         expect(await health.check({ service })).toMatchObject({ status: ServingStatus.SERVING });
       }
       expect(await statusOf(health.check({ service: 'no.such.Service' }))).toEqual({ code: grpc.status.NOT_FOUND, details: 'unknown service no.such.Service' });
-      expect(Object.keys((await health.list({})).statuses).sort()).toEqual(['', 'auth.v1.AccountService', 'auth.v1.AdminService', 'auth.v1.AuthService', 'auth.v1.SecureService']);
+      expect(Object.keys((await health.list({})).statuses).sort()).toEqual(['', 'auth.v1.AccountService', 'auth.v1.AdminService', 'auth.v1.AuthService', 'auth.v1.SecureService', 'liveness']);
 
       const seen: ServingStatus[] = [];
       let closed: Promise<void> | undefined;

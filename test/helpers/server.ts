@@ -1,6 +1,7 @@
 import { Metadata, type ServerOptions } from '@grpc/grpc-js';
 import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
+import type { Tracer } from '@opentelemetry/api';
 import { ManualClock } from '../../src/clock';
 import type { AuthServiceApp } from '../../src/compose';
 import type { Env } from '../../src/config';
@@ -50,6 +51,7 @@ export interface TestServerOptions {
   readonly keys?: KeySet;
   readonly hasher?: PasswordHasher;
   readonly serverOptions?: ServerOptions;
+  readonly tracer?: Tracer;
 }
 
 /**
@@ -67,6 +69,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     ...(options.keys ? { keys: options.keys } : {}),
     ...(options.hasher ? { hasher: options.hasher } : {}),
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
+    ...(options.tracer ? { tracer: options.tracer } : {}),
   });
   // grpc-js has one process-wide logger: its diagnostics join this server's capture, scrubbed.
   routeGrpcJsLogs(kit.app.log);

@@ -1,0 +1,102 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { productionCommands, startThenTerminate } from './helpers/production';
+
+const ROOT = join(__dirname, '..');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** The README's consumer blocks, in order: `<!-- consumer:KIND [path] -->` and the fence under it. */
+function consumerBlocks(): Array<{ kind: string; path: string | undefined; body: string }> {
+  const blocks = [];
+  for (const m of readme.matchAll(/<!-- consumer:(\w+)(?: (\S+))? -->\n```\w*\n([\s\S]*?)```/g)) blocks.push({ kind: m[1]!, path: m[2], body: m[3]! });
+  return blocks;
+}
+
+/** How the consumer's TypeScript is compiled and run: module system and module resolution. */
+const VARIANTS = [
+  { name: 'CommonJS, node16', type: 'commonjs', module: 'node16', moduleResolution: 'node16' },
+  { name: 'ES modules, node16', type: 'module', module: 'node16', moduleResolution: 'node16' },
+  { name: 'ES modules, bundler resolution', type: 'module', module: 'esnext', moduleResolution: 'bundler' },
+] as const;
+
+/**
+ * The README's "Protect your own service, step by step", run as written in a new project: the
+ * packed package installed from its tarball (the one change to the README's commands: the package
+ * comes from the tarball instead of a registry), the other packages from the registry, the proto
+ * generated with buf, then the same sources compiled and run as CommonJS and as ES modules.
+ */
+describe("the README's consumer steps, in a new project", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-consumer-'));
+  const project = join(dir, 'app');
+  let tarball: string;
+
+  beforeAll(() => {
+    // The global setup has built dist/ (both forms); --ignore-scripts keeps prepack from
+    // rebuilding it under the feet of other test files that run the built service.
+    execFileSync(npm, ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, stdio: 'pipe' });
+    tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+    mkdirSync(project);
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'orders', version: '1.0.0', private: true }));
+    for (const block of consumerBlocks()) {
+      if (block.kind === 'file') {
+        mkdirSync(join(project, dirname(block.path!)), { recursive: true });
+        writeFileSync(join(project, block.path!), block.body);
+      }
+      if (block.kind === 'sh') {
+        for (const line of block.body.split('\n').filter(Boolean)) {
+          const [command, ...args] = line.split(/\s+/).map((w) => (w === 'grpc-auth-service' ? tarball : w));
+          execFileSync(command === 'npm' ? npm : command === 'npx' ? 'npx' : command!, [...args, ...(command === 'npm' ? ['--no-audit', '--no-fund', '--silent'] : [])], { cwd: project, stdio: 'pipe', timeout: 300_000 });
+        }
+      }
+    }
+  }, 600_000);
+
+  test('the package is publishable as it is: a license, not private, source maps that carry their sources', () => {
+    const installed = join(project, 'node_modules', 'grpc-auth-service');
+    expect(readFileSync(join(installed, 'LICENSE'), 'utf8')).toContain('Apache License');
+    const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { private?: boolean; license: string };
+    expect(pkg).toMatchObject({ license: 'Apache-2.0' });
+    expect(pkg.private).toBeUndefined();
+    for (const map of ['dist/src/index.js.map', 'dist/src/sdk/client.js.map', 'dist/esm/src/sdk/interceptor.js.map']) {
+      const parsed = JSON.parse(readFileSync(join(installed, map), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+      expect(parsed.sourcesContent).toHaveLength(parsed.sources.length);
+      expect(parsed.sourcesContent!.every((s) => s.length > 0)).toBe(true);
+    }
+  });
+
+  test('buf generated the consumer code and the options it imports', () => {
+    expect(existsSync(join(project, 'src', 'gen', 'orders', 'v1', 'orders_pb.ts'))).toBe(true);
+    expect(existsSync(join(project, 'src', 'gen', 'auth', 'v1', 'options_pb.ts'))).toBe(true);
+  });
+
+  const expected = JSON.parse(consumerBlocks().find((b) => b.kind === 'output')!.body) as unknown;
+
+  test.each(VARIANTS)('$name: compiles and prints what the README says', ({ type, module, moduleResolution }) => {
+    const variant = join(project, `variant-${type}-${moduleResolution}`);
+    cpSync(join(project, 'src'), join(variant, 'src'), { recursive: true });
+    writeFileSync(join(variant, 'package.json'), JSON.stringify({ name: 'orders-variant', private: true, type }));
+    writeFileSync(join(variant, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'es2022', module, moduleResolution, outDir: 'out', rootDir: 'src', skipLibCheck: false, types: ['node'] }, include: ['src'] }));
+    execFileSync(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', variant], { cwd: variant, stdio: 'pipe' });
+    // In an ES module app, the CommonJS build of @bufbuild/protobuf must never load beside the ESM one.
+    const probe = join(variant, 'probe.mjs');
+    writeFileSync(probe, `import { createRequire } from 'node:module';\nprocess.on('exit', () => { const cjs = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('@bufbuild')); if (cjs.length) console.error('CommonJS copies loaded: ' + cjs.join(' ')); });\n`);
+    const out = execFileSync(process.execPath, ['--import', probe, join('out', 'main.js')], { cwd: variant, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    expect(JSON.parse(out)).toEqual(expected);
+  }, 120_000);
+
+  test.each(['variant-module-node16', 'variant-module-bundler'])('%s: an ES module app loads no CommonJS copy of @bufbuild/protobuf', (name) => {
+    const variant = join(project, name);
+    const run = spawnSync(process.execPath, ['--import', join(variant, 'probe.mjs'), join('out', 'main.js')], { cwd: variant, encoding: 'utf8', timeout: 60_000 });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+  }, 60_000);
+
+  test.each([1, 2])("SIGTERM to the README's production command %i, run from the installed package: exit 0", async (index) => {
+    const argv = productionCommands()[index]!;
+    const { code, signal, events } = await startThenTerminate(argv, project);
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(events.slice(-2)).toEqual(['stopping', 'stopped']);
+  }, 60_000);
+});

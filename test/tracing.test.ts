@@ -1,0 +1,182 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GreeterService } from '../examples/greeter/gen/greeter/v1/greeter_pb';
+import { startGreeter } from '../examples/greeter/server';
+import { AuthService } from '../gen/auth/v1/auth_pb';
+import { createClient } from '../src/grpc/client';
+import { otelConfigured } from '../src/tracing';
+import { startProcess } from './helpers/process';
+import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
+import { eventually } from './helpers/wait';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT_SPAN = '00f067aa0ba902b7';
+const traceparent = () => {
+  const metadata = new Metadata();
+  metadata.set('traceparent', `00-${TRACE_ID}-${PARENT_SPAN}-01`);
+  return metadata;
+};
+
+describe('tracing, with an in-memory exporter', () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  let server: TestServer;
+  let untraced: TestServer;
+
+  beforeAll(async () => {
+    // As the SDK of main.ts does: the global context manager (AsyncLocalStorage) and W3C propagator.
+    provider.register();
+    server = await startTestServer({ tracer: provider.getTracer('test') });
+    untraced = await startTestServer();
+    await server.auth.register({ username: 'alice', password: PASSWORD });
+    await untraced.auth.register({ username: 'alice', password: PASSWORD });
+  });
+  afterAll(async () => {
+    await server.close();
+    await untraced.close();
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  });
+  beforeEach(() => exporter.reset());
+
+  const spans = () => exporter.getFinishedSpans();
+  const serverSpan = (name: string) => spans().find((s) => s.name === name && s.kind === SpanKind.SERVER)!;
+  const childrenOf = (parent: ReadableSpan) => spans().filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId);
+
+  test('a SERVER span per RPC, child of the traceparent it was called with, with the rpc.* attributes and the user', async () => {
+    const login = await server.auth.login({ username: 'alice', password: PASSWORD }, { metadata: traceparent() });
+    const span = serverSpan('auth.v1.AuthService/Login');
+    expect(span.spanContext().traceId).toBe(TRACE_ID);
+    expect(span.parentSpanContext?.spanId).toBe(PARENT_SPAN);
+    expect(span.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'auth.v1.AuthService', 'rpc.method': 'Login', 'rpc.grpc.status_code': status.OK, 'client.address': '127.0.0.1' });
+    const userId = JSON.parse(Buffer.from(login.accessToken.split('.')[1]!, 'base64url').toString()).sub as string;
+    expect(span.attributes['enduser.id']).toBe(userId);
+    expect(span.events.map((e) => e.name)).toEqual(expect.arrayContaining(['login_succeeded', 'session_created']));
+  });
+
+  test('store operations and the password hash are child spans of the call', async () => {
+    await server.auth.login({ username: 'alice', password: PASSWORD }, { metadata: traceparent() });
+    const children = childrenOf(serverSpan('auth.v1.AuthService/Login'));
+    const names = children.map((s) => s.name);
+    expect(names).toEqual(expect.arrayContaining(['store.findUserByUsername', 'store.createSession', 'password.verify']));
+    for (const child of children) expect(child.spanContext().traceId).toBe(TRACE_ID);
+    expect(children.find((s) => s.name === 'store.createSession')!.attributes).toMatchObject({ 'db.system': 'memory' });
+  });
+
+  test.each([
+    ['a refused login: UNAUTHENTICATED, not an error span', { username: 'alice', password: 'not the password!' }, status.UNAUTHENTICATED, 0],
+    ['a bad request: INVALID_ARGUMENT, not an error span', { username: '', password: '' }, status.INVALID_ARGUMENT, 0],
+  ])('%s', async (_name, request, code, spanStatus) => {
+    expect(await statusOf(server.auth.login(request))).toMatchObject({ code });
+    const span = serverSpan('auth.v1.AuthService/Login');
+    expect(span.attributes['rpc.grpc.status_code']).toBe(code);
+    expect(span.status.code).toBe(spanStatus);
+  });
+
+  test('the protected path: the interceptor names the caller, its token check is traced too', async () => {
+    const { accessToken } = await server.auth.login({ username: 'alice', password: PASSWORD });
+    exporter.reset();
+    await server.secure.whoAmI({}, bearer(accessToken));
+    const span = serverSpan('auth.v1.SecureService/WhoAmI');
+    expect(span.attributes['enduser.id']).toMatch(/^usr_/);
+    expect(childrenOf(span).map((s) => s.name)).toContain('store.liveSession');
+  });
+
+  test('no token, password or hash in any span', async () => {
+    const t = await server.auth.login({ username: 'alice', password: PASSWORD }, { metadata: traceparent() });
+    await server.auth.refresh({ refreshToken: t.refreshToken });
+    await server.auth.validate({ accessToken: t.accessToken });
+    const text = JSON.stringify(spans().map((s) => ({ name: s.name, attributes: s.attributes, events: s.events })));
+    for (const secret of [PASSWORD, t.accessToken, t.refreshToken, t.accessToken.split('.')[2]!, '$argon2']) expect(text).not.toContain(secret);
+  });
+
+  test('the client propagates the active context: a call made inside a span is its child on the server', async () => {
+    const tracer = provider.getTracer('caller');
+    const caller = await tracer.startActiveSpan('caller', async (span) => {
+      await server.auth.getJwks({});
+      span.end();
+      return span;
+    });
+    const span = serverSpan('auth.v1.AuthService/GetJwks');
+    expect(span.spanContext().traceId).toBe(caller.spanContext().traceId);
+    expect(span.parentSpanContext?.spanId).toBe(caller.spanContext().spanId);
+  });
+
+  test("the package's interceptor carries the caller's trace into its remote Validate", async () => {
+    const auth = createClient(AuthService, server.address);
+    const greeter = await startGreeter({ mode: 'remote', auth });
+    const client = createClient(GreeterService, greeter.address);
+    try {
+      const { accessToken } = await server.auth.login({ username: 'alice', password: PASSWORD });
+      exporter.reset();
+      const metadata = traceparent();
+      metadata.set('authorization', `Bearer ${accessToken}`);
+      await client.greet({}, { metadata });
+      const validate = serverSpan('auth.v1.AuthService/Validate');
+      expect(validate.spanContext().traceId).toBe(TRACE_ID);
+    } finally {
+      client.close();
+      auth.close();
+      await greeter.close();
+    }
+  });
+
+  test('off unless configured: a server given no tracer makes no span', async () => {
+    await untraced.auth.login({ username: 'alice', password: PASSWORD }, { metadata: traceparent() });
+    expect(spans().filter((s) => s.kind === SpanKind.SERVER)).toEqual([]);
+  });
+});
+
+describe('tracing configuration', () => {
+  test.each([
+    [{}, false],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, true],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }, true],
+    [{ OTEL_TRACES_EXPORTER: 'otlp' }, true],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_TRACES_EXPORTER: 'none' }, false],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }, false],
+  ])('%j → %s', (env, on) => {
+    expect(otelConfigured(env)).toBe(on);
+  });
+});
+
+describe('end to end: the service process exports to an OTLP/HTTP receiver', () => {
+  test('spans of a traced Login arrive at /v1/traces, with the caller trace id and the service name', async () => {
+    const bodies: Array<{ url: string; type: string; body: unknown }> = [];
+    const receiver = createServer((req: IncomingMessage, res) => {
+      let data = '';
+      req.on('data', (chunk: Buffer) => (data += chunk.toString()));
+      req.on('end', () => {
+        bodies.push({ url: req.url ?? '', type: String(req.headers['content-type']), body: JSON.parse(data) });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const { port } = receiver.address() as AddressInfo;
+    const running = await startProcess({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'auth-under-test', OTEL_BSP_SCHEDULE_DELAY: '100' });
+    const auth = createClient(AuthService, String(running.started.address));
+    try {
+      expect(running.lines.map((l) => l.event)).toContain('tracing_started');
+      await auth.register({ username: 'bob', password: PASSWORD });
+      await auth.login({ username: 'bob', password: PASSWORD }, { metadata: traceparent() });
+      type OtlpSpan = { name: string; traceId: string; kind: number; attributes: Array<{ key: string; value: Record<string, unknown> }> };
+      type Otlp = { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: OtlpSpan[] }> }> };
+      const exported = () => bodies.flatMap((b) => (b.body as Otlp).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans.map((span) => ({ span, resource: r.resource })))));
+      const login = await eventually(() => exported().find((e) => e.span.name === 'auth.v1.AuthService/Login') ?? false);
+      expect(bodies[0]).toMatchObject({ url: '/v1/traces', type: expect.stringContaining('application/json') });
+      expect(login.span.traceId).toBe(TRACE_ID);
+      expect(login.resource.attributes).toContainEqual({ key: 'service.name', value: { stringValue: 'auth-under-test' } });
+      expect(exported().filter((e) => e.span.traceId === TRACE_ID).map((e) => e.span.name)).toEqual(expect.arrayContaining(['password.verify', 'store.createSession']));
+    } finally {
+      auth.close();
+      running.child.kill('SIGTERM');
+      expect(await running.exit).toBe(0);
+      receiver.close();
+    }
+  });
+});
