@@ -32,6 +32,8 @@ export async function rawGrpcCall(
       stream.end(frame);
     });
   } finally {
-    session.close();
+    // Not close(): it waits for every stream, and a refused request can leave one pending (an
+    // open handle that kept a jest worker alive). The answer is in by now, or never coming.
+    session.destroy();
   }
 }
