@@ -110,7 +110,8 @@ function respondOnce(
   });
   // Any throw or rejection, synchronous or not, ends as a status: never an unhandled rejection.
   try {
-    withContext(ctx.traceContext, () => run(ctx)).then((answer) => {
+    // With tracing on, the handler runs in the call's trace context; off, no closure is made.
+    (ctx.traceContext ? withContext(ctx.traceContext, () => run(ctx)) : run(ctx)).then((answer) => {
       try {
         finish(null, response(method, answer));
       } catch (err) {
@@ -130,8 +131,7 @@ async function stream(
 ): Promise<void> {
   const ctx: CallState = callContext(call.metadata);
   // The stream's body runs in the call's trace context (when tracing is on).
-  if (ctx.traceContext) return withContext(ctx.traceContext, () => streamIn(ctx, call, method, run));
-  return streamIn(ctx, call, method, run);
+  return withContext(ctx.traceContext, () => streamIn(ctx, call, method, run));
 }
 
 async function streamIn(
