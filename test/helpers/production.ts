@@ -20,10 +20,12 @@ export function productionCommands(): string[][] {
  * Runs `argv` exactly as written (no shell, no npm), waits for the start-up line, sends SIGTERM to
  * that very process, and resolves with its exit code and log lines.
  */
-export async function startThenTerminate(argv: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; events: unknown[] }> {
+export async function startThenTerminate(argv: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; events: unknown[]; stderr: string }> {
   const [command, ...args] = argv;
   const child = spawn(command === 'node' ? process.execPath : command!, args, { cwd, env: { ...baseEnv, ...env } });
   const events: unknown[] = [];
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let buffer = '';
   let terminated = false;
   child.stdout.on('data', (chunk: Buffer) => {
@@ -38,8 +40,10 @@ export async function startThenTerminate(argv: string[], cwd: string, env: Recor
       }
     }
   });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  // A service that neither starts nor stops within 40 s is killed: the caller sees SIGKILL and the
+  // lines it wrote, not a test timeout.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
   clearTimeout(timer);
-  return { code, signal, events };
+  return { code, signal, events, stderr };
 }
