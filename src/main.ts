@@ -39,15 +39,17 @@ export async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ event: 'stopping', signal, graceMs: config.shutdownGraceMs }, 'shutting down: draining calls');
+    // Drain the calls, then flush the spans still queued for export (tracing on; at most 5 s, so
+    // an unreachable collector cannot hold the exit), then exit.
     (running ? running.close() : Promise.resolve())
-      .then(() => telemetry?.shutdown())
+      .then(() => telemetry && Promise.race([telemetry.shutdown(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]))
       .then(
-      () => {
-        log.info({ event: 'stopped' }, 'shut down');
-        process.exit(0);
-      },
-      () => process.exit(1),
-    );
+        () => {
+          log.info({ event: 'stopped' }, 'shut down');
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

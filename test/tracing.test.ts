@@ -179,4 +179,24 @@ describe('end to end: the service process exports to an OTLP/HTTP receiver', () 
       receiver.close();
     }
   });
+
+  test('a collector that does not answer cannot hold the exit: SIGTERM still ends the service', async () => {
+    // A receiver that accepts and never answers.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const running = await startProcess({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: '100' });
+    const auth = createClient(AuthService, String(running.started.address));
+    try {
+      await auth.register({ username: 'carol', password: PASSWORD });
+    } finally {
+      auth.close();
+    }
+    const t0 = Date.now();
+    running.child.kill('SIGTERM');
+    expect(await running.exit).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    silent.closeAllConnections();
+    silent.close();
+  }, 30_000);
 });
