@@ -16,22 +16,6 @@ import { AuthClientError } from '../grpc/client-error.js';
 /** The one error type of every client of the package: the gRPC status code, the server's message, the trailers. */
 export { AuthClientError };
 
-/** A promise client whose failures are AuthClientError. */
-type Typed<C> = { [K in keyof C]: C[K] };
-
-function withClientErrors<C extends object>(client: C): Typed<C> {
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function' || prop === 'close') return value;
-      return (...args: unknown[]) =>
-        (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((err: { code?: number; details?: string }) => {
-          throw AuthClientError.from(err);
-        });
-    },
-  });
-}
-
 export interface AuthClientOptions {
   /** Channel credentials: TLS in production (grpc.credentials.createSsl); plaintext by default. */
   readonly credentials?: grpc.ChannelCredentials;
@@ -60,10 +44,10 @@ export interface AuthClient {
 
 export function createAuthClient(address: string, options: AuthClientOptions = {}): AuthClient {
   const credentials = options.credentials ?? grpc.credentials.createInsecure();
-  const auth = withClientErrors(createClient(AuthService, address, credentials, options.channelOptions));
-  const secure = withClientErrors(createClient(SecureService, address, credentials, options.channelOptions));
-  const account = withClientErrors(createClient(AccountService, address, credentials, options.channelOptions));
-  const admin = withClientErrors(createClient(AdminService, address, credentials, options.channelOptions));
+  const auth = createClient(AuthService, address, credentials, options.channelOptions);
+  const secure = createClient(SecureService, address, credentials, options.channelOptions);
+  const account = createClient(AccountService, address, credentials, options.channelOptions);
+  const admin = createClient(AdminService, address, credentials, options.channelOptions);
   return {
     auth,
     secure,
@@ -245,7 +229,7 @@ export class TokenSession {
         this.expiresAt = this.clock.now() + tokens.expiresIn * 1000;
         return this.access;
       } catch (err) {
-        const e = err instanceof AuthClientError ? err : new AuthClientError(grpc.status.UNKNOWN, String(err));
+        const e = AuthClientError.from(err);
         if (RETRYABLE.has(e.code) && attempt < attempts) {
           await new Promise<void>((r) => this.clock.setTimer(Math.random() * base * 2 ** (attempt - 1), r));
           continue;
