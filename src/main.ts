@@ -33,7 +33,10 @@ export async function serve(): Promise<void> {
 
   // Handlers go in before anything can be listening: a signal that arrives earlier would kill
   // the process with no drain at all.
+  let app: AuthServiceApp | undefined;
   let running: RunningService | undefined;
+  // Tracing only when the OTEL_* variables ask for it: the SDK is not even loaded otherwise.
+  let telemetry: { tracer: Tracer; shutdown(): Promise<void> } | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -54,9 +57,6 @@ export async function serve(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   // SIGHUP re-reads the TLS certificates (without dropping connections) and the signing keys.
-  let app: AuthServiceApp | undefined;
-  // Tracing only when the OTEL_* variables ask for it: the SDK is not even loaded otherwise.
-  let telemetry: { tracer: Tracer; shutdown(): Promise<void> } | undefined;
   process.on('SIGHUP', () => {
     const cause = (err: unknown) => ({ type: (err as Error).name, message: (err as Error).message });
     try {

@@ -85,15 +85,25 @@ export function endCallSpan(span: Span, code: number, codeName: string): void {
 }
 
 /**
- * Notes an audit event on the active span: its name as a span event, and the user or service
- * account it names as `enduser.id` (ids only; audit events never carry secrets).
+ * Events after which the id they carry is the caller: it proved who it is in this call. Elsewhere
+ * an event's `userId` or `serviceAccountId` may name someone else (an admin's target, the account
+ * a failed login or client authentication tried), and the caller is its `actorId`.
+ */
+const CALLER_PROVEN = new Set(['user_registered', 'login_succeeded', 'session_created', 'session_refreshed', 'refresh_retried', 'logout', 'service_token_issued']);
+
+/**
+ * Notes an audit event on the active span: a span event with its name and the ids it carries (ids
+ * only: audit events never carry secrets), and `enduser.id` when the event says who the caller is.
  */
 export function noteEvent(event: string, fields: Record<string, unknown>): void {
   const span = trace.getActiveSpan();
   if (!span) return;
   const subject = fields.userId ?? fields.serviceAccountId;
-  if (typeof subject === 'string') span.setAttribute('enduser.id', subject);
-  span.addEvent(event);
+  const caller = typeof fields.actorId === 'string' ? fields.actorId : CALLER_PROVEN.has(event) ? subject : undefined;
+  if (typeof caller === 'string') span.setAttribute('enduser.id', caller);
+  const attributes: Record<string, string> = {};
+  for (const key of ['userId', 'serviceAccountId', 'sessionId', 'actorId'] as const) if (typeof fields[key] === 'string') attributes[key] = fields[key];
+  span.addEvent(event, attributes);
 }
 
 /**

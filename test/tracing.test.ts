@@ -10,6 +10,7 @@ import { createClient } from '../src/grpc/client';
 import { otelConfigured } from '../src/tracing';
 import { startProcess } from './helpers/process';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
+import { writeUsersFile } from './helpers/users';
 import { eventually } from './helpers/wait';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -29,7 +30,7 @@ describe('tracing, with an in-memory exporter', () => {
   beforeAll(async () => {
     // As the SDK of main.ts does: the global context manager (AsyncLocalStorage) and W3C propagator.
     provider.register();
-    server = await startTestServer({ tracer: provider.getTracer('test') });
+    server = await startTestServer({ tracer: provider.getTracer('test'), env: { AUTH_USERS_FILE: await writeUsersFile({ root: ['admin'] }) } });
     untraced = await startTestServer();
     await server.auth.register({ username: 'alice', password: PASSWORD });
     await untraced.auth.register({ username: 'alice', password: PASSWORD });
@@ -76,6 +77,19 @@ describe('tracing, with an in-memory exporter', () => {
     const span = serverSpan('auth.v1.AuthService/Login');
     expect(span.attributes['rpc.grpc.status_code']).toBe(code);
     expect(span.status.code).toBe(spanStatus);
+    // Nobody proved who they are: no enduser.id, though login_failed names the account tried.
+    expect(span.attributes['enduser.id']).toBeUndefined();
+  });
+
+  test("an admin's call names the admin as the caller and the target in the event", async () => {
+    const admin = await server.auth.login({ username: 'root', password: PASSWORD });
+    const bob = await server.admin.createUser({ username: 'bob-traced', password: PASSWORD, roles: [] }, bearer(admin.accessToken));
+    exporter.reset();
+    await server.admin.setRoles({ userId: bob.user!.userId, roles: ['reader'] }, bearer(admin.accessToken));
+    const span = serverSpan('auth.v1.AdminService/SetRoles');
+    const adminId = JSON.parse(Buffer.from(admin.accessToken.split('.')[1]!, 'base64url').toString()).sub as string;
+    expect(span.attributes['enduser.id']).toBe(adminId);
+    expect(span.events.find((e) => e.name === 'roles_changed')?.attributes).toEqual({ userId: bob.user!.userId, actorId: adminId });
   });
 
   test('the protected path: the interceptor names the caller, its token check is traced too', async () => {

@@ -60,7 +60,8 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
             const bound = timeouts.add(() => settle(() => refuse(new AuthError('deadline_exceeded', 'token check took too long'))));
             // Traced: the check runs in the call's span (this server's), or, in a server with no
             // tracing of its own, in the trace the caller sent, so a remote Validate carries it on.
-            withContext(callContext(metadata).traceContext ?? incomingTraceContext(metadata), () => options.authenticate(match[1]!)).then(
+            const traceContext = callContext(metadata).traceContext ?? incomingTraceContext(metadata);
+            (traceContext ? withContext(traceContext, () => options.authenticate(match[1]!)) : options.authenticate(match[1]!)).then(
               (result) =>
                 settle(() => {
                   if (!result.ok) return refuse(new AuthError('unauthenticated', `access token is not valid: ${result.reason.replaceAll('_', ' ')}`));

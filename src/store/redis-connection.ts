@@ -66,8 +66,7 @@ export function connectRedis(connection: RedisConnection, commandTimeoutMs: numb
     case 'cluster': {
       const options: ClusterOptions = {
         enableOfflineQueue: false,
-    // Commands issued in the same tick go out as one pipeline: Validate on Redis +25-40% calls/s (npm run bench).
-    enableAutoPipelining: true,
+        enableAutoPipelining: true,
         lazyConnect: true,
         redisOptions: { ...common, ...auth(connection), lazyConnect: false },
         clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),

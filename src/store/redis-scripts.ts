@@ -14,6 +14,7 @@
  *   Pn:{<username>}      string the user id of a username
  *   Pusers               zset   "<username>\0<user id>", score 0: users in username order
  *   Pa:{<key>}           hash   login attempts: f(ailures) i(n flight) l(ast failure) x (expires)
+ *   Phealth              string written by every health check (proves writes work); expires in 60 s
  *
  * Time is the store's: every script reads Redis's own clock (TIME) unless the caller passes a
  * time (tests drive the store with a manual clock), so instances whose clocks disagree still

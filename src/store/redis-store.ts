@@ -94,7 +94,6 @@ const NAME_SEPARATOR = '\u0000';
  */
 export const CLOCK_SLACK_MS = 250;
 
-
 /**
  * The shared store for several instances, on Redis (one server, Sentinel or Cluster). Every
  * decision is a Lua script on one hash slot (see redis-scripts.ts); keys expire on their own.
@@ -525,7 +524,7 @@ export class RedisStore implements Store {
   async ping(): Promise<void> {
     await this.checkTopology();
     await this.readRedisTime();
-    await this.call(() => this.redis.set(`${this.prefix}health`, String(Date.now()), 'PX', 60_000));
+    await this.call(() => this.redis.set(`${this.prefix}health`, '1', 'PX', 60_000));
     if (this.redis instanceof Cluster) {
       const info = await this.call(() => (this.redis as Cluster).cluster('INFO') as Promise<string>);
       if (!/cluster_state:ok/.test(info)) throw new AuthError('unavailable', 'session store unavailable', { cause: new Error('cluster_state is not ok') });
