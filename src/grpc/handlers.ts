@@ -155,7 +155,15 @@ async function streamIn(
   }
 }
 
-/** The requests of a streaming call, each checked as `decoded` does. */
-async function* requestsOf(call: AsyncIterable<unknown>): AsyncIterable<MessageShape<DescMessage>> {
-  for await (const request of call) yield decoded<MessageShape<DescMessage>>(request);
+/**
+ * The requests of a streaming call, each checked as `decoded` does. Read with
+ * `destroyOnReturn: false`: Node's readable iterator otherwise destroys the call when the loop
+ * ends, the writable side with it, so a client that half-closes at once (grpcio's
+ * `stub(iter([req]))`, grpc_cli) would never see the responses or the status written after.
+ */
+async function* requestsOf(call: grpc.ServerReadableStream<object, object> | grpc.ServerDuplexStream<object, object>): AsyncIterable<MessageShape<DescMessage>> {
+  for await (const request of call.iterator({ destroyOnReturn: false })) yield decoded<MessageShape<DescMessage>>(request);
+  // A call already known to be cancelled is not a half-close. (A grpc-js client's cancel sends
+  // END_STREAM before RST_STREAM: that one reads as a half-close, and its answer goes nowhere.)
+  if (call.cancelled) throw new AuthError('deadline_exceeded', 'the call was cancelled');
 }

@@ -6,6 +6,8 @@ export const TOOLS = {
   'redis-cli': { check: ['redis-cli', '--version'], install: 'apt-get install -y redis-tools' },
   'redis-sentinel': { check: ['redis-sentinel', '--version'], install: 'apt-get install -y redis-sentinel' },
   openssl: { check: ['openssl', 'version'], install: 'apt-get install -y openssl' },
+  // A C-core gRPC client (and PyJWT) on Debian's own Python, /usr/bin/python3.
+  'python3-grpcio': { check: ['/usr/bin/python3', '-c', 'import grpc'], install: 'apt-get install -y python3-grpcio' },
 } as const;
 export type Tool = keyof typeof TOOLS;
 
