@@ -1,5 +1,5 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants as h2, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 
 export interface ListenerLimits {
@@ -26,7 +26,11 @@ export interface Listener {
 export async function listen(server: grpc.Server, address: string, credentials: grpc.ServerCredentials, limits: ListenerLimits): Promise<Listener> {
   const known = new Set(http2ServersOf(server));
   const injector = server.createConnectionInjector(credentials);
-  for (const http2 of http2ServersOf(server)) if (!known.has(http2)) guardDuplicateAuthorization(http2);
+  for (const http2 of http2ServersOf(server)) {
+    if (known.has(http2)) continue;
+    guardDuplicateAuthorization(http2);
+    closeAnsweredStreams(http2);
+  }
 
   const perAddress = new Map<string, number>();
   let total = 0;
@@ -79,5 +83,21 @@ function guardDuplicateAuthorization(http2: Http2Server): void {
     const values: string[] = [];
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i] === 'authorization') values.push(rawHeaders[i + 1]!);
     if (values.length > 1) (headers as Record<string, unknown>).authorization = values;
+  });
+}
+
+/**
+ * A stream the server has answered while the client has not finished its side (a request that
+ * never came, ended at AUTH_REQUEST_TIMEOUT; a stream the server ended first) would stay
+ * half-open, holding its slot and memory until the connection dies. Once the response is
+ * complete, trailers included, the stream is reset with NO_ERROR, as RFC 9113 section 8.1 allows
+ * (grpc-go does the same): the client keeps the status it already has.
+ */
+function closeAnsweredStreams(http2: Http2Server): void {
+  http2.on('stream', (stream: ServerHttp2Stream) => {
+    stream.once('finish', () => {
+      // Node sends the RST only after what was written is flushed (close() with NO_ERROR waits).
+      if (!stream.readableEnded && !stream.closed) stream.close(h2.NGHTTP2_NO_ERROR);
+    });
   });
 }

@@ -195,6 +195,37 @@ describe('half-open requests and connections', () => {
     }
   });
 
+  test('ten streams answered at the request timeout are then closed (RST_STREAM NO_ERROR), not left half-open', async () => {
+    const session = h2connect(`http://${server.address}`);
+    session.on('error', () => {});
+    try {
+      const streams = Array.from({ length: 10 }, () => {
+        // Headers only: no message, and the client never ends its side.
+        const stream = session.request({ ':method': 'POST', ':path': '/auth.v1.AuthService/Validate', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+        stream.on('error', () => {});
+        stream.resume();
+        let grpcStatus: string | undefined;
+        const take = (h: Record<string, unknown>) => {
+          if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
+        };
+        stream.on('response', take);
+        stream.on('trailers', take);
+        return { stream, closed: new Promise<{ status: string | undefined; rst: number }>((resolve) => stream.on('close', () => resolve({ status: grpcStatus, rst: stream.rstCode ?? -1 }))) };
+      });
+      await eventually(() => server.app.server.awaitingRequests() === 10);
+      server.clock.advance(5000);
+      // Each stream gets its status and is then closed by the server, well within a second.
+      const outcomes = await Promise.race([
+        Promise.all(streams.map((s) => s.closed)),
+        new Promise<'still open'>((resolve) => setTimeout(() => resolve('still open'), 3000).unref()),
+      ]);
+      expect(outcomes).toEqual(Array.from({ length: 10 }, () => ({ status: String(status.DEADLINE_EXCEEDED), rst: 0 })));
+      expect(streams.every((s) => s.stream.closed)).toBe(true);
+    } finally {
+      session.destroy();
+    }
+  });
+
   test('connections past the cap per client address are closed at once; the others are served', async () => {
     const sockets: Socket[] = [];
     const closed: Array<Promise<void>> = [];
