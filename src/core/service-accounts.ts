@@ -14,7 +14,12 @@ import type { LiveUser } from './records.js';
 /** One way a service account authenticates. Secrets are kept as their SHA-256 only. */
 export type Credential =
   | { readonly type: 'secret'; readonly id: string; readonly createdAt: number; readonly hash: string }
-  | { readonly type: 'key'; readonly id: string; readonly createdAt: number; readonly kid: string; readonly jwk: string }
+  /**
+   * `kid` is the one the JWK declared (what a client's JOSE library puts in its assertions), or
+   * the RFC 7638 thumbprint when it declared none; assertions may name either. Keys stored before
+   * declared kids were kept have no `thumbprint`: their kid is it.
+   */
+  | { readonly type: 'key'; readonly id: string; readonly createdAt: number; readonly kid: string; readonly thumbprint?: string; readonly jwk: string }
   | { readonly type: 'certificate'; readonly id: string; readonly createdAt: number; readonly thumbprint: string };
 
 /** A credential before the store stamps its time. */
@@ -42,7 +47,7 @@ export interface ServiceAccountChange {
 
 export type ServiceAccountUpdate =
   | { readonly outcome: 'updated'; readonly account: ServiceAccountRecord }
-  | { readonly outcome: 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' };
+  | { readonly outcome: 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | 'kid_taken' };
 
 /** The service accounts port. A service account's data live together, like a user's. */
 export interface ServiceAccountStore {
@@ -67,6 +72,8 @@ export const SECRET_PREFIX = 'svs_';
 const SECRET = /^svs_[A-Za-z0-9_-]{43}$/;
 const NAME = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+/** A kid a JWK may declare: 1 to 128 printable ASCII characters. */
+const KID = /^[\x21-\x7e]{1,128}$/;
 const INVALID_CLIENT = 'client authentication failed';
 const NO_ACCOUNT = 'service account not found';
 
@@ -137,12 +144,13 @@ export class ServiceAccountAdmin {
     return { secret, secretId: credential.id };
   }
 
-  async addKey(id: string, jwkJson: string, ctx: FlowContext): Promise<{ keyId: string; kid: string }> {
-    const { jwk, kid } = parsePublicJwk(jwkJson);
+  /** Adds a public key; assertions may name it by the kid it declares or by its thumbprint. */
+  async addKey(id: string, jwkJson: string, ctx: FlowContext): Promise<{ keyId: string; kid: string; thumbprint: string }> {
+    const { jwk, kid, thumbprint } = parsePublicJwk(jwkJson);
     const keyId = newId(this.deps.random, 'key');
-    await this.update(id, { addCredential: { type: 'key', id: keyId, kid, jwk } });
+    await this.update(id, { addCredential: { type: 'key', id: keyId, kid, thumbprint, jwk } });
     this.credentialEvent(ctx, id, keyId, 'added', 'key');
-    return { keyId, kid };
+    return { keyId, kid, thumbprint };
   }
 
   async bindCertificate(id: string, thumbprint: string, ctx: FlowContext): Promise<{ bindingId: string }> {
@@ -179,6 +187,8 @@ export class ServiceAccountAdmin {
         throw new AuthError('not_found', `${change.removeCredential?.type ?? 'credential'} not found`);
       case 'credential_exists':
         throw new AuthError('already_exists', 'that credential is already registered');
+      case 'kid_taken':
+        throw new AuthError('invalid_argument', 'another key of this service account has that kid; give the JWK a kid of its own');
       case 'too_many_credentials':
         throw new AuthError('failed_precondition', `a service account holds at most ${MAX_CREDENTIALS} credentials; remove one first`);
     }
@@ -189,8 +199,11 @@ function actorOf(ctx: FlowContext): string | undefined {
   return ctx.principal?.userId;
 }
 
-/** An ES256 public JWK, checked: P-256, no private part; returns it in canonical form and its thumbprint. */
-function parsePublicJwk(json: string): { jwk: string; kid: string } {
+/**
+ * An ES256 public JWK, checked: P-256, no private part; returns it in canonical form, its
+ * thumbprint, and its kid (the one it declares, else the thumbprint).
+ */
+function parsePublicJwk(json: string): { jwk: string; kid: string; thumbprint: string } {
   let parsed: unknown;
   try {
     parsed = json.length <= 4096 ? JSON.parse(json) : undefined;
@@ -201,13 +214,15 @@ function parsePublicJwk(json: string): { jwk: string; kid: string } {
   if (typeof k !== 'object' || k === null || Array.isArray(k)) throw new AuthError('invalid_argument', 'public_key_jwk must be a JWK as JSON text');
   if ('d' in k) throw new AuthError('invalid_argument', 'public_key_jwk holds a private key ("d"); send the public key only');
   if (k.kty !== 'EC' || k.crv !== 'P-256' || typeof k.x !== 'string' || typeof k.y !== 'string') throw new AuthError('invalid_argument', 'public_key_jwk must be an EC P-256 key (ES256)');
+  if (k.kid !== undefined && (typeof k.kid !== 'string' || !KID.test(k.kid))) throw new AuthError('invalid_argument', 'public_key_jwk\'s kid must be 1 to 128 printable ASCII characters');
   const canonical = { kty: 'EC', crv: 'P-256', x: k.x, y: k.y };
   try {
     createPublicKey({ key: canonical, format: 'jwk' });
   } catch {
     throw new AuthError('invalid_argument', 'public_key_jwk is not a valid P-256 point');
   }
-  return { jwk: JSON.stringify(canonical), kid: jwkThumbprint(canonical) };
+  const thumbprint = jwkThumbprint(canonical);
+  return { jwk: JSON.stringify(canonical), kid: typeof k.kid === 'string' ? k.kid : thumbprint, thumbprint };
 }
 
 export interface ServiceTokenOptions {
@@ -311,7 +326,8 @@ export class ServiceTokenFlow {
       return undefined;
     }
     if (header.alg !== 'ES256' || ['crit', 'jku', 'x5u', 'jwk', 'x5c'].some((h) => h in header)) return undefined;
-    const keys = account.credentials.filter((c): c is Extract<Credential, { type: 'key' }> => c.type === 'key' && (header.kid === undefined || header.kid === c.kid));
+    // A kid names a key by the kid its JWK declared or by its thumbprint; no kid: try every key.
+    const keys = account.credentials.filter((c): c is Extract<Credential, { type: 'key' }> => c.type === 'key' && (header.kid === undefined || header.kid === c.kid || header.kid === (c.thumbprint ?? c.kid)));
     const now = this.deps.clock.now();
     for (const key of keys) {
       let claims: jwt.JwtPayload | string;

@@ -46,7 +46,7 @@ export function serviceAccountMessage(a: ServiceAccountRecord): MessageInitShape
       type: credentialTypes[c.type],
       createdAt: timestampFromMs(c.createdAt),
       kid: c.type === 'key' ? c.kid : '',
-      thumbprint: c.type === 'certificate' ? c.thumbprint : '',
+      thumbprint: c.type === 'certificate' ? c.thumbprint : c.type === 'key' ? (c.thumbprint ?? c.kid) : '',
     })),
   };
 }

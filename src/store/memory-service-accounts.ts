@@ -62,9 +62,10 @@ export class MemoryServiceAccounts implements ServiceAccountStore {
     if (change.addCredential) {
       const added = change.addCredential;
       if (credentials.length >= MAX_CREDENTIALS) return { outcome: 'too_many_credentials' };
-      if (credentials.some((c) => (c.type === 'key' && added.type === 'key' && c.kid === added.kid) || (c.type === 'certificate' && added.type === 'certificate' && c.thumbprint === added.thumbprint))) {
+      if (credentials.some((c) => (c.type === 'key' && added.type === 'key' && (c.thumbprint ?? c.kid) === added.thumbprint) || (c.type === 'certificate' && added.type === 'certificate' && c.thumbprint === added.thumbprint))) {
         return { outcome: 'credential_exists' };
       }
+      if (added.type === 'key' && credentials.some((c) => c.type === 'key' && c.kid === added.kid)) return { outcome: 'kid_taken' };
       credentials = [...credentials, { ...added, createdAt: this.clock.now() } as Credential];
     }
     const account: ServiceAccountRecord = Object.freeze({

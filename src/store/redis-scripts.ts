@@ -313,7 +313,9 @@ return 1
 /**
  * KEYS: account. ARGV: now, roles ('' = keep), disabled ('' = keep), maxCredentials, credential to
  * add (JSON, '' = none), credential id to remove ('' = none), its type.
- * Returns 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | HGETALL.
+ * Returns 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' |
+ * 'kid_taken' (another key declares the kid) | HGETALL. A key stored before kids were kept has
+ * no thumbprint: its kid is its thumbprint.
  */
 export const UPDATE_SERVICE_ACCOUNT = `${CLOCK}
 if late() then return 'late' end
@@ -327,14 +329,17 @@ end
 if ARGV[5] ~= '' then
   local added = cjson.decode(ARGV[5])
   local count = 0
+  local kidTaken = false
   for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(field, 1, 3) == 'cr:' then
       count = count + 1
       local c = cjson.decode(redis.call('HGET', KEYS[1], field))
-      if c.type == added.type and ((c.kid and c.kid == added.kid) or (c.thumbprint and c.thumbprint == added.thumbprint)) then return 'credential_exists' end
+      if added.thumbprint and c.type == added.type and (c.thumbprint or c.kid) == added.thumbprint then return 'credential_exists' end
+      if c.type == 'key' and added.type == 'key' and c.kid == added.kid then kidTaken = true end
     end
   end
   if count >= tonumber(ARGV[4]) then return 'too_many_credentials' end
+  if kidTaken then return 'kid_taken' end
   added.createdAt = now()
   redis.call('HSET', KEYS[1], 'cr:' .. added.id, cjson.encode(added))
 end

@@ -456,7 +456,7 @@ export class RedisStore implements Store {
         change.removeCredential?.type ?? '',
       ),
     ));
-    if (typeof reply === 'string') return { outcome: reply as 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' };
+    if (typeof reply === 'string') return { outcome: reply as 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | 'kid_taken' };
     return { outcome: 'updated', account: accountOf(id, fieldsOf(reply))! };
   }
 

@@ -7,6 +7,9 @@ import { silentLog } from '../../src/core/events';
 import { ServiceAccountAdmin } from '../../src/core/service-accounts';
 import { createClient } from '../../src/grpc/client';
 import { systemRandom } from '../../src/random';
+import { jwkThumbprint } from '../../src/core/keys';
+import { runPython } from '../helpers/python-grpc';
+import { describeNeeding } from '../helpers/requires';
 import { bearer, PASSWORD, startTestServer, statusOf } from '../helpers/server';
 import { createTestCa, describeWithOpenssl, pem } from '../helpers/tls';
 
@@ -22,9 +25,10 @@ async function setup(env: Record<string, string> = {}) {
   return { server, admin, create };
 }
 
-function keyPair(): { privateKey: KeyObject; jwk: string } {
+function keyPair(kid?: unknown): { privateKey: KeyObject; jwk: string; thumbprint: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  return { privateKey, jwk: JSON.stringify(publicKey.export({ format: 'jwk' })) };
+  const jwk = publicKey.export({ format: 'jwk' });
+  return { privateKey, jwk: JSON.stringify(kid === undefined ? jwk : { ...jwk, kid }), thumbprint: jwkThumbprint(jwk as Record<string, string>) };
 }
 
 /** The server's time in seconds (its manual clock): assertions are made for it. */
@@ -184,6 +188,43 @@ describe('IssueServiceToken', () => {
       expect((await s.server.auth.validate({ accessToken: issued.accessToken })).active).toBe(false);
     });
 
+    test('a JWK’s own kid is kept: assertions may name it or the thumbprint; another kid is refused', async () => {
+      const { clientId } = await s.create('billing');
+      const { privateKey, jwk, thumbprint } = keyPair('k1');
+      const added = await s.server.admin.addServiceAccountKey({ serviceAccountId: clientId, publicKeyJwk: jwk }, s.admin);
+      expect(added).toMatchObject({ kid: 'k1', thumbprint });
+      const listed = await s.server.admin.getServiceAccount({ serviceAccountId: clientId }, s.admin);
+      expect(listed.serviceAccount?.credentials.find((c) => c.credentialId === added.keyId)).toMatchObject({ type: CredentialType.KEY, kid: 'k1', thumbprint });
+      for (const kid of ['k1', thumbprint, undefined]) {
+        const token = await s.server.auth.issueServiceToken({ clientAssertion: assertion(privateKey, clientId, issuer, {}, kid === undefined ? {} : { kid }) });
+        expect(claimsOf(token.accessToken)).toMatchObject({ sub: clientId, sid: added.keyId });
+      }
+      expect(await statusOf(s.server.auth.issueServiceToken({ clientAssertion: assertion(privateKey, clientId, issuer, {}, { kid: 'k2' }) }))).toEqual(INVALID_CLIENT);
+    });
+
+    test.each([
+      { name: 'another key with a kid already used', jwk: () => keyPair('k1').jwk, want: { code: status.INVALID_ARGUMENT, details: 'another key of this service account has that kid; give the JWK a kid of its own' } },
+      { name: 'a kid of 129 characters', jwk: () => keyPair('k'.repeat(129)).jwk, want: { code: status.INVALID_ARGUMENT, details: "public_key_jwk's kid must be 1 to 128 printable ASCII characters" } },
+      { name: 'an empty kid', jwk: () => keyPair('').jwk, want: { code: status.INVALID_ARGUMENT, details: "public_key_jwk's kid must be 1 to 128 printable ASCII characters" } },
+      { name: 'a kid that is not a string', jwk: () => keyPair(7).jwk, want: { code: status.INVALID_ARGUMENT, details: "public_key_jwk's kid must be 1 to 128 printable ASCII characters" } },
+      { name: 'a kid with a control character', jwk: () => keyPair('k\n1').jwk, want: { code: status.INVALID_ARGUMENT, details: "public_key_jwk's kid must be 1 to 128 printable ASCII characters" } },
+    ])('refused: $name', async ({ jwk, want }) => {
+      const { clientId } = await s.create('billing');
+      await s.server.admin.addServiceAccountKey({ serviceAccountId: clientId, publicKeyJwk: keyPair('k1').jwk }, s.admin);
+      expect(await statusOf(s.server.admin.addServiceAccountKey({ serviceAccountId: clientId, publicKeyJwk: jwk() }, s.admin))).toEqual(want);
+    });
+
+    test('the same key twice is ALREADY_EXISTS, whatever kid it declares; one kid may serve two accounts', async () => {
+      const a = await s.create('billing');
+      const b = await s.create('backup');
+      const { privateKey, jwk } = keyPair('k1');
+      await s.server.admin.addServiceAccountKey({ serviceAccountId: a.clientId, publicKeyJwk: jwk }, s.admin);
+      const renamed = JSON.stringify({ ...JSON.parse(jwk), kid: 'k9' });
+      expect(await statusOf(s.server.admin.addServiceAccountKey({ serviceAccountId: a.clientId, publicKeyJwk: renamed }, s.admin))).toEqual({ code: status.ALREADY_EXISTS, details: 'that credential is already registered' });
+      await s.server.admin.addServiceAccountKey({ serviceAccountId: b.clientId, publicKeyJwk: keyPair('k1').jwk }, s.admin);
+      await expect(s.server.auth.issueServiceToken({ clientAssertion: assertion(privateKey, a.clientId, issuer, {}, { kid: 'k1' }) })).resolves.toBeDefined();
+    });
+
     test.each([
       { name: 'replayed', make: (k: KeyObject, id: string, iss: string) => assertion(k, id, iss, { jti: 'once' }), replay: true },
       { name: 'expired', make: (k: KeyObject, id: string, iss: string) => assertion(k, id, iss, { exp: nowS() - 120, iat: nowS() - 180 }) },
@@ -249,3 +290,44 @@ describeWithOpenssl('certificate-bound tokens (RFC 8705) over mTLS', () => {
 function bigints(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? String(value) : value;
 }
+
+// PyJWT, as most backends' clients are: the kid of the JWK it holds, sent over grpcio (C-core).
+const PYTHON_ASSERTION = `
+import grpc, json, sys, time, uuid, jwt
+addr, client_id, audience, pem, kid, now = sys.argv[1:7]
+now = int(now)
+claims = {'iss': client_id, 'sub': client_id, 'aud': audience, 'iat': now, 'exp': now + 60, 'jti': str(uuid.uuid4())}
+assertion = jwt.encode(claims, pem, algorithm='ES256', headers={'kid': kid})
+def field(n, s):
+    b = s.encode(); out = bytes([n << 3 | 2]); l = len(b)
+    while l > 127: out += bytes([l & 127 | 128]); l >>= 7
+    return out + bytes([l]) + b
+issue = grpc.insecure_channel(addr).unary_unary('/auth.v1.AuthService/IssueServiceToken', request_serializer=lambda r: r, response_deserializer=lambda b: b)
+try:
+    answer = issue(field(3, assertion), timeout=5)
+    print(json.dumps({'code': 'OK', 'header': jwt.get_unverified_header(assertion), 'answer': answer.hex()}))
+except grpc.RpcError as e:
+    print(json.dumps({'code': e.code().name, 'details': e.details()}))
+`;
+
+describeNeeding(['python3-grpcio'], 'RFC 7523 assertions made by PyJWT, sent by a C-core client', () => {
+  test('the kid of the client’s own JWK is accepted', async () => {
+    const s = await setup();
+    try {
+      const { clientId } = await s.create('billing');
+      const { privateKey, jwk } = keyPair('billing-2026');
+      await s.server.admin.addServiceAccountKey({ serviceAccountId: clientId, publicKeyJwk: jwk }, s.admin);
+      const pemKey = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+      const { lines, stderr } = await runPython(PYTHON_ASSERTION, [s.server.address, clientId, s.server.app.config.issuer, pemKey, 'billing-2026', String(Math.floor(s.server.clock.now() / 1000))]);
+      expect(stderr).toBe('');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ code: 'OK', header: { alg: 'ES256', kid: 'billing-2026', typ: 'JWT' } });
+      // The answer's access_token (field 1) is a token of the account.
+      const answer = Buffer.from(String(lines[0]!.answer), 'hex');
+      const token = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/.exec(answer.toString('latin1'))![0];
+      expect(await s.server.auth.validate({ accessToken: token })).toMatchObject({ active: true, clientId });
+    } finally {
+      await s.server.close();
+    }
+  });
+});

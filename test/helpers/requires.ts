@@ -7,7 +7,7 @@ export const TOOLS = {
   'redis-sentinel': { check: ['redis-sentinel', '--version'], install: 'apt-get install -y redis-sentinel' },
   openssl: { check: ['openssl', 'version'], install: 'apt-get install -y openssl' },
   // A C-core gRPC client (and PyJWT) on Debian's own Python, /usr/bin/python3.
-  'python3-grpcio': { check: ['/usr/bin/python3', '-c', 'import grpc'], install: 'apt-get install -y python3-grpcio' },
+  'python3-grpcio': { check: ['/usr/bin/python3', '-c', 'import grpc, jwt, cryptography'], install: 'apt-get install -y python3-grpcio python3-jwt python3-cryptography' },
 } as const;
 export type Tool = keyof typeof TOOLS;
 

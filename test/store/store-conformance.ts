@@ -346,13 +346,20 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
 
       test('credentials: added and removed by id and type; duplicates and the cap refused; liveness follows', async () => {
         const a = await addAccount();
-        const key = { type: 'key' as const, id: newId(random, 'key'), kid: 'kid-1', jwk: '{"kty":"EC"}' };
+        const key = { type: 'key' as const, id: newId(random, 'key'), kid: 'kid-1', thumbprint: 'T'.repeat(43), jwk: '{"kty":"EC"}' };
         clock.advance(1000);
         const added = await store.updateServiceAccount(a.id, { addCredential: key });
         expect(added).toMatchObject({ outcome: 'updated', account: { revision: 2 } });
         expect(added.outcome === 'updated' && added.account.credentials.find((c) => c.id === key.id)).toEqual({ ...key, createdAt: T0 + 1000 });
-        expect(await store.updateServiceAccount(a.id, { addCredential: { ...key, id: newId(random, 'key') } })).toEqual({ outcome: 'credential_exists' });
-        expect(await store.liveCredential(a.id, key.id)).toMatchObject({ id: a.id, username: a.name, roles: ['reader'], revision: 2 });
+        // The same key under another kid, and another key under the same kid, are refused apart.
+        expect(await store.updateServiceAccount(a.id, { addCredential: { ...key, id: newId(random, 'key'), kid: 'kid-2' } })).toEqual({ outcome: 'credential_exists' });
+        expect(await store.updateServiceAccount(a.id, { addCredential: { ...key, id: newId(random, 'key'), thumbprint: 'U'.repeat(43) } })).toEqual({ outcome: 'kid_taken' });
+        // A key stored before kids were kept (no thumbprint: its kid is its thumbprint).
+        const older = { type: 'key' as const, id: newId(random, 'key'), kid: 'V'.repeat(43), jwk: '{"kty":"EC"}' };
+        expect((await store.updateServiceAccount(a.id, { addCredential: older })).outcome).toBe('updated');
+        expect(await store.updateServiceAccount(a.id, { addCredential: { ...key, id: newId(random, 'key'), kid: 'kid-3', thumbprint: older.kid } })).toEqual({ outcome: 'credential_exists' });
+        expect((await store.updateServiceAccount(a.id, { removeCredential: { id: older.id, type: 'key' } })).outcome).toBe('updated');
+        expect(await store.liveCredential(a.id, key.id)).toMatchObject({ id: a.id, username: a.name, roles: ['reader'], revision: 4 });
         expect(await store.updateServiceAccount(a.id, { removeCredential: { id: key.id, type: 'secret' } })).toEqual({ outcome: 'no_such_credential' });
         expect((await store.updateServiceAccount(a.id, { removeCredential: { id: key.id, type: 'key' } })).outcome).toBe('updated');
         expect(await store.liveCredential(a.id, key.id)).toBeUndefined();
