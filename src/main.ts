@@ -36,7 +36,7 @@ export async function serve(): Promise<void> {
   let app: AuthServiceApp | undefined;
   let running: RunningService | undefined;
   // Tracing only when the OTEL_* variables ask for it: the SDK is not even loaded otherwise.
-  let telemetry: { tracer: Tracer; shutdown(): Promise<void> } | undefined;
+  let telemetry: { tracer: Tracer; protocol: string; shutdown(): Promise<void> } | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -76,13 +76,13 @@ export async function serve(): Promise<void> {
   try {
     if (otelConfigured(process.env)) {
       const { startTelemetry } = await import('./telemetry-sdk.js');
-      telemetry = startTelemetry(process.env);
-      log.info({ event: 'tracing_started' }, 'OpenTelemetry tracing on (OTLP/HTTP exporter)');
+      telemetry = await startTelemetry(process.env);
+      log.info({ event: 'tracing_started', protocol: telemetry.protocol }, `OpenTelemetry tracing on (OTLP ${telemetry.protocol})`);
     }
     app = composeService(config, { log, ...(telemetry ? { tracer: telemetry.tracer } : {}) });
     running = await app.start();
   } catch (err) {
-    if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError || err instanceof StoreSetupError) {
+    if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError || err instanceof StoreSetupError || (err instanceof Error && err.name === 'TelemetrySetupError')) {
       log.fatal({ event: 'startup_failed' }, err.message);
       process.exit(2);
     }

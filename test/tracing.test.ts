@@ -1,14 +1,17 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GreeterService } from '../examples/greeter/gen/greeter/v1/greeter_pb';
 import { startGreeter } from '../examples/greeter/server';
 import { AuthService } from '../gen/auth/v1/auth_pb';
 import { createClient } from '../src/grpc/client';
 import { otelConfigured } from '../src/tracing';
-import { startProcess } from './helpers/process';
+import { startOtlpReceiver } from './helpers/otlp';
+import { startProcess, runUntilExit } from './helpers/process';
+import { runPython } from './helpers/python-grpc';
+import { describeNeeding } from './helpers/requires';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
 import { writeUsersFile } from './helpers/users';
 import { eventually } from './helpers/wait';
@@ -159,41 +162,58 @@ describe('tracing configuration', () => {
   });
 });
 
-describe('end to end: the service process exports to an OTLP/HTTP receiver', () => {
-  test('spans of a traced Login arrive at /v1/traces, with the caller trace id and the service name', async () => {
-    const bodies: Array<{ url: string; type: string; body: unknown }> = [];
-    const receiver = createServer((req: IncomingMessage, res) => {
-      let data = '';
-      req.on('data', (chunk: Buffer) => (data += chunk.toString()));
-      req.on('end', () => {
-        bodies.push({ url: req.url ?? '', type: String(req.headers['content-type']), body: JSON.parse(data) });
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    const { port } = receiver.address() as AddressInfo;
-    const running = await startProcess({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'auth-under-test', OTEL_BSP_SCHEDULE_DELAY: '100' });
-    const auth = createClient(AuthService, String(running.started.address));
+// A C-core caller (grpcio) sends traceparent as plain metadata: Register, then Login.
+const PYTHON_TRACED_CALLS = `
+import grpc, json, sys
+addr, traceparent = sys.argv[1:3]
+def field(n, s):
+    b = s.encode(); return bytes([n << 3 | 2, len(b)]) + b
+ch = grpc.insecure_channel(addr)
+for method in ('Register', 'Login'):
+    call = ch.unary_unary('/auth.v1.AuthService/' + method, request_serializer=lambda r: r, response_deserializer=lambda b: b)
+    try:
+        call(field(1, 'bob') + field(2, 'correct horse battery staple'), metadata=(('traceparent', traceparent),), timeout=5)
+        print(json.dumps({'method': method, 'code': 'OK'}))
+    except grpc.RpcError as e:
+        print(json.dumps({'method': method, 'code': e.code().name}))
+`;
+
+describeNeeding(['python3-grpcio'], 'end to end: the service process exports what a C-core caller started', () => {
+  test.each([
+    { protocol: 'http/protobuf (the default)', env: {} as Record<string, string>, receiver: 'http/protobuf' as const, contentType: 'application/x-protobuf' },
+    { protocol: 'http/protobuf', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' } as Record<string, string>, receiver: 'http/protobuf' as const, contentType: 'application/x-protobuf' },
+    { protocol: 'http/json', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } as Record<string, string>, receiver: 'http/json' as const, contentType: 'application/json' },
+    { protocol: 'grpc (traces-only setting wins)', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' } as Record<string, string>, receiver: 'grpc' as const, contentType: 'application/grpc' },
+  ])('OTLP $protocol: Register and Login continue the caller’s trace', async ({ env, receiver: kind, contentType }) => {
+    const receiver = await startOtlpReceiver(kind);
+    const running = await startProcess({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_SERVICE_NAME: 'auth-under-test', OTEL_BSP_SCHEDULE_DELAY: '100', ...env });
     try {
-      expect(running.lines.map((l) => l.event)).toContain('tracing_started');
-      await auth.register({ username: 'bob', password: PASSWORD });
-      await auth.login({ username: 'bob', password: PASSWORD }, { metadata: traceparent() });
-      type OtlpSpan = { name: string; traceId: string; kind: number; attributes: Array<{ key: string; value: Record<string, unknown> }> };
-      type Otlp = { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: OtlpSpan[] }> }> };
-      const exported = () => bodies.flatMap((b) => (b.body as Otlp).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans.map((span) => ({ span, resource: r.resource })))));
-      const login = await eventually(() => exported().find((e) => e.span.name === 'auth.v1.AuthService/Login') ?? false);
-      expect(bodies[0]).toMatchObject({ url: '/v1/traces', type: expect.stringContaining('application/json') });
-      expect(login.span.traceId).toBe(TRACE_ID);
-      expect(login.resource.attributes).toContainEqual({ key: 'service.name', value: { stringValue: 'auth-under-test' } });
-      expect(exported().filter((e) => e.span.traceId === TRACE_ID).map((e) => e.span.name)).toEqual(expect.arrayContaining(['password.verify', 'store.createSession']));
+      expect(running.lines.find((l) => l.event === 'tracing_started')).toMatchObject({ protocol: kind });
+      const { lines } = await runPython(PYTHON_TRACED_CALLS, [String(running.started.address), `00-${TRACE_ID}-${PARENT_SPAN}-01`]);
+      expect(lines).toEqual([
+        { method: 'Register', code: 'OK' },
+        { method: 'Login', code: 'OK' },
+      ]);
+      const rpc = (name: string) => receiver.spans.find((span) => span.name === `auth.v1.AuthService/${name}`) ?? false;
+      const [register, login] = [await eventually(() => rpc('Register')), await eventually(() => rpc('Login'))];
+      for (const span of [register, login]) expect(span).toEqual({ name: span.name, traceId: TRACE_ID, parentSpanId: PARENT_SPAN, serviceName: 'auth-under-test' });
+      await eventually(() => ['password.verify', 'store.createSession'].every((n) => receiver.spans.some((span) => span.name === n && span.traceId === TRACE_ID)));
+      expect([...receiver.contentTypes]).toEqual([contentType]);
     } finally {
-      auth.close();
       running.child.kill('SIGTERM');
       expect(await running.exit).toBe(0);
-      receiver.close();
+      await receiver.close();
     }
   });
 
+  test('an OTLP protocol it does not know stops start-up, naming the setting', async () => {
+    const { code, lines } = await runUntilExit({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' });
+    expect(code).toBe(2);
+    expect(lines.at(-1)).toMatchObject({ event: 'startup_failed', msg: 'OTEL_EXPORTER_OTLP_PROTOCOL must be one of http/protobuf, http/json, grpc (got "thrift")' });
+  });
+});
+
+describe('end to end: shutdown with tracing on', () => {
   test('a collector that does not answer cannot hold the exit: SIGTERM still ends the service', async () => {
     // A receiver that accepts and never answers.
     const silent = createServer(() => {});
