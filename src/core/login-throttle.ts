@@ -97,10 +97,15 @@ function expandIPv6(address: string): string[] {
 export class LoginThrottle {
   constructor(private readonly store: AttemptStore) {}
 
-  /** Reserves an attempt for `name` from the caller's address, or throws `throttled` with the wait. */
-  async begin(name: string, ctx: Pick<FlowContext, 'clientAddress' | 'log'>): Promise<ThrottleAttempt> {
-    const account = accountKey(name);
+  /**
+   * Reserves an attempt for `name` from the caller's address, or throws `throttled` with the wait.
+   * `per: 'name-and-address'` counts the name's failures per client address: for names that are
+   * public (a service account's client id is the `sub` of every token it sends), where failures
+   * counted on the name alone would let anyone lock its owner out from elsewhere.
+   */
+  async begin(name: string, ctx: Pick<FlowContext, 'clientAddress' | 'log'>, per: 'name' | 'name-and-address' = 'name'): Promise<ThrottleAttempt> {
     const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    const account = accountKey(per === 'name-and-address' && address !== undefined ? `${name}\u0000${address}` : name);
     const refuse = (retryAfterMs: number): never => {
       ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
       const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));

@@ -252,7 +252,7 @@ export interface ServiceTokenContext extends FlowContext {
 /**
  * IssueServiceToken: client credentials for backends, three ways (Hydra's client_secret_post,
  * private_key_jwt of RFC 7523, and tls_client_auth of RFC 8705). Failures are throttled per
- * client id and per address like logins, and all look alike to the caller.
+ * (client id, address, method) and per address, and all look alike to the caller.
  */
 export class ServiceTokenFlow {
   constructor(
@@ -266,7 +266,10 @@ export class ServiceTokenFlow {
     const method = req.clientSecret !== '' ? 'secret' : req.clientAssertion !== '' ? 'key' : 'certificate';
     const clientId = req.clientId !== '' ? req.clientId : method === 'key' ? assertionIssuer(req.clientAssertion) : '';
     if (clientId === '') throw new AuthError('invalid_argument', 'client_id is required');
-    const attempt = await this.deps.throttle.begin(`client:${clientId}`, ctx);
+    // Failures count per (client id, address, method) and per address: a client id is no secret,
+    // so a count on it alone would let anyone lock a backend out; and a backend authenticating
+    // by key or certificate is never held back by guesses at secrets.
+    const attempt = await this.deps.throttle.begin(`client:${method}:${clientId}`, ctx, 'name-and-address');
     try {
       const account = isId(clientId, 'sva') ? await this.deps.accounts.getServiceAccount(clientId) : undefined;
       const credential = account && (await this.authenticate(account, method, req, ctx));

@@ -1,4 +1,4 @@
-import { credentials, status } from '@grpc/grpc-js';
+import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { createHash, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AdminService, CredentialType } from '../../gen/auth/v1/accounts_pb';
@@ -142,12 +142,11 @@ describe('IssueServiceToken', () => {
     expect(s.server.logs.entries).toContainEqual(expect.objectContaining({ event: 'client_auth_failed' }));
   });
 
-  test('failures are throttled per client id', async () => {
+  test('failures are throttled per client id and address', async () => {
     const { clientId, clientSecret } = await s.create('reports');
     for (let i = 0; i < 5; i++) expect(await statusOf(s.server.auth.issueServiceToken({ clientId, clientSecret: `svs_${String(i).repeat(43)}` }))).toEqual(INVALID_CLIENT);
     expect((await statusOf(s.server.auth.issueServiceToken({ clientId, clientSecret }))).code).toBe(status.RESOURCE_EXHAUSTED);
   });
-
   test('two secrets work side by side for rotation; a revoked one stops, and its tokens turn inactive at once', async () => {
     const { clientId, clientSecret: first, secretId } = await s.create('reports');
     const second = await s.server.admin.addServiceAccountSecret({ serviceAccountId: clientId }, s.admin);
@@ -247,6 +246,58 @@ describe('IssueServiceToken', () => {
       if (replay) await expect(s.server.auth.issueServiceToken({ clientId, clientAssertion: a })).resolves.toBeDefined();
       expect(await statusOf(s.server.auth.issueServiceToken({ clientId, clientAssertion: a }))).toEqual(INVALID_CLIENT);
     });
+  });
+});
+
+describe('IssueServiceToken: nobody can lock a backend out by its public client id', () => {
+  let s: Awaited<ReturnType<typeof setup>>;
+  beforeEach(async () => {
+    // Calls arrive through a "proxy" on loopback that names each caller's address.
+    s = await setup({ AUTH_TRUSTED_PROXIES: 'loopback' });
+    nowS = () => Math.floor(s.server.clock.now() / 1000);
+  });
+  afterEach(() => s.server.close());
+
+  const from = (address: string) => {
+    const metadata = new Metadata();
+    metadata.set('x-forwarded-for', address);
+    return { metadata };
+  };
+  const wrong = (i: number) => `svs_${String(i % 10).repeat(43)}`;
+  const codeOf = (p: Promise<unknown>) => p.then(() => status.OK, (e: { code: number }) => e.code);
+
+  test('12 wrong secrets from 12 addresses, then the right one from a new address and from one of them: tokens', async () => {
+    const { clientId, clientSecret } = await s.create('reports');
+    for (let i = 0; i < 12; i++) expect(await statusOf(s.server.auth.issueServiceToken({ clientId, clientSecret: wrong(i) }, from(`203.0.113.${i + 1}`)))).toEqual(INVALID_CLIENT);
+    await expect(s.server.auth.issueServiceToken({ clientId, clientSecret }, from('198.51.100.7'))).resolves.toMatchObject({ tokenType: 'Bearer' });
+    await expect(s.server.auth.issueServiceToken({ clientId, clientSecret }, from('203.0.113.1'))).resolves.toMatchObject({ tokenType: 'Bearer' });
+  });
+
+  test('a distributed guessing run (40 addresses × 8 guesses, in parallel): the backend gets every token it asks for; the guessers are held back', async () => {
+    const { clientId, clientSecret } = await s.create('reports');
+    const backend = from('198.51.100.7');
+    const attackerCodes: number[] = [];
+    const backendCodes: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      const guesses = Array.from({ length: 40 }, (_, a) => codeOf(s.server.auth.issueServiceToken({ clientId, clientSecret: wrong(round) }, from(`203.0.113.${a + 1}`))));
+      backendCodes.push(await codeOf(s.server.auth.issueServiceToken({ clientId, clientSecret }, backend)));
+      attackerCodes.push(...(await Promise.all(guesses)));
+      s.server.clock.advance(1000);
+    }
+    expect(backendCodes).toEqual(Array(8).fill(status.OK));
+    expect(attackerCodes.filter((c) => c === status.UNAUTHENTICATED).length).toBeGreaterThanOrEqual(40 * 5);
+    expect(attackerCodes.filter((c) => c === status.RESOURCE_EXHAUSTED).length).toBeGreaterThan(0);
+    expect(new Set(attackerCodes)).toEqual(new Set([status.UNAUTHENTICATED, status.RESOURCE_EXHAUSTED]));
+  });
+
+  test('secret failures from the backend’s own address do not hold back its key', async () => {
+    const { clientId } = await s.create('reports');
+    const { privateKey, jwk } = keyPair('k1');
+    await s.server.admin.addServiceAccountKey({ serviceAccountId: clientId, publicKeyJwk: jwk }, s.admin);
+    const shared = from('198.51.100.7');
+    for (let i = 0; i < 8; i++) await codeOf(s.server.auth.issueServiceToken({ clientId, clientSecret: wrong(i) }, shared));
+    expect(await codeOf(s.server.auth.issueServiceToken({ clientId, clientSecret: wrong(9) }, shared))).toBe(status.RESOURCE_EXHAUSTED);
+    await expect(s.server.auth.issueServiceToken({ clientAssertion: assertion(privateKey, clientId, s.server.app.config.issuer, {}, { kid: 'k1' }) }, shared)).resolves.toMatchObject({ tokenType: 'Bearer' });
   });
 });
 
