@@ -149,4 +149,31 @@ describeEachTopology('several instances on one Redis', (topology) => {
     expect(await statusOf(a.secure.adminPing({}, bearer(token)))).toEqual({ code: status.UNAUTHENTICATED, details: 'access token is not valid: revoked' });
     expect((await a.auth.validate({ accessToken: token })).active).toBe(false);
   });
+
+  test('two admins demoting each other at once on two instances: one wins, one is refused, an admin stays (three rounds)', async () => {
+    const root = bearer((await a.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    const p = (await a.admin.createUser({ username: 'admin-p', password: PASSWORD, roles: ['admin'] }, root)).user!.userId;
+    const q = (await a.admin.createUser({ username: 'admin-q', password: PASSWORD, roles: ['admin'] }, root)).user!.userId;
+    const tokenP = bearer((await a.auth.login({ username: 'admin-p', password: PASSWORD })).accessToken);
+    const tokenQ = bearer((await b.auth.login({ username: 'admin-q', password: PASSWORD })).accessToken);
+    // Only p and q stay admins: every other user and service account steps down.
+    for (const u of (await a.admin.listUsers({ pageSize: 1000 }, tokenP)).users) if (u.userId !== p && u.userId !== q && u.roles.includes('admin')) await a.admin.setRoles({ userId: u.userId, roles: [] }, tokenP);
+    for (const sa of (await a.admin.listServiceAccounts({ pageSize: 1000 }, tokenP)).serviceAccounts) if (sa.roles.includes('admin')) await a.admin.setServiceAccountRoles({ serviceAccountId: sa.serviceAccountId, roles: [] }, tokenP);
+    for (let round = 0; round < 3; round++) {
+      const outcomes = await Promise.all([
+        a.admin.setRoles({ userId: q, roles: [] }, tokenP).then(() => 'ok', (e: { code: number; details: string }) => `${e.code} ${e.details}`),
+        b.admin.setRoles({ userId: p, roles: [] }, tokenQ).then(() => 'ok', (e: { code: number; details: string }) => `${e.code} ${e.details}`),
+      ]);
+      expect(outcomes.filter((o) => o === 'ok')).toHaveLength(1);
+      // The loser is refused by the rule or, having lost the role a moment before its call was checked, as a non-admin.
+      expect([`${status.FAILED_PRECONDITION} that would leave no enabled admin; make another admin first`, `${status.PERMISSION_DENIED} requires role admin`]).toContain(outcomes.find((o) => o !== 'ok'));
+      const winner = outcomes[0] === 'ok' ? tokenP : tokenQ;
+      const standing = await Promise.all([p, q].map(async (userId) => (await a.admin.getUser({ userId }, winner)).user!.roles.includes('admin')));
+      expect(standing.filter(Boolean)).toHaveLength(1);
+      // The winner makes the other an admin again for the next round.
+      if (outcomes[0] === 'ok') await a.admin.setRoles({ userId: q, roles: ['admin'] }, tokenP);
+      else await b.admin.setRoles({ userId: p, roles: ['admin'] }, tokenQ);
+    }
+    await a.admin.setRoles({ userId: (await a.admin.getUser({ username: 'root' }, tokenP)).user!.userId, roles: ['admin'] }, tokenP);
+  });
 });

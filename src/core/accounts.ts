@@ -22,9 +22,29 @@ export interface UserChange {
   readonly fileDigest?: string;
   /** Refuse unless the user is still at this revision (nothing changed since it was read). */
   readonly ifRevision?: number;
+  /**
+   * Refuse (outcome `last_admin`, nothing changed) a change that would leave no enabled admin,
+   * users and service accounts counted together: atomically, on every instance.
+   */
+  readonly keepAnAdmin?: boolean;
 }
 
-export type UpdateResult = { readonly outcome: 'updated'; readonly user: UserRecord } | { readonly outcome: 'not_found' | 'conflict' };
+/** The role AdminService requires (declared in the proto). */
+export const ADMIN_ROLE = 'admin';
+/** Why a change that would leave nobody able to administer the service is refused. */
+export const LAST_ADMIN = 'that would leave no enabled admin; make another admin first';
+
+/** Whether a user or service account record can administer the service. */
+export function isEnabledAdmin(record: { readonly roles: readonly string[]; readonly disabled: boolean }): boolean {
+  return !record.disabled && record.roles.includes(ADMIN_ROLE);
+}
+
+/** Whether `change` may take the admin role away (so the last-admin rule must be asked). */
+export function mayDemote(change: { readonly roles?: readonly string[]; readonly disabled?: boolean }): boolean {
+  return (change.roles !== undefined && !change.roles.includes(ADMIN_ROLE)) || change.disabled === true;
+}
+
+export type UpdateResult = { readonly outcome: 'updated'; readonly user: UserRecord } | { readonly outcome: 'not_found' | 'conflict' | 'last_admin' };
 
 /** A page of users in username order: those after `after`, starting with `prefix`. */
 export interface UserQuery {
@@ -38,8 +58,8 @@ export interface AccountStore extends UserStore {
   getUser(userId: string): Promise<UserRecord | undefined>;
   listUsers(query: UserQuery): Promise<UserRecord[]>;
   updateUser(userId: string, change: UserChange): Promise<UpdateResult>;
-  /** Deletes the user and every session of theirs; returns what was deleted. */
-  deleteUser(userId: string): Promise<UserRecord | undefined>;
+  /** Deletes the user and every session of theirs; returns what was deleted. `keepAnAdmin` as in UserChange. */
+  deleteUser(userId: string, options?: { readonly keepAnAdmin?: boolean }): Promise<UserRecord | undefined | 'last_admin'>;
   /** The user's active sessions, newest first. */
   listSessions(userId: string): Promise<SessionInfo[]>;
   /** Ends one session of the user; false when the user has no such active session. */
@@ -172,8 +192,8 @@ export class AdminFlows {
   async setRoles(userId: string, roles: readonly string[], ctx: FlowContext): Promise<UserRecord> {
     const actor = actorOf(ctx);
     const valid = validateRoles(roles);
-    if (userId === actor.userId && !valid.includes('admin')) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
-    const user = this.updated(await this.deps.users.updateUser(userId, { roles: valid }));
+    if (userId === actor.userId && !valid.includes(ADMIN_ROLE)) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
+    const user = this.updated(await this.deps.users.updateUser(userId, { roles: valid, keepAnAdmin: true }));
     ctx.log.info({ event: 'roles_changed', userId, actorId: actor.userId, roles: valid }, 'roles changed');
     return user;
   }
@@ -191,7 +211,7 @@ export class AdminFlows {
   async disableUser(userId: string, ctx: FlowContext): Promise<UserRecord> {
     const actor = actorOf(ctx);
     if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot disable themselves');
-    const user = this.updated(await this.deps.users.updateUser(userId, { disabled: true, revokeSessions: true }));
+    const user = this.updated(await this.deps.users.updateUser(userId, { disabled: true, revokeSessions: true, keepAnAdmin: true }));
     ctx.log.warn({ event: 'user_disabled', userId, actorId: actor.userId }, 'user disabled; sessions ended');
     return user;
   }
@@ -206,7 +226,9 @@ export class AdminFlows {
   async deleteUser(userId: string, ctx: FlowContext): Promise<void> {
     const actor = actorOf(ctx);
     if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot delete themselves');
-    if (!isId(userId, 'usr') || !(await this.deps.users.deleteUser(userId))) throw new AuthError('not_found', NO_USER);
+    const deleted = isId(userId, 'usr') ? await this.deps.users.deleteUser(userId, { keepAnAdmin: true }) : undefined;
+    if (deleted === 'last_admin') throw new AuthError('failed_precondition', LAST_ADMIN);
+    if (!deleted) throw new AuthError('not_found', NO_USER);
     ctx.log.warn({ event: 'user_deleted', userId, actorId: actor.userId }, 'user deleted; sessions ended');
   }
 
@@ -239,6 +261,7 @@ export class AdminFlows {
   private updated(result: UpdateResult): UserRecord {
     if (result.outcome === 'updated') return result.user;
     if (result.outcome === 'not_found') throw new AuthError('not_found', NO_USER);
+    if (result.outcome === 'last_admin') throw new AuthError('failed_precondition', LAST_ADMIN);
     throw new AuthError('conflict', 'the user changed meanwhile; try again');
   }
 }

@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { AccessTokenIssuer } from './access-token.js';
+import { ADMIN_ROLE, LAST_ADMIN } from './accounts.js';
 import { validateRoles } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { isId, newId } from './ids.js';
@@ -43,11 +44,13 @@ export interface ServiceAccountChange {
   readonly addCredential?: NewCredential;
   /** Removes the credential of this id and type. */
   readonly removeCredential?: { readonly id: string; readonly type: Credential['type'] };
+  /** As UserChange's: refuse a change that would leave no enabled admin. */
+  readonly keepAnAdmin?: boolean;
 }
 
 export type ServiceAccountUpdate =
   | { readonly outcome: 'updated'; readonly account: ServiceAccountRecord }
-  | { readonly outcome: 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | 'kid_taken' };
+  | { readonly outcome: 'not_found' | 'no_such_credential' | 'too_many_credentials' | 'credential_exists' | 'kid_taken' | 'last_admin' };
 
 /** The service accounts port. A service account's data live together, like a user's. */
 export interface ServiceAccountStore {
@@ -56,7 +59,7 @@ export interface ServiceAccountStore {
   getServiceAccount(id: string): Promise<ServiceAccountRecord | undefined>;
   listServiceAccounts(query: { prefix: string; after: string | undefined; limit: number }): Promise<ServiceAccountRecord[]>;
   updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate>;
-  deleteServiceAccount(id: string): Promise<boolean>;
+  deleteServiceAccount(id: string, options?: { readonly keepAnAdmin?: boolean }): Promise<boolean | 'last_admin'>;
   /**
    * Records an assertion's jti until `expiresAt` (ms); false when it was recorded before: a
    * replay, refused on every instance that shares the store.
@@ -121,19 +124,24 @@ export class ServiceAccountAdmin {
 
   async setRoles(id: string, roles: readonly string[], ctx: FlowContext): Promise<ServiceAccountRecord> {
     const valid = validateRoles(roles);
-    const account = await this.update(id, { roles: valid });
+    if (id === actorOf(ctx) && !valid.includes(ADMIN_ROLE)) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
+    const account = await this.update(id, { roles: valid, keepAnAdmin: true });
     ctx.log.info({ event: 'service_account_changed', serviceAccountId: id, actorId: actorOf(ctx), change: 'roles', roles: valid }, 'service account roles changed');
     return account;
   }
 
   async setDisabled(id: string, disabled: boolean, ctx: FlowContext): Promise<ServiceAccountRecord> {
-    const account = await this.update(id, { disabled });
+    if (disabled && id === actorOf(ctx)) throw new AuthError('failed_precondition', 'an admin cannot disable themselves');
+    const account = await this.update(id, { disabled, keepAnAdmin: true });
     ctx.log.warn({ event: 'service_account_changed', serviceAccountId: id, actorId: actorOf(ctx), change: disabled ? 'disabled' : 'enabled' }, `service account ${disabled ? 'disabled' : 'enabled'}`);
     return account;
   }
 
   async delete(id: string, ctx: FlowContext): Promise<void> {
-    if (!isId(id, 'sva') || !(await this.deps.accounts.deleteServiceAccount(id))) throw new AuthError('not_found', NO_ACCOUNT);
+    if (id === actorOf(ctx)) throw new AuthError('failed_precondition', 'an admin cannot delete themselves');
+    const deleted = isId(id, 'sva') ? await this.deps.accounts.deleteServiceAccount(id, { keepAnAdmin: true }) : false;
+    if (deleted === 'last_admin') throw new AuthError('failed_precondition', LAST_ADMIN);
+    if (!deleted) throw new AuthError('not_found', NO_ACCOUNT);
     ctx.log.warn({ event: 'service_account_deleted', serviceAccountId: id, actorId: actorOf(ctx) }, 'service account deleted');
   }
 
@@ -187,6 +195,8 @@ export class ServiceAccountAdmin {
         throw new AuthError('not_found', `${change.removeCredential?.type ?? 'credential'} not found`);
       case 'credential_exists':
         throw new AuthError('already_exists', 'that credential is already registered');
+      case 'last_admin':
+        throw new AuthError('failed_precondition', LAST_ADMIN);
       case 'kid_taken':
         throw new AuthError('invalid_argument', 'another key of this service account has that kid; give the JWK a kid of its own');
       case 'too_many_credentials':

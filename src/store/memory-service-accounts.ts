@@ -1,6 +1,8 @@
 import { BTree } from './btree.js';
 import type { Clock } from '../clock.js';
+import { mayDemote } from '../core/accounts.js';
 import type { LiveUser } from '../core/records.js';
+import { AdminSet } from './admin-set.js';
 import { liveAccount, MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountStore, type ServiceAccountUpdate } from '../core/service-accounts.js';
 
 /**
@@ -17,6 +19,8 @@ export class MemoryServiceAccounts implements ServiceAccountStore {
   constructor(
     private readonly clock: Clock,
     private readonly maxAssertions: number,
+    /** Shared with the users' part: the last-admin rule counts both. */
+    private readonly admins = new AdminSet(),
   ) {}
 
   async createServiceAccount(account: { id: string; name: string; roles: readonly string[]; credential: NewCredential }): Promise<'created' | 'exists'> {
@@ -33,6 +37,7 @@ export class MemoryServiceAccounts implements ServiceAccountStore {
     });
     this.byId.set(account.id, record);
     this.byName.set(account.name, account.id);
+    this.admins.note(account.id, record);
     return 'created';
   }
 
@@ -53,6 +58,7 @@ export class MemoryServiceAccounts implements ServiceAccountStore {
   async updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
     const current = this.byId.get(id);
     if (!current) return { outcome: 'not_found' };
+    if (mayDemote(change) && this.admins.refuses(id, change.keepAnAdmin)) return { outcome: 'last_admin' };
     let credentials = current.credentials;
     if (change.removeCredential) {
       const { id: credentialId, type } = change.removeCredential;
@@ -76,12 +82,15 @@ export class MemoryServiceAccounts implements ServiceAccountStore {
       revision: current.revision + 1,
     });
     this.byId.set(id, account);
+    this.admins.note(id, account);
     return { outcome: 'updated', account };
   }
 
-  async deleteServiceAccount(id: string): Promise<boolean> {
+  async deleteServiceAccount(id: string, options: { readonly keepAnAdmin?: boolean } = {}): Promise<boolean | 'last_admin'> {
     const account = this.byId.get(id);
     if (!account) return false;
+    if (this.admins.refuses(id, options.keepAnAdmin)) return 'last_admin';
+    this.admins.note(id, undefined);
     this.byId.delete(id);
     this.byName.delete(account.name);
     return true;

@@ -1,11 +1,12 @@
 import { BTree } from './btree.js';
 import type { Clock } from '../clock.js';
-import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
+import { mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../core/accounts.js';
 import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';
 import type { LiveUser, NewUser, SessionInfo, UserRecord } from '../core/records.js';
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import type { NewCredential, ServiceAccountChange, ServiceAccountRecord, ServiceAccountUpdate } from '../core/service-accounts.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../core/session-flows.js';
+import { AdminSet } from './admin-set.js';
 import { AttemptTable } from './attempt-table.js';
 import { RateTable } from './rate-table.js';
 import { MemoryServiceAccounts } from './memory-service-accounts.js';
@@ -153,12 +154,14 @@ export class MemoryStore implements Store {
   private readonly roleLists = new Map<string, readonly string[]>();
 
   private readonly serviceAccounts: MemoryServiceAccounts;
+  /** Enabled admins, users and service accounts together (the last-admin rule). */
+  private readonly admins = new AdminSet();
   /** Registration counters: a few per client address (see RateTable). */
   private readonly rates = new RateTable(100_000);
 
   constructor(private readonly options: MemoryStoreOptions) {
     this.attempts = new AttemptTable(options.maxAttemptEntries);
-    this.serviceAccounts = new MemoryServiceAccounts(options.clock, options.maxAssertions ?? 100_000);
+    this.serviceAccounts = new MemoryServiceAccounts(options.clock, options.maxAssertions ?? 100_000, this.admins);
   }
 
   async hitRate(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
@@ -183,8 +186,8 @@ export class MemoryStore implements Store {
     return this.serviceAccounts.updateServiceAccount(id, change);
   }
 
-  deleteServiceAccount(id: string): Promise<boolean> {
-    return this.serviceAccounts.deleteServiceAccount(id);
+  deleteServiceAccount(id: string, options?: { readonly keepAnAdmin?: boolean }): Promise<boolean | 'last_admin'> {
+    return this.serviceAccounts.deleteServiceAccount(id, options);
   }
 
   liveCredential(serviceAccountId: string, credentialId: string): Promise<LiveUser | undefined> {
@@ -207,6 +210,7 @@ export class MemoryStore implements Store {
     const entry = new UserEntry(Object.freeze({ ...user, roles: this.rolesOf(user.roles), createdAt: now, passwordChangedAt: now, generation: 0, revision: 1 }));
     this.byId.set(user.id, entry);
     this.byName.set(user.username, entry);
+    this.admins.note(user.id, entry.record);
     return 'created';
   }
 
@@ -233,6 +237,7 @@ export class MemoryStore implements Store {
     if (!entry) return { outcome: 'not_found' };
     const current = entry.record;
     if (change.ifRevision !== undefined && change.ifRevision !== current.revision) return { outcome: 'conflict' };
+    if (mayDemote(change) && this.admins.refuses(userId, change.keepAnAdmin)) return { outcome: 'last_admin' };
     const generation = change.revokeSessions ? current.generation + 1 : current.generation;
     entry.replace(
       Object.freeze({
@@ -250,6 +255,7 @@ export class MemoryStore implements Store {
       // The calling session moves to the new generation in the same step: it never lapses.
       if (kept && kept.user === entry) kept.userGeneration = generation;
     }
+    this.admins.note(userId, entry.record);
     return { outcome: 'updated', user: entry.record };
   }
 
@@ -257,9 +263,11 @@ export class MemoryStore implements Store {
     return [...this.byId.values()].filter((u) => u.record.origin === 'file').map((u) => u.record.id);
   }
 
-  async deleteUser(userId: string): Promise<UserRecord | undefined> {
+  async deleteUser(userId: string, options: { readonly keepAnAdmin?: boolean } = {}): Promise<UserRecord | undefined | 'last_admin'> {
     const entry = this.byId.get(userId);
     if (!entry) return undefined;
+    if (this.admins.refuses(userId, options.keepAnAdmin)) return 'last_admin';
+    this.admins.note(userId, undefined);
     entry.deleted = true;
     this.byId.delete(userId);
     this.byName.delete(entry.record.username);

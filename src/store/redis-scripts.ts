@@ -15,6 +15,8 @@
  *   Pusers               zset   "<username>\0<user id>", score 0: users in username order
  *   Pa:{<key>}           hash   login attempts: f(ailures) i(n flight) l(ast failure) x (expires)
  *   Phealth              string written by every health check (proves writes work); expires in 60 s
+ *   P{admins}:set        set    ids of enabled admins, users and service accounts (a subset of them:
+ *                               see RedisStore's last-admin rule); P{admins}:built, once it was filled
  *
  * Time is the store's: every script reads Redis's own clock (TIME) unless the caller passes a
  * time (tests drive the store with a manual clock), so instances whose clocks disagree still
@@ -377,4 +379,15 @@ local n = redis.call('INCR', key)
 if n == 1 then redis.call('PEXPIREAT', key, start + w) end
 if n > tonumber(ARGV[2]) then return start + w - t end
 return 0
+`;
+
+/**
+ * KEYS: the admin set. ARGV: id. Takes `id` out of the set of enabled admins unless it is the
+ * only one: 'removed' | 'absent' (not in it) | 'last' (refused, nothing changed).
+ */
+export const LEAVE_ADMINS = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'absent' end
+if redis.call('SCARD', KEYS[1]) <= 1 then return 'last' end
+redis.call('SREM', KEYS[1], ARGV[1])
+return 'removed'
 `;

@@ -1,6 +1,6 @@
 import { Cluster, type Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
-import type { UpdateResult, UserChange, UserQuery } from '../core/accounts.js';
+import { isEnabledAdmin, mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../core/accounts.js';
 import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
 import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../core/records.js';
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
@@ -25,6 +25,7 @@ import {
   UPDATE_SERVICE_ACCOUNT,
   UPDATE_USER,
   USE_ASSERTION,
+  LEAVE_ADMINS,
 } from './redis-scripts.js';
 import { MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../core/service-accounts.js';
 import { StoreSetupError, type Store } from './store.js';
@@ -64,6 +65,7 @@ interface Scripts {
   authLiveCredential(...args: Args): Promise<Reply | null>;
   authUseAssertion(...args: Args): Promise<number>;
   authHitRate(...args: Args): Promise<number>;
+  authLeaveAdmins(...args: Args): Promise<'removed' | 'absent' | 'last'>;
 }
 
 const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
@@ -84,6 +86,7 @@ const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
   authLiveCredential: { keys: 1, lua: LIVE_CREDENTIAL },
   authUseAssertion: { keys: 1, lua: USE_ASSERTION },
   authHitRate: { keys: 1, lua: HIT_RATE },
+  authLeaveAdmins: { keys: 1, lua: LEAVE_ADMINS },
 };
 
 const NAME_SEPARATOR = '\u0000';
@@ -239,6 +242,61 @@ export class RedisStore implements Store {
     }
   }
 
+  // --- the last-admin rule ----------------------------------------------------------------
+  //
+  // Users and service accounts live in many slots, so no one script can count the enabled admins.
+  // The set P{admins}:set, in a slot of its own, holds a subset of them: whoever may stop being an
+  // admin leaves the set (LEAVE_ADMINS, which refuses the last) before their record changes, and
+  // whoever is an enabled admin after a write joins it after. A write cut short can only leave an
+  // admin out (a refusal too many, never one too few), and their next change puts them back. So
+  // however many instances demote each other at once, one enabled admin always remains.
+
+  private get adminsKey(): string {
+    return `${this.prefix}{admins}:set`;
+  }
+
+  /** Before a change that may demote `id`: out of the set; true (refused, nothing changed) when it is the last and `keep` asks. */
+  private async leaveAdmins(id: string, keep: boolean | undefined): Promise<boolean> {
+    if (!keep) {
+      await this.call(() => this.redis.srem(this.adminsKey, id));
+      return false;
+    }
+    this.adminsFilled ??= this.fillAdmins().catch((err: unknown) => {
+      this.adminsFilled = undefined;
+      throw err;
+    });
+    await this.adminsFilled;
+    return (await this.call(() => this.redis.authLeaveAdmins(this.adminsKey, id))) === 'last';
+  }
+
+  /** After a write (or one that did not happen): `id` joins the set when its record is an enabled admin. */
+  private async noteAdmin(id: string, record: { readonly roles: readonly string[]; readonly disabled: boolean } | undefined): Promise<void> {
+    if (record && isEnabledAdmin(record)) await this.call(() => this.redis.sadd(this.adminsKey, id));
+  }
+
+  private adminsFilled: Promise<void> | undefined;
+
+  /**
+   * Once per deployment (a Redis that held users before the set existed): every enabled admin
+   * joins it, before the first change that asks the rule. (Two instances filling it while a third
+   * demotes someone could let that one back in: a window only at the first such change.)
+   */
+  private async fillAdmins(): Promise<void> {
+    const built = `${this.prefix}{admins}:built`;
+    if ((await this.call(() => this.redis.exists(built))) === 1) return;
+    for (const list of [(q: UserQuery) => this.listUsers(q), (q: UserQuery) => this.listServiceAccounts(q)]) {
+      for (let after: string | undefined; ; ) {
+        const page: Array<{ id: string; roles: readonly string[]; disabled: boolean; username?: string; name?: string }> = await list({ prefix: '', after, limit: 1000 });
+        const admins = page.filter(isEnabledAdmin).map((r) => r.id);
+        if (admins.length > 0) await this.call(() => this.redis.sadd(this.adminsKey, ...admins));
+        if (page.length < 1000) break;
+        const last = page[page.length - 1]!;
+        after = last.username ?? last.name;
+      }
+    }
+    await this.call(() => this.redis.set(built, '1'));
+  }
+
   // --- users ------------------------------------------------------------------------------
 
   /**
@@ -255,6 +313,7 @@ export class RedisStore implements Store {
       if ((await this.call(() => this.redis.set(this.nameKey(user.username), user.id, 'NX'))) === 'OK') {
         await this.call(() => this.redis.zadd(this.usersKey, 0, `${user.username}${NAME_SEPARATOR}${user.id}`));
         if (user.origin === 'file') await this.call(() => this.redis.sadd(this.fileUsersKey, user.id));
+        await this.noteAdmin(user.id, user);
         return 'created';
       }
       const holder = await this.call(() => this.redis.get(this.nameKey(user.username)));
@@ -285,6 +344,15 @@ export class RedisStore implements Store {
   }
 
   async updateUser(userId: string, change: UserChange): Promise<UpdateResult> {
+    const demotes = mayDemote(change);
+    if (demotes && (await this.leaveAdmins(userId, change.keepAnAdmin))) return { outcome: 'last_admin' };
+    const result = await this.writeUser(userId, change);
+    // Refused or not found: what it was before stands (a demotion that did not happen rejoins).
+    if (change.roles !== undefined || change.disabled !== undefined) await this.noteAdmin(userId, result.outcome === 'updated' ? result.user : demotes ? await this.getUser(userId) : undefined);
+    return result;
+  }
+
+  private async writeUser(userId: string, change: UserChange): Promise<UpdateResult> {
     const kept = change.keepSession === undefined ? this.userKey(userId) : this.sessionKey(userId, change.keepSession);
     const reply = this.notLate(await this.call(() =>
       this.redis.authUpdateUser(
@@ -303,9 +371,10 @@ export class RedisStore implements Store {
     return { outcome: 'updated', user: userOf(userId, fieldsOf(reply as string[]))! };
   }
 
-  async deleteUser(userId: string): Promise<UserRecord | undefined> {
+  async deleteUser(userId: string, options: { readonly keepAnAdmin?: boolean } = {}): Promise<UserRecord | undefined | 'last_admin'> {
     const user = await this.getUser(userId);
     if (!user) return undefined;
+    if (await this.leaveAdmins(userId, options.keepAnAdmin)) return 'last_admin';
     const name = await this.call(() => this.redis.authDeleteUser(this.userKey(userId), this.sessionsKey(userId)));
     if (name === null) return undefined;
     await this.call(() => this.redis.authReleaseName(this.nameKey(name), userId));
@@ -421,6 +490,7 @@ export class RedisStore implements Store {
     for (let attempt = 0; attempt < 2; attempt++) {
       if ((await this.call(() => this.redis.set(this.accountNameKey(account.name), account.id, 'NX'))) === 'OK') {
         await this.call(() => this.redis.zadd(this.accountsKey, 0, `${account.name}${NAME_SEPARATOR}${account.id}`));
+        await this.noteAdmin(account.id, { roles: account.roles, disabled: false });
         return 'created';
       }
       const holder = await this.call(() => this.redis.get(this.accountNameKey(account.name)));
@@ -444,6 +514,14 @@ export class RedisStore implements Store {
   }
 
   async updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
+    const demotes = mayDemote(change);
+    if (demotes && (await this.leaveAdmins(id, change.keepAnAdmin))) return { outcome: 'last_admin' };
+    const result = await this.writeServiceAccount(id, change);
+    if (change.roles !== undefined || change.disabled !== undefined) await this.noteAdmin(id, result.outcome === 'updated' ? result.account : demotes ? await this.getServiceAccount(id) : undefined);
+    return result;
+  }
+
+  private async writeServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
     const reply = this.notLate(await this.call(() =>
       this.redis.authUpdateServiceAccount(
         this.accountKey(id),
@@ -460,9 +538,10 @@ export class RedisStore implements Store {
     return { outcome: 'updated', account: accountOf(id, fieldsOf(reply))! };
   }
 
-  async deleteServiceAccount(id: string): Promise<boolean> {
+  async deleteServiceAccount(id: string, options: { readonly keepAnAdmin?: boolean } = {}): Promise<boolean | 'last_admin'> {
     const account = await this.getServiceAccount(id);
     if (!account) return false;
+    if (await this.leaveAdmins(id, options.keepAnAdmin)) return 'last_admin';
     await this.call(() => this.redis.del(this.accountKey(id)));
     await this.call(() => this.redis.authReleaseName(this.accountNameKey(account.name), id));
     await this.call(() => this.redis.zrem(this.accountsKey, `${account.name}${NAME_SEPARATOR}${id}`));

@@ -256,3 +256,64 @@ describe('races: role and account changes against refreshes and logins', () => {
     }
   });
 });
+
+describe('AdminService: someone must stay able to administer the service', () => {
+  let s: Awaited<ReturnType<typeof setup>>;
+  beforeEach(async () => {
+    s = await setup();
+  });
+  afterEach(() => s.server.close());
+
+  const LAST = { code: status.FAILED_PRECONDITION, details: 'that would leave no enabled admin; make another admin first' };
+  const robot = async (name: string) => {
+    const created = await s.server.admin.createServiceAccount({ name, roles: ['admin'] }, s.admin);
+    const token = await s.server.auth.issueServiceToken({ clientId: created.clientId, clientSecret: created.clientSecret });
+    return { id: created.clientId, as: bearer(token.accessToken) };
+  };
+
+  test('the red-team run: an admin service account demotes the last human admin, then cannot demote, disable or delete itself', async () => {
+    const r = await robot('ops-bot');
+    await s.server.admin.setRoles({ userId: s.adminId, roles: [] }, r.as);
+    expect(await statusOf(s.server.admin.setServiceAccountRoles({ serviceAccountId: r.id, roles: [] }, r.as))).toEqual({ code: status.FAILED_PRECONDITION, details: 'an admin cannot take the admin role from themselves' });
+    expect(await statusOf(s.server.admin.disableServiceAccount({ serviceAccountId: r.id }, r.as))).toEqual({ code: status.FAILED_PRECONDITION, details: 'an admin cannot disable themselves' });
+    expect(await statusOf(s.server.admin.deleteServiceAccount({ serviceAccountId: r.id }, r.as))).toEqual({ code: status.FAILED_PRECONDITION, details: 'an admin cannot delete themselves' });
+    await expect(s.server.secure.adminPing({}, r.as)).resolves.toMatchObject({ message: 'pong' });
+  });
+
+  test.each([
+    { name: 'SetRoles without admin', act: (t: ReturnType<typeof bearer>, id: string) => s.server.admin.setRoles({ userId: id, roles: ['reader'] }, t) },
+    { name: 'DisableUser', act: (t: ReturnType<typeof bearer>, id: string) => s.server.admin.disableUser({ userId: id }, t) },
+    { name: 'DeleteUser', act: (t: ReturnType<typeof bearer>, id: string) => s.server.admin.deleteUser({ userId: id }, t) },
+  ])('$name on the last enabled admin (by an admin who is about to lose the role) is refused', async ({ act }) => {
+    // root makes a second admin, who takes root's role away; root, now no admin, cannot act, and
+    // the second admin (the last one) is protected from the other admin service account's call.
+    const r = await robot('ops-bot');
+    await s.server.admin.setServiceAccountRoles({ serviceAccountId: r.id, roles: ['admin'] }, s.admin);
+    const { user } = await s.server.admin.createUser({ username: 'carol', password: PASSWORD, roles: ['admin'] }, s.admin);
+    await s.server.admin.setRoles({ userId: s.adminId, roles: [] }, r.as);
+    await s.server.admin.disableServiceAccount({ serviceAccountId: r.id }, bearer((await s.login('carol')).accessToken));
+    // carol is now the only enabled admin; another admin's token (a fresh service account's) tries.
+    const other = await s.server.app.store.createServiceAccount({ id: 'sva_AAAAAAAAAAAAAAAAAAAAAA', name: 'late-bot', roles: ['reader'], credential: { type: 'secret', id: 'sec_AAAAAAAAAAAAAAAAAAAAAA', hash: 'x' } });
+    expect(other).toBe('created');
+    expect(await statusOf(act(bearer((await s.login('carol')).accessToken), user!.userId))).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect(await statusOf(act(s.admin, user!.userId))).toMatchObject({ code: status.PERMISSION_DENIED });
+    expect((await s.server.admin.getUser({ userId: user!.userId }, bearer((await s.login('carol')).accessToken))).user).toMatchObject({ roles: ['admin'], disabled: false });
+  });
+
+  test('two admins demoting each other at once: one wins, one is refused (three rounds)', async () => {
+    const { user } = await s.server.admin.createUser({ username: 'carol', password: PASSWORD, roles: ['admin'] }, s.admin);
+    const carol = bearer((await s.login('carol')).accessToken);
+    for (let round = 0; round < 3; round++) {
+      const outcomes = await Promise.all([
+        s.server.admin.setRoles({ userId: user!.userId, roles: [] }, s.admin).then(() => 'ok', (e: { code: number; details: string }) => ({ code: e.code, details: e.details })),
+        s.server.admin.setRoles({ userId: s.adminId, roles: [] }, carol).then(() => 'ok', (e: { code: number; details: string }) => ({ code: e.code, details: e.details })),
+      ]);
+      expect(outcomes.filter((o) => o === 'ok')).toHaveLength(1);
+      const refused = outcomes.find((o) => o !== 'ok');
+      // The loser is refused by the rule, or, having lost the role a moment before, as a non-admin.
+      expect([LAST.code, status.PERMISSION_DENIED]).toContain((refused as { code: number }).code);
+      if (outcomes[0] === 'ok') await s.server.admin.setRoles({ userId: user!.userId, roles: ['admin'] }, s.admin);
+      else await s.server.admin.setRoles({ userId: s.adminId, roles: ['admin'] }, carol);
+    }
+  });
+});
