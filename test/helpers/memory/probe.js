@@ -1,0 +1,61 @@
+// Runs the built service in this process (started with --expose-gc) and drives `rounds` of load
+// at it from a child process, printing after each round the process's memory after a full GC.
+// At the end, a heap snapshot tells how many strings still hold the load's marker. One JSON line.
+const { execFile } = require('node:child_process');
+const { getHeapSnapshot } = require('node:v8');
+const { join } = require('node:path');
+const { startTestAuthServer } = require('../../../dist/src/sdk/testing.js');
+
+const [scenario, roundsArg, perRoundArg, concurrencyArg, marker, envJson] = process.argv.slice(2);
+const [rounds, perRound, concurrency] = [Number(roundsArg), Number(perRoundArg), Number(concurrencyArg)];
+
+const load = (address, from, count) =>
+  new Promise((resolve, reject) =>
+    execFile(process.execPath, [join(__dirname, 'load.js'), address, scenario, String(from), String(count), String(concurrency)], { maxBuffer: 1 << 20 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout).codes))),
+  );
+
+function memory() {
+  global.gc();
+  global.gc();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external };
+}
+
+/** Strings in the heap that contain `marker` (streamed, so the snapshot is never held whole). */
+function retained() {
+  return new Promise((resolve) => {
+    let count = 0;
+    let tail = '';
+    const stream = getHeapSnapshot();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      const text = tail + chunk;
+      for (let i = text.indexOf(marker); i >= 0; i = text.indexOf(marker, i + 1)) count++;
+      tail = text.slice(-marker.length + 1);
+    });
+    stream.on('end', () => resolve(count));
+  });
+}
+
+(async () => {
+  const kit = await startTestAuthServer({ logDestination: { write() {} }, env: { AUTH_LOG_LEVEL: 'info', ...JSON.parse(envJson || '{}') } });
+  const out = { warm: undefined, rounds: [], codes: {}, retained: 0 };
+  await load(kit.address, 0, Math.min(perRound, 500));
+  out.warm = memory();
+  const baseline = await retained();
+  for (let r = 1; r <= rounds; r++) {
+    const codes = await load(kit.address, r * 1_000_000, perRound);
+    for (const [code, n] of Object.entries(codes)) out.codes[code] = (out.codes[code] ?? 0) + n;
+    out.rounds.push(memory());
+  }
+  // The heap snapshot must find what is there: three planted strings are counted, then dropped.
+  // (Flat strings, as decoded requests are: a heap snapshot shows no text for a concatenation.)
+  globalThis.planted = [1, 2, 3].map((n) => Buffer.from(`${marker}planted-${n}-${Math.random()}`).toString());
+  out.planted = (await retained()) - baseline;
+  delete globalThis.planted;
+  out.retained = (await retained()) - baseline;
+  out.state = { watching: kit.app.server.health.watching };
+  await kit.close();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+})();

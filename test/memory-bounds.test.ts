@@ -1,0 +1,65 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+
+/**
+ * Memory a client can cause, measured as a deployment sees it: the service's process RSS after a
+ * full GC, at a scale where a leak would show many times over. The service runs in a process of
+ * its own (test/helpers/memory/probe.js, started with --expose-gc), the load in another
+ * (load.js), so neither the test runner's nor the client's memory is counted. After the rounds a
+ * heap snapshot counts the strings that still hold the load's names (a planted control proves the
+ * count finds them).
+ *
+ * What the probe showed (issue 20): nothing holds the names or the calls. Heap in use is flat;
+ * RSS rises in the first round and then stays level: the main-thread malloc heap ([heap] in
+ * /proc/self/smaps) keeps the high-water mark of the native memory of HTTP/2 streams that wait for
+ * a major GC (it does not shrink back, whatever glibc tunables say), and later rounds reuse it.
+ */
+interface Memory {
+  rss: number;
+  heapUsed: number;
+}
+interface ProbeResult {
+  warm: Memory;
+  rounds: Memory[];
+  codes: Record<string, number>;
+  planted: number;
+  retained: number;
+  state: { watching: number };
+}
+
+const MB = 1024 * 1024;
+
+function probe(scenario: string, rounds: number, perRound: number, concurrency: number, marker: string): Promise<ProbeResult> {
+  const script = join(__dirname, 'helpers', 'memory', 'probe.js');
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, ['--expose-gc', script, scenario, String(rounds), String(perRound), String(concurrency), marker, '{}'], { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as ProbeResult),
+    ),
+  );
+}
+
+function report(name: string, r: ProbeResult): string {
+  const fmt = (m: Memory) => `${(m.rss / MB).toFixed(0)} MB RSS / ${(m.heapUsed / MB).toFixed(1)} MB heap`;
+  return `${name}: warm ${fmt(r.warm)}; ${r.rounds.map(fmt).join('; ')}; names retained ${r.retained}`;
+}
+
+describe('memory a client can cause, as RSS after a full GC (service in its own process)', () => {
+  test.each([
+    // 3 × 3,000 Health/Watch calls of unique 16 kB names, 16 at a time, each cancelled after its first answer.
+    { name: 'Health/Watch, unique 16 kB names, cancelled', scenario: 'watch', perRound: 3000, concurrency: 16, marker: 'probe-watch-', codes: { '1': 9000 }, leakPerRound: 3000 * 16_000 },
+    // 3 × 10,000 refused Logins from a throttled address, unique names that NFKC expands 18-fold, 256 in flight.
+    { name: 'refused Logins, names NFKC expands, 256 in flight', scenario: 'login', perRound: 10_000, concurrency: 256, marker: 'probe-lg-', codes: { '8': 30_000 }, leakPerRound: 10_000 * 4_000 },
+  ])('$name: no name retained, heap flat, RSS level after the first round', async ({ name, scenario, perRound, concurrency, marker, codes, leakPerRound }) => {
+    const r = await probe(scenario, 3, perRound, concurrency, marker);
+    // eslint-disable-next-line no-console
+    console.log(report(name, r));
+    expect(r.codes).toEqual(codes);
+    expect(r.state.watching).toBe(0);
+    expect(r.planted).toBe(3);
+    expect(r.retained).toBe(0);
+    const last = r.rounds[2]!;
+    expect(last.heapUsed - r.warm.heapUsed).toBeLessThan(4 * MB);
+    // A leak of the names alone would add leakPerRound (40 MB or more) every round.
+    expect(last.rss - r.rounds[1]!.rss).toBeLessThan(Math.min(16 * MB, leakPerRound / 3));
+  }, 150_000);
+});
