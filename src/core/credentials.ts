@@ -1,3 +1,4 @@
+import unhomoglyph from 'unhomoglyph';
 import { AuthError } from '../errors.js';
 
 /**
@@ -51,6 +52,66 @@ export function validateNewUsername(raw: string): string {
     throw new AuthError('invalid_argument', `username must be ${USERNAME_MIN} to ${USERNAME_MAX} characters: letters, digits and . _ - @ +`);
   }
   return name;
+}
+
+/**
+ * Scripts a username's letters are told apart by (Unicode Script_Extensions). Letters of a script
+ * not listed count as one "other" script: a name of them alone is allowed, mixed with a listed one
+ * it is not.
+ */
+const SCRIPTS = [
+  'Latin', 'Greek', 'Cyrillic', 'Armenian', 'Hebrew', 'Arabic', 'Syriac', 'Thaana', 'Nko', 'Devanagari', 'Bengali', 'Gurmukhi',
+  'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala', 'Thai', 'Lao', 'Tibetan', 'Myanmar', 'Georgian',
+  'Hangul', 'Ethiopic', 'Cherokee', 'Canadian_Aboriginal', 'Ogham', 'Runic', 'Khmer', 'Mongolian', 'Hiragana', 'Katakana',
+  'Bopomofo', 'Han', 'Yi', 'Tifinagh', 'Vai', 'Javanese', 'Balinese', 'Sundanese', 'Adlam', 'Coptic', 'Glagolitic',
+] as const;
+const SCRIPT_TESTS = SCRIPTS.map((name) => [name, new RegExp(`^\\p{Script_Extensions=${name}}$`, 'u')] as const);
+const NEUTRAL = /^[\p{Script=Common}\p{Script=Inherited}]$/u;
+/** UTS 39 section 5.1: Han is written with Hiragana and Katakana (Japanese), Hangul (Korean) or Bopomofo. */
+const AUGMENTED: Record<string, readonly string[]> = { Han: ['Han', 'Jpan', 'Kore', 'Hanb'], Hiragana: ['Hiragana', 'Jpan'], Katakana: ['Katakana', 'Jpan'], Hangul: ['Hangul', 'Kore'], Bopomofo: ['Bopomofo', 'Hanb'] };
+
+function scriptsOf(ch: string): Set<string> {
+  const found = new Set<string>();
+  for (const [name, test] of SCRIPT_TESTS) if (test.test(ch)) for (const s of AUGMENTED[name] ?? [name]) found.add(s);
+  return found.size > 0 ? found : new Set(['other']);
+}
+
+/**
+ * The mixed-script rule of UTS 39's "highly restrictive" profile, for new usernames: every letter
+ * in one script (digits and punctuation of no script aside), or Latin with Japanese, Korean or
+ * Chinese writing. Throws `invalid_argument` naming the scripts mixed. `alicе` with a Cyrillic е
+ * is refused here; a look-alike written in one script is caught by `usernameSkeleton`.
+ */
+export function checkUsernameScripts(name: string): void {
+  let resolved: Set<string> | undefined;
+  let latin = false;
+  const seen = new Set<string>();
+  for (const ch of name) {
+    if (NEUTRAL.test(ch)) continue;
+    const scripts = scriptsOf(ch);
+    if (scripts.has('Latin')) {
+      latin = true;
+      seen.add('Latin');
+      continue;
+    }
+    for (const s of scripts) if (!['Jpan', 'Kore', 'Hanb'].includes(s)) seen.add(s);
+    resolved = resolved === undefined ? scripts : new Set([...resolved].filter((s) => scripts.has(s)));
+  }
+  const ok = resolved === undefined || (resolved.size > 0 && (!latin || ['Jpan', 'Kore', 'Hanb'].some((s) => resolved!.has(s))));
+  if (!ok) throw new AuthError('invalid_argument', `username mixes scripts (${[...seen].slice(0, 4).join(', ')}): write it in one`);
+}
+
+const MARKS = /\p{M}/gu;
+
+/**
+ * A username's skeleton: what it looks like, whatever it is made of. UTS 39 section 4 (NFD, the
+ * confusables mapping of Unicode's confusables.txt through `unhomoglyph`, NFD again), with every
+ * combining mark dropped as well, so `alíce`, `alıce`, `аlice` (Cyrillic а) and `alice` share one.
+ * The store refuses a new user whose skeleton another user holds. Takes the canonical name.
+ */
+export function usernameSkeleton(name: string): string {
+  const bare = (s: string) => s.normalize('NFD').replace(MARKS, '');
+  return bare(unhomoglyph(bare(name))).toLowerCase();
 }
 
 /** NFKC form of a password, the form that is hashed and checked. */

@@ -1,6 +1,6 @@
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
-import { validateNewPassword, validateNewUsername, validateRoles, type PasswordPolicy } from './credentials.js';
+import { checkUsernameScripts, usernameSkeleton, validateNewPassword, validateNewUsername, validateRoles, type PasswordPolicy } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { addressKey } from './login-throttle.js';
 import { newId } from './ids.js';
@@ -10,8 +10,11 @@ import type { NewUser, UserRecord } from './records.js';
 
 /** The users port of registration: users by name, created atomically unique. */
 export interface UserStore {
-  /** Adds the user unless the username is taken; atomic. */
-  createUser(user: NewUser): Promise<'created' | 'exists'>;
+  /**
+   * Adds the user unless the username is taken, or (`skeleton` given) another user holds that
+   * skeleton ('confusable': a look-alike of their name); atomic. Deleting the user frees both.
+   */
+  createUser(user: NewUser, claims?: { readonly skeleton: string }): Promise<'created' | 'exists' | 'confusable'>;
   findUserByUsername(username: string): Promise<UserRecord | undefined>;
 }
 
@@ -86,13 +89,16 @@ export async function createUser(
   input: { readonly username: string; readonly password: string; readonly roles: readonly string[] },
 ): Promise<{ userId: string }> {
   const username = validateNewUsername(input.username);
+  checkUsernameScripts(username);
   const password = checkNewPassword(input.password, username, policy);
   const { users, hasher, random } = deps;
   // Checked before hashing so a taken name costs no hash; createUser re-checks atomically.
   if (await users.findUserByUsername(username)) throw alreadyExists();
   const roles = validateRoles(input.roles);
   const user: NewUser = { id: newId(random, 'usr'), username, passwordHash: await hasher.hash(password), roles, disabled: false, origin: 'api' };
-  if ((await users.createUser(user)) === 'exists') throw alreadyExists();
+  const created = await users.createUser(user, { skeleton: usernameSkeleton(username) });
+  if (created === 'exists') throw alreadyExists();
+  if (created === 'confusable') throw new AuthError('already_exists', 'username looks like one already taken; choose another');
   return { userId: user.id };
 }
 

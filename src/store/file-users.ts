@@ -1,5 +1,6 @@
 import type { AccountStore } from '../core/accounts.js';
 import type { EventLog } from '../core/events.js';
+import { usernameSkeleton } from '../core/credentials.js';
 import { UsersFileError, type FileUser } from '../users-file.js';
 
 /** What seeding needs of the store: the accounts port and the ids of the users that came from the file. */
@@ -25,7 +26,8 @@ export async function seedFileUsers(store: SeedStore, users: readonly FileUser[]
   for (const user of users) {
     const existing = await store.findUserByUsername(user.username);
     if (!existing) {
-      const created = await store.createUser({ id: user.id, username: user.username, passwordHash: user.passwordHash, roles: user.roles, disabled: false, origin: 'file', fileDigest: user.digest });
+      const created = await store.createUser({ id: user.id, username: user.username, passwordHash: user.passwordHash, roles: user.roles, disabled: false, origin: 'file', fileDigest: user.digest }, { skeleton: usernameSkeleton(user.username) });
+      if (created === 'confusable') throw new UsersFileError(`${user.where}: the username looks like one already taken (${user.username}); rename one of them`);
       if (created === 'created') log.info({ event: 'file_user_seeded', userId: user.id, change: 'created' }, 'users file: user created');
       continue;
     }

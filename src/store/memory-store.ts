@@ -47,6 +47,8 @@ class UserEntry {
   /** Newest session first; ended sessions leave it when the store next looks. */
   head: SessionEntry | undefined;
   deleted = false;
+  /** The skeleton the user claimed at creation (see usernameSkeleton), if any. */
+  skeleton: string | undefined;
 
   constructor(public record: UserRecord) {}
 
@@ -148,6 +150,8 @@ export class MemoryStore implements Store {
   private readonly byId = new Map<string, UserEntry>();
   /** Users in username order: name lookups and ListUsers pages without a scan. */
   private readonly byName = new BTree<string, UserEntry>();
+  /** Users by the skeleton of their name: one user per look. */
+  private readonly bySkeleton = new Map<string, UserEntry>();
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly attempts: AttemptTable;
   private readonly seen = new Map<string, ClientSeen>();
@@ -204,10 +208,15 @@ export class MemoryStore implements Store {
 
   // --- users ------------------------------------------------------------------------------
 
-  async createUser(user: NewUser): Promise<'created' | 'exists'> {
+  async createUser(user: NewUser, claims?: { readonly skeleton: string }): Promise<'created' | 'exists' | 'confusable'> {
     if (this.byName.has(user.username) || this.byId.has(user.id)) return 'exists';
+    if (claims && this.bySkeleton.has(claims.skeleton)) return 'confusable';
     const now = this.now();
     const entry = new UserEntry(Object.freeze({ ...user, roles: this.rolesOf(user.roles), createdAt: now, passwordChangedAt: now, generation: 0, revision: 1 }));
+    if (claims) {
+      entry.skeleton = claims.skeleton;
+      this.bySkeleton.set(claims.skeleton, entry);
+    }
     this.byId.set(user.id, entry);
     this.byName.set(user.username, entry);
     this.admins.note(user.id, entry.record);
@@ -271,6 +280,7 @@ export class MemoryStore implements Store {
     entry.deleted = true;
     this.byId.delete(userId);
     this.byName.delete(entry.record.username);
+    if (entry.skeleton !== undefined) this.bySkeleton.delete(entry.skeleton);
     for (let s = entry.head; s; s = s.next) this.sessions.delete(s.id);
     entry.head = undefined;
     return entry.record;

@@ -7,11 +7,13 @@
  * Key layout (prefix P, default "auth:"):
  *   P{<uid>}:u           hash   user: n(ame) ph(password hash) ro(les JSON) c(reated) pc(password changed)
  *                               d(isabled 0/1) g(eneration) rv (revision) o(rigin) fd (file digest)
+ *                               k (the skeleton it claimed)
  *   P{<uid>}:s:<sid>     hash   session: g0 (user generation) g (token generation) h (token hash)
  *                               e (end) te (token end) c (created) r (last refreshed) a (address)
  *                               ua (user agent) ph pr ps (previous token: hash, rotated at, sealed successor)
  *   P{<uid>}:ss          zset   the user's sessions by creation time
  *   Pn:{<username>}      string the user id of a username
+ *   Pk:{<skeleton>}      string the user id holding a look of a username (see usernameSkeleton)
  *   Pusers               zset   "<username>\0<user id>", score 0: users in username order
  *   Pa:{<key>}           hash   login attempts: f(ailures) i(n flight) l(ast failure) x (expires)
  *   Phealth              string written by every health check (proves writes work); expires in 60 s
@@ -64,11 +66,12 @@ end
 /** The live user as scripts return it: username, roles JSON, revision. */
 const LIVE_FIELDS = `'n', 'ro', 'rv'`;
 
-/** KEYS: user. ARGV: now, id, username, passwordHash, roles, disabled, origin, fileDigest. Returns 1 when created, 0 when the id exists. */
+/** KEYS: user. ARGV: now, id, username, passwordHash, roles, disabled, origin, fileDigest, skeleton. Returns 1 when created, 0 when the id exists. */
 export const CREATE_USER = `${CLOCK}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = now()
 redis.call('HSET', KEYS[1], 'n', ARGV[3], 'ph', ARGV[4], 'ro', ARGV[5], 'd', ARGV[6], 'o', ARGV[7], 'fd', ARGV[8], 'c', t, 'pc', t, 'g', 0, 'rv', 1)
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'k', ARGV[9]) end
 return 1
 `;
 

@@ -190,6 +190,10 @@ export class RedisStore implements Store {
     return `${this.prefix}n:{${username}}`;
   }
 
+  private skeletonKey(skeleton: string): string {
+    return `${this.prefix}k:{${skeleton}}`;
+  }
+
   private get usersKey(): string {
     return `${this.prefix}users`;
   }
@@ -304,13 +308,19 @@ export class RedisStore implements Store {
    * user (invisible until named), the name (the atomic uniqueness check), the listing entry. A
    * name whose user was never written is reclaimed; a user whose name was taken is removed.
    */
-  async createUser(user: NewUser): Promise<'created' | 'exists'> {
+  async createUser(user: NewUser, claims?: { readonly skeleton: string }): Promise<'created' | 'exists' | 'confusable'> {
     const created = await this.call(() =>
-      this.redis.authCreateUser(this.userKey(user.id), this.clockArg(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? ''),
+      this.redis.authCreateUser(this.userKey(user.id), this.clockArg(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? '', claims?.skeleton ?? ''),
     );
     if (created === 0) return 'exists';
     for (let attempt = 0; attempt < 2; attempt++) {
       if ((await this.call(() => this.redis.set(this.nameKey(user.username), user.id, 'NX'))) === 'OK') {
+        // The look of the name next, claimed the same way; a holder whose user is gone is reclaimed.
+        if (claims && !(await this.claim(this.skeletonKey(claims.skeleton), user.id))) {
+          await this.call(() => this.redis.authReleaseName(this.nameKey(user.username), user.id));
+          await this.call(() => this.redis.del(this.userKey(user.id)));
+          return 'confusable';
+        }
         await this.call(() => this.redis.zadd(this.usersKey, 0, `${user.username}${NAME_SEPARATOR}${user.id}`));
         if (user.origin === 'file') await this.call(() => this.redis.sadd(this.fileUsersKey, user.id));
         await this.noteAdmin(user.id, user);
@@ -322,6 +332,18 @@ export class RedisStore implements Store {
     }
     await this.call(() => this.redis.del(this.userKey(user.id)));
     return 'exists';
+  }
+
+  /** SET NX of `key` to `userId`, taking it over from a user that no longer exists. */
+  private async claim(key: string, userId: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if ((await this.call(() => this.redis.set(key, userId, 'NX'))) === 'OK') return true;
+      const holder = await this.call(() => this.redis.get(key));
+      if (holder === userId) return true;
+      if (holder === null || (await this.call(() => this.redis.exists(this.userKey(holder)))) === 1) return false;
+      await this.call(() => this.redis.authReleaseName(key, holder));
+    }
+    return false;
   }
 
   async findUserByUsername(username: string): Promise<UserRecord | undefined> {
@@ -375,9 +397,11 @@ export class RedisStore implements Store {
     const user = await this.getUser(userId);
     if (!user) return undefined;
     if (await this.leaveAdmins(userId, options.keepAnAdmin)) return 'last_admin';
+    const skeleton = await this.call(() => this.redis.hget(this.userKey(userId), 'k'));
     const name = await this.call(() => this.redis.authDeleteUser(this.userKey(userId), this.sessionsKey(userId)));
     if (name === null) return undefined;
     await this.call(() => this.redis.authReleaseName(this.nameKey(name), userId));
+    if (skeleton) await this.call(() => this.redis.authReleaseName(this.skeletonKey(skeleton), userId));
     await this.call(() => this.redis.zrem(this.usersKey, `${name}${NAME_SEPARATOR}${userId}`));
     await this.call(() => this.redis.srem(this.fileUsersKey, userId));
     return user;

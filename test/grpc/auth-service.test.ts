@@ -269,3 +269,55 @@ describe('AuthService over a real grpc-js connection', () => {
     }
   });
 });
+
+describe('look-alike usernames', () => {
+  let server: TestServer;
+  beforeEach(async () => {
+    server = await startTestServer();
+    await server.auth.register({ username: 'alice', password: PASSWORD });
+  });
+  afterEach(() => server.close());
+
+  const MIXED = (scripts: string) => ({ code: status.INVALID_ARGUMENT, details: `username mixes scripts (${scripts}): write it in one` });
+  const LOOKALIKE = { code: status.ALREADY_EXISTS, details: 'username looks like one already taken; choose another' };
+  test.each([
+    { name: 'alicе (Cyrillic е at the end)', username: 'alic\u0435', want: MIXED('Latin, Cyrillic') },
+    { name: 'аlice (Cyrillic а first)', username: '\u0430lice', want: MIXED('Cyrillic, Latin') },
+    { name: 'αlice (Greek alpha)', username: '\u03b1lice', want: MIXED('Greek, Latin') },
+    { name: 'Alıce (dotless i)', username: 'Al\u0131ce', want: LOOKALIKE },
+    { name: 'alíce (i with acute)', username: 'al\u00edce', want: LOOKALIKE },
+    { name: 'alic\u0301e… (a combining mark)', username: 'ali\u0301ce', want: LOOKALIKE },
+    { name: 'ａｌｉｃｅ (full-width, NFKC makes it alice)', username: '\uff41\uff4c\uff49\uff43\uff45', want: { code: status.ALREADY_EXISTS, details: 'username is already taken' } },
+    { name: 'аlісе (Cyrillic but for the l)', username: '\u0430l\u0456\u0441\u0435', want: MIXED('Cyrillic, Latin') },
+  ])('Register $name: refused', async ({ username, want }) => {
+    expect(await statusOf(server.auth.register({ username, password: PASSWORD }))).toEqual(want);
+  });
+
+  test.each([
+    { name: 'another name in one script', username: 'alicia' },
+    { name: 'Cyrillic', username: 'иван' },
+    { name: 'Greek', username: 'ελένη' },
+    { name: 'Japanese (Han with Hiragana)', username: '田中さん' },
+    { name: 'Latin with Japanese', username: 'tanakaさん' },
+    { name: 'accents of its own look', username: 'josé' },
+  ])('Register $name: accepted', async ({ username }) => {
+    await expect(server.auth.register({ username, password: PASSWORD })).resolves.toMatchObject({ userId: expect.stringMatching(/^usr_/) });
+  });
+
+  test('a name written wholly in another script that looks the same is refused: сосо (Cyrillic) beside coco', async () => {
+    await server.auth.register({ username: 'coco', password: PASSWORD });
+    expect(await statusOf(server.auth.register({ username: '\u0441\u043e\u0441\u043e', password: PASSWORD }))).toEqual(LOOKALIKE);
+  });
+
+  test('CreateUser is held to the same rules; deleting a user frees the look of their name', async () => {
+    const root = await server.auth.register({ username: 'root', password: PASSWORD });
+    await server.app.store.updateUser(root.userId, { roles: ['admin'] });
+    const admin = bearer((await server.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    expect(await statusOf(server.admin.createUser({ username: 'al\u00edce', password: PASSWORD, roles: [] }, admin))).toEqual(LOOKALIKE);
+    expect(await statusOf(server.admin.createUser({ username: 'alic\u0435', password: PASSWORD, roles: [] }, admin))).toEqual(MIXED('Latin, Cyrillic'));
+    const alice = (await server.admin.getUser({ username: 'alice' }, admin)).user!;
+    await server.admin.deleteUser({ userId: alice.userId }, admin);
+    await expect(server.auth.register({ username: 'al\u00edce', password: PASSWORD })).resolves.toBeDefined();
+    expect(await statusOf(server.auth.register({ username: 'alice', password: PASSWORD }))).toEqual(LOOKALIKE);
+  });
+});

@@ -394,6 +394,22 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       });
     });
 
+    describe('username skeletons', () => {
+      test('a second user of the same skeleton is refused, with nothing left behind; deleting the holder frees it', async () => {
+        const first = newUser({ username: 'alice' });
+        expect(await store.createUser(first, { skeleton: 'alice' })).toBe('created');
+        const lookalike = newUser({ username: 'al\u00edce' });
+        expect(await store.createUser(lookalike, { skeleton: 'alice' })).toBe('confusable');
+        expect(await store.getUser(lookalike.id)).toBeUndefined();
+        expect(await store.findUserByUsername('al\u00edce')).toBeUndefined();
+        expect((await store.listUsers({ prefix: '', after: undefined, limit: 10 })).map((u) => u.username)).toEqual(['alice']);
+        // A user without a skeleton claims none (users made before the rule).
+        expect(await store.createUser(newUser({ username: 'old-name' }))).toBe('created');
+        expect(await store.deleteUser(first.id)).toMatchObject({ id: first.id });
+        expect(await store.createUser(lookalike, { skeleton: 'alice' })).toBe('created');
+      });
+    });
+
     describe('the last enabled admin', () => {
       const account = async (roles: string[]) => {
         const id = newId(random, 'sva');
