@@ -91,6 +91,9 @@ const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
 
 const NAME_SEPARATOR = '\u0000';
 
+/** What the last-admin rule reads of a user or service account. */
+type Admin = { readonly roles: readonly string[]; readonly disabled: boolean };
+
 /**
  * Added to a write's deadline: room for the clocks of a Cluster's primaries to differ from the one
  * whose TIME this instance read, so a write that runs on time is never taken for a late one.
@@ -274,8 +277,27 @@ export class RedisStore implements Store {
   }
 
   /** After a write (or one that did not happen): `id` joins the set when its record is an enabled admin. */
-  private async noteAdmin(id: string, record: { readonly roles: readonly string[]; readonly disabled: boolean } | undefined): Promise<void> {
+  private async noteAdmin(id: string, record: Admin | undefined): Promise<void> {
     if (record && isEnabledAdmin(record)) await this.call(() => this.redis.sadd(this.adminsKey, id));
+  }
+
+  /**
+   * A write of a user or service account under the rule: out of the set before a change that may
+   * demote (refused for the last), back in after when the record it leaves is an enabled admin.
+   * A write refused or not found leaves what was before, so a demotion that did not happen rejoins.
+   */
+  private async underAdminRule<R extends { readonly outcome: string }>(
+    id: string,
+    change: { readonly roles?: readonly string[]; readonly disabled?: boolean; readonly keepAnAdmin?: boolean },
+    write: () => Promise<R>,
+    written: (result: R) => Admin | undefined,
+    reread: () => Promise<Admin | undefined>,
+  ): Promise<R | { readonly outcome: 'last_admin' }> {
+    const demotes = mayDemote(change);
+    if (demotes && (await this.leaveAdmins(id, change.keepAnAdmin))) return { outcome: 'last_admin' };
+    const result = await write();
+    if (change.roles !== undefined || change.disabled !== undefined) await this.noteAdmin(id, written(result) ?? (demotes ? await reread() : undefined));
+    return result;
   }
 
   private adminsFilled: Promise<void> | undefined;
@@ -366,12 +388,7 @@ export class RedisStore implements Store {
   }
 
   async updateUser(userId: string, change: UserChange): Promise<UpdateResult> {
-    const demotes = mayDemote(change);
-    if (demotes && (await this.leaveAdmins(userId, change.keepAnAdmin))) return { outcome: 'last_admin' };
-    const result = await this.writeUser(userId, change);
-    // Refused or not found: what it was before stands (a demotion that did not happen rejoins).
-    if (change.roles !== undefined || change.disabled !== undefined) await this.noteAdmin(userId, result.outcome === 'updated' ? result.user : demotes ? await this.getUser(userId) : undefined);
-    return result;
+    return this.underAdminRule(userId, change, () => this.writeUser(userId, change), (r) => (r.outcome === 'updated' ? r.user : undefined), () => this.getUser(userId));
   }
 
   private async writeUser(userId: string, change: UserChange): Promise<UpdateResult> {
@@ -538,11 +555,7 @@ export class RedisStore implements Store {
   }
 
   async updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
-    const demotes = mayDemote(change);
-    if (demotes && (await this.leaveAdmins(id, change.keepAnAdmin))) return { outcome: 'last_admin' };
-    const result = await this.writeServiceAccount(id, change);
-    if (change.roles !== undefined || change.disabled !== undefined) await this.noteAdmin(id, result.outcome === 'updated' ? result.account : demotes ? await this.getServiceAccount(id) : undefined);
-    return result;
+    return this.underAdminRule(id, change, () => this.writeServiceAccount(id, change), (r) => (r.outcome === 'updated' ? r.account : undefined), () => this.getServiceAccount(id));
   }
 
   private async writeServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
