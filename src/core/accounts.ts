@@ -39,6 +39,15 @@ export function isEnabledAdmin(record: { readonly roles: readonly string[]; read
   return !record.disabled && record.roles.includes(ADMIN_ROLE);
 }
 
+/**
+ * The refusal of a change that would leave no enabled admin: a security event at warn (someone
+ * tried to take away the last way to administer the service), and the error to throw.
+ */
+export function lastAdminKept(ctx: FlowContext, target: { readonly userId: string } | { readonly serviceAccountId: string }, change: 'roles' | 'disabled' | 'deleted'): AuthError {
+  ctx.log.warn({ event: 'last_admin_kept', ...target, actorId: ctx.principal?.userId, change }, 'refused: the change would leave no enabled admin');
+  return new AuthError('failed_precondition', LAST_ADMIN);
+}
+
 /** Whether `change` may take the admin role away (so the last-admin rule must be asked). */
 export function mayDemote(change: { readonly roles?: readonly string[]; readonly disabled?: boolean }): boolean {
   return (change.roles !== undefined && !change.roles.includes(ADMIN_ROLE)) || change.disabled === true;
@@ -193,7 +202,7 @@ export class AdminFlows {
     const actor = actorOf(ctx);
     const valid = validateRoles(roles);
     if (userId === actor.userId && !valid.includes(ADMIN_ROLE)) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
-    const user = this.updated(await this.deps.users.updateUser(userId, { roles: valid, keepAnAdmin: true }));
+    const user = this.updated(await this.deps.users.updateUser(userId, { roles: valid, keepAnAdmin: true }), () => lastAdminKept(ctx, { userId }, 'roles'));
     ctx.log.info({ event: 'roles_changed', userId, actorId: actor.userId, roles: valid }, 'roles changed');
     return user;
   }
@@ -211,7 +220,7 @@ export class AdminFlows {
   async disableUser(userId: string, ctx: FlowContext): Promise<UserRecord> {
     const actor = actorOf(ctx);
     if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot disable themselves');
-    const user = this.updated(await this.deps.users.updateUser(userId, { disabled: true, revokeSessions: true, keepAnAdmin: true }));
+    const user = this.updated(await this.deps.users.updateUser(userId, { disabled: true, revokeSessions: true, keepAnAdmin: true }), () => lastAdminKept(ctx, { userId }, 'disabled'));
     ctx.log.warn({ event: 'user_disabled', userId, actorId: actor.userId }, 'user disabled; sessions ended');
     return user;
   }
@@ -227,7 +236,7 @@ export class AdminFlows {
     const actor = actorOf(ctx);
     if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot delete themselves');
     const deleted = isId(userId, 'usr') ? await this.deps.users.deleteUser(userId, { keepAnAdmin: true }) : undefined;
-    if (deleted === 'last_admin') throw new AuthError('failed_precondition', LAST_ADMIN);
+    if (deleted === 'last_admin') throw lastAdminKept(ctx, { userId }, 'deleted');
     if (!deleted) throw new AuthError('not_found', NO_USER);
     ctx.log.warn({ event: 'user_deleted', userId, actorId: actor.userId }, 'user deleted; sessions ended');
   }
@@ -258,10 +267,11 @@ export class AdminFlows {
     return user;
   }
 
-  private updated(result: UpdateResult): UserRecord {
+  /** The user a change left; `lastAdmin` makes the refusal of a change the last-admin rule was asked for. */
+  private updated(result: UpdateResult, lastAdmin: () => AuthError = () => new AuthError('failed_precondition', LAST_ADMIN)): UserRecord {
     if (result.outcome === 'updated') return result.user;
     if (result.outcome === 'not_found') throw new AuthError('not_found', NO_USER);
-    if (result.outcome === 'last_admin') throw new AuthError('failed_precondition', LAST_ADMIN);
+    if (result.outcome === 'last_admin') throw lastAdmin();
     throw new AuthError('conflict', 'the user changed meanwhile; try again');
   }
 }

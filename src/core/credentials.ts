@@ -70,6 +70,9 @@ const NEUTRAL = /^[\p{Script=Common}\p{Script=Inherited}]$/u;
 /** UTS 39 section 5.1: Han is written with Hiragana and Katakana (Japanese), Hangul (Korean) or Bopomofo. */
 const AUGMENTED: Record<string, readonly string[]> = { Han: ['Han', 'Jpan', 'Kore', 'Hanb'], Hiragana: ['Hiragana', 'Jpan'], Katakana: ['Katakana', 'Jpan'], Hangul: ['Hangul', 'Kore'], Bopomofo: ['Bopomofo', 'Hanb'] };
 
+/** The writing systems Latin may join (UTS 39 highly restrictive): Japanese, Korean, Chinese with Bopomofo. */
+const CJK_WRITING: readonly string[] = ['Jpan', 'Kore', 'Hanb'];
+
 function scriptsOf(ch: string): Set<string> {
   const found = new Set<string>();
   for (const [name, test] of SCRIPT_TESTS) if (test.test(ch)) for (const s of AUGMENTED[name] ?? [name]) found.add(s);
@@ -94,10 +97,10 @@ export function checkUsernameScripts(name: string): void {
       seen.add('Latin');
       continue;
     }
-    for (const s of scripts) if (!['Jpan', 'Kore', 'Hanb'].includes(s)) seen.add(s);
+    for (const s of scripts) if (!CJK_WRITING.includes(s)) seen.add(s);
     resolved = resolved === undefined ? scripts : new Set([...resolved].filter((s) => scripts.has(s)));
   }
-  const ok = resolved === undefined || (resolved.size > 0 && (!latin || ['Jpan', 'Kore', 'Hanb'].some((s) => resolved!.has(s))));
+  const ok = resolved === undefined || (resolved.size > 0 && (!latin || CJK_WRITING.some((s) => resolved!.has(s))));
   if (!ok) throw new AuthError('invalid_argument', `username mixes scripts (${[...seen].slice(0, 4).join(', ')}): write it in one`);
 }
 

@@ -3,7 +3,7 @@ import jwt from 'jsonwebtoken';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { AccessTokenIssuer } from './access-token.js';
-import { ADMIN_ROLE, LAST_ADMIN } from './accounts.js';
+import { ADMIN_ROLE, LAST_ADMIN, lastAdminKept } from './accounts.js';
 import { validateRoles } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { isId, newId } from './ids.js';
@@ -125,14 +125,14 @@ export class ServiceAccountAdmin {
   async setRoles(id: string, roles: readonly string[], ctx: FlowContext): Promise<ServiceAccountRecord> {
     const valid = validateRoles(roles);
     if (id === actorOf(ctx) && !valid.includes(ADMIN_ROLE)) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
-    const account = await this.update(id, { roles: valid, keepAnAdmin: true });
+    const account = await this.update(id, { roles: valid, keepAnAdmin: true }, ctx);
     ctx.log.info({ event: 'service_account_changed', serviceAccountId: id, actorId: actorOf(ctx), change: 'roles', roles: valid }, 'service account roles changed');
     return account;
   }
 
   async setDisabled(id: string, disabled: boolean, ctx: FlowContext): Promise<ServiceAccountRecord> {
     if (disabled && id === actorOf(ctx)) throw new AuthError('failed_precondition', 'an admin cannot disable themselves');
-    const account = await this.update(id, { disabled, keepAnAdmin: true });
+    const account = await this.update(id, { disabled, keepAnAdmin: true }, ctx);
     ctx.log.warn({ event: 'service_account_changed', serviceAccountId: id, actorId: actorOf(ctx), change: disabled ? 'disabled' : 'enabled' }, `service account ${disabled ? 'disabled' : 'enabled'}`);
     return account;
   }
@@ -140,7 +140,7 @@ export class ServiceAccountAdmin {
   async delete(id: string, ctx: FlowContext): Promise<void> {
     if (id === actorOf(ctx)) throw new AuthError('failed_precondition', 'an admin cannot delete themselves');
     const deleted = isId(id, 'sva') ? await this.deps.accounts.deleteServiceAccount(id, { keepAnAdmin: true }) : false;
-    if (deleted === 'last_admin') throw new AuthError('failed_precondition', LAST_ADMIN);
+    if (deleted === 'last_admin') throw lastAdminKept(ctx, { serviceAccountId: id }, 'deleted');
     if (!deleted) throw new AuthError('not_found', NO_ACCOUNT);
     ctx.log.warn({ event: 'service_account_deleted', serviceAccountId: id, actorId: actorOf(ctx) }, 'service account deleted');
   }
@@ -184,7 +184,8 @@ export class ServiceAccountAdmin {
     ctx.log.warn({ event: 'service_account_credential', serviceAccountId: id, credentialId, type, change, actorId: actorOf(ctx) }, `service account ${type} ${change}`);
   }
 
-  private async update(id: string, change: ServiceAccountChange): Promise<ServiceAccountRecord> {
+  /** Applies `change`; `ctx` is given with the changes the last-admin rule is asked for. */
+  private async update(id: string, change: ServiceAccountChange, ctx?: FlowContext): Promise<ServiceAccountRecord> {
     const result = isId(id, 'sva') ? await this.deps.accounts.updateServiceAccount(id, change) : { outcome: 'not_found' as const };
     switch (result.outcome) {
       case 'updated':
@@ -196,7 +197,7 @@ export class ServiceAccountAdmin {
       case 'credential_exists':
         throw new AuthError('already_exists', 'that credential is already registered');
       case 'last_admin':
-        throw new AuthError('failed_precondition', LAST_ADMIN);
+        throw ctx ? lastAdminKept(ctx, { serviceAccountId: id }, change.roles ? 'roles' : 'disabled') : new AuthError('failed_precondition', LAST_ADMIN);
       case 'kid_taken':
         throw new AuthError('invalid_argument', 'another key of this service account has that kid; give the JWK a kid of its own');
       case 'too_many_credentials':
