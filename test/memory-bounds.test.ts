@@ -48,7 +48,7 @@ describe('memory a client can cause, as RSS after a full GC (service in its own 
     // 3 × 3,000 Health/Watch calls of unique 16 kB names, 16 at a time, each cancelled after its first answer.
     { name: 'Health/Watch, unique 16 kB names, cancelled', scenario: 'watch', perRound: 3000, concurrency: 16, marker: 'probe-watch-', codes: { '1': 9000 }, leakPerRound: 3000 * 16_000 },
     // 3 × 10,000 refused Logins from a throttled address, unique names that NFKC expands 18-fold, 256 in flight.
-    { name: 'refused Logins, names NFKC expands, 256 in flight', scenario: 'login', perRound: 10_000, concurrency: 256, marker: 'probe-lg-', codes: { '8': 30_000 }, leakPerRound: 10_000 * 4_000 },
+    { name: 'refused Logins, names NFKC expands, 256 in flight', scenario: 'login', perRound: 10_000, concurrency: 256, marker: 'probe-lg-', codes: { '8': 30_000 }, leakPerRound: 10_000 * 3_000 },
   ])('$name: no name retained, heap flat, RSS level after the first round', async ({ name, scenario, perRound, concurrency, marker, codes, leakPerRound }) => {
     const r = await probe(scenario, 3, perRound, concurrency, marker);
     // eslint-disable-next-line no-console
@@ -59,7 +59,8 @@ describe('memory a client can cause, as RSS after a full GC (service in its own 
     expect(r.retained).toBe(0);
     const last = r.rounds[2]!;
     expect(last.heapUsed - r.warm.heapUsed).toBeLessThan(4 * MB);
-    // A leak of the names alone would add leakPerRound (40 MB or more) every round.
-    expect(last.rss - r.rounds[1]!.rss).toBeLessThan(Math.min(16 * MB, leakPerRound / 3));
+    // Level after the first round: a leak of the names alone would add leakPerRound (30 MB or
+    // more) every round, twice that from round 1 to round 3; the machine's noise stays under one.
+    expect(last.rss - r.rounds[0]!.rss).toBeLessThan(leakPerRound);
   }, 150_000);
 });
