@@ -3,7 +3,8 @@ import type { Clock } from '../clock.js';
 import { mayDemote } from '../core/accounts.js';
 import type { LiveUser } from '../core/records.js';
 import { AdminSet } from './admin-set.js';
-import { liveAccount, MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountStore, type ServiceAccountUpdate } from '../core/service-accounts.js';
+import { applyServiceAccountChange } from './service-account-rules.js';
+import { liveAccount, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountStore, type ServiceAccountUpdate } from '../core/service-accounts.js';
 
 /**
  * Service accounts in memory (the memory store's part for them): records by id, in name order
@@ -59,28 +60,9 @@ export class MemoryServiceAccounts implements ServiceAccountStore {
     const current = this.byId.get(id);
     if (!current) return { outcome: 'not_found' };
     if (mayDemote(change) && this.admins.refuses(id, change.keepAnAdmin)) return { outcome: 'last_admin' };
-    let credentials = current.credentials;
-    if (change.removeCredential) {
-      const { id: credentialId, type } = change.removeCredential;
-      if (!credentials.some((c) => c.id === credentialId && c.type === type)) return { outcome: 'no_such_credential' };
-      credentials = credentials.filter((c) => c.id !== credentialId);
-    }
-    if (change.addCredential) {
-      const added = change.addCredential;
-      if (credentials.length >= MAX_CREDENTIALS) return { outcome: 'too_many_credentials' };
-      if (credentials.some((c) => (c.type === 'key' && added.type === 'key' && (c.thumbprint ?? c.kid) === added.thumbprint) || (c.type === 'certificate' && added.type === 'certificate' && c.thumbprint === added.thumbprint))) {
-        return { outcome: 'credential_exists' };
-      }
-      if (added.type === 'key' && credentials.some((c) => c.type === 'key' && c.kid === added.kid)) return { outcome: 'kid_taken' };
-      credentials = [...credentials, { ...added, createdAt: this.clock.now() } as Credential];
-    }
-    const account: ServiceAccountRecord = Object.freeze({
-      ...current,
-      ...(change.roles ? { roles: Object.freeze([...change.roles]) } : {}),
-      ...(change.disabled !== undefined ? { disabled: change.disabled } : {}),
-      credentials: Object.freeze(credentials),
-      revision: current.revision + 1,
-    });
+    const result = applyServiceAccountChange(current, change, this.clock.now());
+    if (result.outcome !== 'updated') return result;
+    const { account } = result;
     this.byId.set(id, account);
     this.admins.note(id, account);
     return { outcome: 'updated', account };

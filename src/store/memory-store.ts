@@ -1,12 +1,13 @@
 import { BTree } from './btree.js';
 import type { Clock } from '../clock.js';
 import { mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../core/accounts.js';
-import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
 import type { LiveUser, NewUser, SessionInfo, UserRecord } from '../core/records.js';
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import type { NewCredential, ServiceAccountChange, ServiceAccountRecord, ServiceAccountUpdate } from '../core/service-accounts.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../core/session-flows.js';
 import { AdminSet } from './admin-set.js';
+import { beginRule, checkRule, endRule, recordRule } from './attempt-rules.js';
 import { AttemptTable } from './attempt-table.js';
 import { RateTable } from './rate-table.js';
 import { MemoryServiceAccounts } from './memory-service-accounts.js';
@@ -419,39 +420,26 @@ export class MemoryStore implements Store {
 
   async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
     const now = this.now();
-    const entry = this.attempts.get(key, now);
-    const retryAt = entry ? entry.lastFailureAt + backoffDelay(entry.failures, policy) : 0;
-    return now < retryAt ? { allowed: false, retryAfterMs: retryAt - now } : { allowed: true };
+    return checkRule(this.attempts.get(key, now), now, policy);
   }
 
   async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
     const now = this.now();
-    const entry = this.attempts.get(key, now);
-    const retryAt = entry ? entry.lastFailureAt + backoffDelay(entry.failures + entry.inFlight, policy) : 0;
-    if (now < retryAt) return { allowed: false, retryAfterMs: retryAt - now };
-    // An attempt in flight is held for at most the window; its end normally comes far sooner.
-    this.attempts.put(key, { failures: entry?.failures ?? 0, inFlight: (entry?.inFlight ?? 0) + 1, lastFailureAt: entry?.lastFailureAt ?? now, expiresAt: now + policy.windowMs }, policy);
-    return { allowed: true };
+    const { grant, next } = beginRule(this.attempts.get(key, now), now, policy);
+    if (next) this.attempts.put(key, next, policy);
+    return grant;
   }
 
   async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
     const now = this.now();
-    const entry = this.attempts.get(key, now);
-    if (!entry) return;
-    if (outcome === 'succeeded') return this.attempts.delete(key);
-    const inFlight = Math.max(0, entry.inFlight - 1);
-    if (outcome === 'released') {
-      if (inFlight === 0 && entry.failures === 0) return this.attempts.delete(key);
-      return this.attempts.put(key, { ...entry, inFlight }, policy);
-    }
-    const failures = entry.failures + 1;
-    this.attempts.put(key, { failures, inFlight, lastFailureAt: now, expiresAt: now + retention(failures, policy) }, policy);
+    const next = endRule(this.attempts.get(key, now), now, policy, outcome);
+    if (next === null) this.attempts.delete(key);
+    else if (next) this.attempts.put(key, next, policy);
   }
 
   async recordFailure(key: string, policy: BackoffPolicy): Promise<void> {
     const now = this.now();
-    const failures = (this.attempts.get(key, now)?.failures ?? 0) + 1;
-    this.attempts.put(key, { failures, inFlight: 0, lastFailureAt: now, expiresAt: now + retention(failures, policy) }, policy);
+    this.attempts.put(key, recordRule(this.attempts.get(key, now), now, policy), policy);
   }
 
   async resetAttempts(key: string): Promise<void> {

@@ -5,6 +5,8 @@ export const TOOLS = {
   'redis-server': { check: ['redis-server', '--version'], install: 'apt-get install -y redis-server' },
   'redis-cli': { check: ['redis-cli', '--version'], install: 'apt-get install -y redis-tools' },
   'redis-sentinel': { check: ['redis-sentinel', '--version'], install: 'apt-get install -y redis-sentinel' },
+  // Debian puts the server programs under /usr/lib/postgresql/<major>/bin, off PATH.
+  postgresql: { check: ['sh', '-c', 'command -v initdb || ls /usr/lib/postgresql/*/bin/initdb'], install: 'apt-get install -y postgresql' },
   openssl: { check: ['openssl', 'version'], install: 'apt-get install -y openssl' },
   // A C-core gRPC client (and PyJWT) on Debian's own Python, /usr/bin/python3.
   'python3-grpcio': { check: ['/usr/bin/python3', '-c', 'import grpc, jwt, cryptography'], install: 'apt-get install -y python3-grpcio python3-jwt python3-cryptography' },

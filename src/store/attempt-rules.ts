@@ -1,0 +1,39 @@
+import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';
+import type { AttemptEntry } from './attempt-table.js';
+
+/**
+ * The login throttle's rules as pure functions of one key's entry and the store's time, shared by
+ * the stores that keep entries as records (memory, PostgreSQL): each store only makes reading the
+ * entry and writing the result one atomic step. `undefined` is "no entry" (never failed, or
+ * expired); a `next` of null deletes the entry.
+ */
+
+/** Is an attempt allowed now, counting failures only? */
+export function checkRule(entry: AttemptEntry | undefined, now: number, policy: BackoffPolicy): AttemptGrant {
+  const retryAt = entry ? entry.lastFailureAt + backoffDelay(entry.failures, policy) : 0;
+  return now < retryAt ? { allowed: false, retryAfterMs: retryAt - now } : { allowed: true };
+}
+
+/** Reserves an attempt in flight when allowed (failures and attempts in flight both count); otherwise nothing changes. */
+export function beginRule(entry: AttemptEntry | undefined, now: number, policy: BackoffPolicy): { grant: AttemptGrant; next: AttemptEntry | undefined } {
+  const retryAt = entry ? entry.lastFailureAt + backoffDelay(entry.failures + entry.inFlight, policy) : 0;
+  if (now < retryAt) return { grant: { allowed: false, retryAfterMs: retryAt - now }, next: undefined };
+  // An attempt in flight is held for at most the window; its end normally comes far sooner.
+  return { grant: { allowed: true }, next: { failures: entry?.failures ?? 0, inFlight: (entry?.inFlight ?? 0) + 1, lastFailureAt: entry?.lastFailureAt ?? now, expiresAt: now + policy.windowMs } };
+}
+
+/** Ends a reserved attempt: a failure counts, a success clears the key, a release only ends it. Undefined: nothing to write. */
+export function endRule(entry: AttemptEntry | undefined, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): AttemptEntry | null | undefined {
+  if (!entry) return undefined;
+  if (outcome === 'succeeded') return null;
+  const inFlight = Math.max(0, entry.inFlight - 1);
+  if (outcome === 'released') return inFlight === 0 && entry.failures === 0 ? null : { ...entry, inFlight };
+  const failures = entry.failures + 1;
+  return { failures, inFlight, lastFailureAt: now, expiresAt: now + retention(failures, policy) };
+}
+
+/** Counts one failure on a key that reserves nothing (a client address). */
+export function recordRule(entry: AttemptEntry | undefined, now: number, policy: BackoffPolicy): AttemptEntry {
+  const failures = (entry?.failures ?? 0) + 1;
+  return { failures, inFlight: 0, lastFailureAt: now, expiresAt: now + retention(failures, policy) };
+}

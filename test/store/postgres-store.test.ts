@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { ManualClock } from '../../src/clock';
+import { newId } from '../../src/core/ids';
+import { knownMigrations, migrate, schemaState } from '../../src/store/postgres-migrations';
+import { PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres-store';
+import { StoreSetupError } from '../../src/store/store';
+import { describeWithPostgres } from '../helpers/postgres';
+import { eventually } from '../helpers/wait';
+import { describeStoreConformance, T0 } from './store-conformance';
+
+const HOUR = 3_600_000;
+const random = { bytes: randomBytes };
+
+type Options = Partial<Omit<PostgresStoreOptions, 'connection'>> & { poolSize?: number };
+
+const open = async (url: string, options: Options = {}) => {
+  const { poolSize = 5, ...rest } = options;
+  const store = new PostgresStore({ connection: { url, poolSize }, statementTimeoutMs: 500, accessGraceMs: 60_000, maxSessionsPerUser: 100, migrate: 'auto', ...rest });
+  await store.connect();
+  return store;
+};
+
+const TABLES = ['auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows'];
+
+async function truncate(url: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`TRUNCATE ${TABLES.join(', ')}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A user with one session. */
+async function userWithSession(store: PostgresStore, options: { maxAgeMs?: number; refreshTtlMs?: number } = {}) {
+  const userId = newId(random, 'usr');
+  await store.createUser({ id: userId, username: `u${randomBytes(4).toString('hex')}`, passwordHash: 'h', roles: ['r'], disabled: false, origin: 'api' });
+  const sessionId = newId(random, 'ses');
+  const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: options.refreshTtlMs ?? HOUR, sessionMaxAgeMs: options.maxAgeMs ?? 24 * HOUR, clientAddress: 'a', userAgent: 'u' });
+  return { userId, sessionId, created };
+}
+
+describeWithPostgres('PostgresStore', (pg) => {
+  let url: string;
+  beforeAll(async () => {
+    url = await pg().createDatabase();
+  });
+
+  describeStoreConformance('postgres', async ({ clock, accessGraceMs, maxSessionsPerUser }) => {
+    const store = await open(url, { clock, accessGraceMs, maxSessionsPerUser });
+    await truncate(url);
+    return store;
+  });
+
+  test('on its own clock, the store stamps the database’s time, whatever the instance’s', async () => {
+    const store = await open(url);
+    try {
+      const before = Date.now();
+      const { created } = await userWithSession(store);
+      expect(created.outcome).toBe('created');
+      if (created.outcome === 'created') {
+        expect(created.now).toBeGreaterThanOrEqual(before - 1000);
+        expect(created.now).toBeLessThanOrEqual(Date.now() + 1000);
+        expect(created.expiresAt - created.now).toBe(24 * HOUR);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a session’s rows stay the same however often it rotates: 1,000 rotations, one session row, no other row', async () => {
+    const clock = new ManualClock(T0);
+    const store = await open(url, { clock });
+    try {
+      await truncate(url);
+      const { userId, sessionId } = await userWithSession(store);
+      const rotate = (g: number) =>
+        store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`, successorHash: `h${g + 1}`, sealedSuccessor: 's'.repeat(120), refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true });
+      const before = await store.rowCounts();
+      expect(before).toEqual({ users: 1, sessions: 1, service_accounts: 0, assertions: 0, attempts: 0, rates: 0 });
+      for (let g = 0; g < 1000; g++) {
+        clock.advance(1000);
+        expect((await rotate(g)).outcome).toBe('rotated');
+      }
+      expect(await store.rowCounts()).toEqual(before);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the sweeper deletes ended sessions, expired assertion ids, counters and windows, in batches', async () => {
+    const clock = new ManualClock(T0);
+    const store = await open(url, { clock });
+    try {
+      await truncate(url);
+      const userId = newId(random, 'usr');
+      await store.createUser({ id: userId, username: 'sweepme', passwordHash: 'h', roles: [], disabled: false, origin: 'api' });
+      const live = newId(random, 'ses');
+      await store.createSession({ userId, sessionId: live, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: 10 * HOUR, sessionMaxAgeMs: 24 * HOUR, clientAddress: 'a', userAgent: 'u' });
+      // More ended sessions than one batch holds, each of its own user (the cap would end them otherwise).
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(
+          `INSERT INTO auth_users (id, username, password_hash, roles, disabled, generation, revision, origin, created_at, password_changed_at)
+           SELECT 'usr_bulk' || i, 'bulk' || i, 'h', '{}', false, 0, 1, 'api', $1::bigint, $1::bigint FROM generate_series(1, $2) i`,
+          [T0, SWEEP_BATCH + 500],
+        );
+        await client.query(
+          `INSERT INTO auth_sessions (id, user_id, user_generation, generation, token_hash, created_at, last_refreshed_at, expires_at, token_expires_at, purge_at, client_address, user_agent)
+           SELECT 'ses_bulk' || i, 'usr_bulk' || i, 0, 0, 'h', $1::bigint, $1::bigint, $1::bigint + 1000, $1::bigint + 1000, $1::bigint + 1000, 'a', 'u' FROM generate_series(1, $2) i`,
+          [T0, SWEEP_BATCH + 500],
+        );
+      } finally {
+        await client.end();
+      }
+      const account = newId(random, 'sva');
+      expect(await store.useAssertion(account, 'j1', T0 + 60_000)).toBe(true);
+      await store.recordFailure('10.0.0.9', { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: HOUR, shortWindowMs: 60_000 });
+      await store.hitRate('reg:10.0.0.9', 10, 60_000);
+      expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0 });
+      clock.advance(2 * HOUR);
+      expect(await store.sweep()).toEqual({ sessions: SWEEP_BATCH + 500, assertions: 1, attempts: 1, rates: 1 });
+      expect(await store.rowCounts()).toMatchObject({ sessions: 1, assertions: 0, attempts: 0, rates: 0 });
+      expect(await store.liveSession(userId, live)).toBeDefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a revoke-all leaves the other sessions to the sweeper once their access tokens have expired', async () => {
+    const clock = new ManualClock(T0);
+    const store = await open(url, { clock });
+    try {
+      await truncate(url);
+      const { userId, sessionId } = await userWithSession(store);
+      await store.updateUser(userId, { revokeSessions: true });
+      expect(await store.rotateRefreshToken({ userId, sessionId, generation: 0, hash: 'h0', successorHash: 'h1', sealedSuccessor: 's', refreshTtlMs: HOUR, reuseIntervalMs: 0, tagged: true })).toEqual({ outcome: 'invalid', why: 'revoked' });
+      clock.advance(60_000);
+      expect((await store.sweep()).sessions).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('ten stores migrating one database at once: it is migrated once, every store serves', async () => {
+    const fresh = await pg().createDatabase();
+    const stores = Array.from({ length: 10 }, () => new PostgresStore({ connection: { url: fresh, poolSize: 2 }, statementTimeoutMs: 5000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'auto' }));
+    try {
+      await Promise.all(stores.map((s) => s.connect()));
+      const client = new Client({ connectionString: fresh });
+      await client.connect();
+      try {
+        const { rows } = await client.query('SELECT version, name FROM auth_schema_migrations ORDER BY version');
+        expect(rows).toEqual(knownMigrations().map((m) => ({ version: m.version, name: m.name })));
+      } finally {
+        await client.end();
+      }
+      await Promise.all(stores.map((s) => s.ping()));
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  test('a schema newer than this release: start-up stops with a clear message; with migrations off, an older one too', async () => {
+    const fresh = await pg().createDatabase();
+    const client = new Client({ connectionString: fresh });
+    await client.connect();
+    try {
+      const none = new PostgresStore({ connection: { url: fresh, poolSize: 1 }, statementTimeoutMs: 500, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
+      await expect(none.connect()).rejects.toThrow(new StoreSetupError("the database's schema is at version 0; this release needs 1: run `grpc-auth migrate` (or set AUTH_DATABASE_MIGRATE=auto)"));
+      await none.close();
+      const known = knownMigrations();
+      const { Pool } = await import('pg');
+      const pool = new Pool({ connectionString: fresh });
+      expect(await migrate(pool, known)).toEqual([1]);
+      expect(await migrate(pool, known)).toEqual([]);
+      await client.query("INSERT INTO auth_schema_migrations (version, name) VALUES (99, 'from_the_future')");
+      expect(await schemaState(pool, known)).toEqual({ applied: 99, known: known.length });
+      await pool.end();
+      for (const mode of ['auto', 'off'] as const) {
+        const store = new PostgresStore({ connection: { url: fresh, poolSize: 1 }, statementTimeoutMs: 500, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: mode });
+        await expect(store.connect()).rejects.toThrow(new StoreSetupError(`the database's schema is at version 99, newer than this release knows (${known.length}): run the release that migrated it, or a newer one`));
+        await store.close();
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('a failing migration changes nothing: the transaction rolls back', async () => {
+    const fresh = await pg().createDatabase();
+    const { Pool } = await import('pg');
+    const pool = new Pool({ connectionString: fresh });
+    try {
+      const broken = [...knownMigrations(), { version: knownMigrations().length + 1, name: 'broken', sql: 'CREATE TABLE auth_half (x int); SELECT no_such_function();' }];
+      await expect(migrate(pool, broken)).rejects.toThrow(/no_such_function/);
+      expect(await schemaState(pool, broken)).toEqual({ applied: 0, known: broken.length });
+      const { rows } = await pool.query("SELECT to_regclass('auth_users') AS t, to_regclass('auth_half') AS h");
+      expect(rows[0]).toEqual({ t: null, h: null });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test('a write blocked past its budget does not land later: the caller is told UNAVAILABLE and the token stays current', async () => {
+    const store = await open(url, { statementTimeoutMs: 200 });
+    const blocker = new Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      const { userId, sessionId } = await userWithSession(store);
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE', [sessionId]);
+      const rotate = (g: number, hash: string) => store.rotateRefreshToken({ userId, sessionId, generation: g, hash, successorHash: 'h1', sealedSuccessor: 's', refreshTtlMs: HOUR, reuseIntervalMs: 0, tagged: true });
+      const t0 = Date.now();
+      await expect(rotate(0, 'h0')).rejects.toMatchObject({ code: 'unavailable' });
+      expect(Date.now() - t0).toBeLessThan(2000);
+      // The lock goes after the caller gave up: the rotation must not run then.
+      await new Promise((r) => setTimeout(r, 300));
+      await blocker.query('COMMIT');
+      expect((await rotate(0, 'h0')).outcome).toBe('rotated');
+    } finally {
+      await blocker.end();
+      await store.close();
+    }
+  });
+
+  test('a pool whose connections are all busy: calls fail UNAVAILABLE within the budget and ping says it cannot serve', async () => {
+    const store = await open(url, { poolSize: 1, statementTimeoutMs: 200 });
+    const blocker = new Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE auth_rate_windows IN ACCESS EXCLUSIVE MODE');
+      // Each call holds the one connection until the server gives up its lock wait (200 ms): twenty
+      // of them keep it busy for far longer than a call may wait for it.
+      const held = Array.from({ length: 20 }, (_, i) => store.hitRate(`k${i}`, 10, 60_000).catch((e: unknown) => e));
+      const t0 = Date.now();
+      await expect(store.ping()).rejects.toMatchObject({ code: 'unavailable' });
+      expect(Date.now() - t0).toBeLessThan(2000);
+      for (const h of await Promise.all(held)) expect(h).toMatchObject({ code: 'unavailable' });
+      await blocker.query('ROLLBACK');
+      await eventually(() => store.ping(), { intervalMs: 50 });
+    } finally {
+      await blocker.end();
+      await store.close();
+    }
+  });
+
+  test('a read-only database cannot serve; writable again, it can', async () => {
+    const fresh = await pg().createDatabase();
+    const store = await open(fresh);
+    const admin = new Client({ connectionString: fresh });
+    await admin.connect();
+    try {
+      const name = new URL(fresh).pathname.slice(1);
+      await admin.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`);
+      // A new connection reads the database's settings: drop the pool's idle ones.
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await eventually(async () => expect(await store.ping().then(() => 'up', (e: { code?: string }) => e.code)).toBe('unavailable'), { intervalMs: 50 });
+      await admin.query(`ALTER DATABASE ${name} SET default_transaction_read_only = off`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await eventually(() => store.ping(), { intervalMs: 50 });
+    } finally {
+      await admin.end();
+      await store.close();
+    }
+  });
+});
+
+describeWithPostgres('PostgresStore outages', (pg) => {
+  test('PostgreSQL down: calls fail fast with unavailable, and the store recovers by itself', async () => {
+    const url = await pg().createDatabase();
+    const store = await open(url, { statementTimeoutMs: 300 });
+    try {
+      const { userId, sessionId } = await userWithSession(store);
+      await pg().stop();
+      const t0 = Date.now();
+      await expect(store.liveSession(userId, sessionId)).rejects.toMatchObject({ code: 'unavailable', message: 'session store unavailable' });
+      await expect(store.ping()).rejects.toMatchObject({ code: 'unavailable' });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      await pg().start();
+      await eventually(() => store.ping(), { intervalMs: 100 });
+      await expect(store.liveSession(userId, sessionId)).resolves.toMatchObject({ id: userId });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('PostgreSQL hanging: a call fails with unavailable within its budget, not later', async () => {
+    const url = await pg().createDatabase();
+    const store = await open(url, { statementTimeoutMs: 300 });
+    const blocker = new Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      const { userId, sessionId } = await userWithSession(store);
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE auth_users IN ACCESS EXCLUSIVE MODE');
+      const t0 = Date.now();
+      await expect(store.liveSession(userId, sessionId)).rejects.toMatchObject({ code: 'unavailable' });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      await blocker.query('ROLLBACK');
+      await expect(store.liveSession(userId, sessionId)).resolves.toMatchObject({ id: userId });
+    } finally {
+      await blocker.end();
+      await store.close();
+    }
+  });
+});
