@@ -127,7 +127,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onError: () => metrics.storeError() });
   const baseHasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
   // With tracing on, each store operation and password hash of a call is a child span of it.
-  const store = tracing ? traced(tracing, guarded, 'store', TRACED_STORE_OPERATIONS, { 'db.system': config.store === 'redis' ? 'redis' : 'memory' }) : guarded;
+  const store = tracing ? traced(tracing, guarded, 'store', TRACED_STORE_OPERATIONS, { 'db.system': config.store === 'postgres' ? 'postgresql' : config.store }) : guarded;
   const hasher = tracing ? traced(tracing, baseHasher, 'password', ['hash', 'verify', 'verifyDummy']) : baseHasher;
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };

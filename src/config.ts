@@ -20,6 +20,14 @@ function isRedisUrl(value: string): boolean {
     return false;
   }
 }
+function isPostgresUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 function isTrustedProxy(value: string): boolean {
   try {
     proxyAddr.compile(value);
@@ -74,7 +82,25 @@ export const settings = {
   }),
   shutdownGraceMs: duration('AUTH_SHUTDOWN_GRACE', { default: '10s', min: '0s', max: '600s', doc: 'On SIGTERM/SIGINT, how long in-flight calls may finish before they are cut' }),
   hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password hashes computed at once (argon2id, 19 MiB each); more logins queue' }),
-  store: choice('AUTH_STORE', ['memory', 'redis'], { default: 'memory', doc: '`memory` (this process only) or `redis` (shared by every instance)' }),
+  store: choice('AUTH_STORE', ['memory', 'redis', 'postgres'], {
+    default: 'memory',
+    doc: '`memory` (this process only), `redis` or `postgres` (shared by every instance); `postgres` when unset and `AUTH_DATABASE_URL` is set',
+  }),
+  databaseUrl: text('AUTH_DATABASE_URL', {
+    shown: '(none)',
+    secret: true,
+    doc: '`postgres://user:password@host:port/db`, with `?sslmode=verify-full` (and `sslrootcert=`) for TLS: the PostgreSQL store, the system of record; never logged',
+    pattern: { test: isPostgresUrl, says: 'one URL, postgres://user:password@host:port/db or postgresql://…' },
+  }),
+  databaseCaFile: text('AUTH_DATABASE_CA_FILE', { shown: '(none)', doc: "PEM CA bundle: TLS to PostgreSQL, the server's certificate verified against it and its host name" }),
+  databasePoolSize: count('AUTH_DATABASE_POOL_SIZE', { default: 10, min: 1, max: 1000, doc: 'PostgreSQL connections one instance holds at most; a call that finds them all busy waits its budget, then fails UNAVAILABLE' }),
+  databaseStatementTimeoutMs: count('AUTH_DATABASE_STATEMENT_TIMEOUT_MS', {
+    default: 500,
+    min: 10,
+    max: 60_000,
+    doc: 'A PostgreSQL statement slower than this many milliseconds (lock waits included) is cancelled by the server and the call fails UNAVAILABLE',
+  }),
+  databaseMigrate: choice('AUTH_DATABASE_MIGRATE', ['auto', 'off'], { default: 'auto', doc: '`auto` applies pending schema migrations at start (once, under a lock); `off` leaves them to `grpc-auth migrate` and refuses an older schema' }),
   redisUrl: text('AUTH_REDIS_URL', {
     shown: '(none)',
     secret: true,
@@ -158,6 +184,13 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
     if (given > 1) return 'give only one of AUTH_REDIS_URL, AUTH_REDIS_CLUSTER_NODES and AUTH_REDIS_SENTINELS';
     return undefined;
   },
+  (v) => (v.store === 'postgres' && v.databaseUrl === undefined ? 'AUTH_STORE=postgres needs AUTH_DATABASE_URL' : undefined),
+  (v) => (v.store !== 'postgres' && v.databaseUrl !== undefined ? `AUTH_DATABASE_URL is for the PostgreSQL store: unset AUTH_STORE (or set it to postgres), not ${v.store}` : undefined),
+  (v) => (v.databaseCaFile !== undefined && v.databaseUrl === undefined ? 'AUTH_DATABASE_CA_FILE needs AUTH_DATABASE_URL' : undefined),
+  (v) =>
+    v.store === 'postgres' && v.storeTimeoutMs < 3 * v.databaseStatementTimeoutMs + 250
+      ? `AUTH_STORE_TIMEOUT must be at least 3 × AUTH_DATABASE_STATEMENT_TIMEOUT_MS + 250 ms (${3 * v.databaseStatementTimeoutMs + 250} ms): a call must outlast the database's own bound, so it hears how a write ended`
+      : undefined,
   (v) => (v.redisSentinels.length > 0 && v.redisSentinelName === undefined ? 'AUTH_REDIS_SENTINELS needs AUTH_REDIS_SENTINEL_NAME' : undefined),
   (v) => (v.redisSentinelName !== undefined && v.redisSentinels.length === 0 ? 'AUTH_REDIS_SENTINEL_NAME needs AUTH_REDIS_SENTINELS' : undefined),
   (v) => (v.redisUrl !== undefined && (v.redisUsername !== undefined || v.redisPassword !== undefined || v.redisTls) ? 'AUTH_REDIS_URL carries its own credentials and scheme: leave AUTH_REDIS_USERNAME, AUTH_REDIS_PASSWORD and AUTH_REDIS_TLS unset with it' : undefined),
@@ -191,6 +224,8 @@ export function readConfig(env: Env): ConfigReport {
     }
   }
   const production = env.NODE_ENV === 'production';
+  // AUTH_DATABASE_URL alone selects the PostgreSQL store.
+  if ((env.AUTH_STORE ?? '').trim() === '' && values.databaseUrl !== undefined) values.store = 'postgres';
   if (problems.length === 0) {
     for (const rule of rules) {
       const problem = rule(values as Values, production);

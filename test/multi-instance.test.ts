@@ -10,11 +10,15 @@ import { generateEcPem } from '../src/core/keys';
 import { writeUsersFile } from './helpers/users';
 import { createClient } from '../src/grpc/client';
 import { startProcess, type Running } from './helpers/process';
+import { describeWithPostgres } from './helpers/postgres';
 import { describeEachTopology } from './helpers/redis-topologies';
 import { bearer, PASSWORD, statusOf } from './helpers/server';
 
-/** Two (or more) real service processes sharing one Redis (single, Sentinel or Cluster) and one key file. */
-describeEachTopology('several instances on one Redis', (topology) => {
+/**
+ * Real service processes (two, or three) sharing one store (Redis single, Sentinel or Cluster,
+ * or PostgreSQL) and one key file.
+ */
+function sharedStoreSuite(deployment: () => { readonly env: Record<string, string> }, storeName: 'redis' | 'postgres', count: 2 | 3): void {
   const running: Running[] = [];
   let env: Record<string, string>;
 
@@ -27,14 +31,16 @@ describeEachTopology('several instances on one Redis', (topology) => {
   type Instance = Awaited<ReturnType<typeof start>>;
   let a: Instance;
   let b: Instance;
+  let others: Instance[];
+  const all = () => [a, b, ...others];
 
   beforeAll(async () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-multi-')), 'signing.pem');
     writeFileSync(keyFile, generateEcPem());
     const usersFile = await writeUsersFile({ root: ['admin'] });
-    env = { ...topology().env, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
-    [a, b] = await Promise.all([start(), start()]);
-    expect(a.instance.started).toMatchObject({ store: 'redis', kid: b.instance.started.kid });
+    env = { ...deployment().env, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
+    [a, b, ...others] = await Promise.all(Array.from({ length: count }, () => start()));
+    for (const i of all()) expect(i.instance.started).toMatchObject({ store: storeName, kid: a.instance.started.kid });
     await a.auth.register({ username: 'alice', password: PASSWORD });
   });
 
@@ -68,9 +74,9 @@ describeEachTopology('several instances on one Redis', (topology) => {
     expect(await a.auth.validate({ accessToken: t.accessToken })).toMatchObject({ active: false, reason: InactiveReason.REVOKED });
   });
 
-  test('40 concurrent refreshes of one token over both instances: one rotation, one live successor', async () => {
+  test(`40 concurrent refreshes of one token over all ${count} instances: one rotation, one live successor`, async () => {
     const t = await a.auth.login({ username: 'alice', password: PASSWORD });
-    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).auth.refresh({ refreshToken: t.refreshToken })));
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => all()[i % count]!.auth.refresh({ refreshToken: t.refreshToken })));
     const successors = new Set(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.refreshToken] : [])));
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
     expect(successors.size).toBe(1);
@@ -115,9 +121,9 @@ describeEachTopology('several instances on one Redis', (topology) => {
       ...Array.from({ length: 4 }, (_, i) => (i % 2 ? a : b).auth.login({ username: 'mallory', password: PASSWORD }).catch(() => undefined)),
     ];
     await b.admin.disableUser({ userId: user!.userId }, root);
-    const all = [...(await Promise.all(racing)), ...tokens].filter((t) => t !== undefined);
-    for (const t of all) {
-      for (const instance of [a, b]) {
+    const ended = [...(await Promise.all(racing)), ...tokens].filter((t) => t !== undefined);
+    for (const t of ended) {
+      for (const instance of all()) {
         expect((await instance.auth.validate({ accessToken: t!.accessToken })).active).toBe(false);
         expect((await statusOf(instance.secure.whoAmI({}, bearer(t!.accessToken)))).code).toBe(status.UNAUTHENTICATED);
       }
@@ -176,4 +182,14 @@ describeEachTopology('several instances on one Redis', (topology) => {
     }
     await a.admin.setRoles({ userId: (await a.admin.getUser({ username: 'root' }, tokenP)).user!.userId, roles: ['admin'] }, tokenP);
   });
+}
+
+describeEachTopology('several instances on one Redis', (topology) => sharedStoreSuite(topology, 'redis', 2));
+
+describeWithPostgres('three instances on one PostgreSQL', (pg) => {
+  let url: string;
+  beforeAll(async () => {
+    url = await pg().createDatabase();
+  });
+  sharedStoreSuite(() => ({ env: { AUTH_DATABASE_URL: url } }), 'postgres', 3);
 });

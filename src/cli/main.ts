@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { serve } from '../main.js';
 import { checkConfig, CliError, hashPassword, keysGenerate, usersAdd, type Io } from './commands.js';
+import { exportStore, importStore, migrateCommand } from './copy-store.js';
 import { readPassword } from './read-password.js';
 
 const HELP = `grpc-auth: the auth service and its operator commands
@@ -12,6 +13,12 @@ usage: grpc-auth <command> [arguments]
   hash-password                       read a password from standard input (no echo), print its argon2id hash
   users add <file> <username> [--roles a,b]
                                       read a password from standard input and append the user to a users file
+  migrate [--status]                  apply the PostgreSQL schema migrations this release ships (or show the
+                                      schema's version); AUTH_DATABASE_URL names the database
+  export [--out <file>]               write the users and service accounts of the configured store (memory
+                                      with AUTH_USERS_FILE, Redis or PostgreSQL) as JSON Lines
+  import [--in <file>]                read such a file into the PostgreSQL store (AUTH_DATABASE_URL), keeping
+                                      every id, password hash and credential
   check-config                        validate the environment and the files it names, print the effective
                                       configuration with secrets masked
   help                                print this text
@@ -43,6 +50,15 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         await usersAdd(positional[1]!, positional[2]!, roles, io);
         return 0;
       }
+      case 'migrate':
+        await migrateCommand(rest, io);
+        return 0;
+      case 'export':
+        await exportStore(rest, io);
+        return 0;
+      case 'import':
+        await importStore(rest, io);
+        return 0;
       case 'check-config':
         return checkConfig(io);
       case 'help':

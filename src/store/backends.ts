@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory-store.js';
 import type { HostPort, RedisConnection } from './redis-connection.js';
+import { PostgresStore } from './postgres-store.js';
 import { RedisStore } from './redis-store.js';
 import type { Store } from './store.js';
 
@@ -35,6 +36,20 @@ export function storeBackend(config: Config, clock: Clock): StoreBackend {
         timeoutMs: undefined,
         liveSessions: () => memory.size().sessions,
         maintenance: { intervalMs: 60_000, run: (now) => memory.sweep(now) },
+      };
+    }
+    case 'postgres': {
+      const postgres = new PostgresStore({
+        ...common,
+        connection: { url: config.databaseUrl!, caFile: config.databaseCaFile, poolSize: config.databasePoolSize },
+        statementTimeoutMs: config.databaseStatementTimeoutMs,
+        migrate: config.databaseMigrate,
+      });
+      return {
+        store: postgres,
+        timeoutMs: config.storeTimeoutMs,
+        // Every instance sweeps; the deletes are idempotent and bounded per run.
+        maintenance: { intervalMs: 60_000, run: () => void postgres.sweep().catch(() => {}) },
       };
     }
     case 'redis':

@@ -156,6 +156,11 @@ function connectionBroken(err: unknown): Error | undefined {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** An import record whose name belongs to another id here (grpc-auth import stops, naming both). */
+export class ImportConflictError extends Error {
+  override readonly name = 'ImportConflictError';
+}
+
 /** Errors a retry of the whole transaction can clear: serialization failure, deadlock. */
 function retryable(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
@@ -203,7 +208,8 @@ export class PostgresStore implements Store {
     return this.options.clock ? this.options.clock.now() : null;
   }
 
-  private unavailable(cause: unknown): AuthError {
+  private unavailable(cause: unknown): Error {
+    if (cause instanceof ImportConflictError) return cause;
     return cause instanceof AuthError ? cause : new AuthError('unavailable', UNAVAILABLE, { cause });
   }
 
@@ -778,6 +784,77 @@ export class PostgresStore implements Store {
 
   async resetAttempts(key: string): Promise<void> {
     await this.one('auth_delete_attempt', 'DELETE FROM auth_attempts WHERE key = $1', [key]);
+  }
+
+  // --- moving in (grpc-auth import) -------------------------------------------------------
+
+  /**
+   * Writes exported users and service accounts as they were (ids, hashes, times, credentials),
+   * in transactions of a thousand. One already here by id is left alone (counted as present); a
+   * name that belongs to another id here stops the import with both named. A user gets the
+   * skeleton of their name unless another user holds it (users made before skeletons were kept).
+   */
+  async importRecords(
+    records: ReadonlyArray<({ readonly kind: 'user' } & UserRecord) | ({ readonly kind: 'service_account' } & ServiceAccountRecord)>,
+    skeletonOf: (username: string) => string,
+  ): Promise<{ users: number; serviceAccounts: number; present: number }> {
+    // Names held here by other ids stop the import before anything is written.
+    for (let i = 0; i < records.length; i += SWEEP_BATCH) {
+      const batch = records.slice(i, i + SWEEP_BATCH);
+      const users = batch.filter((r) => r.kind === 'user');
+      const accounts = batch.filter((r) => r.kind === 'service_account');
+      const held = [
+        ...(await this.one<{ id: string; name: string }>('auth_import_names', 'SELECT id, username AS name FROM auth_users WHERE username = ANY ($1::text[])', [users.map((u) => u.username)])).map((h) => ({ ...h, kind: 'user' })),
+        ...(await this.one<{ id: string; name: string }>('auth_import_account_names', 'SELECT id, name FROM auth_service_accounts WHERE name = ANY ($1::text[])', [accounts.map((a) => a.name)])).map((h) => ({ ...h, kind: 'service_account' })),
+      ];
+      for (const h of held) {
+        const r = batch.find((x) => x.kind === h.kind && (x.kind === 'user' ? x.username : x.name) === h.name)!;
+        if (r.id !== h.id) throw new ImportConflictError(`${h.kind === 'user' ? 'user' : 'service account'} ${r.id}: the name ${JSON.stringify(h.name)} belongs to ${h.id} in this database`);
+      }
+    }
+    const counts = { users: 0, serviceAccounts: 0, present: 0 };
+    for (let i = 0; i < records.length; i += SWEEP_BATCH) {
+      const batch = records.slice(i, i + SWEEP_BATCH);
+      const done = await this.tx(async (q) => {
+        const c = { users: 0, serviceAccounts: 0, present: 0 };
+        for (const r of batch) {
+          if (r.kind === 'user') {
+            const insert = (skeleton: string | null) =>
+              q(
+                'auth_import_user',
+                `INSERT INTO auth_users (${USER}, skeleton) VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING id`,
+                [r.id, r.username, r.passwordHash, [...r.roles], r.disabled, r.generation, r.revision, r.origin, r.fileDigest ?? null, r.createdAt, r.passwordChangedAt, skeleton],
+              );
+            if ((await insert(skeletonOf(r.username))).length === 1) {
+              c.users++;
+              continue;
+            }
+            const [holder] = await q<{ id: string }>('auth_import_user_holder', 'SELECT id FROM auth_users WHERE id = $1 OR username = $2 ORDER BY id = $1 DESC', [r.id, r.username]);
+            if (holder?.id === r.id) c.present++;
+            else if (holder) throw new ImportConflictError(`user ${r.id}: the name ${JSON.stringify(r.username)} belongs to ${holder.id} in this database`);
+            else if ((await insert(null)).length === 1) c.users++;
+          } else {
+            const inserted = await q(
+              'auth_import_account',
+              `INSERT INTO auth_service_accounts (${ACCOUNT}) VALUES ($1, $2, $3::text[], $4, $5, $6, $7::jsonb) ON CONFLICT DO NOTHING RETURNING id`,
+              [r.id, r.name, [...r.roles], r.disabled, r.createdAt, r.revision, JSON.stringify(r.credentials)],
+            );
+            if (inserted.length === 1) {
+              c.serviceAccounts++;
+              continue;
+            }
+            const [holder] = await q<{ id: string }>('auth_import_account_holder', 'SELECT id FROM auth_service_accounts WHERE id = $1 OR name = $2 ORDER BY id = $1 DESC', [r.id, r.name]);
+            if (holder?.id === r.id) c.present++;
+            else throw new ImportConflictError(`service account ${r.id}: the name ${JSON.stringify(r.name)} belongs to ${holder?.id ?? 'another account'} in this database`);
+          }
+        }
+        return c;
+      });
+      counts.users += done.users;
+      counts.serviceAccounts += done.serviceAccounts;
+      counts.present += done.present;
+    }
+    return counts;
   }
 
   // --- upkeep -----------------------------------------------------------------------------

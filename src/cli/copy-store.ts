@@ -1,0 +1,234 @@
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Writable } from 'node:stream';
+import { systemClock } from '../clock.js';
+import { loadConfig, type Config, type Env } from '../config.js';
+import { usernameSkeleton } from '../core/credentials.js';
+import type { EventLog } from '../core/events.js';
+import type { UserRecord } from '../core/records.js';
+import type { Credential, ServiceAccountRecord } from '../core/service-accounts.js';
+import { storeBackend } from '../store/backends.js';
+import { seedFileUsers } from '../store/file-users.js';
+import { migrate, schemaState } from '../store/postgres-migrations.js';
+import { PostgresStore } from '../store/postgres-store.js';
+import type { Store } from '../store/store.js';
+import { readUsersFile } from '../users-file.js';
+import { CliError, type Io } from './commands.js';
+
+/**
+ * Moving in: `grpc-auth export` writes the identities of the configured store (users with their
+ * password hashes, service accounts with their credentials) as JSON Lines; `grpc-auth import`
+ * writes such a file into PostgreSQL, keeping every id, hash, time and credential, so nobody's
+ * password or client secret changes. Sessions, throttles and assertion ids are not moved: after
+ * the switch everyone signs in once more.
+ */
+
+export const EXPORT_FORMAT = 'grpc-auth-export';
+export const EXPORT_VERSION = 1;
+
+export type ExportLine =
+  | { readonly kind: 'header'; readonly format: typeof EXPORT_FORMAT; readonly version: number; readonly store: string; readonly exportedAt: string }
+  | ({ readonly kind: 'user' } & UserRecord)
+  | ({ readonly kind: 'service_account' } & ServiceAccountRecord);
+
+const PAGE = 1000;
+const silent: EventLog = { info() {}, warn() {}, error() {} };
+
+/** The store the environment configures, connected (the memory store holds the users file, as the service would seed it). */
+async function configuredStore(env: Env): Promise<{ store: Store; config: Config }> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  const { store } = storeBackend(config, systemClock);
+  try {
+    await store.connect();
+  } catch (err) {
+    await store.close();
+    throw new CliError(`cannot reach the ${config.store} store: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, 1);
+  }
+  if (config.store === 'memory') {
+    if (config.usersFile === undefined) throw new CliError('the memory store holds nothing between runs: set AUTH_USERS_FILE to export its users, or AUTH_REDIS_URL / AUTH_DATABASE_URL', 2);
+    await seedFileUsers(store, readUsersFile(config.usersFile), silent);
+  }
+  return { store, config };
+}
+
+async function* pages<T extends { readonly name?: string; readonly username?: string }>(list: (after: string | undefined) => Promise<T[]>): AsyncGenerator<T> {
+  for (let after: string | undefined; ; ) {
+    const page = await list(after);
+    yield* page;
+    if (page.length < PAGE) return;
+    const last = page[page.length - 1]!;
+    after = last.username ?? last.name;
+  }
+}
+
+function write(out: Writable, line: ExportLine): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.write(`${JSON.stringify(line)}\n`)) resolve();
+    else out.once('drain', resolve).once('error', reject);
+  });
+}
+
+/** export [--out file]: every user and service account of the configured store, in name order. */
+export async function exportStore(args: readonly string[], io: Io): Promise<{ users: number; serviceAccounts: number }> {
+  const outAt = args.indexOf('--out');
+  if ((outAt >= 0 && args.length !== 2) || (outAt < 0 && args.length !== 0)) throw new CliError('usage: grpc-auth export [--out <file>]', 2);
+  let fd: number | undefined;
+  if (outAt >= 0) {
+    try {
+      // Never over an existing file; readable by its owner only (it holds password hashes).
+      fd = openSync(args[outAt + 1]!, 'wx', 0o600);
+    } catch (err) {
+      throw new CliError(`cannot write ${args[outAt + 1]}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it exists already' : (err as Error).message}`, 1);
+    }
+  }
+  const { store, config } = await configuredStore(io.env);
+  const out: Writable = fd !== undefined ? createWriteStream('', { fd }) : process.stdout;
+  const counts = { users: 0, serviceAccounts: 0 };
+  try {
+    await write(out, { kind: 'header', format: EXPORT_FORMAT, version: EXPORT_VERSION, store: config.store, exportedAt: new Date().toISOString() });
+    for await (const user of pages((after) => store.listUsers({ prefix: '', after, limit: PAGE }))) {
+      await write(out, { kind: 'user', ...user });
+      counts.users++;
+    }
+    for await (const account of pages((after) => store.listServiceAccounts({ prefix: '', after, limit: PAGE }))) {
+      await write(out, { kind: 'service_account', ...account });
+      counts.serviceAccounts++;
+    }
+  } finally {
+    await store.close();
+    if (out !== process.stdout) await new Promise<void>((resolve) => out.end(resolve));
+  }
+  io.err(`exported ${counts.users} users and ${counts.serviceAccounts} service accounts from the ${config.store} store`);
+  return counts;
+}
+
+const STRING = (v: unknown): v is string => typeof v === 'string';
+const TIME = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const ROLES = (v: unknown): v is string[] => Array.isArray(v) && v.every(STRING);
+
+/** One line of an export, checked field by field; the problem, naming the line, otherwise. */
+function parseLine(text: string, n: number): ExportLine {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new CliError(`line ${n}: not JSON`, 1);
+  }
+  const bad = (field: string) => new CliError(`line ${n}: ${String(value.kind)} without a valid ${field}`, 1);
+  switch (value.kind) {
+    case 'header':
+      if (value.format !== EXPORT_FORMAT) throw new CliError(`line ${n}: not a ${EXPORT_FORMAT} file`, 1);
+      if (value.version !== EXPORT_VERSION) throw new CliError(`line ${n}: export version ${String(value.version)}; this release reads version ${EXPORT_VERSION}`, 1);
+      return value as ExportLine;
+    case 'user':
+      for (const f of ['id', 'username', 'passwordHash']) if (!STRING(value[f])) throw bad(f);
+      if (!/^usr_/.test(value.id as string)) throw bad('id');
+      if (!ROLES(value.roles)) throw bad('roles');
+      if (typeof value.disabled !== 'boolean') throw bad('disabled');
+      for (const f of ['createdAt', 'passwordChangedAt', 'generation', 'revision']) if (!TIME(value[f])) throw bad(f);
+      if (value.origin !== 'api' && value.origin !== 'file') throw bad('origin');
+      if (value.fileDigest !== undefined && !STRING(value.fileDigest)) throw bad('fileDigest');
+      return value as ExportLine;
+    case 'service_account':
+      for (const f of ['id', 'name']) if (!STRING(value[f])) throw bad(f);
+      if (!/^sva_/.test(value.id as string)) throw bad('id');
+      if (!ROLES(value.roles)) throw bad('roles');
+      if (typeof value.disabled !== 'boolean') throw bad('disabled');
+      for (const f of ['createdAt', 'revision']) if (!TIME(value[f])) throw bad(f);
+      if (!Array.isArray(value.credentials) || !value.credentials.every((c: Credential) => STRING(c?.id) && ['secret', 'key', 'certificate'].includes(c?.type) && TIME(c?.createdAt))) throw bad('credentials');
+      return value as ExportLine;
+    default:
+      throw new CliError(`line ${n}: unknown kind ${JSON.stringify(value.kind)}`, 1);
+  }
+}
+
+export interface ImportReport {
+  readonly users: number;
+  readonly serviceAccounts: number;
+  /** Already there with the same id: left as they are (an import run twice changes nothing). */
+  readonly present: number;
+}
+
+/**
+ * import [--in file]: the whole file is read and checked before anything is written (a bad line
+ * is reported by number, and nothing is imported); then it goes into PostgreSQL in transactions
+ * of a thousand records. A record whose id is already there is left alone; one whose name
+ * belongs to another id stops the import with both named, so nothing is silently dropped.
+ */
+export async function importStore(args: readonly string[], io: Io): Promise<ImportReport> {
+  const inAt = args.indexOf('--in');
+  if ((inAt >= 0 && args.length !== 2) || (inAt < 0 && args.length !== 0)) throw new CliError('usage: grpc-auth import [--in <file>]', 2);
+  let config: Config;
+  try {
+    config = loadConfig(io.env);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  if (config.store !== 'postgres') throw new CliError('import writes into PostgreSQL: set AUTH_DATABASE_URL to the database to fill', 2);
+  const lines: ExportLine[] = [];
+  const input = createInterface({ input: inAt >= 0 ? createReadStream(args[inAt + 1]!) : process.stdin, crlfDelay: Infinity });
+  let n = 0;
+  for await (const text of input) {
+    n++;
+    if (text.trim() === '') continue;
+    const line = parseLine(text, n);
+    if (n === 1 && line.kind !== 'header') throw new CliError(`line 1: not a ${EXPORT_FORMAT} file (no header)`, 1);
+    lines.push(line);
+  }
+  if (lines.length === 0) throw new CliError(`the input is empty: not a ${EXPORT_FORMAT} file`, 1);
+  const store = postgresOf(config);
+  try {
+    await store.connect();
+    const report = await store.importRecords(lines.filter((l) => l.kind !== 'header') as Array<Exclude<ExportLine, { kind: 'header' }>>, usernameSkeleton);
+    io.err(`imported ${report.users} users and ${report.serviceAccounts} service accounts; ${report.present} were there already`);
+    return report;
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError((err as Error).message, 1);
+  } finally {
+    await store.close();
+  }
+}
+
+function postgresOf(config: Config): PostgresStore {
+  return new PostgresStore({
+    connection: { url: config.databaseUrl!, caFile: config.databaseCaFile, poolSize: 2 },
+    // An import's transactions are large: a bound for them, not for a call.
+    statementTimeoutMs: 60_000,
+    accessGraceMs: config.accessTtlMs + config.clockSkewMs,
+    maxSessionsPerUser: config.maxSessionsPerUser,
+    migrate: config.databaseMigrate,
+  });
+}
+
+/** migrate [--status]: applies the pending schema migrations (or only reports the schema's version). */
+export async function migrateCommand(args: readonly string[], io: Io): Promise<void> {
+  if (args.length > 1 || (args.length === 1 && args[0] !== '--status')) throw new CliError('usage: grpc-auth migrate [--status]', 2);
+  let config: Config;
+  try {
+    config = loadConfig(io.env);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  if (config.store !== 'postgres') throw new CliError('migrate is for the PostgreSQL store: set AUTH_DATABASE_URL', 2);
+  const store = postgresOf({ ...config, databaseMigrate: 'off' });
+  try {
+    if (args[0] === '--status') {
+      const state = await schemaState(store.client);
+      io.out(`schema version ${state.applied}; this release knows ${state.known}${state.applied < state.known ? ' (run grpc-auth migrate)' : state.applied > state.known ? ' (the database is newer than this release)' : ''}\n`);
+      return;
+    }
+    const applied = await migrate(store.client);
+    io.out(applied.length === 0 ? 'the schema is up to date\n' : `applied migrations ${applied.join(', ')}\n`);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError((err as Error).message, 1);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,168 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client as PgClient } from 'pg';
+import { ManualClock } from '../src/clock';
+import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from '../src/core/password-hasher';
+import { PostgresStore } from '../src/store/postgres-store';
+import { RedisStore } from '../src/store/redis-store';
+import { describeWithPostgres } from './helpers/postgres';
+import { ROOT } from './helpers/process';
+import { startRedis, type TestRedis } from './helpers/redis';
+import { describeNeeding } from './helpers/requires';
+import { PASSWORD, startTestServer } from './helpers/server';
+
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function cli(args: string[], env: Record<string, string>, input?: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', input, timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Registers users and a service account through the service itself (real argon2 hashes from the test kit's hasher). */
+async function populate(env: Record<string, string>) {
+  const server = await startTestServer({ env: { ...env, AUTH_USERS_FILE: '' } });
+  try {
+    for (const username of ['ana', 'bob', 'josé']) expect((await server.auth.register({ username, password: PASSWORD })).userId).toMatch(/^usr_/);
+    expect((await server.auth.login({ username: 'ana', password: PASSWORD })).accessToken).not.toBe('');
+  } finally {
+    await server.close();
+  }
+}
+
+async function loginWorks(env: Record<string, string>, username: string, hasher?: PasswordHasher): Promise<boolean> {
+  const server = await startTestServer({ env, ...(hasher ? { hasher } : {}) });
+  try {
+    const tokens = await server.auth.login({ username, password: PASSWORD });
+    return tokens.accessToken.length > 0;
+  } finally {
+    await server.close();
+  }
+}
+
+describeNeeding(['redis-server'], 'moving in: export and import', () => {
+  describeWithPostgres('to PostgreSQL', (pg) => {
+    let redis: TestRedis;
+    let dir: string;
+    beforeAll(async () => {
+      redis = await startRedis();
+      dir = mkdtempSync(join(tmpdir(), 'auth-export-'));
+    });
+    afterAll(async () => {
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const listAll = async (store: { listUsers: PostgresStore['listUsers']; listServiceAccounts: PostgresStore['listServiceAccounts'] }) => ({
+      users: await store.listUsers({ prefix: '', after: undefined, limit: 1000 }),
+      accounts: await store.listServiceAccounts({ prefix: '', after: undefined, limit: 1000 }),
+    });
+
+    test('Redis → PostgreSQL → PostgreSQL: every id, hash, time and credential kept; the same passwords log in', async () => {
+      const redisEnv = { AUTH_REDIS_URL: redis.url, AUTH_STORE: 'redis', AUTH_REDIS_KEY_PREFIX: 'move1:' };
+      await populate(redisEnv);
+      // A service account with a secret, made in Redis directly.
+      const source = new RedisStore({ connection: { kind: 'single', url: redis.url }, keyPrefix: 'move1:', commandTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10 });
+      await source.connect();
+      expect(await source.createServiceAccount({ id: 'sva_AAAAAAAAAAAAAAAAAAAAAA', name: 'billing', roles: ['reader'], credential: { type: 'secret', id: 'sec_AAAAAAAAAAAAAAAAAAAAAA', hash: 'h'.repeat(43) } })).toBe('created');
+      const before = await listAll(source);
+      await source.close();
+      expect(before.users.map((u) => u.username)).toEqual(['ana', 'bob', 'josé']);
+
+      const file = join(dir, 'from-redis.jsonl');
+      const exported = cli(['export', '--out', file], redisEnv);
+      expect(exported).toMatchObject({ code: 0, err: 'grpc-auth: exported 3 users and 1 service accounts from the redis store\n' });
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(cli(['export', '--out', file], redisEnv)).toMatchObject({ code: 1, err: `grpc-auth: cannot write ${file}: it exists already\n` });
+
+      const target = await pg().createDatabase();
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: 'grpc-auth: imported 3 users and 1 service accounts; 0 were there already\n' });
+      // Run twice, it changes nothing.
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: 'grpc-auth: imported 0 users and 0 service accounts; 4 were there already\n' });
+      const moved = new PostgresStore({ connection: { url: target, poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
+      await moved.connect();
+      try {
+        expect(await listAll(moved)).toEqual(before);
+      } finally {
+        await moved.close();
+      }
+      expect(await loginWorks({ AUTH_DATABASE_URL: target }, 'ana')).toBe(true);
+
+      // And on from PostgreSQL, by standard output and input.
+      const again = cli(['export'], { AUTH_DATABASE_URL: target });
+      expect(again.code).toBe(0);
+      expect(again.out.split('\n').filter(Boolean).map((l) => JSON.parse(l).kind)).toEqual(['header', 'user', 'user', 'user', 'service_account']);
+      const second = await pg().createDatabase();
+      expect(cli(['import'], { AUTH_DATABASE_URL: second }, again.out)).toMatchObject({ code: 0 });
+      const copy = new PostgresStore({ connection: { url: second, poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
+      await copy.connect();
+      try {
+        expect(await listAll(copy)).toEqual(before);
+      } finally {
+        await copy.close();
+      }
+    });
+
+    test('the users file (memory store) → PostgreSQL: file users keep their ids and hashes, and still count as the file’s', async () => {
+      const hashed = spawnSync(process.execPath, [CLI, 'hash-password'], { input: `${PASSWORD}\n`, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+      expect(hashed.status).toBe(0);
+      const usersFile = join(dir, 'users.txt');
+      writeFileSync(usersFile, `carol:${hashed.stdout.trim()}:admin\n`);
+      const file = join(dir, 'from-file.jsonl');
+      expect(cli(['export', '--out', file], { AUTH_USERS_FILE: usersFile })).toMatchObject({ code: 0, err: 'grpc-auth: exported 1 users and 0 service accounts from the memory store\n' });
+      const line = JSON.parse(readFileSync(file, 'utf8').split('\n')[1]!);
+      expect(line).toMatchObject({ kind: 'user', username: 'carol', roles: ['admin'], origin: 'file' });
+      const target = await pg().createDatabase();
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target }).code).toBe(0);
+      // The file's hash is a real argon2id one (hash-password): checked by the service's own hasher.
+      // The file still governs its users (a service without it would remove them), so it stays set.
+      expect(await loginWorks({ AUTH_DATABASE_URL: target, AUTH_USERS_FILE: usersFile }, 'carol', new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: 1, maxQueue: 4 }))).toBe(true);
+    }, 60_000);
+
+    test('bad input: the line is named and nothing is imported; a name held by another id stops the import', async () => {
+      const target = await pg().createDatabase();
+      const header = JSON.stringify({ kind: 'header', format: 'grpc-auth-export', version: 1, store: 'redis', exportedAt: new Date().toISOString() });
+      const user = (id: string, username: string) => JSON.stringify({ kind: 'user', id, username, passwordHash: '$argon2id$x', roles: [], disabled: false, origin: 'api', createdAt: 1, passwordChangedAt: 1, generation: 0, revision: 1 });
+      const cases = [
+        { input: `${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`, err: 'grpc-auth: line 1: not a grpc-auth-export file (no header)\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n{"kind":"user","id":"usr_B"}\n`, err: 'grpc-auth: line 3: user without a valid username\n' },
+        { input: `${header}\nnot json\n`, err: 'grpc-auth: line 2: not JSON\n' },
+        { input: `${header.replace('"version":1', '"version":2')}\n`, err: 'grpc-auth: line 1: export version 2; this release reads version 1\n' },
+        { input: '', err: 'grpc-auth: the input is empty: not a grpc-auth-export file\n' },
+      ];
+      for (const c of cases) expect(cli(['import'], { AUTH_DATABASE_URL: target }, c.input)).toMatchObject({ code: 1, err: c.err });
+      const client = new PgClient({ connectionString: target });
+      await client.connect();
+      try {
+        // Nothing of the files above went in (the first case stopped before the schema was even made).
+        const { rows } = await client.query("SELECT to_regclass('auth_users') IS NULL AS none");
+        if (!rows[0].none) expect((await client.query('SELECT count(*)::int AS n FROM auth_users')).rows).toEqual([{ n: 0 }]);
+        expect(cli(['import'], { AUTH_DATABASE_URL: target }, `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`).code).toBe(0);
+        expect(cli(['import'], { AUTH_DATABASE_URL: target }, `${header}\n${user('usr_BBBBBBBBBBBBBBBBBBBBBB', 'dan')}\n`)).toMatchObject({
+          code: 1,
+          err: 'grpc-auth: user usr_BBBBBBBBBBBBBBBBBBBBBB: the name "dan" belongs to usr_AAAAAAAAAAAAAAAAAAAAAA in this database\n',
+        });
+        expect((await client.query('SELECT id FROM auth_users')).rows).toEqual([{ id: 'usr_AAAAAAAAAAAAAAAAAAAAAA' }]);
+      } finally {
+        await client.end();
+      }
+      expect(cli(['import'], {}, '')).toMatchObject({ code: 2, err: 'grpc-auth: import writes into PostgreSQL: set AUTH_DATABASE_URL to the database to fill\n' });
+    });
+
+    test('grpc-auth migrate: applies once, reports the version; the service started with AUTH_DATABASE_MIGRATE=off serves after it', async () => {
+      const target = await pg().createDatabase();
+      const env = { AUTH_DATABASE_URL: target, AUTH_DATABASE_MIGRATE: 'off' };
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 1 (run grpc-auth migrate)\n' });
+      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1\n' });
+      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'the schema is up to date\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 1; this release knows 1\n' });
+      const server = await startTestServer({ env, clock: new ManualClock() });
+      try {
+        expect((await server.auth.register({ username: 'eve', password: PASSWORD })).userId).toMatch(/^usr_/);
+      } finally {
+        await server.close();
+      }
+    });
+  });
+});
