@@ -128,7 +128,7 @@ export const settings = {
     pattern: { test: (v) => /^[A-Za-z0-9:_.-]{1,64}$/.test(v), says: '1 to 64 of letters, digits and : _ . -' },
   }),
   redisCommandTimeoutMs: count('AUTH_REDIS_COMMAND_TIMEOUT_MS', { default: 500, min: 10, max: 60_000, doc: 'A Redis command slower than this many milliseconds fails the call with UNAVAILABLE' }),
-  storeTimeoutMs: duration('AUTH_STORE_TIMEOUT', { default: '2s', min: '1s', max: '60s', doc: 'Any store operation (memory or Redis) slower than this fails the call with UNAVAILABLE' }),
+  storeTimeoutMs: duration('AUTH_STORE_TIMEOUT', { default: '2s', min: '1s', max: '60s', doc: 'Any store operation (memory, Redis or PostgreSQL) slower than this fails the call with UNAVAILABLE' }),
   metricsAddress: text('AUTH_METRICS_ADDRESS', { shown: '(off)', pattern: HOST_PORT, doc: '`host:port` for Prometheus metrics at `GET /metrics` (e.g. `127.0.0.1:9464`)' }),
   tlsCert: text('AUTH_TLS_CERT', { shown: '(none: plaintext)', doc: 'PEM certificate chain of the server; with `AUTH_TLS_KEY` turns TLS on' }),
   tlsKey: text('AUTH_TLS_KEY', { shown: '(none)', doc: 'PEM private key of that certificate' }),
@@ -186,6 +186,10 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
   },
   (v) => (v.store === 'postgres' && v.databaseUrl === undefined ? 'AUTH_STORE=postgres needs AUTH_DATABASE_URL' : undefined),
   (v) => (v.store !== 'postgres' && v.databaseUrl !== undefined ? `AUTH_DATABASE_URL is for the PostgreSQL store: unset AUTH_STORE (or set it to postgres), not ${v.store}` : undefined),
+  (v) =>
+    v.store === 'postgres' && (v.redisUrl !== undefined || v.redisClusterNodes.length > 0 || v.redisSentinels.length > 0)
+      ? 'AUTH_DATABASE_URL and Redis settings exclude each other: PostgreSQL holds everything (sessions and throttles too), so leave the AUTH_REDIS_* settings unset'
+      : undefined,
   (v) => (v.databaseCaFile !== undefined && v.databaseUrl === undefined ? 'AUTH_DATABASE_CA_FILE needs AUTH_DATABASE_URL' : undefined),
   (v) =>
     v.store === 'postgres' && v.storeTimeoutMs < 3 * v.databaseStatementTimeoutMs + 250

@@ -109,6 +109,10 @@ describe('the service process', () => {
     const query = runCli(['check-config'], undefined, { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://db:6379/0?password=hunter3pass' });
     expect(query.stdout).not.toContain('hunter3pass');
     expect(query.stdout).toContain('"redisUrl": "redis://db:6379/0?****"');
+    const pg = runCli(['check-config'], undefined, { AUTH_DATABASE_URL: 'postgres://auth:hunter4pass@db:5432/auth?sslmode=verify-full&password=hunter5pass' });
+    expect(pg.status).toBe(0);
+    expect(pg.stdout).not.toMatch(/hunter4pass|hunter5pass/);
+    expect(JSON.parse(pg.stdout.slice(0, pg.stdout.lastIndexOf('}') + 1))).toMatchObject({ store: 'postgres', databaseUrl: 'postgres://****@db:5432/auth?****' });
     expect(runCli(['check-config'], undefined, { AUTH_SIGNING_KEY_FILE: '/nope.pem' })).toMatchObject({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nope.pem: ENOENT\n' });
   });
 

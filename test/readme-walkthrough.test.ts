@@ -1,10 +1,18 @@
+import { startPostgres, type TestPostgres } from './helpers/postgres';
 import { startProcess } from './helpers/process';
+import { available } from './helpers/requires';
 import { expectSteps, readmeBlocks, runWalkthrough } from './helpers/walkthrough';
 
 describe('README walkthrough with grpcurl', () => {
-  test('every step works and prints what the README says', async () => {
+  let pg: TestPostgres | undefined;
+  afterAll(() => pg?.destroy());
+
+  // The same walkthrough on the memory store and on PostgreSQL (which must be there: see .ci/run).
+  test.each(['memory', 'postgres'])('every step works and prints what the README says (%s store)', async (store) => {
     const [script] = readmeBlocks('## Walkthrough with grpcurl');
-    const running = await startProcess({});
+    if (store === 'postgres' && !available('postgresql')) throw new Error('PostgreSQL not found: apt-get install -y postgresql');
+    if (store === 'postgres') pg = await startPostgres();
+    const running = await startProcess(pg ? { AUTH_DATABASE_URL: await pg.createDatabase() } : {});
     try {
       const out = runWalkthrough(script!, String(running.started.address));
       // Each expectation is one step of the walkthrough, in order.
@@ -27,5 +35,5 @@ describe('README walkthrough with grpcurl', () => {
       running.child.kill('SIGTERM');
       await running.exit;
     }
-  });
+  }, 60_000);
 });

@@ -193,6 +193,9 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool(poolConfig(options));
     // An idle connection that breaks (the server restarted) is dropped; the next call opens another.
     this.pool.on('error', () => {});
+    // A connection that breaks while checked out fails the query it runs (which the caller hears);
+    // pg-pool listens for errors only on idle ones, so without this an unheard 'error' would end the process.
+    this.pool.on('connect', (client) => client.on('error', () => {}));
     this.budgetMs = 2 * options.statementTimeoutMs;
     this.grace = options.accessGraceMs;
     this.migrations = options.migrations ?? knownMigrations();

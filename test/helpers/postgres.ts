@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './redis';
@@ -51,7 +51,7 @@ let databases = 0;
  * directory. fsync is off (a test machine's crash loses nothing that matters), synchronous commit
  * stays on, so a restart or a SIGKILL of the server keeps every acknowledged write.
  */
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: { tls?: { cert: string; key: string } } = {}): Promise<TestPostgres> {
   const initdb = postgresBin('initdb');
   const postgres = postgresBin('postgres');
   if (!initdb || !postgres) throw new Error('PostgreSQL server programs not found: apt-get install -y postgresql');
@@ -62,12 +62,22 @@ export async function startPostgres(): Promise<TestPostgres> {
   const [cmd, args] = runAs(initdb, ['-D', dataDir, '-U', 'auth', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
   const init = spawnSync(cmd, args, { encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}${init.stdout}`);
+  const tlsArgs: string[] = [];
+  if (options.tls) {
+    // The server reads its key as its own user, and only a key no one else can read.
+    for (const [from, to] of [[options.tls.cert, 'server.crt'], [options.tls.key, 'server.key']] as const) {
+      copyFileSync(from, join(dir, to));
+      chmodSync(join(dir, to), 0o600);
+      if (asRoot) chownSync(join(dir, to), 65534, 65534);
+    }
+    tlsArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`);
+  }
   let child: ChildProcess | undefined;
   const start = async () => {
     const [pcmd, pargs] = runAs(postgres, [
       '-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dir,
       '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'shared_buffers=64MB',
-      '-c', 'log_min_messages=fatal', '-c', 'logging_collector=off',
+      '-c', 'log_min_messages=fatal', '-c', 'logging_collector=off', ...tlsArgs,
     ]);
     const proc = spawn(pcmd, pargs, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;

@@ -5,7 +5,9 @@ import { newId } from '../../src/core/ids';
 import { knownMigrations, migrate, schemaState } from '../../src/store/postgres-migrations';
 import { PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres-store';
 import { StoreSetupError } from '../../src/store/store';
-import { describeWithPostgres } from '../helpers/postgres';
+import { describeWithPostgres, startPostgres, type TestPostgres } from '../helpers/postgres';
+import { describeNeeding } from '../helpers/requires';
+import { createTestCa, type TestCa } from '../helpers/tls';
 import { eventually } from '../helpers/wait';
 import { describeStoreConformance, T0 } from './store-conformance';
 
@@ -305,6 +307,43 @@ describeWithPostgres('PostgresStore outages', (pg) => {
       await expect(store.liveSession(userId, sessionId)).resolves.toMatchObject({ id: userId });
     } finally {
       await blocker.end();
+      await store.close();
+    }
+  });
+});
+
+describeNeeding(['postgresql', 'openssl'], 'PostgresStore over TLS', () => {
+  let pg: TestPostgres;
+  let ca: TestCa;
+  beforeAll(async () => {
+    ca = createTestCa('pg');
+    pg = await startPostgres({ tls: ca.issue('server', 'server') });
+  }, 60_000);
+  afterAll(() => pg.destroy());
+
+  const viaTls = async (store: PostgresStore) => (await store.client.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+
+  test.each([
+    { name: 'AUTH_DATABASE_CA_FILE', url: (u: string) => u, caFile: () => ca.caPem },
+    { name: 'sslmode=verify-full with sslrootcert in the URL', url: (u: string) => `${u}?sslmode=verify-full&sslrootcert=${ca.caPem}`, caFile: () => undefined },
+  ])('the server verified by its CA ($name): the store serves, over TLS', async ({ url, caFile }) => {
+    const base = (await pg.createDatabase()).replace('127.0.0.1', 'localhost');
+    const store = new PostgresStore({ connection: { url: url(base), caFile: caFile(), poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'auto' });
+    try {
+      await store.connect();
+      expect(await viaTls(store)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a server whose certificate another CA signed is refused: UNAVAILABLE, nothing sent', async () => {
+    const other = createTestCa('pg-other');
+    const base = (await pg.createDatabase()).replace('127.0.0.1', 'localhost');
+    const store = new PostgresStore({ connection: { url: base, caFile: other.caPem, poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'auto' });
+    try {
+      await expect(store.connect()).rejects.toMatchObject({ code: 'unavailable', cause: { message: expect.stringMatching(/certificate/) } });
+    } finally {
       await store.close();
     }
   });
