@@ -167,6 +167,14 @@ async function main() {
   const viaNode = (fn) => async () => (await nodeLoad(fn, { seconds: SECONDS / 2 })).perSecond;
   const healthRate = h2loadAvailable ? viaH2('/grpc.health.v1.Health/Check', healthFrame) : viaNode(() => health.check({ service: '' }));
 
+  // BENCH_ONLY=postgres: only the PostgreSQL figures, printed and not written (for working on them).
+  if (process.env.BENCH_ONLY === 'postgres') {
+    await postgresFigures(results, service, ratioFigure);
+    console.log(JSON.stringify(results.figures, null, 1));
+    await service.stop();
+    return;
+  }
+
   console.log('measuring Validate, token seen before ...');
   await ratioFigure('Validate, token seen before', 0.9, h2loadAvailable ? viaH2('/auth.v1.AuthService/Validate', validateFrame) : viaNode(() => auth.validate({ accessToken: token })), healthRate);
   console.log('measuring WhoAmI through the interceptor ...');
@@ -323,6 +331,40 @@ async function main() {
   write(results);
 }
 
+/** 32 users with a session each on a service (for the store comparisons). */
+async function storeFixtures(s, prefix) {
+  const sessions = [];
+  for (let i = 0; i < 32; i++) {
+    await s.auth.register({ username: `${prefix}${i}`, password: PASSWORD }).catch(() => {});
+    sessions.push(await s.auth.login({ username: `${prefix}${i}`, password: PASSWORD }));
+  }
+  return { token: sessions[0].accessToken, sessions };
+}
+
+/** Validate calls/s of one token (seen before) on a service: h2load when present. */
+function validateOn(s, token) {
+  return h2loadAvailable ? async () => h2load(s.port, '/auth.v1.AuthService/Validate', grpcFrame(ValidateRequestSchema, { accessToken: token })) : async () => (await nodeLoad(() => s.auth.validate({ accessToken: token }), { seconds: SECONDS / 2 })).perSecond;
+}
+
+/** Refresh calls/s: the fixture's 32 sessions, each refreshed in its own sequence, for half a round. */
+function refreshOn(s, fixture) {
+  return async () => {
+    const end = Date.now() + (SECONDS / 2) * 1000;
+    let calls = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      fixture.sessions.map(async (session) => {
+        while (Date.now() < end) {
+          const next = await s.auth.refresh({ refreshToken: session.refreshToken });
+          session.refreshToken = next.refreshToken;
+          calls++;
+        }
+      }),
+    );
+    return calls / (Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+}
+
 /**
  * Validate and Refresh on a service whose store is a local redis-server, each against the same
  * call on the memory-store service in the same run; then Redis's own bytes per user and per live
@@ -339,36 +381,10 @@ async function redisFigures(results, memoryService, ratioFigure, viaH2) {
   await probe.ping();
   const service = await startService({ env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: redisUrl, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000' } });
   try {
-    const fixtures = async (s) => {
-      await s.auth.register({ username: 'redis-bench', password: PASSWORD }).catch(() => {});
-      const sessions = [];
-      for (let i = 0; i < 32; i++) {
-        await s.auth.register({ username: `redis-bench${i}`, password: PASSWORD }).catch(() => {});
-        sessions.push(await s.auth.login({ username: `redis-bench${i}`, password: PASSWORD }));
-      }
-      return { token: sessions[0].accessToken, sessions };
-    };
-    const onRedis = await fixtures(service);
-    const onMemory = await fixtures(memoryService);
-    const validateOn = (s, token) => (h2loadAvailable ? async () => h2load(s.port, '/auth.v1.AuthService/Validate', grpcFrame(ValidateRequestSchema, { accessToken: token })) : async () => (await nodeLoad(() => s.auth.validate({ accessToken: token }), { seconds: SECONDS / 2 })).perSecond);
+    const onRedis = await storeFixtures(service, 'redis-bench');
+    const onMemory = await storeFixtures(memoryService, 'redis-bench');
     console.log('measuring Validate on Redis vs memory ...');
     await ratioFigure('Validate, token seen before: Redis store vs memory store', 0.5, validateOn(service, onRedis.token), validateOn(memoryService, onMemory.token));
-    // Refresh: 32 sessions, each refreshed in its own sequence, for half a round each.
-    const refreshOn = (s, fixture) => async () => {
-      const end = Date.now() + (SECONDS / 2) * 1000;
-      let calls = 0;
-      const t0 = process.hrtime.bigint();
-      await Promise.all(
-        fixture.sessions.map(async (session) => {
-          while (Date.now() < end) {
-            const next = await s.auth.refresh({ refreshToken: session.refreshToken });
-            session.refreshToken = next.refreshToken;
-            calls++;
-          }
-        }),
-      );
-      return calls / (Number(process.hrtime.bigint() - t0) / 1e9);
-    };
     console.log('measuring Refresh on Redis vs memory ...');
     await ratioFigure('Refresh: Redis store vs memory store', 0.5, refreshOn(service, onRedis), refreshOn(memoryService, onMemory));
   } finally {
@@ -476,34 +492,10 @@ async function postgresFigures(results, memoryService, ratioFigure) {
   const pg = await startPostgres();
   const service = await startService({ env: { AUTH_DATABASE_URL: pg.url, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000' } });
   try {
-    const fixtures = async (s, prefix) => {
-      const sessions = [];
-      for (let i = 0; i < 32; i++) {
-        await s.auth.register({ username: `${prefix}${i}`, password: PASSWORD }).catch(() => {});
-        sessions.push(await s.auth.login({ username: `${prefix}${i}`, password: PASSWORD }));
-      }
-      return { token: sessions[0].accessToken, sessions };
-    };
-    const onPg = await fixtures(service, 'pg-bench');
-    const onMemory = await fixtures(memoryService, 'pg-bench');
-    const validateOn = (s, token) => (h2loadAvailable ? async () => h2load(s.port, '/auth.v1.AuthService/Validate', grpcFrame(ValidateRequestSchema, { accessToken: token })) : async () => (await nodeLoad(() => s.auth.validate({ accessToken: token }), { seconds: SECONDS / 2 })).perSecond);
+    const onPg = await storeFixtures(service, 'pg-bench');
+    const onMemory = await storeFixtures(memoryService, 'pg-bench');
     console.log('measuring Validate on PostgreSQL vs memory ...');
     await ratioFigure('Validate, token seen before: PostgreSQL store vs memory store', 0.7, validateOn(service, onPg.token), validateOn(memoryService, onMemory.token));
-    const refreshOn = (s, fixture) => async () => {
-      const end = Date.now() + (SECONDS / 2) * 1000;
-      let calls = 0;
-      const t0 = process.hrtime.bigint();
-      await Promise.all(
-        fixture.sessions.map(async (session) => {
-          while (Date.now() < end) {
-            const next = await s.auth.refresh({ refreshToken: session.refreshToken });
-            session.refreshToken = next.refreshToken;
-            calls++;
-          }
-        }),
-      );
-      return calls / (Number(process.hrtime.bigint() - t0) / 1e9);
-    };
     console.log('measuring Refresh on PostgreSQL vs memory ...');
     await ratioFigure('Refresh: PostgreSQL store vs memory store', 0.6, refreshOn(service, onPg), refreshOn(memoryService, onMemory));
     // Login: 32 users, each logging in its own sequence (argon2id sets the pace on both).

@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { ManualClock } from '../../src/clock';
 import { newId } from '../../src/core/ids';
 import { knownMigrations, migrate, schemaState } from '../../src/store/postgres-migrations';
-import { PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres-store';
+import { LIVE_BATCH, PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres-store';
 import { StoreSetupError } from '../../src/store/store';
 import { describeWithPostgres, startPostgres, type TestPostgres } from '../helpers/postgres';
 import { describeNeeding } from '../helpers/requires';
@@ -343,6 +343,28 @@ describeNeeding(['postgresql', 'openssl'], 'PostgresStore over TLS', () => {
     const store = new PostgresStore({ connection: { url: base, caFile: other.caPem, poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'auto' });
     try {
       await expect(store.connect()).rejects.toMatchObject({ code: 'unavailable', cause: { message: expect.stringMatching(/certificate/) } });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describeWithPostgres('PostgresStore session checks in batches', (pg) => {
+  test(`600 checks in one turn (batches of ${LIVE_BATCH}): each answered for its own user and session only`, async () => {
+    const store = await open(await pg().createDatabase());
+    try {
+      const a = await userWithSession(store);
+      const b = await userWithSession(store);
+      const cases = Array.from({ length: 600 }, (_, i) => {
+        switch (i % 4) {
+          case 0: return { userId: a.userId, sessionId: a.sessionId, want: a.userId };
+          case 1: return { userId: b.userId, sessionId: b.sessionId, want: b.userId };
+          case 2: return { userId: b.userId, sessionId: a.sessionId, want: undefined };
+          default: return { userId: a.userId, sessionId: newId(random, 'ses'), want: undefined };
+        }
+      });
+      const answers = await Promise.all(cases.map((c) => store.liveSession(c.userId, c.sessionId)));
+      expect(answers.map((x) => x?.id)).toEqual(cases.map((c) => c.want));
     } finally {
       await store.close();
     }
