@@ -331,6 +331,23 @@ async function main() {
   write(results);
 }
 
+/** Median milliseconds of one ListUsers page of 1,000 from a random place among `users` (named user0000000…). */
+async function listUsersPageMs(store, users) {
+  const runs = [];
+  for (let r = 0; r < 41; r++) {
+    const after = `user${String(Math.floor(Math.random() * (users - 2000))).padStart(7, '0')}`;
+    const t0 = process.hrtime.bigint();
+    const page = await store.listUsers({ prefix: '', after, limit: 1000 });
+    runs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (page.length !== 1000) throw new Error('short page');
+  }
+  return median(runs);
+}
+
+/** A random id of the service's shape, and a random argon2id PHC string (for filling stores). */
+const randomId = (prefix) => `${prefix}_${crypto.randomBytes(16).toString('base64url')}`;
+const randomPhc = () => `$argon2id$v=19$m=19456,t=2,p=1$${crypto.randomBytes(16).toString('base64').replace(/=+$/, '')}$${crypto.randomBytes(32).toString('base64').replace(/=+$/, '')}`;
+
 /** 32 users with a session each on a service (for the store comparisons). */
 async function storeFixtures(s, prefix) {
   const sessions = [];
@@ -398,8 +415,8 @@ async function redisFigures(results, memoryService, ratioFigure, viaH2) {
   const store = new RedisStore({ connection: { kind: 'single', url: redisUrl }, keyPrefix: 'auth:', commandTimeoutMs: 5000, accessGraceMs: 930_000, maxSessionsPerUser: 100 });
   await store.connect();
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))[1]);
-  const id = (prefix) => `${prefix}_${crypto.randomBytes(16).toString('base64url')}`;
-  const phc = () => `$argon2id$v=19$m=19456,t=2,p=1$${crypto.randomBytes(16).toString('base64').replace(/=+$/, '')}$${crypto.randomBytes(32).toString('base64').replace(/=+$/, '')}`;
+  const id = randomId;
+  const phc = randomPhc;
   const USERS = 10_000;
   const PER_USER = 10;
   const before = await usedMemory();
@@ -532,8 +549,8 @@ async function postgresFigures(results, memoryService, ratioFigure) {
   const sql = new Client({ connectionString: url });
   await sql.connect();
   const size = async (table) => Number((await sql.query('SELECT pg_total_relation_size($1) AS b', [table])).rows[0].b);
-  const id = (prefix) => `${prefix}_${crypto.randomBytes(16).toString('base64url')}`;
-  const phc = () => `$argon2id$v=19$m=19456,t=2,p=1$${crypto.randomBytes(16).toString('base64').replace(/=+$/, '')}$${crypto.randomBytes(32).toString('base64').replace(/=+$/, '')}`;
+  const id = randomId;
+  const phc = randomPhc;
   const USERS = 10_000;
   const PER_USER = 10;
   const usersBefore = await size('auth_users');
@@ -565,18 +582,6 @@ async function postgresFigures(results, memoryService, ratioFigure) {
   results.figures.push({ name: 'PostgreSQL store, 10,000 users', unit: 'bytes of table and indexes per user', value: perUser, limit: 1000, met: perUser <= 1000 });
   results.figures.push({ name: 'PostgreSQL store, 100,000 live sessions (10 a user)', unit: 'bytes of table and indexes per session', value: perSession, limit: 700, met: perSession <= 700 });
 
-  /** Median milliseconds of one ListUsers page of 1,000 from a random place among `users`. */
-  const pageMs = async (users) => {
-    const runs = [];
-    for (let r = 0; r < 41; r++) {
-      const after = `user${String(Math.floor(Math.random() * (users - 2000))).padStart(7, '0')}`;
-      const t0 = process.hrtime.bigint();
-      const page = await store.listUsers({ prefix: '', after, limit: 1000 });
-      runs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (page.length !== 1000) throw new Error('short page');
-    }
-    return median(runs);
-  };
   await sql.query('DELETE FROM auth_users');
   const fill = (from, to) =>
     sql.query(
@@ -586,10 +591,10 @@ async function postgresFigures(results, memoryService, ratioFigure) {
     );
   await fill(0, 2999);
   await sql.query('VACUUM ANALYZE auth_users');
-  const small = await pageMs(3000);
+  const small = await listUsersPageMs(store, 3000);
   await fill(3000, 999_999);
   await sql.query('VACUUM ANALYZE auth_users');
-  const large = await pageMs(1_000_000);
+  const large = await listUsersPageMs(store, 1_000_000);
   results.figures.push({ name: 'ListUsers, a page of 1,000 at 1,000,000 users (PostgreSQL store) vs at 3,000 users', unit: 'ms a page', value: large, baseline: small, ratio: large / small, spread: [large / small, large / small], limit: 2, met: large / small <= 2 });
   await sql.end();
   await store.close();
@@ -602,7 +607,7 @@ async function memory() {
   let now = T0;
   const clock = { now: () => now, setTimer: () => ({ cancel() {} }) };
   const options = { clock, accessGraceMs: 930_000, maxSessionsPerUser: 100, maxAttemptEntries: 100_000 };
-  const id = (prefix) => `${prefix}_${crypto.randomBytes(16).toString('base64url')}`;
+  const id = randomId;
   // A real argon2id PHC string is 97 characters: each user gets its own, as on a real server.
   // (Made flat, as argon2 and protobuf decoding hand them over, not as a tree of concatenations.)
   const flat = (s) => Buffer.from(s, 'latin1').toString('latin1');
@@ -628,18 +633,7 @@ async function memory() {
       }
     }
   };
-  /** Median milliseconds of one ListUsers page of 1,000, from a random place in the set. */
-  const pageMs = async (store, users) => {
-    const runs = [];
-    for (let r = 0; r < 41; r++) {
-      const after = `user${String(Math.floor(Math.random() * (users - 2000))).padStart(7, '0')}`;
-      const t0 = process.hrtime.bigint();
-      const page = await store.listUsers({ prefix: '', after, limit: 1000 });
-      runs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (page.length !== 1000) throw new Error('short page');
-    }
-    return median(runs);
-  };
+  const pageMs = listUsersPageMs;
 
   const USERS = 1_000_000;
   const start = heap();
