@@ -34,14 +34,18 @@ export type ExportLine =
 const PAGE = 1000;
 const silent: EventLog = { info() {}, warn() {}, error() {} };
 
-/** The store the environment configures, connected (the memory store holds the users file, as the service would seed it). */
-async function configuredStore(env: Env): Promise<{ store: Store; config: Config }> {
-  let config: Config;
+/** The environment's configuration, or a usage error (exit 2) naming every problem. */
+function configOf(env: Env): Config {
   try {
-    config = loadConfig(env);
+    return loadConfig(env);
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }
+}
+
+/** The store the environment configures, connected (the memory store holds the users file, as the service would seed it). */
+async function configuredStore(env: Env): Promise<{ store: Store; config: Config }> {
+  const config = configOf(env);
   const { store } = storeBackend(config, systemClock);
   try {
     await store.connect();
@@ -163,12 +167,7 @@ export interface ImportReport {
 export async function importStore(args: readonly string[], io: Io): Promise<ImportReport> {
   const inAt = args.indexOf('--in');
   if ((inAt >= 0 && args.length !== 2) || (inAt < 0 && args.length !== 0)) throw new CliError('usage: grpc-auth import [--in <file>]', 2);
-  let config: Config;
-  try {
-    config = loadConfig(io.env);
-  } catch (err) {
-    throw new CliError((err as Error).message, 2);
-  }
+  const config = configOf(io.env);
   if (config.store !== 'postgres') throw new CliError('import writes into PostgreSQL: set AUTH_DATABASE_URL to the database to fill', 2);
   const lines: ExportLine[] = [];
   const input = createInterface({ input: inAt >= 0 ? createReadStream(args[inAt + 1]!) : process.stdin, crlfDelay: Infinity });
@@ -209,12 +208,7 @@ function postgresOf(config: Config): PostgresStore {
 /** migrate [--status]: applies the pending schema migrations (or only reports the schema's version). */
 export async function migrateCommand(args: readonly string[], io: Io): Promise<void> {
   if (args.length > 1 || (args.length === 1 && args[0] !== '--status')) throw new CliError('usage: grpc-auth migrate [--status]', 2);
-  let config: Config;
-  try {
-    config = loadConfig(io.env);
-  } catch (err) {
-    throw new CliError((err as Error).message, 2);
-  }
+  const config = configOf(io.env);
   if (config.store !== 'postgres') throw new CliError('migrate is for the PostgreSQL store: set AUTH_DATABASE_URL', 2);
   const store = postgresOf({ ...config, databaseMigrate: 'off' });
   try {

@@ -360,16 +360,23 @@ export class PostgresStore implements Store {
     return rows[0] && userOf(rows[0]);
   }
 
-  /** Keyset paging on the unique index: a page costs the same at any depth. */
-  async listUsers(query: UserQuery): Promise<UserRecord[]> {
-    const rows = await this.one<UserRow>(
-      'auth_list_users',
-      `SELECT ${USER} FROM auth_users
-       WHERE username >= $1 AND username > $2 AND username < $3 AND substr(username, 1, char_length($1)) = $1
-       ORDER BY username LIMIT $4`,
+  /**
+   * A page of `table` in `key` order (a unique, bytewise-sorted column): those after `after`,
+   * starting with `prefix`. Keyset paging on the unique index, bounded above by the prefix, so a
+   * page costs the same at any depth and never scans past the prefix's range.
+   */
+  private keysetPage<R>(name: string, columns: string, table: string, key: string, query: UserQuery): Promise<R[]> {
+    return this.one<R>(
+      name,
+      `SELECT ${columns} FROM ${table}
+       WHERE ${key} >= $1 AND ${key} > $2 AND ${key} < $3 AND substr(${key}, 1, char_length($1)) = $1
+       ORDER BY ${key} LIMIT $4`,
       [query.prefix, query.after ?? '', query.prefix + TOP, query.limit],
     );
-    return rows.map(userOf);
+  }
+
+  async listUsers(query: UserQuery): Promise<UserRecord[]> {
+    return (await this.keysetPage<UserRow>('auth_list_users', USER, 'auth_users', 'username', query)).map(userOf);
   }
 
   /** Whether an enabled admin other than `id` remains (users and service accounts together), under the admin guard's lock. */
@@ -654,15 +661,8 @@ export class PostgresStore implements Store {
     return rows[0] && accountOf(rows[0]);
   }
 
-  async listServiceAccounts(query: { prefix: string; after: string | undefined; limit: number }): Promise<ServiceAccountRecord[]> {
-    const rows = await this.one<AccountRow>(
-      'auth_list_accounts',
-      `SELECT ${ACCOUNT} FROM auth_service_accounts
-       WHERE name >= $1 AND name > $2 AND name < $3 AND substr(name, 1, char_length($1)) = $1
-       ORDER BY name LIMIT $4`,
-      [query.prefix, query.after ?? '', query.prefix + TOP, query.limit],
-    );
-    return rows.map(accountOf);
+  async listServiceAccounts(query: UserQuery): Promise<ServiceAccountRecord[]> {
+    return (await this.keysetPage<AccountRow>('auth_list_accounts', ACCOUNT, 'auth_service_accounts', 'name', query)).map(accountOf);
   }
 
   async updateServiceAccount(id: string, change: ServiceAccountChange): Promise<ServiceAccountUpdate> {
