@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/accounts.proto.
  */
 export const file_auth_v1_accounts: GenFile = /*@__PURE__*/
-  fileDesc("ChZhdXRoL3YxL2FjY291bnRzLnByb3RvEgdhdXRoLnYxItgBCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFcm9sZXMYAyADKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoTcGFzc3dvcmRfY2hhbmdlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGlzYWJsZWQYBiABKAgSIwoGb3JpZ2luGAcgASgOMhMuYXV0aC52MS5Vc2VyT3JpZ2luIqkCCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEnJlZnJlc2hfZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xpZW50X2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIPCgdjdXJyZW50GAggASgIIhMKEUdldEFjY291bnRSZXF1ZXN0IjEKEkdldEFjY291bnRSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIkYKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEg0KBXJvbGVzGAMgAygJIjEKEkNyZWF0ZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIjMKDkdldFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiLgoPR2V0VXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiUgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIXCg91c2VybmFtZV9wcmVmaXgYAyABKAkiSgoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjEKD1NldFJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIi8KEFNldFJvbGVzUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciI7ChJTZXRQYXNzd29yZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiFQoTU2V0UGFzc3dvcmRSZXNwb25zZSIlChJEaXNhYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIyChNEaXNhYmxlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiJAoRRW5hYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIxChJFbmFibGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSIqChdMaXN0VXNlclNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj4KGExpc3RVc2VyU2Vzc2lvbnNSZXNwb25zZRIiCghzZXNzaW9ucxgBIAMoCzIQLmF1dGgudjEuU2Vzc2lvbiIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiHAoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2UiLQoZUmVzZXRMb2dpblRocm90dGxlUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIcChpSZXNldExvZ2luVGhyb3R0bGVSZXNwb25zZSKpAQoYU2VydmljZUFjY291bnRDcmVkZW50aWFsEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1dGgudjEuQ3JlZGVudGlhbFR5cGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2lkGAQgASgJEhIKCnRodW1icHJpbnQYBSABKAki1gEKDlNlcnZpY2VBY2NvdW50EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIQCghkaXNhYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgtjcmVkZW50aWFscxgHIAMoCzIhLmF1dGgudjEuU2VydmljZUFjY291bnRDcmVkZW50aWFsIjoKG0NyZWF0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJIo0BChxDcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSEQoJc2VjcmV0X2lkGAQgASgJIjYKGEdldFNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiTQoZR2V0U2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IlgKGkxpc3RTZXJ2aWNlQWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC25hbWVfcHJlZml4GAMgASgJImkKG0xpc3RTZXJ2aWNlQWNjb3VudHNSZXNwb25zZRIxChBzZXJ2aWNlX2FjY291bnRzGAEgAygLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSgodU2V0U2VydmljZUFjY291bnRSb2xlc1JlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIlIKHlNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IjoKHERpc2FibGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIlEKHURpc2FibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQiOQobRW5hYmxlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSJQChxFbmFibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQiOQobRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSIeChxEZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIjwKHkFkZFNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiSwofQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZRIVCg1jbGllbnRfc2VjcmV0GAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCSJSCiFSZXZva2VTZXJ2aWNlQWNjb3VudFNlY3JldFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCSIkCiJSZXZva2VTZXJ2aWNlQWNjb3VudFNlY3JldFJlc3BvbnNlIlEKG0FkZFNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSFgoOcHVibGljX2tleV9qd2sYAiABKAkiTwocQWRkU2VydmljZUFjY291bnRLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSCwoDa2lkGAIgASgJEhIKCnRodW1icHJpbnQYAyABKAkiTAoeUmVtb3ZlU2VydmljZUFjY291bnRLZXlSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkiIQofUmVtb3ZlU2VydmljZUFjY291bnRLZXlSZXNwb25zZSJWCiRCaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEhIKCnRodW1icHJpbnQYAiABKAkiOwolQmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXNwb25zZRISCgpiaW5kaW5nX2lkGAEgASgJIlgKJlVuYmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRISCgpiaW5kaW5nX2lkGAIgASgJIikKJ1VuYmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXNwb25zZSpUCgpVc2VyT3JpZ2luEhsKF1VTRVJfT1JJR0lOX1VOU1BFQ0lGSUVEEAASEwoPVVNFUl9PUklHSU5fQVBJEAESFAoQVVNFUl9PUklHSU5fRklMRRACKocBCg5DcmVkZW50aWFsVHlwZRIfChtDUkVERU5USUFMX1RZUEVfVU5TUEVDSUZJRUQQABIaChZDUkVERU5USUFMX1RZUEVfU0VDUkVUEAESFwoTQ1JFREVOVElBTF9UWVBFX0tFWRACEh8KG0NSRURFTlRJQUxfVFlQRV9DRVJUSUZJQ0FURRADMqkDCg5BY2NvdW50U2VydmljZRJFCgpHZXRBY2NvdW50EhouYXV0aC52MS5HZXRBY2NvdW50UmVxdWVzdBobLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlElEKDkNoYW5nZVBhc3N3b3JkEh4uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaHy5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USSwoMTGlzdFNlc3Npb25zEhwuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJOCg1SZXZva2VTZXNzaW9uEh0uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoeLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmAKE1Jldm9rZU90aGVyU2Vzc2lvbnMSIy5hdXRoLnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiQuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2UyihQKDEFkbWluU2VydmljZRJSCgpDcmVhdGVVc2VyEhouYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBobLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJJCgdHZXRVc2VyEhcuYXV0aC52MS5HZXRVc2VyUmVxdWVzdBoYLmF1dGgudjEuR2V0VXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJPCglMaXN0VXNlcnMSGS5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5hdXRoLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJMCghTZXRSb2xlcxIYLmF1dGgudjEuU2V0Um9sZXNSZXF1ZXN0GhkuYXV0aC52MS5TZXRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtTZXRQYXNzd29yZBIbLmF1dGgudjEuU2V0UGFzc3dvcmRSZXF1ZXN0GhwuYXV0aC52MS5TZXRQYXNzd29yZFJlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtEaXNhYmxlVXNlchIbLmF1dGgudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GhwuYXV0aC52MS5EaXNhYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpFbmFibGVVc2VyEhouYXV0aC52MS5FbmFibGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRW5hYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpEZWxldGVVc2VyEhouYXV0aC52MS5EZWxldGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRGVsZXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJkChBMaXN0VXNlclNlc3Npb25zEiAuYXV0aC52MS5MaXN0VXNlclNlc3Npb25zUmVxdWVzdBohLmF1dGgudjEuTGlzdFVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXZva2VVc2VyU2Vzc2lvbnMSIi5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaIy5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXNldExvZ2luVGhyb3R0bGUSIi5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlcXVlc3QaIy5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChRDcmVhdGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5DcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJnChFHZXRTZXJ2aWNlQWNjb3VudBIhLmF1dGgudjEuR2V0U2VydmljZUFjY291bnRSZXF1ZXN0GiIuYXV0aC52MS5HZXRTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJtChNMaXN0U2VydmljZUFjY291bnRzEiMuYXV0aC52MS5MaXN0U2VydmljZUFjY291bnRzUmVxdWVzdBokLmF1dGgudjEuTGlzdFNlcnZpY2VBY2NvdW50c1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJ2ChZTZXRTZXJ2aWNlQWNjb3VudFJvbGVzEiYuYXV0aC52MS5TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVxdWVzdBonLmF1dGgudjEuU2V0U2VydmljZUFjY291bnRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJzChVEaXNhYmxlU2VydmljZUFjY291bnQSJS5hdXRoLnYxLkRpc2FibGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QaJi5hdXRoLnYxLkRpc2FibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChRFbmFibGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuRW5hYmxlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5FbmFibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChREZWxldGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5EZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJ5ChdBZGRTZXJ2aWNlQWNjb3VudFNlY3JldBInLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXF1ZXN0GiguYXV0aC52MS5BZGRTZXJ2aWNlQWNjb3VudFNlY3JldFJlc3BvbnNlIguCgBkHEgVhZG1pbhKCAQoaUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXQSKi5hdXRoLnYxLlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBorLmF1dGgudjEuUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoUQWRkU2VydmljZUFjY291bnRLZXkSJC5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBolLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRLZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SeQoXUmVtb3ZlU2VydmljZUFjY291bnRLZXkSJy5hdXRoLnYxLlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBooLmF1dGgudjEuUmVtb3ZlU2VydmljZUFjY291bnRLZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SiwEKHUJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlEi0uYXV0aC52MS5CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QaLi5hdXRoLnYxLkJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2UiC4KAGQcSBWFkbWluEpEBCh9VbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlEi8uYXV0aC52MS5VbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBowLmF1dGgudjEuVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIguCgBkHEgVhZG1pbmIGcHJvdG8z", [file_auth_v1_options, file_google_protobuf_timestamp]);
+  fileDesc("ChZhdXRoL3YxL2FjY291bnRzLnByb3RvEgdhdXRoLnYxItgBCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFcm9sZXMYAyADKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoTcGFzc3dvcmRfY2hhbmdlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGlzYWJsZWQYBiABKAgSIwoGb3JpZ2luGAcgASgOMhMuYXV0aC52MS5Vc2VyT3JpZ2luIqkCCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEnJlZnJlc2hfZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xpZW50X2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIPCgdjdXJyZW50GAggASgIIhMKEUdldEFjY291bnRSZXF1ZXN0IlIKEkdldEFjY291bnRSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyEh8KA21mYRgCIAEoCzISLmF1dGgudjEuTWZhU3RhdHVzImkKCU1mYVN0YXR1cxIPCgdlbmFibGVkGAEgASgIEhsKE3JlY292ZXJ5X2NvZGVzX2xlZnQYAiABKA0SLgoKZW5hYmxlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEwoRRW5yb2xsVG90cFJlcXVlc3QigAEKEkVucm9sbFRvdHBSZXNwb25zZRIVCg1lbnJvbGxtZW50X2lkGAEgASgJEg4KBnNlY3JldBgCIAEoCRITCgtvdHBhdXRoX3VyaRgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI5ChJDb25maXJtVG90cFJlcXVlc3QSFQoNZW5yb2xsbWVudF9pZBgBIAEoCRIMCgRjb2RlGAIgASgJIi0KE0NvbmZpcm1Ub3RwUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiJgoSRGlzYWJsZVRvdHBSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIhUKE0Rpc2FibGVUb3RwUmVzcG9uc2UiLgoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0EgwKBGNvZGUYASABKAkiOQofUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRIWCg5yZWNvdmVyeV9jb2RlcxgBIAMoCSIiCg9SZXNldE1mYVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSISChBSZXNldE1mYVJlc3BvbnNlIjEKHkNyZWF0ZVBhc3N3b3JkUmVzZXRDb2RlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl8KH0NyZWF0ZVBhc3N3b3JkUmVzZXRDb2RlUmVzcG9uc2USDAoEY29kZRgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0IjoKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiIKCHNlc3Npb25zGAEgAygLMhAuYXV0aC52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0Ih0KG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZSJGChFDcmVhdGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRINCgVyb2xlcxgDIAMoCSIxChJDcmVhdGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciIzCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJIi4KD0dldFVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIlIKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSFwoPdXNlcm5hbWVfcHJlZml4GAMgASgJIkoKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uYXV0aC52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxCg9TZXRSb2xlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRINCgVyb2xlcxgCIAMoCSIvChBTZXRSb2xlc1Jlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiOwoSU2V0UGFzc3dvcmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhUKE1NldFBhc3N3b3JkUmVzcG9uc2UiJQoSRGlzYWJsZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiMgoTRGlzYWJsZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIiQKEUVuYWJsZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiMQoSRW5hYmxlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiKgoXTGlzdFVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI+ChhMaXN0VXNlclNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iLAoZUmV2b2tlVXNlclNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhwKGlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlIi0KGVJlc2V0TG9naW5UaHJvdHRsZVJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiHAoaUmVzZXRMb2dpblRocm90dGxlUmVzcG9uc2UiqQEKGFNlcnZpY2VBY2NvdW50Q3JlZGVudGlhbBIVCg1jcmVkZW50aWFsX2lkGAEgASgJEiUKBHR5cGUYAiABKA4yFy5hdXRoLnYxLkNyZWRlbnRpYWxUeXBlEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2tpZBgEIAEoCRISCgp0aHVtYnByaW50GAUgASgJItYBCg5TZXJ2aWNlQWNjb3VudBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFcm9sZXMYBCADKAkSEAoIZGlzYWJsZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoLY3JlZGVudGlhbHMYByADKAsyIS5hdXRoLnYxLlNlcnZpY2VBY2NvdW50Q3JlZGVudGlhbCI6ChtDcmVhdGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVyb2xlcxgCIAMoCSKNAQocQ3JlYXRlU2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50EhEKCWNsaWVudF9pZBgCIAEoCRIVCg1jbGllbnRfc2VjcmV0GAMgASgJEhEKCXNlY3JldF9pZBgEIAEoCSI2ChhHZXRTZXJ2aWNlQWNjb3VudFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIk0KGUdldFNlcnZpY2VBY2NvdW50UmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudCJYChpMaXN0U2VydmljZUFjY291bnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtuYW1lX3ByZWZpeBgDIAEoCSJpChtMaXN0U2VydmljZUFjY291bnRzUmVzcG9uc2USMQoQc2VydmljZV9hY2NvdW50cxgBIAMoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkoKHVNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRINCgVyb2xlcxgCIAMoCSJSCh5TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudCI6ChxEaXNhYmxlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSJRCh1EaXNhYmxlU2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IjkKG0VuYWJsZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiUAocRW5hYmxlU2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IjkKG0RlbGV0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiHgocRGVsZXRlU2VydmljZUFjY291bnRSZXNwb25zZSI8Ch5BZGRTZXJ2aWNlQWNjb3VudFNlY3JldFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIksKH0FkZFNlcnZpY2VBY2NvdW50U2VjcmV0UmVzcG9uc2USFQoNY2xpZW50X3NlY3JldBgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkiUgohUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkiJAoiUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSJRChtBZGRTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEhYKDnB1YmxpY19rZXlfandrGAIgASgJIk8KHEFkZFNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJEgsKA2tpZBgCIAEoCRISCgp0aHVtYnByaW50GAMgASgJIkwKHlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIiEKH1JlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiVgokQmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRISCgp0aHVtYnByaW50GAIgASgJIjsKJUJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2USEgoKYmluZGluZ19pZBgBIAEoCSJYCiZVbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSEgoKYmluZGluZ19pZBgCIAEoCSIpCidVbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2UqVAoKVXNlck9yaWdpbhIbChdVU0VSX09SSUdJTl9VTlNQRUNJRklFRBAAEhMKD1VTRVJfT1JJR0lOX0FQSRABEhQKEFVTRVJfT1JJR0lOX0ZJTEUQAiqHAQoOQ3JlZGVudGlhbFR5cGUSHwobQ1JFREVOVElBTF9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWQ1JFREVOVElBTF9UWVBFX1NFQ1JFVBABEhcKE0NSRURFTlRJQUxfVFlQRV9LRVkQAhIfChtDUkVERU5USUFMX1RZUEVfQ0VSVElGSUNBVEUQAzLyBQoOQWNjb3VudFNlcnZpY2USRQoKR2V0QWNjb3VudBIaLmF1dGgudjEuR2V0QWNjb3VudFJlcXVlc3QaGy5hdXRoLnYxLkdldEFjY291bnRSZXNwb25zZRJRCg5DaGFuZ2VQYXNzd29yZBIeLmF1dGgudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Gh8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEksKDExpc3RTZXNzaW9ucxIcLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBodLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USTgoNUmV2b2tlU2Vzc2lvbhIdLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaHi5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJgChNSZXZva2VPdGhlclNlc3Npb25zEiMuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBokLmF1dGgudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEkUKCkVucm9sbFRvdHASGi5hdXRoLnYxLkVucm9sbFRvdHBSZXF1ZXN0GhsuYXV0aC52MS5FbnJvbGxUb3RwUmVzcG9uc2USSAoLQ29uZmlybVRvdHASGy5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBocLmF1dGgudjEuQ29uZmlybVRvdHBSZXNwb25zZRJICgtEaXNhYmxlVG90cBIbLmF1dGgudjEuRGlzYWJsZVRvdHBSZXF1ZXN0GhwuYXV0aC52MS5EaXNhYmxlVG90cFJlc3BvbnNlEmwKF1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzEicuYXV0aC52MS5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QaKC5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2Uy0xUKDEFkbWluU2VydmljZRJSCgpDcmVhdGVVc2VyEhouYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBobLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJJCgdHZXRVc2VyEhcuYXV0aC52MS5HZXRVc2VyUmVxdWVzdBoYLmF1dGgudjEuR2V0VXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJPCglMaXN0VXNlcnMSGS5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5hdXRoLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJMCghTZXRSb2xlcxIYLmF1dGgudjEuU2V0Um9sZXNSZXF1ZXN0GhkuYXV0aC52MS5TZXRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtTZXRQYXNzd29yZBIbLmF1dGgudjEuU2V0UGFzc3dvcmRSZXF1ZXN0GhwuYXV0aC52MS5TZXRQYXNzd29yZFJlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtEaXNhYmxlVXNlchIbLmF1dGgudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GhwuYXV0aC52MS5EaXNhYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpFbmFibGVVc2VyEhouYXV0aC52MS5FbmFibGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRW5hYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpEZWxldGVVc2VyEhouYXV0aC52MS5EZWxldGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRGVsZXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJkChBMaXN0VXNlclNlc3Npb25zEiAuYXV0aC52MS5MaXN0VXNlclNlc3Npb25zUmVxdWVzdBohLmF1dGgudjEuTGlzdFVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXZva2VVc2VyU2Vzc2lvbnMSIi5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaIy5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXNldExvZ2luVGhyb3R0bGUSIi5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlcXVlc3QaIy5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlc3BvbnNlIguCgBkHEgVhZG1pbhJMCghSZXNldE1mYRIYLmF1dGgudjEuUmVzZXRNZmFSZXF1ZXN0GhkuYXV0aC52MS5SZXNldE1mYVJlc3BvbnNlIguCgBkHEgVhZG1pbhJ5ChdDcmVhdGVQYXNzd29yZFJlc2V0Q29kZRInLmF1dGgudjEuQ3JlYXRlUGFzc3dvcmRSZXNldENvZGVSZXF1ZXN0GiguYXV0aC52MS5DcmVhdGVQYXNzd29yZFJlc2V0Q29kZVJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChRDcmVhdGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5DcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJnChFHZXRTZXJ2aWNlQWNjb3VudBIhLmF1dGgudjEuR2V0U2VydmljZUFjY291bnRSZXF1ZXN0GiIuYXV0aC52MS5HZXRTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJtChNMaXN0U2VydmljZUFjY291bnRzEiMuYXV0aC52MS5MaXN0U2VydmljZUFjY291bnRzUmVxdWVzdBokLmF1dGgudjEuTGlzdFNlcnZpY2VBY2NvdW50c1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJ2ChZTZXRTZXJ2aWNlQWNjb3VudFJvbGVzEiYuYXV0aC52MS5TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVxdWVzdBonLmF1dGgudjEuU2V0U2VydmljZUFjY291bnRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJzChVEaXNhYmxlU2VydmljZUFjY291bnQSJS5hdXRoLnYxLkRpc2FibGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QaJi5hdXRoLnYxLkRpc2FibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChRFbmFibGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuRW5hYmxlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5FbmFibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChREZWxldGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5EZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJ5ChdBZGRTZXJ2aWNlQWNjb3VudFNlY3JldBInLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXF1ZXN0GiguYXV0aC52MS5BZGRTZXJ2aWNlQWNjb3VudFNlY3JldFJlc3BvbnNlIguCgBkHEgVhZG1pbhKCAQoaUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXQSKi5hdXRoLnYxLlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBorLmF1dGgudjEuUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoUQWRkU2VydmljZUFjY291bnRLZXkSJC5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBolLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRLZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SeQoXUmVtb3ZlU2VydmljZUFjY291bnRLZXkSJy5hdXRoLnYxLlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBooLmF1dGgudjEuUmVtb3ZlU2VydmljZUFjY291bnRLZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SiwEKHUJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlEi0uYXV0aC52MS5CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QaLi5hdXRoLnYxLkJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2UiC4KAGQcSBWFkbWluEpEBCh9VbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlEi8uYXV0aC52MS5VbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBowLmF1dGgudjEuVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIguCgBkHEgVhZG1pbmIGcHJvdG8z", [file_auth_v1_options, file_google_protobuf_timestamp]);
 
 /**
  * User is an account as an admin (or its owner) sees it; never its password hash.
@@ -175,6 +175,13 @@ export type GetAccountResponse = Message<"auth.v1.GetAccountResponse"> & {
    * @generated from field: auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * The caller's second factor.
+   *
+   * @generated from field: auth.v1.MfaStatus mfa = 2;
+   */
+  mfa?: MfaStatus | undefined;
 };
 
 /**
@@ -183,6 +190,311 @@ export type GetAccountResponse = Message<"auth.v1.GetAccountResponse"> & {
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
   messageDesc(file_auth_v1_accounts, 3);
+
+/**
+ * MfaStatus tells whether a second factor is on.
+ *
+ * @generated from message auth.v1.MfaStatus
+ */
+export type MfaStatus = Message<"auth.v1.MfaStatus"> & {
+  /**
+   * True when Login asks for a TOTP code.
+   *
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * Recovery codes not used yet (0 to 10).
+   *
+   * @generated from field: uint32 recovery_codes_left = 2;
+   */
+  recoveryCodesLeft: number;
+
+  /**
+   * When the factor was confirmed.
+   *
+   * @generated from field: google.protobuf.Timestamp enabled_at = 3;
+   */
+  enabledAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auth.v1.MfaStatus.
+ * Use `create(MfaStatusSchema)` to create a new message.
+ */
+export const MfaStatusSchema: GenMessage<MfaStatus> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 4);
+
+/**
+ * EnrollTotpRequest is empty: the factor is the caller's.
+ *
+ * @generated from message auth.v1.EnrollTotpRequest
+ */
+export type EnrollTotpRequest = Message<"auth.v1.EnrollTotpRequest"> & {
+};
+
+/**
+ * Describes the message auth.v1.EnrollTotpRequest.
+ * Use `create(EnrollTotpRequestSchema)` to create a new message.
+ */
+export const EnrollTotpRequestSchema: GenMessage<EnrollTotpRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 5);
+
+/**
+ * EnrollTotpResponse carries the new secret, for the authenticator app.
+ *
+ * @generated from message auth.v1.EnrollTotpResponse
+ */
+export type EnrollTotpResponse = Message<"auth.v1.EnrollTotpResponse"> & {
+  /**
+   * Names this enrollment for ConfirmTotp.
+   *
+   * @generated from field: string enrollment_id = 1;
+   */
+  enrollmentId: string;
+
+  /**
+   * The secret, base32 (RFC 4648, no padding), 160 bits: for typing into the app.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+
+  /**
+   * otpauth://totp/<issuer>:<username>?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30,
+   * for a QR code.
+   *
+   * @generated from field: string otpauth_uri = 3;
+   */
+  otpauthUri: string;
+
+  /**
+   * When the enrollment expires unless confirmed.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auth.v1.EnrollTotpResponse.
+ * Use `create(EnrollTotpResponseSchema)` to create a new message.
+ */
+export const EnrollTotpResponseSchema: GenMessage<EnrollTotpResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 6);
+
+/**
+ * ConfirmTotpRequest proves the app holds the secret.
+ *
+ * @generated from message auth.v1.ConfirmTotpRequest
+ */
+export type ConfirmTotpRequest = Message<"auth.v1.ConfirmTotpRequest"> & {
+  /**
+   * The enrollment_id of EnrollTotp.
+   *
+   * @generated from field: string enrollment_id = 1;
+   */
+  enrollmentId: string;
+
+  /**
+   * A current 6-digit code from the app.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message auth.v1.ConfirmTotpRequest.
+ * Use `create(ConfirmTotpRequestSchema)` to create a new message.
+ */
+export const ConfirmTotpRequestSchema: GenMessage<ConfirmTotpRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 7);
+
+/**
+ * ConfirmTotpResponse carries the recovery codes.
+ *
+ * @generated from message auth.v1.ConfirmTotpResponse
+ */
+export type ConfirmTotpResponse = Message<"auth.v1.ConfirmTotpResponse"> & {
+  /**
+   * 10 recovery codes (80 bits each), each good once in place of a TOTP code; shown this once.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message auth.v1.ConfirmTotpResponse.
+ * Use `create(ConfirmTotpResponseSchema)` to create a new message.
+ */
+export const ConfirmTotpResponseSchema: GenMessage<ConfirmTotpResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 8);
+
+/**
+ * DisableTotpRequest carries the password.
+ *
+ * @generated from message auth.v1.DisableTotpRequest
+ */
+export type DisableTotpRequest = Message<"auth.v1.DisableTotpRequest"> & {
+  /**
+   * The caller's password.
+   *
+   * @generated from field: string password = 1;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message auth.v1.DisableTotpRequest.
+ * Use `create(DisableTotpRequestSchema)` to create a new message.
+ */
+export const DisableTotpRequestSchema: GenMessage<DisableTotpRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 9);
+
+/**
+ * DisableTotpResponse is empty.
+ *
+ * @generated from message auth.v1.DisableTotpResponse
+ */
+export type DisableTotpResponse = Message<"auth.v1.DisableTotpResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.DisableTotpResponse.
+ * Use `create(DisableTotpResponseSchema)` to create a new message.
+ */
+export const DisableTotpResponseSchema: GenMessage<DisableTotpResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 10);
+
+/**
+ * RegenerateRecoveryCodesRequest carries a TOTP code.
+ *
+ * @generated from message auth.v1.RegenerateRecoveryCodesRequest
+ */
+export type RegenerateRecoveryCodesRequest = Message<"auth.v1.RegenerateRecoveryCodesRequest"> & {
+  /**
+   * A current 6-digit code from the app.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message auth.v1.RegenerateRecoveryCodesRequest.
+ * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
+ */
+export const RegenerateRecoveryCodesRequestSchema: GenMessage<RegenerateRecoveryCodesRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 11);
+
+/**
+ * RegenerateRecoveryCodesResponse carries the new recovery codes.
+ *
+ * @generated from message auth.v1.RegenerateRecoveryCodesResponse
+ */
+export type RegenerateRecoveryCodesResponse = Message<"auth.v1.RegenerateRecoveryCodesResponse"> & {
+  /**
+   * 10 new recovery codes; the old ones no longer work.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message auth.v1.RegenerateRecoveryCodesResponse.
+ * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
+ */
+export const RegenerateRecoveryCodesResponseSchema: GenMessage<RegenerateRecoveryCodesResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 12);
+
+/**
+ * ResetMfaRequest names the user.
+ *
+ * @generated from message auth.v1.ResetMfaRequest
+ */
+export type ResetMfaRequest = Message<"auth.v1.ResetMfaRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message auth.v1.ResetMfaRequest.
+ * Use `create(ResetMfaRequestSchema)` to create a new message.
+ */
+export const ResetMfaRequestSchema: GenMessage<ResetMfaRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 13);
+
+/**
+ * ResetMfaResponse is empty.
+ *
+ * @generated from message auth.v1.ResetMfaResponse
+ */
+export type ResetMfaResponse = Message<"auth.v1.ResetMfaResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.ResetMfaResponse.
+ * Use `create(ResetMfaResponseSchema)` to create a new message.
+ */
+export const ResetMfaResponseSchema: GenMessage<ResetMfaResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 14);
+
+/**
+ * CreatePasswordResetCodeRequest names the user.
+ *
+ * @generated from message auth.v1.CreatePasswordResetCodeRequest
+ */
+export type CreatePasswordResetCodeRequest = Message<"auth.v1.CreatePasswordResetCodeRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message auth.v1.CreatePasswordResetCodeRequest.
+ * Use `create(CreatePasswordResetCodeRequestSchema)` to create a new message.
+ */
+export const CreatePasswordResetCodeRequestSchema: GenMessage<CreatePasswordResetCodeRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 15);
+
+/**
+ * CreatePasswordResetCodeResponse carries the code, shown this once.
+ *
+ * @generated from message auth.v1.CreatePasswordResetCodeResponse
+ */
+export type CreatePasswordResetCodeResponse = Message<"auth.v1.CreatePasswordResetCodeResponse"> & {
+  /**
+   * The one-time code for ResetPassword.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * When it stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auth.v1.CreatePasswordResetCodeResponse.
+ * Use `create(CreatePasswordResetCodeResponseSchema)` to create a new message.
+ */
+export const CreatePasswordResetCodeResponseSchema: GenMessage<CreatePasswordResetCodeResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_accounts, 16);
 
 /**
  * ChangePasswordRequest carries both passwords.
@@ -210,7 +522,7 @@ export type ChangePasswordRequest = Message<"auth.v1.ChangePasswordRequest"> & {
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 4);
+  messageDesc(file_auth_v1_accounts, 17);
 
 /**
  * ChangePasswordResponse is empty.
@@ -225,7 +537,7 @@ export type ChangePasswordResponse = Message<"auth.v1.ChangePasswordResponse"> &
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 5);
+  messageDesc(file_auth_v1_accounts, 18);
 
 /**
  * ListSessionsRequest is empty: the sessions are the caller's.
@@ -240,7 +552,7 @@ export type ListSessionsRequest = Message<"auth.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 6);
+  messageDesc(file_auth_v1_accounts, 19);
 
 /**
  * ListSessionsResponse carries the caller's live sessions.
@@ -261,7 +573,7 @@ export type ListSessionsResponse = Message<"auth.v1.ListSessionsResponse"> & {
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 7);
+  messageDesc(file_auth_v1_accounts, 20);
 
 /**
  * RevokeSessionRequest names the session to end.
@@ -282,7 +594,7 @@ export type RevokeSessionRequest = Message<"auth.v1.RevokeSessionRequest"> & {
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 8);
+  messageDesc(file_auth_v1_accounts, 21);
 
 /**
  * RevokeSessionResponse is empty.
@@ -297,7 +609,7 @@ export type RevokeSessionResponse = Message<"auth.v1.RevokeSessionResponse"> & {
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 9);
+  messageDesc(file_auth_v1_accounts, 22);
 
 /**
  * RevokeOtherSessionsRequest is empty.
@@ -312,7 +624,7 @@ export type RevokeOtherSessionsRequest = Message<"auth.v1.RevokeOtherSessionsReq
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema: GenMessage<RevokeOtherSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 10);
+  messageDesc(file_auth_v1_accounts, 23);
 
 /**
  * RevokeOtherSessionsResponse is empty.
@@ -327,7 +639,7 @@ export type RevokeOtherSessionsResponse = Message<"auth.v1.RevokeOtherSessionsRe
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema: GenMessage<RevokeOtherSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 11);
+  messageDesc(file_auth_v1_accounts, 24);
 
 /**
  * CreateUserRequest carries the new user.
@@ -362,7 +674,7 @@ export type CreateUserRequest = Message<"auth.v1.CreateUserRequest"> & {
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 12);
+  messageDesc(file_auth_v1_accounts, 25);
 
 /**
  * CreateUserResponse carries the user created.
@@ -383,7 +695,7 @@ export type CreateUserResponse = Message<"auth.v1.CreateUserResponse"> & {
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 13);
+  messageDesc(file_auth_v1_accounts, 26);
 
 /**
  * GetUserRequest names the user: exactly one of user_id and username.
@@ -411,7 +723,7 @@ export type GetUserRequest = Message<"auth.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 14);
+  messageDesc(file_auth_v1_accounts, 27);
 
 /**
  * GetUserResponse carries the user.
@@ -432,7 +744,7 @@ export type GetUserResponse = Message<"auth.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 15);
+  messageDesc(file_auth_v1_accounts, 28);
 
 /**
  * ListUsersRequest asks for one page of users.
@@ -467,7 +779,7 @@ export type ListUsersRequest = Message<"auth.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 16);
+  messageDesc(file_auth_v1_accounts, 29);
 
 /**
  * ListUsersResponse carries one page of users.
@@ -495,7 +807,7 @@ export type ListUsersResponse = Message<"auth.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 17);
+  messageDesc(file_auth_v1_accounts, 30);
 
 /**
  * SetRolesRequest carries the user's new roles.
@@ -523,7 +835,7 @@ export type SetRolesRequest = Message<"auth.v1.SetRolesRequest"> & {
  * Use `create(SetRolesRequestSchema)` to create a new message.
  */
 export const SetRolesRequestSchema: GenMessage<SetRolesRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 18);
+  messageDesc(file_auth_v1_accounts, 31);
 
 /**
  * SetRolesResponse carries the user as changed.
@@ -544,7 +856,7 @@ export type SetRolesResponse = Message<"auth.v1.SetRolesResponse"> & {
  * Use `create(SetRolesResponseSchema)` to create a new message.
  */
 export const SetRolesResponseSchema: GenMessage<SetRolesResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 19);
+  messageDesc(file_auth_v1_accounts, 32);
 
 /**
  * SetPasswordRequest carries the new password.
@@ -572,7 +884,7 @@ export type SetPasswordRequest = Message<"auth.v1.SetPasswordRequest"> & {
  * Use `create(SetPasswordRequestSchema)` to create a new message.
  */
 export const SetPasswordRequestSchema: GenMessage<SetPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 20);
+  messageDesc(file_auth_v1_accounts, 33);
 
 /**
  * SetPasswordResponse is empty.
@@ -587,7 +899,7 @@ export type SetPasswordResponse = Message<"auth.v1.SetPasswordResponse"> & {
  * Use `create(SetPasswordResponseSchema)` to create a new message.
  */
 export const SetPasswordResponseSchema: GenMessage<SetPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 21);
+  messageDesc(file_auth_v1_accounts, 34);
 
 /**
  * DisableUserRequest names the user.
@@ -608,7 +920,7 @@ export type DisableUserRequest = Message<"auth.v1.DisableUserRequest"> & {
  * Use `create(DisableUserRequestSchema)` to create a new message.
  */
 export const DisableUserRequestSchema: GenMessage<DisableUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 22);
+  messageDesc(file_auth_v1_accounts, 35);
 
 /**
  * DisableUserResponse carries the user as changed.
@@ -629,7 +941,7 @@ export type DisableUserResponse = Message<"auth.v1.DisableUserResponse"> & {
  * Use `create(DisableUserResponseSchema)` to create a new message.
  */
 export const DisableUserResponseSchema: GenMessage<DisableUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 23);
+  messageDesc(file_auth_v1_accounts, 36);
 
 /**
  * EnableUserRequest names the user.
@@ -650,7 +962,7 @@ export type EnableUserRequest = Message<"auth.v1.EnableUserRequest"> & {
  * Use `create(EnableUserRequestSchema)` to create a new message.
  */
 export const EnableUserRequestSchema: GenMessage<EnableUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 24);
+  messageDesc(file_auth_v1_accounts, 37);
 
 /**
  * EnableUserResponse carries the user as changed.
@@ -671,7 +983,7 @@ export type EnableUserResponse = Message<"auth.v1.EnableUserResponse"> & {
  * Use `create(EnableUserResponseSchema)` to create a new message.
  */
 export const EnableUserResponseSchema: GenMessage<EnableUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 25);
+  messageDesc(file_auth_v1_accounts, 38);
 
 /**
  * DeleteUserRequest names the user.
@@ -692,7 +1004,7 @@ export type DeleteUserRequest = Message<"auth.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 26);
+  messageDesc(file_auth_v1_accounts, 39);
 
 /**
  * DeleteUserResponse is empty.
@@ -707,7 +1019,7 @@ export type DeleteUserResponse = Message<"auth.v1.DeleteUserResponse"> & {
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 27);
+  messageDesc(file_auth_v1_accounts, 40);
 
 /**
  * ListUserSessionsRequest names the user.
@@ -728,7 +1040,7 @@ export type ListUserSessionsRequest = Message<"auth.v1.ListUserSessionsRequest">
  * Use `create(ListUserSessionsRequestSchema)` to create a new message.
  */
 export const ListUserSessionsRequestSchema: GenMessage<ListUserSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 28);
+  messageDesc(file_auth_v1_accounts, 41);
 
 /**
  * ListUserSessionsResponse carries the user's live sessions.
@@ -749,7 +1061,7 @@ export type ListUserSessionsResponse = Message<"auth.v1.ListUserSessionsResponse
  * Use `create(ListUserSessionsResponseSchema)` to create a new message.
  */
 export const ListUserSessionsResponseSchema: GenMessage<ListUserSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 29);
+  messageDesc(file_auth_v1_accounts, 42);
 
 /**
  * RevokeUserSessionsRequest names the user.
@@ -770,7 +1082,7 @@ export type RevokeUserSessionsRequest = Message<"auth.v1.RevokeUserSessionsReque
  * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
  */
 export const RevokeUserSessionsRequestSchema: GenMessage<RevokeUserSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 30);
+  messageDesc(file_auth_v1_accounts, 43);
 
 /**
  * RevokeUserSessionsResponse is empty.
@@ -785,7 +1097,7 @@ export type RevokeUserSessionsResponse = Message<"auth.v1.RevokeUserSessionsResp
  * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
  */
 export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 31);
+  messageDesc(file_auth_v1_accounts, 44);
 
 /**
  * ResetLoginThrottleRequest names the username.
@@ -806,7 +1118,7 @@ export type ResetLoginThrottleRequest = Message<"auth.v1.ResetLoginThrottleReque
  * Use `create(ResetLoginThrottleRequestSchema)` to create a new message.
  */
 export const ResetLoginThrottleRequestSchema: GenMessage<ResetLoginThrottleRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 32);
+  messageDesc(file_auth_v1_accounts, 45);
 
 /**
  * ResetLoginThrottleResponse is empty.
@@ -821,7 +1133,7 @@ export type ResetLoginThrottleResponse = Message<"auth.v1.ResetLoginThrottleResp
  * Use `create(ResetLoginThrottleResponseSchema)` to create a new message.
  */
 export const ResetLoginThrottleResponseSchema: GenMessage<ResetLoginThrottleResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 33);
+  messageDesc(file_auth_v1_accounts, 46);
 
 /**
  * ServiceAccountCredential is one way a service account authenticates; never a secret's value.
@@ -872,7 +1184,7 @@ export type ServiceAccountCredential = Message<"auth.v1.ServiceAccountCredential
  * Use `create(ServiceAccountCredentialSchema)` to create a new message.
  */
 export const ServiceAccountCredentialSchema: GenMessage<ServiceAccountCredential> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 34);
+  messageDesc(file_auth_v1_accounts, 47);
 
 /**
  * ServiceAccount is a backend's identity.
@@ -935,7 +1247,7 @@ export type ServiceAccount = Message<"auth.v1.ServiceAccount"> & {
  * Use `create(ServiceAccountSchema)` to create a new message.
  */
 export const ServiceAccountSchema: GenMessage<ServiceAccount> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 35);
+  messageDesc(file_auth_v1_accounts, 48);
 
 /**
  * CreateServiceAccountRequest carries the new account.
@@ -963,7 +1275,7 @@ export type CreateServiceAccountRequest = Message<"auth.v1.CreateServiceAccountR
  * Use `create(CreateServiceAccountRequestSchema)` to create a new message.
  */
 export const CreateServiceAccountRequestSchema: GenMessage<CreateServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 36);
+  messageDesc(file_auth_v1_accounts, 49);
 
 /**
  * CreateServiceAccountResponse carries the account and its first secret, shown this once.
@@ -1005,7 +1317,7 @@ export type CreateServiceAccountResponse = Message<"auth.v1.CreateServiceAccount
  * Use `create(CreateServiceAccountResponseSchema)` to create a new message.
  */
 export const CreateServiceAccountResponseSchema: GenMessage<CreateServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 37);
+  messageDesc(file_auth_v1_accounts, 50);
 
 /**
  * GetServiceAccountRequest names the account.
@@ -1026,7 +1338,7 @@ export type GetServiceAccountRequest = Message<"auth.v1.GetServiceAccountRequest
  * Use `create(GetServiceAccountRequestSchema)` to create a new message.
  */
 export const GetServiceAccountRequestSchema: GenMessage<GetServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 38);
+  messageDesc(file_auth_v1_accounts, 51);
 
 /**
  * GetServiceAccountResponse carries the account.
@@ -1047,7 +1359,7 @@ export type GetServiceAccountResponse = Message<"auth.v1.GetServiceAccountRespon
  * Use `create(GetServiceAccountResponseSchema)` to create a new message.
  */
 export const GetServiceAccountResponseSchema: GenMessage<GetServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 39);
+  messageDesc(file_auth_v1_accounts, 52);
 
 /**
  * ListServiceAccountsRequest asks for one page of accounts.
@@ -1082,7 +1394,7 @@ export type ListServiceAccountsRequest = Message<"auth.v1.ListServiceAccountsReq
  * Use `create(ListServiceAccountsRequestSchema)` to create a new message.
  */
 export const ListServiceAccountsRequestSchema: GenMessage<ListServiceAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 40);
+  messageDesc(file_auth_v1_accounts, 53);
 
 /**
  * ListServiceAccountsResponse carries one page of accounts.
@@ -1110,7 +1422,7 @@ export type ListServiceAccountsResponse = Message<"auth.v1.ListServiceAccountsRe
  * Use `create(ListServiceAccountsResponseSchema)` to create a new message.
  */
 export const ListServiceAccountsResponseSchema: GenMessage<ListServiceAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 41);
+  messageDesc(file_auth_v1_accounts, 54);
 
 /**
  * SetServiceAccountRolesRequest carries the account's new roles.
@@ -1138,7 +1450,7 @@ export type SetServiceAccountRolesRequest = Message<"auth.v1.SetServiceAccountRo
  * Use `create(SetServiceAccountRolesRequestSchema)` to create a new message.
  */
 export const SetServiceAccountRolesRequestSchema: GenMessage<SetServiceAccountRolesRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 42);
+  messageDesc(file_auth_v1_accounts, 55);
 
 /**
  * SetServiceAccountRolesResponse carries the account as changed.
@@ -1159,7 +1471,7 @@ export type SetServiceAccountRolesResponse = Message<"auth.v1.SetServiceAccountR
  * Use `create(SetServiceAccountRolesResponseSchema)` to create a new message.
  */
 export const SetServiceAccountRolesResponseSchema: GenMessage<SetServiceAccountRolesResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 43);
+  messageDesc(file_auth_v1_accounts, 56);
 
 /**
  * DisableServiceAccountRequest names the account.
@@ -1180,7 +1492,7 @@ export type DisableServiceAccountRequest = Message<"auth.v1.DisableServiceAccoun
  * Use `create(DisableServiceAccountRequestSchema)` to create a new message.
  */
 export const DisableServiceAccountRequestSchema: GenMessage<DisableServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 44);
+  messageDesc(file_auth_v1_accounts, 57);
 
 /**
  * DisableServiceAccountResponse carries the account as changed.
@@ -1201,7 +1513,7 @@ export type DisableServiceAccountResponse = Message<"auth.v1.DisableServiceAccou
  * Use `create(DisableServiceAccountResponseSchema)` to create a new message.
  */
 export const DisableServiceAccountResponseSchema: GenMessage<DisableServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 45);
+  messageDesc(file_auth_v1_accounts, 58);
 
 /**
  * EnableServiceAccountRequest names the account.
@@ -1222,7 +1534,7 @@ export type EnableServiceAccountRequest = Message<"auth.v1.EnableServiceAccountR
  * Use `create(EnableServiceAccountRequestSchema)` to create a new message.
  */
 export const EnableServiceAccountRequestSchema: GenMessage<EnableServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 46);
+  messageDesc(file_auth_v1_accounts, 59);
 
 /**
  * EnableServiceAccountResponse carries the account as changed.
@@ -1243,7 +1555,7 @@ export type EnableServiceAccountResponse = Message<"auth.v1.EnableServiceAccount
  * Use `create(EnableServiceAccountResponseSchema)` to create a new message.
  */
 export const EnableServiceAccountResponseSchema: GenMessage<EnableServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 47);
+  messageDesc(file_auth_v1_accounts, 60);
 
 /**
  * DeleteServiceAccountRequest names the account.
@@ -1264,7 +1576,7 @@ export type DeleteServiceAccountRequest = Message<"auth.v1.DeleteServiceAccountR
  * Use `create(DeleteServiceAccountRequestSchema)` to create a new message.
  */
 export const DeleteServiceAccountRequestSchema: GenMessage<DeleteServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 48);
+  messageDesc(file_auth_v1_accounts, 61);
 
 /**
  * DeleteServiceAccountResponse is empty.
@@ -1279,7 +1591,7 @@ export type DeleteServiceAccountResponse = Message<"auth.v1.DeleteServiceAccount
  * Use `create(DeleteServiceAccountResponseSchema)` to create a new message.
  */
 export const DeleteServiceAccountResponseSchema: GenMessage<DeleteServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 49);
+  messageDesc(file_auth_v1_accounts, 62);
 
 /**
  * AddServiceAccountSecretRequest names the account.
@@ -1300,7 +1612,7 @@ export type AddServiceAccountSecretRequest = Message<"auth.v1.AddServiceAccountS
  * Use `create(AddServiceAccountSecretRequestSchema)` to create a new message.
  */
 export const AddServiceAccountSecretRequestSchema: GenMessage<AddServiceAccountSecretRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 50);
+  messageDesc(file_auth_v1_accounts, 63);
 
 /**
  * AddServiceAccountSecretResponse carries the new secret, shown this once.
@@ -1328,7 +1640,7 @@ export type AddServiceAccountSecretResponse = Message<"auth.v1.AddServiceAccount
  * Use `create(AddServiceAccountSecretResponseSchema)` to create a new message.
  */
 export const AddServiceAccountSecretResponseSchema: GenMessage<AddServiceAccountSecretResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 51);
+  messageDesc(file_auth_v1_accounts, 64);
 
 /**
  * RevokeServiceAccountSecretRequest names the secret.
@@ -1356,7 +1668,7 @@ export type RevokeServiceAccountSecretRequest = Message<"auth.v1.RevokeServiceAc
  * Use `create(RevokeServiceAccountSecretRequestSchema)` to create a new message.
  */
 export const RevokeServiceAccountSecretRequestSchema: GenMessage<RevokeServiceAccountSecretRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 52);
+  messageDesc(file_auth_v1_accounts, 65);
 
 /**
  * RevokeServiceAccountSecretResponse is empty.
@@ -1371,7 +1683,7 @@ export type RevokeServiceAccountSecretResponse = Message<"auth.v1.RevokeServiceA
  * Use `create(RevokeServiceAccountSecretResponseSchema)` to create a new message.
  */
 export const RevokeServiceAccountSecretResponseSchema: GenMessage<RevokeServiceAccountSecretResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 53);
+  messageDesc(file_auth_v1_accounts, 66);
 
 /**
  * AddServiceAccountKeyRequest carries the public key.
@@ -1401,7 +1713,7 @@ export type AddServiceAccountKeyRequest = Message<"auth.v1.AddServiceAccountKeyR
  * Use `create(AddServiceAccountKeyRequestSchema)` to create a new message.
  */
 export const AddServiceAccountKeyRequestSchema: GenMessage<AddServiceAccountKeyRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 54);
+  messageDesc(file_auth_v1_accounts, 67);
 
 /**
  * AddServiceAccountKeyResponse names the key.
@@ -1437,7 +1749,7 @@ export type AddServiceAccountKeyResponse = Message<"auth.v1.AddServiceAccountKey
  * Use `create(AddServiceAccountKeyResponseSchema)` to create a new message.
  */
 export const AddServiceAccountKeyResponseSchema: GenMessage<AddServiceAccountKeyResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 55);
+  messageDesc(file_auth_v1_accounts, 68);
 
 /**
  * RemoveServiceAccountKeyRequest names the key.
@@ -1465,7 +1777,7 @@ export type RemoveServiceAccountKeyRequest = Message<"auth.v1.RemoveServiceAccou
  * Use `create(RemoveServiceAccountKeyRequestSchema)` to create a new message.
  */
 export const RemoveServiceAccountKeyRequestSchema: GenMessage<RemoveServiceAccountKeyRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 56);
+  messageDesc(file_auth_v1_accounts, 69);
 
 /**
  * RemoveServiceAccountKeyResponse is empty.
@@ -1480,7 +1792,7 @@ export type RemoveServiceAccountKeyResponse = Message<"auth.v1.RemoveServiceAcco
  * Use `create(RemoveServiceAccountKeyResponseSchema)` to create a new message.
  */
 export const RemoveServiceAccountKeyResponseSchema: GenMessage<RemoveServiceAccountKeyResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 57);
+  messageDesc(file_auth_v1_accounts, 70);
 
 /**
  * BindServiceAccountCertificateRequest names the certificate.
@@ -1508,7 +1820,7 @@ export type BindServiceAccountCertificateRequest = Message<"auth.v1.BindServiceA
  * Use `create(BindServiceAccountCertificateRequestSchema)` to create a new message.
  */
 export const BindServiceAccountCertificateRequestSchema: GenMessage<BindServiceAccountCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 58);
+  messageDesc(file_auth_v1_accounts, 71);
 
 /**
  * BindServiceAccountCertificateResponse names the binding.
@@ -1529,7 +1841,7 @@ export type BindServiceAccountCertificateResponse = Message<"auth.v1.BindService
  * Use `create(BindServiceAccountCertificateResponseSchema)` to create a new message.
  */
 export const BindServiceAccountCertificateResponseSchema: GenMessage<BindServiceAccountCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 59);
+  messageDesc(file_auth_v1_accounts, 72);
 
 /**
  * UnbindServiceAccountCertificateRequest names the binding.
@@ -1557,7 +1869,7 @@ export type UnbindServiceAccountCertificateRequest = Message<"auth.v1.UnbindServ
  * Use `create(UnbindServiceAccountCertificateRequestSchema)` to create a new message.
  */
 export const UnbindServiceAccountCertificateRequestSchema: GenMessage<UnbindServiceAccountCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 60);
+  messageDesc(file_auth_v1_accounts, 73);
 
 /**
  * UnbindServiceAccountCertificateResponse is empty.
@@ -1572,7 +1884,7 @@ export type UnbindServiceAccountCertificateResponse = Message<"auth.v1.UnbindSer
  * Use `create(UnbindServiceAccountCertificateResponseSchema)` to create a new message.
  */
 export const UnbindServiceAccountCertificateResponseSchema: GenMessage<UnbindServiceAccountCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_accounts, 61);
+  messageDesc(file_auth_v1_accounts, 74);
 
 /**
  * UserOrigin tells where a user was created.
@@ -1713,6 +2025,54 @@ export const AccountService: GenService<{
     input: typeof RevokeOtherSessionsRequestSchema;
     output: typeof RevokeOtherSessionsResponseSchema;
   },
+  /**
+   * EnrollTotp starts adding an authenticator app (RFC 6238 TOTP: SHA-1, 6 digits, 30 s): a new
+   * 160-bit secret and its otpauth:// URI for a QR code. Nothing changes until ConfirmTotp proves
+   * the app holds it; a factor already on stays until then. The enrollment expires in 10 minutes.
+   *
+   * @generated from rpc auth.v1.AccountService.EnrollTotp
+   */
+  enrollTotp: {
+    methodKind: "unary";
+    input: typeof EnrollTotpRequestSchema;
+    output: typeof EnrollTotpResponseSchema;
+  },
+  /**
+   * ConfirmTotp checks a code of the enrolled secret and turns the factor on (replacing an older
+   * one): from now on Login asks for a code. Returns 10 recovery codes, shown this once. Fails with
+   * NOT_FOUND for an unknown or expired enrollment, UNAUTHENTICATED for a wrong code,
+   * RESOURCE_EXHAUSTED when failures are throttled.
+   *
+   * @generated from rpc auth.v1.AccountService.ConfirmTotp
+   */
+  confirmTotp: {
+    methodKind: "unary";
+    input: typeof ConfirmTotpRequestSchema;
+    output: typeof ConfirmTotpResponseSchema;
+  },
+  /**
+   * DisableTotp turns the second factor off and forgets the recovery codes. The password is
+   * checked (failures count like failed logins and are throttled alike). Fails with
+   * UNAUTHENTICATED for a wrong password, FAILED_PRECONDITION when no factor is on.
+   *
+   * @generated from rpc auth.v1.AccountService.DisableTotp
+   */
+  disableTotp: {
+    methodKind: "unary";
+    input: typeof DisableTotpRequestSchema;
+    output: typeof DisableTotpResponseSchema;
+  },
+  /**
+   * RegenerateRecoveryCodes replaces every recovery code with 10 new ones, given a current TOTP
+   * code. Fails with UNAUTHENTICATED for a wrong code, FAILED_PRECONDITION when no factor is on.
+   *
+   * @generated from rpc auth.v1.AccountService.RegenerateRecoveryCodes
+   */
+  regenerateRecoveryCodes: {
+    methodKind: "unary";
+    input: typeof RegenerateRecoveryCodesRequestSchema;
+    output: typeof RegenerateRecoveryCodesResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_accounts, 0);
 
@@ -1840,6 +2200,29 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ResetLoginThrottleRequestSchema;
     output: typeof ResetLoginThrottleResponseSchema;
+  },
+  /**
+   * ResetMfa removes a user's second factor and recovery codes (a lost phone) and ends every
+   * session of theirs. Fails with NOT_FOUND for an unknown user.
+   *
+   * @generated from rpc auth.v1.AdminService.ResetMfa
+   */
+  resetMfa: {
+    methodKind: "unary";
+    input: typeof ResetMfaRequestSchema;
+    output: typeof ResetMfaResponseSchema;
+  },
+  /**
+   * CreatePasswordResetCode makes a one-time code for ResetPassword, for an admin to hand to the
+   * user: good for 15 minutes, stored only as a hash, replacing any earlier code of the user.
+   * Fails with NOT_FOUND for an unknown user.
+   *
+   * @generated from rpc auth.v1.AdminService.CreatePasswordResetCode
+   */
+  createPasswordResetCode: {
+    methodKind: "unary";
+    input: typeof CreatePasswordResetCodeRequestSchema;
+    output: typeof CreatePasswordResetCodeResponseSchema;
   },
   /**
    * CreateServiceAccount creates a service account with roles and a first secret. The secret is

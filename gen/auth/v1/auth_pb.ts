@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/auth.proto.
  */
 export const file_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEiNQoPUmVnaXN0ZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiMKEFJlZ2lzdGVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkigAEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDSInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIoIBCg9SZWZyZXNoUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDSJHCg9WYWxpZGF0ZVJlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJEh4KFmNlcnRpZmljYXRlX3RodW1icHJpbnQYAiABKAki4QIKEFZhbGlkYXRlUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg8KB3VzZXJfaWQYAiABKAkSEAoIdXNlcm5hbWUYAyABKAkSDQoFcm9sZXMYBCADKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRIQCgh0b2tlbl9pZBgGIAEoCRItCglpc3N1ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnJlYXNvbhgJIAEoDjIXLmF1dGgudjEuSW5hY3RpdmVSZWFzb24SKgoMc3ViamVjdF90eXBlGAogASgOMhQuYXV0aC52MS5TdWJqZWN0VHlwZRIRCgljbGllbnRfaWQYCyABKAkSHgoWY2VydGlmaWNhdGVfdGh1bWJwcmludBgMIAEoCSJeChhJc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJEhUKDWNsaWVudF9zZWNyZXQYAiABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgDIAEoCSJZChlJc3N1ZVNlcnZpY2VUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0iJgoNTG9nb3V0UmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIhAKDkdldEp3a3NSZXF1ZXN0IiQKD0dldEp3a3NSZXNwb25zZRIRCglqd2tzX2pzb24YASABKAkiDwoNV2hvQW1JUmVxdWVzdCKVAQoOV2hvQW1JUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRINCgVyb2xlcxgDIAMoCRISCgpzZXNzaW9uX2lkGAQgASgJEioKDHN1YmplY3RfdHlwZRgFIAEoDjIULmF1dGgudjEuU3ViamVjdFR5cGUSEQoJY2xpZW50X2lkGAYgASgJIhIKEEFkbWluUGluZ1JlcXVlc3QiNQoRQWRtaW5QaW5nUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgd1c2VyX2lkGAIgASgJKmQKC1N1YmplY3RUeXBlEhwKGFNVQkpFQ1RfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVNVQkpFQ1RfVFlQRV9VU0VSEAESIAocU1VCSkVDVF9UWVBFX1NFUlZJQ0VfQUNDT1VOVBACKosDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESIQodSU5BQ1RJVkVfUkVBU09OX0JBRF9TSUdOQVRVUkUQAhIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBADEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAQSGwoXSU5BQ1RJVkVfUkVBU09OX1JFVk9LRUQQBRIgChxJTkFDVElWRV9SRUFTT05fV1JPTkdfSVNTVUVSEAYSIgoeSU5BQ1RJVkVfUkVBU09OX1dST05HX0FVRElFTkNFEAcSIwofSU5BQ1RJVkVfUkVBU09OX1dST05HX0FMR09SSVRITRAIEiQKIElOQUNUSVZFX1JFQVNPTl9XUk9OR19UT0tFTl9UWVBFEAkSKAokSU5BQ1RJVkVfUkVBU09OX0NFUlRJRklDQVRFX01JU01BVENIEAoykgQKC0F1dGhTZXJ2aWNlEkcKCFJlZ2lzdGVyEhguYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaGS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiBoKAGQIIARI+CgVMb2dpbhIVLmF1dGgudjEuTG9naW5SZXF1ZXN0GhYuYXV0aC52MS5Mb2dpblJlc3BvbnNlIgaCgBkCCAESRAoHUmVmcmVzaBIXLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaGC5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIGgoAZAggBEkcKCFZhbGlkYXRlEhguYXV0aC52MS5WYWxpZGF0ZVJlcXVlc3QaGS5hdXRoLnYxLlZhbGlkYXRlUmVzcG9uc2UiBoKAGQIIARJBCgZMb2dvdXQSFi5hdXRoLnYxLkxvZ291dFJlcXVlc3QaFy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIgaCgBkCCAESRAoHR2V0SndrcxIXLmF1dGgudjEuR2V0Sndrc1JlcXVlc3QaGC5hdXRoLnYxLkdldEp3a3NSZXNwb25zZSIGgoAZAggBEmIKEUlzc3VlU2VydmljZVRva2VuEiEuYXV0aC52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QaIi5hdXRoLnYxLklzc3VlU2VydmljZVRva2VuUmVzcG9uc2UiBoKAGQIIATKbAQoNU2VjdXJlU2VydmljZRI5CgZXaG9BbUkSFi5hdXRoLnYxLldob0FtSVJlcXVlc3QaFy5hdXRoLnYxLldob0FtSVJlc3BvbnNlEk8KCUFkbWluUGluZxIZLmF1dGgudjEuQWRtaW5QaW5nUmVxdWVzdBoaLmF1dGgudjEuQWRtaW5QaW5nUmVzcG9uc2UiC4KAGQcSBWFkbWluYgZwcm90bzM", [file_auth_v1_options, file_google_protobuf_timestamp]);
+  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEiNQoPUmVnaXN0ZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiMKEFJlZ2lzdGVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAki4gEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDRIUCgxtZmFfcmVxdWlyZWQYBiABKAgSEQoJbWZhX3Rva2VuGAcgASgJEhYKDm1mYV9leHBpcmVzX2luGAggASgNEh8KF21mYV9lbnJvbGxtZW50X3JlcXVpcmVkGAkgASgIIjcKFENvbXBsZXRlTG9naW5SZXF1ZXN0EhEKCW1mYV90b2tlbhgBIAEoCRIMCgRjb2RlGAIgASgJIsEBChVDb21wbGV0ZUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDRIaChJ1c2VkX3JlY292ZXJ5X2NvZGUYBiABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgHIAEoDSIvChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSJeChRSZXNldFBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIMCgRjb2RlGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCRIQCghtZmFfY29kZRgEIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSKCAQoPUmVmcmVzaFJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0SFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIaChJyZWZyZXNoX2V4cGlyZXNfaW4YBSABKA0iRwoPVmFsaWRhdGVSZXF1ZXN0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRIeChZjZXJ0aWZpY2F0ZV90aHVtYnByaW50GAIgASgJIp0DChBWYWxpZGF0ZVJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg0KBXJvbGVzGAQgAygJEhIKCnNlc3Npb25faWQYBSABKAkSEAoIdG9rZW5faWQYBiABKAkSLQoJaXNzdWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgZyZWFzb24YCSABKA4yFy5hdXRoLnYxLkluYWN0aXZlUmVhc29uEioKDHN1YmplY3RfdHlwZRgKIAEoDjIULmF1dGgudjEuU3ViamVjdFR5cGUSEQoJY2xpZW50X2lkGAsgASgJEh4KFmNlcnRpZmljYXRlX3RodW1icHJpbnQYDCABKAkSCwoDYW1yGA0gAygJEi0KCWF1dGhfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgoYSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIVCg1jbGllbnRfc2VjcmV0GAIgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YAyABKAkiWQoZSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgNIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIg8KDVdob0FtSVJlcXVlc3Qi0QEKDldob0FtSVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFcm9sZXMYAyADKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIqCgxzdWJqZWN0X3R5cGUYBSABKA4yFC5hdXRoLnYxLlN1YmplY3RUeXBlEhEKCWNsaWVudF9pZBgGIAEoCRILCgNhbXIYByADKAkSLQoJYXV0aF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCISChBBZG1pblBpbmdSZXF1ZXN0IjUKEUFkbWluUGluZ1Jlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkSDwoHdXNlcl9pZBgCIAEoCSITChFTdGVwVXBQaW5nUmVxdWVzdCI/ChJTdGVwVXBQaW5nUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIYChBhdXRoX2FnZV9zZWNvbmRzGAIgASgNKmQKC1N1YmplY3RUeXBlEhwKGFNVQkpFQ1RfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVNVQkpFQ1RfVFlQRV9VU0VSEAESIAocU1VCSkVDVF9UWVBFX1NFUlZJQ0VfQUNDT1VOVBACKosDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESIQodSU5BQ1RJVkVfUkVBU09OX0JBRF9TSUdOQVRVUkUQAhIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBADEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAQSGwoXSU5BQ1RJVkVfUkVBU09OX1JFVk9LRUQQBRIgChxJTkFDVElWRV9SRUFTT05fV1JPTkdfSVNTVUVSEAYSIgoeSU5BQ1RJVkVfUkVBU09OX1dST05HX0FVRElFTkNFEAcSIwofSU5BQ1RJVkVfUkVBU09OX1dST05HX0FMR09SSVRITRAIEiQKIElOQUNUSVZFX1JFQVNPTl9XUk9OR19UT0tFTl9UWVBFEAkSKAokSU5BQ1RJVkVfUkVBU09OX0NFUlRJRklDQVRFX01JU01BVENIEAoyrwYKC0F1dGhTZXJ2aWNlEkcKCFJlZ2lzdGVyEhguYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaGS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiBoKAGQIIARI+CgVMb2dpbhIVLmF1dGgudjEuTG9naW5SZXF1ZXN0GhYuYXV0aC52MS5Mb2dpblJlc3BvbnNlIgaCgBkCCAESVgoNQ29tcGxldGVMb2dpbhIdLmF1dGgudjEuQ29tcGxldGVMb2dpblJlcXVlc3QaHi5hdXRoLnYxLkNvbXBsZXRlTG9naW5SZXNwb25zZSIGgoAZAggBEmsKFFJlcXVlc3RQYXNzd29yZFJlc2V0EiQuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaJS5hdXRoLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiBoKAGQIIARJWCg1SZXNldFBhc3N3b3JkEh0uYXV0aC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBoeLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlc3BvbnNlIgaCgBkCCAESRAoHUmVmcmVzaBIXLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaGC5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIGgoAZAggBEkcKCFZhbGlkYXRlEhguYXV0aC52MS5WYWxpZGF0ZVJlcXVlc3QaGS5hdXRoLnYxLlZhbGlkYXRlUmVzcG9uc2UiBoKAGQIIARJBCgZMb2dvdXQSFi5hdXRoLnYxLkxvZ291dFJlcXVlc3QaFy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIgaCgBkCCAESRAoHR2V0SndrcxIXLmF1dGgudjEuR2V0Sndrc1JlcXVlc3QaGC5hdXRoLnYxLkdldEp3a3NSZXNwb25zZSIGgoAZAggBEmIKEUlzc3VlU2VydmljZVRva2VuEiEuYXV0aC52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QaIi5hdXRoLnYxLklzc3VlU2VydmljZVRva2VuUmVzcG9uc2UiBoKAGQIIATLtAQoNU2VjdXJlU2VydmljZRI5CgZXaG9BbUkSFi5hdXRoLnYxLldob0FtSVJlcXVlc3QaFy5hdXRoLnYxLldob0FtSVJlc3BvbnNlEk8KCUFkbWluUGluZxIZLmF1dGgudjEuQWRtaW5QaW5nUmVxdWVzdBoaLmF1dGgudjEuQWRtaW5QaW5nUmVzcG9uc2UiC4KAGQcSBWFkbWluElAKClN0ZXBVcFBpbmcSGi5hdXRoLnYxLlN0ZXBVcFBpbmdSZXF1ZXN0GhsuYXV0aC52MS5TdGVwVXBQaW5nUmVzcG9uc2UiCYKAGQUYASCEB2IGcHJvdG8z", [file_auth_v1_options, file_google_protobuf_timestamp]);
 
 /**
  * RegisterRequest carries the new user's credentials.
@@ -134,6 +134,37 @@ export type LoginResponse = Message<"auth.v1.LoginResponse"> & {
    * @generated from field: uint32 refresh_expires_in = 5;
    */
   refreshExpiresIn: number;
+
+  /**
+   * True when the password checked out but the user has a second factor: no tokens yet; call
+   * CompleteLogin with mfa_token and a code.
+   *
+   * @generated from field: bool mfa_required = 6;
+   */
+  mfaRequired: boolean;
+
+  /**
+   * For CompleteLogin: opaque, single use, good for mfa_expires_in seconds and only for this login.
+   *
+   * @generated from field: string mfa_token = 7;
+   */
+  mfaToken: string;
+
+  /**
+   * Seconds until mfa_token expires.
+   *
+   * @generated from field: uint32 mfa_expires_in = 8;
+   */
+  mfaExpiresIn: number;
+
+  /**
+   * True when the user holds a role the server grants only with a second factor
+   * (AUTH_MFA_REQUIRED_ROLES) and has none yet: the tokens work, without those roles, until the
+   * user enrolls (AccountService.EnrollTotp) and logs in again.
+   *
+   * @generated from field: bool mfa_enrollment_required = 9;
+   */
+  mfaEnrollmentRequired: boolean;
 };
 
 /**
@@ -142,6 +173,190 @@ export type LoginResponse = Message<"auth.v1.LoginResponse"> & {
  */
 export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
   messageDesc(file_auth_v1_auth, 3);
+
+/**
+ * CompleteLoginRequest carries the second factor of a Login.
+ *
+ * @generated from message auth.v1.CompleteLoginRequest
+ */
+export type CompleteLoginRequest = Message<"auth.v1.CompleteLoginRequest"> & {
+  /**
+   * The mfa_token of the Login.
+   *
+   * @generated from field: string mfa_token = 1;
+   */
+  mfaToken: string;
+
+  /**
+   * A 6-digit TOTP code, or a recovery code (dashes and case do not matter).
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message auth.v1.CompleteLoginRequest.
+ * Use `create(CompleteLoginRequestSchema)` to create a new message.
+ */
+export const CompleteLoginRequestSchema: GenMessage<CompleteLoginRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 4);
+
+/**
+ * CompleteLoginResponse carries the tokens of the new session.
+ *
+ * @generated from message auth.v1.CompleteLoginResponse
+ */
+export type CompleteLoginResponse = Message<"auth.v1.CompleteLoginResponse"> & {
+  /**
+   * The access token; its "amr" claim is ["pwd", "otp"].
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Always "Bearer".
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * Seconds until the access token expires.
+   *
+   * @generated from field: uint32 expires_in = 3;
+   */
+  expiresIn: number;
+
+  /**
+   * The refresh token.
+   *
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * Seconds until the refresh token expires unless it is used first.
+   *
+   * @generated from field: uint32 refresh_expires_in = 5;
+   */
+  refreshExpiresIn: number;
+
+  /**
+   * True when a recovery code was used; recovery_codes_left says how many remain.
+   *
+   * @generated from field: bool used_recovery_code = 6;
+   */
+  usedRecoveryCode: boolean;
+
+  /**
+   * Recovery codes left, when used_recovery_code.
+   *
+   * @generated from field: uint32 recovery_codes_left = 7;
+   */
+  recoveryCodesLeft: number;
+};
+
+/**
+ * Describes the message auth.v1.CompleteLoginResponse.
+ * Use `create(CompleteLoginResponseSchema)` to create a new message.
+ */
+export const CompleteLoginResponseSchema: GenMessage<CompleteLoginResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 5);
+
+/**
+ * RequestPasswordResetRequest names the account.
+ *
+ * @generated from message auth.v1.RequestPasswordResetRequest
+ */
+export type RequestPasswordResetRequest = Message<"auth.v1.RequestPasswordResetRequest"> & {
+  /**
+   * The username (case-insensitive).
+   *
+   * @generated from field: string username = 1;
+   */
+  username: string;
+};
+
+/**
+ * Describes the message auth.v1.RequestPasswordResetRequest.
+ * Use `create(RequestPasswordResetRequestSchema)` to create a new message.
+ */
+export const RequestPasswordResetRequestSchema: GenMessage<RequestPasswordResetRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 6);
+
+/**
+ * RequestPasswordResetResponse is empty, whether or not the account exists.
+ *
+ * @generated from message auth.v1.RequestPasswordResetResponse
+ */
+export type RequestPasswordResetResponse = Message<"auth.v1.RequestPasswordResetResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.RequestPasswordResetResponse.
+ * Use `create(RequestPasswordResetResponseSchema)` to create a new message.
+ */
+export const RequestPasswordResetResponseSchema: GenMessage<RequestPasswordResetResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 7);
+
+/**
+ * ResetPasswordRequest carries the reset code and the new password.
+ *
+ * @generated from message auth.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"auth.v1.ResetPasswordRequest"> & {
+  /**
+   * The username (case-insensitive).
+   *
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * The reset code (dashes and case do not matter).
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * The new password; the password policy applies.
+   *
+   * @generated from field: string new_password = 3;
+   */
+  newPassword: string;
+
+  /**
+   * For a user with a second factor: a TOTP code or a recovery code.
+   *
+   * @generated from field: string mfa_code = 4;
+   */
+  mfaCode: string;
+};
+
+/**
+ * Describes the message auth.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 8);
+
+/**
+ * ResetPasswordResponse is empty.
+ *
+ * @generated from message auth.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"auth.v1.ResetPasswordResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 9);
 
 /**
  * RefreshRequest carries the refresh token to exchange.
@@ -162,7 +377,7 @@ export type RefreshRequest = Message<"auth.v1.RefreshRequest"> & {
  * Use `create(RefreshRequestSchema)` to create a new message.
  */
 export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 4);
+  messageDesc(file_auth_v1_auth, 10);
 
 /**
  * RefreshResponse carries the session's new tokens; the presented refresh token no longer works.
@@ -211,7 +426,7 @@ export type RefreshResponse = Message<"auth.v1.RefreshResponse"> & {
  * Use `create(RefreshResponseSchema)` to create a new message.
  */
 export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 5);
+  messageDesc(file_auth_v1_auth, 11);
 
 /**
  * ValidateRequest carries the access token to introspect.
@@ -242,7 +457,7 @@ export type ValidateRequest = Message<"auth.v1.ValidateRequest"> & {
  * Use `create(ValidateRequestSchema)` to create a new message.
  */
 export const ValidateRequestSchema: GenMessage<ValidateRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 6);
+  messageDesc(file_auth_v1_auth, 12);
 
 /**
  * ValidateResponse says whether the token is active and, when it is, whose it is.
@@ -334,6 +549,21 @@ export type ValidateResponse = Message<"auth.v1.ValidateResponse"> & {
    * @generated from field: string certificate_thumbprint = 12;
    */
   certificateThumbprint: string;
+
+  /**
+   * How the user authenticated (RFC 8176 "amr"): ["pwd"], or ["pwd", "otp"] with a second factor.
+   * Empty for a service account.
+   *
+   * @generated from field: repeated string amr = 13;
+   */
+  amr: string[];
+
+  /**
+   * When the user authenticated (the "auth_time" claim: the session's login); Refresh keeps it.
+   *
+   * @generated from field: google.protobuf.Timestamp auth_time = 14;
+   */
+  authTime?: Timestamp | undefined;
 };
 
 /**
@@ -341,7 +571,7 @@ export type ValidateResponse = Message<"auth.v1.ValidateResponse"> & {
  * Use `create(ValidateResponseSchema)` to create a new message.
  */
 export const ValidateResponseSchema: GenMessage<ValidateResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 7);
+  messageDesc(file_auth_v1_auth, 13);
 
 /**
  * IssueServiceTokenRequest carries a service account's credentials: a secret, an assertion, or
@@ -378,7 +608,7 @@ export type IssueServiceTokenRequest = Message<"auth.v1.IssueServiceTokenRequest
  * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
  */
 export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 8);
+  messageDesc(file_auth_v1_auth, 14);
 
 /**
  * IssueServiceTokenResponse carries the access token.
@@ -413,7 +643,7 @@ export type IssueServiceTokenResponse = Message<"auth.v1.IssueServiceTokenRespon
  * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
  */
 export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 9);
+  messageDesc(file_auth_v1_auth, 15);
 
 /**
  * LogoutRequest carries a refresh token of the session to end.
@@ -434,7 +664,7 @@ export type LogoutRequest = Message<"auth.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 10);
+  messageDesc(file_auth_v1_auth, 16);
 
 /**
  * LogoutResponse is empty: logout always succeeds for a well-formed request.
@@ -449,7 +679,7 @@ export type LogoutResponse = Message<"auth.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 11);
+  messageDesc(file_auth_v1_auth, 17);
 
 /**
  * GetJwksRequest is empty.
@@ -464,7 +694,7 @@ export type GetJwksRequest = Message<"auth.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 12);
+  messageDesc(file_auth_v1_auth, 18);
 
 /**
  * GetJwksResponse carries the verification keys.
@@ -486,7 +716,7 @@ export type GetJwksResponse = Message<"auth.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 13);
+  messageDesc(file_auth_v1_auth, 19);
 
 /**
  * WhoAmIRequest is empty: the caller is known from the bearer token.
@@ -501,7 +731,7 @@ export type WhoAmIRequest = Message<"auth.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 14);
+  messageDesc(file_auth_v1_auth, 20);
 
 /**
  * WhoAmIResponse describes the caller.
@@ -551,6 +781,20 @@ export type WhoAmIResponse = Message<"auth.v1.WhoAmIResponse"> & {
    * @generated from field: string client_id = 6;
    */
   clientId: string;
+
+  /**
+   * How the caller authenticated (RFC 8176): ["pwd"] or ["pwd", "otp"]; empty for a service account.
+   *
+   * @generated from field: repeated string amr = 7;
+   */
+  amr: string[];
+
+  /**
+   * When the caller authenticated (the session's login).
+   *
+   * @generated from field: google.protobuf.Timestamp auth_time = 8;
+   */
+  authTime?: Timestamp | undefined;
 };
 
 /**
@@ -558,7 +802,7 @@ export type WhoAmIResponse = Message<"auth.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 15);
+  messageDesc(file_auth_v1_auth, 21);
 
 /**
  * AdminPingRequest is empty.
@@ -573,7 +817,7 @@ export type AdminPingRequest = Message<"auth.v1.AdminPingRequest"> & {
  * Use `create(AdminPingRequestSchema)` to create a new message.
  */
 export const AdminPingRequestSchema: GenMessage<AdminPingRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 16);
+  messageDesc(file_auth_v1_auth, 22);
 
 /**
  * AdminPingResponse proves the caller holds the admin role.
@@ -601,7 +845,50 @@ export type AdminPingResponse = Message<"auth.v1.AdminPingResponse"> & {
  * Use `create(AdminPingResponseSchema)` to create a new message.
  */
 export const AdminPingResponseSchema: GenMessage<AdminPingResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_auth, 17);
+  messageDesc(file_auth_v1_auth, 23);
+
+/**
+ * StepUpPingRequest is empty.
+ *
+ * @generated from message auth.v1.StepUpPingRequest
+ */
+export type StepUpPingRequest = Message<"auth.v1.StepUpPingRequest"> & {
+};
+
+/**
+ * Describes the message auth.v1.StepUpPingRequest.
+ * Use `create(StepUpPingRequestSchema)` to create a new message.
+ */
+export const StepUpPingRequestSchema: GenMessage<StepUpPingRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 24);
+
+/**
+ * StepUpPingResponse proves the caller signed in with a second factor recently.
+ *
+ * @generated from message auth.v1.StepUpPingResponse
+ */
+export type StepUpPingResponse = Message<"auth.v1.StepUpPingResponse"> & {
+  /**
+   * Always "pong".
+   *
+   * @generated from field: string message = 1;
+   */
+  message: string;
+
+  /**
+   * Seconds since the caller authenticated.
+   *
+   * @generated from field: uint32 auth_age_seconds = 2;
+   */
+  authAgeSeconds: number;
+};
+
+/**
+ * Describes the message auth.v1.StepUpPingResponse.
+ * Use `create(StepUpPingResponseSchema)` to create a new message.
+ */
+export const StepUpPingResponseSchema: GenMessage<StepUpPingResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 25);
 
 /**
  * SubjectType tells a user from a service account.
@@ -754,7 +1041,8 @@ export const AuthService: GenService<{
   /**
    * Login checks a password and starts a session: a short-lived access token and a long-lived
    * refresh token. Fails with UNAUTHENTICATED and one message for an unknown user and a wrong
-   * password alike, INVALID_ARGUMENT for an empty or oversized field.
+   * password alike, INVALID_ARGUMENT for an empty or oversized field. For a user with a second
+   * factor the answer holds no tokens but mfa_required and an mfa_token for CompleteLogin.
    *
    * @generated from rpc auth.v1.AuthService.Login
    */
@@ -762,6 +1050,49 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof LoginRequestSchema;
     output: typeof LoginResponseSchema;
+  },
+  /**
+   * CompleteLogin finishes a Login that answered mfa_required: the mfa_token and a TOTP code (or
+   * one of the user's recovery codes) start the session. A TOTP code is accepted once per user
+   * and time step, with one step of clock skew either side; a recovery code works once. Fails
+   * with UNAUTHENTICATED for a wrong, replayed or used code and for an unknown, used or expired
+   * mfa_token (one message each), RESOURCE_EXHAUSTED when failures are throttled.
+   *
+   * @generated from rpc auth.v1.AuthService.CompleteLogin
+   */
+  completeLogin: {
+    methodKind: "unary";
+    input: typeof CompleteLoginRequestSchema;
+    output: typeof CompleteLoginResponseSchema;
+  },
+  /**
+   * RequestPasswordReset sends a one-time reset code to the server's password-reset hook (a
+   * signed POST to AUTH_PASSWORD_RESET_HOOK_URL: the team's mailer or chat bot). It answers OK
+   * whatever the username, at once, before anything is looked up: whether an account exists is
+   * never told. Fails with FAILED_PRECONDITION when no hook is configured, RESOURCE_EXHAUSTED when
+   * the caller's address asks too often.
+   *
+   * @generated from rpc auth.v1.AuthService.RequestPasswordReset
+   */
+  requestPasswordReset: {
+    methodKind: "unary";
+    input: typeof RequestPasswordResetRequestSchema;
+    output: typeof RequestPasswordResetResponseSchema;
+  },
+  /**
+   * ResetPassword sets a new password with a reset code (from the hook or an admin's
+   * CreatePasswordResetCode), and ends every session of the user. The code works once and for 15
+   * minutes; a user with a second factor gives a TOTP or recovery code too. Fails with
+   * UNAUTHENTICATED and one message for a wrong, used or expired code, an unknown user and a
+   * wrong second factor alike, INVALID_ARGUMENT for a new password the policy refuses (the code
+   * stays usable), RESOURCE_EXHAUSTED when failures are throttled.
+   *
+   * @generated from rpc auth.v1.AuthService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
   },
   /**
    * Refresh exchanges a refresh token for a new access token and a new refresh token; the
@@ -857,6 +1188,18 @@ export const SecureService: GenService<{
     methodKind: "unary";
     input: typeof AdminPingRequestSchema;
     output: typeof AdminPingResponseSchema;
+  },
+  /**
+   * StepUpPing shows a step-up policy: it answers only a user who signed in with a second factor
+   * at most 15 minutes ago. Others get UNAUTHENTICATED with a google.rpc.ErrorInfo detail of
+   * reason "MFA_REQUIRED" or "REAUTHENTICATION_REQUIRED".
+   *
+   * @generated from rpc auth.v1.SecureService.StepUpPing
+   */
+  stepUpPing: {
+    methodKind: "unary";
+    input: typeof StepUpPingRequestSchema;
+    output: typeof StepUpPingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_auth, 1);

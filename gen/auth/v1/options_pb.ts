@@ -12,12 +12,12 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/options.proto.
  */
 export const file_auth_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdXRoL3YxL29wdGlvbnMucHJvdG8SB2F1dGgudjEiNgoMQWNjZXNzUG9saWN5Eg4KBnB1YmxpYxgBIAEoCBIWCg5yZXF1aXJlZF9yb2xlcxgCIAMoCTpPCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxiAkAMgASgLMhUuYXV0aC52MS5BY2Nlc3NQb2xpY3lSBmFjY2Vzc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChVhdXRoL3YxL29wdGlvbnMucHJvdG8SB2F1dGgudjEiXAoMQWNjZXNzUG9saWN5Eg4KBnB1YmxpYxgBIAEoCBIWCg5yZXF1aXJlZF9yb2xlcxgCIAMoCRILCgNtZmEYAyABKAgSFwoPbWF4X2FnZV9zZWNvbmRzGAQgASgNOk8KBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGICQAyABKAsyFS5hdXRoLnYxLkFjY2Vzc1BvbGljeVIGYWNjZXNzYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
- * AccessPolicy declares who may call an RPC. The server's bearer-token interceptor reads it from
- * the generated descriptors; an RPC without a policy requires a valid bearer token (deny by
- * default).
+ * AccessPolicy declares who may call an RPC, and how strongly and how recently they must have
+ * signed in. The server's bearer-token interceptor reads it from the generated descriptors; an
+ * RPC without a policy requires a valid bearer token (deny by default).
  *
  * @generated from message auth.v1.AccessPolicy
  */
@@ -35,6 +35,25 @@ export type AccessPolicy = Message<"auth.v1.AccessPolicy"> & {
    * @generated from field: repeated string required_roles = 2;
    */
   requiredRoles: string[];
+
+  /**
+   * When true, the caller must be a user whose access token carries a second factor (its "amr"
+   * claim holds "otp": the session began with a TOTP or recovery code). Other tokens get
+   * UNAUTHENTICATED with a google.rpc.ErrorInfo detail of reason "MFA_REQUIRED" (a service
+   * account's tokens included: a second factor is a person's).
+   *
+   * @generated from field: bool mfa = 3;
+   */
+  mfa: boolean;
+
+  /**
+   * When set, the caller must have authenticated (the token's "auth_time") at most this many
+   * seconds ago; older tokens get UNAUTHENTICATED with an ErrorInfo detail of reason
+   * "REAUTHENTICATION_REQUIRED" and metadata max_age_seconds (RFC 9470's max_age, per RPC).
+   *
+   * @generated from field: uint32 max_age_seconds = 4;
+   */
+  maxAgeSeconds: number;
 };
 
 /**
