@@ -16,6 +16,9 @@ import { OpaqueRefreshTokens } from './core/refresh-token.js';
 import { RegisterFlow } from './core/register.js';
 import { ServiceAccountAdmin, ServiceTokenFlow } from './core/service-accounts.js';
 import { SessionFlows } from './core/session-flows.js';
+import { MFA_DEFAULTS, SecondFactors } from './core/mfa.js';
+import { PasswordResetRequests } from './core/password-reset.js';
+import { WebhookDelivery } from './reset-hook.js';
 import { AccountService, AdminService } from '../gen/auth/v1/accounts_pb.js';
 import { AuthService, SecureService } from '../gen/auth/v1/auth_pb.js';
 import { accountService } from './grpc/account-service.js';
@@ -132,7 +135,11 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);
-  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, { cacheSize: VERIFIED_TOKEN_CACHE, clockSkewMs: config.clockSkewMs });
+  const introspector = new Introspector(new AccessTokenVerifier(keys, tokenOptions, clock), store, clock, {
+    cacheSize: VERIFIED_TOKEN_CACHE,
+    clockSkewMs: config.clockSkewMs,
+    mfaRoles: config.mfaRequiredRoles,
+  });
   const refreshTokens = new OpaqueRefreshTokens(random, {
     get signing() {
       return keys.tagKeys.signing;
@@ -154,17 +161,27 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     },
   );
   const throttle = new LoginThrottle(store);
-  const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random }, config);
+  const factors = new SecondFactors(
+    { secrets: store, users: store, throttle, hasher, random, clock },
+    { totpIssuer: config.totpIssuer, mfaRoles: config.mfaRequiredRoles, ...MFA_DEFAULTS },
+  );
+  const delivery =
+    config.passwordResetHookUrl === undefined
+      ? undefined
+      : new WebhookDelivery({ url: config.passwordResetHookUrl, secret: config.passwordResetHookSecret!, clock, random, log: log.child({ component: 'reset-hook' }) });
+  const resets = new PasswordResetRequests({ users: store, rates: store, factors, delivery });
+  const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random, secondFactors: factors }, config);
   const accountDeps = { users: store, hasher, random, sessions, throttle };
   const serviceTokens = new ServiceTokenFlow({ accounts: store, throttle, accessTokens, clock }, { issuer: config.issuer, clockSkewMs: config.clockSkewMs });
 
   const server = createAuthServer({
     services: [
-      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson })),
-      served(SecureService, secureService()),
-      served(AccountService, accountService(new AccountFlows(accountDeps, policy))),
-      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }))),
+      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson, factors, resets, policy })),
+      served(SecureService, secureService(clock)),
+      served(AccountService, accountService(new AccountFlows(accountDeps, policy), factors, sessions)),
+      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }), factors)),
     ],
+    mfaRequiredServices: config.adminRequireMfa ? [AdminService.typeName] : [],
     authenticate: (token) => introspector.introspect(token),
     descriptorSet: readFileSync(DESCRIPTOR_SET_PATH),
     log,

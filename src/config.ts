@@ -37,6 +37,17 @@ function isTrustedProxy(value: string): boolean {
   }
 }
 const DEV_AUDIENCE = 'urn:grpc-auth:services';
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+function isWebhookSecret(value: string): boolean {
+  return /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(value) && Buffer.from(value.slice(6), 'base64').length >= 24;
+}
 
 /** The settings, in the order the README lists them. */
 export const settings = {
@@ -70,6 +81,28 @@ export const settings = {
   usersFile: text('AUTH_USERS_FILE', { shown: '(none)', doc: 'Users loaded at start: `username:argon2id-hash:role,role` per line' }),
   passwordMinLength: count('AUTH_PASSWORD_MIN_LENGTH', { default: 15, min: 8, max: 64, doc: 'Minimum password length in code points after NFKC; the maximum is 128' }),
   passwordDenylistFile: text('AUTH_PASSWORD_DENYLIST_FILE', { shown: '(none: a small built-in list)', doc: 'More passwords to refuse at Register, one a line (e.g. a breach corpus)' }),
+  totpIssuer: textWithDefault('AUTH_TOTP_ISSUER', {
+    default: 'grpc-auth',
+    doc: 'The issuer authenticator apps show beside the username (the `otpauth://` URI of EnrollTotp)',
+    pattern: { test: (v) => v.length <= 64 && !/[:%]/.test(v), says: 'at most 64 characters, without : or %' },
+  }),
+  adminRequireMfa: flag('AUTH_ADMIN_REQUIRE_MFA', { doc: '`true` makes every AdminService call need a sign-in with a second factor (as `mfa: true` in its policy)' }),
+  mfaRequiredRoles: list('AUTH_MFA_REQUIRED_ROLES', {
+    shown: '(none)',
+    doc: 'Roles granted only to sessions that began with a second factor, comma-separated (e.g. `admin`): a user holding one and no factor is told to enroll',
+    item: (v) => (/^[a-z0-9_.-]{1,64}$/.test(v) ? undefined : 'must list roles: lower-case letters, digits, _ . -'),
+  }),
+  passwordResetHookUrl: text('AUTH_PASSWORD_RESET_HOOK_URL', {
+    shown: '(none: RequestPasswordReset is off)',
+    doc: 'Where RequestPasswordReset POSTs `{user_id, username, code, expires_at}` as a Standard Webhook (signed; retried with back-off), e.g. the team\'s mailer',
+    pattern: { test: isHttpUrl, says: 'an http:// or https:// URL' },
+  }),
+  passwordResetHookSecret: text('AUTH_PASSWORD_RESET_HOOK_SECRET', {
+    shown: '(none)',
+    secret: true,
+    doc: 'The hook\'s signing key, `whsec_` and base64 of at least 24 bytes (`echo whsec_$(openssl rand -base64 32)`); the receiver verifies `webhook-signature` with it',
+    pattern: { test: isWebhookSecret, says: 'whsec_ and the base64 of at least 24 bytes' },
+  }),
   logLevel: choice('AUTH_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', doc: 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`' }),
   callTimeoutMs: duration('AUTH_CALL_TIMEOUT', { default: '10s', min: '1s', max: '300s', doc: "Upper bound on any call's work, whatever the client's deadline" }),
   requestTimeoutMs: duration('AUTH_REQUEST_TIMEOUT', { default: '10s', min: '1s', max: '300s', doc: "A call whose request has not arrived this long after its headers is ended (DEADLINE_EXCEEDED)" }),
@@ -198,6 +231,12 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
   (v) => (v.redisSentinels.length > 0 && v.redisSentinelName === undefined ? 'AUTH_REDIS_SENTINELS needs AUTH_REDIS_SENTINEL_NAME' : undefined),
   (v) => (v.redisSentinelName !== undefined && v.redisSentinels.length === 0 ? 'AUTH_REDIS_SENTINEL_NAME needs AUTH_REDIS_SENTINELS' : undefined),
   (v) => (v.redisUrl !== undefined && (v.redisUsername !== undefined || v.redisPassword !== undefined || v.redisTls) ? 'AUTH_REDIS_URL carries its own credentials and scheme: leave AUTH_REDIS_USERNAME, AUTH_REDIS_PASSWORD and AUTH_REDIS_TLS unset with it' : undefined),
+  (v) => (v.passwordResetHookUrl !== undefined && v.passwordResetHookSecret === undefined ? 'AUTH_PASSWORD_RESET_HOOK_URL needs AUTH_PASSWORD_RESET_HOOK_SECRET: the receiver must be able to tell our notices from forged ones' : undefined),
+  (v) => (v.passwordResetHookSecret !== undefined && v.passwordResetHookUrl === undefined ? 'AUTH_PASSWORD_RESET_HOOK_SECRET needs AUTH_PASSWORD_RESET_HOOK_URL' : undefined),
+  (v, prod) =>
+    prod && v.passwordResetHookUrl !== undefined && !v.passwordResetHookUrl.startsWith('https:') && !v.allowInsecure
+      ? 'AUTH_PASSWORD_RESET_HOOK_URL must be https:// when NODE_ENV=production (it carries reset codes), or AUTH_ALLOW_INSECURE=true'
+      : undefined,
   (v) => ((v.tlsCert === undefined) !== (v.tlsKey === undefined) ? 'AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither' : undefined),
   (v) => (v.tlsClientCa !== undefined && v.tlsCert === undefined ? 'AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY' : undefined),
   (v, prod) =>

@@ -17,6 +17,7 @@ export const authErrorCodes = [
   'invalid_refresh_token',
   'invalid_client',
   'unauthenticated',
+  'insufficient_authentication',
   'permission_denied',
   'throttled',
   'overloaded',
@@ -27,19 +28,35 @@ export const authErrorCodes = [
 
 export type AuthErrorCode = (typeof authErrorCodes)[number];
 
+/** The ErrorInfo reasons of domain "auth.v1" (documented in the README's error table). */
+export const errorReasons = ['MFA_REQUIRED', 'REAUTHENTICATION_REQUIRED'] as const;
+export type ErrorReason = (typeof errorReasons)[number];
+/** The ErrorInfo domain of every reason this service sends. */
+export const ERROR_DOMAIN = 'auth.v1';
+
 export class AuthError extends Error {
   override readonly name = 'AuthError';
 
   /** For `throttled` and `overloaded`: when the caller may try again (sent as the `retry-after` trailer). */
   readonly retryAfterSeconds: number | undefined;
 
+  /**
+   * A machine-readable reason (sent as a google.rpc.ErrorInfo detail of domain "auth.v1"), so a
+   * client can act on it: `insufficient_authentication` says MFA_REQUIRED or REAUTHENTICATION_REQUIRED.
+   */
+  readonly reason: ErrorReason | undefined;
+  /** Facts for the reason (ErrorInfo metadata), e.g. max_age_seconds. Never a secret. */
+  readonly reasonMetadata: Readonly<Record<string, string>> | undefined;
+
   constructor(
     readonly code: AuthErrorCode,
     message: string,
-    options?: { cause?: unknown; retryAfterSeconds?: number },
+    options?: { cause?: unknown; retryAfterSeconds?: number; reason?: ErrorReason; reasonMetadata?: Record<string, string> },
   ) {
     super(message, options);
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.reason = options?.reason;
+    this.reasonMetadata = options?.reasonMetadata;
   }
 
   /** Turns anything thrown into an AuthError; unknown errors become `internal` with a generic message. */

@@ -11,7 +11,8 @@ import { describeWithPostgres } from './helpers/postgres';
 import { ROOT } from './helpers/process';
 import { startRedis, type TestRedis } from './helpers/redis';
 import { describeNeeding } from './helpers/requires';
-import { PASSWORD, startTestServer } from './helpers/server';
+import { rfc6238 } from './helpers/rfc6238';
+import { bearer, PASSWORD, startTestServer } from './helpers/server';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -20,12 +21,32 @@ function cli(args: string[], env: Record<string, string>, input?: string) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** Registers users and a service account through the service itself (real argon2 hashes from the test kit's hasher). */
-async function populate(env: Record<string, string>) {
+/** Registers users through the service itself (real argon2 hashes from the test kit's hasher); bob turns TOTP on. Returns bob's TOTP secret. */
+async function populate(env: Record<string, string>): Promise<string> {
   const server = await startTestServer({ env: { ...env, AUTH_USERS_FILE: '' } });
   try {
     for (const username of ['ana', 'bob', 'josé']) expect((await server.auth.register({ username, password: PASSWORD })).userId).toMatch(/^usr_/);
     expect((await server.auth.login({ username: 'ana', password: PASSWORD })).accessToken).not.toBe('');
+    const bob = bearer((await server.auth.login({ username: 'bob', password: PASSWORD })).accessToken);
+    const enrolled = await server.account.enrollTotp({}, bob);
+    await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bob);
+    return enrolled.secret;
+  } finally {
+    await server.close();
+  }
+}
+
+/** After the move bob's authenticator app still works, and a password alone does not let him in. */
+async function secondFactorMoved(env: Record<string, string>, secret: string, steps: number): Promise<void> {
+  const server = await startTestServer({ env });
+  try {
+    // The test kit's clocks all start at one instant: a code of a later step than any spent (the last accepted step moves too).
+    server.clock.advance(steps * 30_000);
+    const login = await server.auth.login({ username: 'bob', password: PASSWORD });
+    expect(login).toMatchObject({ mfaRequired: true, accessToken: '' });
+    const done = await server.auth.completeLogin({ mfaToken: login.mfaToken, code: rfc6238(secret, server.clock.now()) });
+    expect(done.accessToken).not.toBe('');
+    expect((await server.account.getAccount({}, bearer(done.accessToken))).mfa).toMatchObject({ enabled: true, recoveryCodesLeft: 10 });
   } finally {
     await server.close();
   }
@@ -61,7 +82,7 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
 
     test('Redis → PostgreSQL → PostgreSQL: every id, hash, time and credential kept; the same passwords log in', async () => {
       const redisEnv = { AUTH_REDIS_URL: redis.url, AUTH_STORE: 'redis', AUTH_REDIS_KEY_PREFIX: 'move1:' };
-      await populate(redisEnv);
+      const bobSecret = await populate(redisEnv);
       // A service account with a secret, made in Redis directly.
       const source = new RedisStore({ connection: { kind: 'single', url: redis.url }, keyPrefix: 'move1:', commandTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10 });
       await source.connect();
@@ -88,6 +109,12 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
         await moved.close();
       }
       expect(await loginWorks({ AUTH_DATABASE_URL: target }, 'ana')).toBe(true);
+      await secondFactorMoved({ AUTH_DATABASE_URL: target }, bobSecret, 1);
+      // The factor is in the file (the file is its owner's only: it holds password hashes and TOTP secrets); nothing transient is.
+      const bobLine = JSON.parse(readFileSync(file, 'utf8').split('\n').find((l) => l.includes('"username":"bob"'))!);
+      expect(Object.keys(bobLine.secondFactor).sort()).toEqual(['recovery', 'totp']);
+      expect(bobLine.secondFactor.totp.secret).toBe(bobSecret);
+      expect(bobLine.secondFactor.recovery).toHaveLength(10);
 
       // And on from PostgreSQL, by standard output and input.
       const again = cli(['export'], { AUTH_DATABASE_URL: target });
@@ -102,6 +129,8 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
       } finally {
         await copy.close();
       }
+      // The first login there spent step 1, and the export carried that: step 1 again would be a replay.
+      await secondFactorMoved({ AUTH_DATABASE_URL: second }, bobSecret, 2);
     });
 
     test('the users file (memory store) → PostgreSQL: file users keep their ids and hashes, and still count as the file’s', async () => {
@@ -128,7 +157,11 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
         { input: `${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`, err: 'grpc-auth: line 1: not a grpc-auth-export file (no header)\n' },
         { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n{"kind":"user","id":"usr_B"}\n`, err: 'grpc-auth: line 3: user without a valid username\n' },
         { input: `${header}\nnot json\n`, err: 'grpc-auth: line 2: not JSON\n' },
-        { input: `${header.replace('"version":1', '"version":2')}\n`, err: 'grpc-auth: line 1: export version 2; this release reads version 1\n' },
+        { input: `${header.replace('"version":1', '"version":3')}\n`, err: 'grpc-auth: line 1: export version 3; this release reads versions 1 and 2\n' },
+        {
+          input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan').replace('}', ',"secondFactor":{"totp":{"secret":"not base32!","confirmedAt":1,"lastStep":1},"recovery":[]}}')}\n`,
+          err: 'grpc-auth: line 2: user without a valid secondFactor\n',
+        },
         { input: '', err: 'grpc-auth: the input is empty: not a grpc-auth-export file\n' },
       ];
       for (const c of cases) expect(cli(['import'], { AUTH_DATABASE_URL: target }, c.input)).toMatchObject({ code: 1, err: c.err });
@@ -153,10 +186,10 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
     test('grpc-auth migrate: applies once, reports the version; the service started with AUTH_DATABASE_MIGRATE=off serves after it', async () => {
       const target = await pg().createDatabase();
       const env = { AUTH_DATABASE_URL: target, AUTH_DATABASE_MIGRATE: 'off' };
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 1 (run grpc-auth migrate)\n' });
-      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 2 (run grpc-auth migrate)\n' });
+      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1, 2\n' });
       expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'the schema is up to date\n' });
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 1; this release knows 1\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 2; this release knows 2\n' });
       const server = await startTestServer({ env, clock: new ManualClock() });
       try {
         expect((await server.auth.register({ username: 'eve', password: PASSWORD })).userId).toMatch(/^usr_/);

@@ -12,6 +12,7 @@ import { createClient } from '../src/grpc/client';
 import { startProcess, type Running } from './helpers/process';
 import { describeWithPostgres } from './helpers/postgres';
 import { describeEachTopology } from './helpers/redis-topologies';
+import { rfc6238 } from './helpers/rfc6238';
 import { bearer, PASSWORD, statusOf } from './helpers/server';
 
 /**
@@ -154,6 +155,29 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     await b.admin.revokeServiceAccountSecret({ serviceAccountId: account.clientId, secretId: account.secretId }, root);
     expect(await statusOf(a.secure.adminPing({}, bearer(token)))).toEqual({ code: status.UNAUTHENTICATED, details: 'access token is not valid: revoked' });
     expect((await a.auth.validate({ accessToken: token })).active).toBe(false);
+  });
+
+  test('second factors across instances: a TOTP code used on A is refused on B; a reset code used on B is refused on A', async () => {
+    const { userId } = await a.auth.register({ username: 'mfa-user', password: PASSWORD });
+    const first = bearer((await a.auth.login({ username: 'mfa-user', password: PASSWORD })).accessToken);
+    const enrolled = await a.account.enrollTotp({}, first);
+    const { recoveryCodes } = await b.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, Date.now()) }, first);
+    // The confirming step is spent; the next step's code is accepted (one step of skew) once.
+    const code = rfc6238(enrolled.secret, Date.now(), 1);
+    const onA = (await a.auth.login({ username: 'mfa-user', password: PASSWORD })).mfaToken;
+    const onB = (await b.auth.login({ username: 'mfa-user', password: PASSWORD })).mfaToken;
+    const [first1, second1] = await Promise.allSettled([a.auth.completeLogin({ mfaToken: onA, code }), b.auth.completeLogin({ mfaToken: onB, code })]);
+    expect([first1.status, second1.status].sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = (first1.status === 'rejected' ? first1 : second1) as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+
+    const root = bearer((await a.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    const reset = await a.admin.createPasswordResetCode({ userId }, root);
+    const newPassword = 'a new password for the mfa user';
+    // A recovery code stands in for the second factor; the same reset code then fails on the other instance.
+    await b.auth.resetPassword({ username: 'mfa-user', code: reset.code, newPassword, mfaCode: recoveryCodes[0]! });
+    expect(await statusOf(a.auth.resetPassword({ username: 'mfa-user', code: reset.code, newPassword: `${newPassword}!`, mfaCode: recoveryCodes[1]! }))).toMatchObject({ code: status.UNAUTHENTICATED });
+    expect((await a.auth.login({ username: 'mfa-user', password: newPassword })).mfaRequired).toBe(true);
   });
 
   test('two admins demoting each other at once on two instances: one wins, one is refused, an admin stays (three rounds)', async () => {

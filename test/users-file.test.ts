@@ -62,7 +62,7 @@ describe('seeding the store from the users file', () => {
     const session = async () => {
       const sessionId = `ses_${Buffer.alloc(16, Math.random() * 255).toString('base64url')}`;
       const u = (await store.getUser(id))!;
-      await store.createSession({ userId: id, sessionId, userGeneration: u.generation, refreshHash: 'h', refreshTtlMs: 60_000, sessionMaxAgeMs: 60_000, clientAddress: 'a', userAgent: '' });
+      await store.createSession({ userId: id, sessionId, userGeneration: u.generation, refreshHash: 'h', refreshTtlMs: 60_000, sessionMaxAgeMs: 60_000, clientAddress: 'a', amr: ['pwd'], userAgent: '' });
       return sessionId;
     };
     const s1 = await session();

@@ -6,6 +6,7 @@ import { loadConfig, type Config, type Env } from '../config.js';
 import { usernameSkeleton } from '../core/credentials.js';
 import type { EventLog } from '../core/events.js';
 import type { UserRecord } from '../core/records.js';
+import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport } from '../core/user-secrets.js';
 import type { Credential, ServiceAccountRecord } from '../core/service-accounts.js';
 import { storeBackend } from '../store/backends.js';
 import { seedFileUsers } from '../store/file-users.js';
@@ -17,18 +18,21 @@ import { CliError, type Io } from './commands.js';
 
 /**
  * Moving in: `grpc-auth export` writes the identities of the configured store (users with their
- * password hashes, service accounts with their credentials) as JSON Lines; `grpc-auth import`
- * writes such a file into PostgreSQL, keeping every id, hash, time and credential, so nobody's
- * password or client secret changes. Sessions, throttles and assertion ids are not moved: after
+ * password hashes and second factors, service accounts with their credentials) as JSON Lines;
+ * `grpc-auth import` writes such a file into PostgreSQL, keeping every id, hash, time, factor and
+ * credential, so nobody's password, authenticator app or client secret changes. Sessions,
+ * throttles, assertion ids, pending logins and enrollments, and reset codes are not moved: after
  * the switch everyone signs in once more.
  */
 
 export const EXPORT_FORMAT = 'grpc-auth-export';
-export const EXPORT_VERSION = 1;
+/** 2 added users' `secondFactor`; a release that reads only 1 refuses a 2 rather than drop factors. */
+export const EXPORT_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 
 export type ExportLine =
   | { readonly kind: 'header'; readonly format: typeof EXPORT_FORMAT; readonly version: number; readonly store: string; readonly exportedAt: string }
-  | ({ readonly kind: 'user' } & UserRecord)
+  | ({ readonly kind: 'user'; readonly secondFactor?: SecondFactorExport } & UserRecord)
   | ({ readonly kind: 'service_account' } & ServiceAccountRecord);
 
 const PAGE = 1000;
@@ -96,7 +100,8 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
   try {
     await write(out, { kind: 'header', format: EXPORT_FORMAT, version: EXPORT_VERSION, store: config.store, exportedAt: new Date().toISOString() });
     for await (const user of pages((after) => store.listUsers({ prefix: '', after, limit: PAGE }))) {
-      await write(out, { kind: 'user', ...user });
+      const secondFactor = lastingSecrets(await store.readUserSecrets(user.id));
+      await write(out, { kind: 'user', ...user, ...(secondFactor ? { secondFactor } : {}) });
       counts.users++;
     }
     for await (const account of pages((after) => store.listServiceAccounts({ prefix: '', after, limit: PAGE }))) {
@@ -114,6 +119,14 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
 const STRING = (v: unknown): v is string => typeof v === 'string';
 const TIME = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const ROLES = (v: unknown): v is string[] => Array.isArray(v) && v.every(STRING);
+const SECOND_FACTOR = (v: unknown): v is SecondFactorExport => {
+  const f = v as SecondFactorExport | null;
+  return (
+    typeof f === 'object' && f !== null &&
+    typeof f.totp === 'object' && f.totp !== null && STRING(f.totp.secret) && /^[A-Z2-7]{16,128}$/.test(f.totp.secret) && TIME(f.totp.confirmedAt) && TIME(f.totp.lastStep) &&
+    Array.isArray(f.recovery) && f.recovery.length <= RECOVERY_CODES && f.recovery.every((h) => STRING(h) && /^[A-Za-z0-9_-]{43}$/.test(h))
+  );
+};
 
 /** One line of an export, checked field by field; the problem, naming the line, otherwise. */
 function parseLine(text: string, n: number): ExportLine {
@@ -127,7 +140,7 @@ function parseLine(text: string, n: number): ExportLine {
   switch (value.kind) {
     case 'header':
       if (value.format !== EXPORT_FORMAT) throw new CliError(`line ${n}: not a ${EXPORT_FORMAT} file`, 1);
-      if (value.version !== EXPORT_VERSION) throw new CliError(`line ${n}: export version ${String(value.version)}; this release reads version ${EXPORT_VERSION}`, 1);
+      if (!READABLE_VERSIONS.includes(value.version as number)) throw new CliError(`line ${n}: export version ${String(value.version)}; this release reads versions ${READABLE_VERSIONS.join(' and ')}`, 1);
       return value as ExportLine;
     case 'user':
       for (const f of ['id', 'username', 'passwordHash']) if (!STRING(value[f])) throw bad(f);
@@ -137,6 +150,7 @@ function parseLine(text: string, n: number): ExportLine {
       for (const f of ['createdAt', 'passwordChangedAt', 'generation', 'revision']) if (!TIME(value[f])) throw bad(f);
       if (value.origin !== 'api' && value.origin !== 'file') throw bad('origin');
       if (value.fileDigest !== undefined && !STRING(value.fileDigest)) throw bad('fileDigest');
+      if (value.secondFactor !== undefined && !SECOND_FACTOR(value.secondFactor)) throw bad('secondFactor');
       return value as ExportLine;
     case 'service_account':
       for (const f of ['id', 'name']) if (!STRING(value[f])) throw bad(f);

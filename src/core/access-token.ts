@@ -18,6 +18,10 @@ export interface AccessClaims {
   readonly client_id?: string | undefined;
   /** The certificate a token is bound to (RFC 8705 section 3.1): base64url SHA-256 of its DER. */
   readonly cnf?: { readonly 'x5t#S256': string } | undefined;
+  /** How the user authenticated (RFC 8176): ["pwd"] or ["pwd", "otp"]. Absent for a service account. */
+  readonly amr?: readonly string[] | undefined;
+  /** When the user authenticated (OIDC Core section 2), seconds: the session's login. */
+  readonly auth_time?: number | undefined;
 }
 
 /** Why a token did not verify. Each maps to one `InactiveReason` of the contract. */
@@ -43,6 +47,9 @@ export interface AccessTokenSubject {
   readonly sessionId: string;
   readonly clientId?: string | undefined;
   readonly certificateThumbprint?: string | undefined;
+  /** A user's authentication methods (RFC 8176) and when they authenticated (ms): kept by Refresh. */
+  readonly amr?: readonly string[] | undefined;
+  readonly authTime?: number | undefined;
 }
 
 export interface IssuedAccessToken {
@@ -95,6 +102,8 @@ export class AccessTokenIssuer {
       exp,
       ...(subject.clientId !== undefined ? { client_id: subject.clientId } : {}),
       ...(subject.certificateThumbprint !== undefined ? { cnf: { 'x5t#S256': subject.certificateThumbprint } } : {}),
+      ...(subject.amr !== undefined ? { amr: [...subject.amr] } : {}),
+      ...(subject.authTime !== undefined ? { auth_time: Math.floor(subject.authTime / 1000) } : {}),
     };
     const signing = this.keys.signing;
     const signed = jwt.sign(
@@ -204,13 +213,15 @@ const isNonEmptyString = (v: unknown): v is string => typeof v === 'string' && v
 /** jsonwebtoken accepts tokens without `exp`, with a future `iat`, with a string payload: refuse them. */
 function checkClaims(payload: unknown, nowSeconds: number, skew: number): VerifyResult {
   if (!isPlainObject(payload)) return invalid('malformed');
-  const { sub, sid, jti, iat, exp, username, roles, client_id: clientId, cnf } = payload;
+  const { sub, sid, jti, iat, exp, username, roles, client_id: clientId, cnf, amr, auth_time: authTime } = payload;
   if (!isNonEmptyString(sub) || !isNonEmptyString(sid) || !isNonEmptyString(jti) || typeof username !== 'string') {
     return invalid('malformed');
   }
   if (!isInteger(iat) || !isInteger(exp) || exp <= iat) return invalid('malformed');
   if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return invalid('malformed');
   if (clientId !== undefined && !isNonEmptyString(clientId)) return invalid('malformed');
+  if (amr !== undefined && (!Array.isArray(amr) || amr.length > 8 || !amr.every(isNonEmptyString))) return invalid('malformed');
+  if (authTime !== undefined && (!isInteger(authTime) || authTime > iat)) return invalid('malformed');
   let thumbprint: string | undefined;
   if (cnf !== undefined) {
     if (!isPlainObject(cnf) || typeof cnf['x5t#S256'] !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(cnf['x5t#S256'])) return invalid('malformed');
@@ -229,6 +240,8 @@ function checkClaims(payload: unknown, nowSeconds: number, skew: number): Verify
       roles: roles as string[],
       ...(clientId !== undefined ? { client_id: clientId } : {}),
       ...(thumbprint !== undefined ? { cnf: { 'x5t#S256': thumbprint } } : {}),
+      ...(amr !== undefined ? { amr: amr as string[] } : {}),
+      ...(authTime !== undefined ? { auth_time: authTime } : {}),
     },
   };
 }

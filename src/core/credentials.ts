@@ -133,7 +133,7 @@ export function validateNewPassword(raw: string, policy: PasswordPolicy): string
 }
 
 /** Refresh tokens are 47 characters; anything far longer is refused as an oversized field. */
-export const REFRESH_TOKEN_FIELD_MAX = 512;
+export const REFRESH_TOKEN_FIELD_MAX = 1024;
 
 const ROLE = /^[a-z][a-z0-9_.-]{0,63}$/;
 /** The most roles one user or service account holds. */

@@ -24,6 +24,26 @@ export interface Principal {
   readonly clientId?: string | undefined;
   /** The TLS client certificate the token is bound to (RFC 8705), when it is. */
   readonly certificateThumbprint?: string | undefined;
+  /** How the user authenticated (RFC 8176): ["pwd"] or ["pwd", "otp"]; empty for a service account. */
+  readonly amr: readonly string[];
+  /** When the subject authenticated, seconds since the epoch (a service account: when the token was issued). */
+  readonly authTime: number;
+  /** Roles the user holds but this token may not use: granted only with a second factor (AUTH_MFA_REQUIRED_ROLES). */
+  readonly withheldRoles: readonly string[];
+}
+
+/** Whether a principal signed in with a second factor (RFC 8176 "otp"). */
+export function hasSecondFactor(principal: Pick<Principal, 'amr'>): boolean {
+  return principal.amr.includes('otp');
+}
+
+/**
+ * The roles a token of a session may use: all of the user's, but those `mfaRoles` names unless
+ * the session began with a second factor. One rule for issuing tokens and for reading them.
+ */
+export function grantedRoles(roles: readonly string[], amr: readonly string[], mfaRoles: readonly string[]): { granted: readonly string[]; withheld: readonly string[] } {
+  if (mfaRoles.length === 0 || amr.includes('otp')) return { granted: roles, withheld: [] };
+  return { granted: roles.filter((r) => !mfaRoles.includes(r)), withheld: roles.filter((r) => mfaRoles.includes(r)) };
 }
 
 /**
@@ -53,6 +73,8 @@ export interface IntrospectorOptions {
   readonly cacheSize: number;
   /** Clock skew allowed past `exp` (the verifier's). */
   readonly clockSkewMs: number;
+  /** Roles granted only to sessions with a second factor (AUTH_MFA_REQUIRED_ROLES). */
+  readonly mfaRoles?: readonly string[];
 }
 
 interface Verified {
@@ -101,7 +123,7 @@ export class Introspector {
     const live = sub.startsWith('sva_') ? await this.sessions.liveCredential(sub, sid) : await this.sessions.liveSession(sub, sid);
     if (live === undefined) return { ok: false, reason: 'revoked' };
     if (entry.principal === undefined || entry.revision !== live.revision) {
-      entry.principal = principalOf(entry.claims, live);
+      entry.principal = principalOf(entry.claims, live, this.options.mfaRoles);
       entry.revision = live.revision;
     }
     return { ok: true, principal: entry.principal };
@@ -125,12 +147,19 @@ export class Introspector {
 }
 
 /** The principal of verified claims; with `live`, the user's username and roles as they are now. */
-export function principalOf(claims: AccessClaims, live?: Pick<LiveUser, 'username' | 'roles'>): Principal {
+export function principalOf(claims: AccessClaims, live?: Pick<LiveUser, 'username' | 'roles'>, mfaRoles: readonly string[] = []): Principal {
+  const serviceAccount = claims.sub.startsWith('sva_');
+  // Tokens from before amr was issued, and service accounts' tokens, name no second factor.
+  const amr = serviceAccount ? [] : (claims.amr ?? ['pwd']);
+  const { granted, withheld } = serviceAccount ? { granted: live?.roles ?? claims.roles, withheld: [] } : grantedRoles(live?.roles ?? claims.roles, amr, mfaRoles);
   return Object.freeze({
-    subjectType: claims.sub.startsWith('sva_') ? ('service_account' as const) : ('user' as const),
+    subjectType: serviceAccount ? ('service_account' as const) : ('user' as const),
     userId: claims.sub,
     username: live?.username ?? claims.username,
-    roles: Object.freeze([...(live?.roles ?? claims.roles)]),
+    roles: Object.freeze([...granted]),
+    amr: Object.freeze([...amr]),
+    authTime: claims.auth_time ?? claims.iat,
+    withheldRoles: Object.freeze([...withheld]),
     sessionId: claims.sid,
     tokenId: claims.jti,
     issuedAt: claims.iat,

@@ -104,13 +104,9 @@ export class LoginThrottle {
    * counted on the name alone would let anyone lock its owner out from elsewhere.
    */
   async begin(name: string, ctx: Pick<FlowContext, 'clientAddress' | 'log'>, per: 'name' | 'name-and-address' = 'name'): Promise<ThrottleAttempt> {
-    const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    const address = addressOf(ctx);
     const account = accountKey(per === 'name-and-address' && address !== undefined ? `${name}\u0000${address}` : name);
-    const refuse = (retryAfterMs: number): never => {
-      ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
-      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
-      throw new AuthError('throttled', `too many failed logins; retry in ${seconds} s`, { retryAfterSeconds: seconds });
-    };
+    const refuse = (retryAfterMs: number): never => refusal(ctx, retryAfterMs);
     if (address !== undefined) {
       const grant = await this.store.checkAttempt(address, ADDRESS_POLICY);
       if (!grant.allowed) refuse(grant.retryAfterMs);
@@ -134,10 +130,34 @@ export class LoginThrottle {
     };
   }
 
+  /** Refuses (`throttled`) when the caller's address is held back; counts nothing. */
+  async checkAddress(ctx: Pick<FlowContext, 'clientAddress' | 'log'>): Promise<void> {
+    const address = addressOf(ctx);
+    if (address === undefined) return;
+    const grant = await this.store.checkAttempt(address, ADDRESS_POLICY);
+    if (!grant.allowed) refusal(ctx, grant.retryAfterMs);
+  }
+
+  /** Counts a failure against the caller's address alone (a forged token: no account to count it on). */
+  async addressFailed(ctx: Pick<FlowContext, 'clientAddress'>): Promise<void> {
+    const address = addressOf(ctx);
+    if (address !== undefined) await this.store.recordFailure(address, ADDRESS_POLICY);
+  }
+
   /** Lets a locked-out account in again. */
   reset(name: string): Promise<void> {
     return this.store.resetAttempts(accountKey(name));
   }
+}
+
+function addressOf(ctx: Pick<FlowContext, 'clientAddress'>): string | undefined {
+  return ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+}
+
+function refusal(ctx: Pick<FlowContext, 'log'>, retryAfterMs: number): never {
+  ctx.log.warn({ event: 'login_throttled' }, 'login throttled');
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  throw new AuthError('throttled', `too many failed logins; retry in ${seconds} s`, { retryAfterSeconds: seconds });
 }
 
 export interface ThrottleAttempt {

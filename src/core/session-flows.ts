@@ -6,6 +6,8 @@ import type { FlowContext } from './events.js';
 import { newId } from './ids.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
+import { grantedRoles } from './introspector.js';
+import { AMR_PASSWORD, AMR_PASSWORD_OTP, type SecondFactors } from './mfa.js';
 import type { LiveUser, UserRecord } from './records.js';
 import type { ParsedRefreshToken, RefreshTokenStrategy } from './refresh-token.js';
 
@@ -20,6 +22,14 @@ export interface TokenPair {
   readonly refreshExpiresIn: number;
 }
 
+/** What Login returns: a session, or (a user with a second factor) a challenge for CompleteLogin. */
+export type LoginResult =
+  | ({ readonly mfaRequired: false; readonly mfaEnrollmentRequired: boolean } & TokenPair)
+  | { readonly mfaRequired: true; readonly mfaToken: string; readonly mfaExpiresIn: number };
+
+/** What CompleteLogin returns. */
+export type CompletedLogin = TokenPair & { readonly usedRecoveryCode: boolean; readonly recoveryCodesLeft: number };
+
 export interface NewSession {
   readonly userId: string;
   readonly sessionId: string;
@@ -32,6 +42,8 @@ export interface NewSession {
   /** Seen at login, shown by ListSessions. */
   readonly clientAddress: string;
   readonly userAgent: string;
+  /** How the user authenticated (RFC 8176): kept for the session's life, carried by every token of it. */
+  readonly amr: readonly string[];
 }
 
 /** Times a store reports, on its own clock (the one clock every instance shares). */
@@ -41,6 +53,10 @@ export interface SessionTimes {
   readonly expiresAt: number;
   /** When the current refresh token expires unless used. */
   readonly refreshExpiresAt: number;
+  /** When the session began (the login: the tokens' auth_time). */
+  readonly authTime: number;
+  /** The session's authentication methods, as created. */
+  readonly amr: readonly string[];
 }
 
 export type CreateSessionResult =
@@ -105,6 +121,8 @@ export interface SessionFlowDeps {
   readonly accessTokens: AccessTokenIssuer;
   readonly refreshTokens: RefreshTokenStrategy;
   readonly random: Random;
+  /** Second factors: without them every Login starts a session with the password alone. */
+  readonly secondFactors?: SecondFactors | undefined;
 }
 
 const INVALID_CREDENTIALS = 'invalid username or password';
@@ -124,11 +142,22 @@ export class SessionFlows {
    * per account and per client address, and attempts that come before the back-off has passed
    * are refused before any hashing.
    */
-  async login(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<TokenPair> {
+  async login(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<LoginResult> {
     checkLoginFields(rawUsername, rawPassword);
     const user = await this.checkPassword(rawUsername, rawPassword, ctx);
     ctx.log.info({ event: 'login_succeeded', userId: user.id }, 'login succeeded');
-    return this.startSession(user, ctx);
+    const gate = this.deps.secondFactors ? await this.deps.secondFactors.gate(user, ctx) : { kind: 'session' as const, enrollmentRequired: false };
+    if (gate.kind === 'challenge') return { mfaRequired: true, mfaToken: gate.mfaToken, mfaExpiresIn: gate.expiresIn };
+    if (gate.enrollmentRequired) ctx.log.warn({ event: 'mfa_enrollment_required', userId: user.id }, 'roles withheld until the user enrolls a second factor');
+    return { mfaRequired: false, mfaEnrollmentRequired: gate.enrollmentRequired, ...(await this.startSession(user, AMR_PASSWORD, ctx)) };
+  }
+
+  /** CompleteLogin: the second factor of a Login that answered mfa_required starts the session. */
+  async completeLogin(mfaToken: string, code: string, ctx: FlowContext): Promise<CompletedLogin> {
+    if (!this.deps.secondFactors) throw new AuthError('failed_precondition', 'second factors are not enabled on this server');
+    const passed = await this.deps.secondFactors.completeLogin(mfaToken, code, ctx);
+    const pair = await this.startSession(passed.user, AMR_PASSWORD_OTP, ctx);
+    return { ...pair, usedRecoveryCode: passed.usedRecoveryCode, recoveryCodesLeft: passed.recoveryCodesLeft };
   }
 
   /**
@@ -163,7 +192,11 @@ export class SessionFlows {
     }
   }
 
-  private async startSession(user: UserRecord, ctx: FlowContext): Promise<TokenPair> {
+  private roles(roles: readonly string[], amr: readonly string[]): readonly string[] {
+    return grantedRoles(roles, amr, this.deps.secondFactors?.mfaRoles ?? []).granted;
+  }
+
+  private async startSession(user: Pick<UserRecord, 'id' | 'generation'>, amr: readonly string[], ctx: FlowContext): Promise<TokenPair> {
     const { random, refreshTokens, sessions, accessTokens } = this.deps;
     const sessionId = newId(random, 'ses');
     const refresh = refreshTokens.generate(user.id, sessionId, 0);
@@ -176,13 +209,17 @@ export class SessionFlows {
       sessionMaxAgeMs: this.options.sessionMaxAgeMs,
       clientAddress: ctx.clientAddress ?? 'unknown',
       userAgent: ctx.userAgent ?? '',
+      amr,
     });
     if (created.outcome === 'refused') {
       // Disabled, deleted or signed out everywhere while the password was being checked.
       if (created.why === 'disabled') throw new AuthError('account_disabled', ACCOUNT_DISABLED);
       throw new AuthError('invalid_credentials', INVALID_CREDENTIALS);
     }
-    const access = accessTokens.issue({ userId: user.id, username: created.user.username, roles: created.user.roles, sessionId }, created.expiresAt);
+    const access = accessTokens.issue(
+      { userId: user.id, username: created.user.username, roles: this.roles(created.user.roles, created.amr), sessionId, amr: created.amr, authTime: created.authTime },
+      created.expiresAt,
+    );
     ctx.log.info({ event: 'session_created', userId: user.id, sessionId }, 'session created');
     return pair(access.token, access.expiresIn, refresh.token, created.refreshExpiresAt, created.now);
   }
@@ -234,7 +271,10 @@ export class SessionFlows {
         ctx.log.info({ event: 'session_refreshed', userId: presented.userId, sessionId: presented.sessionId }, 'refresh token rotated');
         break;
     }
-    const access = accessTokens.issue({ userId: presented.userId, username: result.user.username, roles: result.user.roles, sessionId: presented.sessionId }, result.expiresAt);
+    const access = accessTokens.issue(
+      { userId: presented.userId, username: result.user.username, roles: this.roles(result.user.roles, result.amr), sessionId: presented.sessionId, amr: result.amr, authTime: result.authTime },
+      result.expiresAt,
+    );
     return pair(access.token, access.expiresIn, next, result.refreshExpiresAt, result.now);
   }
 

@@ -1,12 +1,32 @@
 import type { AccountService } from '../../gen/auth/v1/accounts_pb.js';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AccountFlows } from '../core/accounts.js';
+import type { SecondFactors } from '../core/mfa.js';
+import type { SessionFlows } from '../core/session-flows.js';
 import { sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AccountService: self-service on the caller's own account, each RPC one core call. */
-export function accountService(accounts: AccountFlows): ServiceImpl<typeof AccountService> {
+export function accountService(accounts: AccountFlows, factors: SecondFactors, sessions: Pick<SessionFlows, 'checkPassword'>): ServiceImpl<typeof AccountService> {
   return {
-    getAccount: async (_req, ctx) => ({ user: userMessage(await accounts.getAccount(ctx)) }),
+    getAccount: async (_req, ctx) => {
+      const user = userMessage(await accounts.getAccount(ctx));
+      const mfa = await factors.status(ctx);
+      return {
+        user,
+        mfa: { enabled: mfa.enabled, recoveryCodesLeft: mfa.recoveryCodesLeft, ...(mfa.enabledAt !== undefined ? { enabledAt: timestampFromMs(mfa.enabledAt) } : {}) },
+      };
+    },
+    enrollTotp: async (_req, ctx) => {
+      const e = await factors.enroll(ctx);
+      return { enrollmentId: e.enrollmentId, secret: e.secret, otpauthUri: e.otpauthUri, expiresAt: timestampFromMs(e.expiresAt) };
+    },
+    confirmTotp: async (req, ctx) => ({ recoveryCodes: await factors.confirm(req.enrollmentId, req.code, ctx) }),
+    disableTotp: async (req, ctx) => {
+      await factors.disable(req.password, (username, password) => sessions.checkPassword(username, password, ctx), ctx);
+      return {};
+    },
+    regenerateRecoveryCodes: async (req, ctx) => ({ recoveryCodes: await factors.regenerateRecoveryCodes(req.code, ctx) }),
     changePassword: async (req, ctx) => {
       await accounts.changePassword(req.currentPassword, req.newPassword, ctx);
       return {};

@@ -1,12 +1,22 @@
 import type { AdminService } from '../../gen/auth/v1/accounts_pb.js';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AdminFlows } from '../core/accounts.js';
+import type { SecondFactors } from '../core/mfa.js';
 import type { ServiceAccountAdmin } from '../core/service-accounts.js';
 import { serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AdminService: the administration of users (the proto requires the admin role of every RPC). */
-export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin): ServiceImpl<typeof AdminService> {
+export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, factors: SecondFactors): ServiceImpl<typeof AdminService> {
   return {
+    resetMfa: async (req, ctx) => {
+      await factors.adminReset(req.userId, ctx);
+      return {};
+    },
+    createPasswordResetCode: async (req, ctx) => {
+      const { code, expiresAt } = await factors.adminCreateResetCode(req.userId, ctx);
+      return { code, expiresAt: timestampFromMs(expiresAt) };
+    },
     createUser: async (req, ctx) => ({ user: userMessage(await admin.createUser(req, ctx)) }),
     getUser: async (req) => ({ user: userMessage(await admin.getUser(req)) }),
     listUsers: async (req) => {

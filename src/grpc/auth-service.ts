@@ -4,7 +4,10 @@ import { MAX_ACCESS_TOKEN_LENGTH, type InvalidReason } from '../core/access-toke
 import { certificateMatches, type Introspector, type Principal } from '../core/introspector.js';
 import type { RegisterFlow } from '../core/register.js';
 import type { ServiceTokenFlow } from '../core/service-accounts.js';
-import type { SessionFlows, TokenPair } from '../core/session-flows.js';
+import type { SecondFactors } from '../core/mfa.js';
+import type { PasswordResetRequests } from '../core/password-reset.js';
+import type { NewPasswordPolicy } from '../core/register.js';
+import type { LoginResult, SessionFlows, TokenPair } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
 import { RepeatedAnswers } from './answer-cache.js';
 import type { ServiceImpl } from './handlers.js';
@@ -15,6 +18,9 @@ export interface AuthServiceDeps {
   readonly introspector: Introspector;
   readonly serviceTokens: ServiceTokenFlow;
   readonly jwksJson: () => string;
+  readonly factors: SecondFactors;
+  readonly resets: PasswordResetRequests;
+  readonly policy: NewPasswordPolicy;
 }
 
 /** The contract's InactiveReason for each verifier reason. */
@@ -47,10 +53,24 @@ export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthServi
     subjectType: subjectTypes[p.subjectType],
     clientId: p.clientId ?? '',
     certificateThumbprint: p.certificateThumbprint ?? '',
+    amr: [...p.amr],
+    authTime: timestampFromMs(p.authTime * 1000),
   }));
   return {
     register: async (req, ctx) => deps.register.register(req.username, req.password, ctx),
-    login: async (req, ctx) => tokens(await deps.sessions.login(req.username, req.password, ctx)),
+    login: async (req, ctx) => loginAnswer(await deps.sessions.login(req.username, req.password, ctx)),
+    completeLogin: async (req, ctx) => {
+      const done = await deps.sessions.completeLogin(req.mfaToken, req.code, ctx);
+      return { ...tokens(done), usedRecoveryCode: done.usedRecoveryCode, recoveryCodesLeft: done.recoveryCodesLeft };
+    },
+    requestPasswordReset: async (req, ctx) => {
+      await deps.resets.request(req.username, ctx);
+      return {};
+    },
+    resetPassword: async (req, ctx) => {
+      await deps.factors.resetPassword({ username: req.username, code: req.code, newPassword: req.newPassword, mfaCode: req.mfaCode }, deps.policy, ctx);
+      return {};
+    },
     refresh: async (req, ctx) => tokens(await deps.sessions.refresh(req.refreshToken, ctx)),
     logout: async (req, ctx) => {
       await deps.sessions.logout(req.refreshToken, ctx);
@@ -75,6 +95,11 @@ export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthServi
     },
     getJwks: async () => ({ jwksJson: deps.jwksJson() }),
   };
+}
+
+function loginAnswer(result: LoginResult) {
+  if (result.mfaRequired) return { mfaRequired: true, mfaToken: result.mfaToken, mfaExpiresIn: result.mfaExpiresIn };
+  return { ...tokens(result), mfaEnrollmentRequired: result.mfaEnrollmentRequired };
 }
 
 function tokens(pair: TokenPair) {

@@ -1,6 +1,6 @@
 import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
 import { systemClock, type Clock } from '../clock.js';
-import { certificateMatches, type Introspection } from '../core/introspector.js';
+import { certificateMatches, hasSecondFactor, type Introspection, type Principal } from '../core/introspector.js';
 import { AuthError } from '../errors.js';
 import type { MethodPolicy } from './access-policy.js';
 import { callContext } from './call-context.js';
@@ -69,7 +69,13 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
                   if (!certificateMatches(result.principal, peerCertificateThumbprint(call.getAuthContext()))) {
                     return refuse(new AuthError('unauthenticated', 'access token is not valid: certificate mismatch'));
                   }
+                  const stepUp = stepUpRefusal(policy, result.principal, (options.clock ?? systemClock).now());
+                  if (stepUp) return refuse(stepUp);
                   const missing = policy.requiredRoles.filter((role) => !result.principal.roles.includes(role));
+                  // A role held but withheld for want of a second factor (AUTH_MFA_REQUIRED_ROLES) asks for the factor.
+                  if (missing.length > 0 && missing.every((role) => result.principal.withheldRoles.includes(role))) {
+                    return refuse(new AuthError('insufficient_authentication', `role ${missing.join(', ')} needs a sign-in with a second factor`, { reason: 'MFA_REQUIRED' }));
+                  }
                   if (missing.length > 0) return refuse(new AuthError('permission_denied', `requires role ${missing.join(', ')}`));
                   callContext(metadata).principal = result.principal;
                   nextMetadata(metadata);
@@ -80,4 +86,23 @@ export function bearerInterceptor(options: BearerOptions): ServerInterceptor {
         }),
     });
   };
+}
+
+/**
+ * The step-up rule of a method's policy (RFC 9470 for gRPC, declared per RPC): a second factor
+ * when `mfa`, an authentication at most `maxAgeSeconds` old when set. Undefined when the
+ * principal meets it; otherwise the refusal, whose ErrorInfo reason tells the client what to do.
+ */
+export function stepUpRefusal(policy: MethodPolicy, principal: Principal, nowMs: number): AuthError | undefined {
+  if (policy.mfa && !hasSecondFactor(principal)) {
+    const message = principal.subjectType === 'service_account' ? 'this method needs a user signed in with a second factor' : 'this method needs a sign-in with a second factor';
+    return new AuthError('insufficient_authentication', message, { reason: 'MFA_REQUIRED' });
+  }
+  if (policy.maxAgeSeconds > 0 && Math.floor(nowMs / 1000) - principal.authTime > policy.maxAgeSeconds) {
+    return new AuthError('insufficient_authentication', `this method needs a sign-in within the last ${policy.maxAgeSeconds} s`, {
+      reason: 'REAUTHENTICATION_REQUIRED',
+      reasonMetadata: { max_age_seconds: String(policy.maxAgeSeconds) },
+    });
+  }
+  return undefined;
 }

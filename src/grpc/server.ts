@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Introspection } from '../core/introspector.js';
 import type { Random } from '../random.js';
-import { policiesFrom } from './access-policy.js';
+import { policiesFrom, withMfaRequired } from './access-policy.js';
 import { bearerInterceptor } from './bearer-interceptor.js';
 import { serviceDefinition } from './bridge.js';
 import { serviceHandlers, type HandlerOptions, type ServiceImpl } from './handlers.js';
@@ -47,6 +47,8 @@ export interface ServerParts {
   /** The contract's services (AuthService, SecureService, AccountService, AdminService …). */
   readonly services: readonly ServedService[];
   readonly authenticate: (token: string) => Promise<Introspection>;
+  /** Services every method of which needs a second factor besides its own policy (AUTH_ADMIN_REQUIRE_MFA). */
+  readonly mfaRequiredServices?: readonly string[];
   readonly descriptorSet: Uint8Array;
   readonly log: Logger;
   readonly clock: Clock;
@@ -95,10 +97,10 @@ export function createAuthServer(parts: ServerParts): AuthServer {
   // serves calls (a liveness probe must not restart instances because Redis is away).
   const healthNames = ['', ...names, LIVENESS_CHECK];
   const health = new HealthService(healthNames, ServingStatus.NOT_SERVING);
-  const policies = policiesFrom(
+  const policies = withMfaRequired(policiesFrom(
     parts.services.map((s) => s.service),
     [health.definition, ...reflection.map((r) => r.definition)],
-  );
+  ), parts.mfaRequiredServices ?? []);
   const handlerOptions = { callTimeoutMs: parts.callTimeoutMs, clock: parts.clock };
 
   const logging = loggingInterceptor(parts.log, parts.random, { observer: parts.observer, requestTimeoutMs: parts.requestTimeoutMs, clock: parts.clock, clientAddress: clientAddressResolver(parts.trustedProxies ?? []), tracing: parts.tracing });

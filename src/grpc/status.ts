@@ -1,6 +1,10 @@
 import { Metadata, status as Status, type StatusObject } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { AuthError, type AuthErrorCode } from '../errors.js';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { anyPack } from '@bufbuild/protobuf/wkt';
+import { ErrorInfoSchema } from '../../gen/google/rpc/error_details_pb.js';
+import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { AuthError, ERROR_DOMAIN, type AuthErrorCode } from '../errors.js';
 
 /**
  * The one table from error codes to gRPC status codes. The README's error table mirrors it and a
@@ -18,6 +22,8 @@ export const statusByCode: Readonly<Record<AuthErrorCode, Status>> = {
   invalid_refresh_token: Status.UNAUTHENTICATED,
   invalid_client: Status.UNAUTHENTICATED,
   unauthenticated: Status.UNAUTHENTICATED,
+  // RFC 9470's insufficient_user_authentication is a 401 as well: the caller must sign in again, better.
+  insufficient_authentication: Status.UNAUTHENTICATED,
   permission_denied: Status.PERMISSION_DENIED,
   throttled: Status.RESOURCE_EXHAUSTED,
   overloaded: Status.RESOURCE_EXHAUSTED,
@@ -33,10 +39,20 @@ export const statusByCode: Readonly<Record<AuthErrorCode, Status>> = {
 export function toStatus(err: unknown): Pick<StatusObject, 'code' | 'details'> & { metadata?: Metadata } {
   const authError = AuthError.from(err);
   const status = { code: statusByCode[authError.code], details: authError.message };
-  if (authError.retryAfterSeconds === undefined) return status;
+  if (authError.retryAfterSeconds === undefined && authError.reason === undefined) return status;
   const metadata = new Metadata();
-  metadata.set('retry-after', String(authError.retryAfterSeconds));
+  if (authError.retryAfterSeconds !== undefined) metadata.set('retry-after', String(authError.retryAfterSeconds));
+  if (authError.reason !== undefined) metadata.set('grpc-status-details-bin', Buffer.from(statusDetails(status.code, authError)));
   return { ...status, metadata };
+}
+
+/**
+ * The gRPC richer error model (AIP-193): a google.rpc.Status whose details hold an ErrorInfo
+ * with the reason, in the `grpc-status-details-bin` trailer, as grpc-java, grpc-go and grpcurl read it.
+ */
+function statusDetails(code: Status, err: AuthError): Uint8Array {
+  const info = create(ErrorInfoSchema, { reason: err.reason!, domain: ERROR_DOMAIN, metadata: { ...err.reasonMetadata } });
+  return toBinary(StatusSchema, create(StatusSchema, { code, message: err.message, details: [anyPack(ErrorInfoSchema, info)] }));
 }
 
 /** Name and message of a cause, for logs: never the whole object (it may hold request data) nor a stack. */

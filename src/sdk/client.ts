@@ -2,10 +2,15 @@ import * as grpc from '@grpc/grpc-js';
 import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { AuthService, SecureService, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
+import { AuthService, SecureService, type CompleteLoginResponse, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createClient, type Client } from '../grpc/client.js';
 import { AuthClientError } from '../grpc/client-error.js';
+import { fromBinary } from '@bufbuild/protobuf';
+import { anyUnpack } from '@bufbuild/protobuf/wkt';
+import { ErrorInfoSchema } from '../../gen/google/rpc/error_details_pb.js';
+import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { ERROR_DOMAIN } from '../errors.js';
 
 /**
  * The client entry point (`grpc-auth-service/client`): a typed, promise-based client for every
@@ -31,8 +36,13 @@ export interface AuthClient {
   readonly account: Client<typeof AccountService>;
   /** Every AdminService RPC (a token with the admin role). */
   readonly admin: Client<typeof AdminService>;
-  /** Logs in and returns a session that keeps its access token fresh. */
-  login(username: string, password: string, options?: TokenSessionOptions): Promise<TokenSession>;
+  /**
+   * Logs in and returns a session that keeps its access token fresh. For a user with a second
+   * factor, `options.mfaCode` is asked for a TOTP (or recovery) code and the login completed with
+   * it; without the callback such a login fails with `MfaRequiredError`. A wrong code is asked
+   * for again, up to `options.mfaAttempts` (3) times.
+   */
+  login(username: string, password: string, options?: TokenSessionOptions & LoginOptions): Promise<TokenSession>;
   /**
    * A service account's session: gets a token with the account's credentials (a secret, a
    * private key for RFC 7523 assertions, or the channel's TLS client certificate) and gets a new
@@ -53,8 +63,22 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
     secure,
     account,
     admin,
-    async login(username, password, sessionOptions) {
-      return new TokenSession(auth, await auth.login({ username, password }), sessionOptions);
+    async login(username, password, sessionOptions = {}) {
+      const first = await auth.login({ username, password });
+      if (!first.mfaRequired) return new TokenSession(auth, first, sessionOptions);
+      const ask = sessionOptions.mfaCode;
+      if (!ask) throw new MfaRequiredError();
+      const attempts = sessionOptions.mfaAttempts ?? 3;
+      for (let attempt = 1; ; attempt++) {
+        const code = await ask({ attempt });
+        try {
+          return new TokenSession(auth, await auth.completeLogin({ mfaToken: first.mfaToken, code }), sessionOptions);
+        } catch (err) {
+          // A wrong code may be asked for again; anything else (throttled, expired token) ends here.
+          const wrongCode = err instanceof AuthClientError && err.code === grpc.status.UNAUTHENTICATED && err.message.includes('the code is not valid');
+          if (!wrongCode || attempt >= attempts) throw err;
+        }
+      }
     },
     async serviceSession(serviceCredentials, sessionOptions) {
       const issue = serviceTokenIssuer(auth, serviceCredentials);
@@ -66,6 +90,46 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
       for (const c of [auth, secure, account, admin]) c.close();
     },
   };
+}
+
+export interface LoginOptions {
+  /** Asked for a second-factor code when the user has one (an authenticator app's 6 digits, or a recovery code). */
+  readonly mfaCode?: (prompt: { readonly attempt: number }) => Promise<string> | string;
+  /** Codes asked for at most. Default 3. */
+  readonly mfaAttempts?: number;
+}
+
+/** Login needs a second factor and no `mfaCode` callback was given. */
+export class MfaRequiredError extends Error {
+  override readonly name = 'MfaRequiredError';
+  constructor() {
+    super('this user signs in with a second factor: pass login(..., { mfaCode }) to ask for the code');
+  }
+}
+
+/**
+ * What a step-up refusal asks for (the ErrorInfo of an `insufficient_authentication` error), or
+ * undefined for any other error: `MFA_REQUIRED` (sign in with a second factor) or
+ * `REAUTHENTICATION_REQUIRED` (sign in again, within `maxAgeSeconds`).
+ */
+export function stepUpRequired(err: unknown): { readonly reason: 'MFA_REQUIRED' | 'REAUTHENTICATION_REQUIRED'; readonly maxAgeSeconds: number | undefined } | undefined {
+  const metadata = (err as { metadata?: unknown } | undefined)?.metadata;
+  if (!(metadata instanceof grpc.Metadata)) return undefined;
+  const raw = metadata.get('grpc-status-details-bin')[0];
+  if (!Buffer.isBuffer(raw)) return undefined;
+  try {
+    const details = fromBinary(StatusSchema, raw).details;
+    for (const any of details) {
+      const info = anyUnpack(any, ErrorInfoSchema);
+      if (info?.domain === ERROR_DOMAIN && (info.reason === 'MFA_REQUIRED' || info.reason === 'REAUTHENTICATION_REQUIRED')) {
+        const maxAge = info.metadata.max_age_seconds;
+        return { reason: info.reason, maxAgeSeconds: maxAge === undefined ? undefined : Number(maxAge) };
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }
 
 export interface TokenSessionOptions {
@@ -144,7 +208,7 @@ export class TokenSession {
   private readonly renewal: Renewal;
 
   /** A login session: renewed with Refresh, ended with Logout. */
-  constructor(auth: Pick<Client<typeof AuthService>, 'refresh' | 'logout'>, tokens: LoginResponse | RefreshResponse, options?: TokenSessionOptions);
+  constructor(auth: Pick<Client<typeof AuthService>, 'refresh' | 'logout'>, tokens: LoginResponse | RefreshResponse | CompleteLoginResponse, options?: TokenSessionOptions);
   constructor(renewal: Renewal, tokens: { accessToken: string; expiresIn: number }, options?: TokenSessionOptions, _renewing?: true);
   constructor(
     source: Pick<Client<typeof AuthService>, 'refresh' | 'logout'> | Renewal,

@@ -32,6 +32,8 @@ export const OPERATIONS = [
   'liveCredential',
   'useAssertion',
   'hitRate',
+  'readUserSecrets',
+  'writeUserSecrets',
   'connect',
   'ping',
   'close',

@@ -12,6 +12,8 @@ import { AttemptTable } from './attempt-table.js';
 import { RateTable } from './rate-table.js';
 import { MemoryServiceAccounts } from './memory-service-accounts.js';
 import type { Store } from './store.js';
+import type { UserSecretsRecord } from '../core/user-secrets.js';
+import { sharedAmr } from '../core/mfa.js';
 
 export interface MemoryStoreOptions {
   readonly clock: Clock;
@@ -50,6 +52,8 @@ class UserEntry {
   deleted = false;
   /** The skeleton the user claimed at creation (see usernameSkeleton), if any. */
   skeleton: string | undefined;
+  /** The user's secrets document (second factor, recovery and reset codes): gone with the user. */
+  secrets: UserSecretsRecord | undefined;
 
   constructor(public record: UserRecord) {}
 
@@ -87,6 +91,8 @@ class SessionEntry {
     createdAt: number,
     expiresAt: number,
     tokenExpiresAt: number,
+    /** How the user authenticated: one of a few shared frozen lists. */
+    readonly amr: readonly string[],
   ) {
     this.tokenHash = tokenHash;
     this.createdSeconds = Math.floor(createdAt / 1000);
@@ -123,7 +129,7 @@ class SessionEntry {
   }
 
   times(now: number): SessionTimes {
-    return { now, expiresAt: this.expiresAt, refreshExpiresAt: this.tokenExpiresAt };
+    return { now, expiresAt: this.expiresAt, refreshExpiresAt: this.tokenExpiresAt, authTime: this.createdAt, amr: this.amr };
   }
 
   info(): SessionInfo {
@@ -167,6 +173,18 @@ export class MemoryStore implements Store {
   constructor(private readonly options: MemoryStoreOptions) {
     this.attempts = new AttemptTable(options.maxAttemptEntries);
     this.serviceAccounts = new MemoryServiceAccounts(options.clock, options.maxAssertions ?? 100_000, this.admins);
+  }
+
+  async readUserSecrets(userId: string): Promise<UserSecretsRecord | undefined> {
+    return this.byId.get(userId)?.secrets;
+  }
+
+  async writeUserSecrets(userId: string, ifVersion: number, data: string | undefined): Promise<'written' | 'conflict' | 'user_gone'> {
+    const entry = this.byId.get(userId);
+    if (!entry) return 'user_gone';
+    if ((entry.secrets?.version ?? 0) !== ifVersion) return 'conflict';
+    entry.secrets = data === undefined ? undefined : { version: ifVersion + 1, data };
+    return 'written';
   }
 
   async hitRate(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
@@ -304,7 +322,17 @@ export class MemoryStore implements Store {
     });
     if (active >= this.options.maxSessionsPerUser && oldest) this.removeSession(oldest);
     const expiresAt = now + req.sessionMaxAgeMs;
-    const session = new SessionEntry(req.sessionId, user, user.record.generation, this.seenOf(req.clientAddress, req.userAgent), req.refreshHash, now, expiresAt, Math.min(now + req.refreshTtlMs, expiresAt));
+    const session = new SessionEntry(
+      req.sessionId,
+      user,
+      user.record.generation,
+      this.seenOf(req.clientAddress, req.userAgent),
+      req.refreshHash,
+      now,
+      expiresAt,
+      Math.min(now + req.refreshTtlMs, expiresAt),
+      sharedAmr(req.amr.join(' ')),
+    );
     session.next = user.head;
     user.head = session;
     this.sessions.set(req.sessionId, session);

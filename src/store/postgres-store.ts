@@ -10,6 +10,8 @@ import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import { liveAccount, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../core/service-accounts.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
+import type { SecondFactorExport, UserSecretsRecord } from '../core/user-secrets.js';
+import { sharedAmr } from '../core/mfa.js';
 import { beginRule, checkRule, endRule, recordRule } from './attempt-rules.js';
 import type { AttemptEntry } from './attempt-table.js';
 import { checkNotNewer, knownMigrations, migrate, schemaState, type Migration } from './postgres-migrations.js';
@@ -485,11 +487,11 @@ export class PostgresStore implements Store {
       const refreshExpiresAt = Math.min(t + req.refreshTtlMs, expiresAt);
       await q(
         'auth_insert_session',
-        `INSERT INTO auth_sessions (id, user_id, user_generation, generation, token_hash, created_at, last_refreshed_at, expires_at, token_expires_at, purge_at, client_address, user_agent)
-         VALUES ($1, $2, $3, 0, $4, $5, $5, $6, $7, $8, $9, $10)`,
-        [req.sessionId, req.userId, user.generation, req.refreshHash, t, expiresAt, refreshExpiresAt, Math.min(expiresAt, refreshExpiresAt + this.grace), req.clientAddress, req.userAgent],
+        `INSERT INTO auth_sessions (id, user_id, user_generation, generation, token_hash, created_at, last_refreshed_at, expires_at, token_expires_at, purge_at, client_address, user_agent, amr)
+         VALUES ($1, $2, $3, 0, $4, $5, $5, $6, $7, $8, $9, $10, $11)`,
+        [req.sessionId, req.userId, user.generation, req.refreshHash, t, expiresAt, refreshExpiresAt, Math.min(expiresAt, refreshExpiresAt + this.grace), req.clientAddress, req.userAgent, req.amr.join(' ')],
       );
-      return { outcome: 'created', user: liveOf(user), now: t, expiresAt, refreshExpiresAt };
+      return { outcome: 'created', user: liveOf(user), now: t, expiresAt, refreshExpiresAt, authTime: t, amr: req.amr };
     });
   }
 
@@ -501,7 +503,7 @@ export class PostgresStore implements Store {
    */
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
     for (let round = 0; round < 3; round++) {
-      const rotated = await this.one<{ now: number; expires_at: number; token_expires_at: number; id: string; username: string; roles: string[]; revision: number }>(
+      const rotated = await this.one<{ now: number; expires_at: number; token_expires_at: number; created_at: number; amr: string; id: string; username: string; roles: string[]; revision: number }>(
         'auth_rotate',
         `WITH n AS (SELECT ${now(9)} AS now)
          UPDATE auth_sessions s SET
@@ -512,11 +514,11 @@ export class PostgresStore implements Store {
          FROM auth_users u, n
          WHERE s.id = $2 AND s.user_id = $1 AND u.id = s.user_id AND s.generation = $3 AND s.token_hash = $4
            AND n.now < s.token_expires_at AND ${ACTIVE('$8')}
-         RETURNING n.now, s.expires_at, s.token_expires_at, u.id, u.username, u.roles, u.revision`,
+         RETURNING n.now, s.expires_at, s.token_expires_at, s.created_at, s.amr, u.id, u.username, u.roles, u.revision`,
         [req.userId, req.sessionId, req.generation, req.hash, req.successorHash, req.sealedSuccessor, req.refreshTtlMs, this.grace, this.fixedNow()],
       );
       const r = rotated[0];
-      if (r) return { outcome: 'rotated', user: liveOf(r), now: r.now, expiresAt: r.expires_at, refreshExpiresAt: r.token_expires_at };
+      if (r) return { outcome: 'rotated', user: liveOf(r), now: r.now, expiresAt: r.expires_at, refreshExpiresAt: r.token_expires_at, authTime: r.created_at, amr: sharedAmr(r.amr) };
       const found = await this.classify(req);
       if (found !== 'again') return found;
     }
@@ -533,6 +535,8 @@ export class PostgresStore implements Store {
       previous_sealed: string | null;
       expires_at: number;
       token_expires_at: number;
+      created_at: number;
+      amr: string;
       active: boolean;
       revoked: boolean;
       now: number;
@@ -543,7 +547,7 @@ export class PostgresStore implements Store {
     }>(
       'auth_rotate_classify',
       `WITH n AS (SELECT ${now(4)} AS now)
-       SELECT s.generation, s.token_hash, s.previous_hash, s.previous_rotated_at, s.previous_sealed, s.expires_at, s.token_expires_at,
+       SELECT s.generation, s.token_hash, s.previous_hash, s.previous_rotated_at, s.previous_sealed, s.expires_at, s.token_expires_at, s.created_at, s.amr,
               (${ACTIVE('$3')}) AS active, (u.disabled OR s.user_generation < u.generation) AS revoked, n.now,
               u.id, u.username, u.roles, u.revision
        FROM auth_sessions s JOIN auth_users u ON u.id = s.user_id, n
@@ -559,7 +563,7 @@ export class PostgresStore implements Store {
       return 'again';
     }
     if (req.generation > s.generation) return { outcome: 'invalid', why: 'unknown' };
-    const times = { now: s.now, expiresAt: s.expires_at, refreshExpiresAt: s.token_expires_at };
+    const times = { now: s.now, expiresAt: s.expires_at, refreshExpiresAt: s.token_expires_at, authTime: s.created_at, amr: sharedAmr(s.amr) };
     if (req.generation === s.generation - 1 && s.previous_rotated_at !== null && s.now - s.previous_rotated_at <= req.reuseIntervalMs) {
       if (s.previous_hash !== req.hash) return { outcome: 'invalid', why: 'unknown' };
       return { outcome: 'retried', user: liveOf(s), sealedSuccessor: s.previous_sealed!, ...times };
@@ -718,6 +722,29 @@ export class PostgresStore implements Store {
     return rows.length === 1;
   }
 
+  // --- user secrets -----------------------------------------------------------------------
+
+  async readUserSecrets(userId: string): Promise<UserSecretsRecord | undefined> {
+    const rows = await this.one<{ version: number; data: string }>('auth_read_secrets', 'SELECT version, data FROM auth_user_secrets WHERE user_id = $1', [userId]);
+    return rows[0];
+  }
+
+  /** Compare-and-set on the version, with the user's row share-locked so a delete cannot pass between. */
+  async writeUserSecrets(userId: string, ifVersion: number, data: string | undefined): Promise<'written' | 'conflict' | 'user_gone'> {
+    return this.tx(async (q) => {
+      if ((await q('auth_secrets_user', 'SELECT 1 FROM auth_users WHERE id = $1 FOR SHARE', [userId])).length === 0) return 'user_gone';
+      let changed: unknown[];
+      if (data === undefined) {
+        changed = await q('auth_delete_secrets', 'DELETE FROM auth_user_secrets WHERE user_id = $1 AND version = $2 RETURNING 1', [userId, ifVersion]);
+      } else if (ifVersion === 0) {
+        changed = await q('auth_insert_secrets', 'INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, 1, $2) ON CONFLICT (user_id) DO NOTHING RETURNING 1', [userId, data]);
+      } else {
+        changed = await q('auth_update_secrets', 'UPDATE auth_user_secrets SET version = version + 1, data = $3 WHERE user_id = $1 AND version = $2 RETURNING 1', [userId, ifVersion, data]);
+      }
+      return changed.length === 1 ? 'written' : 'conflict';
+    });
+  }
+
   // --- registration rate ------------------------------------------------------------------
 
   /** A fixed window per key in one upsert: the row's lock orders concurrent hits, the WHERE refuses past the limit. */
@@ -819,7 +846,7 @@ export class PostgresStore implements Store {
    * skeleton of their name unless another user holds it (users made before skeletons were kept).
    */
   async importRecords(
-    records: ReadonlyArray<({ readonly kind: 'user' } & UserRecord) | ({ readonly kind: 'service_account' } & ServiceAccountRecord)>,
+    records: ReadonlyArray<({ readonly kind: 'user'; readonly secondFactor?: SecondFactorExport | undefined } & UserRecord) | ({ readonly kind: 'service_account' } & ServiceAccountRecord)>,
     skeletonOf: (username: string) => string,
   ): Promise<{ users: number; serviceAccounts: number; present: number }> {
     // Names held here by other ids stop the import before anything is written.
@@ -849,14 +876,19 @@ export class PostgresStore implements Store {
                 `INSERT INTO auth_users (${USER}, skeleton) VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING id`,
                 [r.id, r.username, r.passwordHash, [...r.roles], r.disabled, r.generation, r.revision, r.origin, r.fileDigest ?? null, r.createdAt, r.passwordChangedAt, skeleton],
               );
-            if ((await insert(skeletonOf(r.username))).length === 1) {
+            // A user's second factor goes in with the user, in the same transaction (never a user without the factor they had).
+            const inserted = async () => {
               c.users++;
+              if (r.secondFactor) await q('auth_import_secrets', 'INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, 1, $2)', [r.id, JSON.stringify(r.secondFactor)]);
+            };
+            if ((await insert(skeletonOf(r.username))).length === 1) {
+              await inserted();
               continue;
             }
             const [holder] = await q<{ id: string }>('auth_import_user_holder', 'SELECT id FROM auth_users WHERE id = $1 OR username = $2 ORDER BY id = $1 DESC', [r.id, r.username]);
             if (holder?.id === r.id) c.present++;
             else if (holder) throw new ImportConflictError(`user ${r.id}: the name ${JSON.stringify(r.username)} belongs to ${holder.id} in this database`);
-            else if ((await insert(null)).length === 1) c.users++;
+            else if ((await insert(null)).length === 1) await inserted();
           } else {
             const inserted = await q(
               'auth_import_account',
@@ -936,3 +968,4 @@ export class PostgresStore implements Store {
     return rows[0]!;
   }
 }
+

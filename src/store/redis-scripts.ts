@@ -109,13 +109,26 @@ export const DELETE_USER = `${SESSION_KEY}
 local name = redis.call('HGET', KEYS[1], 'n')
 if not name then return false end
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', sessionKey(sid)) end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], string.sub(KEYS[1], 1, -2) .. 'x')
 return name
 `;
 
 /**
+ * KEYS: user, secrets. ARGV: clock, ifVersion, data ('' deletes). Compare-and-set of the user's
+ * secrets document {v, d}: 'written', 'conflict', 'user_gone', or 'late'.
+ */
+export const WRITE_SECRETS = `${CLOCK}
+if late() then return 'late' end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'user_gone' end
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if v ~= tonumber(ARGV[2]) then return 'conflict' end
+if ARGV[3] == '' then redis.call('DEL', KEYS[2]) else redis.call('HSET', KEYS[2], 'v', v + 1, 'd', ARGV[3]) end
+return 'written'
+`;
+
+/**
  * KEYS: user, session, sessions. ARGV: now, userGeneration, hash, refreshTtl, maxAge,
- * address, userAgent, maxSessions, grace, sid.
+ * address, userAgent, maxSessions, grace, sid, amr.
  * Returns {'refused', why} | {'created', now, end, tokenEnd, username, roles, revision}.
  * Ended sessions leave the user's index; past the cap the oldest active one ends.
  */
@@ -143,7 +156,7 @@ if #live >= tonumber(ARGV[8]) then
 end
 local e = t + tonumber(ARGV[5])
 local te = math.min(t + tonumber(ARGV[4]), e)
-redis.call('HSET', KEYS[2], 'g0', u[2], 'g', 0, 'h', ARGV[3], 'e', e, 'te', te, 'c', t, 'r', t, 'a', ARGV[6], 'ua', ARGV[7])
+redis.call('HSET', KEYS[2], 'g0', u[2], 'g', 0, 'h', ARGV[3], 'e', e, 'te', te, 'c', t, 'r', t, 'a', ARGV[6], 'ua', ARGV[7], 'm', ARGV[11])
 redis.call('PEXPIREAT', KEYS[2], math.min(e, te + grace))
 redis.call('ZADD', KEYS[3], t, ARGV[10])
 if redis.call('PEXPIRETIME', KEYS[3]) < e then redis.call('PEXPIREAT', KEYS[3], e) end
@@ -153,12 +166,12 @@ return {'created', t, e, te, u[3], u[4], u[5]}
 /**
  * KEYS: user, session. ARGV: now, generation, hash, successorHash, sealed, refreshTtl,
  * reuseInterval, grace, tagged ('1' when the token's tag verified: only then can it prove re-use).
- * Returns {'invalid', why} | {'reused'} | {'retried', now, end, tokenEnd, sealed, username, roles, revision}
- * | {'rotated', now, end, tokenEnd, username, roles, revision}.
+ * Returns {'invalid', why} | {'reused'} | {'retried', now, end, tokenEnd, sealed, username, roles, revision, created, amr}
+ * | {'rotated', now, end, tokenEnd, username, roles, revision, created, amr}.
  */
 export const ROTATE = `${CLOCK}${ACTIVE}
 if late() then return {'late'} end
-local s = redis.call('HMGET', KEYS[2], 'e', 'te', 'g0', 'g', 'h', 'ph', 'pr', 'ps')
+local s = redis.call('HMGET', KEYS[2], 'e', 'te', 'g0', 'g', 'h', 'ph', 'pr', 'ps', 'c', 'm')
 local u = redis.call('HMGET', KEYS[1], 'd', 'g', ${LIVE_FIELDS})
 if not s[1] then return {'invalid', 'unknown'} end
 local t = now()
@@ -173,12 +186,12 @@ if presented == current then
   local te = math.min(t + tonumber(ARGV[6]), tonumber(s[1]))
   redis.call('HSET', KEYS[2], 'g', current + 1, 'h', ARGV[4], 'te', te, 'r', t, 'ph', ARGV[3], 'pr', t, 'ps', ARGV[5])
   redis.call('PEXPIREAT', KEYS[2], math.min(tonumber(s[1]), te + tonumber(ARGV[8])))
-  return {'rotated', t, s[1], te, u[3], u[4], u[5]}
+  return {'rotated', t, s[1], te, u[3], u[4], u[5], s[9], s[10] or 'pwd'}
 end
 if presented > current then return {'invalid', 'unknown'} end
 if presented == current - 1 and s[7] and t - tonumber(s[7]) <= tonumber(ARGV[7]) then
   if ARGV[3] ~= s[6] then return {'invalid', 'unknown'} end
-  return {'retried', t, s[1], s[2], s[8], u[3], u[4], u[5]}
+  return {'retried', t, s[1], s[2], s[8], u[3], u[4], u[5], s[9], s[10] or 'pwd'}
 end
 if ARGV[9] ~= '1' then return {'invalid', 'unknown'} end
 redis.call('DEL', KEYS[2])

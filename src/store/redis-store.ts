@@ -5,6 +5,8 @@ import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-
 import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../core/records.js';
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
+import type { UserSecretsRecord } from '../core/user-secrets.js';
+import { sharedAmr } from '../core/mfa.js';
 import { AuthError } from '../errors.js';
 import { connectRedis, type RedisConnection } from './redis-connection.js';
 import {
@@ -14,6 +16,7 @@ import {
   CREATE_USER,
   HIT_RATE,
   DELETE_USER,
+  WRITE_SECRETS,
   END_ATTEMPT,
   LIST_SESSIONS,
   LIVE_CREDENTIAL,
@@ -66,6 +69,7 @@ interface Scripts {
   authUseAssertion(...args: Args): Promise<number>;
   authHitRate(...args: Args): Promise<number>;
   authLeaveAdmins(...args: Args): Promise<'removed' | 'absent' | 'last'>;
+  authWriteSecrets(...args: Args): Promise<'written' | 'conflict' | 'user_gone' | 'late'>;
 }
 
 const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
@@ -87,6 +91,7 @@ const SCRIPTS: Record<keyof Scripts, { keys: number; lua: string }> = {
   authUseAssertion: { keys: 1, lua: USE_ASSERTION },
   authHitRate: { keys: 1, lua: HIT_RATE },
   authLeaveAdmins: { keys: 1, lua: LEAVE_ADMINS },
+  authWriteSecrets: { keys: 2, lua: WRITE_SECRETS },
 };
 
 const NAME_SEPARATOR = '\u0000';
@@ -187,6 +192,11 @@ export class RedisStore implements Store {
 
   private sessionsKey(userId: string): string {
     return `${this.prefix}{${userId}}:ss`;
+  }
+
+  /** The user's secrets document (DELETE_USER derives it from the user key: keep the two in step). */
+  private secretsKey(userId: string): string {
+    return `${this.prefix}{${userId}}:x`;
   }
 
   private nameKey(username: string): string {
@@ -442,10 +452,12 @@ export class RedisStore implements Store {
         this.options.maxSessionsPerUser,
         this.options.accessGraceMs,
         req.sessionId,
+        req.amr.join(' '),
       ),
     ));
     if (r[0] === 'refused') return { outcome: 'refused', why: r[1] as 'user_gone' | 'disabled' | 'revoked' };
-    return { outcome: 'created', now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), user: liveOf(req.userId, r, 4) };
+    const now = Number(r[1]);
+    return { outcome: 'created', now, expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), authTime: now, amr: req.amr, user: liveOf(req.userId, r, 4) };
   }
 
   async rotateRefreshToken(req: RotateRequest): Promise<RotateResult> {
@@ -464,12 +476,12 @@ export class RedisStore implements Store {
         req.tagged ? '1' : '',
       ),
     ));
-    const times = { now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]) };
+    const session = (at: number) => ({ now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), authTime: Number(r[at]), amr: sharedAmr(r[at + 1] === null || r[at + 1] === undefined || r[at + 1] === '' ? 'pwd' : String(r[at + 1])) });
     switch (r[0]) {
       case 'rotated':
-        return { outcome: 'rotated', ...times, user: liveOf(req.userId, r, 4) };
+        return { outcome: 'rotated', ...session(7), user: liveOf(req.userId, r, 4) };
       case 'retried':
-        return { outcome: 'retried', ...times, sealedSuccessor: String(r[4]), user: liveOf(req.userId, r, 5) };
+        return { outcome: 'retried', ...session(8), sealedSuccessor: String(r[4]), user: liveOf(req.userId, r, 5) };
       case 'reused':
         return { outcome: 'reused', sessionId: req.sessionId, userId: req.userId };
       default:
@@ -480,6 +492,16 @@ export class RedisStore implements Store {
   async revokeSessionByRefreshToken(token: ParsedRefreshToken): Promise<{ sessionId: string; userId: string } | undefined> {
     const revoked = this.notLate(await this.call(() => this.redis.authRevokeByToken(this.userKey(token.userId), this.sessionKey(token.userId, token.sessionId), this.clockArg(), token.generation, token.hash, token.tagged ? '1' : '')));
     return revoked === 1 ? { sessionId: token.sessionId, userId: token.userId } : undefined;
+  }
+
+  async readUserSecrets(userId: string): Promise<UserSecretsRecord | undefined> {
+    const [v, d] = await this.call(() => this.redis.hmget(this.secretsKey(userId), 'v', 'd'));
+    return v == null || d == null ? undefined : { version: Number(v), data: d };
+  }
+
+  async writeUserSecrets(userId: string, ifVersion: number, data: string | undefined): Promise<'written' | 'conflict' | 'user_gone'> {
+    const outcome = this.notLate(await this.call(() => this.redis.authWriteSecrets(this.userKey(userId), this.secretsKey(userId), this.clockArg(), ifVersion, data ?? '')));
+    return outcome as 'written' | 'conflict' | 'user_gone';
   }
 
   async liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined> {
@@ -691,3 +713,4 @@ function accountOf(id: string, f: Record<string, string>): ServiceAccountRecord 
 function liveOf(userId: string, reply: Reply, at: number): LiveUser {
   return { id: userId, username: String(reply[at]), roles: JSON.parse(String(reply[at + 1])) as string[], revision: Number(reply[at + 2]) };
 }
+

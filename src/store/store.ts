@@ -4,6 +4,7 @@ import type { AttemptStore } from '../core/login-throttle.js';
 import type { ServiceAccountStore } from '../core/service-accounts.js';
 import type { SessionStore } from '../core/session-flows.js';
 import type { RateStore } from '../core/register.js';
+import type { UserSecretStore } from '../core/user-secrets.js';
 
 export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records.js';
 export type { NewSession, RotateRequest, RotateResult, SessionStore, CreateSessionResult } from '../core/session-flows.js';
@@ -11,6 +12,7 @@ export type { UserStore } from '../core/register.js';
 export type { AccountStore, UserChange, UpdateResult, UserQuery } from '../core/accounts.js';
 export type { AttemptGrant, AttemptOutcome, AttemptStore, BackoffPolicy } from '../core/login-throttle.js';
 export type { SessionLiveness } from '../core/introspector.js';
+export type { UserSecretStore, UserSecretsRecord } from '../core/user-secrets.js';
 export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAccountChange, ServiceAccountUpdate } from '../core/service-accounts.js';
 
 /**
@@ -22,7 +24,7 @@ export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAcco
  * clock, so instances whose clocks disagree still order shared events by one clock. Stores
  * signal an outage by rejecting with `AuthError('unavailable', ...)`.
  */
-export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore {
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
   /**

@@ -9,7 +9,7 @@ import { newId } from '../../src/core/ids';
 import { createKeySet, generateEcKey, refreshTagKeys } from '../../src/core/keys';
 import { OpaqueRefreshTokens, REFRESH_TOKEN_LENGTH } from '../../src/core/refresh-token';
 import { RegisterFlow } from '../../src/core/register';
-import { SessionFlows } from '../../src/core/session-flows';
+import { SessionFlows, type LoginResult, type TokenPair } from '../../src/core/session-flows';
 import { AuthError } from '../../src/errors';
 import { MemoryStore } from '../../src/store/memory-store';
 import { fastHasher, PASSWORD } from '../helpers/server';
@@ -43,7 +43,7 @@ async function setup() {
   const record = (level: string) => (fields: Record<string, unknown>) => void events.push({ level, fields });
   const log: EventLog = { info: record('info'), warn: record('warn'), error: record('error') };
   const ctx = { log };
-  return { clock, store, flows, introspector, ctx, events, userId, refreshTokens, login: () => flows.login('alice', PASSWORD, ctx) };
+  return { clock, store, flows, introspector, ctx, events, userId, refreshTokens, login: () => sessionOf(flows.login('alice', PASSWORD, ctx)) };
 }
 
 const rejectsWith = async (p: Promise<unknown>, code: string) => {
@@ -238,3 +238,10 @@ describe('OpaqueRefreshTokens', () => {
     expect(codec.open(parent, '')).toBeUndefined();
   });
 });
+
+/** The token pair of a Login that started a session (these users have no second factor). */
+async function sessionOf(result: Promise<LoginResult>): Promise<TokenPair> {
+  const login = await result;
+  if (login.mfaRequired) throw new Error('expected a session, not an MFA challenge');
+  return login;
+}

@@ -149,7 +149,7 @@ describe('AuthService over a real grpc-js connection', () => {
   describe('Refresh', () => {
     test.each([
       { name: 'empty', token: '', code: status.INVALID_ARGUMENT, details: 'refresh_token is required' },
-      { name: 'oversized', token: 'rt2_' + 'a'.repeat(600), code: status.INVALID_ARGUMENT, details: 'refresh_token must be at most 512 characters' },
+      { name: 'oversized', token: 'rt2_' + 'a'.repeat(1100), code: status.INVALID_ARGUMENT, details: 'refresh_token must be at most 1024 characters' },
       { name: 'malformed', token: 'not a token', code: status.UNAUTHENTICATED, details: 'refresh token is invalid, expired or revoked' },
       { name: 'unknown', token: 'rt2_' + 'A'.repeat(112), code: status.UNAUTHENTICATED, details: 'refresh token is invalid, expired or revoked' },
     ])('$name token', async ({ token, code, details }) => {

@@ -123,6 +123,11 @@ describe('a store that fails inside', () => {
       ['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })],
       ['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })],
     ],
+    readUserSecrets: [
+      ['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })],
+      ['AccountService.GetAccount', (s) => s.account.getAccount({}, bearer(tokens.accessToken))],
+    ],
+    writeUserSecrets: [['AccountService.EnrollTotp', (s) => s.account.enrollTotp({}, bearer(tokens.accessToken))]],
     ping: [],
   };
   const rows = (Object.entries(calls) as Array<[Op, Array<[string, (s: TestServer) => Promise<unknown>]>]>).flatMap(([op, rpcs]) =>

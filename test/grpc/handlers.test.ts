@@ -23,8 +23,9 @@ describe('serviceHandlers: typed from the descriptors', () => {
       // @ts-expect-error userId must be a string.
       whoAmI: async () => ({ userId: 42 }),
       adminPing: async () => ({ message: 'pong' }),
+      stepUpPing: async () => ({ message: 'pong' }),
     };
-    expect(Object.keys(serviceHandlers(SecureService, impl))).toEqual(['whoAmI', 'adminPing']);
+    expect(Object.keys(serviceHandlers(SecureService, impl))).toEqual(['whoAmI', 'adminPing', 'stepUpPing']);
   });
 
   test('a server-streaming method must be an async iterable, not a promise', () => {
@@ -96,6 +97,7 @@ describe('handlers over a real socket', () => {
         adminPing: async () => {
           throw new AuthError('permission_denied', 'requires role admin');
         },
+        stepUpPing: async () => ({ message: 'pong' }),
       },
       clock,
     );

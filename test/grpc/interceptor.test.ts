@@ -98,9 +98,10 @@ describe('bearer interceptor on SecureService', () => {
 describe('policies come from the descriptors', () => {
   test('AuthService is public, WhoAmI needs a token, AdminPing needs admin; nothing else is allowed', () => {
     const policies = policiesFrom([AuthService, SecureService]);
-    for (const m of AuthService.methods) expect(policies.get(`/auth.v1.AuthService/${m.name}`)).toEqual({ public: true, requiredRoles: [] });
-    expect(policies.get('/auth.v1.SecureService/WhoAmI')).toEqual({ public: false, requiredRoles: [] });
-    expect(policies.get('/auth.v1.SecureService/AdminPing')).toEqual({ public: false, requiredRoles: ['admin'] });
+    for (const m of AuthService.methods) expect(policies.get(`/auth.v1.AuthService/${m.name}`)).toEqual({ public: true, requiredRoles: [], mfa: false, maxAgeSeconds: 0 });
+    expect(policies.get('/auth.v1.SecureService/WhoAmI')).toEqual({ public: false, requiredRoles: [], mfa: false, maxAgeSeconds: 0 });
+    expect(policies.get('/auth.v1.SecureService/AdminPing')).toEqual({ public: false, requiredRoles: ['admin'], mfa: false, maxAgeSeconds: 0 });
+    expect(policies.get('/auth.v1.SecureService/StepUpPing')).toEqual({ public: false, requiredRoles: [], mfa: true, maxAgeSeconds: 900 });
     expect(policies.size).toBe(AuthService.methods.length + SecureService.methods.length);
   });
 });

@@ -89,7 +89,7 @@ describe('server reflection', () => {
       for (const name of names) expect(registry.getService(name)).toBeDefined();
 
       const auth = registry.getService('auth.v1.AuthService')!;
-      expect(auth.methods.map((m) => m.name)).toEqual(['Register', 'Login', 'Refresh', 'Validate', 'Logout', 'GetJwks', 'IssueServiceToken']);
+      expect(auth.methods.map((m) => m.name)).toEqual(['Register', 'Login', 'CompleteLogin', 'RequestPasswordReset', 'ResetPassword', 'Refresh', 'Validate', 'Logout', 'GetJwks', 'IssueServiceToken']);
       expect(getOption(auth.method.login!, access).public).toBe(true);
       expect(getOption(registry.getService('auth.v1.SecureService')!.method.adminPing!, access).requiredRoles).toEqual(['admin']);
       // Comments travel with the descriptors, so `grpcurl describe` shows them.

@@ -25,6 +25,10 @@ export class LogCapture {
   get text(): string {
     return this.lines.join('');
   }
+  /** The lines of one audit event. */
+  events(name: string): Array<Record<string, unknown>> {
+    return this.entries.filter((e) => e.event === name);
+  }
 }
 
 export const fastHasher = fastTestHasher;
@@ -99,8 +103,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 }
 
 /**
- * Remembers every secret that crosses a test client (passwords and tokens in requests, tokens in
- * responses and bearer metadata) and every error message the client received.
+ * Remembers every secret that crosses a test client (passwords, tokens and codes in requests;
+ * tokens, TOTP secrets, recovery and reset codes in responses; bearer metadata) and every error
+ * message the client received.
  */
 export class CanaryWatch {
   private readonly secrets = new Set<string>();
@@ -109,6 +114,8 @@ export class CanaryWatch {
   private note(value: unknown): void {
     // Short values ("x", "") would match by chance; real secrets here are long.
     if (typeof value === 'string' && value.length >= 12) this.secrets.add(value);
+    // Recovery codes come as a list.
+    if (Array.isArray(value)) for (const v of value) this.note(v);
   }
 
   watch<C extends object>(client: C): C {
@@ -117,14 +124,14 @@ export class CanaryWatch {
         const value = Reflect.get(target, prop, receiver) as unknown;
         if (typeof value !== 'function' || prop === 'close' || prop === 'grpcClient') return value;
         return (request: Record<string, unknown>, options?: { metadata?: Metadata }) => {
-          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion']) this.note(request?.[field]);
+          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion', 'mfaToken', 'code', 'mfaCode']) this.note(request?.[field]);
           const authorization = options?.metadata?.get('authorization')[0];
           if (typeof authorization === 'string') this.note(authorization.replace(/^\S+\s+/, ''));
           const result = (value as (r: unknown, o: unknown) => unknown).call(target, request, options);
           if (!(result instanceof Promise)) return result;
           return (result as Promise<Record<string, unknown>>).then(
             (response) => {
-              for (const field of ['accessToken', 'refreshToken', 'clientSecret']) this.note(response?.[field]);
+              for (const field of ['accessToken', 'refreshToken', 'clientSecret', 'mfaToken', 'secret', 'otpauthUri', 'recoveryCodes', 'code']) this.note(response?.[field]);
               return response;
             },
             (err: { details?: string }) => {

@@ -83,7 +83,7 @@ describeWithRedis('failed-login state in Redis: bounded', (redis) => {
       const attempt = await throttle.begin('real-user', { clientAddress: '192.0.2.1', log: silentLog });
       await attempt.succeeded();
       const sessionId = newId({ bytes: randomBytes }, 'ses');
-      const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0'.padEnd(22, 'x'), refreshTtlMs: 60_000, sessionMaxAgeMs: 60_000, clientAddress: '192.0.2.1', userAgent: '' });
+      const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0'.padEnd(22, 'x'), refreshTtlMs: 60_000, sessionMaxAgeMs: 60_000, clientAddress: '192.0.2.1', amr: ['pwd'], userAgent: '' });
       expect(created.outcome).toBe('created');
       const rotated = await store.rotateRefreshToken({ userId, sessionId, generation: 0, hash: 'h0'.padEnd(22, 'x'), tagged: true, successorHash: 'h1'.padEnd(22, 'x'), sealedSuccessor: 's', refreshTtlMs: 60_000, reuseIntervalMs: 10_000 });
       expect(rotated.outcome).toBe('rotated');

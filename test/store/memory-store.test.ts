@@ -18,7 +18,7 @@ async function withUser(options: { maxAttemptEntries?: number } = {}) {
   await store.createUser({ id: userId, username: 'alice', passwordHash: 'h', roles: [], disabled: false, origin: 'api' });
   const open = async (hash: string, refreshTtlMs = HOUR, sessionMaxAgeMs = 10 * HOUR) => {
     const sessionId = newId(random, 'ses');
-    await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: hash, refreshTtlMs, sessionMaxAgeMs, clientAddress: '10.0.0.1', userAgent: 'ua' });
+    await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: hash, refreshTtlMs, sessionMaxAgeMs, clientAddress: '10.0.0.1', amr: ['pwd'], userAgent: 'ua' });
     return sessionId;
   };
   return { clock, store, userId, open };
@@ -60,7 +60,7 @@ describe('MemoryStore.sweep', () => {
     }
     expect(store.size()).toEqual({ users: 1, sessions: 1, attempts: 0, rates: 0 });
     const entry = (store as unknown as { sessions: Map<string, Record<string, unknown>> }).sessions.get(sessionId)!;
-    expect(Object.keys(entry).sort()).toEqual(['generation', 'id', 'lastRefreshedSeconds', 'next', 'previous', 'seen', 'tokenHash', 'user', 'userGeneration', 'createdSeconds', 'expiresSeconds', 'tokenExpiresSeconds', 'millis'].sort());
+    expect(Object.keys(entry).sort()).toEqual(['generation', 'id', 'lastRefreshedSeconds', 'next', 'previous', 'seen', 'tokenHash', 'user', 'userGeneration', 'createdSeconds', 'expiresSeconds', 'tokenExpiresSeconds', 'millis', 'amr'].sort());
     expect(entry.previous).toMatchObject({ hash: 'h999', sealed: 'sealed-999' });
     // A forged token of an old generation is recognised as this session's (the store trusts the
     // flow's tag check) and ends it: nothing of the old tokens had to be kept.
@@ -78,7 +78,7 @@ describe('MemoryStore.sweep', () => {
         const userId = newId(random, 'usr');
         await store.createUser({ id: userId, username: 'u', passwordHash: 'h', roles: [], disabled: false, origin: 'api' });
         const sessionId = newId(random, 'ses');
-        const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: ttl, sessionMaxAgeMs: maxAge, clientAddress: 'a', userAgent: '' });
+        const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: ttl, sessionMaxAgeMs: maxAge, clientAddress: 'a', amr: ['pwd'], userAgent: '' });
         const end = start + maxAge;
         expect(created).toMatchObject({ now: start, expiresAt: end, refreshExpiresAt: Math.min(start + ttl, end) });
         const [info] = await store.listSessions(userId);

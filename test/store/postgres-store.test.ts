@@ -23,7 +23,7 @@ const open = async (url: string, options: Options = {}) => {
   return store;
 };
 
-const TABLES = ['auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows'];
+const TABLES = ['auth_user_secrets', 'auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows'];
 
 async function truncate(url: string): Promise<void> {
   const client = new Client({ connectionString: url });
@@ -40,7 +40,7 @@ async function userWithSession(store: PostgresStore, options: { maxAgeMs?: numbe
   const userId = newId(random, 'usr');
   await store.createUser({ id: userId, username: `u${randomBytes(4).toString('hex')}`, passwordHash: 'h', roles: ['r'], disabled: false, origin: 'api' });
   const sessionId = newId(random, 'ses');
-  const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: options.refreshTtlMs ?? HOUR, sessionMaxAgeMs: options.maxAgeMs ?? 24 * HOUR, clientAddress: 'a', userAgent: 'u' });
+  const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: options.refreshTtlMs ?? HOUR, sessionMaxAgeMs: options.maxAgeMs ?? 24 * HOUR, clientAddress: 'a', amr: ['pwd'], userAgent: 'u' });
   return { userId, sessionId, created };
 }
 
@@ -100,7 +100,7 @@ describeWithPostgres('PostgresStore', (pg) => {
       const userId = newId(random, 'usr');
       await store.createUser({ id: userId, username: 'sweepme', passwordHash: 'h', roles: [], disabled: false, origin: 'api' });
       const live = newId(random, 'ses');
-      await store.createSession({ userId, sessionId: live, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: 10 * HOUR, sessionMaxAgeMs: 24 * HOUR, clientAddress: 'a', userAgent: 'u' });
+      await store.createSession({ userId, sessionId: live, userGeneration: 0, refreshHash: 'h0', refreshTtlMs: 10 * HOUR, sessionMaxAgeMs: 24 * HOUR, clientAddress: 'a', amr: ['pwd'], userAgent: 'u' });
       // More ended sessions than one batch holds, each of its own user (the cap would end them otherwise).
       const client = new Client({ connectionString: url });
       await client.connect();
@@ -172,12 +172,12 @@ describeWithPostgres('PostgresStore', (pg) => {
     await client.connect();
     try {
       const none = new PostgresStore({ connection: { url: fresh, poolSize: 1 }, statementTimeoutMs: 500, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
-      await expect(none.connect()).rejects.toThrow(new StoreSetupError("the database's schema is at version 0; this release needs 1: run `grpc-auth migrate` (or set AUTH_DATABASE_MIGRATE=auto)"));
+      await expect(none.connect()).rejects.toThrow(new StoreSetupError("the database's schema is at version 0; this release needs 2: run `grpc-auth migrate` (or set AUTH_DATABASE_MIGRATE=auto)"));
       await none.close();
       const known = knownMigrations();
       const { Pool } = await import('pg');
       const pool = new Pool({ connectionString: fresh });
-      expect(await migrate(pool, known)).toEqual([1]);
+      expect(await migrate(pool, known)).toEqual([1, 2]);
       expect(await migrate(pool, known)).toEqual([]);
       await client.query("INSERT INTO auth_schema_migrations (version, name) VALUES (99, 'from_the_future')");
       expect(await schemaState(pool, known)).toEqual({ applied: 99, known: known.length });

@@ -32,7 +32,7 @@ describeWithRedis('RedisStore', (redis) => {
     const userId = newId(random, 'usr');
     await store.createUser({ id: userId, username: `u${randomBytes(4).toString('hex')}`, passwordHash: 'h', roles: ['r'], disabled: false, origin: 'api' });
     const sessionId = newId(random, 'ses');
-    const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0'.padEnd(22, 'x'), refreshTtlMs: HOUR, sessionMaxAgeMs: 24 * HOUR, clientAddress: 'a', userAgent: 'u' });
+    const created = await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: 'h0'.padEnd(22, 'x'), refreshTtlMs: HOUR, sessionMaxAgeMs: 24 * HOUR, clientAddress: 'a', amr: ['pwd'], userAgent: 'u' });
     return { userId, sessionId, created };
   }
 

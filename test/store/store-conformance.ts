@@ -55,6 +55,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         sessionMaxAgeMs: overrides.maxAgeMs ?? 24 * HOUR,
         clientAddress: '10.0.0.1',
         userAgent: 'test-agent/1',
+        amr: ['pwd'],
       });
       return { sessionId, result };
     };
@@ -528,6 +529,85 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: false, retryAfterMs: 1000 });
         await store.resetAttempts('addr:1.2.3.4');
         expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
+      });
+    });
+
+    describe('user secrets: one versioned document per user, compare-and-set', () => {
+      test('absent, written at version 0, read back, replaced only at the version read', async () => {
+        const user = await addUser();
+        expect(await store.readUserSecrets(user.id)).toBeUndefined();
+        expect(await store.writeUserSecrets(user.id, 1, '{"a":1}')).toBe('conflict');
+        expect(await store.writeUserSecrets(user.id, 0, '{"a":1}')).toBe('written');
+        expect(await store.writeUserSecrets(user.id, 0, '{"a":2}')).toBe('conflict');
+        expect(await store.readUserSecrets(user.id)).toEqual({ version: 1, data: '{"a":1}' });
+        expect(await store.writeUserSecrets(user.id, 1, '{"a":3}')).toBe('written');
+        expect(await store.writeUserSecrets(user.id, 1, '{"a":4}')).toBe('conflict');
+        expect(await store.readUserSecrets(user.id)).toEqual({ version: 2, data: '{"a":3}' });
+        expect(await store.writeUserSecrets(user.id, 2, undefined)).toBe('written');
+        expect(await store.readUserSecrets(user.id)).toBeUndefined();
+      });
+
+      test('of 20 writers racing on one version, exactly one wins', async () => {
+        const user = await addUser();
+        await store.writeUserSecrets(user.id, 0, '{}');
+        const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => store.writeUserSecrets(user.id, 1, `{"w":${i}}`)));
+        expect(outcomes.filter((o) => o === 'written')).toHaveLength(1);
+        expect(outcomes.filter((o) => o === 'conflict')).toHaveLength(19);
+        expect((await store.readUserSecrets(user.id))!.version).toBe(2);
+      });
+
+      test('nothing is written for a user that is not there, and the document goes with its user', async () => {
+        expect(await store.writeUserSecrets('usr_AAAAAAAAAAAAAAAAAAAAAA', 0, '{}')).toBe('user_gone');
+        const user = await addUser();
+        await store.writeUserSecrets(user.id, 0, '{"totp":1}');
+        expect(await store.deleteUser(user.id)).toBeDefined();
+        expect(await store.readUserSecrets(user.id)).toBeUndefined();
+        expect(await store.writeUserSecrets(user.id, 1, '{}')).toBe('user_gone');
+      });
+
+      test("a session keeps its amr and reports its login as auth_time through rotations", async () => {
+        const user = await addUser();
+        const sessionId = newId(random, 'ses');
+        const created = await store.createSession({
+          userId: user.id,
+          sessionId,
+          userGeneration: 0,
+          refreshHash: 'h0',
+          refreshTtlMs: HOUR,
+          sessionMaxAgeMs: 24 * HOUR,
+          clientAddress: 'a',
+          userAgent: 'u',
+          amr: ['pwd', 'otp'],
+        });
+        if (created.outcome !== 'created') throw new Error('not created');
+        expect(created.amr).toEqual(['pwd', 'otp']);
+        expect(created.authTime).toBe(created.now);
+        const rotated = await store.rotateRefreshToken({
+          userId: user.id,
+          sessionId,
+          generation: 0,
+          hash: 'h0',
+          tagged: true,
+          successorHash: 'h1',
+          sealedSuccessor: 'sealed',
+          refreshTtlMs: HOUR,
+          reuseIntervalMs: 10_000,
+        });
+        if (rotated.outcome !== 'rotated') throw new Error('not rotated');
+        expect(rotated.amr).toEqual(['pwd', 'otp']);
+        expect(rotated.authTime).toBe(created.authTime);
+        const retried = await store.rotateRefreshToken({
+          userId: user.id,
+          sessionId,
+          generation: 0,
+          hash: 'h0',
+          tagged: true,
+          successorHash: 'h1b',
+          sealedSuccessor: 'other',
+          refreshTtlMs: HOUR,
+          reuseIntervalMs: 10_000,
+        });
+        expect(retried).toMatchObject({ outcome: 'retried', amr: ['pwd', 'otp'], authTime: created.authTime });
       });
     });
 

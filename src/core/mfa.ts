@@ -1,0 +1,412 @@
+import type { Clock } from '../clock.js';
+import { AuthError } from '../errors.js';
+import type { Random } from '../random.js';
+import type { AccountStore } from './accounts.js';
+import { canonicalUsername, checkLoginFields } from './credentials.js';
+import type { FlowContext } from './events.js';
+import { isId } from './ids.js';
+import type { LoginThrottle, ThrottleAttempt } from './login-throttle.js';
+import type { PasswordHasher } from './password-hasher.js';
+import type { UserRecord } from './records.js';
+import { checkNewPassword, type NewPasswordPolicy } from './register.js';
+import { newTotpSecret, otpauthUri, totpStep } from './totp.js';
+import {
+  changeSecrets,
+  digest,
+  humanCodeDigest,
+  newHumanCode,
+  parseSecrets,
+  pruned,
+  RECOVERY_CODES,
+  sameDigest,
+  type UserSecrets,
+  type UserSecretStore,
+} from './user-secrets.js';
+
+export interface MfaOptions {
+  /** The issuer authenticator apps show beside the username (AUTH_TOTP_ISSUER). */
+  readonly totpIssuer: string;
+  /** Roles granted only to sessions that began with a second factor (AUTH_MFA_REQUIRED_ROLES). */
+  readonly mfaRoles: readonly string[];
+  readonly loginTtlMs: number;
+  readonly enrollmentTtlMs: number;
+  readonly resetCodeTtlMs: number;
+}
+
+export const MFA_DEFAULTS = { loginTtlMs: 5 * 60_000, enrollmentTtlMs: 10 * 60_000, resetCodeTtlMs: 15 * 60_000 } as const;
+
+export interface MfaDeps {
+  readonly secrets: UserSecretStore;
+  readonly users: Pick<AccountStore, 'getUser' | 'findUserByUsername' | 'updateUser'>;
+  readonly throttle: LoginThrottle;
+  readonly hasher: PasswordHasher;
+  readonly random: Random;
+  readonly clock: Clock;
+}
+
+/** What Login does after the password checked out. */
+export type LoginGate =
+  | { readonly kind: 'challenge'; readonly mfaToken: string; readonly expiresIn: number }
+  | { readonly kind: 'session'; readonly enrollmentRequired: boolean };
+
+/** A second factor that checked out at CompleteLogin: the session to start. */
+export interface PassedLogin {
+  readonly user: Pick<UserRecord, 'id' | 'generation'>;
+  readonly usedRecoveryCode: boolean;
+  readonly recoveryCodesLeft: number;
+}
+
+export interface MfaStatus {
+  readonly enabled: boolean;
+  readonly recoveryCodesLeft: number;
+  readonly enabledAt: number | undefined;
+}
+
+export interface Enrollment {
+  readonly enrollmentId: string;
+  readonly secret: string;
+  readonly otpauthUri: string;
+  readonly expiresAt: number;
+}
+
+/** RFC 8176 method values a session's tokens carry. */
+export const AMR_PASSWORD: readonly string[] = Object.freeze(['pwd']);
+export const AMR_PASSWORD_OTP: readonly string[] = Object.freeze(['pwd', 'otp']);
+
+const AMR_LISTS = new Map<string, readonly string[]>([
+  ['pwd', AMR_PASSWORD],
+  ['pwd otp', AMR_PASSWORD_OTP],
+]);
+
+/** A session's amr as stores keep it ('pwd otp'), as one shared frozen list: millions of sessions hold a pointer each. */
+export function sharedAmr(stored: string): readonly string[] {
+  return AMR_LISTS.get(stored) ?? Object.freeze(stored.split(' '));
+}
+
+const INVALID_CODE = 'the code is not valid';
+const INVALID_MFA_TOKEN = 'mfa_token is invalid, used or expired; log in again';
+const INVALID_RESET = 'the username, reset code or second factor is not valid, or the code was used or has expired';
+const NO_ENROLLMENT = 'no such enrollment, or it has expired; enroll again';
+const NO_FACTOR = 'no second factor is on';
+const MFA_TOKEN = /^mfa_(usr_[A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+const ENROLLMENT = /^enr_[A-Za-z0-9_-]{22}$/;
+const CODE_FIELD_MAX = 64;
+
+/** Throttle names: a second factor's failures count per user (only a password's holder reaches them). */
+const mfaName = (userId: string) => `mfa\u0000${userId}`;
+const resetName = (username: string) => `reset\u0000${username}`;
+
+function selfOf(ctx: FlowContext): { userId: string } {
+  if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
+  if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
+  return ctx.principal;
+}
+
+function checkCodeField(name: string, code: string, max = CODE_FIELD_MAX): void {
+  if (code.length === 0) throw new AuthError('invalid_argument', `${name} is required`);
+  if (code.length > max) throw new AuthError('invalid_argument', `${name} must be at most ${max} characters`);
+}
+
+/** What spending a code changed: the document after it, and which kind of code it was. */
+type Spent = { readonly doc: UserSecrets; readonly recovery: boolean };
+
+/**
+ * Spends a code of the confirmed factor: a TOTP code of a step after the last one accepted
+ * (so each step's code works once, RFC 6238 section 5.2), or an unused recovery code (which
+ * leaves). Undefined when it is neither. Pure: the caller writes the result by compare-and-set.
+ */
+function spend(doc: UserSecrets, code: string, now: number, allowRecovery = true): Spent | undefined {
+  const totp = doc.totp;
+  if (!totp) return undefined;
+  const trimmed = code.replace(/\s/g, '');
+  const step = totpStep(totp.secret, trimmed, now);
+  if (step !== undefined) return step > totp.lastStep ? { doc: { ...doc, totp: { ...totp, lastStep: step } }, recovery: false } : undefined;
+  if (!allowRecovery) return undefined;
+  const hash = humanCodeDigest(code);
+  const recovery = doc.recovery ?? [];
+  const index = hash === undefined ? -1 : recovery.findIndex((h) => sameDigest(h, hash));
+  if (index < 0) return undefined;
+  return { doc: { ...doc, recovery: recovery.filter((_, i) => i !== index) }, recovery: true };
+}
+
+/**
+ * TOTP second factors with recovery codes, the Login gate and CompleteLogin's check, and
+ * password reset by one-time code. Knows nothing of gRPC; the store keeps one versioned secrets
+ * document per user (see user-secrets.ts), changed only by compare-and-set.
+ */
+export class SecondFactors {
+  constructor(
+    private readonly deps: MfaDeps,
+    private readonly options: MfaOptions,
+  ) {}
+
+  private now(): number {
+    return this.deps.clock.now();
+  }
+
+  private change<T>(userId: string, decide: Parameters<typeof changeSecrets<T>>[3]): Promise<T> {
+    return changeSecrets(this.deps.secrets, userId, () => this.now(), decide);
+  }
+
+  /** Whether a user who holds `roles` must enroll before their tokens carry them. */
+  mustEnroll(roles: readonly string[]): boolean {
+    return roles.some((r) => this.options.mfaRoles.includes(r));
+  }
+
+  get mfaRoles(): readonly string[] {
+    return this.options.mfaRoles;
+  }
+
+  /**
+   * After Login's password check: a user with a confirmed factor gets a challenge (an mfa_token
+   * bound to this login and to the user's generation now) instead of a session.
+   */
+  async gate(user: UserRecord, ctx: FlowContext): Promise<LoginGate> {
+    const doc = pruned(parseSecrets(await this.deps.secrets.readUserSecrets(user.id)), this.now());
+    if (!doc.totp) return { kind: 'session', enrollmentRequired: this.mustEnroll(user.roles) };
+    const secret = this.deps.random.bytes(32).toString('base64url');
+    const mfaToken = `mfa_${user.id}.${secret}`;
+    const expiresAt = this.now() + this.options.loginTtlMs;
+    await this.change(user.id, (d) => ({
+      write: d.totp ? { ...d, logins: [...(d.logins ?? []), { hash: digest(secret), expiresAt, generation: user.generation }] } : d,
+      result: undefined,
+    }));
+    ctx.log.info({ event: 'mfa_challenged', userId: user.id }, 'password checked; second factor required');
+    return { kind: 'challenge', mfaToken, expiresIn: Math.floor(this.options.loginTtlMs / 1000) };
+  }
+
+  /**
+   * CompleteLogin's check: the mfa_token names a pending login, and the code is the user's. A bad
+   * mfa_token counts against the caller's address only (anyone can send one); wrong codes count
+   * against the user too, reserved before the check, so parallel guesses are throttled like a
+   * sequence. Spending the code and the mfa_token is one compare-and-set.
+   */
+  async completeLogin(mfaToken: string, code: string, ctx: FlowContext): Promise<PassedLogin> {
+    checkCodeField('mfa_token', mfaToken, 128);
+    checkCodeField('code', code);
+    const { throttle, secrets } = this.deps;
+    await throttle.checkAddress(ctx);
+    const match = MFA_TOKEN.exec(mfaToken);
+    const userId = match?.[1];
+    const hash = match ? digest(match[2]!) : '';
+    const pendingOf = (doc: UserSecrets) => doc.logins?.find((l) => sameDigest(l.hash, hash));
+    const badToken = async (): Promise<never> => {
+      await throttle.addressFailed(ctx);
+      ctx.log.info({ event: 'mfa_failed', why: 'mfa_token', ...(userId ? { userId } : {}) }, 'second factor refused: bad mfa_token');
+      throw new AuthError('invalid_credentials', INVALID_MFA_TOKEN);
+    };
+    if (userId === undefined) return badToken();
+    if (!pendingOf(pruned(parseSecrets(await secrets.readUserSecrets(userId)), this.now()))) return badToken();
+
+    const attempt = await throttle.begin(mfaName(userId), ctx);
+    try {
+      type Pending = NonNullable<UserSecrets['logins']>[number];
+      const result = await this.change<'token' | 'code' | { pending: Pending; spent: Spent }>(userId, (doc) => {
+        const pending = pendingOf(doc);
+        if (!pending) return { keep: true, result: 'token' };
+        const spent = spend(doc, code, this.now());
+        if (!spent) return { keep: true, result: 'code' };
+        return { write: { ...spent.doc, logins: doc.logins!.filter((l) => l !== pending) }, result: { pending, spent } };
+      });
+      if (result === 'token') {
+        await attempt.release();
+        return await badToken();
+      }
+      if (result === 'code') {
+        await attempt.failed();
+        ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, 'second factor refused: wrong or replayed code');
+        throw new AuthError('invalid_credentials', INVALID_CODE);
+      }
+      await attempt.succeeded();
+      const left = result.spent.doc.recovery?.length ?? 0;
+      if (result.spent.recovery) ctx.log.warn({ event: 'recovery_code_used', userId, recoveryCodesLeft: left }, 'recovery code used');
+      ctx.log.info({ event: 'mfa_succeeded', userId, factor: result.spent.recovery ? 'recovery_code' : 'totp' }, 'second factor checked');
+      return { user: { id: userId, generation: result.pending.generation }, usedRecoveryCode: result.spent.recovery, recoveryCodesLeft: left };
+    } finally {
+      await attempt.release().catch(() => {});
+    }
+  }
+
+  async status(ctx: FlowContext): Promise<MfaStatus> {
+    const doc = pruned(parseSecrets(await this.deps.secrets.readUserSecrets(selfOf(ctx).userId)), this.now());
+    return { enabled: doc.totp !== undefined, recoveryCodesLeft: doc.totp ? (doc.recovery?.length ?? 0) : 0, enabledAt: doc.totp?.confirmedAt };
+  }
+
+  /** A new secret, waiting for ConfirmTotp; a factor already on stays until then. */
+  async enroll(ctx: FlowContext): Promise<Enrollment> {
+    const { userId } = selfOf(ctx);
+    const user = await this.deps.users.getUser(userId);
+    if (!user) throw new AuthError('not_found', 'user not found');
+    const secret = newTotpSecret(this.deps.random);
+    const enrollmentId = `enr_${this.deps.random.bytes(16).toString('base64url')}`;
+    const expiresAt = this.now() + this.options.enrollmentTtlMs;
+    await this.change(userId, (doc) => ({ write: { ...doc, pending: { id: enrollmentId, secret, expiresAt } }, result: undefined }));
+    ctx.log.info({ event: 'mfa_enrollment_started', userId }, 'TOTP enrollment started');
+    return { enrollmentId, secret, otpauthUri: otpauthUri(secret, this.options.totpIssuer, user.username), expiresAt };
+  }
+
+  /** Turns the enrolled factor on; returns the recovery codes, which are never shown again. */
+  async confirm(enrollmentId: string, code: string, ctx: FlowContext): Promise<string[]> {
+    const { userId } = selfOf(ctx);
+    checkCodeField('code', code);
+    if (!ENROLLMENT.test(enrollmentId)) throw new AuthError('not_found', NO_ENROLLMENT);
+    const codes = this.newRecoveryCodes();
+    const attempt = await this.deps.throttle.begin(mfaName(userId), ctx);
+    try {
+      const outcome = await this.change(userId, (doc) => {
+        const pending = doc.pending;
+        if (!pending || pending.id !== enrollmentId) return { keep: true, result: 'none' as const };
+        const step = totpStep(pending.secret, code.replace(/\s/g, ''), this.now());
+        if (step === undefined) return { keep: true, result: 'code' as const };
+        const { pending: _, ...rest } = doc;
+        return { write: { ...rest, totp: { secret: pending.secret, confirmedAt: this.now(), lastStep: step }, recovery: codes.hashes }, result: 'on' as const };
+      });
+      if (outcome === 'none') throw new AuthError('not_found', NO_ENROLLMENT);
+      if (outcome === 'code') {
+        await attempt.failed();
+        ctx.log.info({ event: 'mfa_failed', why: 'code', userId }, 'TOTP confirmation refused: wrong code');
+        throw new AuthError('invalid_credentials', INVALID_CODE);
+      }
+      await attempt.succeeded();
+      ctx.log.warn({ event: 'mfa_enabled', userId }, 'second factor turned on');
+      return codes.plain;
+    } finally {
+      await attempt.release().catch(() => {});
+    }
+  }
+
+  /** Turns the factor off, given the password (checked and throttled like a login by `checkPassword`). */
+  async disable(password: string, checkPassword: (username: string, password: string) => Promise<UserRecord>, ctx: FlowContext): Promise<void> {
+    const { userId } = selfOf(ctx);
+    checkLoginFields('-', password);
+    const user = await this.deps.users.getUser(userId);
+    if (!user) throw new AuthError('not_found', 'user not found');
+    await checkPassword(user.username, password);
+    const was = await this.change(userId, (doc) => {
+      if (!doc.totp) return { keep: true, result: false };
+      const { totp: _, recovery: __, logins: ___, ...rest } = doc;
+      return { write: rest, result: true };
+    });
+    if (!was) throw new AuthError('failed_precondition', NO_FACTOR);
+    ctx.log.warn({ event: 'mfa_disabled', userId }, 'second factor turned off');
+  }
+
+  /** Ten new recovery codes for a current TOTP code (not a recovery code); the old ones stop working. */
+  async regenerateRecoveryCodes(code: string, ctx: FlowContext): Promise<string[]> {
+    const { userId } = selfOf(ctx);
+    checkCodeField('code', code);
+    const codes = this.newRecoveryCodes();
+    const attempt = await this.deps.throttle.begin(mfaName(userId), ctx);
+    try {
+      const outcome = await this.change(userId, (doc) => {
+        if (!doc.totp) return { keep: true, result: 'none' as const };
+        const spent = spend(doc, code, this.now(), false);
+        if (!spent) return { keep: true, result: 'code' as const };
+        return { write: { ...spent.doc, recovery: codes.hashes }, result: 'ok' as const };
+      });
+      if (outcome === 'none') throw new AuthError('failed_precondition', NO_FACTOR);
+      if (outcome === 'code') {
+        await attempt.failed();
+        ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, 'recovery codes not regenerated: wrong code');
+        throw new AuthError('invalid_credentials', INVALID_CODE);
+      }
+      await attempt.succeeded();
+      ctx.log.warn({ event: 'recovery_codes_regenerated', userId }, 'recovery codes replaced');
+      return codes.plain;
+    } finally {
+      await attempt.release().catch(() => {});
+    }
+  }
+
+  /** An admin's ResetMfa: the factor, its recovery codes and pending logins go, and every session ends. */
+  async adminReset(userId: string, ctx: FlowContext): Promise<void> {
+    const actorId = ctx.principal?.userId;
+    const user = isId(userId, 'usr') ? await this.deps.users.getUser(userId) : undefined;
+    if (!user) throw new AuthError('not_found', 'user not found');
+    await this.change(userId, (doc) => {
+      const { totp: _, recovery: __, logins: ___, pending: ____, ...rest } = doc;
+      return { write: rest, result: undefined };
+    });
+    const revoked = await this.deps.users.updateUser(userId, { revokeSessions: true });
+    if (revoked.outcome === 'not_found') throw new AuthError('not_found', 'user not found');
+    ctx.log.warn({ event: 'mfa_reset', userId, actorId }, 'second factor removed by an admin; sessions ended');
+  }
+
+  /** A one-time password-reset code for the user (replacing any earlier one); only its hash is kept. */
+  async createResetCode(user: Pick<UserRecord, 'id'>): Promise<{ code: string; expiresAt: number }> {
+    const code = newHumanCode(this.deps.random);
+    const expiresAt = this.now() + this.options.resetCodeTtlMs;
+    await this.change(user.id, (doc) => ({ write: { ...doc, reset: { hash: humanCodeDigest(code)!, expiresAt } }, result: undefined }));
+    return { code, expiresAt };
+  }
+
+  /** An admin's CreatePasswordResetCode. */
+  async adminCreateResetCode(userId: string, ctx: FlowContext): Promise<{ code: string; expiresAt: number }> {
+    const user = isId(userId, 'usr') ? await this.deps.users.getUser(userId) : undefined;
+    if (!user) throw new AuthError('not_found', 'user not found');
+    const created = await this.createResetCode(user);
+    ctx.log.warn({ event: 'password_reset_code_created', userId, actorId: ctx.principal?.userId, via: 'admin' }, 'password reset code created');
+    return created;
+  }
+
+  /**
+   * ResetPassword: the code (and, with a factor on, a second code) checked before any hashing;
+   * one answer for every failure; failures throttled per username and address (a code has 80
+   * bits: counting per username alone would only let anyone block a user's reset). The codes are
+   * spent by one compare-and-set, so a code works once on every instance; then the new password
+   * is set and every session ends.
+   */
+  async resetPassword(input: { username: string; code: string; newPassword: string; mfaCode: string }, policy: NewPasswordPolicy, ctx: FlowContext): Promise<void> {
+    checkLoginFields(input.username, '-');
+    checkCodeField('code', input.code);
+    if (input.mfaCode.length > CODE_FIELD_MAX) throw new AuthError('invalid_argument', `mfa_code must be at most ${CODE_FIELD_MAX} characters`);
+    const username = canonicalUsername(input.username);
+    const password = checkNewPassword(input.newPassword, username ?? input.username.normalize('NFKC').toLowerCase(), policy);
+    const { throttle, users, hasher } = this.deps;
+    const resetAttempt = await throttle.begin(resetName(username ?? input.username), ctx, 'name-and-address');
+    let mfaAttempt: ThrottleAttempt | undefined;
+    const refuse = async (attempt: ThrottleAttempt, why: string, userId?: string): Promise<never> => {
+      await attempt.failed();
+      ctx.log.warn({ event: 'password_reset_failed', why, ...(userId ? { userId } : {}) }, 'password reset refused');
+      throw new AuthError('invalid_credentials', INVALID_RESET);
+    };
+    try {
+      const hash = humanCodeDigest(input.code);
+      const user = username === undefined ? undefined : await users.findUserByUsername(username);
+      const codeOk = (doc: UserSecrets) => hash !== undefined && doc.reset !== undefined && sameDigest(doc.reset.hash, hash);
+      if (!user) return await refuse(resetAttempt, 'code');
+      const seen = pruned(parseSecrets(await this.deps.secrets.readUserSecrets(user.id)), this.now());
+      if (!codeOk(seen)) return await refuse(resetAttempt, 'code', user.id);
+      if (seen.totp) {
+        if (input.mfaCode === '') return await refuse(resetAttempt, 'second_factor_missing', user.id);
+        mfaAttempt = await throttle.begin(mfaName(user.id), ctx);
+      }
+      // Hashing only once the code checked out: unauthenticated calls cost no hash.
+      const passwordHash = await hasher.hash(password);
+      const outcome = await this.change(user.id, (doc) => {
+        if (!codeOk(doc)) return { keep: true, result: 'code' as const };
+        const { reset: _, ...rest } = doc;
+        if (!doc.totp) return { write: rest, result: 'ok' as const };
+        const spent = spend(rest, input.mfaCode, this.now());
+        return spent ? { write: spent.doc, result: 'ok' as const } : { keep: true, result: 'mfa' as const };
+      });
+      if (outcome === 'code') return await refuse(resetAttempt, 'code', user.id);
+      if (outcome === 'mfa') return await refuse(mfaAttempt!, 'second_factor', user.id);
+      await mfaAttempt?.succeeded();
+      await resetAttempt.succeeded();
+      const updated = await users.updateUser(user.id, { passwordHash, revokeSessions: true });
+      if (updated.outcome !== 'updated') throw new AuthError('conflict', 'the account changed meanwhile; ask for a new code');
+      // A user locked out by failed logins is the one who most needs the new password to work.
+      await throttle.reset(user.username);
+      ctx.log.warn({ event: 'password_reset_by_code', userId: user.id }, 'password reset with a one-time code; sessions ended');
+    } finally {
+      await mfaAttempt?.release().catch(() => {});
+      await resetAttempt.release().catch(() => {});
+    }
+  }
+
+  private newRecoveryCodes(): { plain: string[]; hashes: string[] } {
+    const plain = Array.from({ length: RECOVERY_CODES }, () => newHumanCode(this.deps.random));
+    return { plain, hashes: plain.map((c) => humanCodeDigest(c)!) };
+  }
+}

@@ -1,0 +1,95 @@
+import { AuthError } from '../errors.js';
+import { canonicalUsername, checkLoginFields } from './credentials.js';
+import type { EventLog, FlowContext } from './events.js';
+import { accountKey, addressKey } from './login-throttle.js';
+import type { SecondFactors } from './mfa.js';
+import type { RateStore, UserStore } from './register.js';
+
+/** What the reset hook is told: everything the user needs to reset, nothing more. */
+export interface ResetNotice {
+  readonly userId: string;
+  readonly username: string;
+  /** The one-time code: the receiver hands it to the user and keeps no copy. */
+  readonly code: string;
+  readonly expiresAt: number;
+}
+
+/** The delivery port (the signed webhook): takes a notice into its own bounded, retrying queue. */
+export interface ResetDelivery {
+  send(notice: ResetNotice): void;
+}
+
+export interface ResetRequestOptions {
+  /** Requests one client address may make a window: past it the caller is told to wait. */
+  readonly perAddress: { readonly limit: number; readonly windowMs: number };
+  /** Codes one username may be sent a window: past it requests are dropped, silently to the caller. */
+  readonly perUser: { readonly limit: number; readonly windowMs: number };
+  /** Requests being looked up at once, at most; past it new ones are dropped (audited). */
+  readonly maxPending: number;
+}
+
+export const RESET_REQUEST_DEFAULTS: ResetRequestOptions = {
+  perAddress: { limit: 10, windowMs: 3_600_000 },
+  perUser: { limit: 3, windowMs: 3_600_000 },
+  maxPending: 256,
+};
+
+/**
+ * RequestPasswordReset: answers at once, the same for every username, before anything is looked
+ * up (so neither the answer nor its timing tells whether an account exists); the lookup, the
+ * code and the delivery happen after, bounded by `maxPending`. Throttled per client address (the
+ * caller is told) and per username (silently: the caller must not learn that a name is real).
+ */
+export class PasswordResetRequests {
+  private pending = 0;
+
+  constructor(
+    private readonly deps: { readonly users: Pick<UserStore, 'findUserByUsername'>; readonly rates: RateStore; readonly factors: SecondFactors; readonly delivery: ResetDelivery | undefined },
+    private readonly options: ResetRequestOptions = RESET_REQUEST_DEFAULTS,
+  ) {}
+
+  /** Requests being worked on now (for tests and metrics). */
+  get inFlight(): number {
+    return this.pending;
+  }
+
+  async request(rawUsername: string, ctx: FlowContext): Promise<void> {
+    if (!this.deps.delivery) throw new AuthError('failed_precondition', 'password reset by request is not configured on this server (AUTH_PASSWORD_RESET_HOOK_URL); ask an admin for a reset code');
+    checkLoginFields(rawUsername, '-');
+    const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    if (address !== undefined) {
+      const hit = await this.deps.rates.hitRate(`rst:${address}`, this.options.perAddress.limit, this.options.perAddress.windowMs);
+      if (!hit.allowed) {
+        const seconds = Math.max(1, Math.ceil(hit.retryAfterMs / 1000));
+        ctx.log.warn({ event: 'password_reset_throttled', scope: 'address' }, 'password reset requests throttled');
+        throw new AuthError('throttled', `too many password reset requests; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+      }
+    }
+    if (this.pending >= this.options.maxPending) {
+      ctx.log.warn({ event: 'password_reset_dropped', why: 'busy' }, 'password reset request dropped: too many in progress');
+      return;
+    }
+    this.pending++;
+    void this.work(rawUsername, ctx.log)
+      .catch((err: unknown) => ctx.log.warn({ event: 'password_reset_dropped', why: 'store', cause: { type: err instanceof Error ? err.name : typeof err } }, 'password reset request failed'))
+      .finally(() => this.pending--);
+  }
+
+  private async work(rawUsername: string, log: EventLog): Promise<void> {
+    const username = canonicalUsername(rawUsername);
+    if (username === undefined) return;
+    const { limit, windowMs } = this.options.perUser;
+    if (!(await this.deps.rates.hitRate(`rst:${accountKey(username)}`, limit, windowMs)).allowed) {
+      log.warn({ event: 'password_reset_throttled', scope: 'user' }, 'password reset requests for one username throttled');
+      return;
+    }
+    const user = await this.deps.users.findUserByUsername(username);
+    if (!user) {
+      log.info({ event: 'password_reset_unknown_user' }, 'password reset asked for an unknown username');
+      return;
+    }
+    const { code, expiresAt } = await this.deps.factors.createResetCode(user);
+    log.warn({ event: 'password_reset_code_created', userId: user.id, via: 'hook' }, 'password reset code created');
+    this.deps.delivery!.send({ userId: user.id, username: user.username, code, expiresAt });
+  }
+}

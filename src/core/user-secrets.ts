@@ -1,0 +1,144 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AuthError } from '../errors.js';
+import type { Random } from '../random.js';
+
+/**
+ * A user's second-factor and recovery state, kept by the store as one small versioned document
+ * beside the user (deleted with them): the TOTP factor, the recovery codes' hashes, an enrollment
+ * waiting for its confirmation, Logins waiting for their second factor, and a password-reset
+ * code's hash. Every change is a compare-and-set on the version, so two instances deciding at
+ * once (the same TOTP step, the same recovery or reset code) cannot both win.
+ *
+ * Bounds (state a client can cause): one document per user; at most `MAX_PENDING_LOGINS`
+ * pending logins (the oldest goes), one enrollment, one reset code, `RECOVERY_CODES` hashes.
+ * Expired entries leave at the next write; the whole document stays under 2 KiB.
+ */
+export interface UserSecrets {
+  /** The confirmed factor: its base32 secret and the last time step a code of it was accepted. */
+  readonly totp?: { readonly secret: string; readonly confirmedAt: number; readonly lastStep: number } | undefined;
+  /** SHA-256 of each unused recovery code. */
+  readonly recovery?: readonly string[] | undefined;
+  /** An enrollment waiting for ConfirmTotp. */
+  readonly pending?: { readonly id: string; readonly secret: string; readonly expiresAt: number } | undefined;
+  /** Logins whose password checked out, waiting for CompleteLogin: their mfa_token's hash, and the user's generation then. */
+  readonly logins?: readonly { readonly hash: string; readonly expiresAt: number; readonly generation: number }[] | undefined;
+  /** The current password-reset code's hash. */
+  readonly reset?: { readonly hash: string; readonly expiresAt: number } | undefined;
+}
+
+/** The store's side: an opaque document and its version. */
+export interface UserSecretsRecord {
+  /** Bumped by every write; 0 is never stored. */
+  readonly version: number;
+  readonly data: string;
+}
+
+/** The port: one document per user, changed only by compare-and-set. */
+export interface UserSecretStore {
+  /** The user's document, or undefined when none is stored (or the user is gone). */
+  readUserSecrets(userId: string): Promise<UserSecretsRecord | undefined>;
+  /**
+   * Writes `data` (undefined deletes the document) if the stored version is still `ifVersion`
+   * (0: nothing stored); atomic. 'conflict' when another write came first, 'user_gone' when the
+   * user does not exist (nothing is written for a user that is not there).
+   */
+  writeUserSecrets(userId: string, ifVersion: number, data: string | undefined): Promise<'written' | 'conflict' | 'user_gone'>;
+}
+
+export const RECOVERY_CODES = 10;
+export const MAX_PENDING_LOGINS = 5;
+/** A write that loses this many compare-and-set races in a row gives up with `conflict` (retry). */
+const MAX_RACES = 8;
+
+export function parseSecrets(record: UserSecretsRecord | undefined): UserSecrets {
+  if (record === undefined) return {};
+  return JSON.parse(record.data) as UserSecrets;
+}
+
+/** What of a user's document outlives a move to another store: the confirmed factor and the recovery codes' hashes. */
+export interface SecondFactorExport {
+  readonly totp: NonNullable<UserSecrets['totp']>;
+  readonly recovery: readonly string[];
+}
+
+/** The lasting part of a stored document (undefined without a confirmed factor); pending logins, enrollments and reset codes stay behind. */
+export function lastingSecrets(record: UserSecretsRecord | undefined): SecondFactorExport | undefined {
+  const doc = parseSecrets(record);
+  return doc.totp ? { totp: doc.totp, recovery: doc.recovery ?? [] } : undefined;
+}
+
+/** Drops what has expired by `now`; empty fields go. */
+export function pruned(doc: UserSecrets, now: number): UserSecrets {
+  const logins = doc.logins?.filter((l) => l.expiresAt > now);
+  return compact({
+    totp: doc.totp,
+    recovery: doc.totp ? doc.recovery : undefined,
+    pending: doc.pending && doc.pending.expiresAt > now ? doc.pending : undefined,
+    logins: logins && logins.length > 0 ? logins.slice(-MAX_PENDING_LOGINS) : undefined,
+    reset: doc.reset && doc.reset.expiresAt > now ? doc.reset : undefined,
+  });
+}
+
+function compact(doc: UserSecrets): UserSecrets {
+  return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== undefined)) as UserSecrets;
+}
+
+export type SecretsDecision<T> = { readonly write: UserSecrets; readonly result: T } | { readonly keep: true; readonly result: T };
+
+/**
+ * Reads the user's document, lets `decide` choose what to write, and writes it if nothing changed
+ * meanwhile; otherwise reads again and decides again (the loser of a race sees the winner's write,
+ * so a TOTP step or a code is spent once). `decide` may throw to refuse; it must be pure.
+ */
+export async function changeSecrets<T>(store: UserSecretStore, userId: string, now: () => number, decide: (doc: UserSecrets) => SecretsDecision<T>): Promise<T> {
+  for (let race = 0; race < MAX_RACES; race++) {
+    const record = await store.readUserSecrets(userId);
+    const decision = decide(pruned(parseSecrets(record), now()));
+    if ('keep' in decision) return decision.result;
+    // Pruned on the way out too: whatever `decide` added, what is stored keeps the bounds.
+    const next = pruned(decision.write, now());
+    const empty = Object.keys(next).length === 0;
+    if (empty && record === undefined) return decision.result;
+    const outcome = await store.writeUserSecrets(userId, record?.version ?? 0, empty ? undefined : JSON.stringify(next));
+    if (outcome === 'written') return decision.result;
+    if (outcome === 'user_gone') throw new AuthError('not_found', 'user not found');
+  }
+  throw new AuthError('conflict', 'the account changed meanwhile; retry');
+}
+
+/** SHA-256, base64url: high-entropy codes and tokens need no slow hash. */
+export function digest(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+export function sameDigest(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+// Crockford's base32: no I, L, O, U, so a code read aloud or off paper is typed right.
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** A code for people: 16 Crockford base32 characters (80 bits) in groups of four, "7K2M-…". */
+export function newHumanCode(random: Random): string {
+  const bytes = random.bytes(10);
+  let bits = 0n;
+  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+  let out = '';
+  for (let i = 0; i < 16; i++) out = CROCKFORD[Number((bits >> BigInt(i * 5)) & 31n)]! + out;
+  return out.match(/.{4}/g)!.join('-');
+}
+
+/** The canonical form of a typed code: upper case, no dashes or spaces, Crockford's look-alikes mapped; undefined if not 16 of its characters. */
+export function canonicalHumanCode(typed: string): string | undefined {
+  if (typed.length > 64) return undefined;
+  const plain = typed.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0');
+  return /^[0-9A-HJKMNP-TV-Z]{16}$/.test(plain) ? plain : undefined;
+}
+
+/** The stored hash of a human code (canonical form). */
+export function humanCodeDigest(code: string): string | undefined {
+  const canonical = canonicalHumanCode(code);
+  return canonical === undefined ? undefined : digest(`code:${canonical}`);
+}
