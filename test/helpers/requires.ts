@@ -9,6 +9,8 @@ export const TOOLS = {
   postgresql: { check: ['sh', '-c', 'command -v initdb || ls /usr/lib/postgresql/*/bin/initdb'], install: 'apt-get install -y postgresql' },
   openssl: { check: ['openssl', 'version'], install: 'apt-get install -y openssl' },
   // A C-core gRPC client (and PyJWT) on Debian's own Python, /usr/bin/python3.
+  // An RFC 6238 implementation the service does not share: the README's second-factor walkthrough computes its codes with it.
+  oathtool: { check: ['oathtool', '--version'], install: 'apt-get install -y oathtool' },
   'python3-grpcio': { check: ['/usr/bin/python3', '-c', 'import grpc, jwt, cryptography'], install: 'apt-get install -y python3-grpcio python3-jwt python3-cryptography' },
 } as const;
 export type Tool = keyof typeof TOOLS;
