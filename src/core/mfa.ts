@@ -251,28 +251,17 @@ export class SecondFactors {
     checkCodeField('code', code);
     if (!ENROLLMENT.test(enrollmentId)) throw new AuthError('not_found', NO_ENROLLMENT);
     const codes = this.newRecoveryCodes();
-    const attempt = await this.deps.throttle.begin(mfaName(userId), ctx);
-    try {
-      const outcome = await this.change(userId, (doc) => {
-        const pending = doc.pending;
-        if (!pending || pending.id !== enrollmentId) return { keep: true, result: 'none' as const };
-        const step = totpStep(pending.secret, code.replace(/\s/g, ''), this.now());
-        if (step === undefined) return { keep: true, result: 'code' as const };
-        const { pending: _, ...rest } = doc;
-        return { write: { ...rest, totp: { secret: pending.secret, confirmedAt: this.now(), lastStep: step }, recovery: codes.hashes }, result: 'on' as const };
-      });
-      if (outcome === 'none') throw new AuthError('not_found', NO_ENROLLMENT);
-      if (outcome === 'code') {
-        await attempt.failed();
-        ctx.log.info({ event: 'mfa_failed', why: 'code', userId }, 'TOTP confirmation refused: wrong code');
-        throw new AuthError('invalid_credentials', INVALID_CODE);
-      }
-      await attempt.succeeded();
-      ctx.log.warn({ event: 'mfa_enabled', userId }, 'second factor turned on');
-      return codes.plain;
-    } finally {
-      await attempt.release().catch(() => {});
-    }
+    const outcome = await this.spendCode(userId, ctx, 'TOTP confirmation refused: wrong code', (doc) => {
+      const pending = doc.pending;
+      if (!pending || pending.id !== enrollmentId) return { keep: true, result: 'none' as const };
+      const step = totpStep(pending.secret, code.replace(/\s/g, ''), this.now());
+      if (step === undefined) return { keep: true, result: 'code' as const };
+      const { pending: _, ...rest } = doc;
+      return { write: { ...rest, totp: { secret: pending.secret, confirmedAt: this.now(), lastStep: step }, recovery: codes.hashes }, result: 'ok' as const };
+    });
+    if (outcome === 'none') throw new AuthError('not_found', NO_ENROLLMENT);
+    ctx.log.warn({ event: 'mfa_enabled', userId }, 'second factor turned on');
+    return codes.plain;
   }
 
   /** Turns the factor off, given the password (checked and throttled like a login by `checkPassword`). */
@@ -296,23 +285,33 @@ export class SecondFactors {
     const { userId } = selfOf(ctx);
     checkCodeField('code', code);
     const codes = this.newRecoveryCodes();
+    const outcome = await this.spendCode(userId, ctx, 'recovery codes not regenerated: wrong code', (doc) => {
+      if (!doc.totp) return { keep: true, result: 'none' as const };
+      const spent = spend(doc, code, this.now(), false);
+      if (!spent) return { keep: true, result: 'code' as const };
+      return { write: { ...spent.doc, recovery: codes.hashes }, result: 'ok' as const };
+    });
+    if (outcome === 'none') throw new AuthError('failed_precondition', NO_FACTOR);
+    ctx.log.warn({ event: 'recovery_codes_regenerated', userId }, 'recovery codes replaced');
+    return codes.plain;
+  }
+
+  /**
+   * A change that spends one of the user's codes, under the user's second-factor throttle: the
+   * attempt is reserved before the check, 'code' (a wrong one) counts as a failure and is refused
+   * with the one answer, 'ok' counts as a success, 'none' (nothing to check) as neither.
+   */
+  private async spendCode(userId: string, ctx: FlowContext, refusal: string, decide: Parameters<typeof changeSecrets<'ok' | 'code' | 'none'>>[3]): Promise<'ok' | 'none'> {
     const attempt = await this.deps.throttle.begin(mfaName(userId), ctx);
     try {
-      const outcome = await this.change(userId, (doc) => {
-        if (!doc.totp) return { keep: true, result: 'none' as const };
-        const spent = spend(doc, code, this.now(), false);
-        if (!spent) return { keep: true, result: 'code' as const };
-        return { write: { ...spent.doc, recovery: codes.hashes }, result: 'ok' as const };
-      });
-      if (outcome === 'none') throw new AuthError('failed_precondition', NO_FACTOR);
+      const outcome = await this.change(userId, decide);
       if (outcome === 'code') {
         await attempt.failed();
-        ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, 'recovery codes not regenerated: wrong code');
+        ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, refusal);
         throw new AuthError('invalid_credentials', INVALID_CODE);
       }
-      await attempt.succeeded();
-      ctx.log.warn({ event: 'recovery_codes_regenerated', userId }, 'recovery codes replaced');
-      return codes.plain;
+      if (outcome === 'ok') await attempt.succeeded();
+      return outcome;
     } finally {
       await attempt.release().catch(() => {});
     }
