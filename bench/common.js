@@ -61,7 +61,7 @@ async function nodeLoad(call, { concurrency = 32, count = Infinity, seconds = 3 
  */
 async function startService({ env = {}, nodeArgs = () => [] } = {}) {
   const { AuthService, SecureService } = dist('gen/auth/v1/auth_pb.js');
-  const { AdminService } = dist('gen/auth/v1/accounts_pb.js');
+  const { AccountService, AdminService } = dist('gen/auth/v1/accounts_pb.js');
   const { Health } = dist('gen/grpc/health/v1/health_pb.js');
   const { createClient } = dist('src/grpc/client.js');
   const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');
@@ -86,11 +86,12 @@ async function startService({ env = {}, nodeArgs = () => [] } = {}) {
     secure: createClient(SecureService, address),
     health: createClient(Health, address),
     admin: createClient(AdminService, address),
+    account: createClient(AccountService, address),
     /** Stops the service with SIGTERM (it drains and exits) and closes the clients. */
     async stop() {
       server.kill('SIGTERM');
       await exited;
-      for (const client of [service.auth, service.secure, service.health, service.admin]) client.close();
+      for (const client of [service.auth, service.secure, service.health, service.admin, service.account]) client.close();
     },
   };
   await waitForHealth(service.health);

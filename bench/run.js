@@ -167,6 +167,13 @@ async function main() {
   const viaNode = (fn) => async () => (await nodeLoad(fn, { seconds: SECONDS / 2 })).perSecond;
   const healthRate = h2loadAvailable ? viaH2('/grpc.health.v1.Health/Check', healthFrame) : viaNode(() => health.check({ service: '' }));
 
+  // BENCH_ONLY=mfa: only the second-factor Login figures, printed and not written.
+  if (process.env.BENCH_ONLY === 'mfa') {
+    await mfaLoginFigures(results, service, loginAny, 200);
+    console.log(JSON.stringify(results.figures, null, 1));
+    await service.stop();
+    return;
+  }
   // BENCH_ONLY=postgres: only the PostgreSQL figures, printed and not written (for working on them).
   if (process.env.BENCH_ONLY === 'postgres') {
     await postgresFigures(results, service, ratioFigure);
@@ -260,6 +267,9 @@ async function main() {
   const loginRates = [];
   for (let r = 0; r < ROUNDS; r++) loginRates.push((await nodeLoad(loginAny, { concurrency: 8 })).perSecond);
   results.figures.push({ name: 'Login', unit: 'calls/s', value: median(loginRates), baseline: capacity, ratio: median(loginRates) / capacity, spread: spread(loginRates.map((x) => x / capacity)), target: 0.8, met: median(loginRates) / capacity >= 0.8 });
+
+  console.log('measuring Login with a second factor ...');
+  await mfaLoginFigures(results, service, loginAny, 200);
 
   console.log('measuring Login while Register is flooded ...');
   const loginCalm = [];
@@ -436,7 +446,7 @@ async function redisFigures(results, memoryService, ratioFigure, viaH2) {
       userIds.slice(i, i + 100).flatMap((userId) =>
         Array.from({ length: PER_USER }, () => {
           const sessionId = id('ses');
-          return store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url').slice(0, 22), refreshTtlMs: 1_209_600_000, sessionMaxAgeMs: 2_592_000_000, clientAddress: '10.1.2.3', userAgent: 'grpc-node-js/1.14.7' });
+          return store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url').slice(0, 22), refreshTtlMs: 1_209_600_000, sessionMaxAgeMs: 2_592_000_000, clientAddress: '10.1.2.3', amr: ['pwd'], userAgent: 'grpc-node-js/1.14.7' });
         }),
       ),
     );
@@ -572,7 +582,7 @@ async function postgresFigures(results, memoryService, ratioFigure) {
       userIds.slice(i, i + 100).flatMap((userId) =>
         Array.from({ length: PER_USER }, () => {
           const sessionId = id('ses');
-          return store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url'), refreshTtlMs: 1_209_600_000, sessionMaxAgeMs: 2_592_000_000, clientAddress: '10.1.2.3', userAgent: 'grpc-node-js/1.14.7' });
+          return store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url'), refreshTtlMs: 1_209_600_000, sessionMaxAgeMs: 2_592_000_000, clientAddress: '10.1.2.3', amr: ['pwd'], userAgent: 'grpc-node-js/1.14.7' });
         }),
       ),
     );
@@ -629,7 +639,7 @@ async function memory() {
     for (const userId of userIds) {
       for (let k = 0; k < perUser; k++) {
         const sessionId = id('ses');
-        await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url').slice(0, 22), refreshTtlMs: maxAgeMs, sessionMaxAgeMs: maxAgeMs, clientAddress: '10.1.2.3', userAgent: 'grpc-node-js/1.14.7' });
+        await store.createSession({ userId, sessionId, userGeneration: 0, refreshHash: crypto.createHash('sha256').update(sessionId).digest('base64url').slice(0, 22), refreshTtlMs: maxAgeMs, sessionMaxAgeMs: maxAgeMs, clientAddress: '10.1.2.3', amr: ['pwd'], userAgent: 'grpc-node-js/1.14.7' });
       }
     }
   };
@@ -658,6 +668,82 @@ async function memory() {
   store.sweep(now);
   const churnRatio = heap() / churnStart;
   process.stdout.write(JSON.stringify({ bytesPerUser, bytesPerSession, churnRatio, pageMsSmall, pageMsLarge, keep: [store.size(), small.size()] }));
+}
+
+/**
+ * Login with a second factor (Login, then CompleteLogin with a TOTP code) next to Login without,
+ * on the same service in the same rounds (ABBA): logins per second and server CPU per login. A
+ * TOTP code is accepted once per user and 30-second step, so every second-factor login of the
+ * run is a different user's (`perRound` × ROUNDS users, enrolled first through the API).
+ */
+async function mfaLoginFigures(results, service, loginAny, perRound) {
+  const { TOTP, Secret } = require('otpauth');
+  const { auth, account, server } = service;
+  const users = [];
+  console.log(`enrolling ${perRound * ROUNDS} users in TOTP ...`);
+  await nodeLoad(
+    async (i) => {
+      const username = `bench-mfa${i}`;
+      await auth.register({ username, password: PASSWORD });
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', `Bearer ${(await auth.login({ username, password: PASSWORD })).accessToken}`);
+      const enrolled = await account.enrollTotp({}, { metadata });
+      const totp = new TOTP({ secret: Secret.fromBase32(enrolled.secret) });
+      const now = Date.now();
+      await account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: totp.generate({ timestamp: now }) }, { metadata });
+      users[i] = { username, totp, spentStep: Math.floor(now / 30_000) };
+    },
+    { count: perRound * ROUNDS, concurrency: 8, seconds: 600 },
+  );
+  if (users.filter(Boolean).length !== perRound * ROUNDS) throw new Error('not every bench user could enroll');
+  let next = 0;
+  const mfaLogin = async () => {
+    const user = users[next++];
+    const first = await auth.login({ username: user.username, password: PASSWORD });
+    if (!first.mfaRequired) throw new Error('the bench user has no second factor');
+    // The step after the confirming one when that is still now (one step ahead is accepted).
+    const step = Math.max(Math.floor(Date.now() / 30_000), user.spentStep + 1);
+    const done = await auth.completeLogin({ mfaToken: first.mfaToken, code: user.totp.generate({ timestamp: step * 30_000 }) });
+    if (done.accessToken === '') throw new Error('CompleteLogin gave no token');
+  };
+  const measure = async (call) => {
+    const before = cpuSeconds(server.pid);
+    const { calls, perSecond } = await nodeLoad(call, { count: perRound, concurrency: 8, seconds: 600 });
+    return { perSecond, cpuUs: ((cpuSeconds(server.pid) - before) / calls) * 1e6 };
+  };
+  const plain = [];
+  const mfa = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      plain.push(await measure(loginAny));
+      mfa.push(await measure(mfaLogin));
+    } else {
+      mfa.push(await measure(mfaLogin));
+      plain.push(await measure(loginAny));
+    }
+  }
+  const rates = mfa.map((m, i) => m.perSecond / plain[i].perSecond);
+  results.figures.push({
+    name: 'Login with a second factor (Login + CompleteLogin) vs Login without: logins/s',
+    unit: 'logins/s',
+    value: median(mfa.map((m) => m.perSecond)),
+    baseline: median(plain.map((m) => m.perSecond)),
+    ratio: median(rates),
+    spread: spread(rates),
+    target: 0.8,
+    met: median(rates) >= 0.8,
+  });
+  const cpu = mfa.map((m) => m.cpuUs);
+  const cpuBase = median(plain.map((m) => m.cpuUs));
+  results.figures.push({
+    name: 'Login with a second factor (Login + CompleteLogin): server CPU per login',
+    unit: 'µs server CPU per login',
+    value: median(cpu),
+    baseline: cpuBase,
+    limit: 1.25 * cpuBase,
+    spread: spread(cpu),
+    met: median(cpu) <= 1.25 * cpuBase,
+  });
 }
 
 function hashConcurrencyNote(results) {
