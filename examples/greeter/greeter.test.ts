@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { createClient } from 'grpc-auth-service';
-import { createAuthClient } from 'grpc-auth-service/client';
+import { createAuthClient, stepUpRequired } from 'grpc-auth-service/client';
+import { Secret, TOTP } from 'otpauth';
 import { ManualClock, startTestAuthServer, type TestAuthServer } from 'grpc-auth-service/testing';
 import { GreeterService } from './gen/greeter/v1/greeter_pb';
 import { startGreeter } from './server';
@@ -66,6 +67,30 @@ describe.each(['local', 'remote'] as const)('greeter example, %s verification', 
       clock.advance(16 * 60_000); // past the 15-minute access token, inside the refresh token's life
       await expect(client.greet({}, { credentials })).resolves.toMatchObject({ message: 'hello, rita' });
       expect(await session.accessToken()).not.toBe(first);
+    } finally {
+      sdk.close();
+    }
+  });
+
+  test('step-up: Transfer refuses a password-only sign-in (MFA_REQUIRED), answers one with a second factor, then asks again after 5 minutes', async () => {
+    const user = await auth.createUser('tess');
+    const sdk = createAuthClient(auth.address);
+    const refusal = (p: Promise<unknown>) => p.then(() => 'OK', (e: unknown) => stepUpRequired(e));
+    try {
+      // Tess turns on an authenticator app (its codes computed here with the otpauth library).
+      const first = await sdk.login('tess', user.password, { clock });
+      const enrolled = await sdk.account.enrollTotp({}, { credentials: first.callCredentials() });
+      const app = new TOTP({ secret: Secret.fromBase32(enrolled.secret) });
+      await sdk.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: app.generate({ timestamp: clock.now() }) }, { credentials: first.callCredentials() });
+      expect(await refusal(client.transfer({}, { credentials: first.callCredentials() }))).toEqual({ reason: 'MFA_REQUIRED', maxAgeSeconds: undefined });
+
+      clock.advance(30_000); // the confirming code is spent: the app's next one
+      const strong = await sdk.login('tess', user.password, { clock, mfaCode: () => app.generate({ timestamp: clock.now() }) });
+      await expect(client.transfer({}, { credentials: strong.callCredentials() })).resolves.toMatchObject({ userId: expect.stringMatching(/^usr_/) });
+      clock.advance(301_000);
+      expect(await refusal(client.transfer({}, { credentials: strong.callCredentials() }))).toEqual({ reason: 'REAUTHENTICATION_REQUIRED', maxAgeSeconds: 300 });
+      // Greet asks for nothing more than a valid token.
+      await expect(client.greet({}, { credentials: strong.callCredentials() })).resolves.toMatchObject({ message: 'hello, tess' });
     } finally {
       sdk.close();
     }

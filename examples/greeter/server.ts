@@ -17,6 +17,7 @@ export async function startGreeter(verification: AuthInterceptorOptions['verific
         hello: async () => ({ message: 'hello' }),
         greet: async (_req, ctx) => ({ message: `hello, ${getPrincipal(ctx).username}` }),
         audit: async (_req, ctx) => ({ userId: getPrincipal(ctx).userId }),
+        transfer: async (_req, ctx) => ({ userId: getPrincipal(ctx).userId }),
       },
       { callTimeoutMs: 5000 },
     ),

@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file greeter/v1/greeter.proto.
  */
 export const file_greeter_v1_greeter: GenFile = /*@__PURE__*/
-  fileDesc("ChhncmVldGVyL3YxL2dyZWV0ZXIucHJvdG8SCmdyZWV0ZXIudjEiDgoMSGVsbG9SZXF1ZXN0IiAKDUhlbGxvUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSIOCgxHcmVldFJlcXVlc3QiIAoNR3JlZXRSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIg4KDEF1ZGl0UmVxdWVzdCIgCg1BdWRpdFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAky3wEKDkdyZWV0ZXJTZXJ2aWNlEkQKBUhlbGxvEhguZ3JlZXRlci52MS5IZWxsb1JlcXVlc3QaGS5ncmVldGVyLnYxLkhlbGxvUmVzcG9uc2UiBoKAGQIIARI8CgVHcmVldBIYLmdyZWV0ZXIudjEuR3JlZXRSZXF1ZXN0GhkuZ3JlZXRlci52MS5HcmVldFJlc3BvbnNlEkkKBUF1ZGl0EhguZ3JlZXRlci52MS5BdWRpdFJlcXVlc3QaGS5ncmVldGVyLnYxLkF1ZGl0UmVzcG9uc2UiC4KAGQcSBWFkbWluYgZwcm90bzM", [file_auth_v1_options]);
+  fileDesc("ChhncmVldGVyL3YxL2dyZWV0ZXIucHJvdG8SCmdyZWV0ZXIudjEiDgoMSGVsbG9SZXF1ZXN0IiAKDUhlbGxvUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSIOCgxHcmVldFJlcXVlc3QiIAoNR3JlZXRSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIg4KDEF1ZGl0UmVxdWVzdCIgCg1BdWRpdFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiEQoPVHJhbnNmZXJSZXF1ZXN0IiMKEFRyYW5zZmVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCTKxAgoOR3JlZXRlclNlcnZpY2USRAoFSGVsbG8SGC5ncmVldGVyLnYxLkhlbGxvUmVxdWVzdBoZLmdyZWV0ZXIudjEuSGVsbG9SZXNwb25zZSIGgoAZAggBEjwKBUdyZWV0EhguZ3JlZXRlci52MS5HcmVldFJlcXVlc3QaGS5ncmVldGVyLnYxLkdyZWV0UmVzcG9uc2USSQoFQXVkaXQSGC5ncmVldGVyLnYxLkF1ZGl0UmVxdWVzdBoZLmdyZWV0ZXIudjEuQXVkaXRSZXNwb25zZSILgoAZBxIFYWRtaW4SUAoIVHJhbnNmZXISGy5ncmVldGVyLnYxLlRyYW5zZmVyUmVxdWVzdBocLmdyZWV0ZXIudjEuVHJhbnNmZXJSZXNwb25zZSIJgoAZBRgBIKwCYgZwcm90bzM", [file_auth_v1_options]);
 
 /**
  * HelloRequest is empty.
@@ -122,6 +122,42 @@ export const AuditResponseSchema: GenMessage<AuditResponse> = /*@__PURE__*/
   messageDesc(file_greeter_v1_greeter, 5);
 
 /**
+ * TransferRequest is empty.
+ *
+ * @generated from message greeter.v1.TransferRequest
+ */
+export type TransferRequest = Message<"greeter.v1.TransferRequest"> & {
+};
+
+/**
+ * Describes the message greeter.v1.TransferRequest.
+ * Use `create(TransferRequestSchema)` to create a new message.
+ */
+export const TransferRequestSchema: GenMessage<TransferRequest> = /*@__PURE__*/
+  messageDesc(file_greeter_v1_greeter, 6);
+
+/**
+ * TransferResponse names who moved the money.
+ *
+ * @generated from message greeter.v1.TransferResponse
+ */
+export type TransferResponse = Message<"greeter.v1.TransferResponse"> & {
+  /**
+   * The caller's user id.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message greeter.v1.TransferResponse.
+ * Use `create(TransferResponseSchema)` to create a new message.
+ */
+export const TransferResponseSchema: GenMessage<TransferResponse> = /*@__PURE__*/
+  messageDesc(file_greeter_v1_greeter, 7);
+
+/**
  * GreeterService is a small backend service protected by the auth service's interceptor: its
  * access policy is declared here, per method, with the (auth.v1.access) option.
  *
@@ -157,6 +193,18 @@ export const GreeterService: GenService<{
     methodKind: "unary";
     input: typeof AuditRequestSchema;
     output: typeof AuditResponseSchema;
+  },
+  /**
+   * Transfer answers only a user who signed in with a second factor at most 5 minutes ago
+   * (step-up): other tokens get UNAUTHENTICATED with a google.rpc.ErrorInfo reason of
+   * MFA_REQUIRED or REAUTHENTICATION_REQUIRED.
+   *
+   * @generated from rpc greeter.v1.GreeterService.Transfer
+   */
+  transfer: {
+    methodKind: "unary";
+    input: typeof TransferRequestSchema;
+    output: typeof TransferResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_greeter_v1_greeter, 0);
