@@ -1,7 +1,7 @@
 import { AuthError } from '../errors.js';
 import { canonicalUsername, checkLoginFields } from './credentials.js';
 import type { EventLog, FlowContext } from './events.js';
-import { accountKey, addressKey } from './login-throttle.js';
+import { addressOf } from './login-throttle.js';
 import type { SecondFactors } from './mfa.js';
 import type { RateStore, UserStore } from './register.js';
 
@@ -22,7 +22,7 @@ export interface ResetDelivery {
 export interface ResetRequestOptions {
   /** Requests one client address may make a window: past it the caller is told to wait. */
   readonly perAddress: { readonly limit: number; readonly windowMs: number };
-  /** Codes one username may be sent a window: past it requests are dropped, silently to the caller. */
+  /** Codes one user may be sent a window: past it requests are dropped, silently to the caller. */
   readonly perUser: { readonly limit: number; readonly windowMs: number };
   /** Requests being looked up at once, at most; past it new ones are dropped (audited). */
   readonly maxPending: number;
@@ -38,7 +38,8 @@ export const RESET_REQUEST_DEFAULTS: ResetRequestOptions = {
  * RequestPasswordReset: answers at once, the same for every username, before anything is looked
  * up (so neither the answer nor its timing tells whether an account exists); the lookup, the
  * code and the delivery happen after, bounded by `maxPending`. Throttled per client address (the
- * caller is told) and per username (silently: the caller must not learn that a name is real).
+ * caller is told) and per user once found (silently: the caller must not learn that a name is
+ * real; a made-up name leaves no counter behind).
  */
 export class PasswordResetRequests {
   private pending = 0;
@@ -56,7 +57,7 @@ export class PasswordResetRequests {
   async request(rawUsername: string, ctx: FlowContext): Promise<void> {
     if (!this.deps.delivery) throw new AuthError('failed_precondition', 'password reset by request is not configured on this server (AUTH_PASSWORD_RESET_HOOK_URL); ask an admin for a reset code');
     checkLoginFields(rawUsername, '-');
-    const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    const address = addressOf(ctx);
     if (address !== undefined) {
       const hit = await this.deps.rates.hitRate(`rst:${address}`, this.options.perAddress.limit, this.options.perAddress.windowMs);
       if (!hit.allowed) {
@@ -78,14 +79,15 @@ export class PasswordResetRequests {
   private async work(rawUsername: string, log: EventLog): Promise<void> {
     const username = canonicalUsername(rawUsername);
     if (username === undefined) return;
-    const { limit, windowMs } = this.options.perUser;
-    if (!(await this.deps.rates.hitRate(`rst:${accountKey(username)}`, limit, windowMs)).allowed) {
-      log.warn({ event: 'password_reset_throttled', scope: 'user' }, 'password reset requests for one username throttled');
-      return;
-    }
     const user = await this.deps.users.findUserByUsername(username);
     if (!user) {
       log.info({ event: 'password_reset_unknown_user' }, 'password reset asked for an unknown username');
+      return;
+    }
+    // Counted per user, after the lookup: a made-up name leaves no counter behind (the caller was answered already).
+    const { limit, windowMs } = this.options.perUser;
+    if (!(await this.deps.rates.hitRate(`rst:${user.id}`, limit, windowMs)).allowed) {
+      log.warn({ event: 'password_reset_throttled', scope: 'user', userId: user.id }, 'password reset requests for one user throttled');
       return;
     }
     const { code, expiresAt } = await this.deps.factors.createResetCode(user);

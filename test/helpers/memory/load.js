@@ -51,6 +51,16 @@ const scenarios = {
       const request = Buffer.concat([field(1, `${'\uFDFA'.repeat(76)}probe-lg-${i}`), field(2, 'not the password at all')]);
       connection(Infinity).makeUnaryRequest('/auth.v1.AuthService/Login', raw, raw, request, new grpc.Metadata(), {}, (err) => resolve(err ? err.code : 0));
     }),
+  // RequestPasswordReset for a unique name nobody has (the answer is OK all the same), from a new
+  // address every 10 calls (x-forwarded-for, the probe's proxy being trusted): per-address and
+  // per-username rate counters, and the lookups behind the answer.
+  reset: (i) =>
+    new Promise((resolve) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-forwarded-for', `10.${(i >> 20) & 255}.${(Math.floor(i / 10) >> 8) & 255}.${Math.floor(i / 10) & 255}`);
+      const request = field(1, `probe-rs-${String(i).padStart(8, '0')}-${'x'.repeat(45)}`);
+      connection(Infinity).makeUnaryRequest('/auth.v1.AuthService/RequestPasswordReset', raw, raw, request, metadata, {}, (err) => resolve(err ? err.code : 0));
+    }),
 };
 
 let next = from;
