@@ -150,7 +150,8 @@ export class LoginThrottle {
   }
 }
 
-function addressOf(ctx: Pick<FlowContext, 'clientAddress'>): string | undefined {
+/** The caller's address as the throttles and rate limits key it (IPv6 by /64), or undefined when unknown. */
+export function addressOf(ctx: Pick<FlowContext, 'clientAddress'>): string | undefined {
   return ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
 }
 

@@ -162,15 +162,14 @@ export class SecondFactors {
    * bound to this login and to the user's generation now) instead of a session.
    */
   async gate(user: UserRecord, ctx: FlowContext): Promise<LoginGate> {
-    const doc = pruned(parseSecrets(await this.deps.secrets.readUserSecrets(user.id)), this.now());
-    if (!doc.totp) return { kind: 'session', enrollmentRequired: this.mustEnroll(user.roles) };
     const secret = this.deps.random.bytes(32).toString('base64url');
-    const mfaToken = `mfa_${user.id}.${secret}`;
     const expiresAt = this.now() + this.options.loginTtlMs;
-    await this.change(user.id, (d) => ({
-      write: d.totp ? { ...d, logins: [...(d.logins ?? []), { hash: digest(secret), expiresAt, generation: user.generation }] } : d,
-      result: undefined,
-    }));
+    // One read for a user without a factor; with one, that read and the write of the pending login.
+    const challenged = await this.change(user.id, (d) =>
+      d.totp ? { write: { ...d, logins: [...(d.logins ?? []), { hash: digest(secret), expiresAt, generation: user.generation }] }, result: true } : { keep: true, result: false },
+    );
+    if (!challenged) return { kind: 'session', enrollmentRequired: this.mustEnroll(user.roles) };
+    const mfaToken = `mfa_${user.id}.${secret}`;
     ctx.log.info({ event: 'mfa_challenged', userId: user.id }, 'password checked; second factor required');
     return { kind: 'challenge', mfaToken, expiresIn: Math.floor(this.options.loginTtlMs / 1000) };
   }
@@ -215,7 +214,7 @@ export class SecondFactors {
       if (result === 'code') {
         await attempt.failed();
         ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, 'second factor refused: wrong or replayed code');
-        throw new AuthError('invalid_credentials', INVALID_CODE);
+        throw new AuthError('invalid_credentials', INVALID_CODE, { reason: 'MFA_CODE_INVALID' });
       }
       await attempt.succeeded();
       const left = result.spent.doc.recovery?.length ?? 0;
@@ -308,7 +307,7 @@ export class SecondFactors {
       if (outcome === 'code') {
         await attempt.failed();
         ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, refusal);
-        throw new AuthError('invalid_credentials', INVALID_CODE);
+        throw new AuthError('invalid_credentials', INVALID_CODE, { reason: 'MFA_CODE_INVALID' });
       }
       if (outcome === 'ok') await attempt.succeeded();
       return outcome;

@@ -2,7 +2,7 @@ import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import { checkUsernameScripts, usernameSkeleton, validateNewPassword, validateNewUsername, validateRoles, type PasswordPolicy } from './credentials.js';
 import type { FlowContext } from './events.js';
-import { addressKey } from './login-throttle.js';
+import { addressOf } from './login-throttle.js';
 import { newId } from './ids.js';
 import type { PasswordDenylist } from './password-denylist.js';
 import type { PasswordHasher } from './password-hasher.js';
@@ -67,7 +67,7 @@ export class RegisterFlow {
       throw new AuthError('registration_closed', 'registration is closed on this server');
     }
     const { perAddress, overall } = this.options;
-    const address = ctx.clientAddress !== undefined && ctx.clientAddress !== 'unknown' ? addressKey(ctx.clientAddress) : undefined;
+    const address = addressOf(ctx);
     for (const [key, rule] of [...(address ? [[`reg:${address}`, perAddress] as const] : []), ['reg:all', overall] as const]) {
       const hit = await this.deps.rates.hitRate(key, rule.limit, rule.windowMs);
       if (!hit.allowed) {

@@ -5,7 +5,7 @@ import type { Random } from '../random.js';
  * RFC 6238 TOTP as every authenticator app reads it (the `otpauth` library): HMAC-SHA-1, 6
  * digits, 30-second steps, secrets of 160 bits (RFC 4226 section 4's recommendation).
  */
-export const TOTP_PERIOD_SECONDS = 30;
+const TOTP_PERIOD_SECONDS = 30;
 const DIGITS = 6;
 const SECRET_BYTES = 20;
 /** Codes of one step before and after the current one are accepted (clock drift of the phone). */
@@ -40,9 +40,4 @@ export function totpStep(secret: string, code: string, nowMs: number): number | 
   const delta = totp.validate({ token: code, timestamp: nowMs, window: WINDOW });
   if (delta === null) return undefined;
   return totp.counter({ timestamp: nowMs }) + delta;
-}
-
-/** The code of a step (tests and the test kit). */
-export function totpCode(secret: string, nowMs: number): string {
-  return totpOf(secret).generate({ timestamp: nowMs });
 }

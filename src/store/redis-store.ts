@@ -476,7 +476,7 @@ export class RedisStore implements Store {
         req.tagged ? '1' : '',
       ),
     ));
-    const session = (at: number) => ({ now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), authTime: Number(r[at]), amr: sharedAmr(r[at + 1] === null || r[at + 1] === undefined || r[at + 1] === '' ? 'pwd' : String(r[at + 1])) });
+    const session = (at: number) => ({ now: Number(r[1]), expiresAt: Number(r[2]), refreshExpiresAt: Number(r[3]), authTime: Number(r[at]), amr: sharedAmr(String(r[at + 1] ?? '') || 'pwd') });
     switch (r[0]) {
       case 'rotated':
         return { outcome: 'rotated', ...session(7), user: liveOf(req.userId, r, 4) };
