@@ -8,6 +8,8 @@ import { Webhook } from 'standardwebhooks';
 import { ErrorInfoSchema } from '../gen/google/rpc/error_details_pb';
 import { createAuthClient, MfaRequiredError, stepUpRequired } from '../src/sdk/client';
 import { StatusSchema } from '../gen/google/rpc/status_pb';
+import { runPython } from './helpers/python-grpc';
+import { describeNeeding } from './helpers/requires';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
 import { rfc6238 } from './helpers/rfc6238';
 import { eventually } from './helpers/wait';
@@ -128,6 +130,8 @@ describe('TOTP second factor over gRPC', () => {
     const code = rfc6238(secret, now);
     await server.auth.completeLogin({ mfaToken: await challenge(server), code });
     expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server), code }))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+    // A typed reason too, so a client knows to ask for another code (the SDK's login() does).
+    expect(await errorInfoOf(server.auth.completeLogin({ mfaToken: await challenge(server), code }))).toEqual({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_INVALID', domain: 'auth.v1', metadata: {} });
     // The previous step's code is older than the one accepted: refused too.
     expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, now, -1) }))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
     // A phone one step ahead is fine; two steps is not.
@@ -471,6 +475,42 @@ describe('the SDK', () => {
       await session.logout();
     } finally {
       client.close();
+      await server.close();
+    }
+  });
+});
+
+// A C-core client (Python grpcio) reads the step-up refusal's google.rpc.Status from the
+// grpc-status-details-bin trailer as grpc-java, grpc-go and grpcurl do (printed here as hex).
+const PYTHON_STEP_UP = `
+import grpc, json, sys
+addr, token = sys.argv[1:3]
+ping = grpc.insecure_channel(addr).unary_unary('/auth.v1.SecureService/StepUpPing', request_serializer=lambda r: r, response_deserializer=lambda b: b)
+try:
+    ping(b'', metadata=[('authorization', 'Bearer ' + token)], timeout=5)
+    print(json.dumps({'code': 'OK'}))
+except grpc.RpcError as e:
+    details = [v for k, v in (e.trailing_metadata() or ()) if k == 'grpc-status-details-bin']
+    print(json.dumps({'code': e.code().name, 'details': e.details(), 'status': details[0].hex() if details else None}))
+`;
+
+describeNeeding(['python3-grpcio'], 'step-up refusals read by a C-core client', () => {
+  test('Python grpcio gets UNAUTHENTICATED with a google.rpc.Status holding ErrorInfo MFA_REQUIRED; with a second factor, OK', async () => {
+    const server = await startTestServer();
+    try {
+      const { secret } = await userWithTotp(server);
+      await server.auth.register({ username: 'carol', password: PASSWORD });
+      const pwdOnly = (await server.auth.login({ username: 'carol', password: PASSWORD })).accessToken;
+      const refused = await runPython(PYTHON_STEP_UP, [server.address, pwdOnly]);
+      expect(refused.stderr).toBe('');
+      expect(refused.lines[0]).toMatchObject({ code: 'UNAUTHENTICATED', details: 'this method needs a sign-in with a second factor' });
+      const st = fromBinary(StatusSchema, Buffer.from(String(refused.lines[0]!.status), 'hex'));
+      expect(st.code).toBe(status.UNAUTHENTICATED);
+      expect(anyUnpack(st.details[0]!, ErrorInfoSchema)).toMatchObject({ reason: 'MFA_REQUIRED', domain: 'auth.v1' });
+
+      const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
+      expect((await runPython(PYTHON_STEP_UP, [server.address, done.accessToken])).lines).toEqual([{ code: 'OK' }]);
+    } finally {
       await server.close();
     }
   });

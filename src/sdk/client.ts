@@ -75,7 +75,7 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
           return new TokenSession(auth, await auth.completeLogin({ mfaToken: first.mfaToken, code }), sessionOptions);
         } catch (err) {
           // A wrong code may be asked for again; anything else (throttled, expired token) ends here.
-          const wrongCode = err instanceof AuthClientError && err.code === grpc.status.UNAUTHENTICATED && err.message.includes('the code is not valid');
+          const wrongCode = errorInfoOf(err)?.reason === 'MFA_CODE_INVALID';
           if (!wrongCode || attempt >= attempts) throw err;
         }
       }
@@ -113,18 +113,22 @@ export class MfaRequiredError extends Error {
  * `REAUTHENTICATION_REQUIRED` (sign in again, within `maxAgeSeconds`).
  */
 export function stepUpRequired(err: unknown): { readonly reason: 'MFA_REQUIRED' | 'REAUTHENTICATION_REQUIRED'; readonly maxAgeSeconds: number | undefined } | undefined {
+  const info = errorInfoOf(err);
+  if (info?.reason !== 'MFA_REQUIRED' && info?.reason !== 'REAUTHENTICATION_REQUIRED') return undefined;
+  const maxAge = info.metadata.max_age_seconds;
+  return { reason: info.reason, maxAgeSeconds: maxAge === undefined ? undefined : Number(maxAge) };
+}
+
+/** The ErrorInfo (domain auth.v1) of a failed call's google.rpc.Status trailer, if it has one. */
+function errorInfoOf(err: unknown): { readonly reason: string; readonly metadata: Readonly<Record<string, string>> } | undefined {
   const metadata = (err as { metadata?: unknown } | undefined)?.metadata;
   if (!(metadata instanceof grpc.Metadata)) return undefined;
   const raw = metadata.get('grpc-status-details-bin')[0];
   if (!Buffer.isBuffer(raw)) return undefined;
   try {
-    const details = fromBinary(StatusSchema, raw).details;
-    for (const any of details) {
+    for (const any of fromBinary(StatusSchema, raw).details) {
       const info = anyUnpack(any, ErrorInfoSchema);
-      if (info?.domain === ERROR_DOMAIN && (info.reason === 'MFA_REQUIRED' || info.reason === 'REAUTHENTICATION_REQUIRED')) {
-        const maxAge = info.metadata.max_age_seconds;
-        return { reason: info.reason, maxAgeSeconds: maxAge === undefined ? undefined : Number(maxAge) };
-      }
+      if (info?.domain === ERROR_DOMAIN) return info;
     }
   } catch {
     return undefined;
