@@ -22,11 +22,47 @@ const VARIANTS = [
   { name: 'ES modules, bundler resolution', type: 'module', module: 'esnext', moduleResolution: 'bundler' },
 ] as const;
 
+/** The packages the consumer steps' `npm install` lines name, with the version each gives (or ''). */
+function installedByReadme(): Map<string, string> {
+  const named = new Map<string, string>();
+  for (const block of consumerBlocks().filter((b) => b.kind === 'sh')) {
+    for (const line of block.body.split('\n').filter((l) => l.startsWith('npm install'))) {
+      for (const word of line.split(/\s+/).slice(2).filter((w) => !w.startsWith('-'))) {
+        const at = word.indexOf('@', 1);
+        named.set(at < 0 ? word : word.slice(0, at), at < 0 ? '' : word.slice(at + 1));
+      }
+    }
+  }
+  return named;
+}
+
+const FIXTURE = join(ROOT, 'test', 'fixtures', 'consumer');
+const fixture = JSON.parse(readFileSync(join(FIXTURE, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pinned = { ...fixture.dependencies, ...fixture.devDependencies };
+
+/**
+ * CONSUMER_FROM_REGISTRY=1 runs the README's npm lines as written, with whatever the registry
+ * serves today (a non-blocking CI step: it warns of a new TypeScript before a user meets it).
+ * Otherwise the same packages come from test/fixtures/consumer's lockfile, so what the registry
+ * publishes tomorrow cannot turn this suite red.
+ */
+const FROM_REGISTRY = process.env.CONSUMER_FROM_REGISTRY === '1';
+
+/** The TypeScript compilers the consumer's code must compile with: the pinned current one and the 5.x line. */
+const COMPILERS = FROM_REGISTRY ? ['typescript'] : ['typescript', 'typescript-5'];
+
+test("the consumer steps install exactly the packages the fixture's lockfile pins", () => {
+  const named = installedByReadme();
+  expect([...named.keys()].sort()).toEqual(Object.keys(pinned).filter((n) => n !== 'typescript-5').sort());
+  for (const [name, version] of named) if (version && name !== 'grpc-auth-service') expect({ name, version: pinned[name] }).toEqual({ name, version });
+});
+
 /**
  * The README's "Protect your own service, step by step", run as written in a new project: the
  * packed package installed from its tarball (the one change to the README's commands: the package
- * comes from the tarball instead of a registry), the other packages from the registry, the proto
- * generated with buf, then the same sources compiled and run as CommonJS and as ES modules.
+ * comes from the tarball instead of a registry), the other packages from the fixture's lockfile,
+ * the proto generated with buf, then the same sources compiled and run as CommonJS and as ES
+ * modules, with TypeScript 7 and 5.
  */
 describe("the README's consumer steps, in a new project", () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-consumer-'));
@@ -39,7 +75,14 @@ describe("the README's consumer steps, in a new project", () => {
     execFileSync(npm, ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, stdio: 'pipe' });
     tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
     mkdirSync(project);
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'orders', version: '1.0.0', private: true }));
+    const npmQuiet = ['--no-audit', '--no-fund', '--silent'];
+    if (FROM_REGISTRY) writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'orders', version: '1.0.0', private: true }));
+    else {
+      cpSync(join(FIXTURE, 'package.json'), join(project, 'package.json'));
+      cpSync(join(FIXTURE, 'package-lock.json'), join(project, 'package-lock.json'));
+      cpSync(tarball, join(project, 'grpc-auth-service.tgz'));
+      execFileSync(npm, ['ci', ...npmQuiet], { cwd: project, stdio: 'pipe', timeout: 300_000 });
+    }
     for (const block of consumerBlocks()) {
       if (block.kind === 'file') {
         mkdirSync(join(project, dirname(block.path!)), { recursive: true });
@@ -48,7 +91,8 @@ describe("the README's consumer steps, in a new project", () => {
       if (block.kind === 'sh') {
         for (const line of block.body.split('\n').filter(Boolean)) {
           const [command, ...args] = line.split(/\s+/).map((w) => (w === 'grpc-auth-service' ? tarball : w));
-          execFileSync(command === 'npm' ? npm : command === 'npx' ? 'npx' : command!, [...args, ...(command === 'npm' ? ['--no-audit', '--no-fund', '--silent'] : [])], { cwd: project, stdio: 'pipe', timeout: 300_000 });
+          if (command === 'npm' && !FROM_REGISTRY) continue; // installed above, from the lockfile
+          execFileSync(command === 'npm' ? npm : command === 'npx' ? 'npx' : command!, [...args, ...(command === 'npm' ? npmQuiet : [])], { cwd: project, stdio: 'pipe', timeout: 300_000 });
         }
       }
     }
@@ -79,7 +123,11 @@ describe("the README's consumer steps, in a new project", () => {
     cpSync(join(project, 'src'), join(variant, 'src'), { recursive: true });
     writeFileSync(join(variant, 'package.json'), JSON.stringify({ name: 'orders-variant', private: true, type }));
     writeFileSync(join(variant, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'es2022', module, moduleResolution, outDir: 'out', rootDir: 'src', skipLibCheck: false, types: ['node'] }, include: ['src'] }));
-    execFileSync(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', variant], { cwd: variant, stdio: 'pipe' });
+    // Every compiler type-checks the package's .d.ts (skipLibCheck: false); the last one's output runs.
+    for (const compiler of COMPILERS) {
+      const tsc = spawnSync(process.execPath, [join(project, 'node_modules', compiler, 'bin', 'tsc'), '-p', variant], { cwd: variant, encoding: 'utf8' });
+      expect({ compiler, status: tsc.status, output: tsc.stdout + tsc.stderr }).toEqual({ compiler, status: 0, output: '' });
+    }
     // In an ES module app, the CommonJS build of @bufbuild/protobuf must never load beside the ESM one.
     const probe = join(variant, 'probe.mjs');
     writeFileSync(probe, `import { createRequire } from 'node:module';\nprocess.on('exit', () => { const cjs = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('@bufbuild')); if (cjs.length) console.error('CommonJS copies loaded: ' + cjs.join(' ')); });\n`);

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory-store.js';
-import type { HostPort, RedisConnection } from './redis-connection.js';
+import type { HostPort, RedisConnection } from './redis-address.js';
 import { PostgresStore } from './postgres-store.js';
 import { RedisStore } from './redis-store.js';
 import type { Store } from './store.js';

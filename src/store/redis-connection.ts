@@ -1,22 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** Credentials and TLS for the nodes of a Cluster or the servers behind a Sentinel. */
-export interface RedisAuth {
-  readonly username?: string | undefined;
-  readonly password?: string | undefined;
-  readonly tls?: boolean | undefined;
-}
-
-/** Where Redis is: one server by URL, a Cluster by some of its nodes, or a primary found through Sentinels. */
-export type RedisConnection =
-  | { readonly kind: 'single'; readonly url: string }
-  | ({ readonly kind: 'cluster'; readonly nodes: readonly HostPort[] } & RedisAuth)
-  | ({ readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly name: string; readonly sentinelPassword?: string | undefined } & RedisAuth);
+import type { RedisAuth, RedisConnection } from './redis-address.js';
 
 /**
  * An ioredis client for a connection: no offline queue and no retries inside a call (a command

@@ -8,7 +8,8 @@ import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } fro
 import type { UserSecretsRecord } from '../core/user-secrets.js';
 import { sharedAmr } from '../core/mfa.js';
 import { AuthError } from '../errors.js';
-import { connectRedis, type RedisConnection } from './redis-connection.js';
+import type { RedisConnection } from './redis-address.js';
+import { connectRedis } from './redis-connection.js';
 import {
   BEGIN_ATTEMPT,
   CREATE_SERVICE_ACCOUNT,

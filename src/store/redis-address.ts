@@ -1,0 +1,23 @@
+/*
+ * Where Redis is, as plain data: the settings' view of a connection. Kept apart from
+ * redis-connection.ts so the package's public types (the store factory's, the service's) never
+ * pull in ioredis's own declarations, which do not compile with `skipLibCheck: false`.
+ */
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Credentials and TLS for the nodes of a Cluster or the servers behind a Sentinel. */
+export interface RedisAuth {
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly tls?: boolean | undefined;
+}
+
+/** Where Redis is: one server by URL, a Cluster by some of its nodes, or a primary found through Sentinels. */
+export type RedisConnection =
+  | { readonly kind: 'single'; readonly url: string }
+  | ({ readonly kind: 'cluster'; readonly nodes: readonly HostPort[] } & RedisAuth)
+  | ({ readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly name: string; readonly sentinelPassword?: string | undefined } & RedisAuth);
