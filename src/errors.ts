@@ -29,7 +29,7 @@ export const authErrorCodes = [
 export type AuthErrorCode = (typeof authErrorCodes)[number];
 
 /** The ErrorInfo reasons of domain "auth.v1" (documented in the README's error table). */
-export const errorReasons = ['MFA_REQUIRED', 'REAUTHENTICATION_REQUIRED', 'MFA_CODE_INVALID'] as const;
+export const errorReasons = ['MFA_REQUIRED', 'REAUTHENTICATION_REQUIRED', 'MFA_CODE_INVALID', 'MFA_CODE_REQUIRED'] as const;
 export type ErrorReason = (typeof errorReasons)[number];
 /** The ErrorInfo domain of every reason this service sends. */
 export const ERROR_DOMAIN = 'auth.v1';
@@ -43,7 +43,8 @@ export class AuthError extends Error {
   /**
    * A machine-readable reason (sent as a google.rpc.ErrorInfo detail of domain "auth.v1"), so a
    * client can act on it: `insufficient_authentication` says MFA_REQUIRED or REAUTHENTICATION_REQUIRED;
-   * a wrong second-factor code says MFA_CODE_INVALID (ask for another).
+   * a wrong second-factor code says MFA_CODE_INVALID (ask for another); a change to the factor
+   * without a code of it says MFA_CODE_REQUIRED (ask for one).
    */
   readonly reason: ErrorReason | undefined;
   /** Facts for the reason (ErrorInfo metadata), e.g. max_age_seconds. Never a secret. */

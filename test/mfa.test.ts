@@ -8,7 +8,7 @@ import { Webhook } from 'standardwebhooks';
 import { ErrorInfoSchema } from '../gen/google/rpc/error_details_pb';
 import { createAuthClient, MfaRequiredError, stepUpRequired } from '../src/sdk/client';
 import { StatusSchema } from '../gen/google/rpc/status_pb';
-import { runPython } from './helpers/python-grpc';
+import { pythonCalls, runPython } from './helpers/python-grpc';
 import { describeNeeding } from './helpers/requires';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
 import { rfc6238 } from './helpers/rfc6238';
@@ -199,36 +199,104 @@ describe('TOTP second factor over gRPC', () => {
     await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
   });
 
-  test('RegenerateRecoveryCodes needs a TOTP code and replaces all; DisableTotp needs the password', async () => {
+  test('RegenerateRecoveryCodes needs a code of the factor (the app\'s or a recovery code) and replaces all', async () => {
     const { secret, recoveryCodes } = await userWithTotp(server);
     const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
     const auth = bearer(done.accessToken);
     server.clock.advance(30_000);
-    expect(await statusOf(server.account.regenerateRecoveryCodes({ code: recoveryCodes[0]! }, auth))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+    expect(await statusOf(server.account.regenerateRecoveryCodes({ code: '' }, auth))).toEqual({ code: status.INVALID_ARGUMENT, details: 'code is required' });
+    expect(await errorInfoOf(server.account.regenerateRecoveryCodes({ code: 'AAAA-AAAA-AAAA-AAAA' }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_INVALID' });
     const fresh = await server.account.regenerateRecoveryCodes({ code: rfc6238(secret, server.clock.now()) }, auth);
     expect(fresh.recoveryCodes).toHaveLength(10);
     expect(fresh.recoveryCodes.some((c) => recoveryCodes.includes(c))).toBe(false);
     expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server), code: recoveryCodes[1]! }))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
-
-    expect(await statusOf(server.account.disableTotp({ password: 'not the password at all' }, auth))).toEqual({ code: status.UNAUTHENTICATED, details: 'invalid username or password' });
-    await server.account.disableTotp({ password: PASSWORD }, auth);
-    expect(await statusOf(server.account.disableTotp({ password: PASSWORD }, auth))).toEqual({ code: status.FAILED_PRECONDITION, details: 'no second factor is on' });
-    expect((await server.auth.login({ username: 'alice', password: PASSWORD })).mfaRequired).toBe(false);
+    // A recovery code does too, and is spent by it.
+    const again = await server.account.regenerateRecoveryCodes({ code: fresh.recoveryCodes[0]! }, auth);
+    expect(again.recoveryCodes.some((c) => fresh.recoveryCodes.includes(c))).toBe(false);
+    expect(server.logs.events('recovery_codes_regenerated').map((e) => e.factor)).toEqual(['totp', 'recovery_code']);
   });
 
-  test('enrolling again replaces the factor only once confirmed', async () => {
-    const { secret } = await userWithTotp(server);
+  test('DisableTotp needs the password and a code of the factor; the audit line names who and with what', async () => {
+    const { userId, secret, recoveryCodes } = await userWithTotp(server);
+    const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
+    const auth = bearer(done.accessToken);
+    expect(await errorInfoOf(server.account.disableTotp({ password: PASSWORD, code: '' }, auth))).toEqual({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_REQUIRED', domain: 'auth.v1', metadata: {} });
+    expect(await statusOf(server.account.disableTotp({ password: PASSWORD, code: '' }, auth))).toEqual({ code: status.UNAUTHENTICATED, details: 'a current code of the second factor is required (from its app, or a recovery code)' });
+    expect(await errorInfoOf(server.account.disableTotp({ password: PASSWORD, code: 'AAAA-AAAA-AAAA-AAAA' }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_INVALID' });
+    expect(await statusOf(server.account.disableTotp({ password: 'not the password at all', code: recoveryCodes[0]! }, auth))).toEqual({ code: status.UNAUTHENTICATED, details: 'invalid username or password' });
+    expect((await server.account.getAccount({}, auth)).mfa).toMatchObject({ enabled: true, recoveryCodesLeft: 10 });
+    await server.account.disableTotp({ password: PASSWORD, code: recoveryCodes[0]! }, auth);
+    expect(await statusOf(server.account.disableTotp({ password: PASSWORD, code: recoveryCodes[1]! }, auth))).toEqual({ code: status.FAILED_PRECONDITION, details: 'no second factor is on' });
+    expect((await server.auth.login({ username: 'alice', password: PASSWORD })).mfaRequired).toBe(false);
+    expect(server.logs.events('mfa_disabled')).toEqual([expect.objectContaining({ userId, actorId: userId, sessionId: jwt.decode(done.accessToken, { json: true })!.sid, factor: 'recovery_code' })]);
+  });
+
+  test('replacing a factor needs a code of the one that is on; the old factor then stops, and its pending logins go', async () => {
+    const { userId, secret, recoveryCodes } = await userWithTotp(server);
     const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
     const auth = bearer(done.accessToken);
     const second = await server.account.enrollTotp({}, auth);
     server.clock.advance(30_000);
-    // The old factor still logs in.
+    // The old factor still logs in until the new one is confirmed.
     await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
     server.clock.advance(30_000);
-    await server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: rfc6238(second.secret, server.clock.now()) }, auth);
+    const pendingBefore = await challenge(server);
+    const newCode = rfc6238(second.secret, server.clock.now());
+    expect(await errorInfoOf(server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_REQUIRED' });
+    expect(await errorInfoOf(server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode, currentCode: 'AAAA-AAAA-AAAA-AAAA' }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_INVALID' });
+    // A code of the new app does not stand in for the old factor.
+    expect(await errorInfoOf(server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode, currentCode: newCode }, auth))).toMatchObject({ reason: 'MFA_CODE_INVALID' });
+    await server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode, currentCode: rfc6238(secret, server.clock.now()) }, auth);
     server.clock.advance(30_000);
     expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) }))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+    expect(await statusOf(server.auth.completeLogin({ mfaToken: pendingBefore, code: rfc6238(second.secret, server.clock.now()) }))).toEqual({
+      code: status.UNAUTHENTICATED,
+      details: 'mfa_token is invalid, used or expired; log in again',
+    });
+    expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server), code: recoveryCodes[0]! }))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
     await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(second.secret, server.clock.now()) });
+    expect(server.logs.events('mfa_replaced')).toEqual([expect.objectContaining({ userId, actorId: userId, factor: 'totp', sessionsEnded: 2 })]);
+  });
+
+  test('confirming a factor ends every other session of the user; the confirming one goes on', async () => {
+    const { userId } = await server.auth.register({ username: 'dora', password: PASSWORD });
+    const sessions = await Promise.all([1, 2, 3].map(() => server.auth.login({ username: 'dora', password: PASSWORD })));
+    const [confirming, ...others] = sessions;
+    const auth = bearer(confirming!.accessToken);
+    const enrolled = await server.account.enrollTotp({}, auth);
+    // A wrong code ends nothing.
+    await expect(server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: '000000' === rfc6238(enrolled.secret, server.clock.now()) ? '111111' : '000000' }, auth)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    for (const s of others) expect(await server.auth.validate({ accessToken: s!.accessToken })).toMatchObject({ active: true });
+    await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
+    for (const s of others) {
+      expect(await server.auth.validate({ accessToken: s!.accessToken })).toMatchObject({ active: false });
+      expect(await statusOf(server.auth.refresh({ refreshToken: s!.refreshToken }))).toMatchObject({ code: status.UNAUTHENTICATED });
+    }
+    expect(await server.auth.validate({ accessToken: confirming!.accessToken })).toMatchObject({ active: true });
+    const next = await server.auth.refresh({ refreshToken: confirming!.refreshToken });
+    expect((await server.account.getAccount({}, bearer(next.accessToken))).user).toMatchObject({ username: 'dora' });
+    expect(server.logs.events('mfa_enabled')).toEqual([expect.objectContaining({ userId, actorId: userId, sessionId: jwt.decode(confirming!.accessToken, { json: true })!.sid, sessionsEnded: 2 })]);
+  });
+
+  test('a CompleteLogin refused for a password changed since the Login spends no code', async () => {
+    const { secret, recoveryCodes } = await userWithTotp(server);
+    const stale = await challenge(server);
+    const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
+    await server.account.changePassword({ currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, bearer(done.accessToken));
+    expect(await statusOf(server.auth.completeLogin({ mfaToken: stale, code: recoveryCodes[0]! }))).toEqual({ code: status.UNAUTHENTICATED, details: 'mfa_token is invalid, used or expired; log in again' });
+    expect((await server.account.getAccount({}, bearer(done.accessToken))).mfa).toMatchObject({ recoveryCodesLeft: 10 });
+    await server.auth.completeLogin({ mfaToken: await challenge(server, 'alice', NEW_PASSWORD), code: recoveryCodes[0]! });
+    // A disabled account is said so, and the code stays unspent too.
+    const adminId = (await server.auth.register({ username: 'root', password: PASSWORD })).userId;
+    await server.app.store.updateUser(adminId, { roles: ['admin'] });
+    const admin = bearer((await server.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+    const pending = await challenge(server, 'alice', NEW_PASSWORD);
+    const aliceId = (await server.admin.getUser({ username: 'alice' }, admin)).user!.userId;
+    await server.app.store.updateUser(aliceId, { disabled: true });
+    expect(await statusOf(server.auth.completeLogin({ mfaToken: pending, code: recoveryCodes[1]! }))).toEqual({ code: status.FAILED_PRECONDITION, details: 'account disabled' });
+    await server.admin.enableUser({ userId: aliceId }, admin);
+    expect((await server.admin.getUser({ userId: aliceId }, admin)).user).toBeDefined();
+    await server.auth.completeLogin({ mfaToken: await challenge(server, 'alice', NEW_PASSWORD), code: recoveryCodes[1]! });
   });
 
   test('step-up declared in the proto: StepUpPing refuses a password-only token (MFA_REQUIRED) and an old sign-in (REAUTHENTICATION_REQUIRED)', async () => {
@@ -262,7 +330,7 @@ describe('TOTP second factor over gRPC', () => {
     expect(await server.auth.validate({ accessToken: done.accessToken })).toMatchObject({ active: false });
     expect((await server.auth.login({ username: 'alice', password: PASSWORD })).mfaRequired).toBe(false);
     expect(await statusOf(server.admin.resetMfa({ userId: 'usr_AAAAAAAAAAAAAAAAAAAAAA' }, admin))).toEqual({ code: status.NOT_FOUND, details: 'user not found' });
-    expect(server.logs.events('mfa_reset')).toEqual([expect.objectContaining({ userId, actorId: adminId })]);
+    expect(server.logs.events('mfa_reset')).toEqual([expect.objectContaining({ userId, actorId: adminId, sessionsEnded: 2 })]);
   });
 });
 
@@ -287,6 +355,29 @@ describe('roles that need a second factor', () => {
       const done = await server.auth.completeLogin({ mfaToken, code: rfc6238(enrolled.secret, server.clock.now()) });
       expect(jwt.decode(done.accessToken)).toMatchObject({ roles: ['admin', 'ops'] });
       expect(await server.secure.adminPing({}, bearer(done.accessToken))).toMatchObject({ message: 'pong' });
+    } finally {
+      await server.close();
+    }
+  });
+
+  test.each([
+    { name: 'AUTH_MFA_REQUIRED_ROLES=admin: a service account holding admin gets it with its secret alone (as check-config says)', env: { AUTH_MFA_REQUIRED_ROLES: 'admin' }, want: 'ok' },
+    { name: 'AUTH_ADMIN_REQUIRE_MFA=true: no service account gets into AdminService', env: { AUTH_ADMIN_REQUIRE_MFA: 'true' }, want: 'MFA_REQUIRED' },
+  ])('$name', async ({ env, want }) => {
+    const server = await startTestServer({ env });
+    try {
+      const { userId } = await server.auth.register({ username: 'root', password: PASSWORD });
+      await server.app.store.updateUser(userId, { roles: ['admin'] });
+      // The admin sets the account up (with a factor where AdminService asks for one).
+      const plain = await server.auth.login({ username: 'root', password: PASSWORD });
+      const enrolled = await server.account.enrollTotp({}, bearer(plain.accessToken));
+      await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(plain.accessToken));
+      server.clock.advance(30_000);
+      const done = await server.auth.completeLogin({ mfaToken: (await server.auth.login({ username: 'root', password: PASSWORD })).mfaToken, code: rfc6238(enrolled.secret, server.clock.now()) });
+      const created = await server.admin.createServiceAccount({ name: 'provisioner', roles: ['admin'] }, bearer(done.accessToken));
+      const token = (await server.auth.issueServiceToken({ clientId: created.clientId, clientSecret: created.clientSecret })).accessToken;
+      const outcome = await server.admin.listUsers({}, bearer(token)).then(() => 'ok', async (err: unknown) => (await errorInfoOf(Promise.reject(err))).reason);
+      expect(outcome).toBe(want);
     } finally {
       await server.close();
     }
@@ -374,7 +465,7 @@ describe('password reset', () => {
     }
   });
 
-  test('RequestPasswordReset bounds: an address is told after 10 an hour; a username is sent at most 3 codes an hour, silently', async () => {
+  test('RequestPasswordReset bounds: an address is told after 10 an hour; a user is sent at most 3 codes an hour per address, silently, so others cannot spend the owner\'s', async () => {
     const server = await startTestServer({ env: { AUTH_PASSWORD_RESET_HOOK_URL: url, AUTH_PASSWORD_RESET_HOOK_SECRET: HOOK_SECRET, AUTH_TRUSTED_PROXIES: 'loopback' } });
     const from = (address: string) => {
       const metadata = new Metadata();
@@ -386,14 +477,20 @@ describe('password reset', () => {
       // One address: ten requests (for made-up names) answered OK, the eleventh told to wait.
       for (let i = 0; i < 10; i++) await server.auth.requestPasswordReset({ username: `nobody${i}` }, from('203.0.113.1'));
       expect(await statusOf(server.auth.requestPasswordReset({ username: 'alice' }, from('203.0.113.1')))).toEqual({ code: status.RESOURCE_EXHAUSTED, details: expect.stringMatching(/^too many password reset requests; retry in \d+ s$/) });
-      // One username from eight addresses: every caller gets OK, the hook hears three times.
-      for (let i = 0; i < 8; i++) await server.auth.requestPasswordReset({ username: 'alice' }, from(`198.51.100.${i}`));
-      await eventually(() => expect(server.logs.events('password_reset_throttled').filter((e) => e.scope === 'user')).toHaveLength(5));
-      await eventually(() => expect(received).toHaveLength(3));
-      // An hour later the username may be sent a code again.
+      // Someone asks for alice's codes from two addresses, five times each: three each are sent, the rest dropped silently.
+      for (let i = 0; i < 10; i++) await server.auth.requestPasswordReset({ username: 'alice' }, from(`198.51.100.${i % 2}`));
+      await eventually(() => expect(server.logs.events('password_reset_throttled').filter((e) => e.scope === 'user')).toHaveLength(4));
+      await eventually(() => expect(received).toHaveLength(6));
+      // Alice asks from her own address: she gets a code, and it is the one that works (the newest wins).
+      await server.auth.requestPasswordReset({ username: 'alice' }, from('192.0.2.7'));
+      await eventually(() => expect(received).toHaveLength(7));
+      const code = (JSON.parse(received[6]!.body) as { code: string }).code;
+      await server.auth.resetPassword({ username: 'alice', code, newPassword: NEW_PASSWORD, mfaCode: '' });
+      expect(await statusOf(server.auth.resetPassword({ username: 'alice', code: (JSON.parse(received[5]!.body) as { code: string }).code, newPassword: NEW_PASSWORD, mfaCode: '' }))).toMatchObject({ code: status.UNAUTHENTICATED });
+      // An hour later an address may be sent codes again.
       server.clock.advance(3_600_000);
-      await server.auth.requestPasswordReset({ username: 'alice' }, from('198.51.100.200'));
-      await eventually(() => expect(received).toHaveLength(4));
+      await server.auth.requestPasswordReset({ username: 'alice' }, from('198.51.100.0'));
+      await eventually(() => expect(received).toHaveLength(8));
     } finally {
       await server.close();
     }
@@ -510,6 +607,60 @@ describeNeeding(['python3-grpcio'], 'step-up refusals read by a C-core client', 
 
       const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
       expect((await runPython(PYTHON_STEP_UP, [server.address, done.accessToken])).lines).toEqual([{ code: 'OK' }]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describeNeeding(['python3-grpcio'], 'the factor cannot be taken over, seen from a C-core client', () => {
+  test('Python grpcio: a stolen token (even with the password) cannot replace or remove the factor, and the sessions from before it ended when it was confirmed', async () => {
+    const server = await startTestServer();
+    try {
+      const A = '/auth.v1.AccountService/';
+      const { userId } = await server.auth.register({ username: 'erin', password: PASSWORD });
+      // The attacker holds a password-only session from before the owner turned the factor on.
+      const stolen = await server.auth.login({ username: 'erin', password: PASSWORD });
+      const owner = await server.auth.login({ username: 'erin', password: PASSWORD });
+      const enrolled = await server.account.enrollTotp({}, bearer(owner.accessToken));
+      const { recoveryCodes } = await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(owner.accessToken));
+      expect(await pythonCalls(server.address, [
+        ['/auth.v1.AuthService/Validate', { accessToken: stolen.accessToken }, ''],
+        ['/auth.v1.AuthService/Refresh', { refreshToken: stolen.refreshToken }, ''],
+        [`${A}GetAccount`, {}, stolen.accessToken],
+      ])).toEqual([
+        { code: 'OK', response: { reason: 'INACTIVE_REASON_REVOKED' } },
+        { code: 'UNAUTHENTICATED', details: 'refresh token is invalid, expired or revoked' },
+        { code: 'UNAUTHENTICATED', details: 'access token is not valid: revoked' },
+      ]);
+
+      // Later the attacker sees a token of the owner's second-factor session (a backend's log, say) and knows the password.
+      server.clock.advance(30_000);
+      const seen = await server.auth.completeLogin({ mfaToken: await challenge(server, 'erin'), code: rfc6238(enrolled.secret, server.clock.now()) });
+      const [theirs] = await pythonCalls(server.address, [[`${A}EnrollTotp`, {}, seen.accessToken]]);
+      expect(theirs).toMatchObject({ code: 'OK', response: { enrollmentId: expect.stringMatching(/^enr_/) } });
+      const attackerSecret = String(theirs!.response!.secret);
+      const attackerCode = rfc6238(attackerSecret, server.clock.now());
+      expect(await pythonCalls(server.address, [
+        [`${A}ConfirmTotp`, { enrollmentId: theirs!.response!.enrollmentId, code: attackerCode }, seen.accessToken],
+        [`${A}ConfirmTotp`, { enrollmentId: theirs!.response!.enrollmentId, code: attackerCode, currentCode: attackerCode }, seen.accessToken],
+        [`${A}DisableTotp`, { password: PASSWORD }, seen.accessToken],
+        [`${A}DisableTotp`, { password: PASSWORD, code: 'AAAA-AAAA-AAAA-AAAA' }, seen.accessToken],
+        [`${A}RegenerateRecoveryCodes`, { code: attackerCode }, seen.accessToken],
+      ])).toEqual([
+        { code: 'UNAUTHENTICATED', details: 'a current code of the second factor is required (from its app, or a recovery code)' },
+        { code: 'UNAUTHENTICATED', details: 'the code is not valid' },
+        { code: 'UNAUTHENTICATED', details: 'a current code of the second factor is required (from its app, or a recovery code)' },
+        { code: 'UNAUTHENTICATED', details: 'the code is not valid' },
+        { code: 'UNAUTHENTICATED', details: 'the code is not valid' },
+      ]);
+      // The owner's app and recovery codes still work; the attacker's app does not.
+      server.clock.advance(30_000);
+      expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server, 'erin'), code: rfc6238(attackerSecret, server.clock.now()) }))).toMatchObject({ code: status.UNAUTHENTICATED });
+      await server.auth.completeLogin({ mfaToken: await challenge(server, 'erin'), code: rfc6238(enrolled.secret, server.clock.now()) });
+      await server.auth.completeLogin({ mfaToken: await challenge(server, 'erin'), code: recoveryCodes[0]! });
+      expect(server.logs.events('mfa_replaced')).toEqual([]);
+      expect(server.logs.events('mfa_enabled')).toEqual([expect.objectContaining({ userId, sessionsEnded: 1 })]);
     } finally {
       await server.close();
     }

@@ -180,6 +180,30 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     expect((await a.auth.login({ username: 'mfa-user', password: newPassword })).mfaRequired).toBe(true);
   });
 
+  test('the factor across instances: confirming on B ends the sessions made on A; replacing it on A needs a code of it, which then works nowhere', async () => {
+    await a.auth.register({ username: 'mfa-owner', password: PASSWORD });
+    const early = await a.auth.login({ username: 'mfa-owner', password: PASSWORD });
+    const owner = await b.auth.login({ username: 'mfa-owner', password: PASSWORD });
+    const enrolled = await a.account.enrollTotp({}, bearer(owner.accessToken));
+    const { recoveryCodes } = await b.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, Date.now()) }, bearer(owner.accessToken));
+    for (const i of [a, b]) {
+      expect((await i.auth.validate({ accessToken: early.accessToken })).active).toBe(false);
+      expect((await i.auth.validate({ accessToken: owner.accessToken })).active).toBe(true);
+    }
+    expect(await statusOf(a.auth.refresh({ refreshToken: early.refreshToken }))).toMatchObject({ code: status.UNAUTHENTICATED });
+
+    // The owner's token alone (or with the password) cannot swap the factor, on either instance.
+    const other = await a.account.enrollTotp({}, bearer(owner.accessToken));
+    const otherCode = rfc6238(other.secret, Date.now());
+    expect(await statusOf(b.account.confirmTotp({ enrollmentId: other.enrollmentId, code: otherCode }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'a current code of the second factor is required (from its app, or a recovery code)' });
+    expect(await statusOf(a.account.disableTotp({ password: PASSWORD }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED });
+    // With a recovery code it can; the old factor's recovery codes then work on neither instance.
+    await a.account.confirmTotp({ enrollmentId: other.enrollmentId, code: otherCode, currentCode: recoveryCodes[0]! }, bearer(owner.accessToken));
+    expect(await statusOf(b.account.disableTotp({ password: PASSWORD, code: recoveryCodes[0]! }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+    const mfaToken = (await b.auth.login({ username: 'mfa-owner', password: PASSWORD })).mfaToken;
+    expect(await statusOf(a.auth.completeLogin({ mfaToken, code: recoveryCodes[1]! }))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+  });
+
   test('two admins demoting each other at once on two instances: one wins, one is refused, an admin stays (three rounds)', async () => {
     const root = bearer((await a.auth.login({ username: 'root', password: PASSWORD })).accessToken);
     const p = (await a.admin.createUser({ username: 'admin-p', password: PASSWORD, roles: ['admin'] }, root)).user!.userId;

@@ -19,6 +19,7 @@ import {
   pruned,
   RECOVERY_CODES,
   sameDigest,
+  type SecretsDecision,
   type UserSecrets,
   type UserSecretStore,
 } from './user-secrets.js';
@@ -37,7 +38,7 @@ export const MFA_DEFAULTS = { loginTtlMs: 5 * 60_000, enrollmentTtlMs: 10 * 60_0
 
 export interface MfaDeps {
   readonly secrets: UserSecretStore;
-  readonly users: Pick<AccountStore, 'getUser' | 'findUserByUsername' | 'updateUser'>;
+  readonly users: Pick<AccountStore, 'getUser' | 'findUserByUsername' | 'updateUser' | 'listSessions'>;
   readonly throttle: LoginThrottle;
   readonly hasher: PasswordHasher;
   readonly random: Random;
@@ -84,6 +85,7 @@ export function sharedAmr(stored: string): readonly string[] {
 }
 
 const INVALID_CODE = 'the code is not valid';
+const CODE_REQUIRED = 'a current code of the second factor is required (from its app, or a recovery code)';
 const INVALID_MFA_TOKEN = 'mfa_token is invalid, used or expired; log in again';
 const INVALID_RESET = 'the username, reset code or second factor is not valid, or the code was used or has expired';
 const NO_ENROLLMENT = 'no such enrollment, or it has expired; enroll again';
@@ -96,7 +98,7 @@ const CODE_FIELD_MAX = 64;
 const mfaName = (userId: string) => `mfa\u0000${userId}`;
 const resetName = (username: string) => `reset\u0000${username}`;
 
-function selfOf(ctx: FlowContext): { userId: string } {
+function selfOf(ctx: FlowContext): { userId: string; sessionId: string } {
   if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
   if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
   return ctx.principal;
@@ -104,11 +106,23 @@ function selfOf(ctx: FlowContext): { userId: string } {
 
 function checkCodeField(name: string, code: string, max = CODE_FIELD_MAX): void {
   if (code.length === 0) throw new AuthError('invalid_argument', `${name} is required`);
+  checkOptionalCodeField(name, code, max);
+}
+
+function checkOptionalCodeField(name: string, code: string, max = CODE_FIELD_MAX): void {
   if (code.length > max) throw new AuthError('invalid_argument', `${name} must be at most ${max} characters`);
+}
+
+/** The audit name of the kind of code that was spent. */
+function factorName(spent: Spent): 'totp' | 'recovery_code' {
+  return spent.recovery ? 'recovery_code' : 'totp';
 }
 
 /** What spending a code changed: the document after it, and which kind of code it was. */
 type Spent = { readonly doc: UserSecrets; readonly recovery: boolean };
+
+/** Why a change that needs a code of the factor did not happen: a wrong code, none given, or nothing to change. */
+type Refusal = 'code' | 'required' | 'none';
 
 /**
  * Spends a code of the confirmed factor: a TOTP code of a step after the last one accepted
@@ -195,14 +209,20 @@ export class SecondFactors {
       throw new AuthError('invalid_credentials', INVALID_MFA_TOKEN);
     };
     if (userId === undefined) return badToken();
-    if (!pendingOf(pruned(parseSecrets(await secrets.readUserSecrets(userId)), this.now()))) return badToken();
+    const seen = pendingOf(pruned(parseSecrets(await secrets.readUserSecrets(userId)), this.now()));
+    if (!seen) return badToken();
+    // Everything that can refuse the session is asked before a code is spent: a password change,
+    // sign-out everywhere or deletion since this Login (the generation moved), a disabled account.
+    const user = await this.deps.users.getUser(userId);
+    if (!user || user.generation !== seen.generation) return badToken();
+    if (user.disabled) throw new AuthError('account_disabled', 'account disabled');
 
     const attempt = await throttle.begin(mfaName(userId), ctx);
     try {
       type Pending = NonNullable<UserSecrets['logins']>[number];
       const result = await this.change<'token' | 'code' | { pending: Pending; spent: Spent }>(userId, (doc) => {
         const pending = pendingOf(doc);
-        if (!pending) return { keep: true, result: 'token' };
+        if (!pending || pending.generation !== user.generation) return { keep: true, result: 'token' };
         const spent = spend(doc, code, this.now());
         if (!spent) return { keep: true, result: 'code' };
         return { write: { ...spent.doc, logins: doc.logins!.filter((l) => l !== pending) }, result: { pending, spent } };
@@ -244,76 +264,125 @@ export class SecondFactors {
     return { enrollmentId, secret, otpauthUri: otpauthUri(secret, this.options.totpIssuer, user.username), expiresAt };
   }
 
-  /** Turns the enrolled factor on; returns the recovery codes, which are never shown again. */
-  async confirm(enrollmentId: string, code: string, ctx: FlowContext): Promise<string[]> {
-    const { userId } = selfOf(ctx);
-    checkCodeField('code', code);
-    if (!ENROLLMENT.test(enrollmentId)) throw new AuthError('not_found', NO_ENROLLMENT);
+  /**
+   * Turns the enrolled factor on and returns the recovery codes, which are never shown again.
+   * Replacing a factor that is on needs a code of it (`currentCode`, spent in the same
+   * compare-and-set): a stolen token, even with the password, cannot swap the factor. Every other
+   * session of the user ends, since each began without this factor; the calling one goes on.
+   */
+  async confirm(input: { enrollmentId: string; code: string; currentCode: string }, ctx: FlowContext): Promise<string[]> {
+    const { userId, sessionId } = selfOf(ctx);
+    checkCodeField('code', input.code);
+    checkOptionalCodeField('current_code', input.currentCode);
+    if (!ENROLLMENT.test(input.enrollmentId)) throw new AuthError('not_found', NO_ENROLLMENT);
     const codes = this.newRecoveryCodes();
-    const outcome = await this.spendCode(userId, ctx, 'TOTP confirmation refused: wrong code', (doc) => {
+    let replaced: Spent | undefined;
+    let sessionsEnded = 0;
+    const decide = (doc: UserSecrets): SecretsDecision<'ok' | Refusal> => {
       const pending = doc.pending;
-      if (!pending || pending.id !== enrollmentId) return { keep: true, result: 'none' as const };
-      const step = totpStep(pending.secret, code.replace(/\s/g, ''), this.now());
-      if (step === undefined) return { keep: true, result: 'code' as const };
-      const { pending: _, ...rest } = doc;
-      return { write: { ...rest, totp: { secret: pending.secret, confirmedAt: this.now(), lastStep: step }, recovery: codes.hashes }, result: 'ok' as const };
+      if (!pending || pending.id !== input.enrollmentId) return { keep: true, result: 'none' };
+      const step = totpStep(pending.secret, input.code.replace(/\s/g, ''), this.now());
+      if (step === undefined) return { keep: true, result: 'code' };
+      replaced = undefined;
+      if (doc.totp) {
+        if (input.currentCode === '') return { keep: true, result: 'required' };
+        replaced = spend(doc, input.currentCode, this.now());
+        if (!replaced) return { keep: true, result: 'code' };
+      }
+      // The old factor's pending logins go with it: their mfa_tokens were issued for that factor.
+      const { pending: _, logins: __, ...rest } = doc;
+      return { write: { ...rest, totp: { secret: pending.secret, confirmedAt: this.now(), lastStep: step }, recovery: codes.hashes }, result: 'ok' };
+    };
+    const outcome = await this.spendCode(userId, ctx, 'TOTP confirmation refused', decide, async () => {
+      // Before the factor turns on, and only once the codes checked out: a wrong code ends nothing,
+      // and a store failure after this leaves a retry that is safe (the sessions are gone already).
+      sessionsEnded = await this.endOtherSessions(userId, sessionId);
     });
     if (outcome === 'none') throw new AuthError('not_found', NO_ENROLLMENT);
-    ctx.log.warn({ event: 'mfa_enabled', userId }, 'second factor turned on');
+    const audit = { userId, actorId: userId, sessionId, sessionsEnded };
+    if (replaced) ctx.log.warn({ event: 'mfa_replaced', ...audit, factor: factorName(replaced) }, 'second factor replaced; other sessions ended');
+    else ctx.log.warn({ event: 'mfa_enabled', ...audit }, 'second factor turned on; other sessions ended');
     return codes.plain;
   }
 
-  /** Turns the factor off, given the password (checked and throttled like a login by `checkPassword`). */
-  async disable(password: string, checkPassword: (username: string, password: string) => Promise<UserRecord>, ctx: FlowContext): Promise<void> {
-    const { userId } = selfOf(ctx);
-    checkLoginFields('-', password);
+  /** Turns the factor off, given the password (checked and throttled like a login by `checkPassword`) and a code of the factor. */
+  async disable(input: { password: string; code: string }, checkPassword: (username: string, password: string) => Promise<UserRecord>, ctx: FlowContext): Promise<void> {
+    const { userId, sessionId } = selfOf(ctx);
+    checkLoginFields('-', input.password);
+    checkOptionalCodeField('code', input.code);
     const user = await this.deps.users.getUser(userId);
     if (!user) throw new AuthError('not_found', 'user not found');
-    await checkPassword(user.username, password);
-    const was = await this.change(userId, (doc) => {
-      if (!doc.totp) return { keep: true, result: false };
-      const { totp: _, recovery: __, logins: ___, ...rest } = doc;
-      return { write: rest, result: true };
-    });
-    if (!was) throw new AuthError('failed_precondition', NO_FACTOR);
-    ctx.log.warn({ event: 'mfa_disabled', userId }, 'second factor turned off');
-  }
-
-  /** Ten new recovery codes for a current TOTP code (not a recovery code); the old ones stop working. */
-  async regenerateRecoveryCodes(code: string, ctx: FlowContext): Promise<string[]> {
-    const { userId } = selfOf(ctx);
-    checkCodeField('code', code);
-    const codes = this.newRecoveryCodes();
-    const outcome = await this.spendCode(userId, ctx, 'recovery codes not regenerated: wrong code', (doc) => {
-      if (!doc.totp) return { keep: true, result: 'none' as const };
-      const spent = spend(doc, code, this.now(), false);
-      if (!spent) return { keep: true, result: 'code' as const };
-      return { write: { ...spent.doc, recovery: codes.hashes }, result: 'ok' as const };
+    await checkPassword(user.username, input.password);
+    let spent: Spent | undefined;
+    const outcome = await this.spendCode(userId, ctx, 'second factor not turned off', (doc) => {
+      if (!doc.totp) return { keep: true, result: 'none' };
+      if (input.code === '') return { keep: true, result: 'required' };
+      spent = spend(doc, input.code, this.now());
+      if (!spent) return { keep: true, result: 'code' };
+      const { totp: _, recovery: __, logins: ___, ...rest } = spent.doc;
+      return { write: rest, result: 'ok' };
     });
     if (outcome === 'none') throw new AuthError('failed_precondition', NO_FACTOR);
-    ctx.log.warn({ event: 'recovery_codes_regenerated', userId }, 'recovery codes replaced');
+    ctx.log.warn({ event: 'mfa_disabled', userId, actorId: userId, sessionId, factor: factorName(spent!) }, 'second factor turned off');
+  }
+
+  /** Ten new recovery codes for a current code of the factor (the app's, or a recovery code); the old ones stop working. */
+  async regenerateRecoveryCodes(code: string, ctx: FlowContext): Promise<string[]> {
+    const { userId, sessionId } = selfOf(ctx);
+    checkCodeField('code', code);
+    const codes = this.newRecoveryCodes();
+    let spent: Spent | undefined;
+    const outcome = await this.spendCode(userId, ctx, 'recovery codes not regenerated', (doc) => {
+      if (!doc.totp) return { keep: true, result: 'none' };
+      spent = spend(doc, code, this.now());
+      if (!spent) return { keep: true, result: 'code' };
+      return { write: { ...spent.doc, recovery: codes.hashes }, result: 'ok' };
+    });
+    if (outcome === 'none') throw new AuthError('failed_precondition', NO_FACTOR);
+    ctx.log.warn({ event: 'recovery_codes_regenerated', userId, actorId: userId, sessionId, factor: factorName(spent!) }, 'recovery codes replaced');
     return codes.plain;
   }
 
   /**
    * A change that spends one of the user's codes, under the user's second-factor throttle: the
-   * attempt is reserved before the check, 'code' (a wrong one) counts as a failure and is refused
-   * with the one answer, 'ok' counts as a success, 'none' (nothing to check) as neither.
+   * attempt is reserved before the check; 'code' (a wrong one) counts as a failure and is refused
+   * with the one answer, 'required' (none given) is refused uncounted, 'ok' counts as a success,
+   * 'none' (nothing to check) as neither. `beforeWrite` runs once the document's current state
+   * has passed `decide`, before the change is written.
    */
-  private async spendCode(userId: string, ctx: FlowContext, refusal: string, decide: Parameters<typeof changeSecrets<'ok' | 'code' | 'none'>>[3]): Promise<'ok' | 'none'> {
+  private async spendCode(
+    userId: string,
+    ctx: FlowContext,
+    refusal: string,
+    decide: (doc: UserSecrets) => SecretsDecision<'ok' | Refusal>,
+    beforeWrite?: () => Promise<void>,
+  ): Promise<'ok' | 'none'> {
     const attempt = await this.deps.throttle.begin(mfaName(userId), ctx);
     try {
-      const outcome = await this.change(userId, decide);
+      let outcome: 'ok' | Refusal = beforeWrite ? decide(pruned(parseSecrets(await this.deps.secrets.readUserSecrets(userId)), this.now())).result : 'ok';
+      if (outcome === 'ok') {
+        await beforeWrite?.();
+        outcome = await this.change(userId, decide);
+      }
       if (outcome === 'code') {
         await attempt.failed();
-        ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, refusal);
+        ctx.log.warn({ event: 'mfa_failed', why: 'code', userId }, `${refusal}: wrong or replayed code`);
         throw new AuthError('invalid_credentials', INVALID_CODE, { reason: 'MFA_CODE_INVALID' });
       }
+      if (outcome === 'required') throw new AuthError('invalid_credentials', CODE_REQUIRED, { reason: 'MFA_CODE_REQUIRED' });
       if (outcome === 'ok') await attempt.succeeded();
       return outcome;
     } finally {
       await attempt.release().catch(() => {});
     }
+  }
+
+  /** Ends every session of the user but `keep`; returns how many were active. */
+  private async endOtherSessions(userId: string, keep: string): Promise<number> {
+    const others = (await this.deps.users.listSessions(userId)).filter((s) => s.id !== keep).length;
+    const ended = await this.deps.users.updateUser(userId, { revokeSessions: true, keepSession: keep });
+    if (ended.outcome === 'not_found') throw new AuthError('not_found', 'user not found');
+    return others;
   }
 
   /** An admin's ResetMfa: the factor, its recovery codes and pending logins go, and every session ends. */
@@ -325,9 +394,10 @@ export class SecondFactors {
       const { totp: _, recovery: __, logins: ___, pending: ____, ...rest } = doc;
       return { write: rest, result: undefined };
     });
+    const sessionsEnded = (await this.deps.users.listSessions(userId)).length;
     const revoked = await this.deps.users.updateUser(userId, { revokeSessions: true });
     if (revoked.outcome === 'not_found') throw new AuthError('not_found', 'user not found');
-    ctx.log.warn({ event: 'mfa_reset', userId, actorId }, 'second factor removed by an admin; sessions ended');
+    ctx.log.warn({ event: 'mfa_reset', userId, actorId, sessionsEnded }, 'second factor removed by an admin; sessions ended');
   }
 
   /** A one-time password-reset code for the user (replacing any earlier one); only its hash is kept. */

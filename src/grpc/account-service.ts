@@ -21,9 +21,9 @@ export function accountService(accounts: AccountFlows, factors: SecondFactors, s
       const e = await factors.enroll(ctx);
       return { enrollmentId: e.enrollmentId, secret: e.secret, otpauthUri: e.otpauthUri, expiresAt: timestampFromMs(e.expiresAt) };
     },
-    confirmTotp: async (req, ctx) => ({ recoveryCodes: await factors.confirm(req.enrollmentId, req.code, ctx) }),
+    confirmTotp: async (req, ctx) => ({ recoveryCodes: await factors.confirm(req, ctx) }),
     disableTotp: async (req, ctx) => {
-      await factors.disable(req.password, (username, password) => sessions.checkPassword(username, password, ctx), ctx);
+      await factors.disable(req, (username, password) => sessions.checkPassword(username, password, ctx), ctx);
       return {};
     },
     regenerateRecoveryCodes: async (req, ctx) => ({ recoveryCodes: await factors.regenerateRecoveryCodes(req.code, ctx) }),
