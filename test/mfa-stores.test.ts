@@ -1,0 +1,81 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Metadata, status } from '@grpc/grpc-js';
+import { ManualClock } from '../src/clock';
+import { createKeySet, generateEcKey } from '../src/core/keys';
+import { rfc6238 } from './helpers/rfc6238';
+import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
+import { describeEachStore, memoryStore } from './helpers/stores';
+import { eventually } from './helpers/wait';
+
+const HOOK_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+
+function from(address: string): { metadata: Metadata } {
+  const metadata = new Metadata();
+  metadata.set('x-forwarded-for', address);
+  return { metadata };
+}
+
+/**
+ * Second-factor and reset rules whose state lives in the store, on every store, with two
+ * instances sharing it (on the memory store: two servers over one store object).
+ */
+describeEachStore('second factors and resets on two instances', (env, kind) => {
+  let hook: Server;
+  const received: string[] = [];
+  let a: TestServer;
+  let b: TestServer;
+  const clock = new ManualClock(Date.now());
+
+  beforeAll(async () => {
+    hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reset`;
+    const shared = kind === 'memory' ? { store: memoryStore(clock) } : {};
+    // One signing key, as instances behind one load balancer share their key files.
+    const options = { clock, keys: createKeySet([generateEcKey()]), env: { ...env(), AUTH_PASSWORD_RESET_HOOK_URL: url, AUTH_PASSWORD_RESET_HOOK_SECRET: HOOK_SECRET, AUTH_TRUSTED_PROXIES: 'loopback' }, ...shared };
+    a = await startTestServer(options);
+    b = await startTestServer(options);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await new Promise((r) => hook.close(r));
+  });
+
+  test('a CompleteLogin refused because the password changed on the other instance spends no code', async () => {
+    await a.auth.register({ username: 'fay', password: PASSWORD });
+    const first = await a.auth.login({ username: 'fay', password: PASSWORD });
+    const enrolled = await b.account.enrollTotp({}, bearer(first.accessToken));
+    const { recoveryCodes } = await a.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, clock.now()) }, bearer(first.accessToken));
+    const stale = (await a.auth.login({ username: 'fay', password: PASSWORD })).mfaToken;
+    await b.account.changePassword({ currentPassword: PASSWORD, newPassword: 'fay has a brand new passphrase' }, bearer(first.accessToken));
+    expect(await statusOf(a.auth.completeLogin({ mfaToken: stale, code: recoveryCodes[0]! }))).toEqual({ code: status.UNAUTHENTICATED, details: 'mfa_token is invalid, used or expired; log in again' });
+    expect((await b.account.getAccount({}, bearer(first.accessToken))).mfa).toMatchObject({ recoveryCodesLeft: 10 });
+    const fresh = (await b.auth.login({ username: 'fay', password: 'fay has a brand new passphrase' })).mfaToken;
+    expect(await a.auth.completeLogin({ mfaToken: fresh, code: recoveryCodes[0]! })).toMatchObject({ usedRecoveryCode: true, recoveryCodesLeft: 9 });
+  });
+
+  test("requests for a user's reset codes from other addresses, on either instance, never spend the owner's", async () => {
+    await a.auth.register({ username: 'gus', password: PASSWORD });
+    received.length = 0;
+    // Four addresses ask five times each, spread over both instances: three codes each are sent.
+    for (let i = 0; i < 20; i++) await (i % 2 ? a : b).auth.requestPasswordReset({ username: 'gus' }, from(`198.51.100.${i % 4}`));
+    await eventually(() => expect(received).toHaveLength(12));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received).toHaveLength(12);
+    // The owner, from an address of their own, still gets a code, and it works on the other instance.
+    await a.auth.requestPasswordReset({ username: 'gus' }, from('192.0.2.44'));
+    await eventually(() => expect(received).toHaveLength(13));
+    const { code } = JSON.parse(received[12]!) as { code: string };
+    await b.auth.resetPassword({ username: 'gus', code, newPassword: 'gus has a brand new passphrase', mfaCode: '' });
+    expect((await a.auth.login({ username: 'gus', password: 'gus has a brand new passphrase' })).accessToken).not.toBe('');
+  });
+});
