@@ -1,5 +1,5 @@
 import { AuthError } from '../errors.js';
-import { canonicalUsername, checkLoginFields, validateNewUsername, validateRoles } from './credentials.js';
+import { canonicalUsername, checkLoginFields, checkQueryText, isPlainText, validateNewUsername, validateRoles } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { isId } from './ids.js';
 import type { LoginThrottle } from './login-throttle.js';
@@ -181,16 +181,24 @@ export class AdminFlows {
    * the next page starts (and for which prefix). The store reads only the page, never the whole set.
    */
   async listUsers(request: { pageSize: number; pageToken: string; usernamePrefix: string }): Promise<{ users: UserRecord[]; nextPageToken: string }> {
-    const page = await this.page(request.pageSize, request.pageToken, request.usernamePrefix, (q) => this.deps.users.listUsers(q), (u) => u.username);
+    const page = await this.page(request.pageSize, request.pageToken, { field: 'username_prefix', value: request.usernamePrefix }, (q) => this.deps.users.listUsers(q), (u) => u.username);
     return { users: page.items, nextPageToken: page.nextPageToken };
   }
 
   /** One AIP-158 page of anything listed in name order (users, service accounts). */
-  async page<T>(pageSize: number, token: string, rawPrefix: string, list: (q: UserQuery) => Promise<T[]>, nameOf: (item: T) => string): Promise<{ items: T[]; nextPageToken: string }> {
+  async page<T>(
+    pageSize: number,
+    token: string,
+    rawPrefix: { readonly field: string; readonly value: string },
+    list: (q: UserQuery) => Promise<T[]>,
+    nameOf: (item: T) => string,
+  ): Promise<{ items: T[]; nextPageToken: string }> {
     if (pageSize < 0) throw new AuthError('invalid_argument', 'page_size must not be negative');
     const limit = Math.min(pageSize === 0 ? DEFAULT_PAGE_SIZE : pageSize, MAX_PAGE_SIZE);
-    const prefix = rawPrefix === '' ? '' : rawPrefix.normalize('NFKC').toLowerCase();
-    if (prefix.length > 64) throw new AuthError('invalid_argument', 'a prefix must be at most 64 characters');
+    if (rawPrefix.value.length > 256) throw new AuthError('invalid_argument', `${rawPrefix.field} must be at most 64 characters`);
+    checkQueryText(rawPrefix.field, rawPrefix.value);
+    const prefix = rawPrefix.value === '' ? '' : rawPrefix.value.normalize('NFKC').toLowerCase();
+    if (prefix.length > 64) throw new AuthError('invalid_argument', `${rawPrefix.field} must be at most 64 characters`);
     const after = token === '' ? undefined : readPageToken(token, prefix);
     // One more than the page, to know whether another page follows.
     const items = await list({ prefix, after, limit: limit + 1 });
@@ -201,6 +209,7 @@ export class AdminFlows {
   async setRoles(userId: string, roles: readonly string[], ctx: FlowContext): Promise<UserRecord> {
     const actor = actorOf(ctx);
     const valid = validateRoles(roles);
+    mustBeUserId(userId);
     if (userId === actor.userId && !valid.includes(ADMIN_ROLE)) throw new AuthError('failed_precondition', 'an admin cannot take the admin role from themselves');
     const user = this.updated(await this.deps.users.updateUser(userId, { roles: valid, keepAnAdmin: true }), () => lastAdminKept(ctx, { userId }, 'roles'));
     ctx.log.info({ event: 'roles_changed', userId, actorId: actor.userId, roles: valid }, 'roles changed');
@@ -220,6 +229,7 @@ export class AdminFlows {
   async disableUser(userId: string, ctx: FlowContext): Promise<UserRecord> {
     const actor = actorOf(ctx);
     if (userId === actor.userId) throw new AuthError('failed_precondition', 'an admin cannot disable themselves');
+    mustBeUserId(userId);
     const user = this.updated(await this.deps.users.updateUser(userId, { disabled: true, revokeSessions: true, keepAnAdmin: true }), () => lastAdminKept(ctx, { userId }, 'disabled'));
     ctx.log.warn({ event: 'user_disabled', userId, actorId: actor.userId }, 'user disabled; sessions ended');
     return user;
@@ -227,6 +237,7 @@ export class AdminFlows {
 
   async enableUser(userId: string, ctx: FlowContext): Promise<UserRecord> {
     const actor = actorOf(ctx);
+    mustBeUserId(userId);
     const user = this.updated(await this.deps.users.updateUser(userId, { disabled: false }));
     ctx.log.info({ event: 'user_enabled', userId, actorId: actor.userId }, 'user enabled');
     return user;
@@ -248,6 +259,7 @@ export class AdminFlows {
 
   async revokeUserSessions(userId: string, ctx: FlowContext): Promise<void> {
     const actor = actorOf(ctx);
+    mustBeUserId(userId);
     this.updated(await this.deps.users.updateUser(userId, { revokeSessions: true }));
     ctx.log.warn({ event: 'sessions_revoked', userId, actorId: actor.userId, scope: 'all' }, 'every session of the user revoked');
   }
@@ -276,6 +288,11 @@ export class AdminFlows {
   }
 }
 
+/** Every user id an admin names is checked before the store sees it: anything else is no user. */
+function mustBeUserId(userId: string): void {
+  if (!isId(userId, 'usr')) throw new AuthError('not_found', NO_USER);
+}
+
 function pageToken(after: string, prefix: string): string {
   return Buffer.from(JSON.stringify({ v: 1, after, prefix })).toString('base64url');
 }
@@ -288,7 +305,7 @@ function readPageToken(token: string, prefix: string): string {
     parsed = undefined;
   }
   const t = parsed as { v?: unknown; after?: unknown; prefix?: unknown } | undefined;
-  if (typeof t !== 'object' || t === null || t.v !== 1 || typeof t.after !== 'string' || t.after.length > 256) throw new AuthError('invalid_argument', 'page_token is not valid');
+  if (typeof t !== 'object' || t === null || t.v !== 1 || typeof t.after !== 'string' || t.after.length > 256 || !isPlainText(t.after)) throw new AuthError('invalid_argument', 'page_token is not valid');
   if (t.prefix !== prefix) throw new AuthError('invalid_argument', 'page_token belongs to another prefix');
   return t.after;
 }

@@ -30,6 +30,24 @@ function requireField(name: string, value: string, maxBytes: number): void {
   if (Buffer.byteLength(value, 'utf8') > maxBytes) throw new AuthError('invalid_argument', `${name} must be at most ${maxBytes} bytes`);
 }
 
+/** C0 and C1 controls and DEL: no name, id or prefix of this service holds one (and PostgreSQL refuses NUL). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** A UTF-16 surrogate without its pair (JSON can carry one; UTF-8 cannot). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Refuses a free-text query field (a name prefix) that no stored name can match: control
+ * characters, or UTF-16 that is not well formed. Checked at the edge, the same for every store.
+ */
+export function checkQueryText(field: string, value: string): void {
+  if (!isPlainText(value)) throw new AuthError('invalid_argument', `${field} must not contain control characters`);
+}
+
+/** Whether a value read back from a client (a page token's position) is text a name can be. */
+export function isPlainText(value: string): boolean {
+  return !CONTROL.test(value) && !LONE_SURROGATE.test(value);
+}
+
 /** Checks presence and byte size only; for Login, which must not reveal the registration rules. */
 export function checkLoginFields(username: string, password: string): void {
   requireField('username', username, USERNAME_MAX_BYTES);

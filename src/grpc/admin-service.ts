@@ -49,7 +49,7 @@ export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, f
     },
     getServiceAccount: async (req) => ({ serviceAccount: serviceAccountMessage(await accounts.get(req.serviceAccountId)) }),
     listServiceAccounts: async (req) => {
-      const page = await admin.page(req.pageSize, req.pageToken, req.namePrefix, (q) => accounts.list(q), (a) => a.name);
+      const page = await admin.page(req.pageSize, req.pageToken, { field: 'name_prefix', value: req.namePrefix }, (q) => accounts.list(q), (a) => a.name);
       return { serviceAccounts: page.items.map(serviceAccountMessage), nextPageToken: page.nextPageToken };
     },
     setServiceAccountRoles: async (req, ctx) => ({ serviceAccount: serviceAccountMessage(await accounts.setRoles(req.serviceAccountId, req.roles, ctx)) }),
