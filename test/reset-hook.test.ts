@@ -88,7 +88,7 @@ describe('RequestPasswordReset (PasswordResetRequests)', () => {
         factors: {} as SecondFactors,
         delivery: { send: () => {} },
       },
-      { perAddress: { limit: 1000, windowMs: 3_600_000 }, perUser: { limit: 1000, windowMs: 3_600_000 }, maxPending: 256 },
+      { perAddress: { limit: 1000, windowMs: 3_600_000 }, perUserAndAddress: { limit: 1000, windowMs: 3_600_000 }, maxPending: 256 },
     );
     await Promise.all(Array.from({ length: 300 }, (_, i) => requests.request(`user${i}`, { log, clientAddress: '203.0.113.9' })));
     await settle();

@@ -22,15 +22,19 @@ export interface ResetDelivery {
 export interface ResetRequestOptions {
   /** Requests one client address may make a window: past it the caller is told to wait. */
   readonly perAddress: { readonly limit: number; readonly windowMs: number };
-  /** Codes one user may be sent a window: past it requests are dropped, silently to the caller. */
-  readonly perUser: { readonly limit: number; readonly windowMs: number };
+  /**
+   * Codes one user may be sent a window for requests from one client address: past it that
+   * address's requests for the user are dropped, silently to the caller. Per user and address, so
+   * requests from elsewhere never spend the owner's budget: the owner always gets a code.
+   */
+  readonly perUserAndAddress: { readonly limit: number; readonly windowMs: number };
   /** Requests being looked up at once, at most; past it new ones are dropped (audited). */
   readonly maxPending: number;
 }
 
 export const RESET_REQUEST_DEFAULTS: ResetRequestOptions = {
   perAddress: { limit: 10, windowMs: 3_600_000 },
-  perUser: { limit: 3, windowMs: 3_600_000 },
+  perUserAndAddress: { limit: 3, windowMs: 3_600_000 },
   maxPending: 256,
 };
 
@@ -38,8 +42,13 @@ export const RESET_REQUEST_DEFAULTS: ResetRequestOptions = {
  * RequestPasswordReset: answers at once, the same for every username, before anything is looked
  * up (so neither the answer nor its timing tells whether an account exists); the lookup, the
  * code and the delivery happen after, bounded by `maxPending`. Throttled per client address (the
- * caller is told) and per user once found (silently: the caller must not learn that a name is
- * real; a made-up name leaves no counter behind).
+ * caller is told) and per user and address once the user is found (silently: the caller must not
+ * learn that a name is real; a made-up name leaves no counter behind).
+ *
+ * No budget is shared by all addresses: whoever asks from elsewhere, the owner's own requests are
+ * never the ones dropped. The newest code wins (one code a user, 15 minutes), so each delivery
+ * carries the code that works; how many a user can be sent an hour is bounded by the addresses
+ * asking (each at most `perAddress` requests), and every request is audited.
  */
 export class PasswordResetRequests {
   private pending = 0;
@@ -71,12 +80,12 @@ export class PasswordResetRequests {
       return;
     }
     this.pending++;
-    void this.work(rawUsername, ctx.log)
+    void this.work(rawUsername, address, ctx.log)
       .catch((err: unknown) => ctx.log.warn({ event: 'password_reset_dropped', why: 'store', cause: { type: err instanceof Error ? err.name : typeof err } }, 'password reset request failed'))
       .finally(() => this.pending--);
   }
 
-  private async work(rawUsername: string, log: EventLog): Promise<void> {
+  private async work(rawUsername: string, address: string | undefined, log: EventLog): Promise<void> {
     const username = canonicalUsername(rawUsername);
     if (username === undefined) return;
     const user = await this.deps.users.findUserByUsername(username);
@@ -84,10 +93,10 @@ export class PasswordResetRequests {
       log.info({ event: 'password_reset_unknown_user' }, 'password reset asked for an unknown username');
       return;
     }
-    // Counted per user, after the lookup: a made-up name leaves no counter behind (the caller was answered already).
-    const { limit, windowMs } = this.options.perUser;
-    if (!(await this.deps.rates.hitRate(`rst:${user.id}`, limit, windowMs)).allowed) {
-      log.warn({ event: 'password_reset_throttled', scope: 'user', userId: user.id }, 'password reset requests for one user throttled');
+    // Counted per user and address, after the lookup: a made-up name leaves no counter behind (the caller was answered already).
+    const { limit, windowMs } = this.options.perUserAndAddress;
+    if (!(await this.deps.rates.hitRate(`rst:${user.id}:${address ?? '-'}`, limit, windowMs)).allowed) {
+      log.warn({ event: 'password_reset_throttled', scope: 'user', userId: user.id }, 'password reset requests for one user from one address throttled');
       return;
     }
     const { code, expiresAt } = await this.deps.factors.createResetCode(user);
