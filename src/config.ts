@@ -37,10 +37,11 @@ function isTrustedProxy(value: string): boolean {
   }
 }
 const DEV_AUDIENCE = 'urn:grpc-auth:services';
+/** An http(s) URL without user info: fetch refuses `user:password@` in a URL, so every delivery would fail. */
 function isHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && url.username === '' && url.password === '';
   } catch {
     return false;
   }
@@ -95,7 +96,8 @@ export const settings = {
   passwordResetHookUrl: text('AUTH_PASSWORD_RESET_HOOK_URL', {
     shown: '(none: RequestPasswordReset is off)',
     doc: 'Where RequestPasswordReset POSTs `{user_id, username, code, expires_at}` as a Standard Webhook (signed; retried with back-off), e.g. the team\'s mailer',
-    pattern: { test: isHttpUrl, says: 'an http:// or https:// URL' },
+    url: true,
+    pattern: { test: isHttpUrl, says: 'an http:// or https:// URL without user:password@ (fetch refuses credentials in a URL: put a token in the query, or check the signature alone)' },
   }),
   passwordResetHookSecret: text('AUTH_PASSWORD_RESET_HOOK_SECRET', {
     shown: '(none)',

@@ -13,6 +13,8 @@ export interface Setting<T> {
   readonly shownDefault: string;
   /** Never printed: check-config masks it. */
   readonly secret: boolean;
+  /** A URL: printed (by check-config, in errors) with its user info and query masked, which may hold credentials. */
+  readonly url?: boolean;
   /** Parses a raw value (undefined when unset or blank); throws SettingError with the reason. */
   read(raw: string | undefined): T;
 }
@@ -46,6 +48,12 @@ export interface Pattern {
 interface Common {
   readonly doc: string;
   readonly secret?: boolean;
+  readonly url?: boolean;
+}
+
+/** A URL as it may be shown: user info and query (where credentials and tokens ride) masked. */
+export function maskUrl(value: string): string {
+  return value.replace(/\/\/([^@/?#]*)@/, '//****@').replace(/\?.*$/, '?****');
 }
 
 export function duration(variable: string, o: Common & { default: string; min: string; max: string }): Setting<number> {
@@ -104,10 +112,11 @@ export function text(variable: string, o: Common & { shown: string; pattern?: Pa
     doc: o.doc,
     shownDefault: o.shown,
     secret: o.secret ?? false,
+    url: o.url ?? false,
     read(raw) {
       if (raw !== undefined && o.pattern && !o.pattern.test(raw)) {
-        // A secret's value is never echoed back.
-        throw new SettingError(`must be ${o.pattern.says}${o.secret ? '' : ` (got "${raw}")`}`);
+        // A secret's value is never echoed back; a URL's credentials neither.
+        throw new SettingError(`must be ${o.pattern.says}${o.secret ? '' : ` (got "${o.url ? maskUrl(raw) : raw}")`}`);
       }
       return raw;
     },

@@ -125,6 +125,11 @@ describe('loadConfig', () => {
     { env: { AUTH_PASSWORD_RESET_HOOK_SECRET: 'whsec_' + Buffer.alloc(32, 1).toString('base64') }, want: /^AUTH_PASSWORD_RESET_HOOK_SECRET needs AUTH_PASSWORD_RESET_HOOK_URL$/ },
     { env: { AUTH_PASSWORD_RESET_HOOK_URL: 'https://mailer.internal/reset', AUTH_PASSWORD_RESET_HOOK_SECRET: 'whsec_' + Buffer.alloc(16, 1).toString('base64') }, want: /AUTH_PASSWORD_RESET_HOOK_SECRET must be whsec_ and the base64 of at least 24 bytes/ },
     { env: { AUTH_PASSWORD_RESET_HOOK_URL: 'mailer.internal', AUTH_PASSWORD_RESET_HOOK_SECRET: 'whsec_' + Buffer.alloc(32, 1).toString('base64') }, want: /AUTH_PASSWORD_RESET_HOOK_URL must be an http:\/\/ or https:\/\/ URL/ },
+    // fetch refuses credentials in a URL: refused at start, and the error shows the URL masked.
+    {
+      env: { AUTH_PASSWORD_RESET_HOOK_URL: 'https://mailer:hunter6pass@mailer.internal/reset?token=hunter7tok', AUTH_PASSWORD_RESET_HOOK_SECRET: 'whsec_' + Buffer.alloc(32, 1).toString('base64') },
+      want: /^AUTH_PASSWORD_RESET_HOOK_URL must be an http:\/\/ or https:\/\/ URL without user:password@ .*\(got "https:\/\/\*\*\*\*@mailer.internal\/reset\?\*\*\*\*"\)$/,
+    },
     {
       env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem', AUTH_TLS_CERT: '/c', AUTH_TLS_KEY: '/k', AUTH_PASSWORD_RESET_HOOK_URL: 'http://mailer.internal/reset', AUTH_PASSWORD_RESET_HOOK_SECRET: 'whsec_' + Buffer.alloc(32, 1).toString('base64') },
       want: /^AUTH_PASSWORD_RESET_HOOK_URL must be https:\/\/ when NODE_ENV=production/,

@@ -114,6 +114,15 @@ describe('the service process', () => {
     expect(pg.stdout).not.toMatch(/hunter4pass|hunter5pass/);
     expect(JSON.parse(pg.stdout.slice(0, pg.stdout.lastIndexOf('}') + 1))).toMatchObject({ store: 'postgres', databaseUrl: 'postgres://****@db:5432/auth?****' });
     expect(runCli(['check-config'], undefined, { AUTH_SIGNING_KEY_FILE: '/nope.pem' })).toMatchObject({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nope.pem: ENOENT\n' });
+    // Roles that need a second factor do not bind service accounts: check-config says so.
+    expect(runCli(['check-config'], undefined, { AUTH_MFA_REQUIRED_ROLES: 'admin' }).stderr).toBe(
+      'grpc-auth: note: AUTH_MFA_REQUIRED_ROLES (admin) is withheld from users\' password-only sessions only: a service account holding that role gets it with its credential alone; AUTH_ADMIN_REQUIRE_MFA=true keeps every service account out of AdminService\n',
+    );
+    // The reset hook's URL is not secret, but a token in its query is: shown masked, as every URL.
+    const hook = runCli(['check-config'], undefined, { AUTH_PASSWORD_RESET_HOOK_URL: 'https://mailer.internal/reset?token=hunter8tok', AUTH_PASSWORD_RESET_HOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}` });
+    expect(hook.status).toBe(0);
+    expect(hook.stdout).not.toContain('hunter8tok');
+    expect(JSON.parse(hook.stdout.slice(0, hook.stdout.lastIndexOf('}') + 1))).toMatchObject({ passwordResetHookUrl: 'https://mailer.internal/reset?****' });
   });
 
   test('help, and clear errors for unknown commands', () => {

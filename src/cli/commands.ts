@@ -5,7 +5,7 @@ import { generateEcPem, KeyError, loadEcKeyFile, loadEcKeyFiles, readEcKeys } fr
 import { readDenylistFile } from '../core/password-denylist.js';
 import { ARGON2ID_OWASP, Argon2Hasher } from '../core/password-hasher.js';
 import { ReloadableTls } from '../grpc/tls.js';
-import type { Setting } from '../settings.js';
+import { maskUrl, type Setting } from '../settings.js';
 import { parseUsersFile, readUsersFile } from '../users-file.js';
 
 /** A failure the operator caused: printed as one line, exit code 2 (usage) or 1 (anything else). */
@@ -83,9 +83,9 @@ export async function usersAdd(file: string, rawUsername: string, roles: string[
 }
 
 /** A value as check-config shows it: secrets masked, credentials in URLs (user info or query) too. */
-function shown(value: unknown, secret: boolean): unknown {
-  if (!secret || value === undefined) return value;
-  if (typeof value === 'string' && /^[a-z]+:\/\//.test(value)) return value.replace(/\/\/([^@/]*)@/, '//****@').replace(/\?.*$/, '?****');
+function shown(value: unknown, setting: Pick<Setting<unknown>, 'secret' | 'url'>): unknown {
+  if (value === undefined || (!setting.secret && !setting.url)) return value;
+  if (typeof value === 'string' && /^[a-z]+:\/\//.test(value)) return maskUrl(value);
   return `[set: ${Buffer.byteLength(String(value))} bytes]`;
 }
 
@@ -128,9 +128,16 @@ export function checkConfig(io: Io): number {
     for (const p of problems) io.err(p);
     return 2;
   }
+  if (config.mfaRequiredRoles.length > 0) {
+    // A service account has no second factor: the setting is about people, and says so here.
+    io.err(
+      `note: AUTH_MFA_REQUIRED_ROLES (${config.mfaRequiredRoles.join(',')}) is withheld from users' password-only sessions only: a service account holding ${config.mfaRequiredRoles.length === 1 ? 'that role' : 'those roles'} gets ${config.mfaRequiredRoles.length === 1 ? 'it' : 'them'} with its credential alone` +
+        (config.adminRequireMfa ? '' : '; AUTH_ADMIN_REQUIRE_MFA=true keeps every service account out of AdminService'),
+    );
+  }
   const effective: Record<string, unknown> = { ...config };
   for (const [field, setting] of Object.entries(settings) as Array<[string, Setting<unknown>]>) {
-    if (setting.secret && field in effective) effective[field] = shown(field === 'jwtSecret' ? config.jwtSecret?.toString('utf8') : effective[field], true);
+    if (field in effective) effective[field] = shown(field === 'jwtSecret' ? config.jwtSecret?.toString('utf8') : effective[field], setting);
   }
   io.out(`${JSON.stringify(effective, null, 2)}\n`);
   const unset = Object.values(settings).filter((s: Setting<unknown>) => io.env[s.variable] === undefined).length;
