@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { canonicalUsername } from './core/credentials.js';
+import { ARGON2ID_PHC } from './core/password-hasher.js';
 
 /**
  * The optional users file (AUTH_USERS_FILE): one user a line, `username:argon2id-hash:roles`,
@@ -44,7 +45,7 @@ export function parseUsersFile(text: string, source: string): FileUser[] {
     const username = canonicalUsername(rawName);
     if (username === undefined) throw new UsersFileError(`${where}: invalid username`);
     if (seen.has(username)) throw new UsersFileError(`${where}: duplicate username`);
-    if (!/^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.test(hash)) {
+    if (!ARGON2ID_PHC.test(hash)) {
       throw new UsersFileError(`${where}: the hash must be an argon2id PHC string (grpc-auth hash-password)`);
     }
     const roles = rawRoles === '' ? [] : rawRoles.split(',').map((r) => r.trim());

@@ -152,10 +152,15 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
     test('bad input: the line is named and nothing is imported; a name held by another id stops the import', async () => {
       const target = await pg().createDatabase();
       const header = JSON.stringify({ kind: 'header', format: 'grpc-auth-export', version: 1, store: 'redis', exportedAt: new Date().toISOString() });
-      const user = (id: string, username: string) => JSON.stringify({ kind: 'user', id, username, passwordHash: '$argon2id$x', roles: [], disabled: false, origin: 'api', createdAt: 1, passwordChangedAt: 1, generation: 0, revision: 1 });
+      const HASH = `$argon2id$v=19$m=19456,t=2,p=1$${'c2FsdHNhbHRzYWx0c2FsdA'}$${'A'.repeat(43)}`;
+      const user = (id: string, username: string, more: Record<string, unknown> = {}) =>
+        JSON.stringify({ kind: 'user', id, username, passwordHash: HASH, roles: [], disabled: false, origin: 'api', createdAt: 1, passwordChangedAt: 1, generation: 0, revision: 1, ...more });
+      const account = (more: Record<string, unknown> = {}) =>
+        JSON.stringify({ kind: 'service_account', id: 'sva_AAAAAAAAAAAAAAAAAAAAAA', name: 'reports', roles: [], disabled: false, createdAt: 1, revision: 1, credentials: [{ type: 'secret', id: 'sec_AAAAAAAAAAAAAAAAAAAAAA', createdAt: 1, hash: 'B'.repeat(43) }], ...more });
+      const dan = user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan');
       const cases = [
         { input: `${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`, err: 'grpc-auth: line 1: not a grpc-auth-export file (no header)\n' },
-        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n{"kind":"user","id":"usr_B"}\n`, err: 'grpc-auth: line 3: user without a valid username\n' },
+        { input: `${header}\n${dan}\n{"kind":"user","id":"usr_B"}\n`, err: 'grpc-auth: line 3: user without a valid username\n' },
         { input: `${header}\nnot json\n`, err: 'grpc-auth: line 2: not JSON\n' },
         { input: `${header.replace('"version":1', '"version":3')}\n`, err: 'grpc-auth: line 1: export version 3; this release reads versions 1 and 2\n' },
         {
@@ -163,6 +168,20 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
           err: 'grpc-auth: line 2: user without a valid secondFactor\n',
         },
         { input: '', err: 'grpc-auth: the input is empty: not a grpc-auth-export file\n' },
+        // The rules CreateUser, the users file and CreateServiceAccount apply, applied to the file.
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan', { roles: ['Admin; DROP TABLE x'] })}\n`, err: 'grpc-auth: line 2: user "dan": invalid role "Admin; DROP TABLE x" (lower-case letters, digits, _ . -; at most 64)\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan', { roles: [' '] })}\n`, err: 'grpc-auth: line 2: user "dan": invalid role " " (lower-case letters, digits, _ . -; at most 64)\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'ROOT\u200b')}\n`, err: 'grpc-auth: line 2: user "ROOT\u200b": username must be 3 to 64 characters: letters, digits and . _ - @ +\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'Root')}\n`, err: 'grpc-auth: line 2: user "Root": username is not in the form the service stores ("root")\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'a'.repeat(5000))}\n`, err: `grpc-auth: line 2: user "${'a'.repeat(40)}"…: username must be at most 256 bytes\n` },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'paypаl')}\n`, err: 'grpc-auth: line 2: user "paypаl": username mixes scripts (Latin, Cyrillic): write it in one\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan', { passwordHash: 'plaintext-password' })}\n`, err: 'grpc-auth: line 2: user "dan": passwordHash is not an argon2id PHC string\n' },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan', { origin: 'file', fileDigest: 'A'.repeat(22) })}\n`, err: "grpc-auth: line 2: user \"dan\": origin is file, but the id is not the users file's id for that name\n" },
+        { input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAB', 'dan')}\n`, err: 'grpc-auth: line 2: user "dan": id is not a user id (usr_ and 16 bytes)\n' },
+        { input: `${header}\n${dan}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAQ', 'dan')}\n`, err: 'grpc-auth: line 3: the name of line 2 again\n' },
+        { input: `${header}\n${dan}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dana')}\n`, err: 'grpc-auth: line 3: the id of line 2 again\n' },
+        { input: `${header}\n${account({ name: 'Reports\u0000' })}\n`, err: 'grpc-auth: line 2: service account "Reports\\u0000": name must be 3 to 64 of lower-case letters, digits and . _ -\n' },
+        { input: `${header}\n${account({ credentials: [{ type: 'secret', id: 'sec_AAAAAAAAAAAAAAAAAAAAAA', createdAt: 1, hash: 'svs_the-secret-itself' }] })}\n`, err: 'grpc-auth: line 2: service account "reports": credential "sec_AAAAAAAAAAAAAAAAAAAAAA": the hash is not a SHA-256 (43 base64url characters)\n' },
       ];
       for (const c of cases) expect(cli(['import'], { AUTH_DATABASE_URL: target }, c.input)).toMatchObject({ code: 1, err: c.err });
       const client = new PgClient({ connectionString: target });
@@ -171,10 +190,10 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
         // Nothing of the files above went in (the first case stopped before the schema was even made).
         const { rows } = await client.query("SELECT to_regclass('auth_users') IS NULL AS none");
         if (!rows[0].none) expect((await client.query('SELECT count(*)::int AS n FROM auth_users')).rows).toEqual([{ n: 0 }]);
-        expect(cli(['import'], { AUTH_DATABASE_URL: target }, `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`).code).toBe(0);
-        expect(cli(['import'], { AUTH_DATABASE_URL: target }, `${header}\n${user('usr_BBBBBBBBBBBBBBBBBBBBBB', 'dan')}\n`)).toMatchObject({
+        expect(cli(['import'], { AUTH_DATABASE_URL: target }, `${header}\n${dan}\n${account()}\n`).code).toBe(0);
+        expect(cli(['import'], { AUTH_DATABASE_URL: target }, `${header}\n${user('usr_BBBBBBBBBBBBBBBBBBBBBA', 'dan')}\n`)).toMatchObject({
           code: 1,
-          err: 'grpc-auth: user usr_BBBBBBBBBBBBBBBBBBBBBB: the name "dan" belongs to usr_AAAAAAAAAAAAAAAAAAAAAA in this database\n',
+          err: 'grpc-auth: user usr_BBBBBBBBBBBBBBBBBBBBBA: the name "dan" belongs to usr_AAAAAAAAAAAAAAAAAAAAAA in this database\n',
         });
         expect((await client.query('SELECT id FROM auth_users')).rows).toEqual([{ id: 'usr_AAAAAAAAAAAAAAAAAAAAAA' }]);
       } finally {
@@ -186,10 +205,10 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
     test('grpc-auth migrate: applies once, reports the version; the service started with AUTH_DATABASE_MIGRATE=off serves after it', async () => {
       const target = await pg().createDatabase();
       const env = { AUTH_DATABASE_URL: target, AUTH_DATABASE_MIGRATE: 'off' };
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 2 (run grpc-auth migrate)\n' });
-      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1, 2\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 3 (run grpc-auth migrate)\n' });
+      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1, 2, 3\n' });
       expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'the schema is up to date\n' });
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 2; this release knows 2\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 3; this release knows 3\n' });
       const server = await startTestServer({ env, clock: new ManualClock() });
       try {
         expect((await server.auth.register({ username: 'eve', password: PASSWORD })).userId).toMatch(/^usr_/);

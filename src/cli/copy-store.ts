@@ -3,17 +3,19 @@ import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { systemClock } from '../clock.js';
 import { loadConfig, type Config, type Env } from '../config.js';
-import { usernameSkeleton } from '../core/credentials.js';
+import { checkUsernameScripts, usernameSkeleton, validateNewUsername, validateRoles } from '../core/credentials.js';
+import { isId } from '../core/ids.js';
+import { ARGON2ID_PHC } from '../core/password-hasher.js';
 import type { EventLog } from '../core/events.js';
 import type { UserRecord } from '../core/records.js';
 import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport } from '../core/user-secrets.js';
-import type { Credential, ServiceAccountRecord } from '../core/service-accounts.js';
+import { importedAccountProblem, type Credential, type ServiceAccountRecord } from '../core/service-accounts.js';
 import { storeBackend } from '../store/backends.js';
 import { seedFileUsers } from '../store/file-users.js';
 import { migrate, schemaState } from '../store/postgres-migrations.js';
 import { PostgresStore } from '../store/postgres-store.js';
 import type { Store } from '../store/store.js';
-import { readUsersFile } from '../users-file.js';
+import { fileUserId, readUsersFile } from '../users-file.js';
 import { CliError, type Io } from './commands.js';
 
 /**
@@ -128,6 +130,34 @@ const SECOND_FACTOR = (v: unknown): v is SecondFactorExport => {
   );
 };
 
+/** A name as an error may show it: quoted, escaped, at most 40 characters. */
+function quoted(name: unknown): string {
+  return JSON.stringify(String(name).slice(0, 40)) + (String(name).length > 40 ? '…' : '');
+}
+
+/**
+ * What CreateUser and the users file would refuse in an imported user (its shape already checked):
+ * a name not in its stored form or against the rules, roles against the rules, a hash that is no
+ * argon2id PHC string, a file user whose id is not its name's. Undefined when nothing is.
+ */
+function userProblem(u: UserRecord): string | undefined {
+  if (!isId(u.id, 'usr')) return 'id is not a user id (usr_ and 16 bytes)';
+  let canonical: string;
+  try {
+    canonical = validateNewUsername(u.username);
+    checkUsernameScripts(canonical);
+    validateRoles(u.roles);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (canonical !== u.username) return `username is not in the form the service stores (${quoted(canonical)})`;
+  if (!ARGON2ID_PHC.test(u.passwordHash)) return 'passwordHash is not an argon2id PHC string';
+  if (u.origin === 'file' && u.id !== fileUserId(u.username)) return "origin is file, but the id is not the users file's id for that name";
+  if (u.origin === 'file' && !/^[A-Za-z0-9_-]{22}$/.test(u.fileDigest ?? '')) return 'origin is file, without the digest of its line';
+  if (u.origin === 'api' && u.fileDigest !== undefined) return 'fileDigest belongs to users of the users file only';
+  return undefined;
+}
+
 /** One line of an export, checked field by field; the problem, naming the line, otherwise. */
 function parseLine(text: string, n: number): ExportLine {
   let value: Record<string, unknown>;
@@ -151,6 +181,8 @@ function parseLine(text: string, n: number): ExportLine {
       if (value.origin !== 'api' && value.origin !== 'file') throw bad('origin');
       if (value.fileDigest !== undefined && !STRING(value.fileDigest)) throw bad('fileDigest');
       if (value.secondFactor !== undefined && !SECOND_FACTOR(value.secondFactor)) throw bad('secondFactor');
+      const userBad = userProblem(value as unknown as UserRecord);
+      if (userBad) throw new CliError(`line ${n}: user ${quoted(value.username)}: ${userBad}`, 1);
       return value as ExportLine;
     case 'service_account':
       for (const f of ['id', 'name']) if (!STRING(value[f])) throw bad(f);
@@ -159,6 +191,8 @@ function parseLine(text: string, n: number): ExportLine {
       if (typeof value.disabled !== 'boolean') throw bad('disabled');
       for (const f of ['createdAt', 'revision']) if (!TIME(value[f])) throw bad(f);
       if (!Array.isArray(value.credentials) || !value.credentials.every((c: Credential) => STRING(c?.id) && ['secret', 'key', 'certificate'].includes(c?.type) && TIME(c?.createdAt))) throw bad('credentials');
+      const accountBad = importedAccountProblem(value as unknown as ServiceAccountRecord);
+      if (accountBad) throw new CliError(`line ${n}: service account ${quoted(value.name)}: ${accountBad}`, 1);
       return value as ExportLine;
     default:
       throw new CliError(`line ${n}: unknown kind ${JSON.stringify(value.kind)}`, 1);
@@ -186,11 +220,20 @@ export async function importStore(args: readonly string[], io: Io): Promise<Impo
   const lines: ExportLine[] = [];
   const input = createInterface({ input: inAt >= 0 ? createReadStream(args[inAt + 1]!) : process.stdin, crlfDelay: Infinity });
   let n = 0;
+  // Ids and names are unique in a store: a file that repeats one cannot be imported whole.
+  const seen = new Map<string, number>();
   for await (const text of input) {
     n++;
     if (text.trim() === '') continue;
     const line = parseLine(text, n);
     if (n === 1 && line.kind !== 'header') throw new CliError(`line 1: not a ${EXPORT_FORMAT} file (no header)`, 1);
+    if (line.kind !== 'header') {
+      for (const key of [`id ${line.id}`, line.kind === 'user' ? `user ${line.username}` : `service account ${line.name}`]) {
+        const first = seen.get(key);
+        if (first !== undefined) throw new CliError(`line ${n}: ${key.startsWith('id') ? 'the id' : 'the name'} of line ${first} again`, 1);
+        seen.set(key, n);
+      }
+    }
     lines.push(line);
   }
   if (lines.length === 0) throw new CliError(`the input is empty: not a ${EXPORT_FORMAT} file`, 1);

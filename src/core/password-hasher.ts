@@ -10,6 +10,9 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<void>;
 }
 
+/** The one hash form the service stores: an argon2id PHC string (users file, import, every new password). */
+export const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=\d{1,7},t=\d{1,3},p=\d{1,3}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,128}$/;
+
 /** OWASP Password Storage Cheat Sheet, argon2id: m=19456 KiB, t=2, p=1. */
 export const ARGON2ID_OWASP = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 

@@ -236,6 +236,49 @@ function parsePublicJwk(json: string): { jwk: string; kid: string; thumbprint: s
   return { jwk: JSON.stringify(canonical), kid: typeof k.kid === 'string' ? k.kid : thumbprint, thumbprint };
 }
 
+/**
+ * What is wrong with a service account record read from outside (`grpc-auth import`), by the
+ * rules CreateServiceAccount and the credential RPCs apply; undefined when nothing is.
+ */
+export function importedAccountProblem(account: Pick<ServiceAccountRecord, 'id' | 'name' | 'roles' | 'credentials'>): string | undefined {
+  if (!isId(account.id, 'sva')) return 'id is not a service account id (sva_ and 16 bytes)';
+  if (!NAME.test(account.name)) return 'name must be 3 to 64 of lower-case letters, digits and . _ -';
+  try {
+    validateRoles(account.roles);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (account.credentials.length > MAX_CREDENTIALS) return `an account holds at most ${MAX_CREDENTIALS} credentials`;
+  for (const c of account.credentials) {
+    const bad = credentialProblem(c);
+    if (bad) return `credential ${JSON.stringify(String(c.id).slice(0, 40))}: ${bad}`;
+  }
+  if (new Set(account.credentials.map((c) => c.id)).size !== account.credentials.length) return 'a credential id is listed twice';
+  return undefined;
+}
+
+function credentialProblem(c: Credential): string | undefined {
+  switch (c.type) {
+    case 'secret':
+      return !isId(c.id, 'sec') ? 'not a secret id' : typeof c.hash !== 'string' || !THUMBPRINT.test(c.hash) ? 'the hash is not a SHA-256 (43 base64url characters)' : undefined;
+    case 'certificate':
+      return !isId(c.id, 'crt') ? 'not a certificate binding id' : typeof c.thumbprint !== 'string' || !THUMBPRINT.test(c.thumbprint) ? 'the thumbprint is not a SHA-256 (43 base64url characters)' : undefined;
+    case 'key': {
+      if (!isId(c.id, 'key')) return 'not a key id';
+      try {
+        const parsed = parsePublicJwk(c.jwk);
+        if (typeof c.kid !== 'string' || !KID.test(c.kid)) return 'the kid must be 1 to 128 printable ASCII characters';
+        if (c.thumbprint !== undefined && c.thumbprint !== parsed.thumbprint) return "the thumbprint is not the key's";
+        return undefined;
+      } catch (err) {
+        return (err as Error).message.replace('public_key_jwk', 'the jwk');
+      }
+    }
+    default:
+      return 'unknown type';
+  }
+}
+
 export interface ServiceTokenOptions {
   /** This server's issuer: the audience assertions must name. */
   readonly issuer: string;
