@@ -46,15 +46,16 @@ interface ManualTimer {
   readonly at: number;
   readonly seq: number;
   readonly callback: () => void;
-  cancelled: boolean;
 }
 
 /**
  * A clock that stands still until moved, for tests and the test kit. `advance` fires every timer
- * that falls due, in order, each with `now()` at its own due time.
+ * that falls due, in order, each with `now()` at its own due time. A cancelled timer is dropped at
+ * once, so a clock that is never moved holds only the timers still waiting (a long test that
+ * never advances time does not grow).
  */
 export class ManualClock implements Clock {
-  private timers: ManualTimer[] = [];
+  private readonly timers = new Set<ManualTimer>();
   private seq = 0;
 
   constructor(private current = Date.UTC(2030, 0, 1)) {}
@@ -64,13 +65,9 @@ export class ManualClock implements Clock {
   }
 
   setTimer(delayMs: number, callback: () => void): Timer {
-    const timer: ManualTimer = { at: this.current + Math.max(0, delayMs), seq: this.seq++, callback, cancelled: false };
-    this.timers.push(timer);
-    return {
-      cancel: () => {
-        timer.cancelled = true;
-      },
-    };
+    const timer: ManualTimer = { at: this.current + Math.max(0, delayMs), seq: this.seq++, callback };
+    this.timers.add(timer);
+    return { cancel: () => void this.timers.delete(timer) };
   }
 
   /** Moves time forward by `ms`, firing the timers that fall due on the way. */
@@ -86,16 +83,15 @@ export class ManualClock implements Clock {
 
   /** Timers waiting to fire, for tests. */
   get pendingTimers(): number {
-    return this.timers.filter((t) => !t.cancelled).length;
+    return this.timers.size;
   }
 
   private moveTo(target: number): void {
     for (;;) {
-      this.timers = this.timers.filter((t) => !t.cancelled);
       let next: ManualTimer | undefined;
       for (const t of this.timers) if (t.at <= target && (!next || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
       if (!next) break;
-      next.cancelled = true;
+      this.timers.delete(next);
       this.current = Math.max(this.current, next.at);
       next.callback();
     }

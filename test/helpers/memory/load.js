@@ -61,6 +61,16 @@ const scenarios = {
       const request = field(1, `probe-rs-${String(i).padStart(8, '0')}-${'x'.repeat(45)}`);
       connection(Infinity).makeUnaryRequest('/auth.v1.AuthService/RequestPasswordReset', raw, raw, request, metadata, {}, (err) => resolve(err ? err.code : 0));
     }),
+  // Login for a unique name nobody has, wrong password, from a new address on every call
+  // (x-forwarded-for, the probe's proxy being trusted): a login-attempt counter per name and per
+  // address, up to the memory store's cap.
+  forwarded: (i) =>
+    new Promise((resolve) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-forwarded-for', `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+      const request = Buffer.concat([field(1, `probe-fw-${String(i).padStart(8, '0')}`), field(2, 'not the password at all')]);
+      connection(Infinity).makeUnaryRequest('/auth.v1.AuthService/Login', raw, raw, request, metadata, {}, (err) => resolve(err ? err.code : 0));
+    }),
 };
 
 let next = from;

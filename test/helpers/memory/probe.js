@@ -5,6 +5,8 @@ const { execFile } = require('node:child_process');
 const { getHeapSnapshot } = require('node:v8');
 const { join } = require('node:path');
 const { startTestAuthServer } = require('../../../dist/src/sdk/testing.js');
+const { MemoryStore } = require('../../../dist/src/store/memory-store.js');
+const { ManualClock } = require('../../../dist/src/clock.js');
 
 const [scenario, roundsArg, perRoundArg, concurrencyArg, marker, envJson] = process.argv.slice(2);
 const [rounds, perRound, concurrency] = [Number(roundsArg), Number(perRoundArg), Number(concurrencyArg)];
@@ -38,7 +40,12 @@ function retained() {
 }
 
 (async () => {
-  const kit = await startTestAuthServer({ logDestination: { write() {} }, env: { AUTH_LOG_LEVEL: 'info', ...JSON.parse(envJson || '{}') } });
+  // PROBE_ATTEMPT_CAP: the memory store with a smaller cap on login-attempt counters than the
+  // service's 100,000, so a test reaches it (and shows RSS level past it) in seconds.
+  const { PROBE_ATTEMPT_CAP, ...env } = JSON.parse(envJson || '{}');
+  const clock = new ManualClock(Date.now());
+  const store = PROBE_ATTEMPT_CAP ? new MemoryStore({ clock, accessGraceMs: 930_000, maxSessionsPerUser: 100, maxAttemptEntries: Number(PROBE_ATTEMPT_CAP) }) : undefined;
+  const kit = await startTestAuthServer({ clock, logDestination: { write() {} }, env: { AUTH_LOG_LEVEL: 'info', ...env }, ...(store ? { store } : {}) });
   const out = { warm: undefined, rounds: [], codes: {}, retained: 0 };
   await load(kit.address, 0, Math.min(perRound, 500));
   out.warm = memory();
@@ -54,7 +61,7 @@ function retained() {
   out.planted = (await retained()) - baseline;
   delete globalThis.planted;
   out.retained = (await retained()) - baseline;
-  out.state = { watching: kit.app.server.health.watching };
+  out.state = { watching: kit.app.server.health.watching, attempts: store ? store.size().attempts : undefined };
   await kit.close();
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
