@@ -28,7 +28,12 @@ export interface UserSecrets {
 
 /** The store's side: an opaque document and its version. */
 export interface UserSecretsRecord {
-  /** Bumped by every write; 0 is never stored. */
+  /**
+   * Changed by every write, to a value this user id has never had, not even before the user was
+   * deleted and made again with the same id (a users-file user, an import): a compare-and-set
+   * decided on an old document can never land on a new one. 0 is "nothing stored", and is never
+   * stored: every empty state is the same, so a decision made on one holds on any other.
+   */
   readonly version: number;
   readonly data: string;
 }

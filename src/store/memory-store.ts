@@ -167,6 +167,8 @@ export class MemoryStore implements Store {
   private readonly serviceAccounts: MemoryServiceAccounts;
   /** Enabled admins, users and service accounts together (the last-admin rule). */
   private readonly admins = new AdminSet();
+  /** The last version given to any user's secrets document (versions never repeat). */
+  private secretsVersion = 0;
   /** Registration counters: a few per client address (see RateTable). */
   private readonly rates = new RateTable(100_000);
 
@@ -183,7 +185,8 @@ export class MemoryStore implements Store {
     const entry = this.byId.get(userId);
     if (!entry) return 'user_gone';
     if ((entry.secrets?.version ?? 0) !== ifVersion) return 'conflict';
-    entry.secrets = data === undefined ? undefined : { version: ifVersion + 1, data };
+    // One sequence for the whole store: a user made again with a deleted one's id starts past it.
+    entry.secrets = data === undefined ? undefined : { version: ++this.secretsVersion, data };
     return 'written';
   }
 

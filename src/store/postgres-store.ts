@@ -725,8 +725,9 @@ export class PostgresStore implements Store {
   // --- user secrets -----------------------------------------------------------------------
 
   async readUserSecrets(userId: string): Promise<UserSecretsRecord | undefined> {
-    const rows = await this.one<{ version: number; data: string }>('auth_read_secrets', 'SELECT version, data FROM auth_user_secrets WHERE user_id = $1', [userId]);
-    return rows[0];
+    // version is a bigint (node-postgres reads it as text); every value the sequence gives is below 2^53.
+    const rows = await this.one<{ version: string; data: string }>('auth_read_secrets', 'SELECT version, data FROM auth_user_secrets WHERE user_id = $1', [userId]);
+    return rows[0] ? { version: Number(rows[0].version), data: rows[0].data } : undefined;
   }
 
   /** Compare-and-set on the version, with the user's row share-locked so a delete cannot pass between. */
@@ -737,9 +738,10 @@ export class PostgresStore implements Store {
       if (data === undefined) {
         changed = await q('auth_delete_secrets', 'DELETE FROM auth_user_secrets WHERE user_id = $1 AND version = $2 RETURNING 1', [userId, ifVersion]);
       } else if (ifVersion === 0) {
-        changed = await q('auth_insert_secrets', 'INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, 1, $2) ON CONFLICT (user_id) DO NOTHING RETURNING 1', [userId, data]);
+        // Versions come from one sequence: never repeated, not even for a user made again with a deleted one's id.
+        changed = await q('auth_insert_secrets', "INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, nextval('auth_user_secrets_version'), $2) ON CONFLICT (user_id) DO NOTHING RETURNING 1", [userId, data]);
       } else {
-        changed = await q('auth_update_secrets', 'UPDATE auth_user_secrets SET version = version + 1, data = $3 WHERE user_id = $1 AND version = $2 RETURNING 1', [userId, ifVersion, data]);
+        changed = await q('auth_update_secrets', "UPDATE auth_user_secrets SET version = nextval('auth_user_secrets_version'), data = $3 WHERE user_id = $1 AND version = $2 RETURNING 1", [userId, ifVersion, data]);
       }
       return changed.length === 1 ? 'written' : 'conflict';
     });
@@ -879,7 +881,7 @@ export class PostgresStore implements Store {
             // A user's second factor goes in with the user, in the same transaction (never a user without the factor they had).
             const inserted = async () => {
               c.users++;
-              if (r.secondFactor) await q('auth_import_secrets', 'INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, 1, $2)', [r.id, JSON.stringify(r.secondFactor)]);
+              if (r.secondFactor) await q('auth_import_secrets', "INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, nextval('auth_user_secrets_version'), $2)", [r.id, JSON.stringify(r.secondFactor)]);
             };
             if ((await insert(skeletonOf(r.username))).length === 1) {
               await inserted();

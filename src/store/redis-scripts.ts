@@ -115,14 +115,19 @@ return name
 
 /**
  * KEYS: user, secrets. ARGV: clock, ifVersion, data ('' deletes). Compare-and-set of the user's
- * secrets document {v, d}: 'written', 'conflict', 'user_gone', or 'late'.
+ * secrets document {v, d}: 'written', 'conflict', 'user_gone', or 'late'. The new version is
+ * Redis's clock in microseconds (or one past the old, if larger): a document made again for a
+ * deleted user's id starts past every version the old one had. Below 2^53, so exact in Lua.
  */
 export const WRITE_SECRETS = `${CLOCK}
 if late() then return 'late' end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'user_gone' end
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
 if v ~= tonumber(ARGV[2]) then return 'conflict' end
-if ARGV[3] == '' then redis.call('DEL', KEYS[2]) else redis.call('HSET', KEYS[2], 'v', v + 1, 'd', ARGV[3]) end
+if ARGV[3] == '' then redis.call('DEL', KEYS[2]) return 'written' end
+local t = redis.call('TIME')
+local next = math.max(v + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+redis.call('HSET', KEYS[2], 'v', string.format('%.0f', next), 'd', ARGV[3])
 return 'written'
 `;
 

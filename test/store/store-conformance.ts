@@ -539,21 +539,26 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.writeUserSecrets(user.id, 1, '{"a":1}')).toBe('conflict');
         expect(await store.writeUserSecrets(user.id, 0, '{"a":1}')).toBe('written');
         expect(await store.writeUserSecrets(user.id, 0, '{"a":2}')).toBe('conflict');
-        expect(await store.readUserSecrets(user.id)).toEqual({ version: 1, data: '{"a":1}' });
-        expect(await store.writeUserSecrets(user.id, 1, '{"a":3}')).toBe('written');
-        expect(await store.writeUserSecrets(user.id, 1, '{"a":4}')).toBe('conflict');
-        expect(await store.readUserSecrets(user.id)).toEqual({ version: 2, data: '{"a":3}' });
-        expect(await store.writeUserSecrets(user.id, 2, undefined)).toBe('written');
+        const first = (await store.readUserSecrets(user.id))!;
+        expect(first).toEqual({ version: expect.any(Number), data: '{"a":1}' });
+        expect(first.version).toBeGreaterThan(0);
+        expect(await store.writeUserSecrets(user.id, first.version, '{"a":3}')).toBe('written');
+        expect(await store.writeUserSecrets(user.id, first.version, '{"a":4}')).toBe('conflict');
+        const second = (await store.readUserSecrets(user.id))!;
+        expect(second.data).toBe('{"a":3}');
+        expect(second.version).not.toBe(first.version);
+        expect(await store.writeUserSecrets(user.id, second.version, undefined)).toBe('written');
         expect(await store.readUserSecrets(user.id)).toBeUndefined();
       });
 
       test('of 20 writers racing on one version, exactly one wins', async () => {
         const user = await addUser();
         await store.writeUserSecrets(user.id, 0, '{}');
-        const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => store.writeUserSecrets(user.id, 1, `{"w":${i}}`)));
+        const { version } = (await store.readUserSecrets(user.id))!;
+        const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => store.writeUserSecrets(user.id, version, `{"w":${i}}`)));
         expect(outcomes.filter((o) => o === 'written')).toHaveLength(1);
         expect(outcomes.filter((o) => o === 'conflict')).toHaveLength(19);
-        expect((await store.readUserSecrets(user.id))!.version).toBe(2);
+        expect((await store.readUserSecrets(user.id))!.version).not.toBe(version);
       });
 
       test('nothing is written for a user that is not there, and the document goes with its user', async () => {
@@ -563,6 +568,30 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.deleteUser(user.id)).toBeDefined();
         expect(await store.readUserSecrets(user.id)).toBeUndefined();
         expect(await store.writeUserSecrets(user.id, 1, '{}')).toBe('user_gone');
+      });
+
+      test('versions never repeat for an id: a user made again with a deleted one\'s id refuses every version the old document had', async () => {
+        const user = await addUser();
+        const seen: number[] = [];
+        let version = 0;
+        for (let i = 0; i < 5; i++) {
+          expect(await store.writeUserSecrets(user.id, version, `{"old":${i}}`)).toBe('written');
+          version = (await store.readUserSecrets(user.id))!.version;
+          seen.push(version);
+        }
+        expect(await store.deleteUser(user.id)).toBeDefined();
+        expect(await store.createUser({ id: user.id, username: user.username, passwordHash: 'h', roles: [], disabled: false, origin: 'api' })).toBe('created');
+        const again: number[] = [];
+        version = 0;
+        for (let i = 0; i < 5; i++) {
+          expect(await store.writeUserSecrets(user.id, version, `{"new":${i}}`)).toBe('written');
+          version = (await store.readUserSecrets(user.id))!.version;
+          again.push(version);
+        }
+        expect(again.filter((v) => seen.includes(v))).toEqual([]);
+        // A compare-and-set decided on the old document (any of its versions) lands nowhere.
+        for (const old of seen) expect(await store.writeUserSecrets(user.id, old, '{"stale":true}')).toBe('conflict');
+        expect((await store.readUserSecrets(user.id))!.data).toBe('{"new":4}');
       });
 
       test("a session keeps its amr and reports its login as auth_time through rotations", async () => {
