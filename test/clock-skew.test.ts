@@ -66,3 +66,21 @@ describeWithRedis('instances whose clocks disagree share one Redis', (redis) => 
     });
   });
 });
+
+describeWithRedis("an instance whose clock is behind the store's own", (redis) => {
+  test('its tokens are valid: auth_time (the store\'s clock) is never later than iat (the instance\'s)', async () => {
+    // Redis's clock is the machine's; this instance runs 10 s behind it.
+    const server = await startTestServer({ env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: redis().url, AUTH_REDIS_KEY_PREFIX: 'behind:' }, clock: new ManualClock(Date.now() - 10_000) });
+    try {
+      await server.auth.register({ username: 'alice', password: PASSWORD });
+      const login = await server.auth.login({ username: 'alice', password: PASSWORD });
+      const claims = JSON.parse(Buffer.from(login.accessToken.split('.')[1]!, 'base64url').toString()) as { iat: number; auth_time: number };
+      expect(claims.auth_time).toBeLessThanOrEqual(claims.iat);
+      await expect(server.auth.validate({ accessToken: login.accessToken })).resolves.toMatchObject({ active: true });
+      const refreshed = await server.auth.refresh({ refreshToken: login.refreshToken });
+      await expect(server.auth.validate({ accessToken: refreshed.accessToken })).resolves.toMatchObject({ active: true });
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -103,7 +103,10 @@ export class AccessTokenIssuer {
       ...(subject.clientId !== undefined ? { client_id: subject.clientId } : {}),
       ...(subject.certificateThumbprint !== undefined ? { cnf: { 'x5t#S256': subject.certificateThumbprint } } : {}),
       ...(subject.amr !== undefined ? { amr: [...subject.amr] } : {}),
-      ...(subject.authTime !== undefined ? { auth_time: Math.floor(subject.authTime / 1000) } : {}),
+      // auth_time is the store's clock, iat this instance's: an instance behind the store would
+      // otherwise issue a token that says it was signed in after it was issued (and that every
+      // verifier refuses). Never later than iat (test/clock-skew.test.ts).
+      ...(subject.authTime !== undefined ? { auth_time: Math.min(Math.floor(subject.authTime / 1000), iat) } : {}),
     };
     const signing = this.keys.signing;
     const signed = jwt.sign(
