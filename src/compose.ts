@@ -118,7 +118,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const random = overrides.random ?? systemRandom;
   const baseLog = overrides.log ?? createLogger(config.logLevel);
   const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config, clock);
-  const metrics = new Metrics(backend.liveSessions);
+  const metrics = new Metrics(backend.liveSessions, { store: config.store });
   // Every audit event counts, in calls (their loggers are children of this one) and outside them.
   const tracing = tracingWith(overrides.tracer);
   const log = countEvents(baseLog.child({}), (event, fields) => {

@@ -119,7 +119,7 @@ export const settings = {
   hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password hashes computed at once (argon2id, 19 MiB each); more logins queue' }),
   store: choice('AUTH_STORE', ['memory', 'redis', 'postgres'], {
     default: 'memory',
-    doc: '`memory` (this process only), `redis` or `postgres` (shared by every instance); `postgres` when unset and `AUTH_DATABASE_URL` is set',
+    doc: '`memory` (this process only), `redis` or `postgres` (shared by every instance); when unset, `postgres` if `AUTH_DATABASE_URL` is set and `redis` if a Redis setting is',
   }),
   databaseUrl: text('AUTH_DATABASE_URL', {
     shown: '(none)',
@@ -220,6 +220,10 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
     return undefined;
   },
   (v) => (v.store === 'postgres' && v.databaseUrl === undefined ? 'AUTH_STORE=postgres needs AUTH_DATABASE_URL' : undefined),
+  (v) =>
+    v.store === 'memory' && redisGiven(v)
+      ? `${redisGiven(v)} is for the Redis store: unset AUTH_STORE (or set it to redis), not memory; the memory store would ignore it and keep everything in this process`
+      : undefined,
   (v) => (v.store !== 'postgres' && v.databaseUrl !== undefined ? `AUTH_DATABASE_URL is for the PostgreSQL store: unset AUTH_STORE (or set it to postgres), not ${v.store}` : undefined),
   (v) =>
     v.store === 'postgres' && (v.redisUrl !== undefined || v.redisClusterNodes.length > 0 || v.redisSentinels.length > 0)
@@ -247,6 +251,14 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
       : undefined,
 ];
 
+/** The Redis setting that names a deployment, if any (the variable's name). */
+function redisGiven(v: Pick<Values, 'redisUrl' | 'redisClusterNodes' | 'redisSentinels'>): string | undefined {
+  if (v.redisUrl !== undefined) return 'AUTH_REDIS_URL';
+  if ((v.redisClusterNodes ?? []).length > 0) return 'AUTH_REDIS_CLUSTER_NODES';
+  if ((v.redisSentinels ?? []).length > 0) return 'AUTH_REDIS_SENTINELS';
+  return undefined;
+}
+
 export interface ConfigReport {
   /** Undefined when there are problems. */
   readonly config: Config | undefined;
@@ -269,8 +281,12 @@ export function readConfig(env: Env): ConfigReport {
     }
   }
   const production = env.NODE_ENV === 'production';
-  // AUTH_DATABASE_URL alone selects the PostgreSQL store.
-  if ((env.AUTH_STORE ?? '').trim() === '' && values.databaseUrl !== undefined) values.store = 'postgres';
+  // AUTH_DATABASE_URL alone selects the PostgreSQL store, a Redis setting alone the Redis store
+  // (both at once are refused by the rules below).
+  if ((env.AUTH_STORE ?? '').trim() === '') {
+    if (values.databaseUrl !== undefined) values.store = 'postgres';
+    else if (redisGiven(values as Values)) values.store = 'redis';
+  }
   if (problems.length === 0) {
     for (const rule of rules) {
       const problem = rule(values as Values, production);

@@ -9,6 +9,7 @@ import { StoreSetupError } from './store/store.js';
 import { otelConfigured } from './tracing.js';
 import type { Tracer } from '@opentelemetry/api';
 import { UsersFileError } from './users-file.js';
+import { VERSION } from './version.js';
 
 /**
  * Runs the service (`npm start`, `grpc-auth serve`): configuration from the environment, one
@@ -82,18 +83,18 @@ export async function serve(): Promise<void> {
     app = composeService(config, { log, ...(telemetry ? { tracer: telemetry.tracer } : {}) });
     running = await app.start();
   } catch (err) {
-    if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError || err instanceof StoreSetupError || (err instanceof Error && err.name === 'TelemetrySetupError')) {
-      log.fatal({ event: 'startup_failed' }, err.message);
-      process.exit(2);
-    }
-    log.fatal({ event: 'startup_failed', err: { type: (err as Error).name, message: (err as Error).message } }, 'could not start');
-    process.exit(1);
+    // One JSON line for the log pipeline, and one plain line on standard error for whoever started it.
+    const { message, exitCode } = startupFailure(err, config.address);
+    log.fatal({ event: 'startup_failed', exitCode }, message);
+    process.stderr.write(`grpc-auth: ${message}\n`);
+    process.exit(exitCode);
   }
   if (stopping) return;
   const host = config.address.slice(0, config.address.lastIndexOf(':'));
   log.info(
     {
       event: 'started',
+      version: VERSION,
       address: `${host}:${running.port}`,
       store: config.store,
       transport: app.transport,
@@ -106,6 +107,23 @@ export async function serve(): Promise<void> {
     },
     'auth service listening',
   );
+}
+
+/**
+ * What stopped start-up, as one line that names the file, address or host involved, and its exit
+ * code: 2 for a configuration or file the operator must fix (a restart will not help), 1 otherwise.
+ */
+export function startupFailure(err: unknown, address: string): { message: string; exitCode: 1 | 2 } {
+  if (err instanceof KeyError || err instanceof UsersFileError || err instanceof TlsError || err instanceof StoreSetupError || (err instanceof Error && err.name === 'TelemetrySetupError')) {
+    return { message: err.message, exitCode: 2 };
+  }
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const text = typeof e?.message === 'string' ? e.message : String(err);
+  // grpc-js reports a failed bind as a plain object, with the listen error's text.
+  if (/EADDRINUSE/.test(text)) return { message: `cannot listen on ${address}: the address is in use (EADDRINUSE)`, exitCode: 1 };
+  if (/EACCES/.test(text)) return { message: `cannot listen on ${address}: permission denied (EACCES; ports below 1024 need privileges)`, exitCode: 1 };
+  if (/EADDRNOTAVAIL/.test(text)) return { message: `cannot listen on ${address}: no such address on this host (EADDRNOTAVAIL)`, exitCode: 2 };
+  return { message: `could not start: ${text}`, exitCode: 1 };
 }
 
 if (require.main === module) void serve();

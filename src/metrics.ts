@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { VERSION } from './version.js';
 
 /** Security events counted under their own metric names, as operators alert on them. */
 const EVENT_COUNTERS: Record<string, { name: string; help: string }> = {
@@ -21,8 +22,13 @@ export class Metrics {
   private readonly securityEvents = new Map<string, Counter>();
   private readonly storeErrors: Counter;
 
-  constructor(liveSessions: (() => number) | undefined) {
+  constructor(liveSessions: (() => number) | undefined, build: { readonly store: string } = { store: 'memory' }) {
     collectDefaultMetrics({ register: this.registry });
+    // The usual build-info gauge: always 1, its labels say what runs (dashboards join on it).
+    new Gauge({ name: 'auth_build_info', help: 'Always 1: the release, Node.js version and store this instance runs.', labelNames: ['version', 'node', 'store'], registers: [this.registry] }).set(
+      { version: VERSION, node: process.version, store: build.store },
+      1,
+    );
     this.calls = new Counter({ name: 'auth_rpc_calls_total', help: 'RPCs handled, by method and gRPC status code.', labelNames: ['method', 'code'], registers: [this.registry] });
     this.duration = new Histogram({
       name: 'auth_rpc_duration_seconds',
@@ -31,7 +37,7 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [this.registry],
     });
-    this.events = new Counter({ name: 'auth_events_total', help: 'Audit events, by name (see the README table).', labelNames: ['event'], registers: [this.registry] });
+    this.events = new Counter({ name: 'auth_events_total', help: 'Audit events, by name (see docs/observability.md).', labelNames: ['event'], registers: [this.registry] });
     for (const [event, { name, help }] of Object.entries(EVENT_COUNTERS)) {
       this.securityEvents.set(event, new Counter({ name, help, registers: [this.registry] }));
     }

@@ -74,6 +74,10 @@ describe('loadConfig', () => {
     },
     { name: 'production behind a TLS proxy', env: { NODE_ENV: 'production', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_SIGNING_KEY_FILE: '/k', AUTH_ALLOW_INSECURE: 'true' }, want: { allowInsecure: true, tls: undefined } },
     { name: 'the Redis store', env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'redis://:pw@10.0.0.1:6379/2' }, want: { store: 'redis', redisUrl: 'redis://:pw@10.0.0.1:6379/2' } },
+    // A Redis setting alone selects the Redis store, as AUTH_DATABASE_URL alone selects PostgreSQL.
+    { name: 'AUTH_REDIS_URL alone: the Redis store', env: { AUTH_REDIS_URL: 'redis://10.0.0.1:6379' }, want: { store: 'redis' } },
+    { name: 'AUTH_REDIS_CLUSTER_NODES alone: the Redis store', env: { AUTH_REDIS_CLUSTER_NODES: 'a:7000,b:7000' }, want: { store: 'redis' } },
+    { name: 'AUTH_REDIS_SENTINELS alone: the Redis store', env: { AUTH_REDIS_SENTINELS: 'a:26379', AUTH_REDIS_SENTINEL_NAME: 'main' }, want: { store: 'redis' } },
     { name: 'IPv6 address', env: { AUTH_ADDRESS: '[::1]:9000' }, want: { address: '[::1]:9000' } },
     { name: 'trusted proxies', env: { AUTH_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.7,loopback,2001:db8::/32' }, want: { trustedProxies: ['10.0.0.0/8', '192.0.2.7', 'loopback', '2001:db8::/32'] } },
   ])('accepts $name', ({ env, want }) => {
@@ -112,6 +116,7 @@ describe('loadConfig', () => {
     { env: { AUTH_STORE: 'postgres' }, want: /^AUTH_STORE=postgres needs AUTH_DATABASE_URL$/ },
     { env: { AUTH_DATABASE_URL: 'mysql://h/db' }, want: /^AUTH_DATABASE_URL must be one URL, postgres:\/\/user:password@host:port\/db or postgresql:\/\/…$/ },
     { env: { AUTH_STORE: 'memory', AUTH_DATABASE_URL: 'postgres://h/db' }, want: /^AUTH_DATABASE_URL is for the PostgreSQL store: unset AUTH_STORE \(or set it to postgres\), not memory$/ },
+    { env: { AUTH_STORE: 'memory', AUTH_REDIS_URL: 'redis://h:6379' }, want: /^AUTH_REDIS_URL is for the Redis store: unset AUTH_STORE \(or set it to redis\), not memory; the memory store would ignore it/ },
     { env: { AUTH_DATABASE_URL: 'postgres://h/db', AUTH_REDIS_URL: 'redis://h:6379' }, want: /^AUTH_DATABASE_URL and Redis settings exclude each other/ },
     { env: { AUTH_DATABASE_CA_FILE: '/ca.pem' }, want: /^AUTH_DATABASE_CA_FILE needs AUTH_DATABASE_URL$/ },
     { env: { AUTH_DATABASE_URL: 'postgres://h/db', AUTH_DATABASE_STATEMENT_TIMEOUT_MS: '1000' }, want: /^AUTH_STORE_TIMEOUT must be at least 3 × AUTH_DATABASE_STATEMENT_TIMEOUT_MS \+ 250 ms \(3250 ms\)/ },

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService } from '../gen/auth/v1/auth_pb';
@@ -11,7 +11,7 @@ describe('the service process', () => {
   test('starts in development mode, logs one start-up line, serves, and exits 0 on SIGTERM', async () => {
     const running = await start({});
     expect(running.lines[0]).toMatchObject({ level: 'warn', event: 'ephemeral_key' });
-    expect(running.started).toMatchObject({ level: 'info', store: 'memory', algorithm: 'ES256', kid: expect.any(String), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+    expect(running.started).toMatchObject({ level: 'info', version: expect.stringMatching(/^\d+\.\d+\.\d+/), store: 'memory', algorithm: 'ES256', kid: expect.any(String), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
     const client = createClient(AuthService, String(running.started.address));
     try {
       const jwks = JSON.parse((await client.getJwks({})).jwksJson) as { keys: Array<{ kid: string }> };
@@ -131,6 +131,39 @@ describe('the service process', () => {
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/^grpc-auth: unknown command "frobnicate"/);
     expect(runCli([]).status).toBe(2);
+  });
+
+  test('--version and version print the package version', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(runCli(['--version'])).toMatchObject({ status: 0, stdout: `${version}\n`, stderr: '' });
+    expect(runCli(['version'])).toMatchObject({ status: 0, stdout: `${version}\n`, stderr: '' });
+    expect(runCli(['help'], undefined).stdout).toContain(`grpc-auth ${version}`);
+  });
+
+  // Every command: --help prints its usage, exit 0, and does nothing else: no key file named
+  // "--help", no service started, no configuration printed, nothing read from standard input.
+  test.each(['serve', 'health', 'keys', 'hash-password', 'users', 'migrate', 'export', 'import', 'check-config', 'version'])('%s --help prints its usage and does nothing else', (command) => {
+    const dir = mkdtempSync(join(tmpdir(), 'auth-help-'));
+    const args = command === 'keys' ? ['keys', 'generate', '--help'] : command === 'users' ? ['users', 'add', 'file', '--help'] : [command, '--help'];
+    const run = spawnSync(process.execPath, [cli, ...args], { cwd: dir, encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH ?? '', AUTH_DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' } });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(run.stdout).toMatch(new RegExp(`^usage: grpc-auth ${command}`));
+    expect(readdirSync(dir)).toEqual([]);
+    expect(runCli(['help', command]).stdout).toBe(run.stdout);
+  });
+
+  test('start-up failures: one plain line on standard error naming what is wrong, exit 2 for configuration, 1 for the rest', async () => {
+    const holder = await start({});
+    try {
+      const busy = spawnSync(process.execPath, [MAIN], { env: { ...baseEnv, AUTH_ADDRESS: String(holder.started.address) }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
+      expect({ status: busy.status, stderr: busy.stderr }).toEqual({ status: 1, stderr: `grpc-auth: cannot listen on ${String(holder.started.address)}: the address is in use (EADDRINUSE)\n` });
+      expect(busy.stdout).toContain('"event":"startup_failed"');
+    } finally {
+      holder.child.kill('SIGTERM');
+      await holder.exit;
+    }
+    const key = spawnSync(process.execPath, [MAIN], { env: { ...baseEnv, AUTH_SIGNING_KEY_FILE: '/nonexistent/key.pem' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
+    expect({ status: key.status, stderr: key.stderr }).toEqual({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nonexistent/key.pem: ENOENT\n' });
   });
 
   test('serve starts the service like npm start', async () => {

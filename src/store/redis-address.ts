@@ -21,3 +21,22 @@ export type RedisConnection =
   | { readonly kind: 'single'; readonly url: string }
   | ({ readonly kind: 'cluster'; readonly nodes: readonly HostPort[] } & RedisAuth)
   | ({ readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly name: string; readonly sentinelPassword?: string | undefined } & RedisAuth);
+
+/** Where a connection points, for log lines: hosts and ports only, never credentials. */
+export function redisWhere(connection: RedisConnection): string {
+  const list = (nodes: readonly HostPort[]) => nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',');
+  switch (connection.kind) {
+    case 'single': {
+      try {
+        const url = new URL(connection.url);
+        return `redis ${url.hostname}:${url.port || '6379'}`;
+      } catch {
+        return 'redis (AUTH_REDIS_URL)';
+      }
+    }
+    case 'cluster':
+      return `redis cluster ${list(connection.nodes)}`;
+    case 'sentinel':
+      return `redis sentinels ${list(connection.sentinels)} (primary "${connection.name}")`;
+  }
+}

@@ -8,7 +8,7 @@ import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } fro
 import type { UserSecretsRecord } from '../core/user-secrets.js';
 import { sharedAmr } from '../core/mfa.js';
 import { AuthError } from '../errors.js';
-import type { RedisConnection } from './redis-address.js';
+import { redisWhere, type RedisConnection } from './redis-address.js';
 import { connectRedis } from './redis-connection.js';
 import {
   BEGIN_ATTEMPT,
@@ -117,11 +117,16 @@ export class RedisStore implements Store {
   private readonly redis: (Redis | Cluster) & Scripts;
   private readonly prefix: string;
   private closed = false;
+  /** The client's last connection error (ECONNREFUSED, a TLS failure ...): what a failed health check reports. */
+  private lastError: Error | undefined;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? 'auth:';
     const redis = connectRedis(options.connection, options.commandTimeoutMs);
     for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: keys, lua });
+    redis.on('error', (err: Error) => (this.lastError = err));
+    redis.on('close', () => (this.lastError ??= new Error('the connection closed')));
+    redis.on('ready', () => (this.lastError = undefined));
     this.redis = redis as (Redis | Cluster) & Scripts;
   }
 
@@ -660,7 +665,21 @@ export class RedisStore implements Store {
    * small write goes through, so a full `noeviction` Redis, a replica mistaken for the primary,
    * or a Cluster with slots down all count as "cannot serve", not only a dead connection.
    */
+  /**
+   * Whether the store can serve. A failure names where Redis was looked for and why it could not be
+   * used (the client's own "Stream isn't writeable" says neither): `redis 10.0.0.5:6379: connect ECONNREFUSED ...`.
+   */
   async ping(): Promise<void> {
+    try {
+      await this.canServe();
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      const why = this.lastError?.message ?? (err.cause instanceof Error ? err.cause.message : err.message);
+      throw new AuthError('unavailable', 'session store unavailable', { cause: new Error(`${redisWhere(this.options.connection)}: ${why}`) });
+    }
+  }
+
+  private async canServe(): Promise<void> {
     await this.checkTopology();
     await this.readRedisTime();
     await this.call(() => this.redis.set(`${this.prefix}health`, '1', 'PX', 60_000));

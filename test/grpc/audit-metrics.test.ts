@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { get } from 'node:http';
 import { PASSWORD, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
@@ -84,6 +86,8 @@ describe('metrics', () => {
       expect(before).toContain('process_cpu_user_seconds_total');
       expect(before).toContain('nodejs_eventloop_lag_seconds');
       expect(sample(before, 'auth_sessions_live')).toBe(0);
+      const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+      expect(sample(before, `auth_build_info{version="${version}",node="${process.version}",store="memory"}`)).toBe(1);
 
       const tokens = await registerAndLogin(server);
       await statusOf(server.auth.login({ username: 'alice', password: 'not the right password' }));

@@ -36,6 +36,8 @@ describeWithRedis('the service on Redis when Redis goes away', () => {
         await expect(server.auth.register({ username: 'bob', password: PASSWORD })).resolves.toBeDefined();
         const events = server.logs.entries.map((e) => e.event);
         expect(events).toContain('store_unavailable');
+        // The line names where Redis was looked for and why it could not be used.
+        expect(server.logs.events('store_unavailable')[0]!.cause).toEqual({ type: 'Error', message: expect.stringMatching(new RegExp(`^redis 127\\.0\\.0\\.1:${redis.port}: (connect ECONNREFUSED|the connection closed)`)) });
         expect(events).toContain('store_recovered');
       } finally {
         await server.close();
