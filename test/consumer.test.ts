@@ -2,7 +2,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { describeWithPostgres } from './helpers/postgres';
+import { startProcess } from './helpers/process';
 import { productionCommands, startThenTerminate } from './helpers/production';
+import { describeWithRedis } from './helpers/redis';
 
 const ROOT = join(__dirname, '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -140,6 +143,41 @@ describe("the README's consumer steps, in a new project", () => {
     const run = spawnSync(process.execPath, ['--import', join(variant, 'probe.mjs'), join('out', 'main.js')], { cwd: variant, encoding: 'utf8', timeout: 60_000 });
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
   }, 60_000);
+
+  /**
+   * The installed package's own command, from node_modules, on each store: PostgreSQL migrated by
+   * `grpc-auth migrate` (the SQL files ship in the package) and then served with migrations off,
+   * Redis and memory served; each answers `grpc-auth health` with SERVING and stops on SIGTERM.
+   */
+  describe('the installed package serves every store from node_modules', () => {
+    const bin = () => join(project, 'node_modules', '.bin', 'grpc-auth');
+    const cli = (args: string[], env: Record<string, string>) => spawnSync(bin(), args, { cwd: project, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH ?? '', ...env } });
+    async function servesAndStops(env: Record<string, string>, store: string) {
+      const running = await startProcess(env, { argv: [bin(), 'serve'], cwd: project });
+      try {
+        expect(running.started).toMatchObject({ store, version: (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version });
+        expect(cli(['health', '--address', String(running.started.address)], {})).toMatchObject({ status: 0, stdout: 'SERVING\n', stderr: '' });
+      } finally {
+        running.child.kill('SIGTERM');
+      }
+      expect(await running.exit).toBe(0);
+    }
+
+    test('memory', () => servesAndStops({}, 'memory'), 60_000);
+
+    describeWithRedis('Redis', (redis) => {
+      test('AUTH_REDIS_URL alone', () => servesAndStops({ AUTH_REDIS_URL: redis().url }, 'redis'), 60_000);
+    });
+
+    describeWithPostgres('PostgreSQL', (pg) => {
+      test('grpc-auth migrate, then serve with AUTH_DATABASE_MIGRATE=off', async () => {
+        const env = { AUTH_DATABASE_URL: await pg().createDatabase(), AUTH_DATABASE_MIGRATE: 'off' };
+        expect(cli(['migrate', '--status'], env)).toMatchObject({ status: 0, stdout: expect.stringMatching(/^schema version 0; this release knows \d+ \(run grpc-auth migrate\)\n$/) });
+        expect(cli(['migrate'], env)).toMatchObject({ status: 0, stdout: expect.stringMatching(/^applied migrations 1, 2, 3/), stderr: '' });
+        await servesAndStops(env, 'postgres');
+      }, 60_000);
+    });
+  });
 
   test.each([1, 2])("SIGTERM to the README's production command %i, run from the installed package: exit 0", async (index) => {
     const argv = productionCommands()[index]!;

@@ -12,9 +12,13 @@ export interface Running {
   exit: Promise<number | null>;
 }
 
-/** Starts the built service (global setup builds it) and waits for its start-up line. */
-export function startProcess(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN], { env: { ...baseEnv, ...env }, cwd: ROOT });
+/**
+ * Starts the built service (global setup builds it) and waits for its start-up line. `command`
+ * runs something else that serves, e.g. the installed package's bin: `[path, 'serve']`.
+ */
+export function startProcess(env: Record<string, string>, command: { readonly argv: readonly string[]; readonly cwd: string } = { argv: [process.execPath, MAIN], cwd: ROOT }): Promise<Running> {
+  const [program, ...args] = command.argv;
+  const child = spawn(program!, args, { env: { ...baseEnv, ...env }, cwd: command.cwd });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
