@@ -690,7 +690,7 @@ async function mfaLoginFigures(results, service, loginAny, perRound) {
       const enrolled = await account.enrollTotp({}, { metadata });
       const totp = new TOTP({ secret: Secret.fromBase32(enrolled.secret) });
       const now = Date.now();
-      await account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: totp.generate({ timestamp: now }) }, { metadata });
+      await account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: totp.generate({ timestamp: now }), password: PASSWORD }, { metadata });
       users[i] = { username, totp, spentStep: Math.floor(now / 30_000) };
     },
     { count: perRound * ROUNDS, concurrency: 8, seconds: 600 },

@@ -51,9 +51,19 @@ interface Common {
   readonly url?: boolean;
 }
 
-/** A URL as it may be shown: user info and query (where credentials and tokens ride) masked. */
+/**
+ * A URL as it may be shown: user info and query (where credentials and tokens ride) masked. The
+ * user info ends at the last `@`, as URL parsers and node-postgres read it, so a password holding
+ * `@`, `/` or `?` is masked whole; a value that is no URL is masked whole.
+ */
 export function maskUrl(value: string): string {
-  return value.replace(/\/\/([^@/?#]*)@/, '//****@').replace(/\?.*$/, '?****');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value);
+  if (!scheme) return '****';
+  const rest = value.slice(scheme[0].length);
+  const at = rest.lastIndexOf('@');
+  const shown = at >= 0 ? `****@${rest.slice(at + 1)}` : rest;
+  const query = shown.search(/[?#]/);
+  return scheme[0] + (query >= 0 ? `${shown.slice(0, query)}?****` : shown);
 }
 
 export function duration(variable: string, o: Common & { default: string; min: string; max: string }): Setting<number> {

@@ -1,3 +1,4 @@
+import { maskUrl } from '../src/settings';
 import { ConfigError, loadConfig, readConfig } from '../src/config';
 import { formatDuration, parseDurationMs } from '../src/settings';
 
@@ -200,4 +201,19 @@ describe('loadConfig', () => {
     [1500, '1500ms'],
     [0, '0s'],
   ])('formatDuration(%p) = %p', (ms, want) => expect(formatDuration(ms)).toBe(want));
+});
+
+describe('URLs as they are shown (check-config, errors)', () => {
+  test.each([
+    { url: 'redis://:hunter2@db:6379/1', want: 'redis://****@db:6379/1' },
+    { url: 'postgres://app:p@ssw0rd@127.0.0.1:5432/auth', want: 'postgres://****@127.0.0.1:5432/auth' },
+    { url: 'postgres://u:pa?ss@h/db', want: 'postgres://****@h/db' },
+    { url: 'postgres://:s3cr/et@h/db', want: 'postgres://****@h/db' },
+    { url: 'https://mailer.internal/reset?token=abc', want: 'https://mailer.internal/reset?****' },
+    { url: 'https://mailer.internal/reset#frag', want: 'https://mailer.internal/reset?****' },
+    { url: 'https://mailer.internal/reset', want: 'https://mailer.internal/reset' },
+    { url: 'not a url:secret', want: '****' },
+  ])('$url', ({ url, want }) => {
+    expect(maskUrl(url)).toBe(want);
+  });
 });

@@ -29,7 +29,7 @@ async function populate(env: Record<string, string>): Promise<string> {
     expect((await server.auth.login({ username: 'ana', password: PASSWORD })).accessToken).not.toBe('');
     const bob = bearer((await server.auth.login({ username: 'bob', password: PASSWORD })).accessToken);
     const enrolled = await server.account.enrollTotp({}, bob);
-    await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bob);
+    await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()), password: PASSWORD }, bob);
     return enrolled.secret;
   } finally {
     await server.close();
@@ -160,6 +160,13 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
       const dan = user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan');
       const cases = [
         { input: `${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`, err: 'grpc-auth: line 1: not a grpc-auth-export file (no header)\n' },
+        { input: `\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan')}\n`, err: 'grpc-auth: line 2: not a grpc-auth-export file (no header)\n' },
+        { input: `${header}\n${dan}\n${header}\n`, err: 'grpc-auth: line 3: a second header\n' },
+        {
+          // Only the factor and its recovery hashes move: a reset code or a pending login planted in the file is refused.
+          input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan', { secondFactor: { totp: { secret: 'JBSWY3DPEHPK3PXP', confirmedAt: 1, lastStep: 1 }, recovery: [], reset: { hash: 'A'.repeat(43), expiresAt: 9999999999999 } } })}\n`,
+          err: 'grpc-auth: line 2: user without a valid secondFactor\n',
+        },
         { input: `${header}\n${dan}\n{"kind":"user","id":"usr_B"}\n`, err: 'grpc-auth: line 3: user without a valid username\n' },
         { input: `${header}\nnot json\n`, err: 'grpc-auth: line 2: not JSON\n' },
         { input: `${header.replace('"version":1', '"version":3')}\n`, err: 'grpc-auth: line 1: export version 3; this release reads versions 1 and 2\n' },

@@ -54,7 +54,7 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
     await a.auth.register({ username: 'fay', password: PASSWORD });
     const first = await a.auth.login({ username: 'fay', password: PASSWORD });
     const enrolled = await b.account.enrollTotp({}, bearer(first.accessToken));
-    const { recoveryCodes } = await a.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, clock.now()) }, bearer(first.accessToken));
+    const { recoveryCodes } = await a.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, clock.now()), password: PASSWORD }, bearer(first.accessToken));
     const stale = (await a.auth.login({ username: 'fay', password: PASSWORD })).mfaToken;
     await b.account.changePassword({ currentPassword: PASSWORD, newPassword: 'fay has a brand new passphrase' }, bearer(first.accessToken));
     expect(await statusOf(a.auth.completeLogin({ mfaToken: stale, code: recoveryCodes[0]! }))).toEqual({ code: status.UNAUTHENTICATED, details: 'mfa_token is invalid, used or expired; log in again' });
@@ -63,19 +63,32 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
     expect(await a.auth.completeLogin({ mfaToken: fresh, code: recoveryCodes[0]! })).toMatchObject({ usedRecoveryCode: true, recoveryCodesLeft: 9 });
   });
 
-  test("requests for a user's reset codes from other addresses, on either instance, never spend the owner's", async () => {
-    await a.auth.register({ username: 'gus', password: PASSWORD });
+  test("requests for a user's reset codes from other addresses, on either instance, never spend the owner's budget nor cancel the owner's or an admin's code", async () => {
+    const { userId } = await a.auth.register({ username: 'gus', password: PASSWORD });
+    await a.app.store.updateUser((await a.auth.register({ username: 'root', password: PASSWORD })).userId, { roles: ['admin'] });
+    const root = bearer((await b.auth.login({ username: 'root', password: PASSWORD })).accessToken);
     received.length = 0;
-    // Four addresses ask five times each, spread over both instances: three codes each are sent.
-    for (let i = 0; i < 20; i++) await (i % 2 ? a : b).auth.requestPasswordReset({ username: 'gus' }, from(`198.51.100.${i % 4}`));
-    await eventually(() => expect(received).toHaveLength(12));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(received).toHaveLength(12);
-    // The owner, from an address of their own, still gets a code, and it works on the other instance.
+    // The owner asks first, from an address of their own; an admin also makes a code.
     await a.auth.requestPasswordReset({ username: 'gus' }, from('192.0.2.44'));
+    await eventually(() => expect(received).toHaveLength(1));
+    const owners = (JSON.parse(received[0]!) as { code: string }).code;
+    const admins = (await b.admin.createPasswordResetCode({ userId }, root)).code;
+    // Then four addresses ask five times each, spread over both instances: three codes each are sent.
+    for (let i = 0; i < 20; i++) await (i % 2 ? a : b).auth.requestPasswordReset({ username: 'gus' }, from(`198.51.100.${i % 4}`));
     await eventually(() => expect(received).toHaveLength(13));
-    const { code } = JSON.parse(received[12]!) as { code: string };
-    await b.auth.resetPassword({ username: 'gus', code, newPassword: 'gus has a brand new passphrase', mfaCode: '' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received).toHaveLength(13);
+    // The owner's code still works, on the other instance; the reset spends every code, the admin's too.
+    await b.auth.resetPassword({ username: 'gus', code: owners, newPassword: 'gus has a brand new passphrase', mfaCode: '' });
+    expect(await statusOf(a.auth.resetPassword({ username: 'gus', code: admins, newPassword: 'gus has another passphrase', mfaCode: '' }))).toMatchObject({ code: status.UNAUTHENTICATED });
     expect((await a.auth.login({ username: 'gus', password: 'gus has a brand new passphrase' })).accessToken).not.toBe('');
+    // An admin's code outlives any number of requests; the document keeps five requesters' codes at most.
+    const again = (await a.admin.createPasswordResetCode({ userId }, root)).code;
+    for (let i = 0; i < 8; i++) await b.auth.requestPasswordReset({ username: 'gus' }, from(`203.0.113.${i}`));
+    await eventually(() => expect(received).toHaveLength(21));
+    const doc = JSON.parse((await a.app.store.readUserSecrets(userId))!.data) as { resets: Array<{ from: string }> };
+    expect(doc.resets.filter((r) => r.from === 'admin')).toHaveLength(1);
+    expect(doc.resets.filter((r) => r.from !== 'admin')).toHaveLength(5);
+    await a.auth.resetPassword({ username: 'gus', code: again, newPassword: 'gus has a third passphrase', mfaCode: '' });
   });
 });

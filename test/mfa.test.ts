@@ -39,7 +39,7 @@ async function userWithTotp(server: TestServer, name = 'alice') {
   const first = await server.auth.login({ username: name, password: PASSWORD });
   const auth = bearer(first.accessToken);
   const enrolled = await server.account.enrollTotp({}, auth);
-  const { recoveryCodes } = await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
+  const { recoveryCodes } = await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
   // The confirming code's step is spent: move to the next step for the first login.
   server.clock.advance(30_000);
   return { userId, secret: enrolled.secret, recoveryCodes, enrolled };
@@ -73,15 +73,15 @@ describe('TOTP second factor over gRPC', () => {
     expect(enrolled.otpauthUri).toBe(`otpauth://totp/grpc-auth:alice?issuer=grpc-auth&secret=${enrolled.secret}&algorithm=SHA1&digits=6&period=30`);
     // Not on until confirmed: Login still gives tokens.
     expect((await server.auth.login({ username: 'alice', password: PASSWORD })).mfaRequired).toBe(false);
-    expect(await statusOf(server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: '000000' === rfc6238(enrolled.secret, server.clock.now()) ? '111111' : '000000' }, auth))).toEqual({
+    expect(await statusOf(server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: '000000' === rfc6238(enrolled.secret, server.clock.now()) ? '111111' : '000000' }, auth))).toEqual({
       code: status.UNAUTHENTICATED,
       details: 'the code is not valid',
     });
-    expect(await statusOf(server.account.confirmTotp({ enrollmentId: 'enr_AAAAAAAAAAAAAAAAAAAAAA', code: '123456' }, auth))).toEqual({
+    expect(await statusOf(server.account.confirmTotp({ password: PASSWORD, enrollmentId: 'enr_AAAAAAAAAAAAAAAAAAAAAA', code: '123456' }, auth))).toEqual({
       code: status.NOT_FOUND,
       details: 'no such enrollment, or it has expired; enroll again',
     });
-    const { recoveryCodes } = await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
+    const { recoveryCodes } = await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
     expect(recoveryCodes).toHaveLength(10);
     expect(new Set(recoveryCodes).size).toBe(10);
     expect((await server.account.getAccount({}, auth)).mfa).toMatchObject({ enabled: true, recoveryCodesLeft: 10 });
@@ -188,6 +188,21 @@ describe('TOTP second factor over gRPC', () => {
     expect(server.logs.events('mfa_failed')).toHaveLength(5);
   });
 
+  test("wrong codes sent to the account RPCs count against that session: a token's holder cannot throttle the owner's CompleteLogin", async () => {
+    const { secret } = await userWithTotp(server);
+    const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
+    const stolen = bearer(done.accessToken);
+    const wrong = '000000' === rfc6238(secret, server.clock.now()) ? '111111' : '000000';
+    const answers = [];
+    for (let i = 0; i < 8; i++) answers.push((await statusOf(server.account.regenerateRecoveryCodes({ code: wrong }, stolen))).code);
+    // The guesser is held back (five free, then the back-off) ...
+    expect(answers.slice(0, 5)).toEqual(Array(5).fill(status.UNAUTHENTICATED));
+    expect(answers.slice(5)).toEqual(Array(3).fill(status.RESOURCE_EXHAUSTED));
+    // ... and the owner signs in with the next code as ever.
+    server.clock.advance(30_000);
+    await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
+  });
+
   test('a forged mfa_token counts against the address only: it cannot lock the user out', async () => {
     const { userId, secret } = await userWithTotp(server);
     for (let i = 0; i < 10; i++) {
@@ -242,11 +257,11 @@ describe('TOTP second factor over gRPC', () => {
     server.clock.advance(30_000);
     const pendingBefore = await challenge(server);
     const newCode = rfc6238(second.secret, server.clock.now());
-    expect(await errorInfoOf(server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_REQUIRED' });
-    expect(await errorInfoOf(server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode, currentCode: 'AAAA-AAAA-AAAA-AAAA' }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_INVALID' });
+    expect(await errorInfoOf(server.account.confirmTotp({ password: PASSWORD, enrollmentId: second.enrollmentId, code: newCode }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_REQUIRED' });
+    expect(await errorInfoOf(server.account.confirmTotp({ password: PASSWORD, enrollmentId: second.enrollmentId, code: newCode, currentCode: 'AAAA-AAAA-AAAA-AAAA' }, auth))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'MFA_CODE_INVALID' });
     // A code of the new app does not stand in for the old factor.
-    expect(await errorInfoOf(server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode, currentCode: newCode }, auth))).toMatchObject({ reason: 'MFA_CODE_INVALID' });
-    await server.account.confirmTotp({ enrollmentId: second.enrollmentId, code: newCode, currentCode: rfc6238(secret, server.clock.now()) }, auth);
+    expect(await errorInfoOf(server.account.confirmTotp({ password: PASSWORD, enrollmentId: second.enrollmentId, code: newCode, currentCode: newCode }, auth))).toMatchObject({ reason: 'MFA_CODE_INVALID' });
+    await server.account.confirmTotp({ password: PASSWORD, enrollmentId: second.enrollmentId, code: newCode, currentCode: rfc6238(secret, server.clock.now()) }, auth);
     server.clock.advance(30_000);
     expect(await statusOf(server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) }))).toEqual({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
     expect(await statusOf(server.auth.completeLogin({ mfaToken: pendingBefore, code: rfc6238(second.secret, server.clock.now()) }))).toEqual({
@@ -265,9 +280,9 @@ describe('TOTP second factor over gRPC', () => {
     const auth = bearer(confirming!.accessToken);
     const enrolled = await server.account.enrollTotp({}, auth);
     // A wrong code ends nothing.
-    await expect(server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: '000000' === rfc6238(enrolled.secret, server.clock.now()) ? '111111' : '000000' }, auth)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: '000000' === rfc6238(enrolled.secret, server.clock.now()) ? '111111' : '000000' }, auth)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     for (const s of others) expect(await server.auth.validate({ accessToken: s!.accessToken })).toMatchObject({ active: true });
-    await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
+    await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, auth);
     for (const s of others) {
       expect(await server.auth.validate({ accessToken: s!.accessToken })).toMatchObject({ active: false });
       expect(await statusOf(server.auth.refresh({ refreshToken: s!.refreshToken }))).toMatchObject({ code: status.UNAUTHENTICATED });
@@ -276,6 +291,32 @@ describe('TOTP second factor over gRPC', () => {
     const next = await server.auth.refresh({ refreshToken: confirming!.refreshToken });
     expect((await server.account.getAccount({}, bearer(next.accessToken))).user).toMatchObject({ username: 'dora' });
     expect(server.logs.events('mfa_enabled')).toEqual([expect.objectContaining({ userId, actorId: userId, sessionId: jwt.decode(confirming!.accessToken, { json: true })!.sid, sessionsEnded: 2 })]);
+  });
+
+  test('a stolen token alone cannot turn a first factor on (it would end the owner\'s other sessions and lock them out): the password is needed', async () => {
+    const { userId } = await server.auth.register({ username: 'hal', password: PASSWORD });
+    const owner = await server.auth.login({ username: 'hal', password: PASSWORD });
+    const stolen = bearer((await server.auth.login({ username: 'hal', password: PASSWORD })).accessToken);
+    const theirs = await server.account.enrollTotp({}, stolen);
+    const code = rfc6238(theirs.secret, server.clock.now());
+    expect(await statusOf(server.account.confirmTotp({ enrollmentId: theirs.enrollmentId, code }, stolen))).toEqual({ code: status.INVALID_ARGUMENT, details: 'password is required' });
+    expect(await statusOf(server.account.confirmTotp({ enrollmentId: theirs.enrollmentId, code, password: 'a guess at the password!' }, stolen))).toEqual({ code: status.UNAUTHENTICATED, details: 'invalid username or password' });
+    // Nothing changed: the owner's session lives, and Login still needs no code.
+    expect(await server.auth.validate({ accessToken: owner.accessToken })).toMatchObject({ active: true, userId });
+    expect((await server.auth.login({ username: 'hal', password: PASSWORD })).mfaRequired).toBe(false);
+    expect(server.logs.events('mfa_enabled')).toEqual([]);
+  });
+
+  test('turning the factor off drops an enrollment started while it was on (it could be someone else\'s)', async () => {
+    const { secret, recoveryCodes } = await userWithTotp(server);
+    const done = await server.auth.completeLogin({ mfaToken: await challenge(server), code: rfc6238(secret, server.clock.now()) });
+    const auth = bearer(done.accessToken);
+    const planted = await server.account.enrollTotp({}, auth);
+    await server.account.disableTotp({ password: PASSWORD, code: recoveryCodes[0]! }, auth);
+    expect(await statusOf(server.account.confirmTotp({ password: PASSWORD, enrollmentId: planted.enrollmentId, code: rfc6238(planted.secret, server.clock.now()) }, auth))).toEqual({
+      code: status.NOT_FOUND,
+      details: 'no such enrollment, or it has expired; enroll again',
+    });
   });
 
   test('a CompleteLogin refused for a password changed since the Login spends no code', async () => {
@@ -349,7 +390,7 @@ describe('roles that need a second factor', () => {
       expect(jwt.decode((await server.auth.refresh({ refreshToken: login.refreshToken })).accessToken)).toMatchObject({ roles: ['ops'] });
 
       const enrolled = await server.account.enrollTotp({}, bearer(login.accessToken));
-      await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(login.accessToken));
+      await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(login.accessToken));
       server.clock.advance(30_000);
       const mfaToken = (await server.auth.login({ username: 'root', password: PASSWORD })).mfaToken;
       const done = await server.auth.completeLogin({ mfaToken, code: rfc6238(enrolled.secret, server.clock.now()) });
@@ -371,7 +412,7 @@ describe('roles that need a second factor', () => {
       // The admin sets the account up (with a factor where AdminService asks for one).
       const plain = await server.auth.login({ username: 'root', password: PASSWORD });
       const enrolled = await server.account.enrollTotp({}, bearer(plain.accessToken));
-      await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(plain.accessToken));
+      await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(plain.accessToken));
       server.clock.advance(30_000);
       const done = await server.auth.completeLogin({ mfaToken: (await server.auth.login({ username: 'root', password: PASSWORD })).mfaToken, code: rfc6238(enrolled.secret, server.clock.now()) });
       const created = await server.admin.createServiceAccount({ name: 'provisioner', roles: ['admin'] }, bearer(done.accessToken));
@@ -393,7 +434,7 @@ describe('roles that need a second factor', () => {
       // SecureService.AdminPing is not AdminService: its own policy stands.
       expect(await server.secure.adminPing({}, bearer(plain.accessToken))).toMatchObject({ message: 'pong' });
       const enrolled = await server.account.enrollTotp({}, bearer(plain.accessToken));
-      await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(plain.accessToken));
+      await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(plain.accessToken));
       server.clock.advance(30_000);
       const mfaToken = (await server.auth.login({ username: 'root', password: PASSWORD })).mfaToken;
       const done = await server.auth.completeLogin({ mfaToken, code: rfc6238(enrolled.secret, server.clock.now()) });
@@ -481,16 +522,19 @@ describe('password reset', () => {
       for (let i = 0; i < 10; i++) await server.auth.requestPasswordReset({ username: 'alice' }, from(`198.51.100.${i % 2}`));
       await eventually(() => expect(server.logs.events('password_reset_throttled').filter((e) => e.scope === 'user')).toHaveLength(4));
       await eventually(() => expect(received).toHaveLength(6));
-      // Alice asks from her own address: she gets a code, and it is the one that works (the newest wins).
+      // Alice asks from her own address: she gets a code, and requests from elsewhere after hers do not cancel it.
       await server.auth.requestPasswordReset({ username: 'alice' }, from('192.0.2.7'));
       await eventually(() => expect(received).toHaveLength(7));
       const code = (JSON.parse(received[6]!.body) as { code: string }).code;
+      for (const address of ['198.51.100.7', '198.51.100.8', '198.51.100.9']) await server.auth.requestPasswordReset({ username: 'alice' }, from(address));
+      await eventually(() => expect(received).toHaveLength(10));
       await server.auth.resetPassword({ username: 'alice', code, newPassword: NEW_PASSWORD, mfaCode: '' });
-      expect(await statusOf(server.auth.resetPassword({ username: 'alice', code: (JSON.parse(received[5]!.body) as { code: string }).code, newPassword: NEW_PASSWORD, mfaCode: '' }))).toMatchObject({ code: status.UNAUTHENTICATED });
+      // The reset spent every code she held.
+      expect(await statusOf(server.auth.resetPassword({ username: 'alice', code: (JSON.parse(received[9]!.body) as { code: string }).code, newPassword: NEW_PASSWORD, mfaCode: '' }))).toMatchObject({ code: status.UNAUTHENTICATED });
       // An hour later an address may be sent codes again.
       server.clock.advance(3_600_000);
       await server.auth.requestPasswordReset({ username: 'alice' }, from('198.51.100.0'));
-      await eventually(() => expect(received).toHaveLength(8));
+      await eventually(() => expect(received).toHaveLength(11));
     } finally {
       await server.close();
     }
@@ -623,7 +667,7 @@ describeNeeding(['python3-grpcio'], 'the factor cannot be taken over, seen from 
       const stolen = await server.auth.login({ username: 'erin', password: PASSWORD });
       const owner = await server.auth.login({ username: 'erin', password: PASSWORD });
       const enrolled = await server.account.enrollTotp({}, bearer(owner.accessToken));
-      const { recoveryCodes } = await server.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(owner.accessToken));
+      const { recoveryCodes } = await server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, bearer(owner.accessToken));
       expect(await pythonCalls(server.address, [
         ['/auth.v1.AuthService/Validate', { accessToken: stolen.accessToken }, ''],
         ['/auth.v1.AuthService/Refresh', { refreshToken: stolen.refreshToken }, ''],
@@ -643,11 +687,13 @@ describeNeeding(['python3-grpcio'], 'the factor cannot be taken over, seen from 
       const attackerCode = rfc6238(attackerSecret, server.clock.now());
       expect(await pythonCalls(server.address, [
         [`${A}ConfirmTotp`, { enrollmentId: theirs!.response!.enrollmentId, code: attackerCode }, seen.accessToken],
-        [`${A}ConfirmTotp`, { enrollmentId: theirs!.response!.enrollmentId, code: attackerCode, currentCode: attackerCode }, seen.accessToken],
+        [`${A}ConfirmTotp`, { enrollmentId: theirs!.response!.enrollmentId, code: attackerCode, password: PASSWORD }, seen.accessToken],
+        [`${A}ConfirmTotp`, { enrollmentId: theirs!.response!.enrollmentId, code: attackerCode, currentCode: attackerCode, password: PASSWORD }, seen.accessToken],
         [`${A}DisableTotp`, { password: PASSWORD }, seen.accessToken],
         [`${A}DisableTotp`, { password: PASSWORD, code: 'AAAA-AAAA-AAAA-AAAA' }, seen.accessToken],
         [`${A}RegenerateRecoveryCodes`, { code: attackerCode }, seen.accessToken],
       ])).toEqual([
+        { code: 'INVALID_ARGUMENT', details: 'password is required' },
         { code: 'UNAUTHENTICATED', details: 'a current code of the second factor is required (from its app, or a recovery code)' },
         { code: 'UNAUTHENTICATED', details: 'the code is not valid' },
         { code: 'UNAUTHENTICATED', details: 'a current code of the second factor is required (from its app, or a recovery code)' },

@@ -161,7 +161,7 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     const { userId } = await a.auth.register({ username: 'mfa-user', password: PASSWORD });
     const first = bearer((await a.auth.login({ username: 'mfa-user', password: PASSWORD })).accessToken);
     const enrolled = await a.account.enrollTotp({}, first);
-    const { recoveryCodes } = await b.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, Date.now()) }, first);
+    const { recoveryCodes } = await b.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, Date.now()), password: PASSWORD }, first);
     // The confirming step is spent; the next step's code is accepted (one step of skew) once.
     const code = rfc6238(enrolled.secret, Date.now(), 1);
     const onA = (await a.auth.login({ username: 'mfa-user', password: PASSWORD })).mfaToken;
@@ -185,7 +185,7 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     const early = await a.auth.login({ username: 'mfa-owner', password: PASSWORD });
     const owner = await b.auth.login({ username: 'mfa-owner', password: PASSWORD });
     const enrolled = await a.account.enrollTotp({}, bearer(owner.accessToken));
-    const { recoveryCodes } = await b.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, Date.now()) }, bearer(owner.accessToken));
+    const { recoveryCodes } = await b.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, Date.now()), password: PASSWORD }, bearer(owner.accessToken));
     for (const i of [a, b]) {
       expect((await i.auth.validate({ accessToken: early.accessToken })).active).toBe(false);
       expect((await i.auth.validate({ accessToken: owner.accessToken })).active).toBe(true);
@@ -195,10 +195,10 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     // The owner's token alone (or with the password) cannot swap the factor, on either instance.
     const other = await a.account.enrollTotp({}, bearer(owner.accessToken));
     const otherCode = rfc6238(other.secret, Date.now());
-    expect(await statusOf(b.account.confirmTotp({ enrollmentId: other.enrollmentId, code: otherCode }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'a current code of the second factor is required (from its app, or a recovery code)' });
+    expect(await statusOf(b.account.confirmTotp({ enrollmentId: other.enrollmentId, code: otherCode, password: PASSWORD }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'a current code of the second factor is required (from its app, or a recovery code)' });
     expect(await statusOf(a.account.disableTotp({ password: PASSWORD }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED });
     // With a recovery code it can; the old factor's recovery codes then work on neither instance.
-    await a.account.confirmTotp({ enrollmentId: other.enrollmentId, code: otherCode, currentCode: recoveryCodes[0]! }, bearer(owner.accessToken));
+    await a.account.confirmTotp({ enrollmentId: other.enrollmentId, code: otherCode, currentCode: recoveryCodes[0]!, password: PASSWORD }, bearer(owner.accessToken));
     expect(await statusOf(b.account.disableTotp({ password: PASSWORD, code: recoveryCodes[0]! }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
     const mfaToken = (await b.auth.login({ username: 'mfa-owner', password: PASSWORD })).mfaToken;
     expect(await statusOf(a.auth.completeLogin({ mfaToken, code: recoveryCodes[1]! }))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });

@@ -81,7 +81,7 @@ describe.each(['local', 'remote'] as const)('greeter example, %s verification', 
       const first = await sdk.login('tess', user.password, { clock });
       const enrolled = await sdk.account.enrollTotp({}, { credentials: first.callCredentials() });
       const app = new TOTP({ secret: Secret.fromBase32(enrolled.secret) });
-      await sdk.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: app.generate({ timestamp: clock.now() }) }, { credentials: first.callCredentials() });
+      await sdk.account.confirmTotp({ enrollmentId: enrolled.enrollmentId, code: app.generate({ timestamp: clock.now() }), password: user.password }, { credentials: first.callCredentials() });
       expect(await refusal(client.transfer({}, { credentials: first.callCredentials() }))).toEqual({ reason: 'MFA_REQUIRED', maxAgeSeconds: undefined });
 
       clock.advance(30_000); // the confirming code is spent: the app's next one

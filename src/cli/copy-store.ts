@@ -121,11 +121,14 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
 const STRING = (v: unknown): v is string => typeof v === 'string';
 const TIME = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const ROLES = (v: unknown): v is string[] => Array.isArray(v) && v.every(STRING);
+/** Exactly these keys, nothing more: what is imported is what was checked. */
+const ONLY = (v: object, keys: readonly string[]) => Object.keys(v).every((k) => keys.includes(k));
 const SECOND_FACTOR = (v: unknown): v is SecondFactorExport => {
   const f = v as SecondFactorExport | null;
   return (
-    typeof f === 'object' && f !== null &&
-    typeof f.totp === 'object' && f.totp !== null && STRING(f.totp.secret) && /^[A-Z2-7]{16,128}$/.test(f.totp.secret) && TIME(f.totp.confirmedAt) && TIME(f.totp.lastStep) &&
+    typeof f === 'object' && f !== null && ONLY(f, ['totp', 'recovery']) &&
+    typeof f.totp === 'object' && f.totp !== null && ONLY(f.totp, ['secret', 'confirmedAt', 'lastStep']) &&
+    STRING(f.totp.secret) && /^[A-Z2-7]{16,128}$/.test(f.totp.secret) && TIME(f.totp.confirmedAt) && TIME(f.totp.lastStep) &&
     Array.isArray(f.recovery) && f.recovery.length <= RECOVERY_CODES && f.recovery.every((h) => STRING(h) && /^[A-Za-z0-9_-]{43}$/.test(h))
   );
 };
@@ -226,7 +229,8 @@ export async function importStore(args: readonly string[], io: Io): Promise<Impo
     n++;
     if (text.trim() === '') continue;
     const line = parseLine(text, n);
-    if (n === 1 && line.kind !== 'header') throw new CliError(`line 1: not a ${EXPORT_FORMAT} file (no header)`, 1);
+    // The first line that is not blank is the header, and only it.
+    if ((lines.length === 0) !== (line.kind === 'header')) throw new CliError(`line ${n}: ${lines.length === 0 ? `not a ${EXPORT_FORMAT} file (no header)` : 'a second header'}`, 1);
     if (line.kind !== 'header') {
       for (const key of [`id ${line.id}`, line.kind === 'user' ? `user ${line.username}` : `service account ${line.name}`]) {
         const first = seen.get(key);

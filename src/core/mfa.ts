@@ -94,8 +94,14 @@ const MFA_TOKEN = /^mfa_(usr_[A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
 const ENROLLMENT = /^enr_[A-Za-z0-9_-]{22}$/;
 const CODE_FIELD_MAX = 64;
 
-/** Throttle names: a second factor's failures count per user (only a password's holder reaches them). */
+/** Throttle names: a second factor's failures at CompleteLogin and ResetPassword count per user (only a password's holder reaches them). */
 const mfaName = (userId: string) => `mfa\u0000${userId}`;
+/**
+ * Failures of the account RPCs that spend a code (ConfirmTotp, DisableTotp, RegenerateRecoveryCodes)
+ * count per session: a token's holder guessing there is held back, but cannot throttle the owner's
+ * own CompleteLogin, which counts under the user.
+ */
+const sessionMfaName = (userId: string, sessionId: string) => `mfa\u0000${userId}\u0000${sessionId}`;
 const resetName = (username: string) => `reset\u0000${username}`;
 
 function selfOf(ctx: FlowContext): { userId: string; sessionId: string } {
@@ -266,15 +272,26 @@ export class SecondFactors {
 
   /**
    * Turns the enrolled factor on and returns the recovery codes, which are never shown again.
-   * Replacing a factor that is on needs a code of it (`currentCode`, spent in the same
-   * compare-and-set): a stolen token, even with the password, cannot swap the factor. Every other
-   * session of the user ends, since each began without this factor; the calling one goes on.
+   * It needs the password (a token alone cannot put its own factor on an account); replacing a
+   * factor that is on needs a code of it too (`currentCode`, spent in the same compare-and-set):
+   * a stolen token, even with the password, cannot swap the factor. Every other session of the
+   * user ends, since each began without this factor; the calling one goes on.
    */
-  async confirm(input: { enrollmentId: string; code: string; currentCode: string }, ctx: FlowContext): Promise<string[]> {
+  async confirm(
+    input: { enrollmentId: string; code: string; currentCode: string; password: string },
+    checkPassword: (username: string, password: string) => Promise<UserRecord>,
+    ctx: FlowContext,
+  ): Promise<string[]> {
     const { userId, sessionId } = selfOf(ctx);
     checkCodeField('code', input.code);
     checkOptionalCodeField('current_code', input.currentCode);
+    checkLoginFields('-', input.password);
     if (!ENROLLMENT.test(input.enrollmentId)) throw new AuthError('not_found', NO_ENROLLMENT);
+    // The password first: confirming ends every other session, so a token alone (one a backend
+    // logged, one left on a shared machine) must not be able to put its own factor on the account.
+    const user = await this.deps.users.getUser(userId);
+    if (!user) throw new AuthError('not_found', 'user not found');
+    await checkPassword(user.username, input.password);
     const codes = this.newRecoveryCodes();
     let replaced: Spent | undefined;
     let sessionsEnded = 0;
@@ -293,7 +310,7 @@ export class SecondFactors {
       const { pending: _, logins: __, ...rest } = doc;
       return { write: { ...rest, totp: { secret: pending.secret, confirmedAt: this.now(), lastStep: step }, recovery: codes.hashes }, result: 'ok' };
     };
-    const outcome = await this.spendCode(userId, ctx, 'TOTP confirmation refused', decide, async () => {
+    const outcome = await this.spendCode(userId, sessionId, ctx, 'TOTP confirmation refused', decide, async () => {
       // Before the factor turns on, and only once the codes checked out: a wrong code ends nothing,
       // and a store failure after this leaves a retry that is safe (the sessions are gone already).
       sessionsEnded = await this.endOtherSessions(userId, sessionId);
@@ -314,12 +331,13 @@ export class SecondFactors {
     if (!user) throw new AuthError('not_found', 'user not found');
     await checkPassword(user.username, input.password);
     let spent: Spent | undefined;
-    const outcome = await this.spendCode(userId, ctx, 'second factor not turned off', (doc) => {
+    const outcome = await this.spendCode(userId, sessionId, ctx, 'second factor not turned off', (doc) => {
       if (!doc.totp) return { keep: true, result: 'none' };
       if (input.code === '') return { keep: true, result: 'required' };
       spent = spend(doc, input.code, this.now());
       if (!spent) return { keep: true, result: 'code' };
-      const { totp: _, recovery: __, logins: ___, ...rest } = spent.doc;
+      // An enrollment waiting goes too: it was started while the factor was on, maybe not by the owner.
+      const { totp: _, recovery: __, logins: ___, pending: ____, ...rest } = spent.doc;
       return { write: rest, result: 'ok' };
     });
     if (outcome === 'none') throw new AuthError('failed_precondition', NO_FACTOR);
@@ -332,7 +350,7 @@ export class SecondFactors {
     checkCodeField('code', code);
     const codes = this.newRecoveryCodes();
     let spent: Spent | undefined;
-    const outcome = await this.spendCode(userId, ctx, 'recovery codes not regenerated', (doc) => {
+    const outcome = await this.spendCode(userId, sessionId, ctx, 'recovery codes not regenerated', (doc) => {
       if (!doc.totp) return { keep: true, result: 'none' };
       spent = spend(doc, code, this.now());
       if (!spent) return { keep: true, result: 'code' };
@@ -344,7 +362,7 @@ export class SecondFactors {
   }
 
   /**
-   * A change that spends one of the user's codes, under the user's second-factor throttle: the
+   * A change that spends one of the user's codes, under the session's second-factor throttle: the
    * attempt is reserved before the check; 'code' (a wrong one) counts as a failure and is refused
    * with the one answer, 'required' (none given) is refused uncounted, 'ok' counts as a success,
    * 'none' (nothing to check) as neither. `beforeWrite` runs once the document's current state
@@ -352,12 +370,13 @@ export class SecondFactors {
    */
   private async spendCode(
     userId: string,
+    sessionId: string,
     ctx: FlowContext,
     refusal: string,
     decide: (doc: UserSecrets) => SecretsDecision<'ok' | Refusal>,
     beforeWrite?: () => Promise<void>,
   ): Promise<'ok' | 'none'> {
-    const attempt = await this.deps.throttle.begin(mfaName(userId), ctx);
+    const attempt = await this.deps.throttle.begin(sessionMfaName(userId, sessionId), ctx);
     try {
       let outcome: 'ok' | Refusal = beforeWrite ? decide(pruned(parseSecrets(await this.deps.secrets.readUserSecrets(userId)), this.now())).result : 'ok';
       if (outcome === 'ok') {
@@ -400,11 +419,16 @@ export class SecondFactors {
     ctx.log.warn({ event: 'mfa_reset', userId, actorId, sessionsEnded }, 'second factor removed by an admin; sessions ended');
   }
 
-  /** A one-time password-reset code for the user (replacing any earlier one); only its hash is kept. */
-  async createResetCode(user: Pick<UserRecord, 'id'>): Promise<{ code: string; expiresAt: number }> {
+  /**
+   * A one-time password-reset code for the user; only its hash is kept. It replaces the earlier
+   * code from the same source only (`'admin'`, or the client address that asked): a request from
+   * elsewhere never makes the owner's code, or an admin's, stop working.
+   */
+  async createResetCode(user: Pick<UserRecord, 'id'>, source: { readonly admin: true } | { readonly address: string | undefined }): Promise<{ code: string; expiresAt: number }> {
     const code = newHumanCode(this.deps.random);
     const expiresAt = this.now() + this.options.resetCodeTtlMs;
-    await this.change(user.id, (doc) => ({ write: { ...doc, reset: { hash: humanCodeDigest(code)!, expiresAt } }, result: undefined }));
+    const from = 'admin' in source ? 'admin' : digest(`address:${source.address ?? '-'}`).slice(0, 16);
+    await this.change(user.id, (doc) => ({ write: { ...doc, resets: [...(doc.resets ?? []).filter((r) => r.from !== from), { hash: humanCodeDigest(code)!, expiresAt, from }] }, result: undefined }));
     return { code, expiresAt };
   }
 
@@ -412,7 +436,7 @@ export class SecondFactors {
   async adminCreateResetCode(userId: string, ctx: FlowContext): Promise<{ code: string; expiresAt: number }> {
     const user = isId(userId, 'usr') ? await this.deps.users.getUser(userId) : undefined;
     if (!user) throw new AuthError('not_found', 'user not found');
-    const created = await this.createResetCode(user);
+    const created = await this.createResetCode(user, { admin: true });
     ctx.log.warn({ event: 'password_reset_code_created', userId, actorId: ctx.principal?.userId, via: 'admin' }, 'password reset code created');
     return created;
   }
@@ -441,7 +465,7 @@ export class SecondFactors {
     try {
       const hash = humanCodeDigest(input.code);
       const user = username === undefined ? undefined : await users.findUserByUsername(username);
-      const codeOk = (doc: UserSecrets) => hash !== undefined && doc.reset !== undefined && sameDigest(doc.reset.hash, hash);
+      const codeOk = (doc: UserSecrets) => hash !== undefined && (doc.resets ?? []).some((r) => sameDigest(r.hash, hash));
       if (!user) return await refuse(resetAttempt, 'code');
       const seen = pruned(parseSecrets(await this.deps.secrets.readUserSecrets(user.id)), this.now());
       if (!codeOk(seen)) return await refuse(resetAttempt, 'code', user.id);
@@ -453,7 +477,8 @@ export class SecondFactors {
       const passwordHash = await hasher.hash(password);
       const outcome = await this.change(user.id, (doc) => {
         if (!codeOk(doc)) return { keep: true, result: 'code' as const };
-        const { reset: _, ...rest } = doc;
+        // A reset spends every code the user holds: the others were asked for the same reset.
+        const { resets: _, ...rest } = doc;
         if (!doc.totp) return { write: rest, result: 'ok' as const };
         const spent = spend(rest, input.mfaCode, this.now());
         return spent ? { write: spent.doc, result: 'ok' as const } : { keep: true, result: 'mfa' as const };

@@ -99,7 +99,7 @@ export class PasswordResetRequests {
       log.warn({ event: 'password_reset_throttled', scope: 'user', userId: user.id }, 'password reset requests for one user from one address throttled');
       return;
     }
-    const { code, expiresAt } = await this.deps.factors.createResetCode(user);
+    const { code, expiresAt } = await this.deps.factors.createResetCode(user, { address });
     log.warn({ event: 'password_reset_code_created', userId: user.id, via: 'hook' }, 'password reset code created');
     this.deps.delivery!.send({ userId: user.id, username: user.username, code, expiresAt });
   }

@@ -10,8 +10,10 @@ import type { Random } from '../random.js';
  * once (the same TOTP step, the same recovery or reset code) cannot both win.
  *
  * Bounds (state a client can cause): one document per user; at most `MAX_PENDING_LOGINS`
- * pending logins (the oldest goes), one enrollment, one reset code, `RECOVERY_CODES` hashes.
- * Expired entries leave at the next write; the whole document stays under 2 KiB.
+ * pending logins (the oldest goes), one enrollment, one reset code an admin made and one for each
+ * of at most `MAX_REQUESTED_RESET_CODES` client addresses that asked (the oldest goes),
+ * `RECOVERY_CODES` hashes. Expired entries leave at the next write; the whole document stays
+ * under 2 KiB.
  */
 export interface UserSecrets {
   /** The confirmed factor: its base32 secret and the last time step a code of it was accepted. */
@@ -22,8 +24,21 @@ export interface UserSecrets {
   readonly pending?: { readonly id: string; readonly secret: string; readonly expiresAt: number } | undefined;
   /** Logins whose password checked out, waiting for CompleteLogin: their mfa_token's hash, and the user's generation then. */
   readonly logins?: readonly { readonly hash: string; readonly expiresAt: number; readonly generation: number }[] | undefined;
-  /** The current password-reset code's hash. */
+  /**
+   * Password-reset codes' hashes, each good once until it expires: the newest an admin made
+   * (`from: 'admin'`), and the newest one asked for from each client address (`from`: a digest of
+   * the address). A request from one address never replaces another's code, nor an admin's.
+   */
+  readonly resets?: readonly ResetCode[] | undefined;
+  /** The one reset code documents written before 0.2.0 held; read as an admin's. */
   readonly reset?: { readonly hash: string; readonly expiresAt: number } | undefined;
+}
+
+export interface ResetCode {
+  readonly hash: string;
+  readonly expiresAt: number;
+  /** 'admin', or a digest of the client address that asked for it. */
+  readonly from: string;
 }
 
 /** The store's side: an opaque document and its version. */
@@ -52,6 +67,8 @@ export interface UserSecretStore {
 
 export const RECOVERY_CODES = 10;
 export const MAX_PENDING_LOGINS = 5;
+/** Addresses whose requested reset codes a user's document holds at once (the admin's is kept besides). */
+export const MAX_REQUESTED_RESET_CODES = 5;
 /** A write that loses this many compare-and-set races in a row gives up with `conflict` (retry). */
 const MAX_RACES = 8;
 
@@ -80,8 +97,22 @@ export function pruned(doc: UserSecrets, now: number): UserSecrets {
     recovery: doc.totp ? doc.recovery : undefined,
     pending: doc.pending && doc.pending.expiresAt > now ? doc.pending : undefined,
     logins: logins && logins.length > 0 ? logins.slice(-MAX_PENDING_LOGINS) : undefined,
-    reset: doc.reset && doc.reset.expiresAt > now ? doc.reset : undefined,
+    resets: liveResetCodes(doc, now),
   });
+}
+
+/** The reset codes still good at `now`: one per source (the newest), the admin's and the newest addresses'. */
+function liveResetCodes(doc: UserSecrets, now: number): ResetCode[] | undefined {
+  const all = [...(doc.reset ? [{ ...doc.reset, from: 'admin' }] : []), ...(doc.resets ?? [])].filter((r) => r.expiresAt > now);
+  const newest = new Map<string, ResetCode>();
+  for (const r of all) {
+    const seen = newest.get(r.from);
+    if (!seen || r.expiresAt >= seen.expiresAt) newest.set(r.from, r);
+  }
+  const admin = newest.get('admin');
+  const requested = [...newest.values()].filter((r) => r.from !== 'admin').sort((a, b) => a.expiresAt - b.expiresAt).slice(-MAX_REQUESTED_RESET_CODES);
+  const kept = [...(admin ? [admin] : []), ...requested];
+  return kept.length > 0 ? kept : undefined;
 }
 
 function compact(doc: UserSecrets): UserSecrets {

@@ -21,7 +21,7 @@ export function accountService(accounts: AccountFlows, factors: SecondFactors, s
       const e = await factors.enroll(ctx);
       return { enrollmentId: e.enrollmentId, secret: e.secret, otpauthUri: e.otpauthUri, expiresAt: timestampFromMs(e.expiresAt) };
     },
-    confirmTotp: async (req, ctx) => ({ recoveryCodes: await factors.confirm(req, ctx) }),
+    confirmTotp: async (req, ctx) => ({ recoveryCodes: await factors.confirm(req, (username, password) => sessions.checkPassword(username, password, ctx), ctx) }),
     disableTotp: async (req, ctx) => {
       await factors.disable(req, (username, password) => sessions.checkPassword(username, password, ctx), ctx);
       return {};
