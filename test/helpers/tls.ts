@@ -8,8 +8,8 @@ import { describeNeeding } from './requires';
 export interface TestCa {
   readonly dir: string;
   readonly caPem: string;
-  /** Issues a certificate for `name` ("server" gets localhost and 127.0.0.1 as names) and returns file paths. */
-  issue(name: string, usage: 'server' | 'client'): { cert: string; key: string };
+  /** Issues a certificate for `name` (a server's names: localhost, 127.0.0.1 and `dnsNames`) and returns file paths. */
+  issue(name: string, usage: 'server' | 'client', dnsNames?: readonly string[]): { cert: string; key: string };
 }
 
 const openssl = (dir: string, args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -21,11 +21,11 @@ export function createTestCa(label: string): TestCa {
   return {
     dir,
     caPem: join(dir, 'ca.pem'),
-    issue(name, usage) {
+    issue(name, usage, dnsNames = []) {
       const ext = join(dir, `${name}.ext`);
       writeFileSync(
         ext,
-        usage === 'server' ? 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' : 'extendedKeyUsage=clientAuth\n',
+        usage === 'server' ? `subjectAltName=DNS:localhost,IP:127.0.0.1${dnsNames.map((n) => `,DNS:${n}`).join('')}\nextendedKeyUsage=serverAuth\n` : 'extendedKeyUsage=clientAuth\n',
       );
       openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
       openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', ext]);
