@@ -24,7 +24,11 @@ for (const project of PROJECTS) {
   const work = path.join(scratch, project.replace(/\W/g, '_'));
   fs.mkdirSync(work);
   fs.copyFileSync(path.join(from, 'package.json'), path.join(work, 'package.json'));
-  fs.copyFileSync(tarball, path.join(work, 'grpc-auth-service.tgz'));
+  // The tarball goes where the project's dependency says: "grpc-auth-service": "file:<path>".
+  const spec = JSON.parse(fs.readFileSync(path.join(from, 'package.json'), 'utf8')).dependencies['grpc-auth-service'];
+  const at = path.join(work, spec.replace(/^file:/, ''));
+  fs.mkdirSync(path.dirname(at), { recursive: true });
+  fs.copyFileSync(tarball, at);
   execFileSync(npm, ['install', '--package-lock-only', '--no-audit', '--no-fund', '--silent'], { cwd: work, stdio: 'inherit' });
   fs.writeFileSync(path.join(from, 'package-lock.json'), JSON.stringify(withoutTarballIntegrity(JSON.parse(fs.readFileSync(path.join(work, 'package-lock.json'), 'utf8'))), null, 2) + '\n');
   console.log(`${project}/package-lock.json written`);
