@@ -7,6 +7,7 @@ export type SubjectType = 'user' | 'service_account';
 
 /** The verified caller behind an access token: what Validate reports and handlers receive. */
 export interface Principal {
+  /** `'user'` or `'service_account'`. */
   readonly subjectType: SubjectType;
   /** The user's id, or the service account's ("sva_…"). */
   readonly userId: string;
@@ -16,9 +17,11 @@ export interface Principal {
   readonly roles: readonly string[];
   /** The user's session, or the service account's credential that issued the token. */
   readonly sessionId: string;
+  /** The token's `jti`. */
   readonly tokenId: string;
   /** Seconds since the epoch. */
   readonly issuedAt: number;
+  /** When the token expires, seconds since the epoch. */
   readonly expiresAt: number;
   /** A service account's client id. */
   readonly clientId?: string | undefined;

@@ -6,9 +6,12 @@ import * as grpc from '@grpc/grpc-js';
  * example `retry-after` on RESOURCE_EXHAUSTED). `retryAfterSeconds` reads that trailer.
  */
 export class AuthClientError extends Error {
+  /** Always `'AuthClientError'`. */
   override readonly name = 'AuthClientError';
   constructor(
+    /** The gRPC status code (`grpc.status.UNAUTHENTICATED` ...). */
     readonly code: grpc.status,
+    /** The server's message: safe to show, never a secret. */
     readonly details: string,
     options?: { cause?: unknown; metadata?: grpc.Metadata },
   ) {
@@ -16,6 +19,7 @@ export class AuthClientError extends Error {
     this.metadata = options?.metadata ?? new grpc.Metadata();
   }
 
+  /** The call's trailing metadata (`retry-after`, `grpc-status-details-bin` ...). */
   readonly metadata: grpc.Metadata;
 
   /** Seconds from the `retry-after` trailer, or undefined. */

@@ -7,6 +7,7 @@ import { withTraceContext } from '../tracing.js';
 
 /** Per-call options of a typed client. */
 export interface CallOptions {
+  /** Request metadata, e.g. `authorization` (or use `credentials`). */
   readonly metadata?: grpc.Metadata;
   /** Absolute deadline, or milliseconds from now. */
   readonly deadline?: Date | number;

@@ -4,7 +4,7 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AuthService, SecureService, type CompleteLoginResponse, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
-import { createClient, type Client } from '../grpc/client.js';
+import { createClient, type CallOptions, type Client } from '../grpc/client.js';
 import { AuthClientError } from '../grpc/client-error.js';
 import { fromBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
@@ -21,21 +21,44 @@ import { ERROR_DOMAIN } from '../errors.js';
 /** The one error type of every client of the package: the gRPC status code, the server's message, the trailers. */
 export { AuthClientError };
 
+/** How {@link createAuthClient} reaches the auth service. */
 export interface AuthClientOptions {
   /** Channel credentials: TLS in production (grpc.credentials.createSsl); plaintext by default. */
   readonly credentials?: grpc.ChannelCredentials;
+  /** grpc-js channel options (keepalive, message sizes, `grpc.ssl_target_name_override` ...), passed to every sub-client. */
   readonly channelOptions?: grpc.ClientOptions;
 }
 
+/**
+ * A promise client for every RPC of `auth.v1.AuthService` (proto/auth/v1/auth.proto): `register`,
+ * `login`, `completeLogin`, `refresh`, `validate`, `logout`, `getJwks`, `issueServiceToken`,
+ * `requestPasswordReset`, `resetPassword`. Each takes the request as a plain object and
+ * {@link CallOptions}, and rejects with {@link AuthClientError}.
+ */
+export type AuthServiceClient = Client<typeof AuthService>;
+/** A promise client for every RPC of `auth.v1.SecureService`: `whoAmI`, `adminPing`, `stepUpPing`. */
+export type SecureServiceClient = Client<typeof SecureService>;
+/** A promise client for every RPC of `auth.v1.AccountService` (proto/auth/v1/accounts.proto): the caller's own account. */
+export type AccountServiceClient = Client<typeof AccountService>;
+/** A promise client for every RPC of `auth.v1.AdminService`: users and service accounts, for a token with the admin role. */
+export type AdminServiceClient = Client<typeof AdminService>;
+
+/** Options of one call of a typed client: metadata, deadline, per-call credentials, an AbortSignal. */
+export type { CallOptions };
+
+/**
+ * What {@link createAuthClient} returns: a typed client per service of the auth service, and
+ * sessions that keep an access token fresh. Close it when done.
+ */
 export interface AuthClient {
   /** Every AuthService RPC, typed from the descriptors. */
-  readonly auth: Client<typeof AuthService>;
+  readonly auth: AuthServiceClient;
   /** Every SecureService RPC (pass a bearer token in `metadata`, or use `session.callCredentials()`). */
-  readonly secure: Client<typeof SecureService>;
+  readonly secure: SecureServiceClient;
   /** Every AccountService RPC: the caller's own account (bearer token as for `secure`). */
-  readonly account: Client<typeof AccountService>;
+  readonly account: AccountServiceClient;
   /** Every AdminService RPC (a token with the admin role). */
-  readonly admin: Client<typeof AdminService>;
+  readonly admin: AdminServiceClient;
   /**
    * Logs in and returns a session that keeps its access token fresh. For a user with a second
    * factor, `options.mfaCode` is asked for a TOTP (or recovery) code and the login completed with
@@ -49,9 +72,21 @@ export interface AuthClient {
    * one ahead of expiry, like a login session refreshes.
    */
   serviceSession(credentials: ServiceCredentials, options?: TokenSessionOptions): Promise<TokenSession>;
+  /** Closes the channels of every sub-client (sessions made from it stop renewing). */
   close(): void;
 }
 
+/**
+ * A client of the auth service at `address` (`host:port`). One channel per service, all with the
+ * same credentials; nothing connects until the first call.
+ *
+ * @example
+ * ```ts
+ * const auth = createAuthClient('auth.internal:50051', { credentials: grpc.credentials.createSsl(ca) });
+ * const session = await auth.login('alice', password);
+ * await orders.listOrders({}, { credentials: session.callCredentials() });
+ * ```
+ */
 export function createAuthClient(address: string, options: AuthClientOptions = {}): AuthClient {
   const credentials = options.credentials ?? grpc.credentials.createInsecure();
   const auth = createClient(AuthService, address, credentials, options.channelOptions);
@@ -92,6 +127,7 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
   };
 }
 
+/** How {@link AuthClient.login} asks for a second factor. */
 export interface LoginOptions {
   /** Asked for a second-factor code when the user has one (an authenticator app's 6 digits, or a recovery code). */
   readonly mfaCode?: (prompt: { readonly attempt: number }) => Promise<string> | string;
@@ -101,6 +137,7 @@ export interface LoginOptions {
 
 /** Login needs a second factor and no `mfaCode` callback was given. */
 export class MfaRequiredError extends Error {
+  /** Always `'MfaRequiredError'`. */
   override readonly name = 'MfaRequiredError';
   constructor() {
     super('this user signs in with a second factor: pass login(..., { mfaCode }) to ask for the code');
@@ -112,11 +149,19 @@ export class MfaRequiredError extends Error {
  * undefined for any other error: `MFA_REQUIRED` (sign in with a second factor) or
  * `REAUTHENTICATION_REQUIRED` (sign in again, within `maxAgeSeconds`).
  */
-export function stepUpRequired(err: unknown): { readonly reason: 'MFA_REQUIRED' | 'REAUTHENTICATION_REQUIRED'; readonly maxAgeSeconds: number | undefined } | undefined {
+export function stepUpRequired(err: unknown): StepUp | undefined {
   const info = errorInfoOf(err);
   if (info?.reason !== 'MFA_REQUIRED' && info?.reason !== 'REAUTHENTICATION_REQUIRED') return undefined;
   const maxAge = info.metadata.max_age_seconds;
   return { reason: info.reason, maxAgeSeconds: maxAge === undefined ? undefined : Number(maxAge) };
+}
+
+/** What a method's step-up policy asked for, read from a refusal by {@link stepUpRequired}. */
+export interface StepUp {
+  /** `MFA_REQUIRED`: sign in with a second factor. `REAUTHENTICATION_REQUIRED`: sign in again. */
+  readonly reason: 'MFA_REQUIRED' | 'REAUTHENTICATION_REQUIRED';
+  /** For `REAUTHENTICATION_REQUIRED`: the sign-in must be at most this old. */
+  readonly maxAgeSeconds: number | undefined;
 }
 
 /** The ErrorInfo (domain auth.v1) of a failed call's google.rpc.Status trailer, if it has one. */
@@ -136,6 +181,7 @@ function errorInfoOf(err: unknown): { readonly reason: string; readonly metadata
   return undefined;
 }
 
+/** How a {@link TokenSession} renews its access token and tells you it ended. */
 export interface TokenSessionOptions {
   /** Refresh this long before the access token expires. Default 30 s. */
   readonly refreshMarginMs?: number;
@@ -145,6 +191,7 @@ export interface TokenSessionOptions {
   readonly backoffMs?: number;
   /** Deadline of one Refresh call. Default 5 s. */
   readonly callTimeoutMs?: number;
+  /** The clock expiry is reckoned on (the test kit's ManualClock in tests). Default: the system clock. */
   readonly clock?: Clock;
   /** Called once when the session ends (logout, or the server refused the refresh token). */
   readonly onEnded?: (reason: AuthClientError | 'logout') => void;
@@ -152,16 +199,40 @@ export interface TokenSessionOptions {
 
 /** Thrown by `accessToken()` once the session has ended; log in again. */
 export class SessionEndedError extends Error {
+  /** Always `'SessionEndedError'`. */
   override readonly name = 'SessionEndedError';
 }
 
 /** How a service account authenticates to IssueServiceToken. */
-export type ServiceCredentials =
-  | { readonly clientId: string; readonly clientSecret: string }
-  /** A private key registered with AddServiceAccountKey: the session signs a fresh assertion for every token. */
-  | { readonly clientId: string; readonly privateKey: KeyObject | string; readonly kid?: string; readonly issuer: string }
-  /** The TLS client certificate of the channel (createAuthClient's `credentials`), bound with BindServiceAccountCertificate. */
-  | { readonly clientId: string; readonly certificate: true };
+export type ServiceCredentials = SecretCredentials | KeyCredentials | CertificateCredentials;
+
+/** A client secret (`svs_…`) from CreateServiceAccount or AddServiceAccountSecret. */
+export interface SecretCredentials {
+  /** The service account's id (`sva_…`). */
+  readonly clientId: string;
+  /** The secret, shown once when it was made. */
+  readonly clientSecret: string;
+}
+
+/** A private key registered with AddServiceAccountKey: the session signs a fresh assertion (RFC 7523) for every token. */
+export interface KeyCredentials {
+  /** The service account's id (`sva_…`). */
+  readonly clientId: string;
+  /** The P-256 private key (a KeyObject, or PEM). */
+  readonly privateKey: KeyObject | string;
+  /** The key's kid as registered (the JWK's own, or its RFC 7638 thumbprint); omitted from the header when not given. */
+  readonly kid?: string;
+  /** The auth service's issuer (`AUTH_ISSUER`): the assertions' audience. */
+  readonly issuer: string;
+}
+
+/** The TLS client certificate of the channel (createAuthClient's `credentials`), bound with BindServiceAccountCertificate. */
+export interface CertificateCredentials {
+  /** The service account's id (`sva_…`). */
+  readonly clientId: string;
+  /** Always `true`: the call's own mTLS certificate authenticates. */
+  readonly certificate: true;
+}
 
 /** The IssueServiceToken call of a set of credentials. */
 function serviceTokenIssuer(auth: Pick<Client<typeof AuthService>, 'issueServiceToken'>, c: ServiceCredentials): Renewal['renew'] {
@@ -185,12 +256,23 @@ function serviceTokenIssuer(auth: Pick<Client<typeof AuthService>, 'issueService
 
 /** How a session gets its next access token: Refresh for a login, IssueServiceToken for a service account. */
 export interface Renewal {
-  renew(options: { deadline: number }): Promise<{ accessToken: string; expiresIn: number; refreshToken?: string }>;
+  /** Gets the next access token (and, for a login, the next refresh token) within `deadline` (epoch ms). */
+  renew(options: { deadline: number }): Promise<RenewedTokens>;
   /** Ends the session on the server (Logout), when there is one. */
   end?(): Promise<void>;
 }
 
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+/** What a {@link Renewal} answers. */
+export interface RenewedTokens {
+  /** The new access token. */
+  readonly accessToken: string;
+  /** Its lifetime in seconds, from now on the session's clock. */
+  readonly expiresIn: number;
+  /** The next refresh token, for sessions that have one. */
+  readonly refreshToken?: string;
+}
+
 /** What ends a session: the server refused the credentials or the account. */
 const TERMINAL = new Set([grpc.status.UNAUTHENTICATED, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED]);
 
@@ -256,6 +338,7 @@ export class TokenSession {
     return this.inFlight;
   }
 
+  /** True once the session has ended (logged out, or refused by the server): `accessToken()` then throws SessionEndedError. */
   get isEnded(): boolean {
     return this.ended !== undefined;
   }

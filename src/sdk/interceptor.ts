@@ -29,12 +29,18 @@ export function getPrincipal(source: { readonly metadata: grpc.Metadata } | Call
   return requirePrincipal('principal' in source ? source : callContext(source.metadata));
 }
 
+/**
+ * Verify tokens in this process with the auth service's public keys (GetJwks): no call per
+ * request; a token carries the roles it was issued with until it expires.
+ */
 export interface LocalVerification {
+  /** Always `'local'`. */
   readonly mode: 'local';
   /** Returns the JWK Set JSON: usually `() => authClient.auth.getJwks({}).then((r) => r.jwksJson)`. */
   readonly fetchJwks: () => Promise<string>;
   /** The issuer and audience the auth service signs for (its AUTH_ISSUER and AUTH_AUDIENCE). */
   readonly issuer: string;
+  /** The audience tokens must name (the auth service's AUTH_AUDIENCE). */
   readonly audience: string;
   /** Leeway on `exp` and `iat`. Default 30 s. */
   readonly clockSkewMs?: number;
@@ -42,7 +48,12 @@ export interface LocalVerification {
   readonly minRefetchIntervalMs?: number;
 }
 
+/**
+ * Verify tokens through the auth service's Validate: sees logouts, role changes and disabled
+ * accounts at once (within the cache's few seconds), at one call per token and cache period.
+ */
 export interface RemoteVerification {
+  /** Always `'remote'`. */
   readonly mode: 'remote';
   /** An AuthService client (createAuthClient(...).auth). */
   readonly auth: Pick<Client<typeof AuthService>, 'validate'>;
@@ -52,17 +63,31 @@ export interface RemoteVerification {
   readonly cacheSize?: number;
 }
 
+/** What {@link createAuthInterceptor} protects, and how it checks tokens. */
 export interface AuthInterceptorOptions {
   /** The services this server implements, as generated descriptors. */
   readonly services: readonly DescService[];
   /** grpc-js definitions whose every method is public (health, reflection). */
   readonly publicServices?: readonly grpc.ServiceDefinition[];
+  /** Local (keys of GetJwks) or remote (Validate) verification. */
   readonly verification: LocalVerification | RemoteVerification;
   /** Bound on one token check (ms). Default 5 s. */
   readonly timeoutMs?: number;
+  /** The clock tokens' times are checked on: the test kit's ManualClock in tests, so expiry moves with it. Default: the system clock. */
   readonly clock?: Clock;
 }
 
+/**
+ * A grpc-js server interceptor that enforces the access policy your proto declares
+ * (`option (auth.v1.access)`): public methods pass, every other method needs a valid bearer
+ * token (and the roles, second factor and sign-in age its policy names); a method of a service
+ * without a policy is denied. The verified caller is `getPrincipal(call)` in your handlers.
+ *
+ * @example
+ * ```ts
+ * new grpc.Server({ interceptors: [createAuthInterceptor({ services: [OrdersService], verification: { mode: 'remote', auth: authClient.auth } })] });
+ * ```
+ */
 export function createAuthInterceptor(options: AuthInterceptorOptions): grpc.ServerInterceptor {
   const clock = options.clock ?? systemClock;
   const authenticate = options.verification.mode === 'local' ? localVerifier(options.verification, clock) : remoteVerifier(options.verification, clock);

@@ -31,28 +31,39 @@ export interface TestAuthServerOptions {
   readonly hasher?: PasswordHasher;
   /** Replaces the signing keys (a fresh ES256 key by default; HS256 and key files come from `env`). */
   readonly keys?: KeySet;
+  /** grpc-js server options for the test server (limits, keepalive). */
   readonly serverOptions?: ServerOptions;
   /** Turns tracing on with this OpenTelemetry tracer (a span per call, store and hash children). */
   readonly tracer?: Tracer;
 }
 
+/** A user {@link TestAuthServer.createUser} made. */
 export interface TestUser {
+  /** Its id (`usr_…`). */
   readonly userId: string;
+  /** Its name, as given. */
   readonly username: string;
+  /** A random password it logs in with. */
   readonly password: string;
+  /** The roles it holds. */
   readonly roles: readonly string[];
 }
 
+/** The real service running in-process on 127.0.0.1:0, with the memory store: see {@link startTestAuthServer}. */
 export interface TestAuthServer {
   /** host:port to dial. */
   readonly address: string;
   /** The issuer and audience its tokens carry (for local verification). */
   readonly issuer: string;
+  /** The audience its tokens carry. */
   readonly audience: string;
+  /** The clock it runs on: `clock.advance(ms)` moves every expiry and timer of the service. */
   readonly clock: ManualClock;
   /** A client for the server (closed by close()). */
   readonly client: AuthClient;
+  /** The composed service: its `config`, `store`, `log` ... for assertions on what it holds. */
   readonly app: AuthServiceApp;
+  /** The running server: its port, and `close`. */
   readonly running: RunningService;
   /** Creates a user with the given roles and a random password. */
   createUser(username: string, roles?: readonly string[]): Promise<TestUser>;
@@ -67,6 +78,19 @@ export function fastTestHasher(): Argon2Hasher {
   return new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1, concurrency: 4, maxQueue: 1000, newHashConcurrency: 4, newHashQueue: 1000 });
 }
 
+/**
+ * Starts the real service in-process for your tests, on 127.0.0.1:0 with the memory store, an
+ * ephemeral signing key and fast password hashing. Close it in your teardown.
+ *
+ * @example
+ * ```ts
+ * const clock = new ManualClock();
+ * const auth = await startTestAuthServer({ clock });
+ * const token = await auth.tokenFor(['admin']);
+ * clock.advance(16 * 60_000); // the token has expired
+ * await auth.close();
+ * ```
+ */
 export async function startTestAuthServer(options: TestAuthServerOptions = {}): Promise<TestAuthServer> {
   const clock = options.clock ?? new ManualClock(Date.now());
   // Registration limits are off unless a test sets them: a suite registers from one address.
