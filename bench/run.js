@@ -782,8 +782,8 @@ ${rows.join('\n')}
 `;
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
   console.log(md);
-  // The README's Performance table is this run's (test/bench-results.test.ts keeps them in step).
-  const readmePath = path.join(ROOT, 'README.md');
+  // docs/performance.md's table is this run's (test/bench-results.test.ts keeps them in step).
+  const readmePath = path.join(ROOT, 'docs', 'performance.md');
   const readme = fs.readFileSync(readmePath, 'utf8');
   const table = `| Figure | Measured (median; spread over rounds) | Target | |\n|---|---|---|---|\n${rows.join('\n')}\n`;
   const marked = /(<!-- bench:table -->\n)[\s\S]*?(<!-- \/bench:table -->)/;

@@ -4,7 +4,7 @@ import { choice, count, duration, flag, HOST_PORT, isHostPort, list, SettingErro
 /**
  * Configuration: every setting comes from one environment variable, is validated once at start-up,
  * and every bad value is reported at once, each with the variable's name. The settings table
- * below is the one source of the typed configuration, of `check-config` and of the README table.
+ * below is the one source of the typed configuration, of `check-config` and of the table in docs/configuration.md.
  */
 export type JwtAlgorithm = 'ES256' | 'HS256';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -50,7 +50,7 @@ function isWebhookSecret(value: string): boolean {
   return /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(value) && Buffer.from(value.slice(6), 'base64').length >= 24;
 }
 
-/** The settings, in the order the README lists them. */
+/** The settings, in the order docs/configuration.md lists them. */
 export const settings = {
   address: textWithDefault('AUTH_ADDRESS', {
     default: '127.0.0.1:50051',
@@ -344,7 +344,7 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-/** The README's configuration table, generated from the settings. */
+/** The configuration table of docs/configuration.md, generated from the settings. */
 export function configTable(): string {
   const rows = [NODE_ENV_DOC, ...Object.values(settings).map((s: Setting<unknown>) => ({ variable: s.variable, shownDefault: s.shownDefault, doc: s.doc }))];
   return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows.map((r) => `| \`${r.variable}\` | \`${r.shownDefault}\` | ${r.doc} |`)].join('\n');

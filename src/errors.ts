@@ -28,7 +28,7 @@ export const authErrorCodes = [
 
 export type AuthErrorCode = (typeof authErrorCodes)[number];
 
-/** The ErrorInfo reasons of domain "auth.v1" (documented in the README's error table). */
+/** The ErrorInfo reasons of domain "auth.v1" (documented in docs/errors.md). */
 export const errorReasons = ['MFA_REQUIRED', 'REAUTHENTICATION_REQUIRED', 'MFA_CODE_INVALID', 'MFA_CODE_REQUIRED'] as const;
 export type ErrorReason = (typeof errorReasons)[number];
 /** The ErrorInfo domain of every reason this service sends. */

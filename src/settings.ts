@@ -1,15 +1,15 @@
 /**
  * Every setting of the service, as data: its environment variable, how it is parsed, its default,
  * its bounds, whether it is secret, and its documentation. `loadConfig` reads the typed
- * configuration from this table, `grpc-auth check-config` reports against it, and the README's
+ * configuration from this table, `grpc-auth check-config` reports against it, and docs/configuration.md's
  * configuration table is generated from it (`npm run docs`; test/catalogue.test.ts fails when
  * they differ). Durations are written with a unit (`900s`, `15m`) and carried in milliseconds.
  */
 export interface Setting<T> {
   readonly variable: string;
-  /** The README's "Meaning" cell. */
+  /** The table's "Meaning" cell. */
   readonly doc: string;
-  /** The README's "Default" cell. */
+  /** The table's "Default" cell. */
   readonly shownDefault: string;
   /** Never printed: check-config masks it. */
   readonly secret: boolean;

@@ -2,15 +2,15 @@ import { status } from '@grpc/grpc-js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { configTable } from '../src/config';
-import { AuthError, authErrorCodes } from '../src/errors';
+import { AuthError, authErrorCodes, errorReasons } from '../src/errors';
 import { statusByCode, toStatus } from '../src/grpc/status';
 
 const ROOT = join(__dirname, '..');
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const page = (name: string) => readFileSync(join(ROOT, 'docs', name), 'utf8');
 
-/** Rows of the README table whose header starts with `header`, as arrays of cells. */
-function tableRows(header: string): string[][] {
-  const lines = readme.split('\n');
+/** Rows of the table of docs/`file` whose header starts with `header`, as arrays of cells. */
+function tableRows(file: string, header: string): string[][] {
+  const lines = page(file).split('\n');
   const start = lines.findIndex((l) => l.startsWith(`| ${header} |`));
   expect(start).toBeGreaterThanOrEqual(0);
   const rows: string[][] = [];
@@ -30,8 +30,8 @@ function sources(dir = join(ROOT, 'src')): string[] {
 const source = sources().join('\n');
 
 describe('error catalogue', () => {
-  test('every code has a status and a README row, and every README row is a code with that status', () => {
-    const rows = tableRows('Error code');
+  test('every code has a status and a row in docs/errors.md, and every row is a code with that status', () => {
+    const rows = tableRows('errors.md', 'Error code');
     expect(rows.map((r) => r[0]).sort()).toEqual([...authErrorCodes].sort());
     for (const [code, grpcStatus] of rows) {
       expect(status[statusByCode[code as keyof typeof statusByCode]]).toBe(grpcStatus);
@@ -41,6 +41,10 @@ describe('error catalogue', () => {
   test('every documented code is produced somewhere in the service, and only documented codes are', () => {
     const produced = new Set([...source.matchAll(/AuthError\(\s*'([a-z_]+)'/g)].map((m) => m[1]!));
     expect([...produced].sort()).toEqual([...authErrorCodes].sort());
+  });
+
+  test('every ErrorInfo reason has a row in docs/errors.md, and every row is a reason', () => {
+    expect(tableRows('errors.md', 'Reason').map((r) => r[0]).sort()).toEqual([...errorReasons].sort());
   });
 
   test('no refusal bypasses the table: nothing but status.ts names a gRPC status code to send', () => {
@@ -56,7 +60,8 @@ describe('error catalogue', () => {
 });
 
 describe('configuration table', () => {
-  test('the README table is the one generated from the settings (npm run docs rewrites it)', () => {
+  test('the table of docs/configuration.md is the one generated from the settings (npm run docs rewrites it)', () => {
+    const readme = page('configuration.md');
     const start = readme.indexOf('<!-- config:table -->\n');
     const end = readme.indexOf('\n<!-- /config:table -->');
     expect(start).toBeGreaterThanOrEqual(0);
@@ -67,7 +72,7 @@ describe('configuration table', () => {
 describe('audit event table', () => {
   test('every event the code logs is documented, and every documented event is logged somewhere', () => {
     const emitted = new Set([...source.matchAll(/event: '([a-z_]+)'/g)].map((m) => m[1]!));
-    const documented = new Set(tableRows('Event').flatMap((r) => r[0]!.split(' / ').map((c) => c.replace(/`/g, ''))));
+    const documented = new Set(tableRows('observability.md', 'Event').flatMap((r) => r[0]!.split(' / ').map((c) => c.replace(/`/g, ''))));
     expect([...documented].sort()).toEqual([...emitted].sort());
   });
 });

@@ -9,8 +9,7 @@ import { encode, EncodedMessage } from './bridge.js';
  * built as usual (a token seen once costs one WeakMap entry and no encoding). When a principal
  * is no longer referenced (its token left the introspector's cache), its answer goes with it.
  *
- * Measured by `npm run bench` (Validate and WhoAmI, token seen before): see the README's
- * Performance section.
+ * Measured by `npm run bench` (Validate and WhoAmI, token seen before): see docs/performance.md.
  */
 export class RepeatedAnswers<K extends object, S extends DescMessage> {
   private readonly answers = new WeakMap<K, EncodedMessage | null>();

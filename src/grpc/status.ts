@@ -7,7 +7,7 @@ import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import { AuthError, ERROR_DOMAIN, type AuthErrorCode } from '../errors.js';
 
 /**
- * The one table from error codes to gRPC status codes. The README's error table mirrors it and a
+ * The one table from error codes to gRPC status codes. docs/errors.md's table mirrors it and a
  * test checks both ways.
  */
 export const statusByCode: Readonly<Record<AuthErrorCode, Status>> = {

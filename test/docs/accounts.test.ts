@@ -1,10 +1,10 @@
-import { startProcess } from './helpers/process';
-import { eventually } from './helpers/wait';
-import { bootstrapAdmin, expectSteps, readmeBlocks, runWalkthrough } from './helpers/walkthrough';
+import { startProcess } from '../helpers/process';
+import { eventually } from '../helpers/wait';
+import { bootstrapAdmin, expectSteps, docBlock, runWalkthrough } from '../helpers/walkthrough';
 
-describe('README: accounts and administration with grpcurl', () => {
+describe('docs: accounts and administration with grpcurl', () => {
   test('bootstrap an admin with the CLI, then every step', async () => {
-    const [bootstrap, session] = readmeBlocks('## Accounts and administration with grpcurl');
+    const [bootstrap, session] = [docBlock('docs/accounts.md', 'admin-bootstrap'), docBlock('docs/accounts.md', 'admin-session')];
     expect(bootstrap).toContain('AUTH_USERS_FILE=users npm start');
     const running = await startProcess({ AUTH_USERS_FILE: bootstrapAdmin() });
     try {

@@ -1,16 +1,16 @@
-import { startProcess } from './helpers/process';
-import { describeNeeding } from './helpers/requires';
-import { eventually } from './helpers/wait';
-import { bootstrapAdmin, expectSteps, readmeBlocks, runWalkthrough } from './helpers/walkthrough';
+import { startProcess } from '../helpers/process';
+import { describeNeeding } from '../helpers/requires';
+import { eventually } from '../helpers/wait';
+import { bootstrapAdmin, expectSteps, docBlock, runWalkthrough } from '../helpers/walkthrough';
 
 // The codes come from oathtool (liboath, Debian's package): an RFC 6238 implementation the
 // service does not share (it uses the otpauth library).
-describeNeeding(['oathtool'], 'README: second factor and password reset with grpcurl', () => {
+describeNeeding(['oathtool'], 'docs: second factor and password reset with grpcurl', () => {
   test('enroll, confirm, step-up refused then passed, login with a code, reset with a recovery code', async () => {
-    const [script] = readmeBlocks('## Second factor and password reset');
+    const script = docBlock('docs/second-factor.md', 'second-factor');
     const running = await startProcess({ AUTH_USERS_FILE: bootstrapAdmin() });
     try {
-      const out = runWalkthrough(script!, String(running.started.address));
+      const out = runWalkthrough(script, String(running.started.address));
       expectSteps(out, [
         '"userId": "usr_',
         'otpauth://totp/grpc-auth:carol?issuer=grpc-auth&secret=',

@@ -1,13 +1,13 @@
-import { startProcess } from './helpers/process';
-import { eventually } from './helpers/wait';
-import { bootstrapAdmin, expectSteps, readmeBlocks, runWalkthrough } from './helpers/walkthrough';
+import { startProcess } from '../helpers/process';
+import { eventually } from '../helpers/wait';
+import { bootstrapAdmin, expectSteps, docBlock, runWalkthrough } from '../helpers/walkthrough';
 
-describe('README: service-to-service with grpcurl', () => {
+describe('docs: service-to-service with grpcurl', () => {
   test('create an account, get a token, call, rotate the secret', async () => {
-    const [script] = readmeBlocks('## Service-to-service: service accounts');
+    const script = docBlock('docs/service-accounts.md', 'service-accounts');
     const running = await startProcess({ AUTH_USERS_FILE: bootstrapAdmin() });
     try {
-      const out = runWalkthrough(script!, String(running.started.address));
+      const out = runWalkthrough(script, String(running.started.address));
       expectSteps(out, ['"subjectType": "SUBJECT_TYPE_SERVICE_ACCOUNT"', '"accessToken": "ey', '"reason": "INACTIVE_REASON_REVOKED"', 'Code: Unauthenticated\n  Message: client authentication failed']);
       expect(out.match(/ERROR:/g)).toHaveLength(1);
       expect(out).not.toMatch(/Failed to|command not found|null/);

@@ -1,20 +1,20 @@
-import { startPostgres, type TestPostgres } from './helpers/postgres';
-import { startProcess } from './helpers/process';
-import { available } from './helpers/requires';
-import { expectSteps, readmeBlocks, runWalkthrough } from './helpers/walkthrough';
+import { startPostgres, type TestPostgres } from '../helpers/postgres';
+import { startProcess } from '../helpers/process';
+import { available } from '../helpers/requires';
+import { expectSteps, docBlock, runWalkthrough } from '../helpers/walkthrough';
 
-describe('README walkthrough with grpcurl', () => {
+describe('the five-minute tour (README) with grpcurl', () => {
   let pg: TestPostgres | undefined;
   afterAll(() => pg?.destroy());
 
   // The same walkthrough on the memory store and on PostgreSQL (which must be there: see .ci/run).
-  test.each(['memory', 'postgres'])('every step works and prints what the README says (%s store)', async (store) => {
-    const [script] = readmeBlocks('## Walkthrough with grpcurl');
+  test.each(['memory', 'postgres'])('every step works and prints what docs/walkthrough.md says (%s store)', async (store) => {
+    const script = docBlock('README.md', 'tour');
     if (store === 'postgres' && !available('postgresql')) throw new Error('PostgreSQL not found: apt-get install -y postgresql');
     if (store === 'postgres') pg = await startPostgres();
     const running = await startProcess(pg ? { AUTH_DATABASE_URL: await pg.createDatabase() } : {});
     try {
-      const out = runWalkthrough(script!, String(running.started.address));
+      const out = runWalkthrough(script, String(running.started.address));
       // Each expectation is one step of the walkthrough, in order.
       expectSteps(out, [
         'auth.v1.AccountService\nauth.v1.AdminService\nauth.v1.AuthService\nauth.v1.SecureService\ngrpc.health.v1.Health\n',

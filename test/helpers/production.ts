@@ -3,12 +3,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { baseEnv, ROOT } from './process';
 
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const page = readFileSync(join(ROOT, 'docs', 'production.md'), 'utf8');
 
-/** The commands of the README's production-start block: each line's words before its comment. */
+/** The commands of docs/production.md's production-start block: each line's words before its comment. */
 export function productionCommands(): string[][] {
-  const block = /<!-- production-start -->\n```sh\n([\s\S]*?)```/.exec(readme);
-  if (!block) throw new Error('README: no production-start block');
+  const block = /<!-- block: production-start -->\n```sh\n([\s\S]*?)```/.exec(page);
+  if (!block) throw new Error('docs/production.md: no production-start block');
   return block[1]!
     .split('\n')
     .map((line) => line.replace(/#.*$/, '').trim())

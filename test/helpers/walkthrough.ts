@@ -5,19 +5,21 @@ import { join } from 'node:path';
 import { ROOT } from './process';
 
 /**
- * Runs README walkthroughs verbatim against the built service. grpcurl itself is a Go binary no
+ * Runs the docs' walkthroughs verbatim against the built service. grpcurl itself is a Go binary no
  * registry here ships, so a stand-in that speaks server reflection like grpcurl takes its place
  * (test/helpers/grpcurl.js); jq likewise when it is missing.
  */
 
-/** The ```sh blocks of the README section that starts with `heading`. */
-export function readmeBlocks(heading: string): string[] {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf(heading);
-  if (start < 0) throw new Error(`README has no ${heading}`);
-  const next = readme.indexOf('\n## ', start + heading.length);
-  const section = readme.slice(start, next < 0 ? undefined : next);
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+/**
+ * The fenced block under `<!-- block: id -->` in `file` (README.md or a page of docs/). Every
+ * ```sh block of the docs carries such a marker, and test/docs/catalogue.test.ts checks that a
+ * test names each one.
+ */
+export function docBlock(file: string, id: string): string {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const match = new RegExp(`<!-- block: ${id} -->\n\`\`\`\\w*\n([\\s\\S]*?)\`\`\``).exec(text);
+  if (!match) throw new Error(`${file} has no block ${id}`);
+  return match[1]!;
 }
 
 /** A PATH directory with grpcurl (and jq when missing). */
@@ -51,7 +53,7 @@ export function expectSteps(out: string, steps: readonly string[]): void {
 
 /** Runs the admin walkthrough's `users add` line (the CLI as `npm run cli` runs it, without the build) in a new directory; returns the users file. */
 export function bootstrapAdmin(): string {
-  const addLine = readmeBlocks('## Accounts and administration with grpcurl')[0]!.split('\n').find((l) => l.includes('users add'))!;
+  const addLine = docBlock('docs/accounts.md', 'admin-bootstrap').split('\n').find((l) => l.includes('users add'))!;
   const dir = mkdtempSync(join(tmpdir(), 'walkthrough-admin-'));
   const added = spawnSync('bash', ['-c', addLine.replace('npm run --silent cli --', `${process.execPath} ${join(ROOT, 'dist', 'src', 'cli', 'main.js')}`)], { cwd: dir, encoding: 'utf8' });
   if (added.stdout !== 'added root to users\n') throw new Error(`users add failed: ${added.stderr}`);

@@ -2,16 +2,19 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describeWithPostgres } from './helpers/postgres';
-import { startProcess } from './helpers/process';
-import { productionCommands, startThenTerminate } from './helpers/production';
-import { describeWithRedis } from './helpers/redis';
+import { describeWithPostgres } from '../helpers/postgres';
+import { startProcess } from '../helpers/process';
+import { productionCommands, startThenTerminate } from '../helpers/production';
+import { describeWithRedis } from '../helpers/redis';
 
-const ROOT = join(__dirname, '..');
+const ROOT = join(__dirname, '..', '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const readme = readFileSync(join(ROOT, 'docs', 'sdk.md'), 'utf8');
+const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+/** The packed package as docs/sdk.md's install line names it. */
+const PACKED = /^(\.\/)?grpc-auth-service-(\d+\.\d+\.\d+)\.tgz$/;
 
-/** The README's consumer blocks, in order: `<!-- consumer:KIND [path] -->` and the fence under it. */
+/** docs/sdk.md's consumer blocks, in order: `<!-- consumer:KIND [path] -->` and the fence under it. */
 function consumerBlocks(): Array<{ kind: string; path: string | undefined; body: string }> {
   const blocks = [];
   for (const m of readme.matchAll(/<!-- consumer:(\w+)(?: (\S+))? -->\n```\w*\n([\s\S]*?)```/g)) blocks.push({ kind: m[1]!, path: m[2], body: m[3]! });
@@ -31,6 +34,10 @@ function installedByReadme(): Map<string, string> {
   for (const block of consumerBlocks().filter((b) => b.kind === 'sh')) {
     for (const line of block.body.split('\n').filter((l) => l.startsWith('npm install'))) {
       for (const word of line.split(/\s+/).slice(2).filter((w) => !w.startsWith('-'))) {
+        if (PACKED.test(word)) {
+          named.set('grpc-auth-service', PACKED.exec(word)![2]!);
+          continue;
+        }
         const at = word.indexOf('@', 1);
         named.set(at < 0 ? word : word.slice(0, at), at < 0 ? '' : word.slice(at + 1));
       }
@@ -44,7 +51,7 @@ const fixture = JSON.parse(readFileSync(join(FIXTURE, 'package.json'), 'utf8')) 
 const pinned = { ...fixture.dependencies, ...fixture.devDependencies };
 
 /**
- * CONSUMER_FROM_REGISTRY=1 runs the README's npm lines as written, with whatever the registry
+ * CONSUMER_FROM_REGISTRY=1 runs the npm lines of docs/sdk.md as written, with whatever the registry
  * serves today (a non-blocking CI step: it warns of a new TypeScript before a user meets it).
  * Otherwise the same packages come from test/fixtures/consumer's lockfile, so what the registry
  * publishes tomorrow cannot turn this suite red.
@@ -54,20 +61,21 @@ const FROM_REGISTRY = process.env.CONSUMER_FROM_REGISTRY === '1';
 /** The TypeScript compilers the consumer's code must compile with: the pinned current one and the 5.x line. */
 const COMPILERS = FROM_REGISTRY ? ['typescript'] : ['typescript', 'typescript-5'];
 
-test("the consumer steps install exactly the packages the fixture's lockfile pins", () => {
+test("the consumer steps install exactly the packages the fixture's lockfile pins, and the package file `npm pack` makes of this release", () => {
   const named = installedByReadme();
+  expect(named.get('grpc-auth-service')).toBe(version);
   expect([...named.keys()].sort()).toEqual(Object.keys(pinned).filter((n) => n !== 'typescript-5').sort());
   for (const [name, version] of named) if (version && name !== 'grpc-auth-service') expect({ name, version: pinned[name] }).toEqual({ name, version });
 });
 
 /**
- * The README's "Protect your own service, step by step", run as written in a new project: the
- * packed package installed from its tarball (the one change to the README's commands: the package
+ * docs/sdk.md's "Protect your own service, step by step", run as written in a new project: the
+ * packed package installed from its tarball (the one change to its commands: the package
  * comes from the tarball instead of a registry), the other packages from the fixture's lockfile,
  * the proto generated with buf, then the same sources compiled and run as CommonJS and as ES
  * modules, with TypeScript 7 and 5.
  */
-describe("the README's consumer steps, in a new project", () => {
+describe("the consumer steps of docs/sdk.md, in a new project", () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-consumer-'));
   const project = join(dir, 'app');
   let tarball: string;
@@ -93,7 +101,7 @@ describe("the README's consumer steps, in a new project", () => {
       }
       if (block.kind === 'sh') {
         for (const line of block.body.split('\n').filter(Boolean)) {
-          const [command, ...args] = line.split(/\s+/).map((w) => (w === 'grpc-auth-service' ? tarball : w));
+          const [command, ...args] = line.split(/\s+/).map((w) => (PACKED.test(w) ? tarball : w));
           if (command === 'npm' && !FROM_REGISTRY) continue; // installed above, from the lockfile
           execFileSync(command === 'npm' ? npm : command === 'npx' ? 'npx' : command!, [...args, ...(command === 'npm' ? npmQuiet : [])], { cwd: project, stdio: 'pipe', timeout: 300_000 });
         }
@@ -121,7 +129,7 @@ describe("the README's consumer steps, in a new project", () => {
 
   const expected = JSON.parse(consumerBlocks().find((b) => b.kind === 'output')!.body) as unknown;
 
-  test.each(VARIANTS)('$name: compiles and prints what the README says', ({ type, module, moduleResolution }) => {
+  test.each(VARIANTS)('$name: compiles and prints what docs/sdk.md says', ({ type, module, moduleResolution }) => {
     const variant = join(project, `variant-${type}-${moduleResolution}`);
     cpSync(join(project, 'src'), join(variant, 'src'), { recursive: true });
     writeFileSync(join(variant, 'package.json'), JSON.stringify({ name: 'orders-variant', private: true, type }));
@@ -179,7 +187,7 @@ describe("the README's consumer steps, in a new project", () => {
     });
   });
 
-  test.each([1, 2])("SIGTERM to the README's production command %i, run from the installed package: exit 0", async (index) => {
+  test.each([1, 2])("SIGTERM to production command %i of docs/production.md, run from the installed package: exit 0", async (index) => {
     const argv = productionCommands()[index]!;
     const { code, signal, events, stderr } = await startThenTerminate(argv, project);
     expect({ code, signal, events: events.slice(-2), stderr }).toEqual({ code: 0, signal: null, events: ['stopping', 'stopped'], stderr: '' });
