@@ -172,7 +172,7 @@ export const settings = {
 } satisfies Record<string, Setting<unknown>>;
 
 /** NODE_ENV is read too; it is not ours, so it is documented beside the table's settings. */
-export const NODE_ENV_DOC = { variable: 'NODE_ENV', shownDefault: 'development', doc: '`production` requires `AUTH_ISSUER`, `AUTH_AUDIENCE` and a signing key (ES256)' };
+export const NODE_ENV_DOC = { variable: 'NODE_ENV', shownDefault: 'development', doc: '`production` requires `AUTH_ISSUER`, `AUTH_AUDIENCE`, a signing key (ES256) and TLS (`AUTH_TLS_CERT` and `AUTH_TLS_KEY`, or `AUTH_ALLOW_INSECURE=true` behind a proxy that ends TLS)' };
 
 type Values = { -readonly [K in keyof typeof settings]: ReturnType<(typeof settings)[K]['read']> };
 

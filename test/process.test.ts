@@ -114,6 +114,12 @@ describe('the service process', () => {
     expect(pg.stdout).not.toMatch(/hunter4pass|hunter5pass/);
     expect(JSON.parse(pg.stdout.slice(0, pg.stdout.lastIndexOf('}') + 1))).toMatchObject({ store: 'postgres', databaseUrl: 'postgres://****@db:5432/auth?****' });
     expect(runCli(['check-config'], undefined, { AUTH_SIGNING_KEY_FILE: '/nope.pem' })).toMatchObject({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nope.pem: ENOENT\n' });
+    // A misspelt setting fails the check: it would ship with the value it meant to change at its default.
+    expect(runCli(['check-config'], undefined, { AUTH_ACESS_TTL: '5m' })).toMatchObject({
+      status: 2,
+      stdout: '',
+      stderr: 'grpc-auth: configuration error: AUTH_ACESS_TTL is not a setting of this service (the service would ignore it): did you mean AUTH_ACCESS_TTL?\n',
+    });
     // Roles that need a second factor do not bind service accounts: check-config says so.
     expect(runCli(['check-config'], undefined, { AUTH_MFA_REQUIRED_ROLES: 'admin' }).stderr).toBe(
       'grpc-auth: note: AUTH_MFA_REQUIRED_ROLES (admin) is withheld from users\' password-only sessions only: a service account holding that role gets it with its credential alone; AUTH_ADMIN_REQUIRE_MFA=true keeps every service account out of AdminService\n',

@@ -91,15 +91,17 @@ function shown(value: unknown, setting: Pick<Setting<unknown>, 'secret' | 'url'>
 
 /**
  * check-config: validates the environment and every file it names, reports every problem at
- * once (exit 2), warns about AUTH_* variables that are no setting, and prints the effective
+ * once (exit 2), AUTH_* variables that are no setting among them, and prints the effective
  * configuration with secrets masked.
  */
 export function checkConfig(io: Io): number {
   const report = readConfig(io.env);
-  for (const { variable, suggestion } of report.unknown) {
-    io.err(`warning: ${variable} is not a setting of this service and is ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}`);
-  }
-  const problems = report.problems.map((p) => `configuration error: ${p}`);
+  // The service itself only warns (and starts): before a rollout, a misspelt setting is an error,
+  // or it ships with the value it was meant to change left at its default.
+  const problems = [
+    ...report.unknown.map(({ variable, suggestion }) => `configuration error: ${variable} is not a setting of this service (the service would ignore it)${suggestion ? `: did you mean ${suggestion}?` : ''}`),
+    ...report.problems.map((p) => `configuration error: ${p}`),
+  ];
   const config = report.config;
   if (config) {
     const files: Array<() => unknown> = [

@@ -133,7 +133,10 @@ describe("the consumer steps of docs/sdk.md, in a new project", () => {
     const variant = join(project, `variant-${type}-${moduleResolution}`);
     cpSync(join(project, 'src'), join(variant, 'src'), { recursive: true });
     writeFileSync(join(variant, 'package.json'), JSON.stringify({ name: 'orders-variant', private: true, type }));
-    writeFileSync(join(variant, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'es2022', module, moduleResolution, outDir: 'out', rootDir: 'src', skipLibCheck: false, types: ['node'] }, include: ['src'] }));
+    const tsconfig = { compilerOptions: { strict: true, target: 'es2022', module, moduleResolution, outDir: 'out', rootDir: 'src', skipLibCheck: false, types: ['node'] }, include: ['src'] };
+    // The CommonJS variant is the tsconfig.json the docs give a project that has none.
+    if (type === 'commonjs') expect(JSON.parse(readFileSync(join(project, 'tsconfig.json'), 'utf8'))).toEqual(tsconfig);
+    writeFileSync(join(variant, 'tsconfig.json'), JSON.stringify(tsconfig));
     // Every compiler type-checks the package's .d.ts (skipLibCheck: false); the last one's output runs.
     for (const compiler of COMPILERS) {
       const tsc = spawnSync(process.execPath, [join(project, 'node_modules', compiler, 'bin', 'tsc'), '-p', variant], { cwd: variant, encoding: 'utf8' });
