@@ -25,15 +25,16 @@ import { accountService } from './grpc/account-service.js';
 import { adminService } from './grpc/admin-service.js';
 import { authService } from './grpc/auth-service.js';
 import { secureService } from './grpc/secure-service.js';
-import { createAuthServer, served, type AuthServer } from './grpc/server.js';
+import { createAuthServer, served } from './grpc/server.js';
 import { ReloadableTls } from './grpc/tls.js';
 import { countEvents, createLogger } from './logging.js';
 import { moduleDir } from './module-dir.js';
 import { Metrics } from './metrics.js';
 import { systemRandom, type Random } from './random.js';
-import { startService, type RunningService } from './run.js';
-import { givenStore, storeBackend, type StoreBackend } from './store/backends.js';
-import { seedFileUsers } from './store/file-users.js';
+import type { AuthServiceApp } from './app.js';
+import { startService } from './run.js';
+import { givenStore, storeBackend } from './store/backends.js';
+import { seedFileUsers } from './users-file-seed.js';
 import { guardStore, OPERATIONS } from './store/guarded-store.js';
 import type { Store } from './store/store.js';
 import { noteEvent, traced, tracingWith } from './tracing.js';
@@ -55,33 +56,6 @@ export interface ServiceOverrides {
    * in-memory one). Without it no span is made.
    */
   readonly tracer?: Tracer;
-}
-
-/** The built service: every part wired, nothing started (no socket, no timer). */
-export interface AuthServiceApp {
-  readonly config: Config;
-  readonly clock: Clock;
-  readonly server: AuthServer;
-  /** The store as the flows see it: every operation bounded, every failure `unavailable`. */
-  readonly store: Store;
-  readonly backend: StoreBackend;
-  readonly keys: KeySet;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  /** Undefined for plaintext. */
-  readonly tls: ReloadableTls | undefined;
-  /** 'tls', 'mtls' or 'plaintext'. */
-  readonly transport: 'tls' | 'mtls' | 'plaintext';
-  /** Writes the users file's users into the store (start-up runs it until the store answers). */
-  seedUsers(): Promise<void>;
-  /**
-   * Re-reads AUTH_SIGNING_KEY_FILE (SIGHUP) and puts its keys in place at once: the keys now in
-   * use, or undefined when there are no key files to read (HS256, an ephemeral or a given key).
-   * Throws KeyError and keeps the old keys when a file is unreadable or holds no valid key.
-   */
-  reloadKeys(): KeySet | undefined;
-  /** Starts serving on the configured (or given) address: see `startService`. */
-  start(address?: string): Promise<RunningService>;
 }
 
 /** Store operations traced as child spans (not the lifecycle ones, which no call makes). */

@@ -2,8 +2,9 @@
  * Public API of the auth service package: compose and run the service in-process, or reuse its
  * parts (the token core, the store interface, the gRPC bridge, handlers and interceptors).
  */
-export { composeService, type AuthServiceApp, type ServiceOverrides } from './compose.js';
-export { startService, type RunningService } from './run.js';
+export type { AuthServiceApp, RunningService } from './app.js';
+export { composeService, type ServiceOverrides } from './compose.js';
+export { startService } from './run.js';
 export { loadConfig, readConfig, configTable, settings, ConfigError, type Config, type ConfigReport, type Env } from './config.js';
 export { AuthError, authErrorCodes, type AuthErrorCode } from './errors.js';
 export { systemClock, ManualClock, repeat, type Clock, type Timer } from './clock.js';

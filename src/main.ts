@@ -1,10 +1,10 @@
-import { composeService, type AuthServiceApp } from './compose.js';
+import type { AuthServiceApp, RunningService } from './app.js';
+import { composeService } from './compose.js';
 import { readConfig } from './config.js';
 import { KeyError } from './core/keys.js';
 import { routeGrpcJsLogs } from './grpc/grpc-js-logs.js';
 import { TlsError } from './grpc/tls.js';
 import { createLogger } from './logging.js';
-import type { RunningService } from './run.js';
 import { StoreSetupError } from './store/store.js';
 import { otelConfigured } from './tracing.js';
 import type { Tracer } from '@opentelemetry/api';

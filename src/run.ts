@@ -1,18 +1,6 @@
 import { repeat, type Timer } from './clock.js';
-import type { AuthServiceApp } from './compose.js';
+import type { AuthServiceApp, RunningService } from './app.js';
 import { AuthError } from './errors.js';
-
-/** A started service: listening, health following the store, upkeep on its timers. */
-export interface RunningService {
-  /** The bound gRPC port. */
-  readonly port: number;
-  /** The bound metrics port, when AUTH_METRICS_ADDRESS is set. */
-  readonly metricsPort: number | undefined;
-  /** Re-reads the TLS files (SIGHUP); open connections are kept. Throws TlsError and keeps the old material on failure. */
-  reloadTls(): void;
-  /** Graceful shutdown (see AuthServer.shutdown), then timers stop and the store is closed. Idempotent. */
-  close(graceMs?: number): Promise<void>;
-}
 
 /** How often health asks the store whether it can serve. */
 export const STORE_CHECK_INTERVAL_MS = 1000;

@@ -7,7 +7,7 @@ import { ARGON2ID_PHC } from './core/password-hasher.js';
  * The optional users file (AUTH_USERS_FILE): one user a line, `username:argon2id-hash:roles`,
  * roles comma-separated (may be empty); blank lines and lines starting with # are skipped.
  * Print a hash with `grpc-auth hash-password`. Errors name the file and line, never its content.
- * The file seeds the store at start (see store/file-users.ts).
+ * The file seeds the store at start (see users-file-seed.ts).
  */
 export class UsersFileError extends Error {
   override readonly name = 'UsersFileError';

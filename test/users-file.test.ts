@@ -1,7 +1,7 @@
 import { ManualClock } from '../src/clock';
 import { silentLog } from '../src/core/events';
 import { isId } from '../src/core/ids';
-import { seedFileUsers } from '../src/store/file-users';
+import { seedFileUsers } from '../src/users-file-seed';
 import { fileUserId, parseUsersFile, UsersFileError } from '../src/users-file';
 import { memoryStore } from './helpers/stores';
 

@@ -11,7 +11,7 @@ import type { UserRecord } from '../core/records.js';
 import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport } from '../core/user-secrets.js';
 import { importedAccountProblem, type Credential, type ServiceAccountRecord } from '../core/service-accounts.js';
 import { storeBackend } from '../store/backends.js';
-import { seedFileUsers } from '../store/file-users.js';
+import { seedFileUsers } from '../users-file-seed.js';
 import { migrate, schemaState } from '../store/postgres-migrations.js';
 import { PostgresStore } from '../store/postgres-store.js';
 import type { Store } from '../store/store.js';

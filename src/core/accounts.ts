@@ -6,7 +6,6 @@ import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
 import type { SessionInfo, UserRecord } from './records.js';
 import { checkNewPassword, createUser, type NewPasswordPolicy, type RegisterDeps, type UserStore } from './register.js';
-import type { SessionFlows } from './session-flows.js';
 
 /** A change to a user, applied atomically with what it implies for the user's sessions. */
 export interface UserChange {
@@ -75,10 +74,16 @@ export interface AccountStore extends UserStore {
   revokeSession(userId: string, sessionId: string): Promise<boolean>;
 }
 
+/** Checks a user's password as Login does; returns the user, throws the one refusal otherwise. */
+export interface PasswordCheck {
+  checkPassword(rawUsername: string, rawPassword: string, ctx: FlowContext): Promise<UserRecord>;
+}
+
 export interface AccountDeps extends RegisterDeps {
   readonly users: AccountStore;
   readonly hasher: PasswordHasher;
-  readonly sessions: Pick<SessionFlows, 'checkPassword'>;
+  /** The password check of Login (SessionFlows.checkPassword): throttled, one answer for every failure. */
+  readonly sessions: PasswordCheck;
   readonly throttle: LoginThrottle;
 }
 

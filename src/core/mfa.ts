@@ -70,20 +70,6 @@ export interface Enrollment {
   readonly expiresAt: number;
 }
 
-/** RFC 8176 method values a session's tokens carry. */
-export const AMR_PASSWORD: readonly string[] = Object.freeze(['pwd']);
-export const AMR_PASSWORD_OTP: readonly string[] = Object.freeze(['pwd', 'otp']);
-
-const AMR_LISTS = new Map<string, readonly string[]>([
-  ['pwd', AMR_PASSWORD],
-  ['pwd otp', AMR_PASSWORD_OTP],
-]);
-
-/** A session's amr as stores keep it ('pwd otp'), as one shared frozen list: millions of sessions hold a pointer each. */
-export function sharedAmr(stored: string): readonly string[] {
-  return AMR_LISTS.get(stored) ?? Object.freeze(stored.split(' '));
-}
-
 const INVALID_CODE = 'the code is not valid';
 const CODE_REQUIRED = 'a current code of the second factor is required (from its app, or a recovery code)';
 const INVALID_MFA_TOKEN = 'mfa_token is invalid, used or expired; log in again';

@@ -7,7 +7,8 @@ import { newId } from './ids.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { grantedRoles } from './introspector.js';
-import { AMR_PASSWORD, AMR_PASSWORD_OTP, type SecondFactors } from './mfa.js';
+import { AMR_PASSWORD, AMR_PASSWORD_OTP } from './amr.js';
+import type { SecondFactors } from './mfa.js';
 import type { LiveUser, UserRecord } from './records.js';
 import type { ParsedRefreshToken, RefreshTokenStrategy } from './refresh-token.js';
 

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { ServerOptions } from '@grpc/grpc-js';
 import type { DestinationStream } from 'pino';
 import { ManualClock } from '../clock.js';
-import { composeService, type AuthServiceApp } from '../compose.js';
+import type { AuthServiceApp, RunningService } from '../app.js';
+import { composeService } from '../compose.js';
 import { loadConfig, type Env } from '../config.js';
 import { newId } from '../core/ids.js';
 import type { Tracer } from '@opentelemetry/api';
 import { createKeySet, generateEcKey, type KeySet } from '../core/keys.js';
 import { Argon2Hasher, type PasswordHasher } from '../core/password-hasher.js';
 import { createLogger } from '../logging.js';
-import type { RunningService } from '../run.js';
 import type { Store } from '../store/store.js';
 import { createAuthClient, type AuthClient } from './client.js';
 

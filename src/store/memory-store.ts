@@ -13,7 +13,7 @@ import { RateTable } from './rate-table.js';
 import { MemoryServiceAccounts } from './memory-service-accounts.js';
 import type { Store } from './store.js';
 import type { UserSecretsRecord } from '../core/user-secrets.js';
-import { sharedAmr } from '../core/mfa.js';
+import { sharedAmr } from '../core/amr.js';
 
 export interface MemoryStoreOptions {
   readonly clock: Clock;

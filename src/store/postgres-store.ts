@@ -11,7 +11,7 @@ import { liveAccount, type Credential, type NewCredential, type ServiceAccountCh
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
 import { AuthError } from '../errors.js';
 import type { SecondFactorExport, UserSecretsRecord } from '../core/user-secrets.js';
-import { sharedAmr } from '../core/mfa.js';
+import { sharedAmr } from '../core/amr.js';
 import { beginRule, checkRule, endRule, recordRule } from './attempt-rules.js';
 import type { AttemptEntry } from './attempt-table.js';
 import { checkNotNewer, knownMigrations, migrate, schemaState, type Migration } from './postgres-migrations.js';

@@ -6,7 +6,7 @@ import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
 import type { UserSecretsRecord } from '../core/user-secrets.js';
-import { sharedAmr } from '../core/mfa.js';
+import { sharedAmr } from '../core/amr.js';
 import { AuthError } from '../errors.js';
 import { redisWhere, type RedisConnection } from './redis-address.js';
 import { connectRedis } from './redis-connection.js';

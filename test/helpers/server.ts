@@ -3,13 +3,12 @@ import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb';
 import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
 import type { Tracer } from '@opentelemetry/api';
 import { ManualClock } from '../../src/clock';
-import type { AuthServiceApp } from '../../src/compose';
+import type { AuthServiceApp, RunningService } from '../../src/app';
 import type { Env } from '../../src/config';
 import type { KeySet } from '../../src/core/keys';
 import type { PasswordHasher } from '../../src/core/password-hasher';
 import { createClient, type Client } from '../../src/grpc/client';
 import { routeGrpcJsLogs } from '../../src/grpc/grpc-js-logs';
-import type { RunningService } from '../../src/run';
 import { fastTestHasher, startTestAuthServer } from '../../src/sdk/testing';
 import type { Store } from '../../src/store/store';
 

@@ -1,7 +1,7 @@
-import type { AccountStore } from '../core/accounts.js';
-import type { EventLog } from '../core/events.js';
-import { usernameSkeleton } from '../core/credentials.js';
-import { UsersFileError, type FileUser } from '../users-file.js';
+import type { AccountStore } from './core/accounts.js';
+import type { EventLog } from './core/events.js';
+import { usernameSkeleton } from './core/credentials.js';
+import { UsersFileError, type FileUser } from './users-file.js';
 
 /** What seeding needs of the store: the accounts port and the ids of the users that came from the file. */
 export type SeedStore = Pick<AccountStore, 'findUserByUsername' | 'createUser' | 'updateUser' | 'deleteUser' | 'getUser'> & {
