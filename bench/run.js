@@ -19,7 +19,7 @@ const ROOT = path.join(__dirname, '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
 const { SecureService, ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
 const { HealthCheckRequestSchema } = dist('gen/grpc/health/v1/health_pb.js');
-const { MemoryStore } = dist('src/store/memory-store.js');
+const { MemoryStore } = dist('src/store/memory/memory-store.js');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -420,7 +420,7 @@ async function redisFigures(results, memoryService, ratioFigure, viaH2) {
 
   // Bytes in Redis: 10,000 users, then 100,000 live sessions (10 a user), through the store.
   console.log('measuring Redis bytes per user and per session ...');
-  const { RedisStore } = dist('src/store/redis-store.js');
+  const { RedisStore } = dist('src/store/redis/redis-store.js');
   await probe.flushall();
   const store = new RedisStore({ connection: { kind: 'single', url: redisUrl }, keyPrefix: 'auth:', commandTimeoutMs: 5000, accessGraceMs: 930_000, maxSessionsPerUser: 100 });
   await store.connect();
@@ -553,7 +553,7 @@ async function postgresFigures(results, memoryService, ratioFigure) {
   await admin.query('CREATE DATABASE bench_sizes');
   await admin.end();
   const url = pg.url.replace(/\/postgres$/, '/bench_sizes');
-  const { PostgresStore } = dist('src/store/postgres-store.js');
+  const { PostgresStore } = dist('src/store/postgres/postgres-store.js');
   const store = new PostgresStore({ connection: { url, poolSize: 10 }, statementTimeoutMs: 30_000, accessGraceMs: 930_000, maxSessionsPerUser: 100, migrate: 'auto' });
   await store.connect();
   const sql = new Client({ connectionString: url });

@@ -21,7 +21,7 @@ export { createKeySet, ecSigningKey, generateEcKey, generateEcPem, hmacSigningKe
 export { Introspector, type Introspection, type Principal } from './core/introspector.js';
 export { OpaqueRefreshTokens, hashRefreshToken, type RefreshTokenStrategy } from './core/refresh-token.js';
 export { Argon2Hasher, ARGON2ID_OWASP, type PasswordHasher } from './core/password-hasher.js';
-export { MemoryStore } from './store/memory-store.js';
+export { MemoryStore } from './store/memory/memory-store.js';
 export type { Store, UserStore, SessionStore, AccountStore, UserRecord, NewUser, SessionInfo, LiveUser, NewSession, RotateRequest, RotateResult } from './store/store.js';
 export { serviceDefinition, methodPath, EncodedMessage } from './grpc/bridge.js';
 export { serviceHandlers, type ServiceImpl, type HandlerOptions } from './grpc/handlers.js';

@@ -12,8 +12,8 @@ import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport } from '../core
 import { importedAccountProblem, type Credential, type ServiceAccountRecord } from '../core/service-accounts.js';
 import { storeBackend } from '../store/backends.js';
 import { seedFileUsers } from '../users-file-seed.js';
-import { migrate, schemaState } from '../store/postgres-migrations.js';
-import { PostgresStore } from '../store/postgres-store.js';
+import { migrate, schemaState } from '../store/postgres/migrations.js';
+import { PostgresStore } from '../store/postgres/postgres-store.js';
 import type { Store } from '../store/store.js';
 import { fileUserId, readUsersFile } from '../users-file.js';
 import { CliError, type Io } from './commands.js';

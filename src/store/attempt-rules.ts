@@ -1,5 +1,12 @@
 import { backoffDelay, retention, type AttemptGrant, type AttemptOutcome, type BackoffPolicy } from '../core/login-throttle.js';
-import type { AttemptEntry } from './attempt-table.js';
+
+/** One key's login attempts. */
+export interface AttemptEntry {
+  readonly failures: number;
+  readonly inFlight: number;
+  readonly lastFailureAt: number;
+  readonly expiresAt: number;
+}
 
 /**
  * The login throttle's rules as pure functions of one key's entry and the store's time, shared by

@@ -1,9 +1,9 @@
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
-import { MemoryStore } from './memory-store.js';
-import type { HostPort, RedisConnection } from './redis-address.js';
-import { PostgresStore } from './postgres-store.js';
-import { RedisStore } from './redis-store.js';
+import { MemoryStore } from './memory/memory-store.js';
+import type { HostPort, RedisConnection } from './redis/address.js';
+import { PostgresStore } from './postgres/postgres-store.js';
+import { RedisStore } from './redis/redis-store.js';
 import type { Store } from './store.js';
 
 /** What a store needs from the service around it, said by the store's own factory. */

@@ -11,7 +11,7 @@ import { OpaqueRefreshTokens, REFRESH_TOKEN_LENGTH } from '../../src/core/refres
 import { RegisterFlow } from '../../src/core/register';
 import { SessionFlows, type LoginResult, type TokenPair } from '../../src/core/session-flows';
 import { AuthError } from '../../src/errors';
-import { MemoryStore } from '../../src/store/memory-store';
+import { MemoryStore } from '../../src/store/memory/memory-store';
 import { fastHasher, PASSWORD } from '../helpers/server';
 
 const MIN = 60_000;

@@ -7,7 +7,7 @@ import { createKeySet, generateEcKey, hmacSigningKey, jwkThumbprint } from '../.
 import { Argon2Hasher } from '../../src/core/password-hasher';
 import { createClient } from '../../src/grpc/client';
 import { HealthService } from '../../src/grpc/health';
-import { MemoryStore } from '../../src/store/memory-store';
+import { MemoryStore } from '../../src/store/memory/memory-store';
 import { heapAfterGc } from '../helpers/heap';
 import { rawRequest } from '../helpers/raw-frames';
 import { PASSWORD, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import type { RedisConnection } from '../../src/store/redis-address';
+import type { RedisConnection } from '../../src/store/redis/address';
 import { freePort, startRedis, type TestRedis } from './redis';
 import { describeNeeding, type Tool } from './requires';
 import { eventually } from './wait';

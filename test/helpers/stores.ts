@@ -1,5 +1,5 @@
 import { ManualClock } from '../../src/clock';
-import { MemoryStore } from '../../src/store/memory-store';
+import { MemoryStore } from '../../src/store/memory/memory-store';
 import { describeWithPostgres } from './postgres';
 import { describeWithRedis } from './redis';
 

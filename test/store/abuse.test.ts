@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/clock';
 import { silentLog } from '../../src/core/events';
 import { newId } from '../../src/core/ids';
 import { LoginThrottle } from '../../src/core/login-throttle';
-import { RedisStore } from '../../src/store/redis-store';
+import { RedisStore } from '../../src/store/redis/redis-store';
 import type { Store } from '../../src/store/store';
 import { describeWithRedis, startRedis } from '../helpers/redis';
 import { memoryStore } from '../helpers/stores';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../../src/clock';
 import { newId } from '../../src/core/ids';
 import { ACCOUNT_POLICY } from '../../src/core/login-throttle';
-import { MemoryStore } from '../../src/store/memory-store';
+import { MemoryStore } from '../../src/store/memory/memory-store';
 import { describeStoreConformance, T0 } from './store-conformance';
 
 describeStoreConformance('memory', async ({ clock, accessGraceMs, maxSessionsPerUser }) => new MemoryStore({ clock, accessGraceMs, maxSessionsPerUser, maxAttemptEntries: 1000 }));

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ManualClock } from '../../src/clock';
 import { newId } from '../../src/core/ids';
-import { RedisStore } from '../../src/store/redis-store';
+import { RedisStore } from '../../src/store/redis/redis-store';
 import { describeWithRedis, startRedis } from '../helpers/redis';
 import { describeStoreConformance } from './store-conformance';
 import { eventually } from '../helpers/wait';

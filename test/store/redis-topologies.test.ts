@@ -1,5 +1,5 @@
 import type { ManualClock } from '../../src/clock';
-import { RedisStore } from '../../src/store/redis-store';
+import { RedisStore } from '../../src/store/redis/redis-store';
 import { describeEachTopology, type RedisTopology } from '../helpers/redis-topologies';
 import { describeStoreConformance } from './store-conformance';
 

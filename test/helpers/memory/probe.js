@@ -5,7 +5,7 @@ const { execFile } = require('node:child_process');
 const { getHeapSnapshot } = require('node:v8');
 const { join } = require('node:path');
 const { startTestAuthServer } = require('../../../dist/src/sdk/testing.js');
-const { MemoryStore } = require('../../../dist/src/store/memory-store.js');
+const { MemoryStore } = require('../../../dist/src/store/memory/memory-store.js');
 const { ManualClock } = require('../../../dist/src/clock.js');
 
 const [scenario, roundsArg, perRoundArg, concurrencyArg, marker, envJson] = process.argv.slice(2);

@@ -1,4 +1,4 @@
-import { isEnabledAdmin } from '../core/accounts.js';
+import { isEnabledAdmin } from '../../core/accounts.js';
 
 /**
  * The memory store's enabled admins, users and service accounts together, kept exact by every

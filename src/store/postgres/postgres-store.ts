@@ -2,21 +2,20 @@ import { readFileSync } from 'node:fs';
 import DataLoader from 'dataloader';
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
-import type { Clock } from '../clock.js';
-import { isEnabledAdmin, mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../core/accounts.js';
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
-import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../core/records.js';
-import type { ParsedRefreshToken } from '../core/refresh-token.js';
-import { liveAccount, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../core/service-accounts.js';
-import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
-import { AuthError } from '../errors.js';
-import type { SecondFactorExport, UserSecretsRecord } from '../core/user-secrets.js';
-import { sharedAmr } from '../core/amr.js';
-import { beginRule, checkRule, endRule, recordRule } from './attempt-rules.js';
-import type { AttemptEntry } from './attempt-table.js';
-import { checkNotNewer, knownMigrations, migrate, schemaState, type Migration } from './postgres-migrations.js';
-import { applyServiceAccountChange } from './service-account-rules.js';
-import { StoreSetupError, type Store } from './store.js';
+import type { Clock } from '../../clock.js';
+import { isEnabledAdmin, mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../../core/accounts.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
+import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../../core/records.js';
+import type { ParsedRefreshToken } from '../../core/refresh-token.js';
+import { liveAccount, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../../core/service-accounts.js';
+import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
+import { AuthError } from '../../errors.js';
+import type { SecondFactorExport, UserSecretsRecord } from '../../core/user-secrets.js';
+import { sharedAmr } from '../../core/amr.js';
+import { beginRule, checkRule, endRule, recordRule, type AttemptEntry } from '../attempt-rules.js';
+import { checkNotNewer, knownMigrations, migrate, schemaState, type Migration } from './migrations.js';
+import { applyServiceAccountChange } from '../service-account-rules.js';
+import { StoreSetupError, type Store } from '../store.js';
 
 /** Where PostgreSQL is: a URL (`sslmode` and the like in its query), and a CA to verify the server by. */
 export interface PostgresConnection {

@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
-import { moduleDir } from '../module-dir.js';
-import { StoreSetupError } from './store.js';
+import { moduleDir } from '../../module-dir.js';
+import { StoreSetupError } from '../store.js';
 
 /** A versioned SQL file of migrations/postgres: `0001_initial.sql` is version 1. */
 export interface Migration {

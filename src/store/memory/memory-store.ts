@@ -1,19 +1,19 @@
 import { BTree } from './btree.js';
-import type { Clock } from '../clock.js';
-import { mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../core/accounts.js';
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
-import type { LiveUser, NewUser, SessionInfo, UserRecord } from '../core/records.js';
-import type { ParsedRefreshToken } from '../core/refresh-token.js';
-import type { NewCredential, ServiceAccountChange, ServiceAccountRecord, ServiceAccountUpdate } from '../core/service-accounts.js';
-import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../core/session-flows.js';
+import type { Clock } from '../../clock.js';
+import { mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../../core/accounts.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
+import type { LiveUser, NewUser, SessionInfo, UserRecord } from '../../core/records.js';
+import type { ParsedRefreshToken } from '../../core/refresh-token.js';
+import type { NewCredential, ServiceAccountChange, ServiceAccountRecord, ServiceAccountUpdate } from '../../core/service-accounts.js';
+import type { CreateSessionResult, NewSession, RotateRequest, RotateResult, SessionTimes } from '../../core/session-flows.js';
 import { AdminSet } from './admin-set.js';
-import { beginRule, checkRule, endRule, recordRule } from './attempt-rules.js';
+import { beginRule, checkRule, endRule, recordRule } from '../attempt-rules.js';
 import { AttemptTable } from './attempt-table.js';
 import { RateTable } from './rate-table.js';
-import { MemoryServiceAccounts } from './memory-service-accounts.js';
-import type { Store } from './store.js';
-import type { UserSecretsRecord } from '../core/user-secrets.js';
-import { sharedAmr } from '../core/amr.js';
+import { MemoryServiceAccounts } from './service-accounts.js';
+import type { Store } from '../store.js';
+import type { UserSecretsRecord } from '../../core/user-secrets.js';
+import { sharedAmr } from '../../core/amr.js';
 
 export interface MemoryStoreOptions {
   readonly clock: Clock;

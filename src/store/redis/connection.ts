@@ -1,5 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { RedisAuth, RedisConnection } from './redis-address.js';
+import type { RedisAuth, RedisConnection } from './address.js';
 
 /**
  * An ioredis client for a connection: no offline queue and no retries inside a call (a command

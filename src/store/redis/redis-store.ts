@@ -1,15 +1,15 @@
 import { Cluster, type Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
-import { isEnabledAdmin, mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../core/accounts.js';
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../core/login-throttle.js';
-import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../core/records.js';
-import type { ParsedRefreshToken } from '../core/refresh-token.js';
-import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../core/session-flows.js';
-import type { UserSecretsRecord } from '../core/user-secrets.js';
-import { sharedAmr } from '../core/amr.js';
-import { AuthError } from '../errors.js';
-import { redisWhere, type RedisConnection } from './redis-address.js';
-import { connectRedis } from './redis-connection.js';
+import type { Clock } from '../../clock.js';
+import { isEnabledAdmin, mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../../core/accounts.js';
+import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
+import type { LiveUser, NewUser, SessionInfo, UserOrigin, UserRecord } from '../../core/records.js';
+import type { ParsedRefreshToken } from '../../core/refresh-token.js';
+import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
+import type { UserSecretsRecord } from '../../core/user-secrets.js';
+import { sharedAmr } from '../../core/amr.js';
+import { AuthError } from '../../errors.js';
+import { redisWhere, type RedisConnection } from './address.js';
+import { connectRedis } from './connection.js';
 import {
   BEGIN_ATTEMPT,
   CREATE_SERVICE_ACCOUNT,
@@ -30,9 +30,9 @@ import {
   UPDATE_USER,
   USE_ASSERTION,
   LEAVE_ADMINS,
-} from './redis-scripts.js';
-import { MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../core/service-accounts.js';
-import { StoreSetupError, type Store } from './store.js';
+} from './scripts.js';
+import { MAX_CREDENTIALS, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../../core/service-accounts.js';
+import { StoreSetupError, type Store } from '../store.js';
 
 export interface RedisStoreOptions {
   readonly connection: RedisConnection;

@@ -1,12 +1,6 @@
-import { backoffDelay, type BackoffPolicy } from '../core/login-throttle.js';
+import { backoffDelay, type BackoffPolicy } from '../../core/login-throttle.js';
+import type { AttemptEntry } from '../attempt-rules.js';
 
-/** One key's login attempts. */
-export interface AttemptEntry {
-  readonly failures: number;
-  readonly inFlight: number;
-  readonly lastFailureAt: number;
-  readonly expiresAt: number;
-}
 
 /** How many of the oldest entries are looked at for one that holds nothing back, before the oldest goes. */
 const EVICTION_SCAN = 64;

@@ -1,10 +1,10 @@
 import { BTree } from './btree.js';
-import type { Clock } from '../clock.js';
-import { mayDemote } from '../core/accounts.js';
-import type { LiveUser } from '../core/records.js';
+import type { Clock } from '../../clock.js';
+import { mayDemote } from '../../core/accounts.js';
+import type { LiveUser } from '../../core/records.js';
 import { AdminSet } from './admin-set.js';
-import { applyServiceAccountChange } from './service-account-rules.js';
-import { liveAccount, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountStore, type ServiceAccountUpdate } from '../core/service-accounts.js';
+import { applyServiceAccountChange } from '../service-account-rules.js';
+import { liveAccount, type Credential, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountStore, type ServiceAccountUpdate } from '../../core/service-accounts.js';
 
 /**
  * Service accounts in memory (the memory store's part for them): records by id, in name order
