@@ -1,8 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Pool, PoolClient } from 'pg';
 import { moduleDir } from '../../module-dir.js';
 import { StoreSetupError } from '../store.js';
+
+/** The little of a pg connection the migrations use (only base.ts imports pg; it hands its pool in). */
+export interface SqlRunner {
+  query<R extends object>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** A pool of such connections: `pg.Pool` is one. */
+export interface SqlPool extends SqlRunner {
+  connect(): Promise<SqlRunner & { release(err?: Error | boolean): void }>;
+}
 
 /** A versioned SQL file of migrations/postgres: `0001_initial.sql` is version 1. */
 export interface Migration {
@@ -46,7 +55,7 @@ export interface SchemaState {
 }
 
 /** What the database holds, without changing it. */
-export async function schemaState(pool: Pool, migrations = knownMigrations()): Promise<SchemaState> {
+export async function schemaState(pool: SqlPool, migrations = knownMigrations()): Promise<SchemaState> {
   const known = migrations.at(-1)?.version ?? 0;
   const exists = await pool.query<{ present: boolean }>("SELECT to_regclass('auth_schema_migrations') IS NOT NULL AS present");
   if (!exists.rows[0]!.present) return { applied: 0, known };
@@ -69,8 +78,8 @@ export function checkNotNewer(state: SchemaState): void {
  * then find nothing to do. Returns the versions it applied. A database that is newer than this
  * release is refused (StoreSetupError); a failing migration rolls back and changes nothing.
  */
-export async function migrate(pool: Pool, migrations = knownMigrations()): Promise<number[]> {
-  const client: PoolClient = await pool.connect();
+export async function migrate(pool: SqlPool, migrations = knownMigrations()): Promise<number[]> {
+  const client = await pool.connect();
   try {
     await client.query('BEGIN');
     try {

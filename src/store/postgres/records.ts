@@ -1,0 +1,63 @@
+import type { LiveUser, UserOrigin, UserRecord } from '../../core/records.js';
+import type { Credential, ServiceAccountRecord } from '../../core/service-accounts.js';
+
+/* The PostgreSQL store's rows and SQL fragments, and the core's records they make. */
+
+/** The store's time in SQL: the test clock's when given as `$n`, else the database's (one clock for every instance). */
+export const now = (n: number) => `coalesce($${n}::bigint, floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)`;
+
+export const USER = 'id, username, password_hash, roles, disabled, generation, revision, origin, file_digest, created_at, password_changed_at';
+export const ACCOUNT = 'id, name, roles, disabled, created_at, revision, credentials';
+export const SESSION_INFO = 'id, user_id, created_at, last_refreshed_at, expires_at, token_expires_at, client_address, user_agent';
+/** A session is active: within its lifetime, not idle past its refresh token plus the grace, its user enabled and not signed out since. (`n.now` and `$g` the grace.) */
+export const ACTIVE = (grace: string) => `n.now < s.expires_at AND n.now < s.token_expires_at + ${grace} AND NOT u.disabled AND s.user_generation >= u.generation`;
+/** The highest code point: every valid name that starts with a prefix sorts below prefix + this (an index bound for prefix scans). */
+export const TOP = '\u{10FFFF}';
+
+export interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  roles: string[];
+  disabled: boolean;
+  generation: number;
+  revision: number;
+  origin: string;
+  file_digest: string | null;
+  created_at: number;
+  password_changed_at: number;
+}
+
+export interface AccountRow {
+  id: string;
+  name: string;
+  roles: string[];
+  disabled: boolean;
+  created_at: number;
+  revision: number;
+  credentials: Credential[];
+}
+
+export function userOf(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    username: row.username,
+    passwordHash: row.password_hash,
+    roles: row.roles,
+    createdAt: row.created_at,
+    passwordChangedAt: row.password_changed_at,
+    disabled: row.disabled,
+    generation: row.generation,
+    revision: row.revision,
+    origin: row.origin as UserOrigin,
+    fileDigest: row.file_digest ?? undefined,
+  };
+}
+
+export function accountOf(row: AccountRow): ServiceAccountRecord {
+  return { id: row.id, name: row.name, roles: row.roles, disabled: row.disabled, createdAt: row.created_at, revision: row.revision, credentials: row.credentials };
+}
+
+export function liveOf(row: { id: string; username: string; roles: string[]; revision: number }): LiveUser {
+  return { id: row.id, username: row.username, roles: row.roles, revision: row.revision };
+}
