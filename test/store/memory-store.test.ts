@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/clock';
 import { newId } from '../../src/core/ids';
 import { ACCOUNT_POLICY } from '../../src/core/login-throttle';
 import { MemoryStore } from '../../src/store/memory/memory-store';
-import { describeStoreConformance, T0 } from './store-conformance';
+import { describeStoreConformance, T0 } from './conformance';
 
 describeStoreConformance('memory', async ({ clock, accessGraceMs, maxSessionsPerUser }) => new MemoryStore({ clock, accessGraceMs, maxSessionsPerUser, maxAttemptEntries: 1000 }));
 

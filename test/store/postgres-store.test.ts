@@ -9,7 +9,7 @@ import { describeWithPostgres, startPostgres, type TestPostgres } from '../helpe
 import { describeNeeding } from '../helpers/requires';
 import { createTestCa, type TestCa } from '../helpers/tls';
 import { eventually } from '../helpers/wait';
-import { describeStoreConformance, T0 } from './store-conformance';
+import { describeStoreConformance, T0 } from './conformance';
 
 const HOUR = 3_600_000;
 const random = { bytes: randomBytes };

@@ -4,7 +4,7 @@ import type { ManualClock } from '../../src/clock';
 import { newId } from '../../src/core/ids';
 import { RedisStore } from '../../src/store/redis/redis-store';
 import { describeWithRedis, startRedis } from '../helpers/redis';
-import { describeStoreConformance } from './store-conformance';
+import { describeStoreConformance } from './conformance';
 import { eventually } from '../helpers/wait';
 
 let prefix = 0;

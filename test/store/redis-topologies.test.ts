@@ -1,7 +1,7 @@
 import type { ManualClock } from '../../src/clock';
 import { RedisStore } from '../../src/store/redis/redis-store';
 import { describeEachTopology, type RedisTopology } from '../helpers/redis-topologies';
-import { describeStoreConformance } from './store-conformance';
+import { describeStoreConformance } from './conformance';
 
 let prefix = 0;
 const open = async (topology: RedisTopology, clock: ManualClock, maxSessionsPerUser: number) => {
