@@ -18,7 +18,7 @@ export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAcco
 /**
  * A storage backend: every port the core declares (users and accounts, sessions, session
  * liveness, login attempts), plus its lifecycle. Each port lives next to the flow that uses it;
- * one conformance suite (test/store/store-conformance.ts) runs against every implementation.
+ * one conformance suite (test/store/conformance/, a suite per port) runs against every implementation.
  *
  * Time is the store's own: the memory store reads its injected clock, the Redis store Redis's
  * clock, so instances whose clocks disagree still order shared events by one clock. Stores

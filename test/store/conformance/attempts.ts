@@ -1,0 +1,83 @@
+import type { ManualClock } from '../../../src/clock';
+import type { BackoffPolicy } from '../../../src/core/login-throttle';
+import type { Store } from '../../../src/store/store';
+import type { Conformance } from './context';
+
+/** The login-attempt port (AttemptStore): backoff, in-flight counts, windows, reset. */
+export function attemptsSuite(t: Conformance): void {
+  let store: Store;
+  let clock: ManualClock;
+
+  describe('login attempts', () => {
+    beforeEach(() => ({ store, clock } = t));
+    const policy: BackoffPolicy = { freeFailures: 2, baseDelayMs: 1000, maxDelayMs: 4000, maxFailures: 6, windowMs: 60_000, shortWindowMs: 30_000 };
+    const fail = async (key: string) => {
+      expect(await store.beginAttempt(key, policy)).toEqual({ allowed: true });
+      await store.endAttempt(key, policy, 'failed');
+    };
+
+    test('free failures, then a doubling wait, capped; a success clears the key', async () => {
+      await fail('acct:alice');
+      await fail('acct:alice');
+      clock.advance(999);
+      expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 1 });
+      clock.advance(1);
+      await fail('acct:alice');
+      clock.advance(1999);
+      expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 1 });
+      clock.advance(1);
+      await fail('acct:alice');
+      expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 4000 });
+      clock.advance(4000);
+      await fail('acct:alice');
+      expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: false, retryAfterMs: 4000 }); // capped
+      expect(await store.beginAttempt('acct:bob', policy)).toEqual({ allowed: true });
+      clock.advance(4000);
+      expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: true });
+      await store.endAttempt('acct:alice', policy, 'succeeded');
+      expect(await store.beginAttempt('acct:alice', policy)).toEqual({ allowed: true });
+    });
+
+    test('past maxFailures nothing until the window has passed; released attempts do not count', async () => {
+      for (let i = 0; i < 6; i++) {
+        await fail('k');
+        clock.advance(10_000);
+      }
+      expect(await store.beginAttempt('k', policy)).toEqual({ allowed: false, retryAfterMs: 50_000 });
+      clock.advance(50_000);
+      expect(await store.beginAttempt('k', policy)).toEqual({ allowed: true }); // the count expired
+      await store.endAttempt('k', policy, 'released');
+      for (let i = 0; i < 5; i++) {
+        expect(await store.beginAttempt('k', policy)).toEqual({ allowed: true });
+        await store.endAttempt('k', policy, 'released');
+      }
+    });
+
+    test('a count below the free failures is forgotten after the short window', async () => {
+      await fail('k');
+      await fail('k');
+      expect(await store.beginAttempt('k', policy)).toEqual({ allowed: false, retryAfterMs: 1000 }); // two count
+      await store.resetAttempts('k');
+      await fail('k');
+      clock.advance(30_000);
+      await fail('k');
+      expect(await store.beginAttempt('k', policy)).toEqual({ allowed: true }); // the first was forgotten: one counts
+    });
+
+    test('attempts in parallel are throttled like a sequence: in-flight attempts count', async () => {
+      const grants = await Promise.all(Array.from({ length: 30 }, () => store.beginAttempt('acct:x', policy)));
+      expect(grants.filter((g) => g.allowed)).toHaveLength(2);
+      expect(grants.filter((g) => !g.allowed)).toEqual(Array(28).fill({ allowed: false, retryAfterMs: 1000 }));
+    });
+
+    test('check and recordFailure: failures only, nothing reserved, nothing written by a check', async () => {
+      for (let i = 0; i < 10; i++) expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
+      await store.recordFailure('addr:1.2.3.4', policy);
+      await store.recordFailure('addr:1.2.3.4', policy);
+      expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: false, retryAfterMs: 1000 });
+      await store.resetAttempts('addr:1.2.3.4');
+      expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
+    });
+  });
+
+}
