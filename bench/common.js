@@ -60,8 +60,10 @@ async function nodeLoad(call, { concurrency = 32, count = Infinity, seconds = 3 
  * `nodeArgs(dir)` adds Node options (e.g. --cpu-prof into the run's own temporary `dir`).
  */
 async function startService({ env = {}, nodeArgs = () => [] } = {}) {
-  const { AuthService, SecureService } = dist('gen/auth/v1/auth_pb.js');
-  const { AccountService, AdminService } = dist('gen/auth/v1/accounts_pb.js');
+  const { AuthService } = dist('gen/auth/v1/auth_pb.js');
+  const { SecureService } = dist('gen/auth/v1/secure_pb.js');
+  const { AccountService } = dist('gen/auth/v1/account_pb.js');
+  const { AdminService } = dist('gen/auth/v1/admin_pb.js');
   const { Health } = dist('gen/grpc/health/v1/health_pb.js');
   const { createClient } = dist('src/grpc/client.js');
   const { generateEcPem, loadEcKeyFile } = dist('src/core/keys.js');

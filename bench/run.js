@@ -17,7 +17,8 @@ const { PASSWORD, nodeLoad: nodeLoadFor, startService } = require('./common.js')
 
 const ROOT = path.join(__dirname, '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
-const { SecureService, ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
+const { ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
+const { SecureService } = dist('gen/auth/v1/secure_pb.js');
 const { HealthCheckRequestSchema } = dist('gen/grpc/health/v1/health_pb.js');
 const { MemoryStore } = dist('src/store/memory/memory-store.js');
 

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { CredentialType, UserOrigin, type ServiceAccountSchema, type SessionSchema, type UserSchema } from '../../gen/auth/v1/accounts_pb.js';
+import { CredentialType, type ServiceAccountSchema, type SessionSchema, UserOrigin, type UserSchema } from '../../gen/auth/v1/resources_pb.js';
 import type { SessionInfo, UserRecord } from '../core/records.js';
 import type { ServiceAccountRecord } from '../core/service-accounts.js';
 

@@ -1,4 +1,4 @@
-import type { AccountService } from '../../gen/auth/v1/accounts_pb.js';
+import type { AccountService } from '../../gen/auth/v1/account_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AccountFlows } from '../core/accounts.js';
 import type { SecondFactors } from '../core/mfa.js';

@@ -1,4 +1,4 @@
-import type { AdminService } from '../../gen/auth/v1/accounts_pb.js';
+import type { AdminService } from '../../gen/auth/v1/admin_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AdminFlows } from '../core/accounts.js';
 import type { SecondFactors } from '../core/mfa.js';

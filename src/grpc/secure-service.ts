@@ -1,4 +1,4 @@
-import { type SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/auth_pb.js';
+import { type SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/secure_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { Clock } from '../clock.js';
 import type { Principal } from '../core/introspector.js';

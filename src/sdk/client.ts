@@ -1,8 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb.js';
+import { AccountService } from '../../gen/auth/v1/account_pb.js';
+import { AdminService } from '../../gen/auth/v1/admin_pb.js';
+import { AuthService, type CompleteLoginResponse, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
+import { SecureService } from '../../gen/auth/v1/secure_pb.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { AuthService, SecureService, type CompleteLoginResponse, type LoginResponse, type RefreshResponse } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createClient, type CallOptions, type Client } from '../grpc/client.js';
 import { AuthClientError } from '../grpc/client-error.js';
@@ -36,11 +38,11 @@ export interface AuthClientOptions {
  * {@link CallOptions}, and rejects with {@link AuthClientError}.
  */
 export type AuthServiceClient = Client<typeof AuthService>;
-/** A promise client for every RPC of `auth.v1.SecureService`: `whoAmI`, `adminPing`, `stepUpPing`. */
+/** A promise client for every RPC of `auth.v1.SecureService` (proto/auth/v1/secure.proto): `whoAmI`, `adminPing`, `stepUpPing`. */
 export type SecureServiceClient = Client<typeof SecureService>;
-/** A promise client for every RPC of `auth.v1.AccountService` (proto/auth/v1/accounts.proto): the caller's own account. */
+/** A promise client for every RPC of `auth.v1.AccountService` (proto/auth/v1/account.proto): the caller's own account. */
 export type AccountServiceClient = Client<typeof AccountService>;
-/** A promise client for every RPC of `auth.v1.AdminService`: users and service accounts, for a token with the admin role. */
+/** A promise client for every RPC of `auth.v1.AdminService` (proto/auth/v1/admin.proto): users and service accounts, for a token with the admin role. */
 export type AdminServiceClient = Client<typeof AdminService>;
 
 /** Options of one call of a typed client: metadata, deadline, per-call credentials, an AbortSignal. */

@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { DescService } from '@bufbuild/protobuf';
 import type * as grpc from '@grpc/grpc-js';
-import { InactiveReason, SubjectType, type AuthService } from '../../gen/auth/v1/auth_pb.js';
+import { type AuthService, InactiveReason, SubjectType } from '../../gen/auth/v1/auth_pb.js';
 import { systemClock, type Clock } from '../clock.js';
 import { AccessTokenVerifier, type InvalidReason } from '../core/access-token.js';
 import { principalOf, type Introspection } from '../core/introspector.js';

@@ -1,7 +1,8 @@
 import { create } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import { AdminService, UserOrigin } from '../../gen/auth/v1/accounts_pb';
+import { AdminService } from '../../gen/auth/v1/admin_pb';
 import { InactiveReason } from '../../gen/auth/v1/auth_pb';
+import { UserOrigin } from '../../gen/auth/v1/resources_pb';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
 const NEW_PASSWORD = 'an entirely new passphrase';

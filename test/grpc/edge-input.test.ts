@@ -1,7 +1,9 @@
 import { create, toBinary, type DescMessage, type DescMethod } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb';
-import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
+import { AccountService } from '../../gen/auth/v1/account_pb';
+import { AdminService } from '../../gen/auth/v1/admin_pb';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { describeEachStore } from '../helpers/stores';
 

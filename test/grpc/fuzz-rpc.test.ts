@@ -1,7 +1,8 @@
 import { create, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import { bearer, registerAndLogin, startTestServer, type TestServer } from '../helpers/server';
 
 /** Every status the README's error table documents, and OK. UNKNOWN and INTERNAL are never right. */

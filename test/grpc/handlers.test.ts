@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/auth_pb';
+import { SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/secure_pb';
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
 import { ManualClock } from '../../src/clock';
 import { AuthError } from '../../src/errors';

@@ -1,6 +1,6 @@
 import { Metadata, ServerInterceptingCall, status, type ServerInterceptingCallInterface } from '@grpc/grpc-js';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { SecureService } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import { ManualClock } from '../../src/clock';
 import type { PasswordHasher } from '../../src/core/password-hasher';
 import { policiesFrom } from '../../src/grpc/access-policy';

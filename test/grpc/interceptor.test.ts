@@ -1,6 +1,7 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import jwt from 'jsonwebtoken';
-import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import { policiesFrom } from '../../src/grpc/access-policy';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { rawGrpcCall } from '../helpers/raw-http2';

@@ -88,6 +88,14 @@ describe('server reflection', () => {
       const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: dependenciesFirst(files) }));
       for (const name of names) expect(registry.getService(name)).toBeDefined();
 
+      // One file per service; the messages two services share live in resources.proto.
+      expect(Object.fromEntries(['AuthService', 'SecureService', 'AccountService', 'AdminService'].map((n) => [n, registry.getService(`auth.v1.${n}`)!.file.name]))).toEqual({
+        AuthService: 'auth/v1/auth',
+        SecureService: 'auth/v1/secure',
+        AccountService: 'auth/v1/account',
+        AdminService: 'auth/v1/admin',
+      });
+      expect(registry.getMessage('auth.v1.User')!.file.name).toBe('auth/v1/resources');
       const auth = registry.getService('auth.v1.AuthService')!;
       expect(auth.methods.map((m) => m.name)).toEqual(['Register', 'Login', 'CompleteLogin', 'RequestPasswordReset', 'ResetPassword', 'Refresh', 'Validate', 'Logout', 'GetJwks', 'IssueServiceToken']);
       expect(getOption(auth.method.login!, access).public).toBe(true);

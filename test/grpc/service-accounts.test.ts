@@ -1,8 +1,10 @@
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { createHash, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { AdminService, CredentialType } from '../../gen/auth/v1/accounts_pb';
-import { AuthService, InactiveReason, SecureService, SubjectType } from '../../gen/auth/v1/auth_pb';
+import { AdminService } from '../../gen/auth/v1/admin_pb';
+import { AuthService, InactiveReason, SubjectType } from '../../gen/auth/v1/auth_pb';
+import { CredentialType } from '../../gen/auth/v1/resources_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import { silentLog } from '../../src/core/events';
 import { ServiceAccountAdmin } from '../../src/core/service-accounts';
 import { createClient } from '../../src/grpc/client';

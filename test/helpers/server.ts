@@ -1,6 +1,8 @@
 import { Metadata, type ServerOptions } from '@grpc/grpc-js';
-import { AccountService, AdminService } from '../../gen/auth/v1/accounts_pb';
-import { AuthService, SecureService } from '../../gen/auth/v1/auth_pb';
+import { AccountService } from '../../gen/auth/v1/account_pb';
+import { AdminService } from '../../gen/auth/v1/admin_pb';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import type { Tracer } from '@opentelemetry/api';
 import { ManualClock } from '../../src/clock';
 import type { AuthServiceApp, RunningService } from '../../src/app';

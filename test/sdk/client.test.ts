@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { SecureService } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
 import { ManualClock } from '../../src/clock';
 import { createClient } from '../../src/grpc/client';
 import { AuthClientError, SessionEndedError, TokenSession } from '../../src/sdk/client';
