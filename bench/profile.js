@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const jwt = require('jsonwebtoken');
-const { nodeLoad, startService, PASSWORD } = require('./common.js');
+const { nodeLoad, startService, PASSWORD } = require('./lib/service.js');
 
 const ROOT = path.join(__dirname, '..');
 

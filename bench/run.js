@@ -13,7 +13,7 @@ const grpc = require('@grpc/grpc-js');
 const { create, toBinary } = require('@bufbuild/protobuf');
 const jwt = require('jsonwebtoken');
 const argon2 = require('@node-rs/argon2');
-const { PASSWORD, nodeLoad: nodeLoadFor, startService } = require('./common.js');
+const { PASSWORD, nodeLoad: nodeLoadFor, startService } = require('./lib/service.js');
 
 const ROOT = path.join(__dirname, '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
@@ -399,7 +399,7 @@ function refreshOn(s, fixture) {
  * session (used_memory before and after, sessions made through the store as Login makes them).
  */
 async function redisFigures(results, memoryService, ratioFigure, viaH2) {
-  const { freePort } = require('./common.js');
+  const { freePort } = require('./lib/service.js');
   const redisPort = await freePort();
   const redis = require('node:child_process').spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   process.on('exit', () => redis.kill('SIGKILL'));
@@ -475,7 +475,7 @@ function postgresBin(program) {
 
 /** A throw-away PostgreSQL on a free port (as nobody when root: initdb refuses root), as the tests start one. */
 async function startPostgres() {
-  const { freePort } = require('./common.js');
+  const { freePort } = require('./lib/service.js');
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pg-'));
   const asRoot = process.getuid() === 0;

@@ -1,12 +1,12 @@
 'use strict';
-// Helpers shared by bench/run.js and bench/profile.js.
+// The service under measurement: a free port, a started service with its clients, and the Node load generator (bench/run.js, bench/profile.js).
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
 
 const PASSWORD = 'correct horse battery staple';
