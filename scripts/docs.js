@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run docs`: writes the tables of docs/ that are generated from code (the configuration
-// table, from the settings in src/config.ts) between their markers. test/catalogue.test.ts
+// table, from the settings in src/config.ts) between their markers. test/docs/error-catalogue.test.ts
 // fails when the docs and the code differ.
 'use strict';
 const fs = require('node:fs');

@@ -2,7 +2,7 @@
  * Every setting of the service, as data: its environment variable, how it is parsed, its default,
  * its bounds, whether it is secret, and its documentation. `loadConfig` reads the typed
  * configuration from this table, `grpc-auth check-config` reports against it, and docs/configuration.md's
- * configuration table is generated from it (`npm run docs`; test/catalogue.test.ts fails when
+ * configuration table is generated from it (`npm run docs`; test/docs/error-catalogue.test.ts fails when
  * they differ). Durations are written with a unit (`900s`, `15m`) and carried in milliseconds.
  */
 export interface Setting<T> {

@@ -105,7 +105,7 @@ export class AccessTokenIssuer {
       ...(subject.amr !== undefined ? { amr: [...subject.amr] } : {}),
       // auth_time is the store's clock, iat this instance's: an instance behind the store would
       // otherwise issue a token that says it was signed in after it was issued (and that every
-      // verifier refuses). Never later than iat (test/clock-skew.test.ts).
+      // verifier refuses). Never later than iat (test/instances/clock-skew.test.ts).
       ...(subject.authTime !== undefined ? { auth_time: Math.min(Math.floor(subject.authTime / 1000), iat) } : {}),
     };
     const signing = this.keys.signing;

@@ -28,7 +28,7 @@ describeNeeding(['oathtool'], 'docs: second factor and password reset with grpcu
       await eventually(() => running.lines.some((l) => l.event === 'password_reset_by_code'));
       const events = running.lines.map((l) => l.event);
       for (const event of ['mfa_enrollment_started', 'mfa_enabled', 'mfa_challenged', 'mfa_succeeded', 'password_reset_code_created', 'password_reset_failed']) expect(events).toContain(event);
-      // No secret or mfa_token in any log line (the codes are checked in test/mfa.test.ts, whose server logs are canaried).
+      // No secret or mfa_token in any log line (the codes are checked in test/accounts/second-factor.test.ts, whose server logs are canaried).
       const secret = /secret=([A-Z2-7]{32})&/.exec(out)?.[1];
       expect(secret).toBeDefined();
       const logged = JSON.stringify(running.lines);

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
-import { startRedis, type TestRedis } from './helpers/redis';
-import { describeNeeding } from './helpers/requires';
-import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { describeNeeding } from '../helpers/requires';
+import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
 const STALL_MS = 2500;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

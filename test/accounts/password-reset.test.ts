@@ -1,9 +1,9 @@
 import { Webhook } from 'standardwebhooks';
-import { ManualClock } from '../src/clock';
-import { PasswordResetRequests } from '../src/core/password-reset';
-import type { SecondFactors } from '../src/core/mfa';
-import { systemRandom } from '../src/random';
-import { WebhookDelivery } from '../src/reset-hook';
+import { ManualClock } from '../../src/clock';
+import { PasswordResetRequests } from '../../src/core/password-reset';
+import type { SecondFactors } from '../../src/core/mfa';
+import { systemRandom } from '../../src/random';
+import { WebhookDelivery } from '../../src/reset-hook';
 
 const SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
 const notice = (i: number) => ({ userId: `usr_${i}`, username: `user${i}`, code: `CODE-${i}`, expiresAt: Date.UTC(2030, 0, 1) });

@@ -30,7 +30,7 @@ interface ProbeResult {
 const MB = 1024 * 1024;
 
 function probe(scenario: string, rounds: number, perRound: number, concurrency: number, marker: string, env: Record<string, string> = {}): Promise<ProbeResult> {
-  const script = join(__dirname, 'helpers', 'memory', 'probe.js');
+  const script = join(__dirname, '..', 'helpers', 'memory', 'probe.js');
   return new Promise((resolve, reject) =>
     execFile(process.execPath, ['--expose-gc', script, scenario, String(rounds), String(perRound), String(concurrency), marker, JSON.stringify(env)], { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as ProbeResult),

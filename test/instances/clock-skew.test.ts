@@ -1,8 +1,8 @@
 import { status } from '@grpc/grpc-js';
-import { ManualClock } from '../src/clock';
-import { createKeySet, generateEcKey } from '../src/core/keys';
-import { describeWithRedis } from './helpers/redis';
-import { PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
+import { ManualClock } from '../../src/clock';
+import { createKeySet, generateEcKey } from '../../src/core/keys';
+import { describeWithRedis } from '../helpers/redis';
+import { PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
 const START = Date.UTC(2030, 0, 1);
 

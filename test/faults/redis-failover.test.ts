@@ -1,13 +1,13 @@
 import { status } from '@grpc/grpc-js';
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../gen/grpc/health/v1/health_pb';
-import { createClient } from '../src/grpc/client';
-import { STORE_CHECK_INTERVAL_MS } from '../src/run';
-import { startRedis } from './helpers/redis';
-import { startCluster, startSentinel, type ClusterTopology, type RedisTopology, type SentinelTopology } from './helpers/redis-topologies';
-import { describeNeeding } from './helpers/requires';
-import { runUntilExit } from './helpers/process';
-import { PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
-import { eventually } from './helpers/wait';
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
+import { createClient } from '../../src/grpc/client';
+import { STORE_CHECK_INTERVAL_MS } from '../../src/run';
+import { startRedis } from '../helpers/redis';
+import { startCluster, startSentinel, type ClusterTopology, type RedisTopology, type SentinelTopology } from '../helpers/redis-topologies';
+import { describeNeeding } from '../helpers/requires';
+import { runUntilExit } from '../helpers/process';
+import { PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
+import { eventually } from '../helpers/wait';
 
 const SESSIONS = 20;
 

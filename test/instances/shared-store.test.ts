@@ -4,18 +4,18 @@ import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import jwt from 'jsonwebtoken';
 import { join } from 'node:path';
-import { AccountService } from '../gen/auth/v1/account_pb';
-import { AdminService } from '../gen/auth/v1/admin_pb';
-import { AuthService, InactiveReason } from '../gen/auth/v1/auth_pb';
-import { SecureService } from '../gen/auth/v1/secure_pb';
-import { generateEcPem } from '../src/core/keys';
-import { writeUsersFile } from './helpers/users';
-import { createClient } from '../src/grpc/client';
-import { startProcess, type Running } from './helpers/process';
-import { describeWithPostgres } from './helpers/postgres';
-import { describeEachTopology } from './helpers/redis-topologies';
-import { rfc6238 } from './helpers/rfc6238';
-import { bearer, PASSWORD, statusOf } from './helpers/server';
+import { AccountService } from '../../gen/auth/v1/account_pb';
+import { AdminService } from '../../gen/auth/v1/admin_pb';
+import { AuthService, InactiveReason } from '../../gen/auth/v1/auth_pb';
+import { SecureService } from '../../gen/auth/v1/secure_pb';
+import { generateEcPem } from '../../src/core/keys';
+import { writeUsersFile } from '../helpers/users';
+import { createClient } from '../../src/grpc/client';
+import { startProcess, type Running } from '../helpers/process';
+import { describeWithPostgres } from '../helpers/postgres';
+import { describeEachTopology } from '../helpers/redis-topologies';
+import { rfc6238 } from '../helpers/rfc6238';
+import { bearer, PASSWORD, statusOf } from '../helpers/server';
 
 /**
  * Real service processes (two, or three) sharing one store (Redis single, Sentinel or Cluster,

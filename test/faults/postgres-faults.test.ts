@@ -1,15 +1,15 @@
 import { status } from '@grpc/grpc-js';
-import { generateEcPem } from '../src/core/keys';
+import { generateEcPem } from '../../src/core/keys';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthService } from '../gen/auth/v1/auth_pb';
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../gen/grpc/health/v1/health_pb';
-import { createClient } from '../src/grpc/client';
-import { describeWithPostgres } from './helpers/postgres';
-import { startProcess, type Running } from './helpers/process';
-import { PASSWORD } from './helpers/server';
-import { eventually } from './helpers/wait';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
+import { createClient } from '../../src/grpc/client';
+import { describeWithPostgres } from '../helpers/postgres';
+import { startProcess, type Running } from '../helpers/process';
+import { PASSWORD } from '../helpers/server';
+import { eventually } from '../helpers/wait';
 
 /** Real service processes on a real PostgreSQL that is killed and restarted under them. */
 describeWithPostgres('PostgreSQL faults', (pg) => {

@@ -2,14 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
-import { AuthService, InactiveReason } from '../gen/auth/v1/auth_pb';
-import { createClient, type Client } from '../src/grpc/client';
-import { ManualClock } from '../src/clock';
-import { generateEcPem, loadEcKeyFile } from '../src/core/keys';
-import { memoryStore } from './helpers/stores';
-import { PASSWORD, startTestServer } from './helpers/server';
-import { startProcess, type Running } from './helpers/process';
-import { eventually } from './helpers/wait';
+import { AuthService, InactiveReason } from '../../gen/auth/v1/auth_pb';
+import { createClient, type Client } from '../../src/grpc/client';
+import { ManualClock } from '../../src/clock';
+import { generateEcPem, loadEcKeyFile } from '../../src/core/keys';
+import { memoryStore } from '../helpers/stores';
+import { PASSWORD, startTestServer } from '../helpers/server';
+import { startProcess, type Running } from '../helpers/process';
+import { eventually } from '../helpers/wait';
 
 describe('signing-key rotation, step by step (as the README describes it)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-rotation-'));

@@ -3,16 +3,16 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
-import { ManualClock } from '../src/clock';
-import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from '../src/core/password-hasher';
-import { PostgresStore } from '../src/store/postgres/postgres-store';
-import { RedisStore } from '../src/store/redis/redis-store';
-import { describeWithPostgres } from './helpers/postgres';
-import { ROOT } from './helpers/process';
-import { startRedis, type TestRedis } from './helpers/redis';
-import { describeNeeding } from './helpers/requires';
-import { rfc6238 } from './helpers/rfc6238';
-import { bearer, PASSWORD, startTestServer } from './helpers/server';
+import { ManualClock } from '../../src/clock';
+import { ARGON2ID_OWASP, Argon2Hasher, type PasswordHasher } from '../../src/core/password-hasher';
+import { PostgresStore } from '../../src/store/postgres/postgres-store';
+import { RedisStore } from '../../src/store/redis/redis-store';
+import { describeWithPostgres } from '../helpers/postgres';
+import { ROOT } from '../helpers/process';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { describeNeeding } from '../helpers/requires';
+import { rfc6238 } from '../helpers/rfc6238';
+import { bearer, PASSWORD, startTestServer } from '../helpers/server';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 

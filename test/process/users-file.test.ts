@@ -1,9 +1,9 @@
-import { ManualClock } from '../src/clock';
-import { silentLog } from '../src/core/events';
-import { isId } from '../src/core/ids';
-import { seedFileUsers } from '../src/users-file-seed';
-import { fileUserId, parseUsersFile, UsersFileError } from '../src/users-file';
-import { memoryStore } from './helpers/stores';
+import { ManualClock } from '../../src/clock';
+import { silentLog } from '../../src/core/events';
+import { isId } from '../../src/core/ids';
+import { seedFileUsers } from '../../src/users-file-seed';
+import { fileUserId, parseUsersFile, UsersFileError } from '../../src/users-file';
+import { memoryStore } from '../helpers/stores';
 
 const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
 const OTHER = '$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$b3RoZXJoYXNob3RoZXJoYXNob3RoZXJoYXNob3RoZXI';

@@ -1,11 +1,11 @@
 import { status } from '@grpc/grpc-js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { configTable } from '../src/config';
-import { AuthError, authErrorCodes, errorReasons } from '../src/errors';
-import { statusByCode, toStatus } from '../src/grpc/status';
+import { configTable } from '../../src/config';
+import { AuthError, authErrorCodes, errorReasons } from '../../src/errors';
+import { statusByCode, toStatus } from '../../src/grpc/status';
 
-const ROOT = join(__dirname, '..');
+const ROOT = join(__dirname, '..', '..');
 const page = (name: string) => readFileSync(join(ROOT, 'docs', name), 'utf8');
 
 /** Rows of the table of docs/`file` whose header starts with `header`, as arrays of cells. */

@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metadata, status } from '@grpc/grpc-js';
-import { ManualClock } from '../src/clock';
-import { createKeySet, generateEcKey } from '../src/core/keys';
-import { rfc6238 } from './helpers/rfc6238';
-import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from './helpers/server';
-import { describeEachStore, memoryStore } from './helpers/stores';
-import { eventually } from './helpers/wait';
+import { ManualClock } from '../../src/clock';
+import { createKeySet, generateEcKey } from '../../src/core/keys';
+import { rfc6238 } from '../helpers/rfc6238';
+import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
+import { describeEachStore, memoryStore } from '../helpers/stores';
+import { eventually } from '../helpers/wait';
 
 const HOOK_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 // `npm run bench` writes bench/results/latest.md and docs/performance.md's table together;
 // this keeps a hand edit of either from going unnoticed.
 test("docs/performance.md's table is the latest benchmark run's", () => {
-  const root = join(__dirname, '..');
+  const root = join(__dirname, '..', '..');
   const rows = (text: string) => text.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| Figure'));
   const readme = readFileSync(join(root, 'docs', 'performance.md'), 'utf8');
   const marked = /<!-- bench:table -->\n([\s\S]*?)<!-- \/bench:table -->/.exec(readme);

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT } from './helpers/process';
-import { startTestServer, type TestServer } from './helpers/server';
-import { createTestCa, describeWithOpenssl } from './helpers/tls';
+import { ROOT } from '../helpers/process';
+import { startTestServer, type TestServer } from '../helpers/server';
+import { createTestCa, describeWithOpenssl } from '../helpers/tls';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 

@@ -2,10 +2,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthService } from '../gen/auth/v1/auth_pb';
-import { generateEcPem, loadEcKeyFile } from '../src/core/keys';
-import { createClient } from '../src/grpc/client';
-import { baseEnv, MAIN, ROOT, startProcess as start } from './helpers/process';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { generateEcPem, loadEcKeyFile } from '../../src/core/keys';
+import { createClient } from '../../src/grpc/client';
+import { baseEnv, MAIN, ROOT, startProcess as start } from '../helpers/process';
 
 describe('the service process', () => {
   test('starts in development mode, logs one start-up line, serves, and exits 0 on SIGTERM', async () => {

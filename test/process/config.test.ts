@@ -1,6 +1,6 @@
-import { maskUrl } from '../src/settings';
-import { ConfigError, loadConfig, readConfig } from '../src/config';
-import { formatDuration, parseDurationMs } from '../src/settings';
+import { maskUrl } from '../../src/settings';
+import { ConfigError, loadConfig, readConfig } from '../../src/config';
+import { formatDuration, parseDurationMs } from '../../src/settings';
 
 describe('loadConfig', () => {
   test('defaults', () => {
