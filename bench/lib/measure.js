@@ -1,0 +1,162 @@
+'use strict';
+// How bench/run.js measures: rounds and their length, load generators (h2load when present, else
+// Node), microbenchmarks, server CPU from /proc, and figures as a ratio to a baseline measured in
+// the same rounds (ABBA), since only ratios within one run mean anything on a shared machine.
+const { spawnSync, execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { create, toBinary } = require('@bufbuild/protobuf');
+const { nodeLoad: nodeLoadFor } = require('./service.js');
+
+const ROOT = path.join(__dirname, '..', '..');
+/** A module of the built service (dist/). */
+const dist = (p) => require(path.join(ROOT, 'dist', p));
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
+
+/** Server CPU seconds (user + system) from /proc, for CPU-per-call figures. */
+function cpuSeconds(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100 on Linux)
+}
+
+/** One length-prefixed gRPC message, as h2load sends it. */
+function grpcFrame(schema, init) {
+  const body = Buffer.from(toBinary(schema, create(schema, init)));
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, 5);
+  return frame;
+}
+
+const h2loadAvailable = spawnSync('h2load', ['--version']).status === 0;
+
+/** h2load: unary gRPC calls over several connections and streams; returns calls/s. */
+function h2load(port, pathName, frame, headers = {}) {
+  const file = path.join(os.tmpdir(), `bench-${crypto.randomBytes(4).toString('hex')}.bin`);
+  fs.writeFileSync(file, frame);
+  const args = ['-D', `${Math.round(SECONDS * 500)}ms`, '-c', '8', '-m', '16', '-t', '1', '-d', file, '-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  args.push(`http://127.0.0.1:${port}${pathName}`);
+  const out = execFileSync('h2load', args, { encoding: 'utf8' });
+  fs.unlinkSync(file);
+  const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out);
+  const failed = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
+  if (!rate) throw new Error(`h2load output not understood:\n${out}`);
+  if (failed && Number(failed[2]) > 0) throw new Error(`h2load: ${failed[2]} requests failed`);
+  return Number(rate[1]);
+}
+
+/** The Node load generator, `seconds` defaulting to BENCH_SECONDS. */
+const nodeLoad = (call, options = {}) => nodeLoadFor(call, { seconds: SECONDS, ...options });
+
+/** Calls/s of a unary call for half a round: h2load on a raw path and frame, or the Node generator. */
+const viaH2 = (port, p, frame, headers) => async () => h2load(port, p, frame, headers);
+const viaNode = (fn) => async () => (await nodeLoad(fn, { seconds: SECONDS / 2 })).perSecond;
+
+/** Median microseconds of `fn` over many runs. */
+function microbench(fn, iterations = 2000) {
+  const runs = [];
+  for (let r = 0; r < 7; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) fn(i);
+    runs.push(Number(process.hrtime.bigint() - t0) / 1e3 / iterations);
+  }
+  return median(runs);
+}
+
+/**
+ * A calls/s figure as a ratio to a baseline: twice the rounds at half the length, in the order
+ * ABBA, so that the machine's drift (other tenants come and go) weighs on baseline and figure alike.
+ */
+async function ratioFigure(results, name, target, measure, baseline) {
+  const ratios = [];
+  const values = [];
+  const bases = [];
+  for (let r = 0; r < 2 * ROUNDS; r++) {
+    let b;
+    let v;
+    if (r % 2 === 0) {
+      b = await baseline();
+      v = await measure();
+    } else {
+      v = await measure();
+      b = await baseline();
+    }
+    bases.push(b);
+    values.push(v);
+    ratios.push(v / b);
+  }
+  results.figures.push({ name, unit: 'calls/s', value: median(values), baseline: median(bases), ratio: median(ratios), spread: spread(ratios), target, met: median(ratios) >= target });
+}
+
+/** Server CPU µs per call over `count` calls of `call` (the Node generator). */
+async function cpuPerCall(server, count, call) {
+  const before = cpuSeconds(server.pid);
+  const { calls } = await nodeLoad(call, { count, seconds: 120 });
+  return ((cpuSeconds(server.pid) - before) / calls) * 1e6;
+}
+
+/** A CPU-per-call figure against Health.Check's in the same rounds (ABBA): within `allowanceUs` of it. */
+async function cpuFigure(results, service, name, count, call, allowanceUs) {
+  const values = [];
+  const bases = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const base = () => cpuPerCall(service.server, count, () => service.health.check({ service: '' }));
+    if (r % 2 === 0) {
+      bases.push(await base());
+      values.push(await call(count));
+    } else {
+      values.push(await call(count));
+      bases.push(await base());
+    }
+  }
+  const base = median(bases);
+  const value = median(values);
+  results.figures.push({ name, unit: 'µs server CPU per call', value, baseline: base, limit: base + allowanceUs, spread: spread(values), met: value <= base + allowanceUs });
+}
+
+/** Median milliseconds of one ListUsers page of 1,000 from a random place among `users` (named user0000000…). */
+async function listUsersPageMs(store, users) {
+  const runs = [];
+  for (let r = 0; r < 41; r++) {
+    const after = `user${String(Math.floor(Math.random() * (users - 2000))).padStart(7, '0')}`;
+    const t0 = process.hrtime.bigint();
+    const page = await store.listUsers({ prefix: '', after, limit: 1000 });
+    runs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (page.length !== 1000) throw new Error('short page');
+  }
+  return median(runs);
+}
+
+/** A random id of the service's shape, and a random argon2id PHC string (for filling stores). */
+const randomId = (prefix) => `${prefix}_${crypto.randomBytes(16).toString('base64url')}`;
+const randomPhc = () => `$argon2id$v=19$m=19456,t=2,p=1$${crypto.randomBytes(16).toString('base64').replace(/=+$/, '')}$${crypto.randomBytes(32).toString('base64').replace(/=+$/, '')}`;
+
+module.exports = {
+  ROOT,
+  dist,
+  ROUNDS,
+  SECONDS,
+  median,
+  spread,
+  cpuSeconds,
+  grpcFrame,
+  h2loadAvailable,
+  h2load,
+  nodeLoad,
+  viaH2,
+  viaNode,
+  microbench,
+  ratioFigure,
+  cpuPerCall,
+  cpuFigure,
+  listUsersPageMs,
+  randomId,
+  randomPhc,
+};
