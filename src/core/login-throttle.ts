@@ -17,6 +17,12 @@ export interface BackoffPolicy {
   readonly windowMs: number;
   /** A count below `freeFailures` (nothing is held back yet) is forgotten sooner. */
   readonly shortWindowMs: number;
+  /**
+   * An attempt in flight counts for at most this long after the newest one began: a login whose
+   * end never reached the store (the store failed, the process died) cannot hold the key back
+   * beyond it. Far longer than a login takes (hashing included).
+   */
+  readonly inFlightLeaseMs: number;
 }
 
 /** Milliseconds after the last failure before another attempt is allowed, given the count. */
@@ -56,9 +62,9 @@ export interface AttemptStore {
   resetAttempts(key: string): Promise<void>;
 }
 
-export const ACCOUNT_POLICY: BackoffPolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000, shortWindowMs: 3_600_000 };
+export const ACCOUNT_POLICY: BackoffPolicy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 100, windowMs: 24 * 3_600_000, shortWindowMs: 3_600_000, inFlightLeaseMs: 60_000 };
 /** A client address may try many accounts (a shared NAT, a proxy), so it gets more room before delays. */
-export const ADDRESS_POLICY: BackoffPolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000, shortWindowMs: 3_600_000 };
+export const ADDRESS_POLICY: BackoffPolicy = { freeFailures: 20, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, maxFailures: 1000, windowMs: 3_600_000, shortWindowMs: 3_600_000, inFlightLeaseMs: 60_000 };
 
 /**
  * The account key of a (normalised) username: a fixed-size digest, so however long or odd a name

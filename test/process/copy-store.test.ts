@@ -212,10 +212,10 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
     test('grpc-auth migrate: applies once, reports the version; the service started with AUTH_DATABASE_MIGRATE=off serves after it', async () => {
       const target = await pg().createDatabase();
       const env = { AUTH_DATABASE_URL: target, AUTH_DATABASE_MIGRATE: 'off' };
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 3 (run grpc-auth migrate)\n' });
-      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1, 2, 3\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 4 (run grpc-auth migrate)\n' });
+      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1, 2, 3, 4\n' });
       expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'the schema is up to date\n' });
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 3; this release knows 3\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 4; this release knows 4\n' });
       const server = await startTestServer({ env, clock: new ManualClock() });
       try {
         expect((await server.auth.register({ username: 'eve', password: PASSWORD })).userId).toMatch(/^usr_/);

@@ -120,7 +120,7 @@ describeWithPostgres('PostgresStore', (pg) => {
       }
       const account = newId(random, 'sva');
       expect(await store.useAssertion(account, 'j1', T0 + 60_000)).toBe(true);
-      await store.recordFailure('10.0.0.9', { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: HOUR, shortWindowMs: 60_000 });
+      await store.recordFailure('10.0.0.9', { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: HOUR, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 });
       await store.hitRate('reg:10.0.0.9', 10, 60_000);
       expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0 });
       clock.advance(2 * HOUR);
@@ -172,12 +172,12 @@ describeWithPostgres('PostgresStore', (pg) => {
     await client.connect();
     try {
       const none = new PostgresStore({ connection: { url: fresh, poolSize: 1 }, statementTimeoutMs: 500, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
-      await expect(none.connect()).rejects.toThrow(new StoreSetupError("the database's schema is at version 0; this release needs 3: run `grpc-auth migrate` (or set AUTH_DATABASE_MIGRATE=auto)"));
+      await expect(none.connect()).rejects.toThrow(new StoreSetupError("the database's schema is at version 0; this release needs 4: run `grpc-auth migrate` (or set AUTH_DATABASE_MIGRATE=auto)"));
       await none.close();
       const known = knownMigrations();
       const { Pool } = await import('pg');
       const pool = new Pool({ connectionString: fresh });
-      expect(await migrate(pool, known)).toEqual([1, 2, 3]);
+      expect(await migrate(pool, known)).toEqual([1, 2, 3, 4]);
       expect(await migrate(pool, known)).toEqual([]);
       await client.query("INSERT INTO auth_schema_migrations (version, name) VALUES (99, 'from_the_future')");
       expect(await schemaState(pool, known)).toEqual({ applied: 99, known: known.length });

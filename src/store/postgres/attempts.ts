@@ -3,6 +3,18 @@ import { beginRule, checkRule, endRule, recordRule, type AttemptEntry } from '..
 import { PostgresBase, type Query } from './base.js';
 import { now } from './records.js';
 
+interface AttemptRow {
+  failures: number;
+  in_flight: number;
+  in_flight_until: number;
+  last_failure_at: number;
+  expires_at: number | null;
+}
+
+/** A row as the shared rules' entry: none when absent (a placeholder) or expired. */
+const entryOf = (r: AttemptRow, now: number): AttemptEntry | undefined =>
+  r.expires_at !== null && now < r.expires_at ? { failures: r.failures, inFlight: r.in_flight, inFlightUntil: r.in_flight_until, lastFailureAt: r.last_failure_at, expiresAt: r.expires_at } : undefined;
+
 /** Login-attempt counters: the shared rules over a row locked for each decision. */
 export class PostgresAttempts extends PostgresBase {
   /**
@@ -10,40 +22,40 @@ export class PostgresAttempts extends PostgresBase {
    * there or not (a placeholder that counts as absent), so concurrent attempts on a key queue.
    */
   protected async lockedAttempt(q: Query, key: string): Promise<{ entry: AttemptEntry | undefined; now: number }> {
-    const rows = await q<{ failures: number; in_flight: number; last_failure_at: number; expires_at: number; now: number }>(
+    const rows = await q<AttemptRow & { now: number }>(
       'auth_lock_attempt',
       `INSERT INTO auth_attempts AS a (key, failures, in_flight, last_failure_at, expires_at) VALUES ($1, 0, 0, 0, 0)
        ON CONFLICT (key) DO UPDATE SET key = a.key
-       RETURNING failures, in_flight, last_failure_at, expires_at, ${now(2)} AS now`,
+       RETURNING failures, in_flight, in_flight_until, last_failure_at, expires_at, ${now(2)} AS now`,
       [key, this.fixedNow()],
     );
     const r = rows[0]!;
-    return { entry: r.now < r.expires_at ? { failures: r.failures, inFlight: r.in_flight, lastFailureAt: r.last_failure_at, expiresAt: r.expires_at } : undefined, now: r.now };
+    return { entry: entryOf(r, r.now), now: r.now };
   }
 
   protected static async writeAttempt(q: Query, key: string, next: AttemptEntry | null | undefined, was: AttemptEntry | undefined): Promise<void> {
     if (next === null || (next === undefined && was === undefined)) {
       await q('auth_delete_attempt', 'DELETE FROM auth_attempts WHERE key = $1', [key]);
     } else if (next) {
-      await q('auth_write_attempt', 'UPDATE auth_attempts SET failures = $2, in_flight = $3, last_failure_at = $4, expires_at = $5 WHERE key = $1', [
+      await q('auth_write_attempt', 'UPDATE auth_attempts SET failures = $2, in_flight = $3, last_failure_at = $4, expires_at = $5, in_flight_until = $6 WHERE key = $1', [
         key,
         next.failures,
         next.inFlight,
         next.lastFailureAt,
         next.expiresAt,
+        next.inFlightUntil,
       ]);
     }
   }
 
   async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
-    const rows = await this.one<{ failures: number; in_flight: number; last_failure_at: number; expires_at: number; now: number }>(
+    const rows = await this.one<AttemptRow & { now: number }>(
       'auth_check_attempt',
-      `SELECT a.failures, a.in_flight, a.last_failure_at, a.expires_at, n.now FROM (SELECT ${now(2)} AS now) n LEFT JOIN auth_attempts a ON a.key = $1`,
+      `SELECT a.failures, a.in_flight, a.in_flight_until, a.last_failure_at, a.expires_at, n.now FROM (SELECT ${now(2)} AS now) n LEFT JOIN auth_attempts a ON a.key = $1`,
       [key, this.fixedNow()],
     );
     const r = rows[0]!;
-    const entry = r.expires_at !== null && r.now < r.expires_at ? { failures: r.failures, inFlight: r.in_flight, lastFailureAt: r.last_failure_at, expiresAt: r.expires_at } : undefined;
-    return checkRule(entry, r.now, policy);
+    return checkRule(entryOf(r, r.now), r.now, policy);
   }
 
   async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {

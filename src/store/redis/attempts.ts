@@ -18,20 +18,24 @@ end
 
 /**
  * KEYS: attempts. ARGV: now, free, base, maxDelay, maxFailures, window, shortWindow, mode
- * ('check' | 'begin'). Returns 0 when allowed (a begin records the attempt in flight), else the
- * milliseconds to wait. 'check' counts failures only and writes nothing.
+ * ('check' | 'begin'), in-flight lease. Returns 0 when allowed (a begin records the attempt in
+ * flight), else the milliseconds to wait. 'check' counts failures only and writes nothing.
+ * Attempts in flight ('i') count until 'u', the newest one's start plus the lease.
  */
 const BEGIN_ATTEMPT = `${CLOCK}${BACKOFF}
 local t = now()
-local a = redis.call('HMGET', KEYS[1], 'f', 'i', 'l', 'x')
+local a = redis.call('HMGET', KEYS[1], 'f', 'i', 'l', 'x', 'u')
 local failures, inFlight, last = 0, 0, t
-if a[1] and t < tonumber(a[4]) then failures, inFlight, last = tonumber(a[1]), tonumber(a[2]), tonumber(a[3]) end
+if a[1] and t < tonumber(a[4]) then
+  failures, inFlight, last = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
+  if not a[5] or t >= tonumber(a[5]) then inFlight = 0 end
+end
 local n = failures
 if ARGV[8] == 'begin' then n = failures + inFlight end
 local retryAt = last + backoff(n)
 if n > 0 and t < retryAt then return retryAt - t end
 if ARGV[8] == 'check' then return 0 end
-redis.call('HSET', KEYS[1], 'f', failures, 'i', inFlight + 1, 'l', last, 'x', t + tonumber(ARGV[6]))
+redis.call('HSET', KEYS[1], 'f', failures, 'i', inFlight + 1, 'l', last, 'x', t + tonumber(ARGV[6]), 'u', t + tonumber(ARGV[9]))
 redis.call('PEXPIREAT', KEYS[1], t + tonumber(ARGV[6]))
 return 0
 `;
@@ -46,9 +50,12 @@ if ARGV[8] == 'succeeded' then
   return 0
 end
 local t = now()
-local a = redis.call('HMGET', KEYS[1], 'f', 'i', 'x')
+local a = redis.call('HMGET', KEYS[1], 'f', 'i', 'x', 'u')
 local failures, inFlight = 0, 0
-if a[1] and t < tonumber(a[3]) then failures, inFlight = tonumber(a[1]), tonumber(a[2]) end
+if a[1] and t < tonumber(a[3]) then
+  failures, inFlight = tonumber(a[1]), tonumber(a[2])
+  if not a[4] or t >= tonumber(a[4]) then inFlight = 0 end
+end
 if ARGV[8] ~= 'record' then inFlight = math.max(0, inFlight - 1) end
 if ARGV[8] == 'released' then
   if not a[1] then return 0 end
@@ -82,7 +89,7 @@ export class RedisAttempts extends RedisBase {
   }
 
   protected async attempt(key: string, policy: BackoffPolicy, mode: 'check' | 'begin'): Promise<AttemptGrant> {
-    const wait = await this.call(() => run(this.redis).authBeginAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), mode));
+    const wait = await this.call(() => run(this.redis).authBeginAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), mode, policy.inFlightLeaseMs));
     return Number(wait) === 0 ? { allowed: true } : { allowed: false, retryAfterMs: Number(wait) };
   }
 

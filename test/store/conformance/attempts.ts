@@ -10,7 +10,7 @@ export function attemptsSuite(t: Conformance): void {
 
   describe('login attempts', () => {
     beforeEach(() => ({ store, clock } = t));
-    const policy: BackoffPolicy = { freeFailures: 2, baseDelayMs: 1000, maxDelayMs: 4000, maxFailures: 6, windowMs: 60_000, shortWindowMs: 30_000 };
+    const policy: BackoffPolicy = { freeFailures: 2, baseDelayMs: 1000, maxDelayMs: 4000, maxFailures: 6, windowMs: 60_000, shortWindowMs: 30_000, inFlightLeaseMs: 20_000 };
     const fail = async (key: string) => {
       expect(await store.beginAttempt(key, policy)).toEqual({ allowed: true });
       await store.endAttempt(key, policy, 'failed');
@@ -68,6 +68,25 @@ export function attemptsSuite(t: Conformance): void {
       const grants = await Promise.all(Array.from({ length: 30 }, () => store.beginAttempt('acct:x', policy)));
       expect(grants.filter((g) => g.allowed)).toHaveLength(2);
       expect(grants.filter((g) => !g.allowed)).toEqual(Array(28).fill({ allowed: false, retryAfterMs: 1000 }));
+    });
+
+    test('attempts whose ends never came stop counting when the newest one\'s lease runs out', async () => {
+      // Six logins whose ends were lost (the store failed on them, the instance died): as six
+      // failures, they reach maxFailures and would hold the key back for the whole window.
+      for (let i = 0; i < 6; i++) {
+        expect(await store.beginAttempt('acct:y', policy)).toEqual({ allowed: true });
+        clock.advance(4000);
+      }
+      expect(await store.beginAttempt('acct:y', policy)).toEqual({ allowed: false, retryAfterMs: 36_000 });
+      // The newest began 4 s ago; its lease (20 s) ends 16 s from now, and with it every one of them.
+      clock.advance(15_999);
+      expect(await store.beginAttempt('acct:y', policy)).toMatchObject({ allowed: false });
+      clock.advance(1);
+      expect(await store.beginAttempt('acct:y', policy)).toEqual({ allowed: true });
+      // Failures are not leased: two, and the next attempt waits.
+      await store.endAttempt('acct:y', policy, 'failed');
+      await fail('acct:y');
+      expect(await store.beginAttempt('acct:y', policy)).toEqual({ allowed: false, retryAfterMs: 1000 });
     });
 
     test('check and recordFailure: failures only, nothing reserved, nothing written by a check', async () => {
