@@ -35,7 +35,7 @@ import { Metrics } from './metrics.js';
 import { systemRandom, type Random } from './random.js';
 import type { AuthServiceApp } from './app.js';
 import { startService } from './run.js';
-import { givenStore, storeBackend } from './store/backends.js';
+import { givenStore, storeBackend, type StoreObserver } from './store/backends.js';
 import { seedFileUsers } from './users-file-seed.js';
 import { guardStore, OPERATIONS } from './store/guarded-store.js';
 import type { Store } from './store/store.js';
@@ -84,6 +84,21 @@ function loadKeys(config: Config, log: Logger): KeySet {
   return createKeySet([generateEcKey()]);
 }
 
+/** What the store reports, as log lines and metrics. */
+function storeObserver(log: Logger, metrics: Metrics, clock: Clock): StoreObserver {
+  return {
+    switched: (from, to) => {
+      metrics.postgres.switched();
+      log.warn({ event: 'store_switched', from, to }, 'database: writing to another host now (a failover)');
+    },
+    poolerDetected: () => log.info({ event: 'store_pooler_detected' }, 'database: PgBouncer in transaction mode answers; unnamed statements and per-transaction timeouts from now on'),
+    retried: (sqlState) => metrics.postgres.retried(sqlState),
+    acquired: (waitMs) => metrics.postgres.acquired(waitMs),
+    failed: (cause) => metrics.postgres.failed(cause),
+    swept: (rows) => metrics.swept(rows, clock.now()),
+  };
+}
+
 /**
  * The one composition root: builds the whole service from a validated configuration. Reading
  * files (keys, users, TLS) happens here, so a bad file stops start-up with a message naming it;
@@ -93,8 +108,22 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const clock = overrides.clock ?? systemClock;
   const random = overrides.random ?? systemRandom;
   const baseLog = overrides.log ?? createLogger(config.logLevel);
-  const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config, clock);
-  const metrics = new Metrics(backend.liveSessions, { store: config.store });
+  const metrics = new Metrics({ store: config.store });
+  const backend = overrides.store ? givenStore(overrides.store, config) : storeBackend(config, clock, storeObserver(baseLog, metrics, clock));
+  metrics.watch({ liveSessions: backend.liveSessions });
+  if (backend.postgres) {
+    const postgres = backend.postgres;
+    let schema: { at: number; version: Promise<number | undefined> } | undefined;
+    metrics.watch({
+      pool: () => postgres.poolState(),
+      writer: () => postgres.target,
+      // Read at most once a minute: a scrape never waits on the database for long.
+      schemaVersion: () => {
+        if (!schema || clock.now() - schema.at > 60_000) schema = { at: clock.now(), version: postgres.schemaVersion().catch(() => undefined) };
+        return schema.version;
+      },
+    });
+  }
   // Every audit event counts, in calls (their loggers are children of this one) and outside them.
   const tracing = tracingWith(overrides.tracer);
   const log = countEvents(baseLog.child({}), (event, fields) => {
@@ -103,11 +132,13 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   });
   const keys = new KeyRing(overrides.keys ?? loadKeys(config, log));
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
-  const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onError: () => metrics.storeError() });
+  metrics.watch({ signingKey: () => ({ kid: keys.signing.kid, alg: keys.alg }) });
+  const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onDone: (operation, seconds, failure) => metrics.storeOperation(operation, seconds, failure) });
   const baseHasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
   // With tracing on, each store operation and password hash of a call is a child span of it.
   const store = tracing ? traced(tracing, guarded, 'store', TRACED_STORE_OPERATIONS, { 'db.system': config.store === 'postgres' ? 'postgresql' : config.store }) : guarded;
   const hasher = tracing ? traced(tracing, baseHasher, 'password', ['hash', 'verify', 'verifyDummy']) : baseHasher;
+  if (baseHasher instanceof Argon2Hasher) metrics.watch({ hashLoad: () => baseHasher.load });
 
   const tokenOptions = { issuer: config.issuer, audience: config.audience, accessTtlMs: config.accessTtlMs, clockSkewMs: config.clockSkewMs };
   const accessTokens = new AccessTokenIssuer(keys, tokenOptions, clock, random);

@@ -1,3 +1,4 @@
+import { parseDatabaseUrl } from './database-url.js';
 import proxyAddr from 'proxy-addr';
 import { choice, count, duration, flag, HOST_PORT, isHostPort, list, SettingError, text, textWithDefault, type Setting } from './settings.js';
 
@@ -20,12 +21,13 @@ function isRedisUrl(value: string): boolean {
     return false;
   }
 }
-function isPostgresUrl(value: string): boolean {
+/** Why a PostgreSQL URL cannot be used (the host list, a port, an option), or undefined when it can. */
+function postgresUrlProblem(value: string): string | undefined {
   try {
-    const url = new URL(value);
-    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
-  } catch {
-    return false;
+    parseDatabaseUrl(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 function isTrustedProxy(value: string): boolean {
@@ -124,8 +126,8 @@ export const settings = {
   databaseUrl: text('AUTH_DATABASE_URL', {
     shown: '(none)',
     secret: true,
-    doc: '`postgres://user:password@host:port/db`, with `?sslmode=verify-full` (and `sslrootcert=`) for TLS: the PostgreSQL store, the system of record; never logged',
-    pattern: { test: isPostgresUrl, says: 'one URL, postgres://user:password@host:port/db or postgresql://…' },
+    doc: '`postgres://user:password@host:port/db`, with `?sslmode=verify-full` (and `sslrootcert=`) for TLS: the PostgreSQL store, the system of record. Several hosts as libpq takes them (`@h1:5432,h2:5432/db`) fail over to the writable one; `?pgbouncer=true` behind PgBouncer in transaction mode (noticed without it too). Never logged',
+    pattern: { test: (v) => postgresUrlProblem(v) === undefined, why: postgresUrlProblem, says: 'a URL, postgres://user:password@host:port/db or postgresql://…, with hosts as host:port,host:port for fail-over and target_session_attrs read-write (the default), primary or any' },
   }),
   databaseCaFile: text('AUTH_DATABASE_CA_FILE', { shown: '(none)', doc: "PEM CA bundle: TLS to PostgreSQL, the server's certificate verified against it and its host name" }),
   databasePoolSize: count('AUTH_DATABASE_POOL_SIZE', { default: 10, min: 1, max: 1000, doc: 'PostgreSQL connections one instance holds at most; a call that finds them all busy waits its budget, then fails UNAVAILABLE' }),

@@ -55,6 +55,7 @@ export async function startService(app: AuthServiceApp, address = app.config.add
     }
     storeUp = up;
     server.setReady(up);
+    app.metrics.setServing(up);
   };
 
   const metricsServer = config.metricsAddress === undefined ? undefined : await app.metrics.serve(config.metricsAddress);

@@ -43,6 +43,8 @@ export function formatDuration(ms: number): string {
 export interface Pattern {
   test(value: string): boolean;
   readonly says: string;
+  /** What is wrong with a value that fails the test, when it can say more than `says` (never a secret part). */
+  why?(value: string): string | undefined;
 }
 
 interface Common {
@@ -126,7 +128,8 @@ export function text(variable: string, o: Common & { shown: string; pattern?: Pa
     read(raw) {
       if (raw !== undefined && o.pattern && !o.pattern.test(raw)) {
         // A secret's value is never echoed back; a URL's credentials neither.
-        throw new SettingError(`must be ${o.pattern.says}${o.secret ? '' : ` (got "${o.url ? maskUrl(raw) : raw}")`}`);
+        const why = o.pattern.why?.(raw);
+        throw new SettingError(`must be ${o.pattern.says}${why ? ` (${why})` : ''}${o.secret ? '' : ` (got "${o.url ? maskUrl(raw) : raw}")`}`);
       }
       return raw;
     },

@@ -35,4 +35,9 @@ export class ConcurrencyLimiter {
   get pending(): number {
     return this.queue.length;
   }
+
+  /** Tasks running now. */
+  get active(): number {
+    return this.running;
+  }
 }

@@ -51,6 +51,11 @@ export class Argon2Hasher implements PasswordHasher {
     this.newHashes = new ConcurrencyLimiter(options.newHashConcurrency ?? Math.max(1, Math.floor(options.concurrency / 2)), options.newHashQueue ?? 16, 'too many password changes in progress; retry shortly');
   }
 
+  /** Hashes running and waiting for a slot (logins' checks and new hashes together), for the metrics. */
+  get load(): { running: number; queued: number } {
+    return { running: this.limiter.active + this.newHashes.active, queued: this.limiter.pending + this.newHashes.pending };
+  }
+
   hash(password: string): Promise<string> {
     const { memoryCost, timeCost, parallelism } = this.options;
     return this.newHashes.run(() => hash(password, { algorithm: ARGON2ID, memoryCost, timeCost, parallelism }));

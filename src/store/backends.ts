@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory/memory-store.js';
 import type { HostPort, RedisConnection } from './redis/address.js';
-import { PostgresStore } from './postgres/postgres-store.js';
+import { PostgresStore, type PostgresObserver } from './postgres/postgres-store.js';
 import { RedisStore } from './redis/redis-store.js';
 import type { Store } from './store.js';
 
@@ -12,9 +12,16 @@ export interface StoreBackend {
   /** Bound on each operation; undefined for a store that answers within the call (no timer needed). */
   readonly timeoutMs: number | undefined;
   /** Sessions held, for the `auth_sessions_live` gauge; absent when the store cannot count them cheaply. */
-  readonly liveSessions?: () => number;
+  readonly liveSessions?: () => number | Promise<number>;
   /** Upkeep on a timer (the memory store drops what has expired). */
   readonly maintenance?: { readonly intervalMs: number; run(now: number): void };
+  /** PostgreSQL: what the metrics read of the pool, the schema and the host written to. */
+  readonly postgres?: PostgresStore;
+}
+
+/** What a store tells the service around it: PostgreSQL's events, and each sweep's deletions. */
+export interface StoreObserver extends PostgresObserver {
+  swept?(rows: Readonly<Record<string, number>>): void;
 }
 
 /** Login-attempt counters the memory store holds at most (about 150 bytes each). */
@@ -26,7 +33,7 @@ export function accessGraceMs(config: Pick<Config, 'accessTtlMs' | 'clockSkewMs'
 }
 
 /** The backend `config.store` names. */
-export function storeBackend(config: Config, clock: Clock): StoreBackend {
+export function storeBackend(config: Config, clock: Clock, observer: StoreObserver = {}): StoreBackend {
   const common = { accessGraceMs: accessGraceMs(config), maxSessionsPerUser: config.maxSessionsPerUser };
   switch (config.store) {
     case 'memory': {
@@ -35,7 +42,13 @@ export function storeBackend(config: Config, clock: Clock): StoreBackend {
         store: memory,
         timeoutMs: undefined,
         liveSessions: () => memory.size().sessions,
-        maintenance: { intervalMs: 60_000, run: (now) => memory.sweep(now) },
+        maintenance: {
+          intervalMs: 60_000,
+          run: (now) => {
+            memory.sweep(now);
+            observer.swept?.({});
+          },
+        },
       };
     }
     case 'postgres': {
@@ -44,12 +57,15 @@ export function storeBackend(config: Config, clock: Clock): StoreBackend {
         connection: { url: config.databaseUrl!, caFile: config.databaseCaFile, poolSize: config.databasePoolSize },
         statementTimeoutMs: config.databaseStatementTimeoutMs,
         migrate: config.databaseMigrate,
+        observer,
       });
       return {
         store: postgres,
         timeoutMs: config.storeTimeoutMs,
+        liveSessions: () => postgres.liveSessionCount(),
+        postgres,
         // Every instance sweeps; the deletes are idempotent and bounded per run.
-        maintenance: { intervalMs: 60_000, run: () => void postgres.sweep().catch(() => {}) },
+        maintenance: { intervalMs: 60_000, run: () => void postgres.sweep().then((rows) => observer.swept?.(rows), () => {}) },
       };
     }
     case 'redis':

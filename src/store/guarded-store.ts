@@ -45,8 +45,8 @@ export interface GuardOptions {
   /** Bound on every operation; undefined when the store answers within the call and needs none. */
   readonly timeoutMs: number | undefined;
   readonly clock: Clock;
-  /** Called once for every operation that fails or times out (for metrics). */
-  readonly onError?: () => void;
+  /** Called once as every operation ends: its name, seconds taken, and how it failed, if it did (for metrics). */
+  readonly onDone?: (operation: string, seconds: number, failure: 'error' | 'timeout' | undefined) => void;
 }
 
 /**
@@ -57,51 +57,64 @@ export interface GuardOptions {
  * to the end unguarded.
  */
 export function guardStore(store: Store, options: GuardOptions): Store {
-  const { timeoutMs, clock, onError = () => {} } = options;
+  const { timeoutMs, clock, onDone = () => {} } = options;
   const unavailable = (err: unknown): AuthError | StoreSetupError => {
-    onError();
     if (err instanceof StoreSetupError) return err;
     return err instanceof AuthError && err.code === 'unavailable' ? err : new AuthError('unavailable', UNAVAILABLE, { cause: err });
   };
   // A store that answers within the call (the built-in memory store) needs no timer: it would
   // cost one per operation on the hot path and could never fire.
   const guardUntimed =
-    (op: (...args: unknown[]) => Promise<unknown>) =>
+    (name: string, op: (...args: unknown[]) => Promise<unknown>) =>
     (...args: unknown[]): Promise<unknown> => {
+      const started = performance.now();
+      const done = (failure?: 'error') => onDone(name, (performance.now() - started) / 1000, failure);
       let result: Promise<unknown>;
       try {
         result = op.apply(store, args);
       } catch (err) {
+        done('error');
         return Promise.reject(unavailable(err));
       }
-      return result.then(undefined, (err: unknown) => Promise.reject(unavailable(err)));
+      return result.then(
+        (value) => {
+          done();
+          return value;
+        },
+        (err: unknown) => {
+          done('error');
+          return Promise.reject(unavailable(err));
+        },
+      );
     };
   // An operation ends once: answered, failed or timed out. A late answer or failure after the
   // timeout changes nothing and is not counted a second time.
   const guardTimed =
-    (op: (...args: unknown[]) => Promise<unknown>) =>
+    (name: string, op: (...args: unknown[]) => Promise<unknown>) =>
     (...args: unknown[]): Promise<unknown> =>
       new Promise((resolve, reject) => {
+        const started = performance.now();
         let ended = false;
-        const end = (action: () => void) => {
+        const end = (failure: 'error' | 'timeout' | undefined, action: () => void) => {
           if (ended) return;
           ended = true;
           timer.cancel();
+          onDone(name, (performance.now() - started) / 1000, failure);
           action();
         };
-        const timer = clock.setTimer(timeoutMs!, () => end(() => reject(unavailable(new Error(`no answer within ${timeoutMs} ms`)))));
+        const timer = clock.setTimer(timeoutMs!, () => end('timeout', () => reject(unavailable(new Error(`no answer within ${timeoutMs} ms`)))));
         Promise.resolve()
           .then(() => op.apply(store, args))
           .then(
-            (value) => end(() => resolve(value)),
-            (err: unknown) => end(() => reject(unavailable(err))),
+            (value) => end(undefined, () => resolve(value)),
+            (err: unknown) => end('error', () => reject(unavailable(err))),
           );
       });
   const guard = timeoutMs === undefined ? guardUntimed : guardTimed;
   const guarded: Record<string, unknown> = {};
   for (const name of OPERATIONS) {
     const op = (store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
-    guarded[name] = name === 'close' ? op.bind(store) : guard(op);
+    guarded[name] = name === 'close' ? op.bind(store) : guard(name, op);
   }
   return guarded as unknown as Store;
 }

@@ -1,23 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { get } from 'node:http';
+import { metricNames, sample, scrape, series } from '../helpers/metrics';
 import { PASSWORD, registerAndLogin, startTestServer, statusOf, type TestServer } from '../helpers/server';
-
-async function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
-
-/** The value of one sample line, e.g. `auth_rpc_calls_total{method="…",code="OK"}`; 0 when absent. */
-function sample(body: string, series: string): number {
-  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
 
 describe('audit events', () => {
   let server: TestServer;
@@ -68,6 +52,18 @@ describe('audit events', () => {
 });
 
 describe('metrics', () => {
+  test('every metric the service declares is in docs/observability.md\'s table, and every one there is declared', async () => {
+    const server = await startTestServer({ env: { AUTH_METRICS_ADDRESS: '127.0.0.1:0' } });
+    try {
+      const declared = metricNames(await scrape(server.running.metricsPort!)).filter((n) => n.startsWith('auth_'));
+      const table = readFileSync(join(__dirname, '..', '..', 'docs', 'observability.md'), 'utf8').split('## Metrics')[1]!.split('\n## ')[0]!;
+      const documented = [...table.matchAll(/^\| ((?:`auth_[a-z_]+(?:\{[^}]*\})?`(?:, )?)+) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`(auth_[a-z_]+)/g)].map((n) => n[1]!));
+      expect([...new Set(documented)].sort()).toEqual([...new Set(declared)].sort());
+    } finally {
+      await server.close();
+    }
+  });
+
   test('off unless AUTH_METRICS_ADDRESS is set', async () => {
     const server = await startTestServer();
     try {
@@ -105,7 +101,19 @@ describe('metrics', () => {
       expect(sample(after, 'auth_events_total{event="session_created"}')).toBe(1);
       // The re-used session was revoked: nothing of it is kept, so nothing is live.
       expect(sample(after, 'auth_sessions_live')).toBe(0);
-      expect(sample(after, 'auth_store_errors_total')).toBe(0);
+      expect(series(after, 'auth_store_errors_total')).toEqual([]);
+      // Each store operation's latency, by the Store interface's method names.
+      expect(sample(after, 'auth_store_operation_duration_seconds_count{operation="createSession"}')).toBe(1);
+      expect(sample(after, 'auth_store_operation_duration_seconds_count{operation="rotateRefreshToken"}')).toBe(2);
+      expect(sample(after, 'auth_serving')).toBe(1);
+      const { keys } = JSON.parse((await server.auth.getJwks({})).jwksJson) as { keys: Array<{ kid: string }> };
+      expect(series(after, 'auth_signing_key_info')).toEqual([[`{kid="${keys[0]!.kid}",alg="ES256"}`, 1]]);
+      expect(series(after, 'auth_password_hashes')).toEqual([
+        ['{state="running"}', 0],
+        ['{state="queued"}', 0],
+      ]);
+      // The PostgreSQL metrics are declared on every store, with no series on the others.
+      expect(series(after, 'auth_postgres_pool_connections')).toEqual([]);
     } finally {
       await server.close();
     }

@@ -9,7 +9,7 @@ import { describeNeeding } from './requires';
  * Where Debian's PostgreSQL server programs are: on PATH, or under /usr/lib/postgresql/<major>/bin
  * (the package puts only the clients on PATH). The newest major wins.
  */
-export function postgresBin(program: 'initdb' | 'postgres' | 'pg_ctl' | 'pg_dump' | 'psql'): string | undefined {
+export function postgresBin(program: 'initdb' | 'postgres' | 'pg_ctl' | 'pg_dump' | 'psql' | 'pg_basebackup'): string | undefined {
   const base = '/usr/lib/postgresql';
   if (existsSync(base)) {
     const majors = readdirSync(base).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a));
@@ -35,12 +35,21 @@ export interface TestPostgres {
   start(): Promise<void>;
   /** Stops it and removes its directory. */
   destroy(): Promise<void>;
+  /**
+   * Freezes the server (SIGSTOP to the postmaster and every backend): connections stay open and
+   * statements sent meanwhile wait in their sockets, to run when it thaws, as with a stalled host.
+   */
+  freeze(): void;
+  /** Thaws it (SIGCONT): what was sent meanwhile runs now. */
+  thaw(): void;
+  /** A standby's promotion to primary (pg_promote), waited for. */
+  promote(): Promise<void>;
 }
 
 /** initdb refuses to run as root: a root test run starts the server as `nobody`. */
-const asRoot = process.getuid?.() === 0;
+export const asRoot = process.getuid?.() === 0;
 
-function runAs(program: string, args: string[]): [string, string[]] {
+export function runAs(program: string, args: string[]): [string, string[]] {
   return asRoot ? ['runuser', ['-u', 'nobody', '--', program, ...args]] : [program, args];
 }
 
@@ -51,7 +60,7 @@ let databases = 0;
  * directory. fsync is off (a test machine's crash loses nothing that matters), synchronous commit
  * stays on, so a restart or a SIGKILL of the server keeps every acknowledged write.
  */
-export async function startPostgres(options: { tls?: { cert: string; key: string } } = {}): Promise<TestPostgres> {
+export async function startPostgres(options: { tls?: { cert: string; key: string }; standbyOf?: TestPostgres } = {}): Promise<TestPostgres> {
   const initdb = postgresBin('initdb');
   const postgres = postgresBin('postgres');
   if (!initdb || !postgres) throw new Error('PostgreSQL server programs not found: apt-get install -y postgresql');
@@ -59,9 +68,13 @@ export async function startPostgres(options: { tls?: { cert: string; key: string
   const dir = mkdtempSync(join(tmpdir(), 'auth-pg-'));
   const dataDir = join(dir, 'data');
   if (asRoot) chownSync(dir, 65534, 65534);
-  const [cmd, args] = runAs(initdb, ['-D', dataDir, '-U', 'auth', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
+  // A standby starts as a copy of its primary that streams from it (pg_basebackup -R writes
+  // standby.signal and primary_conninfo); a primary from initdb.
+  const [cmd, args] = options.standbyOf
+    ? runAs(postgresBin('pg_basebackup')!, ['-D', dataDir, '-h', '127.0.0.1', '-p', String(options.standbyOf.port), '-U', 'auth', '-R', '-X', 'stream', '--no-sync', '--checkpoint=fast'])
+    : runAs(initdb, ['-D', dataDir, '-U', 'auth', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
   const init = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}${init.stdout}`);
+  if (init.status !== 0) throw new Error(`${options.standbyOf ? 'pg_basebackup' : 'initdb'} failed: ${init.stderr}${init.stdout}`);
   const tlsArgs: string[] = [];
   if (options.tls) {
     // The server reads its key as its own user, and only a key no one else can read.
@@ -129,6 +142,23 @@ export async function startPostgres(options: { tls?: { cert: string; key: string
     await exited;
     if (options.kill) rmSync(join(dataDir, 'postmaster.pid'), { force: true });
   };
+  /** The postmaster and its children (backends, background workers). */
+  const serverPids = (): number[] => {
+    const pid = postmasterPid();
+    if (pid === undefined) return [];
+    return [pid, ...spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)];
+  };
+  const signalAll = (signal: NodeJS.Signals) => {
+    // runuser stops itself when its child stops (as su does) and waits for a SIGCONT of its own.
+    const launcher = signal === 'SIGCONT' && child?.pid !== undefined ? [child.pid] : [];
+    for (const p of [...serverPids(), ...launcher]) {
+      try {
+        process.kill(p, signal);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
   await start();
   const url = `postgres://auth@127.0.0.1:${port}/postgres`;
   return {
@@ -148,7 +178,20 @@ export async function startPostgres(options: { tls?: { cert: string; key: string
     },
     stop,
     start,
+    async promote() {
+      const { Client } = await import('pg');
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query('SELECT pg_promote(true, 30)');
+      } finally {
+        await client.end();
+      }
+    },
+    freeze: () => signalAll('SIGSTOP'),
+    thaw: () => signalAll('SIGCONT'),
     async destroy() {
+      signalAll('SIGCONT');
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },

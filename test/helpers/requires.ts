@@ -7,6 +7,8 @@ export const TOOLS = {
   'redis-sentinel': { check: ['redis-sentinel', '--version'], install: 'apt-get install -y redis-sentinel' },
   // Debian puts the server programs under /usr/lib/postgresql/<major>/bin, off PATH.
   postgresql: { check: ['sh', '-c', 'command -v initdb || ls /usr/lib/postgresql/*/bin/initdb'], install: 'apt-get install -y postgresql' },
+  // Debian's PgBouncer, with its defaults, in front of a test PostgreSQL (transaction pooling).
+  pgbouncer: { check: ['sh', '-c', 'command -v pgbouncer || ls /usr/sbin/pgbouncer'], install: 'apt-get install -y pgbouncer' },
   openssl: { check: ['openssl', 'version'], install: 'apt-get install -y openssl' },
   // A C-core gRPC client (and PyJWT) on Debian's own Python, /usr/bin/python3.
   // An RFC 6238 implementation the service does not share: the README's second-factor walkthrough computes its codes with it.

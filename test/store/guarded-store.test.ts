@@ -24,7 +24,21 @@ describe('guardStore', () => {
     clock = new ManualClock();
   });
   const tick = (ms: number) => tickOn(clock, ms);
-  const guard = (store: Store, timeoutMs: number | undefined, onError: () => void) => guardStore(store, { timeoutMs, clock, onError });
+  /** Counts each operation's end as the metrics see it: [operation, failure] in order. */
+  const ends: Array<[string, string | undefined]> = [];
+  const guard = (store: Store, timeoutMs: number | undefined, onError: () => void) =>
+    guardStore(store, {
+      timeoutMs,
+      clock,
+      onDone: (operation, seconds, failure) => {
+        expect(seconds).toBeGreaterThanOrEqual(0);
+        ends.push([operation, failure]);
+        if (failure) onError();
+      },
+    });
+  beforeEach(() => {
+    ends.length = 0;
+  });
 
   const boom = new Error('connection reset');
   test.each([
@@ -39,6 +53,7 @@ describe('guardStore', () => {
     expect(failure).toBeInstanceOf(AuthError);
     expect(failure).toMatchObject({ code: 'unavailable', message: 'session store unavailable', cause: boom });
     expect(errors).toBe(1);
+    expect(ends).toEqual([['liveSession', 'error']]);
   });
 
   test('an operation that never answers fails at the timeout; a late failure is not counted again', async () => {
@@ -53,6 +68,7 @@ describe('guardStore', () => {
     lateReject(boom);
     await tick(1000);
     expect(errors).toBe(1);
+    expect(ends).toEqual([['liveSession', 'timeout']]);
   });
 
   test('answers pass through untouched, with or without a timer', async () => {
@@ -63,5 +79,9 @@ describe('guardStore', () => {
       await tick(1000);
       expect(errors).toBe(0);
     }
+    expect(ends).toEqual([
+      ['liveSession', undefined],
+      ['liveSession', undefined],
+    ]);
   });
 });

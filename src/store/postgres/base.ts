@@ -7,10 +7,16 @@ import type { UserQuery } from '../../core/accounts.js';
 import type { LiveUser } from '../../core/records.js';
 import { AuthError } from '../../errors.js';
 import { StoreSetupError } from '../store.js';
+import { causeOf, connectionBroken, LATE, mayHaveFailedOver, refusedStartupParameter, retryable, sqlStateOf } from './errors.js';
 import { checkNotNewer, knownMigrations, migrate, schemaState, type Migration } from './migrations.js';
 import { TOP } from './records.js';
+import { DatabaseClock } from './db-clock.js';
+import { findWritable, hostName, parseDatabaseUrl, type DatabaseUrl, type HostPort } from '../../database-url.js';
 
-/** Where PostgreSQL is: a URL (`sslmode` and the like in its query), and a CA to verify the server by. */
+/**
+ * Where PostgreSQL is: a URL (`sslmode` and the like in its query; several hosts, libpq's way, to
+ * fail over; `pgbouncer=true` behind a pooler in transaction mode), and a CA to verify the server by.
+ */
 export interface PostgresConnection {
   readonly url: string;
   /** PEM CA bundle: the server's certificate must chain to it and name its host (verify-full). */
@@ -36,6 +42,22 @@ export interface PostgresStoreOptions {
   readonly clock?: Clock;
   /** For tests only: the migrations to know (default: those the package ships). */
   readonly migrations?: readonly Migration[];
+  /** Told of what an operator watches: failovers, retries, waits for a connection, failures (metrics, logs). */
+  readonly observer?: PostgresObserver;
+}
+
+/** What the store tells the service around it (all optional). */
+export interface PostgresObserver {
+  /** The store now writes to `to` (a failover, or the first host that answered as writable). */
+  switched?(from: string, to: string): void;
+  /** A transaction ran again after a serialization failure or a deadlock. */
+  retried?(sqlState: string): void;
+  /** A connection came from the pool after `waitMs`. */
+  acquired?(waitMs: number): void;
+  /** An operation failed: `cause` as causeOf names it (timeout, connection, late, sqlstate_<class>). */
+  failed?(cause: string): void;
+  /** PgBouncer refused the startup parameters: the store now works as behind a pooler in transaction mode. */
+  poolerDetected?(): void;
 }
 
 /** Rows the sweeper deletes in one statement, and statements a table gets in one sweep. */
@@ -58,14 +80,25 @@ const TYPES = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
 };
 
-/** The pool's settings from the store's: TLS from the URL (sslmode, sslrootcert) or the CA file. */
-export function poolConfig(options: Pick<PostgresStoreOptions, 'connection' | 'statementTimeoutMs'>): PoolConfig {
+/**
+ * The pool's settings for one host: TLS from the URL (sslmode, sslrootcert) or the CA file. Behind
+ * a pooler in transaction mode, no startup parameters but the application's name: each
+ * transaction sets its own timeouts (see PostgresBase.tx).
+ */
+export function poolConfig(options: Pick<PostgresStoreOptions, 'connection' | 'statementTimeoutMs'>, url?: string, pooler = false): PoolConfig {
   const { connection, statementTimeoutMs } = options;
-  const parsed = parseConnectionString(connection.url);
+  const first = () => {
+    const database = parseDatabaseUrl(connection.url);
+    return database.urlFor(database.hosts[0]!);
+  };
+  const parsed = parseConnectionString(url ?? first());
   const ssl =
     connection.caFile === undefined
       ? parsed.ssl
       : { ...(typeof parsed.ssl === 'object' ? parsed.ssl : {}), ca: readFileSync(connection.caFile, 'utf8'), rejectUnauthorized: true };
+  const serverTimeouts = pooler
+    ? {}
+    : { statement_timeout: statementTimeoutMs, lock_timeout: statementTimeoutMs, idle_in_transaction_session_timeout: idleInTransactionMs(statementTimeoutMs) };
   return {
     ...(parsed as PoolConfig),
     ssl: ssl as PoolConfig['ssl'],
@@ -73,37 +106,18 @@ export function poolConfig(options: Pick<PostgresStoreOptions, 'connection' | 's
     max: connection.poolSize,
     connectionTimeoutMillis: Math.max(statementTimeoutMs, 1000),
     idleTimeoutMillis: 30_000,
-    statement_timeout: statementTimeoutMs,
-    lock_timeout: statementTimeoutMs,
+    ...serverTimeouts,
     query_timeout: statementTimeoutMs + ANSWER_SLACK_MS,
-    idle_in_transaction_session_timeout: Math.max(10 * statementTimeoutMs, 5000),
     application_name: 'grpc-auth',
     types: TYPES,
   };
 }
 
-/**
- * Whether a failed query leaves its connection fit for the next one: a statement the server
- * refused or cancelled does (it has a SQLSTATE of its own), a broken or timed-out connection
- * (no SQLSTATE, class 08, or the server shutting down) does not and is dropped from the pool.
- */
-function connectionBroken(err: unknown): Error | undefined {
-  if (err instanceof AuthError) return undefined;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-  if (sqlState !== undefined && !sqlState.startsWith('08') && !sqlState.startsWith('57P')) return undefined;
-  return err instanceof Error ? err : new Error(String(err));
-}
+const idleInTransactionMs = (statementTimeoutMs: number) => Math.max(10 * statementTimeoutMs, 5000);
 
 /** An import record whose name belongs to another id here (grpc-auth import stops, naming both). */
 export class ImportConflictError extends Error {
   override readonly name = 'ImportConflictError';
-}
-
-/** Errors a retry of the whole transaction can clear: serialization failure, deadlock. */
-function retryable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return code === '40001' || code === '40P01';
 }
 
 /**
@@ -122,28 +136,54 @@ function retryable(err: unknown): boolean {
  * health and the lifecycle, and what several ports share (paging, the last-admin rule).
  */
 export abstract class PostgresBase {
-  protected readonly pool: Pool;
+  /** The pool of the host written to now; replaced when the store fails over to another host. */
+  protected pool: Pool;
+  protected readonly database: DatabaseUrl;
+  protected host: HostPort;
+  /** Behind a pooler in transaction mode: unnamed statements, timeouts set in each transaction. */
+  protected pooler: boolean;
   protected readonly budgetMs: number;
   protected readonly grace: number;
   protected readonly migrations: readonly Migration[];
   protected ready = false;
   protected closed = false;
+  /** The database's clock, read by every health check, for the deadlines of writes. */
+  protected readonly dbClock = new DatabaseClock(ANSWER_SLACK_MS);
+  private reselecting: Promise<void> | undefined;
 
   /** Session checks of one event-loop turn, answered by one statement (sessions.ts). */
   protected liveLoader: DataLoader<{ userId: string; sessionId: string }, LiveUser | undefined, string> | undefined;
   /** The sweep under way, if any (upkeep.ts): one at a time. */
   protected sweeping: Promise<Record<string, number>> | undefined;
+  /** The last count of live sessions (upkeep.ts). */
+  protected counted: { at: number; count: Promise<number> } | undefined;
 
   constructor(protected readonly options: PostgresStoreOptions) {
-    this.pool = new pg.Pool(poolConfig(options));
-    // An idle connection that breaks (the server restarted) is dropped; the next call opens another.
-    this.pool.on('error', () => {});
-    // A connection that breaks while checked out fails the query it runs (which the caller hears);
-    // pg-pool listens for errors only on idle ones, so without this an unheard 'error' would end the process.
-    this.pool.on('connect', (client) => client.on('error', () => {}));
+    this.database = parseDatabaseUrl(options.connection.url);
+    this.host = this.database.hosts[0]!;
+    this.pooler = this.database.pooler ?? false;
+    this.pool = this.makePool(this.host);
     this.budgetMs = 2 * options.statementTimeoutMs;
     this.grace = options.accessGraceMs;
     this.migrations = options.migrations ?? knownMigrations();
+  }
+
+  private makePool(host: HostPort): Pool {
+    const pool = new pg.Pool(poolConfig(this.options, this.database.urlFor(host), this.pooler));
+    // An idle connection that breaks (the server restarted) is dropped; the next call opens another.
+    pool.on('error', () => {});
+    // A connection that breaks while checked out fails the query it runs (which the caller hears);
+    // pg-pool listens for errors only on idle ones, so without this an unheard 'error' would end the process.
+    pool.on('connect', (client) => client.on('error', () => {}));
+    return pool;
+  }
+
+  /** Moves to another pool (another host, or pooler mode); the old one closes once its connections come back. */
+  private replacePool(host: HostPort): void {
+    const old = this.pool;
+    this.host = host;
+    this.pool = this.makePool(host);
+    void old.end().catch(() => {});
   }
 
   /** The pool, for tests and the tools (export, import). */
@@ -151,41 +191,85 @@ export abstract class PostgresBase {
     return this.pool;
   }
 
+  /** Where the store writes now (host:port), and whether it works as behind a pooler. */
+  get target(): { host: string; pooler: boolean } {
+    return { host: hostName(this.host), pooler: this.pooler };
+  }
+
   /** `$n` for the store's time: the test clock's, or null for the database's own. */
   protected fixedNow(): number | null {
     return this.options.clock ? this.options.clock.now() : null;
   }
 
+  /**
+   * A write's deadline on the database's clock (for `auth_on_time`): when this instance stops
+   * waiting for the answer to a statement sent now (statement timeout plus the answer slack), less
+   * how far off the clock reading may be, so a statement that reaches the server after the caller
+   * was told UNAVAILABLE (a frozen server, a slow network) fails there instead of writing. Null
+   * before the first reading (connect takes one).
+   */
+  protected deadline(): number | null {
+    return this.dbClock.deadline(this.options.statementTimeoutMs + ANSWER_SLACK_MS);
+  }
+
   protected unavailable(cause: unknown): Error {
     if (cause instanceof ImportConflictError) return cause;
+    if (!(cause instanceof AuthError)) this.options.observer?.failed?.(causeOf(cause));
+    if (sqlStateOf(cause) === LATE) return new AuthError('unavailable', UNAVAILABLE, { cause: new Error('the statement reached the database after its deadline; nothing was written') });
     return cause instanceof AuthError ? cause : new AuthError('unavailable', UNAVAILABLE, { cause });
+  }
+
+  /** After a failure: with several hosts, one that may mean a failover starts the search for the writable host. */
+  private noticeFailure(err: unknown): void {
+    if (this.database.hosts.length > 1 && mayHaveFailedOver(err)) void this.reselect().catch(() => {});
   }
 
   /** A connection, or UNAVAILABLE: one that only comes after the operation's budget is given back unused. */
   protected async acquire(started: number): Promise<PoolClient> {
     if (this.closed) throw new AuthError('unavailable', UNAVAILABLE, { cause: new Error('the store is closed') });
-    const client = await this.pool.connect();
-    if (performance.now() - started > this.budgetMs) {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      if (this.pooler || !refusedStartupParameter(err)) {
+        this.noticeFailure(err);
+        throw err;
+      }
+      // PgBouncer in transaction mode: no startup parameters, unnamed statements from now on.
+      this.pooler = true;
+      this.options.observer?.poolerDetected?.();
+      this.replacePool(this.host);
+      client = await this.pool.connect();
+    }
+    const waited = performance.now() - started;
+    this.options.observer?.acquired?.(waited);
+    if (waited > this.budgetMs) {
       client.release();
       throw new AuthError('unavailable', UNAVAILABLE, { cause: new Error('no database connection within the budget; nothing was sent') });
     }
     return client;
   }
 
-  protected static runOn(client: PoolClient): Query {
-    return async <R>(name: string, text: string, values: unknown[]) => (await client.query({ name, text, values })).rows as R[];
+  /** Runs a statement: prepared under `name`, or unnamed behind a pooler (a transaction-mode pooler cannot keep named ones). */
+  protected query<R>(client: PoolClient, name: string, text: string, values: unknown[]): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
+    return client.query<R & pg.QueryResultRow>(this.pooler ? { text, values } : { name, text, values });
   }
 
-  /** One statement on its own (autocommit), as a prepared statement named `name`. */
-  protected async one<R = Record<string, unknown>>(name: string, text: string, values: unknown[]): Promise<R[]> {
+  protected queryOn(client: PoolClient): Query {
+    return async <R>(name: string, text: string, values: unknown[]) => (await this.query<R>(client, name, text, values)).rows as R[];
+  }
+
+  /** One statement on its own (autocommit): its rows, or with `count`, how many it changed. */
+  private async single<T>(name: string, text: string, values: unknown[], take: (r: pg.QueryResult) => T): Promise<T> {
     const started = performance.now();
     try {
       const client = await this.acquire(started);
       let broken: Error | undefined;
       try {
-        return (await client.query({ name, text, values })).rows as R[];
+        return take(await this.query(client, name, text, values));
       } catch (err) {
         broken = connectionBroken(err);
+        this.noticeFailure(err);
         throw err;
       } finally {
         client.release(broken);
@@ -195,9 +279,21 @@ export abstract class PostgresBase {
     }
   }
 
+  /** One statement on its own (autocommit), as a prepared statement named `name`. A write passes `deadline()` to `auth_on_time`. */
+  protected one<R = Record<string, unknown>>(name: string, text: string, values: unknown[]): Promise<R[]> {
+    return this.single(name, text, values, (r) => r.rows as R[]);
+  }
+
+  /** The rows one statement changed (a DELETE's count, say), run as `one` runs it. */
+  protected changed(name: string, text: string, values: unknown[]): Promise<number> {
+    return this.single(name, text, values, (r) => r.rowCount ?? 0);
+  }
+
   /**
    * A transaction (READ COMMITTED): `body` runs its statements; past the budget it rolls back
    * rather than commit late; a serialization failure or deadlock runs it again, within the budget.
+   * COMMIT goes in one message after `auth_on_time`: a COMMIT that reaches a frozen server is not
+   * run after the caller gave up. Behind a pooler the timeouts are set for the transaction itself.
    */
   protected async tx<T>(body: (q: Query) => Promise<T>): Promise<T> {
     const started = performance.now();
@@ -206,15 +302,20 @@ export abstract class PostgresBase {
         const client = await this.acquire(started);
         let broken: Error | undefined;
         try {
-          await client.query('BEGIN');
-          const result = await body(PostgresBase.runOn(client));
+          await client.query(this.pooler ? this.beginWithTimeouts() : 'BEGIN');
+          const result = await body(this.queryOn(client));
           if (performance.now() - started > this.budgetMs) throw new AuthError('unavailable', UNAVAILABLE, { cause: new Error('the transaction ran past its budget; rolled back') });
-          await client.query('COMMIT');
+          const deadline = this.deadline();
+          await client.query(deadline === null ? 'COMMIT' : `SELECT auth_on_time(${deadline}); COMMIT`);
           return result;
         } catch (err) {
           broken = connectionBroken(err);
+          this.noticeFailure(err);
           if (!broken) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-          if (retryable(err) && attempt < MAX_TRIES && performance.now() - started < this.budgetMs) continue;
+          if (retryable(err) && attempt < MAX_TRIES && performance.now() - started < this.budgetMs) {
+            this.options.observer?.retried?.(sqlStateOf(err)!);
+            continue;
+          }
           throw err;
         } finally {
           client.release(broken);
@@ -225,6 +326,12 @@ export abstract class PostgresBase {
     }
   }
 
+  /** BEGIN with the timeouts a direct connection gets at start-up, for this transaction only (one message). */
+  private beginWithTimeouts(): string {
+    const t = this.options.statementTimeoutMs;
+    return `BEGIN; SET LOCAL statement_timeout = ${t}; SET LOCAL lock_timeout = ${t}; SET LOCAL idle_in_transaction_session_timeout = ${idleInTransactionMs(t)}`;
+  }
+
   // --- lifecycle --------------------------------------------------------------------------
 
   /**
@@ -233,6 +340,7 @@ export abstract class PostgresBase {
    * with StoreSetupError when the schema can never serve this release.
    */
   async connect(): Promise<void> {
+    if (this.database.hosts.length > 1) await this.reselect();
     await this.ensureSchema();
     await this.ping();
   }
@@ -251,6 +359,13 @@ export abstract class PostgresBase {
       }
     } catch (err) {
       if (err instanceof StoreSetupError) throw err;
+      if (refusedStartupParameter(err) && !this.pooler) {
+        this.pooler = true;
+        this.options.observer?.poolerDetected?.();
+        this.replacePool(this.host);
+        return this.ensureSchema();
+      }
+      this.noticeFailure(err);
       throw this.unavailable(err);
     }
     this.ready = true;
@@ -259,40 +374,90 @@ export abstract class PostgresBase {
   /**
    * Resolves when the store can serve: the schema is this release's, and the server is a primary
    * that takes writes (a hot standby, or one set read-only, cannot serve), reached through the
-   * pool within the budget (a pool whose connections are all busy cannot serve either).
+   * pool within the budget (a pool whose connections are all busy cannot serve either). With
+   * several hosts, a failed check looks for the writable one and checks again.
    */
   async ping(): Promise<void> {
     await this.ensureSchema();
-    const rows = await this.one<{ standby: boolean; read_only: string }>('auth_ping', "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only", []);
-    const row = rows[0]!;
+    try {
+      await this.checkWritable();
+    } catch (err) {
+      if (this.database.hosts.length < 2 || this.closed) throw err;
+      await this.reselect();
+      await this.checkWritable();
+    }
+  }
+
+  /** The health check's statement; it also reads the database's clock for the write deadlines. */
+  private async checkWritable(): Promise<void> {
+    const started = performance.now();
+    const row = await (async () => {
+      try {
+        const client = await this.acquire(started);
+        let broken: Error | undefined;
+        try {
+          const sent = performance.now();
+          const rows = (
+            await this.query<{ standby: boolean; read_only: string; db_now: number }>(
+              client,
+              'auth_ping',
+              "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS db_now",
+              [],
+            )
+          ).rows;
+          this.dbClock.read(rows[0]!.db_now, sent, performance.now());
+          return rows[0]!;
+        } catch (err) {
+          broken = connectionBroken(err);
+          throw err;
+        } finally {
+          client.release(broken);
+        }
+      } catch (err) {
+        throw this.unavailable(err);
+      }
+    })();
     if (row.standby || row.read_only === 'on') {
-      throw new AuthError('unavailable', UNAVAILABLE, { cause: new Error(row.standby ? 'the database is a standby (in recovery): it takes no writes' : 'the database is read-only') });
+      throw new AuthError('unavailable', UNAVAILABLE, { cause: new Error(`${hostName(this.host)} is ${row.standby ? 'a standby (in recovery): it takes no writes' : 'read-only'}`) });
+    }
+  }
+
+  /**
+   * Finds the host to write to (libpq's target_session_attrs=read-write): the current one first,
+   * then the others in the URL's order, each asked whether it is in recovery or read-only over a
+   * connection of its own. The pool moves to the first writable one. One search at a time.
+   */
+  private reselect(): Promise<void> {
+    this.reselecting ??= this.findWritable().finally(() => (this.reselecting = undefined));
+    return this.reselecting;
+  }
+
+  private async findWritable(): Promise<void> {
+    const host = await findWritable(this.database, this.host, async (h) => {
+      const client = new pg.Client(poolConfig(this.options, this.database.urlFor(h), this.pooler));
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ standby: boolean; read_only: string }>("SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only");
+        return { standby: rows[0]!.standby, readOnly: rows[0]!.read_only === 'on' };
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }).catch((cause: unknown) => {
+      throw new AuthError('unavailable', UNAVAILABLE, { cause });
+    });
+    if (host !== this.host && !this.closed) {
+      const from = hostName(this.host);
+      this.replacePool(host);
+      this.options.observer?.switched?.(from, hostName(host));
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.reselecting?.catch(() => {});
     await this.pool.end();
-  }
-
-  /** The rows one statement changed (a DELETE's count, say), run as `one` runs it. */
-  protected async changed(name: string, text: string, values: unknown[]): Promise<number> {
-    const started = performance.now();
-    try {
-      const client = await this.acquire(started);
-      let broken: Error | undefined;
-      try {
-        return (await client.query({ name, text, values })).rowCount ?? 0;
-      } catch (err) {
-        broken = connectionBroken(err);
-        throw err;
-      } finally {
-        client.release(broken);
-      }
-    } catch (err) {
-      throw this.unavailable(err);
-    }
   }
 
   // --- shared by the ports ----------------------------------------------------------------

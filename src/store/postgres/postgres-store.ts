@@ -10,7 +10,7 @@ import { PostgresUpkeep } from './upkeep.js';
 import { PostgresUserSecrets } from './user-secrets.js';
 import { PostgresUsers } from './users.js';
 
-export { ImportConflictError, LIVE_BATCH, poolConfig, SWEEP_BATCH, type PostgresConnection, type PostgresStoreOptions } from './base.js';
+export { ImportConflictError, LIVE_BATCH, poolConfig, SWEEP_BATCH, type PostgresConnection, type PostgresObserver, type PostgresStoreOptions } from './base.js';
 
 /** The PostgreSQL store's ports and concerns, one file each: adding one is a line here. */
 const PORTS = [PostgresUsers, PostgresSessions, PostgresServiceAccounts, PostgresAttempts, PostgresRates, PostgresUserSecrets, PostgresImport, PostgresUpkeep] as const;

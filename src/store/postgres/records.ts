@@ -6,6 +6,12 @@ import type { Credential, ServiceAccountRecord } from '../../core/service-accoun
 /** The store's time in SQL: the test clock's when given as `$n`, else the database's (one clock for every instance). */
 export const now = (n: number) => `coalesce($${n}::bigint, floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)`;
 
+/**
+ * In a statement that writes, `$n` is the caller's deadline (PostgresBase.deadline()): past it the
+ * statement fails and writes nothing (migration 0004), so a retry after UNAVAILABLE is safe.
+ */
+export const onTime = (n: number) => `auth_on_time($${n}::bigint)`;
+
 export const USER = 'id, username, password_hash, roles, disabled, generation, revision, origin, file_digest, created_at, password_changed_at';
 export const ACCOUNT = 'id, name, roles, disabled, created_at, revision, credentials';
 export const SESSION_INFO = 'id, user_id, created_at, last_refreshed_at, expires_at, token_expires_at, client_address, user_agent';

@@ -3,7 +3,7 @@ import type { LiveUser } from '../../core/records.js';
 import { liveAccount, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../../core/service-accounts.js';
 import { applyServiceAccountChange } from '../service-account-rules.js';
 import { PostgresBase } from './base.js';
-import { ACCOUNT, accountOf, now, type AccountRow } from './records.js';
+import { ACCOUNT, accountOf, now, onTime, type AccountRow } from './records.js';
 
 /** Service accounts: one row each with its credentials as JSON; assertion ids until they expire. */
 export class PostgresServiceAccounts extends PostgresBase {
@@ -11,9 +11,9 @@ export class PostgresServiceAccounts extends PostgresBase {
     const rows = await this.one(
       'auth_create_account',
       `INSERT INTO auth_service_accounts (${ACCOUNT})
-       SELECT $1::text, $2::text, $3::text[], false, t, 1, jsonb_build_array($4::jsonb || jsonb_build_object('createdAt', t)) FROM (SELECT ${now(5)} AS t) n
+       SELECT $1::text, $2::text, $3::text[], false, t, 1, jsonb_build_array($4::jsonb || jsonb_build_object('createdAt', t)) FROM (SELECT ${now(5)} AS t) n WHERE ${onTime(6)}
        ON CONFLICT DO NOTHING RETURNING id`,
-      [account.id, account.name, [...account.roles], JSON.stringify(account.credential), this.fixedNow()],
+      [account.id, account.name, [...account.roles], JSON.stringify(account.credential), this.fixedNow(), this.deadline()],
     );
     return rows.length === 1 ? 'created' : 'exists';
   }
@@ -72,10 +72,10 @@ export class PostgresServiceAccounts extends PostgresBase {
   async useAssertion(serviceAccountId: string, jti: string, expiresAt: number): Promise<boolean> {
     const rows = await this.one(
       'auth_use_assertion',
-      `INSERT INTO auth_assertions AS a (account_id, jti, expires_at) VALUES ($1, $2, $3)
+      `INSERT INTO auth_assertions AS a (account_id, jti, expires_at) SELECT $1::text, $2::text, $3::bigint WHERE ${onTime(5)}
        ON CONFLICT (account_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE a.expires_at <= ${now(4)}
        RETURNING 1`,
-      [serviceAccountId, jti, expiresAt, this.fixedNow()],
+      [serviceAccountId, jti, expiresAt, this.fixedNow(), this.deadline()],
     );
     return rows.length === 1;
   }

@@ -4,7 +4,7 @@ import type { ParsedRefreshToken } from '../../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
 import { sharedAmr } from '../../core/amr.js';
 import { LIVE_BATCH, PostgresBase } from './base.js';
-import { ACTIVE, liveOf, now, SESSION_INFO, USER, type UserRow } from './records.js';
+import { ACTIVE, liveOf, now, onTime, SESSION_INFO, USER, type UserRow } from './records.js';
 
 /** Sessions: one row each, updated in place by every rotation; liveness checks batched per event-loop turn. */
 export class PostgresSessions extends PostgresBase {
@@ -60,9 +60,9 @@ export class PostgresSessions extends PostgresBase {
            purge_at = least(s.expires_at, least(n.now + $7, s.expires_at) + $8)
          FROM auth_users u, n
          WHERE s.id = $2 AND s.user_id = $1 AND u.id = s.user_id AND s.generation = $3 AND s.token_hash = $4
-           AND n.now < s.token_expires_at AND ${ACTIVE('$8')}
+           AND n.now < s.token_expires_at AND ${ACTIVE('$8')} AND ${onTime(10)}
          RETURNING n.now, s.expires_at, s.token_expires_at, s.created_at, s.amr, u.id, u.username, u.roles, u.revision`,
-        [req.userId, req.sessionId, req.generation, req.hash, req.successorHash, req.sealedSuccessor, req.refreshTtlMs, this.grace, this.fixedNow()],
+        [req.userId, req.sessionId, req.generation, req.hash, req.successorHash, req.sealedSuccessor, req.refreshTtlMs, this.grace, this.fixedNow(), this.deadline()],
       );
       const r = rotated[0];
       if (r) return { outcome: 'rotated', user: liveOf(r), now: r.now, expiresAt: r.expires_at, refreshExpiresAt: r.token_expires_at, authTime: r.created_at, amr: sharedAmr(r.amr) };

@@ -1,7 +1,10 @@
 import { PostgresBase, SWEEP_BATCH, SWEEP_BATCHES } from './base.js';
-import { now } from './records.js';
+import { ACTIVE, now } from './records.js';
 
-/** Upkeep: the sweeper that deletes what can no longer be valid, and row counts for tests. */
+/** How long a count of live sessions is reused before the next scrape counts again. */
+const COUNT_REUSE_MS = 30_000;
+
+/** Upkeep and what operators read: the sweeper, counts for the metrics and the stats command, the pool's state. */
 export class PostgresUpkeep extends PostgresBase {
   /**
    * Deletes what can no longer be valid, in batches of SWEEP_BATCH rows a statement and at most
@@ -43,5 +46,39 @@ export class PostgresUpkeep extends PostgresBase {
       [],
     );
     return rows[0]!;
+  }
+
+  /** Active sessions, every instance's (for the auth_sessions_live gauge): counted at most every 30 s, the count kept between. */
+  liveSessionCount(): Promise<number> {
+    const cached = this.counted;
+    if (cached && performance.now() - cached.at < COUNT_REUSE_MS) return cached.count;
+    const count = this.one<{ n: number }>(
+      'auth_live_session_count',
+      `SELECT count(*)::int AS n FROM auth_sessions s JOIN auth_users u ON u.id = s.user_id, (SELECT ${now(2)} AS now) n WHERE ${ACTIVE('$1')}`,
+      [this.grace, this.fixedNow()],
+    ).then((rows) => rows[0]!.n);
+    this.counted = { at: performance.now(), count: count.catch(() => 0) };
+    return count;
+  }
+
+  /** The migration the database is at (0 before the first). */
+  async schemaVersion(): Promise<number> {
+    const rows = await this.one<{ v: number | null }>('auth_schema_version', 'SELECT max(version)::integer AS v FROM auth_schema_migrations', []);
+    return rows[0]!.v ?? 0;
+  }
+
+  /** This instance's pool: connections open, idle, and calls waiting for one. */
+  poolState(): { total: number; idle: number; waiting: number } {
+    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+  }
+
+  /** What `grpc-auth store stats` shows: rows per table, the oldest session's start and the newest login. */
+  async stats(): Promise<{ rows: Record<string, number>; oldestSessionAt: number | null; newestSessionAt: number | null; schemaVersion: number }> {
+    const [rows, times, schemaVersion] = await Promise.all([
+      this.rowCounts(),
+      this.one<{ oldest: number | null; newest: number | null }>('auth_session_times', 'SELECT min(created_at) AS oldest, max(created_at) AS newest FROM auth_sessions', []),
+      this.schemaVersion(),
+    ]);
+    return { rows, oldestSessionAt: times[0]!.oldest, newestSessionAt: times[0]!.newest, schemaVersion };
   }
 }

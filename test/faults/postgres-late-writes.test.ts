@@ -1,0 +1,223 @@
+import { status } from '@grpc/grpc-js';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg_, { Client } from 'pg';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { generateEcPem } from '../../src/core/keys';
+import { createClient } from '../../src/grpc/client';
+import { PostgresStore } from '../../src/store/postgres/postgres-store';
+import { sample, scrape, series } from '../helpers/metrics';
+import { describeWithPostgres } from '../helpers/postgres';
+import { startProcess, type Running } from '../helpers/process';
+import { PASSWORD } from '../helpers/server';
+
+/*
+ * A statement the client gave up on must never write later. node-postgres gives up on a frozen
+ * server (SIGSTOP) after its query timeout, but what it sent waits in the socket and runs when the
+ * server thaws: every write that matters carries a deadline the server checks (auth_on_time), and
+ * a transaction's COMMIT goes in one message with it.
+ */
+
+const STATEMENT_TIMEOUT_MS = 200;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const id = (prefix: string) => `${prefix}_${randomBytes(16).toString('base64url')}`;
+const hash = (s: string) => createHash('sha256').update(s).digest('base64url');
+
+describeWithPostgres('PostgreSQL: no write lands after its caller was told UNAVAILABLE', (pg) => {
+  let url: string;
+  let store: PostgresStore;
+  let sql: Client;
+  beforeAll(async () => {
+    url = await pg().createDatabase();
+    store = new PostgresStore({ connection: { url, poolSize: 4 }, statementTimeoutMs: STATEMENT_TIMEOUT_MS, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'auto' });
+    await store.connect();
+    sql = new Client({ connectionString: url });
+    sql.on('error', () => {}); // the server stops before this suite's own afterAll
+    await sql.connect();
+  });
+  afterAll(async () => {
+    pg().thaw();
+    await sql?.end();
+    await store?.close();
+  });
+
+  /** Runs `write` against a frozen server: it must fail UNAVAILABLE; the server then thaws and runs what it was sent. */
+  async function whileFrozen(write: () => Promise<unknown>, freezeNow = true): Promise<void> {
+    await store.ping(); // a fresh reading of the database's clock, as the health check keeps one
+    if (freezeNow) pg().freeze();
+    try {
+      await expect(write()).rejects.toMatchObject({ code: 'unavailable' });
+    } finally {
+      pg().thaw();
+    }
+    // What the frozen server had in its sockets has run (or failed) by now.
+    await sleep(500);
+    await store.ping();
+  }
+
+  /**
+   * As whileFrozen, but the server freezes just as the transaction's COMMIT is sent: everything
+   * before it ran, and the COMMIT waits in the socket. (pg's Client.query is wrapped for the call.)
+   */
+  async function frozenAtCommit(write: () => Promise<unknown>): Promise<void> {
+    const original = pg_.Client.prototype.query;
+    pg_.Client.prototype.query = function (this: Client, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+      if (text?.includes('COMMIT')) {
+        pg_.Client.prototype.query = original;
+        pg().freeze();
+      }
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+    try {
+      await whileFrozen(write, false);
+    } finally {
+      pg_.Client.prototype.query = original;
+    }
+  }
+
+  const newUser = (name: string) => ({ id: id('usr'), username: name, passwordHash: '$argon2id$x', roles: ['user'], disabled: false, origin: 'api' as const });
+  const newSession = (userId: string, token: string) => ({ userId, sessionId: id('ses'), userGeneration: 0, refreshHash: hash(token), refreshTtlMs: 3_600_000, sessionMaxAgeMs: 86_400_000, clientAddress: '10.0.0.1', userAgent: 'test', amr: ['pwd'] });
+  const count = async (query: string, values: unknown[]) => Number((await sql.query<{ n: string }>(query, values)).rows[0]!.n);
+
+  test.each([
+    {
+      name: 'a refresh-token rotation (one statement)',
+      async run() {
+        const user = newUser(`rot-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        const session = newSession(user.id, 't0');
+        await store.createSession(session);
+        const rotate = () => store.rotateRefreshToken({ userId: user.id, sessionId: session.sessionId, generation: 0, hash: hash('t0'), tagged: true, successorHash: hash('t1'), sealedSuccessor: 'sealed', refreshTtlMs: 3_600_000, reuseIntervalMs: 10 });
+        await whileFrozen(rotate);
+        expect(await count('SELECT generation AS n FROM auth_sessions WHERE id = $1', [session.sessionId])).toBe(0);
+        // Long past the reuse interval, the retry is a first rotation, not re-use.
+        expect(await rotate()).toMatchObject({ outcome: 'rotated' });
+      },
+    },
+    {
+      name: 'a registration (one statement)',
+      async run() {
+        const user = newUser(`reg-${randomBytes(3).toString('hex')}`);
+        await whileFrozen(() => store.createUser(user));
+        expect(await count('SELECT count(*) AS n FROM auth_users WHERE username = $1', [user.username])).toBe(0);
+        expect(await store.createUser(user)).toBe('created');
+      },
+    },
+    {
+      name: 'a login sent to a frozen server (a transaction)',
+      async run() {
+        const user = newUser(`login-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        const session = newSession(user.id, 'x');
+        await whileFrozen(() => store.createSession(session));
+        expect(await count('SELECT count(*) AS n FROM auth_sessions WHERE user_id = $1', [user.id])).toBe(0);
+      },
+    },
+    {
+      name: 'a login whose COMMIT reaches a frozen server',
+      async run() {
+        const user = newUser(`commit-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        await frozenAtCommit(() => store.createSession(newSession(user.id, 'y')));
+        expect(await count('SELECT count(*) AS n FROM auth_sessions WHERE user_id = $1', [user.id])).toBe(0);
+      },
+    },
+    {
+      name: 'second-factor secrets written at a frozen COMMIT (a compare-and-set)',
+      async run() {
+        const user = newUser(`secrets-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        await frozenAtCommit(() => store.writeUserSecrets(user.id, 0, '{"totp":1}'));
+        expect(await store.readUserSecrets(user.id)).toBeUndefined();
+        // The retry at the version it read is not a conflict.
+        expect(await store.writeUserSecrets(user.id, 0, '{"totp":1}')).toBe('written');
+      },
+    },
+    {
+      name: 'a login attempt reserved at a frozen COMMIT',
+      async run() {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
+        await frozenAtCommit(() => store.beginAttempt(key, policy));
+        expect(await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1 AND in_flight > 0', [key])).toBe(0);
+      },
+    },
+    {
+      name: "a service account's assertion id (one statement)",
+      async run() {
+        const account = id('sva');
+        await store.createServiceAccount({ id: account, name: `svc-${randomBytes(3).toString('hex')}`, roles: ['reader'], credential: { type: 'secret', id: id('sec'), hash: 'h' } });
+        const jti = randomBytes(8).toString('hex');
+        await whileFrozen(() => store.useAssertion(account, jti, Date.now() + 60_000));
+        // The client's retry of the same assertion is not taken for a replay.
+        expect(await store.useAssertion(account, jti, Date.now() + 60_000)).toBe(true);
+      },
+    },
+  ])('$name', async ({ run }) => run(), 30_000);
+});
+
+describeWithPostgres('PostgreSQL frozen under Refresh: the retry after UNAVAILABLE works, however late', (pg) => {
+  let instance: Running | undefined;
+  afterAll(async () => {
+    pg().thaw();
+    instance?.child.kill('SIGKILL');
+    await instance?.exit;
+  });
+
+  test('freeze, Refresh (UNAVAILABLE), thaw, wait past the reuse interval, retry: a working pair for every session, none revoked', async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-late-')), 'signing.pem');
+    writeFileSync(keyFile, generateEcPem());
+    instance = await startProcess({
+      AUTH_DATABASE_URL: await pg().createDatabase(),
+      AUTH_SIGNING_KEY_FILE: keyFile,
+      AUTH_LOG_LEVEL: 'info',
+      AUTH_DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+      AUTH_STORE_TIMEOUT: '1s',
+      AUTH_REFRESH_REUSE_INTERVAL: '1s',
+      AUTH_METRICS_ADDRESS: '127.0.0.1:0',
+      ...(process.env.NO_DEADLINE ? { NO_DEADLINE: '1' } : {}),
+    });
+    const auth = createClient(AuthService, String(instance.started.address));
+    await auth.register({ username: 'lena', password: PASSWORD });
+    const SESSIONS = 8;
+    const tokens: string[] = [];
+    for (let i = 0; i < SESSIONS; i++) tokens.push((await auth.login({ username: 'lena', password: PASSWORD })).refreshToken);
+
+    pg().freeze();
+    const started = Date.now();
+    const answers = await Promise.all(tokens.map((t) => auth.refresh({ refreshToken: t }).then(() => 'OK', (e: { code: number }) => e.code)));
+    const answeredMs = Date.now() - started;
+    await sleep(300);
+    pg().thaw();
+    await sleep(1500); // past the 1 s reuse interval: a late rotation would make the retry re-use
+
+    const retried = await Promise.all(
+      tokens.map(async (t) => {
+        const pair = await auth.refresh({ refreshToken: t });
+        await auth.refresh({ refreshToken: pair.refreshToken });
+        return 'working';
+      }),
+    );
+    const revoked = instance.lines.filter((l) => l.event === 'refresh_token_reused').length;
+    console.log(`frozen PostgreSQL: ${SESSIONS} refreshes answered ${JSON.stringify(answers.map((a) => (a === status.UNAVAILABLE ? 'UNAVAILABLE' : a)))} in ${answeredMs} ms; after the thaw and 1.5 s, retries: ${retried.filter((r) => r === 'working').length} of ${SESSIONS} working, ${revoked} sessions revoked as re-use`);
+    expect(answers).toEqual(Array(SESSIONS).fill(status.UNAVAILABLE));
+    expect(retried).toEqual(Array(SESSIONS).fill('working'));
+    expect(revoked).toBe(0);
+
+    // What an operator saw: the timeouts counted by cause, and the store's state.
+    const metrics = await scrape(Number(instance.lines.find((l) => l.event === 'metrics_listening')!.port));
+    expect(sample(metrics, 'auth_postgres_errors_total{cause="timeout"}')).toBeGreaterThanOrEqual(SESSIONS);
+    const rotateErrors = series(metrics, 'auth_store_errors_total').filter(([labels]) => labels.includes('operation="rotateRefreshToken"'));
+    expect(rotateErrors.reduce((n, [, v]) => n + v, 0)).toBe(SESSIONS);
+    expect(sample(metrics, 'auth_sessions_live')).toBe(SESSIONS);
+    expect(sample(metrics, 'auth_postgres_schema_version')).toBe(4);
+    expect(sample(metrics, 'auth_serving')).toBe(1);
+    expect(series(metrics, 'auth_postgres_writer_info')).toEqual([[`{host="127.0.0.1:${pg().port}",pooler="false"}`, 1]]);
+    expect(series(metrics, 'auth_postgres_pool_connections').map(([labels]) => labels)).toEqual(['{state="idle"}', '{state="busy"}', '{state="waiting"}']);
+    expect(sample(metrics, 'auth_postgres_pool_acquire_duration_seconds_count')).toBeGreaterThan(0);
+    auth.close();
+  }, 60_000);
+});
