@@ -2,7 +2,8 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory/memory-store.js';
 import type { HostPort, RedisConnection } from './redis/address.js';
-import { PostgresStore, type PostgresObserver } from './postgres/postgres-store.js';
+import type { StoreObserver } from './observer.js';
+import { PostgresStore } from './postgres/postgres-store.js';
 import { RedisStore } from './redis/redis-store.js';
 import type { Store } from './store.js';
 
@@ -15,14 +16,30 @@ export interface StoreBackend {
   readonly liveSessions?: () => number | Promise<number>;
   /** Upkeep on a timer (the memory store drops what has expired). */
   readonly maintenance?: { readonly intervalMs: number; run(now: number): void };
-  /** PostgreSQL: what the metrics read of the pool, the schema and the host written to. */
-  readonly postgres?: PostgresStore;
+  /** PostgreSQL: what the metrics read of the pool, the schema and the host written to; its stats. */
+  readonly postgres?: PostgresView;
+  /** Redis: its stats. */
+  readonly redis?: RedisView;
 }
 
-/** What a store tells the service around it: PostgreSQL's events, and each sweep's deletions. */
-export interface StoreObserver extends PostgresObserver {
-  swept?(rows: Readonly<Record<string, number>>): void;
+/**
+ * What the service reads of a PostgreSQL store beyond the Store port. Said here, not as the
+ * store class, so the package's public types never name the driver's (a consumer without
+ * `@types/pg` compiles with `skipLibCheck: false`).
+ */
+export interface PostgresView {
+  readonly target: { host: string; pooler: boolean };
+  poolState(): { total: number; idle: number; waiting: number };
+  schemaVersion(): Promise<number>;
+  stats(): Promise<{ rows: Record<string, number>; oldestSessionAt: number | null; newestSessionAt: number | null; schemaVersion: number }>;
 }
+
+/** What the service reads of a Redis store beyond the Store port. */
+export interface RedisView {
+  stats(): Promise<{ users: number; serviceAccounts: number; keys: number; usedMemoryBytes: number; maxMemoryBytes: number }>;
+}
+
+export type { StoreObserver } from './observer.js';
 
 /** Login-attempt counters the memory store holds at most (about 150 bytes each). */
 export const MEMORY_ATTEMPT_ENTRIES = 100_000;
@@ -68,11 +85,10 @@ export function storeBackend(config: Config, clock: Clock, observer: StoreObserv
         maintenance: { intervalMs: 60_000, run: () => void postgres.sweep().then((rows) => observer.swept?.(rows), () => {}) },
       };
     }
-    case 'redis':
-      return {
-        store: new RedisStore({ ...common, connection: redisConnection(config), keyPrefix: config.redisKeyPrefix, commandTimeoutMs: config.redisCommandTimeoutMs }),
-        timeoutMs: config.storeTimeoutMs,
-      };
+    case 'redis': {
+      const redis = new RedisStore({ ...common, connection: redisConnection(config), keyPrefix: config.redisKeyPrefix, commandTimeoutMs: config.redisCommandTimeoutMs });
+      return { store: redis, timeoutMs: config.storeTimeoutMs, redis };
+    }
   }
 }
 

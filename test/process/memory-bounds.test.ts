@@ -82,15 +82,20 @@ describe('memory a client can cause, as RSS after a full GC (service in its own 
   // Measured at the service's own cap with the same probe (SECURITY.md, state budget):
   //   node --expose-gc test/helpers/memory/probe.js forwarded 8 20000 64 probe-fw- '{"AUTH_TRUSTED_PROXIES":"loopback"}'
   test('Logins from a new forwarded address every call: the counters stop at their cap, heap and RSS level past it', async () => {
-    const r = await probe('forwarded', 4, 4000, 64, 'probe-fw-', { AUTH_TRUSTED_PROXIES: 'loopback', PROBE_ATTEMPT_CAP: '6000' });
+    const r = await probe('forwarded', 6, 4000, 64, 'probe-fw-', { AUTH_TRUSTED_PROXIES: 'loopback', PROBE_ATTEMPT_CAP: '6000' });
     // eslint-disable-next-line no-console
     console.log(report('forwarded addresses, cap 6,000', r));
-    expect(r.codes).toEqual({ '16': 16_000 });
+    expect(r.codes).toEqual({ '16': 24_000 });
     expect(r.state.attempts).toBe(6000);
     expect(r.retained).toBe(0);
     // Past the cap (reached in the first round: 8,000 counters asked for), nothing more is held:
     // 8,000 more counters a round would add about 4 MB of heap and 16 MB of RSS each round.
-    expect(r.rounds[3]!.heapUsed - r.rounds[1]!.heapUsed).toBeLessThan(2 * MB);
-    expect(r.rounds[3]!.rss - r.rounds[1]!.rss).toBeLessThan(16 * MB);
+    expect(r.rounds[5]!.heapUsed - r.rounds[1]!.heapUsed).toBeLessThan(2 * MB);
+    // RSS after a GC moves by ±10 MB from round to round on a busy machine (17 MB once in CI), so
+    // the lowest of the last two rounds is held against the highest of rounds 2 and 3: noise can
+    // only shrink that difference, a leak would make it 32 MB or more.
+    const late = Math.min(r.rounds[4]!.rss, r.rounds[5]!.rss);
+    const early = Math.max(r.rounds[1]!.rss, r.rounds[2]!.rss);
+    expect(late - early).toBeLessThan(16 * MB);
   }, 150_000);
 });

@@ -6,6 +6,7 @@ import type { Clock } from '../../clock.js';
 import type { UserQuery } from '../../core/accounts.js';
 import type { LiveUser } from '../../core/records.js';
 import { AuthError } from '../../errors.js';
+import type { StoreObserver } from '../observer.js';
 import { StoreSetupError } from '../store.js';
 import { causeOf, connectionBroken, LATE, mayHaveFailedOver, refusedStartupParameter, retryable, sqlStateOf } from './errors.js';
 import { checkNotNewer, knownMigrations, migrate, schemaState, type Migration } from './migrations.js';
@@ -46,19 +47,8 @@ export interface PostgresStoreOptions {
   readonly observer?: PostgresObserver;
 }
 
-/** What the store tells the service around it (all optional). */
-export interface PostgresObserver {
-  /** The store now writes to `to` (a failover, or the first host that answered as writable). */
-  switched?(from: string, to: string): void;
-  /** A transaction ran again after a serialization failure or a deadlock. */
-  retried?(sqlState: string): void;
-  /** A connection came from the pool after `waitMs`. */
-  acquired?(waitMs: number): void;
-  /** An operation failed: `cause` as causeOf names it (timeout, connection, late, sqlstate_<class>). */
-  failed?(cause: string): void;
-  /** PgBouncer refused the startup parameters: the store now works as behind a pooler in transaction mode. */
-  poolerDetected?(): void;
-}
+/** What the PostgreSQL store tells the service around it (all optional). */
+export type PostgresObserver = Omit<StoreObserver, 'swept'>;
 
 /** Rows the sweeper deletes in one statement, and statements a table gets in one sweep. */
 export const SWEEP_BATCH = 1000;
