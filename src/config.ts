@@ -165,6 +165,9 @@ export const settings = {
     pattern: { test: (v) => /^[A-Za-z0-9:_.-]{1,64}$/.test(v), says: '1 to 64 of letters, digits and : _ . -' },
   }),
   redisCommandTimeoutMs: count('AUTH_REDIS_COMMAND_TIMEOUT_MS', { default: 500, min: 10, max: 60_000, doc: 'A Redis command slower than this many milliseconds fails the call with UNAVAILABLE' }),
+  storeWait: flag('AUTH_STORE_WAIT', {
+    doc: '`true`: when the store refuses the service at start-up (a wrong password, a missing database or privilege), start NOT_SERVING and keep trying; by default the service exits 2 saying why',
+  }),
   storeTimeoutMs: duration('AUTH_STORE_TIMEOUT', { default: '2s', min: '1s', max: '60s', doc: 'Any store operation (memory, Redis or PostgreSQL) slower than this fails the call with UNAVAILABLE' }),
   metricsAddress: text('AUTH_METRICS_ADDRESS', { shown: '(off)', pattern: HOST_PORT, doc: '`host:port` for Prometheus metrics at `GET /metrics` (e.g. `127.0.0.1:9464`)' }),
   tlsCert: text('AUTH_TLS_CERT', { shown: '(none: plaintext)', doc: 'PEM certificate chain of the server; with `AUTH_TLS_KEY` turns TLS on' }),

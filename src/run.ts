@@ -1,6 +1,7 @@
 import { repeat, type Timer } from './clock.js';
 import type { AuthServiceApp, RunningService } from './app.js';
 import { AuthError } from './errors.js';
+import { refusal, StoreSetupError } from './store/store.js';
 
 /** How often health asks the store whether it can serve. */
 export const STORE_CHECK_INTERVAL_MS = 1000;
@@ -13,9 +14,12 @@ export const STORE_CHECK_INTERVAL_MS = 1000;
 export async function startService(app: AuthServiceApp, address = app.config.address): Promise<RunningService> {
   const { clock, config, log, server, store, backend } = app;
   const timers: Timer[] = [];
-  // An unreachable store does not stop start-up; one that is misconfigured does.
+  // An unreachable store does not stop start-up; one that is misconfigured does, and so does
+  // one that refuses the service (a wrong password...) unless AUTH_STORE_WAIT says to wait.
   await store.connect().catch((err: unknown) => {
     if (!(err instanceof AuthError && err.code === 'unavailable')) throw err;
+    const refused = refusal(err);
+    if (refused && !config.storeWait) throw new StoreSetupError(`${refused} (set AUTH_STORE_WAIT=true to start anyway and keep trying)`);
   });
   // The users file seeds the store before the service reports SERVING; a store that is away
   // now is seeded when it answers. A conflict in the file stops start-up here.
@@ -36,8 +40,11 @@ export async function startService(app: AuthServiceApp, address = app.config.add
   }
 
   // Health follows the store: NOT_SERVING while it cannot be reached, SERVING again once it can.
+  // A refusal (a wrong password...) is logged again and again, at 1, 2, 4, ... checks, then each
+  // minute: it lasts until someone acts, so it must not scroll away after the first line.
   let storeUp = true;
   let storeProblem: unknown;
+  let refusedChecks = 0;
   const checkStore = async () => {
     const up = await store.ping().then(
       () => seed().then(() => seeded),
@@ -53,9 +60,22 @@ export async function startService(app: AuthServiceApp, address = app.config.add
       if (up) log.info({ event: 'store_recovered' }, 'store reachable again');
       else log.warn({ event: 'store_unavailable', cause: causeOf(storeProblem) }, 'store cannot serve: health is NOT_SERVING');
     }
+    const refused = up ? undefined : refusal(storeProblem);
+    refusedChecks = refused ? refusedChecks + 1 : 0;
+    if (refused && (refusedChecks >= 64 ? refusedChecks % 60 === 0 : (refusedChecks & (refusedChecks - 1)) === 0)) {
+      log.error({ event: 'store_refused', checks: refusedChecks, cause: causeOf(storeProblem) }, `store refuses the service: ${refused}`);
+    }
     storeUp = up;
     server.setReady(up);
     app.metrics.setServing(up);
+    if (up) {
+      const on = await store.readMaintenance().catch(() => app.maintenance.on);
+      if (on !== app.maintenance.on) {
+        app.maintenance.on = on;
+        if (on) log.warn({ event: 'maintenance_started' }, 'maintenance: this instance refuses writes (reads go on) until grpc-auth maintenance off');
+        else log.info({ event: 'maintenance_ended' }, 'maintenance over: writes are taken again');
+      }
+    }
   };
 
   const metricsServer = config.metricsAddress === undefined ? undefined : await app.metrics.serve(config.metricsAddress);

@@ -24,7 +24,42 @@ export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAcco
  * clock, so instances whose clocks disagree still order shared events by one clock. Stores
  * signal an outage by rejecting with `AuthError('unavailable', ...)`.
  */
-export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore {
+/**
+ * A session as a store keeps it: what a move to another store carries (the refresh token's hash,
+ * never the token), so sessions keep working across the move.
+ */
+export interface SessionRecord {
+  readonly id: string;
+  readonly userId: string;
+  /** The user's generation the session belongs to (a revoke-all moves the user's past it). */
+  readonly userGeneration: number;
+  /** Of the current refresh token, and its SHA-256. */
+  readonly generation: number;
+  readonly tokenHash: string;
+  /** The token rotated last, for the reuse interval: its hash, when, and its successor sealed under it. */
+  readonly previous: { readonly hash: string; readonly rotatedAt: number; readonly sealed: string } | undefined;
+  readonly createdAt: number;
+  readonly lastRefreshedAt: number;
+  readonly expiresAt: number;
+  readonly tokenExpiresAt: number;
+  readonly clientAddress: string;
+  readonly userAgent: string;
+  readonly amr: readonly string[];
+}
+
+/** What the operators' tools need of a store beyond the flows' ports: moving sessions, and maintenance. */
+export interface OperatorStore {
+  /** A user's active sessions as stored (for export). */
+  exportSessions(userId: string): Promise<SessionRecord[]>;
+  /**
+   * Whether every instance refuses writes for a maintenance (the move to another store): read by
+   * each instance's health check, set by `grpc-auth maintenance`.
+   */
+  readMaintenance(): Promise<boolean>;
+  setMaintenance(on: boolean): Promise<void>;
+}
+
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore, OperatorStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
   /**
@@ -43,4 +78,23 @@ export interface Store extends AccountStore, SessionStore, SessionLiveness, Atte
  */
 export class StoreSetupError extends Error {
   override readonly name = 'StoreSetupError';
+}
+
+/**
+ * The store's server refuses this service as configured, and will until someone changes the
+ * configuration or the server: a wrong password or user (PostgreSQL 28P01, 28000; Redis WRONGPASS,
+ * NOAUTH), no such database (3D000), no privilege (42501; Redis NOPERM). A short outage is not
+ * this. Returns what to tell the operator, or undefined.
+ */
+export function refusal(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === '28P01' || code === '28000') return `the database refused the user or password (SQLSTATE ${code}): check the credentials in AUTH_DATABASE_URL`;
+    if (code === '3D000') return `the database named in AUTH_DATABASE_URL does not exist (SQLSTATE 3D000): create it, or name another`;
+    if (code === '42501') return `the database user lacks a privilege the service needs (SQLSTATE 42501): ${e.message}`;
+    const redis = /\b(WRONGPASS|NOAUTH|NOPERM)\b/.exec(e.message)?.[1];
+    if (redis === 'WRONGPASS' || redis === 'NOAUTH') return `Redis refused the credentials (${redis}): check the password in AUTH_REDIS_URL or AUTH_REDIS_PASSWORD, and AUTH_REDIS_USERNAME`;
+    if (redis === 'NOPERM') return `Redis refused a command this service needs (NOPERM): grant the user its commands and keys (docs/redis.md)`;
+  }
+  return undefined;
 }

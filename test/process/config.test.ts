@@ -53,6 +53,7 @@ describe('loadConfig', () => {
       redisKeyPrefix: 'auth:',
       redisCommandTimeoutMs: 500,
       storeTimeoutMs: 2000,
+      storeWait: false,
       metricsAddress: undefined,
       tls: undefined,
       trustedProxies: [],

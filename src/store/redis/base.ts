@@ -103,6 +103,11 @@ export abstract class RedisBase {
     this.redis = redis;
   }
 
+  /** The servers that hold data: a Cluster's primaries, or the one server. */
+  protected primaries(): Redis[] {
+    return this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+  }
+
   /** The client, for the health check and tests. */
   get client(): Redis | Cluster {
     return this.redis;
@@ -153,7 +158,9 @@ export abstract class RedisBase {
       try {
         await this.firstReady();
       } catch (err) {
-        throw new AuthError('unavailable', 'session store unavailable', { cause: err });
+        // ioredis says why (WRONGPASS, ECONNREFUSED ...) in its 'error' event, not in the rejection.
+        const why = this.lastError?.message ?? (err instanceof Error ? err.message : String(err));
+        throw new AuthError('unavailable', 'session store unavailable', { cause: new Error(`${redisWhere(this.options.connection)}: ${why}`) });
       }
     }
     await this.ping();
