@@ -6,6 +6,7 @@ import type { AuthServer } from './grpc/server.js';
 import type { ReloadableTls } from './grpc/tls.js';
 import type { Metrics } from './metrics.js';
 import type { StoreBackend } from './store/backends.js';
+import type { MaintenanceSwitch } from './store/maintenance-guard.js';
 import type { Store } from './store/store.js';
 
 /*
@@ -22,6 +23,8 @@ export interface AuthServiceApp {
   /** The store as the flows see it: every operation bounded, every failure `unavailable`. */
   readonly store: Store;
   readonly backend: StoreBackend;
+  /** This instance's view of `grpc-auth maintenance`: while on, writes are refused (the health check keeps it). */
+  readonly maintenance: MaintenanceSwitch;
   readonly keys: KeySet;
   readonly log: Logger;
   readonly metrics: Metrics;

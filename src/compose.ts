@@ -36,6 +36,7 @@ import { systemRandom, type Random } from './random.js';
 import type { AuthServiceApp } from './app.js';
 import { startService } from './run.js';
 import { givenStore, storeBackend, type StoreObserver } from './store/backends.js';
+import { MaintenanceSwitch, refuseWritesDuring } from './store/maintenance-guard.js';
 import { seedFileUsers } from './users-file-seed.js';
 import { guardStore, OPERATIONS } from './store/guarded-store.js';
 import type { Store } from './store/store.js';
@@ -136,7 +137,10 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onDone: (operation, seconds, failure) => metrics.storeOperation(operation, seconds, failure) });
   const baseHasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
   // With tracing on, each store operation and password hash of a call is a child span of it.
-  const store = tracing ? traced(tracing, guarded, 'store', TRACED_STORE_OPERATIONS, { 'db.system': config.store === 'postgres' ? 'postgresql' : config.store }) : guarded;
+  const maintenance = new MaintenanceSwitch();
+  const readOnly = refuseWritesDuring(guarded, maintenance);
+  const store = tracing ? traced(tracing, readOnly, 'store', TRACED_STORE_OPERATIONS, { 'db.system': config.store === 'postgres' ? 'postgresql' : config.store }) : readOnly;
+  metrics.watch({ maintenance: () => maintenance.on });
   const hasher = tracing ? traced(tracing, baseHasher, 'password', ['hash', 'verify', 'verifyDummy']) : baseHasher;
   if (baseHasher instanceof Argon2Hasher) metrics.watch({ hashLoad: () => baseHasher.load });
 
@@ -213,6 +217,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     server,
     store,
     backend,
+    maintenance,
     keys,
     log,
     metrics,

@@ -23,6 +23,8 @@ export interface MetricSources {
   hashLoad?: () => { readonly running: number; readonly queued: number };
   /** The key new tokens are signed with. */
   signingKey?: () => { readonly kid: string; readonly alg: string };
+  /** Whether `grpc-auth maintenance` has writes refused. */
+  maintenance?: () => boolean;
 }
 
 /**
@@ -84,6 +86,14 @@ export class Metrics {
       registers,
     });
     this.serving = new Gauge({ name: 'auth_serving', help: '1 while health says SERVING (the store can serve), 0 while NOT_SERVING.', registers });
+    new Gauge({
+      name: 'auth_maintenance',
+      help: '1 while grpc-auth maintenance has this instance refuse writes (reads go on), 0 otherwise.',
+      registers,
+      collect() {
+        this.set(sources().maintenance?.() ? 1 : 0);
+      },
+    });
     this.sweepRows = new Counter({ name: 'auth_store_sweep_rows_total', help: 'Rows (or entries) the sweeper deleted, by table.', labelNames: ['table'], registers });
     this.sweepLast = new Gauge({ name: 'auth_store_sweep_last_success_timestamp_seconds', help: 'When the sweeper last finished a run (Unix time).', registers });
     new Gauge({

@@ -4,6 +4,7 @@ import { VERSION } from '../version.js';
 import { checkConfig, CliError, hashPassword, keysGenerate, usersAdd, type Io } from './commands.js';
 import { exportStore, importStore, migrateCommand } from './copy-store.js';
 import { HEALTH_USAGE, healthCommand } from './health.js';
+import { MAINTENANCE_USAGE, maintenanceCommand, SESSIONS_USAGE, sessionsCommand, STORE_USAGE, storeCommand, USERS_LIST_USAGE, usersListCommand } from './operate.js';
 import { readPassword } from './read-password.js';
 
 /** Each command: its usage (printed by `--help`, `help <command>` and on a usage error), one line about it, and what it does. */
@@ -50,9 +51,10 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   users: {
-    usage: 'usage: grpc-auth users add <file> <username> [--roles a,b]\n\nReads a password from standard input and appends the user to a users file (AUTH_USERS_FILE).',
-    about: 'users add <file> <username> [--roles a,b]: append a user to a users file',
+    usage: `usage: grpc-auth users add <file> <username> [--roles a,b]\n       ${USERS_LIST_USAGE.slice('usage: '.length)}\n\nadd: reads a password from standard input and appends the user to a users file (AUTH_USERS_FILE).\nlist: the users of the shared store (Redis or PostgreSQL), in name order: name, id, roles, state, origin (--json: JSON Lines).`,
+    about: 'users add <file> <username>: append to a users file; users list: the store\'s users',
     run: (args, io) => {
+      if (args[0] === 'list') return done(usersListCommand(args.slice(1), io));
       const rolesAt = args.indexOf('--roles');
       const roles = rolesAt >= 0 ? (args[rolesAt + 1] ?? '').split(',').filter((r) => r !== '') : [];
       const positional = rolesAt >= 0 ? [...args.slice(0, rolesAt), ...args.slice(rolesAt + 2)] : args;
@@ -64,6 +66,21 @@ const COMMANDS: Record<string, Command> = {
     usage: 'usage: grpc-auth migrate [--status]\n\nApplies the PostgreSQL schema migrations this release ships, once, under a lock (AUTH_DATABASE_URL names the database); --status only prints the schema\'s version.',
     about: 'apply the PostgreSQL schema migrations this release ships (or --status)',
     run: (args, io) => done(migrateCommand(args, io)),
+  },
+  maintenance: {
+    usage: MAINTENANCE_USAGE,
+    about: 'maintenance on|off|status: every instance refuses writes (reads go on), for a move',
+    run: (args, io) => done(maintenanceCommand(args, io)),
+  },
+  sessions: {
+    usage: SESSIONS_USAGE,
+    about: "sessions revoke-all: end every user's sessions (after a restore or a key leak)",
+    run: (args, io) => done(sessionsCommand(args, io)),
+  },
+  store: {
+    usage: STORE_USAGE,
+    about: "store stats: the shared store's figures (rows, oldest session, schema; keys, memory)",
+    run: (args, io) => done(storeCommand(args, io)),
   },
   export: {
     usage: 'usage: grpc-auth export [--out <file>]\n\nWrites the users and service accounts of the configured store (memory with AUTH_USERS_FILE, Redis or PostgreSQL) as JSON Lines: to a new file (mode 0600), or standard output.',

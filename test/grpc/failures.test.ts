@@ -100,6 +100,10 @@ describe('a store that fails inside', () => {
     recordFailure: [['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })]],
     resetAttempts: [['AdminService.ResetLoginThrottle', (s) => s.admin.resetLoginThrottle({ username: 'bob' }, bearer(tokens.accessToken))]],
     fileUserIds: [],
+    // The operators' tools use these, not RPCs (test/process/copy-store.test.ts, test/process/operator-cli.test.ts).
+    exportSessions: [],
+    readMaintenance: [],
+    setMaintenance: [],
     createServiceAccount: [['AdminService.CreateServiceAccount', (s) => s.admin.createServiceAccount({ name: 'reports' }, bearer(tokens.accessToken))]],
     getServiceAccount: [
       ['AdminService.GetServiceAccount', (s) => s.admin.getServiceAccount({ serviceAccountId: 'sva_AAAAAAAAAAAAAAAAAAAAAA' }, bearer(tokens.accessToken))],

@@ -172,12 +172,13 @@ describeWithPostgres('PostgresStore', (pg) => {
     await client.connect();
     try {
       const none = new PostgresStore({ connection: { url: fresh, poolSize: 1 }, statementTimeoutMs: 500, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
-      await expect(none.connect()).rejects.toThrow(new StoreSetupError("the database's schema is at version 0; this release needs 4: run `grpc-auth migrate` (or set AUTH_DATABASE_MIGRATE=auto)"));
+      await expect(none.connect()).rejects.toThrow(new StoreSetupError(`the database's schema is at version 0; this release needs ${knownMigrations().length}: run \`grpc-auth migrate\` (or set AUTH_DATABASE_MIGRATE=auto)`));
       await none.close();
       const known = knownMigrations();
       const { Pool } = await import('pg');
       const pool = new Pool({ connectionString: fresh });
-      expect(await migrate(pool, known)).toEqual([1, 2, 3, 4]);
+      expect(await migrate(pool, known)).toEqual(known.map((m) => m.version));
+      expect(known.map((m) => m.version)).toEqual(Array.from({ length: known.length }, (_, i) => i + 1));
       expect(await migrate(pool, known)).toEqual([]);
       await client.query("INSERT INTO auth_schema_migrations (version, name) VALUES (99, 'from_the_future')");
       expect(await schemaState(pool, known)).toEqual({ applied: 99, known: known.length });

@@ -45,6 +45,8 @@ export abstract class MemoryBase {
   protected readonly admins = new AdminSet();
   /** The last version given to any user's secrets document (versions never repeat). */
   protected secretsVersion = 0;
+  /** The maintenance switch (maintenance.ts). */
+  protected maintenance = false;
   /** Registration and reset counters: a few per client address (see RateTable). */
   protected readonly rates = new RateTable(100_000);
   /** Service accounts by id, and their ids in name order for listing. */

@@ -2,6 +2,7 @@ import { withPorts, type PortsOf } from '../ports.js';
 import type { Store } from '../store.js';
 import { MemoryAttempts } from './attempts.js';
 import { MemoryBase } from './base.js';
+import { MemoryMaintenance } from './maintenance.js';
 import { MemoryRates } from './rates.js';
 import { MemoryServiceAccounts } from './service-accounts.js';
 import { MemorySessions } from './sessions.js';
@@ -11,7 +12,7 @@ import { MemoryUsers } from './users.js';
 export type { MemoryStoreOptions } from './base.js';
 
 /** The memory store's ports, one file each: adding one is a line here. */
-const PORTS = [MemoryUsers, MemorySessions, MemoryServiceAccounts, MemoryAttempts, MemoryRates, MemoryUserSecrets] as const;
+const PORTS = [MemoryUsers, MemorySessions, MemoryServiceAccounts, MemoryAttempts, MemoryRates, MemoryUserSecrets, MemoryMaintenance] as const;
 
 /** AUTH_REFRESH_REUSE_INTERVAL's upper bound. */
 const MAX_REUSE_INTERVAL_MS = 300_000;

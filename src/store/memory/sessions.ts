@@ -2,6 +2,7 @@ import type { LiveUser, SessionInfo } from '../../core/records.js';
 import type { ParsedRefreshToken } from '../../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
 import { sharedAmr } from '../../core/amr.js';
+import type { SessionRecord } from '../store.js';
 import { MemoryBase } from './base.js';
 import { SessionEntry } from './records.js';
 
@@ -87,6 +88,17 @@ export class MemorySessions extends MemoryBase {
     const user = this.byId.get(userId);
     const out: SessionInfo[] = [];
     if (user) this.pruneSessions(user, this.now(), (s) => out.push(s.info()));
+    return out;
+  }
+
+  async exportSessions(userId: string): Promise<SessionRecord[]> {
+    const user = this.byId.get(userId);
+    const out: SessionRecord[] = [];
+    if (!user) return out;
+    this.pruneSessions(user, this.now(), (s) => {
+      const { id, createdAt, lastRefreshedAt, expiresAt, clientAddress, userAgent } = s.info();
+      out.push({ id, userId, userGeneration: s.userGeneration, generation: s.generation, tokenHash: s.tokenHash, previous: s.previous, createdAt, lastRefreshedAt, expiresAt, tokenExpiresAt: s.tokenExpiresAt, clientAddress, userAgent, amr: s.amr });
+    });
     return out;
   }
 

@@ -4,7 +4,8 @@ import type { ParsedRefreshToken } from '../../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
 import { sharedAmr } from '../../core/amr.js';
 import { LIVE_BATCH, PostgresBase } from './base.js';
-import { ACTIVE, liveOf, now, onTime, SESSION_INFO, USER, type UserRow } from './records.js';
+import type { SessionRecord } from '../store.js';
+import { ACTIVE, liveOf, now, onTime, SESSION_INFO, sessionOf, USER, type SessionRow, type UserRow } from './records.js';
 
 /** Sessions: one row each, updated in place by every rotation; liveness checks batched per event-loop turn. */
 export class PostgresSessions extends PostgresBase {
@@ -180,6 +181,18 @@ export class PostgresSessions extends PostgresBase {
       clientAddress: r.client_address,
       userAgent: r.user_agent,
     }));
+  }
+
+  async exportSessions(userId: string): Promise<SessionRecord[]> {
+    const rows = await this.one<SessionRow>(
+      'auth_export_sessions',
+      `SELECT s.id, s.user_generation, s.generation, s.token_hash, s.previous_hash, s.previous_rotated_at, s.previous_sealed, s.created_at, s.last_refreshed_at,
+              s.expires_at, s.token_expires_at, s.client_address, s.user_agent, s.amr
+       FROM auth_sessions s JOIN auth_users u ON u.id = s.user_id, (SELECT ${now(3)} AS now) n
+       WHERE s.user_id = $1 AND ${ACTIVE('$2')} ORDER BY s.seq`,
+      [userId, this.grace, this.fixedNow()],
+    );
+    return rows.map((r) => sessionOf(userId, r));
   }
 
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {

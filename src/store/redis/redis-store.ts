@@ -2,16 +2,18 @@ import { withPorts, type PortsOf } from '../ports.js';
 import type { Store } from '../store.js';
 import { RedisAttempts } from './attempts.js';
 import { RedisBase, type RedisStoreOptions } from './base.js';
+import { RedisMaintenance } from './maintenance.js';
 import { RedisRates } from './rates.js';
 import { RedisServiceAccounts } from './service-accounts.js';
 import { RedisSessions } from './sessions.js';
 import { RedisUserSecrets } from './user-secrets.js';
+import { RedisUpkeep } from './upkeep.js';
 import { RedisUsers } from './users.js';
 
 export { CLOCK_SLACK_MS, type RedisStoreOptions } from './base.js';
 
 /** The Redis store's ports, one file each with its scripts: adding one is a line here. */
-const PORTS = [RedisUsers, RedisSessions, RedisServiceAccounts, RedisAttempts, RedisRates, RedisUserSecrets] as const;
+const PORTS = [RedisUsers, RedisSessions, RedisServiceAccounts, RedisAttempts, RedisRates, RedisUserSecrets, RedisMaintenance, RedisUpkeep] as const;
 
 export interface RedisStore extends PortsOf<typeof PORTS> {}
 
@@ -21,7 +23,7 @@ export interface RedisStore extends PortsOf<typeof PORTS> {}
  */
 export class RedisStore extends RedisBase implements Store {
   constructor(options: RedisStoreOptions) {
-    super(options, Object.assign({}, ...PORTS.map((port) => port.scripts)));
+    super(options, Object.assign({}, ...PORTS.map((port) => ('scripts' in port ? port.scripts : {}))));
   }
 }
 

@@ -2,6 +2,7 @@ import type { LiveUser, SessionInfo } from '../../core/records.js';
 import type { ParsedRefreshToken } from '../../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
 import { sharedAmr } from '../../core/amr.js';
+import type { SessionRecord } from '../store.js';
 import { RedisBase, type Args, type RedisClient, type Script } from './base.js';
 import { ACTIVE, CLOCK, LIVE_FIELDS, SESSION_KEY } from './lua.js';
 import { liveOf, type Reply } from './records.js';
@@ -119,6 +120,23 @@ end
 return out
 `;
 
+/**
+ * KEYS: user, sessions. ARGV: now, grace. The user's active sessions as stored, for a move to
+ * another store: {sid, g0, g, h, ph, pr, ps, c, r, e, te, a, ua, m} each (ph, pr, ps may be false).
+ */
+const EXPORT_SESSIONS = `${CLOCK}${SESSION_KEY}${ACTIVE}
+local u = redis.call('HMGET', KEYS[1], 'd', 'g')
+local t = now()
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local s = redis.call('HMGET', sessionKey(sid), 'e', 'te', 'g0', 'g', 'h', 'ph', 'pr', 'ps', 'c', 'r', 'a', 'ua', 'm')
+  if active(s, u, t, tonumber(ARGV[2])) then
+    table.insert(out, {sid, s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[1], s[2], s[11], s[12], s[13]})
+  end
+end
+return out
+`;
+
 /** KEYS: user, session, sessions. ARGV: now, grace, sid. Ends an active session of the user; 1 if it did. */
 const REVOKE_SESSION = `${CLOCK}${ACTIVE}
 if late() then return -1 end
@@ -136,6 +154,7 @@ interface Commands {
   authRevokeByToken(...args: Args): Promise<number>;
   authLiveSession(...args: Args): Promise<Reply | null>;
   authListSessions(...args: Args): Promise<Reply[]>;
+  authExportSessions(...args: Args): Promise<Reply[]>;
   authRevokeSession(...args: Args): Promise<number>;
 }
 
@@ -149,6 +168,7 @@ export class RedisSessions extends RedisBase {
     authRevokeByToken: { keys: 2, lua: REVOKE_BY_TOKEN },
     authLiveSession: { keys: 2, lua: LIVE_SESSION },
     authListSessions: { keys: 2, lua: LIST_SESSIONS },
+    authExportSessions: { keys: 2, lua: EXPORT_SESSIONS },
     authRevokeSession: { keys: 3, lua: REVOKE_SESSION },
   };
 
@@ -227,6 +247,28 @@ export class RedisSessions extends RedisBase {
       clientAddress: String(r[5] ?? ''),
       userAgent: String(r[6] ?? ''),
     }));
+  }
+
+  async exportSessions(userId: string): Promise<SessionRecord[]> {
+    const rows = await this.call(() => run(this.redis).authExportSessions(this.userKey(userId), this.sessionsKey(userId), this.clockArg(), this.options.accessGraceMs));
+    return rows.map((r) => {
+      const [id, g0, g, h, ph, pr, ps, c, last, e, te, a, ua, m] = (r as unknown[]).map((v) => (v === null || v === false || v === undefined ? undefined : String(v)));
+      return {
+        id: id!,
+        userId,
+        userGeneration: Number(g0),
+        generation: Number(g),
+        tokenHash: h!,
+        previous: ph !== undefined && pr !== undefined && ps !== undefined ? { hash: ph, rotatedAt: Number(pr), sealed: ps } : undefined,
+        createdAt: Number(c),
+        lastRefreshedAt: Number(last ?? c),
+        expiresAt: Number(e),
+        tokenExpiresAt: Number(te),
+        clientAddress: a ?? '',
+        userAgent: ua ?? '',
+        amr: sharedAmr(m || 'pwd'),
+      };
+    });
   }
 
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {

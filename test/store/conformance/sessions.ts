@@ -171,6 +171,50 @@ export function sessionsSuite(t: Conformance): void {
       expect(await store.listSessions(newId(random, 'usr'))).toEqual([]);
     });
 
+    test('exportSessions: each active session as stored (hashes, the previous token, times, amr); ended ones are not', async () => {
+      const user = await addUser();
+      const first = await session(user.id);
+      clock.advance(1000);
+      const second = await session(user.id);
+      await rotate(user.id, first.sessionId, 0, 'h0', 'h1');
+      const third = await session(user.id);
+      await store.revokeSession(user.id, third.sessionId);
+      const exported = await store.exportSessions(user.id);
+      expect([...exported].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))).toEqual([
+        {
+          id: first.sessionId,
+          userId: user.id,
+          userGeneration: 0,
+          generation: 1,
+          tokenHash: 'h1',
+          previous: { hash: 'h0', rotatedAt: T0 + 1000, sealed: 'sealed:h1' },
+          createdAt: T0,
+          lastRefreshedAt: T0 + 1000,
+          expiresAt: T0 + 24 * HOUR,
+          tokenExpiresAt: T0 + 1000 + HOUR,
+          clientAddress: '10.0.0.1',
+          userAgent: 'test-agent/1',
+          amr: ['pwd'],
+        },
+        {
+          id: second.sessionId,
+          userId: user.id,
+          userGeneration: 0,
+          generation: 0,
+          tokenHash: 'h0',
+          previous: undefined,
+          createdAt: T0 + 1000,
+          lastRefreshedAt: T0 + 1000,
+          expiresAt: T0 + 1000 + 24 * HOUR,
+          tokenExpiresAt: T0 + 1000 + HOUR,
+          clientAddress: '10.0.0.1',
+          userAgent: 'test-agent/1',
+          amr: ['pwd'],
+        },
+      ]);
+      expect(await store.exportSessions(newId(random, 'usr'))).toEqual([]);
+    });
+
     test('revoke-all ends every session at once; a kept session stays, across generations', async () => {
       const user = await addUser();
       const a = await session(user.id);
