@@ -13,29 +13,32 @@ import { importedAccountProblem, type Credential, type ServiceAccountRecord } fr
 import { storeBackend } from '../store/backends.js';
 import { seedFileUsers } from '../users-file-seed.js';
 import { migrate, schemaState } from '../store/postgres/migrations.js';
+import type { ImportCounts } from '../store/postgres/import.js';
 import { PostgresStore } from '../store/postgres/postgres-store.js';
-import type { Store } from '../store/store.js';
+import type { SessionRecord, Store } from '../store/store.js';
 import { fileUserId, readUsersFile } from '../users-file.js';
 import { CliError, type Io } from './commands.js';
 
 /**
- * Moving in: `grpc-auth export` writes the identities of the configured store (users with their
- * password hashes and second factors, service accounts with their credentials) as JSON Lines;
- * `grpc-auth import` writes such a file into PostgreSQL, keeping every id, hash, time, factor and
- * credential, so nobody's password, authenticator app or client secret changes. Sessions,
- * throttles, assertion ids, pending logins and enrollments, and reset codes are not moved: after
- * the switch everyone signs in once more.
+ * Moving in: `grpc-auth export` writes what the configured store holds that must outlive a move
+ * (users with their password hashes and second factors, their sessions, service accounts with
+ * their credentials) as JSON Lines; `grpc-auth import` writes such a file into PostgreSQL,
+ * keeping every id, hash, time, factor, credential and session, so nobody's password,
+ * authenticator app, client secret or refresh token changes. Run again with a newer export, it
+ * brings across what changed since. Throttles, assertion ids, pending logins and enrollments, and
+ * reset codes are not moved.
  */
 
 export const EXPORT_FORMAT = 'grpc-auth-export';
-/** 2 added users' `secondFactor`; a release that reads only 1 refuses a 2 rather than drop factors. */
-export const EXPORT_VERSION = 2;
-const READABLE_VERSIONS: readonly number[] = [1, 2];
+/** 2 added users' `secondFactor`, 3 sessions; a release that reads fewer refuses a newer file rather than drop what it holds. */
+export const EXPORT_VERSION = 3;
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 export type ExportLine =
   | { readonly kind: 'header'; readonly format: typeof EXPORT_FORMAT; readonly version: number; readonly store: string; readonly exportedAt: string }
   | ({ readonly kind: 'user'; readonly secondFactor?: SecondFactorExport } & UserRecord)
-  | ({ readonly kind: 'service_account' } & ServiceAccountRecord);
+  | ({ readonly kind: 'service_account' } & ServiceAccountRecord)
+  | ({ readonly kind: 'session' } & SessionRecord);
 
 const PAGE = 1000;
 const silent: EventLog = { info() {}, warn() {}, error() {} };
@@ -84,7 +87,7 @@ function write(out: Writable, line: ExportLine): Promise<void> {
 }
 
 /** export [--out file]: every user and service account of the configured store, in name order. */
-export async function exportStore(args: readonly string[], io: Io): Promise<{ users: number; serviceAccounts: number }> {
+export async function exportStore(args: readonly string[], io: Io): Promise<{ users: number; serviceAccounts: number; sessions: number }> {
   const outAt = args.indexOf('--out');
   if ((outAt >= 0 && args.length !== 2) || (outAt < 0 && args.length !== 0)) throw new CliError('usage: grpc-auth export [--out <file>]', 2);
   let fd: number | undefined;
@@ -98,13 +101,18 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
   }
   const { store, config } = await configuredStore(io.env);
   const out: Writable = fd !== undefined ? createWriteStream('', { fd }) : process.stdout;
-  const counts = { users: 0, serviceAccounts: 0 };
+  const counts = { users: 0, serviceAccounts: 0, sessions: 0 };
   try {
     await write(out, { kind: 'header', format: EXPORT_FORMAT, version: EXPORT_VERSION, store: config.store, exportedAt: new Date().toISOString() });
     for await (const user of pages((after) => store.listUsers({ prefix: '', after, limit: PAGE }))) {
       const secondFactor = lastingSecrets(await store.readUserSecrets(user.id));
       await write(out, { kind: 'user', ...user, ...(secondFactor ? { secondFactor } : {}) });
       counts.users++;
+      // Each user's sessions right after the user (the import writes them in that order).
+      for (const session of await store.exportSessions(user.id)) {
+        await write(out, { kind: 'session', ...session });
+        counts.sessions++;
+      }
     }
     for await (const account of pages((after) => store.listServiceAccounts({ prefix: '', after, limit: PAGE }))) {
       await write(out, { kind: 'service_account', ...account });
@@ -114,7 +122,7 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
     await store.close();
     if (out !== process.stdout) await new Promise<void>((resolve) => out.end(resolve));
   }
-  io.err(`exported ${counts.users} users and ${counts.serviceAccounts} service accounts from the ${config.store} store`);
+  io.err(`exported ${counts.users} users, ${counts.sessions} sessions and ${counts.serviceAccounts} service accounts from the ${config.store} store`);
   return counts;
 }
 
@@ -173,7 +181,7 @@ function parseLine(text: string, n: number): ExportLine {
   switch (value.kind) {
     case 'header':
       if (value.format !== EXPORT_FORMAT) throw new CliError(`line ${n}: not a ${EXPORT_FORMAT} file`, 1);
-      if (!READABLE_VERSIONS.includes(value.version as number)) throw new CliError(`line ${n}: export version ${String(value.version)}; this release reads versions ${READABLE_VERSIONS.join(' and ')}`, 1);
+      if (!READABLE_VERSIONS.includes(value.version as number)) throw new CliError(`line ${n}: export version ${String(value.version)}; this release reads versions ${READABLE_VERSIONS.slice(0, -1).join(', ')} and ${READABLE_VERSIONS.at(-1)}`, 1);
       return value as ExportLine;
     case 'user':
       for (const f of ['id', 'username', 'passwordHash']) if (!STRING(value[f])) throw bad(f);
@@ -197,17 +205,22 @@ function parseLine(text: string, n: number): ExportLine {
       const accountBad = importedAccountProblem(value as unknown as ServiceAccountRecord);
       if (accountBad) throw new CliError(`line ${n}: service account ${quoted(value.name)}: ${accountBad}`, 1);
       return value as ExportLine;
+    case 'session': {
+      for (const f of ['id', 'userId', 'tokenHash', 'clientAddress', 'userAgent']) if (!STRING(value[f])) throw bad(f);
+      if (!isId(value.id as string, 'ses')) throw bad('id');
+      if (!isId(value.userId as string, 'usr')) throw bad('userId');
+      for (const f of ['userGeneration', 'generation', 'createdAt', 'lastRefreshedAt', 'expiresAt', 'tokenExpiresAt']) if (!TIME(value[f])) throw bad(f);
+      if (!Array.isArray(value.amr) || value.amr.length === 0 || !value.amr.every((m) => STRING(m) && /^[a-z]{2,8}$/.test(m))) throw bad('amr');
+      const p = value.previous as { hash?: unknown; rotatedAt?: unknown; sealed?: unknown } | undefined;
+      if (p !== undefined && (typeof p !== 'object' || p === null || !STRING(p.hash) || !TIME(p.rotatedAt) || !STRING(p.sealed))) throw bad('previous');
+      return value as ExportLine;
+    }
     default:
       throw new CliError(`line ${n}: unknown kind ${JSON.stringify(value.kind)}`, 1);
   }
 }
 
-export interface ImportReport {
-  readonly users: number;
-  readonly serviceAccounts: number;
-  /** Already there with the same id: left as they are (an import run twice changes nothing). */
-  readonly present: number;
-}
+export type ImportReport = ImportCounts;
 
 /**
  * import [--in file]: the whole file is read and checked before anything is written (a bad line
@@ -232,7 +245,7 @@ export async function importStore(args: readonly string[], io: Io): Promise<Impo
     // The first line that is not blank is the header, and only it.
     if ((lines.length === 0) !== (line.kind === 'header')) throw new CliError(`line ${n}: ${lines.length === 0 ? `not a ${EXPORT_FORMAT} file (no header)` : 'a second header'}`, 1);
     if (line.kind !== 'header') {
-      for (const key of [`id ${line.id}`, line.kind === 'user' ? `user ${line.username}` : `service account ${line.name}`]) {
+      for (const key of [`id ${line.id}`, ...(line.kind === 'user' ? [`user ${line.username}`] : line.kind === 'service_account' ? [`service account ${line.name}`] : [])]) {
         const first = seen.get(key);
         if (first !== undefined) throw new CliError(`line ${n}: ${key.startsWith('id') ? 'the id' : 'the name'} of line ${first} again`, 1);
         seen.set(key, n);
@@ -244,12 +257,14 @@ export async function importStore(args: readonly string[], io: Io): Promise<Impo
   const store = postgresOf(config);
   try {
     await store.connect();
-    const report = await store.importRecords(lines.filter((l) => l.kind !== 'header') as Array<Exclude<ExportLine, { kind: 'header' }>>, usernameSkeleton);
-    io.err(`imported ${report.users} users and ${report.serviceAccounts} service accounts; ${report.present} were there already`);
+    const header = lines[0] as Extract<ExportLine, { kind: 'header' }>;
+    const report = await store.importRecords(lines.slice(1) as Array<Exclude<ExportLine, { kind: 'header' }>>, usernameSkeleton, Date.parse(header.exportedAt) || 0);
+    io.err(`imported ${report.users} users, ${report.sessions} sessions and ${report.serviceAccounts} service accounts; ${report.updated} brought up to date; ${report.present} as they were`);
     return report;
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw new CliError((err as Error).message, 1);
+    const cause = (err as Error).cause;
+    throw new CliError(`${(err as Error).message}${cause instanceof Error ? `: ${cause.message}` : ''}`, 1);
   } finally {
     await store.close();
   }

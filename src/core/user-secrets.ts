@@ -89,6 +89,33 @@ export function lastingSecrets(record: UserSecretsRecord | undefined): SecondFac
   return doc.totp ? { totp: doc.totp, recovery: doc.recovery ?? [] } : undefined;
 }
 
+/**
+ * A second factor brought across by a later import of a newer export (moving stores in two
+ * passes): what the target keeps. The same factor (same confirmation time) keeps the later step
+ * and only the recovery codes unspent on both sides, so a code spent anywhere stays spent; a
+ * different factor, the one confirmed last. No factor in the export: one confirmed before the
+ * export was turned off at the source (it goes); one confirmed after it stays. Returns the
+ * document to write, or undefined when it is to be deleted.
+ */
+export function mergeImportedFactor(existing: UserSecrets, imported: SecondFactorExport | undefined, exportedAt: number): UserSecrets | undefined {
+  const keep = existing.totp;
+  let totp: UserSecrets['totp'];
+  let recovery: readonly string[] | undefined;
+  if (!imported) {
+    if (!keep || keep.confirmedAt >= exportedAt) return existing;
+    [totp, recovery] = [undefined, undefined];
+  } else if (keep && keep.confirmedAt === imported.totp.confirmedAt && keep.secret === imported.totp.secret) {
+    totp = { ...keep, lastStep: Math.max(keep.lastStep, imported.totp.lastStep) };
+    recovery = (existing.recovery ?? []).filter((h) => imported.recovery.includes(h));
+  } else if (keep && keep.confirmedAt > imported.totp.confirmedAt) {
+    return existing;
+  } else {
+    [totp, recovery] = [imported.totp, imported.recovery];
+  }
+  const doc = compact({ ...existing, totp, recovery });
+  return Object.keys(doc).length === 0 ? undefined : doc;
+}
+
 /** Drops what has expired by `now`; empty fields go. */
 export function pruned(doc: UserSecrets, now: number): UserSecrets {
   const logins = doc.logins?.filter((l) => l.expiresAt > now);

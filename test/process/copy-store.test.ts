@@ -1,3 +1,4 @@
+import { knownMigrations } from '../../src/store/postgres/migrations';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,6 +63,8 @@ async function loginWorks(env: Record<string, string>, username: string, hasher?
   }
 }
 
+const KNOWN = knownMigrations().length;
+
 describeNeeding(['redis-server'], 'moving in: export and import', () => {
   describeWithPostgres('to PostgreSQL', (pg) => {
     let redis: TestRedis;
@@ -93,14 +96,14 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
 
       const file = join(dir, 'from-redis.jsonl');
       const exported = cli(['export', '--out', file], redisEnv);
-      expect(exported).toMatchObject({ code: 0, err: 'grpc-auth: exported 3 users and 1 service accounts from the redis store\n' });
+      expect(exported).toMatchObject({ code: 0, err: 'grpc-auth: exported 3 users, 2 sessions and 1 service accounts from the redis store\n' });
       expect(statSync(file).mode & 0o777).toBe(0o600);
       expect(cli(['export', '--out', file], redisEnv)).toMatchObject({ code: 1, err: `grpc-auth: cannot write ${file}: it exists already\n` });
 
       const target = await pg().createDatabase();
-      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: 'grpc-auth: imported 3 users and 1 service accounts; 0 were there already\n' });
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: 'grpc-auth: imported 3 users, 2 sessions and 1 service accounts; 0 brought up to date; 0 as they were\n' });
       // Run twice, it changes nothing.
-      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: 'grpc-auth: imported 0 users and 0 service accounts; 4 were there already\n' });
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: 'grpc-auth: imported 0 users, 0 sessions and 0 service accounts; 0 brought up to date; 6 as they were\n' });
       const moved = new PostgresStore({ connection: { url: target, poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
       await moved.connect();
       try {
@@ -119,7 +122,7 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
       // And on from PostgreSQL, by standard output and input.
       const again = cli(['export'], { AUTH_DATABASE_URL: target });
       expect(again.code).toBe(0);
-      expect(again.out.split('\n').filter(Boolean).map((l) => JSON.parse(l).kind)).toEqual(['header', 'user', 'user', 'user', 'service_account']);
+      expect(again.out.split('\n').filter(Boolean).map((l) => JSON.parse(l).kind)).toEqual(['header', 'user', 'session', 'session', 'user', 'session', 'session', 'user', 'service_account']);
       const second = await pg().createDatabase();
       expect(cli(['import'], { AUTH_DATABASE_URL: second }, again.out)).toMatchObject({ code: 0 });
       const copy = new PostgresStore({ connection: { url: second, poolSize: 1 }, statementTimeoutMs: 1000, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'off' });
@@ -139,7 +142,7 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
       const usersFile = join(dir, 'users.txt');
       writeFileSync(usersFile, `carol:${hashed.stdout.trim()}:admin\n`);
       const file = join(dir, 'from-file.jsonl');
-      expect(cli(['export', '--out', file], { AUTH_USERS_FILE: usersFile })).toMatchObject({ code: 0, err: 'grpc-auth: exported 1 users and 0 service accounts from the memory store\n' });
+      expect(cli(['export', '--out', file], { AUTH_USERS_FILE: usersFile })).toMatchObject({ code: 0, err: 'grpc-auth: exported 1 users, 0 sessions and 0 service accounts from the memory store\n' });
       const line = JSON.parse(readFileSync(file, 'utf8').split('\n')[1]!);
       expect(line).toMatchObject({ kind: 'user', username: 'carol', roles: ['admin'], origin: 'file' });
       const target = await pg().createDatabase();
@@ -169,7 +172,7 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
         },
         { input: `${header}\n${dan}\n{"kind":"user","id":"usr_B"}\n`, err: 'grpc-auth: line 3: user without a valid username\n' },
         { input: `${header}\nnot json\n`, err: 'grpc-auth: line 2: not JSON\n' },
-        { input: `${header.replace('"version":1', '"version":3')}\n`, err: 'grpc-auth: line 1: export version 3; this release reads versions 1 and 2\n' },
+        { input: `${header.replace('"version":1', '"version":4')}\n`, err: 'grpc-auth: line 1: export version 4; this release reads versions 1, 2 and 3\n' },
         {
           input: `${header}\n${user('usr_AAAAAAAAAAAAAAAAAAAAAA', 'dan').replace('}', ',"secondFactor":{"totp":{"secret":"not base32!","confirmedAt":1,"lastStep":1},"recovery":[]}}')}\n`,
           err: 'grpc-auth: line 2: user without a valid secondFactor\n',
@@ -212,10 +215,10 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
     test('grpc-auth migrate: applies once, reports the version; the service started with AUTH_DATABASE_MIGRATE=off serves after it', async () => {
       const target = await pg().createDatabase();
       const env = { AUTH_DATABASE_URL: target, AUTH_DATABASE_MIGRATE: 'off' };
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 0; this release knows 4 (run grpc-auth migrate)\n' });
-      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'applied migrations 1, 2, 3, 4\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: `schema version 0; this release knows ${KNOWN} (run grpc-auth migrate)\n` });
+      expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: `applied migrations ${Array.from({ length: KNOWN }, (_, i) => i + 1).join(', ')}\n` });
       expect(cli(['migrate'], env)).toMatchObject({ code: 0, out: 'the schema is up to date\n' });
-      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: 'schema version 4; this release knows 4\n' });
+      expect(cli(['migrate', '--status'], env)).toMatchObject({ code: 0, out: `schema version ${KNOWN}; this release knows ${KNOWN}\n` });
       const server = await startTestServer({ env, clock: new ManualClock() });
       try {
         expect((await server.auth.register({ username: 'eve', password: PASSWORD })).userId).toMatch(/^usr_/);

@@ -1,5 +1,7 @@
 import type { LiveUser, UserOrigin, UserRecord } from '../../core/records.js';
 import type { Credential, ServiceAccountRecord } from '../../core/service-accounts.js';
+import { sharedAmr } from '../../core/amr.js';
+import type { SessionRecord } from '../store.js';
 
 /* The PostgreSQL store's rows and SQL fragments, and the core's records they make. */
 
@@ -66,4 +68,40 @@ export function accountOf(row: AccountRow): ServiceAccountRecord {
 
 export function liveOf(row: { id: string; username: string; roles: string[]; revision: number }): LiveUser {
   return { id: row.id, username: row.username, roles: row.roles, revision: row.revision };
+}
+
+/** A row of auth_sessions as export and import read and write it. */
+export interface SessionRow {
+  id: string;
+  user_generation: number;
+  generation: number;
+  token_hash: string;
+  previous_hash: string | null;
+  previous_rotated_at: number | null;
+  previous_sealed: string | null;
+  created_at: number;
+  last_refreshed_at: number;
+  expires_at: number;
+  token_expires_at: number;
+  client_address: string;
+  user_agent: string;
+  amr: string;
+}
+
+export function sessionOf(userId: string, r: SessionRow): SessionRecord {
+  return {
+    id: r.id,
+    userId,
+    userGeneration: r.user_generation,
+    generation: r.generation,
+    tokenHash: r.token_hash,
+    previous: r.previous_hash !== null && r.previous_rotated_at !== null && r.previous_sealed !== null ? { hash: r.previous_hash, rotatedAt: r.previous_rotated_at, sealed: r.previous_sealed } : undefined,
+    createdAt: r.created_at,
+    lastRefreshedAt: r.last_refreshed_at,
+    expiresAt: r.expires_at,
+    tokenExpiresAt: r.token_expires_at,
+    clientAddress: r.client_address,
+    userAgent: r.user_agent,
+    amr: sharedAmr(r.amr),
+  };
 }
