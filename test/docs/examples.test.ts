@@ -1,16 +1,21 @@
+import { Metadata } from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AccountService } from '../../gen/auth/v1/account_pb';
 import { AuthService } from '../../gen/auth/v1/auth_pb';
 import { generateEcPem } from '../../src/core/keys';
 import { createClient } from '../../src/grpc/client';
 import { startOtlpReceiver } from '../helpers/otlp';
+import { startPgBouncer } from '../helpers/pgbouncer';
 import { startPostgres, type TestPostgres } from '../helpers/postgres';
 import { MAIN, ROOT, startProcess } from '../helpers/process';
-import { describeWithRedis } from '../helpers/redis';
+import { describeWithRedis, freePort } from '../helpers/redis';
+import { describeNeeding } from '../helpers/requires';
 import { PASSWORD } from '../helpers/server';
 import { createTestCa, describeWithOpenssl } from '../helpers/tls';
+import { eventually } from '../helpers/wait';
 import { docBlock } from '../helpers/walkthrough';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -165,35 +170,104 @@ describeWithOpenssl('docs/postgresql.md', () => {
   }, 30_000);
 
   describeWithRedis('moving in from Redis', (redis) => {
-    test('the documented export and import move a user from Redis to PostgreSQL', async () => {
-      const [exportLine, importLine] = commandLines(docBlock('docs/postgresql.md', 'move-in'));
+    test('the documented two-pass cut-over moves a user, their session and a password changed between the passes', async () => {
+      const lines = commandLines(docBlock('docs/postgresql.md', 'move-in'));
+      expect(lines.map((l) => l.argv.slice(0, 2).join(' '))).toEqual(['grpc-auth export', 'grpc-auth import', 'grpc-auth maintenance', 'grpc-auth export', 'grpc-auth import']);
       const secure = mkdtempSync(join(tmpdir(), 'move-in-'));
       const map = (args: string[]) => args.map((a) => a.replace('/secure/', `${secure}/`));
-      // Someone to move: registered on the Redis store.
-      const source = await startProcess({ AUTH_REDIS_URL: redis().url });
+      const target = await local(lines[1]!.env.AUTH_DATABASE_URL!);
+      // The Redis lines with the source instance's store timeout (maintenance waits for it).
+      const envOf = (e: Record<string, string>) => ({ PATH: process.env.PATH ?? '', ...e, ...(e.AUTH_REDIS_URL ? { AUTH_REDIS_URL: redis().url, AUTH_STORE_TIMEOUT: '1s' } : {}), ...(e.AUTH_DATABASE_URL ? { AUTH_DATABASE_URL: target } : {}) });
+      // Someone to move: registered and signed in on the Redis store.
+      const source = await startProcess({ AUTH_REDIS_URL: redis().url, AUTH_STORE_TIMEOUT: '1s' });
       const client = createClient(AuthService, String(source.started.address));
       await client.register({ username: 'mover', password: PASSWORD });
+      const session = await client.login({ username: 'mover', password: PASSWORD });
+      const outputs: string[] = [];
+      const runLine = (i: number) => {
+        const [node, ...args] = map(argvOf(lines[i]!.argv));
+        const r = spawnSync(node!, args, { env: envOf(lines[i]!.env), encoding: 'utf8' });
+        expect({ line: i, status: r.status }).toEqual({ line: i, status: 0 });
+        outputs.push(r.stderr.trim());
+      };
+      runLine(0);
+      runLine(1);
+      // Between the passes the user changes their password (the session refreshes too).
+      const account = createClient(AccountService, String(source.started.address));
+      const metadata = new Metadata();
+      metadata.set('authorization', `Bearer ${session.accessToken}`);
+      await account.changePassword({ currentPassword: PASSWORD, newPassword: `${PASSWORD} changed` }, { metadata });
+      const refreshed = await client.refresh({ refreshToken: session.refreshToken });
+      runLine(2);
+      await expect(client.register({ username: 'too-late', password: PASSWORD })).rejects.toMatchObject({ code: 14 });
+      runLine(3);
+      runLine(4);
+      expect(outputs).toEqual([
+        'grpc-auth: exported 1 users, 1 sessions and 0 service accounts from the redis store',
+        'grpc-auth: imported 1 users, 1 sessions and 0 service accounts; 0 brought up to date; 0 as they were',
+        expect.stringMatching(/^grpc-auth: maintenance on: waiting \d+\.\d s for every instance to see it$/) as string,
+        'grpc-auth: exported 1 users, 1 sessions and 0 service accounts from the redis store',
+        'grpc-auth: imported 0 users, 1 sessions and 0 service accounts; 1 brought up to date; 0 as they were',
+      ]);
       client.close();
+      account.close();
       source.child.kill('SIGTERM');
       await source.exit;
-      mkdirSync(secure, { recursive: true });
-      const env = (e: Record<string, string>) => ({ PATH: process.env.PATH ?? '', ...e });
-      const [node, ...exportArgs] = map(argvOf(exportLine!.argv));
-      const exported = spawnSync(node!, exportArgs, { env: env({ ...exportLine!.env, AUTH_REDIS_URL: redis().url }), encoding: 'utf8' });
-      expect({ status: exported.status, stderr: exported.stderr }).toEqual({ status: 0, stderr: 'grpc-auth: exported 1 users and 0 service accounts from the redis store\n' });
-      const target = await local(importLine!.env.AUTH_DATABASE_URL!);
-      const [, ...importArgs] = map(argvOf(importLine!.argv));
-      const imported = spawnSync(node!, importArgs, { env: env({ AUTH_DATABASE_URL: target }), encoding: 'utf8' });
-      expect({ status: imported.status, stderr: imported.stderr }).toEqual({ status: 0, stderr: 'grpc-auth: imported 1 users and 0 service accounts; 0 were there already\n' });
       const onPg = await startProcess({ AUTH_DATABASE_URL: target });
       const pgClient = createClient(AuthService, String(onPg.started.address));
       try {
-        expect((await pgClient.login({ username: 'mover', password: PASSWORD })).accessToken).not.toBe('');
+        await expect(pgClient.login({ username: 'mover', password: PASSWORD })).rejects.toMatchObject({ code: 16 });
+        expect((await pgClient.login({ username: 'mover', password: `${PASSWORD} changed` })).accessToken).not.toBe('');
+        expect((await pgClient.refresh({ refreshToken: refreshed.refreshToken })).accessToken).not.toBe('');
       } finally {
         pgClient.close();
         onPg.child.kill('SIGTERM');
         await onPg.exit;
       }
     }, 60_000);
+  });
+
+  test('the documented multi-host URL: the first host down, the service writes to the next', async () => {
+    const [line] = commandLines(docBlock('docs/postgresql.md', 'multi-host-url'));
+    const database = new URL(await pg.createDatabase()).pathname;
+    const down = await freePort();
+    line!.env.AUTH_DATABASE_URL = line!.env.AUTH_DATABASE_URL!.replace(/@db1\.internal:5432,db2\.internal:5432\/auth/, `@127.0.0.1:${down},127.0.0.1:${new URL(pg.url).port}${database}`).replace('sslmode=verify-full', `sslmode=verify-full&sslrootcert=${ca.caPem}`);
+    expect(line!.env.AUTH_DATABASE_URL).toContain('target_session_attrs=read-write');
+    await startsAndStops(line!, async (started) => {
+      expect(started).toMatchObject({ store: 'postgres' });
+      const c = createClient(AuthService, String(started.address));
+      await eventually(async () => c.register({ username: 'multi', password: PASSWORD }).then(() => true, () => false), { timeoutMs: 10_000, intervalMs: 100 });
+      c.close();
+    });
+  }, 30_000);
+
+  test('the documented operator commands run against the database', async () => {
+    const url = await pg.createDatabase();
+    const env = { PATH: process.env.PATH ?? '', AUTH_DATABASE_URL: url };
+    for (const line of commandLines(docBlock('docs/postgresql.md', 'operators'))) {
+      const [node, ...args] = argvOf(line.argv);
+      const r = spawnSync(node!, args, { env, encoding: 'utf8' });
+      expect({ command: line.argv.join(' '), status: r.status, stderr: r.stderr }).toEqual({ command: line.argv.join(' '), status: 0, stderr: '' });
+    }
+  }, 30_000);
+
+  describeNeeding(['pgbouncer'], 'behind PgBouncer', () => {
+    test('the documented pgbouncer=true URL serves through Debian\'s PgBouncer in transaction mode', async () => {
+      const [line] = commandLines(docBlock('docs/postgresql.md', 'pgbouncer-url'));
+      const bouncer = await startPgBouncer(pg);
+      try {
+        const database = new URL(await pg.createDatabase()).pathname;
+        line!.env.AUTH_DATABASE_URL = line!.env.AUTH_DATABASE_URL!.replace(/@pgbouncer\.internal:6432\/auth/, `@127.0.0.1:${bouncer.port}${database}`);
+        expect(line!.env.AUTH_DATABASE_URL).toMatch(/\?pgbouncer=true$/);
+        await startsAndStops(line!, async (started) => {
+          const c = createClient(AuthService, String(started.address));
+          await c.register({ username: 'pooled', password: PASSWORD });
+          expect((await c.login({ username: 'pooled', password: PASSWORD })).accessToken).not.toBe('');
+          c.close();
+        });
+      } finally {
+        await bouncer.stop();
+      }
+    }, 30_000);
   });
 });
