@@ -17,6 +17,7 @@ import { RegisterFlow } from './core/register.js';
 import { ServiceAccountAdmin, ServiceTokenFlow } from './core/service-accounts.js';
 import { SessionFlows } from './core/session-flows.js';
 import { MFA_DEFAULTS, SecondFactors } from './core/mfa.js';
+import { PASSKEY_DEFAULTS, Passkeys } from './core/passkeys.js';
 import { PasswordResetRequests } from './core/password-reset.js';
 import { WebhookDelivery } from './reset-hook.js';
 import { AccountService } from '../gen/auth/v1/account_pb.js';
@@ -183,14 +184,23 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const resets = new PasswordResetRequests({ users: store, rates: store, factors, delivery });
   const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random, secondFactors: factors }, config);
   const accountDeps = { users: store, hasher, random, sessions, throttle };
+  const passkeys = new Passkeys(
+    { store, secrets: store, users: store, rates: store, throttle, random, clock, spendCode: (code, refusal, ctx) => factors.spendForChange(code, refusal, ctx) },
+    {
+      rpId: config.webauthnRpId,
+      rpName: config.webauthnRpName,
+      origins: config.webauthnOrigins.length > 0 || config.webauthnRpId === undefined ? config.webauthnOrigins : [`https://${config.webauthnRpId}`],
+      ...PASSKEY_DEFAULTS,
+    },
+  );
   const serviceTokens = new ServiceTokenFlow({ accounts: store, throttle, accessTokens, clock }, { issuer: config.issuer, clockSkewMs: config.clockSkewMs });
 
   const server = createAuthServer({
     services: [
-      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson, factors, resets, policy })),
+      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson, factors, resets, policy, passkeys })),
       served(SecureService, secureService(clock)),
-      served(AccountService, accountService(new AccountFlows(accountDeps, policy), factors, sessions)),
-      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }), factors)),
+      served(AccountService, accountService(new AccountFlows(accountDeps, policy), factors, sessions, passkeys)),
+      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }), factors, passkeys)),
     ],
     mfaRequiredServices: config.adminRequireMfa ? [AdminService.typeName] : [],
     authenticate: (token) => introspector.introspect(token),

@@ -21,6 +21,18 @@ function isRedisUrl(value: string): boolean {
     return false;
   }
 }
+/** Why a string is not an origin (scheme, host and port only), or undefined when it is one. */
+function originProblem(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'http:// or https://';
+    if (url.origin !== value) return `${value} is not an origin: write it as ${url.origin}`;
+    return undefined;
+  } catch {
+    return 'scheme://host[:port]';
+  }
+}
+
 /** Why a PostgreSQL URL cannot be used (the host list, a port, an option), or undefined when it can. */
 function postgresUrlProblem(value: string): string | undefined {
   try {
@@ -88,6 +100,21 @@ export const settings = {
     default: 'grpc-auth',
     doc: 'The issuer authenticator apps show beside the username (the `otpauth://` URI of EnrollTotp)',
     pattern: { test: (v) => v.length <= 64 && !/[:%]/.test(v), says: 'at most 64 characters, without : or %' },
+  }),
+  webauthnRpId: text('AUTH_WEBAUTHN_RP_ID', {
+    shown: '(none: passkeys are off)',
+    doc: 'The WebAuthn relying party id: the domain passkeys are made for (e.g. `example.com`); the passkey RPCs answer FAILED_PRECONDITION without it',
+    pattern: { test: (v) => /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v), says: 'a lower-case domain name, without scheme or port' },
+  }),
+  webauthnRpName: textWithDefault('AUTH_WEBAUTHN_RP_NAME', {
+    default: 'grpc-auth',
+    doc: 'The name a browser shows for the relying party when it makes a passkey',
+    pattern: { test: (v) => v.length <= 64 && !/[\u0000-\u001f]/.test(v), says: 'at most 64 printable characters' },
+  }),
+  webauthnOrigins: list('AUTH_WEBAUTHN_ORIGINS', {
+    shown: '(https:// and the RP id)',
+    doc: 'The exact origins a passkey ceremony may come from, comma-separated (e.g. `https://example.com,https://app.example.com`); each host must be the RP id or under it',
+    item: (v) => (originProblem(v) === undefined ? undefined : `must list origins (${originProblem(v)})`),
   }),
   adminRequireMfa: flag('AUTH_ADMIN_REQUIRE_MFA', { doc: '`true` makes every AdminService call need a sign-in with a second factor (as `mfa: true` in its policy)' }),
   mfaRequiredRoles: list('AUTH_MFA_REQUIRED_ROLES', {
@@ -248,6 +275,15 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
     prod && v.passwordResetHookUrl !== undefined && !v.passwordResetHookUrl.startsWith('https:') && !v.allowInsecure
       ? 'AUTH_PASSWORD_RESET_HOOK_URL must be https:// when NODE_ENV=production (it carries reset codes), or AUTH_ALLOW_INSECURE=true'
       : undefined,
+  (v) => (v.webauthnOrigins.length > 0 && v.webauthnRpId === undefined ? 'AUTH_WEBAUTHN_ORIGINS needs AUTH_WEBAUTHN_RP_ID' : undefined),
+  (v) => {
+    const outside = v.webauthnRpId === undefined ? [] : v.webauthnOrigins.filter((o) => { const host = new URL(o).hostname; return host !== v.webauthnRpId && !host.endsWith(`.${v.webauthnRpId}`); });
+    return outside.length > 0 ? `AUTH_WEBAUTHN_ORIGINS: ${outside.join(', ')} is not on AUTH_WEBAUTHN_RP_ID (${v.webauthnRpId}) or under it; browsers refuse such a ceremony` : undefined;
+  },
+  (v, prod) => {
+    const plain = v.webauthnOrigins.filter((o) => o.startsWith('http:') && new URL(o).hostname !== 'localhost');
+    return prod && plain.length > 0 ? `AUTH_WEBAUTHN_ORIGINS must be https:// when NODE_ENV=production (${plain.join(', ')}); browsers allow http only on localhost` : undefined;
+  },
   (v) => ((v.tlsCert === undefined) !== (v.tlsKey === undefined) ? 'AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither' : undefined),
   (v) => (v.tlsClientCa !== undefined && v.tlsCert === undefined ? 'AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY' : undefined),
   (v, prod) =>

@@ -16,7 +16,9 @@ export interface FlowContext {
   /** The caller's user agent (sanitised, bounded), when known: shown by ListSessions. */
   readonly userAgent?: string | undefined;
   /** The authenticated caller, on protected RPCs: the actor of audit events. */
-  readonly principal?: { readonly userId: string; readonly sessionId: string; readonly roles: readonly string[]; readonly subjectType?: 'user' | 'service_account' } | undefined;
+  readonly principal?:
+    | { readonly userId: string; readonly sessionId: string; readonly roles: readonly string[]; readonly subjectType?: 'user' | 'service_account'; readonly amr?: readonly string[] }
+    | undefined;
 }
 
 export const silentLog: EventLog = { info: () => {}, warn: () => {}, error: () => {} };

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { AccessClaims, AccessTokenVerifier, InvalidReason } from './access-token.js';
 import type { LiveUser } from './records.js';
+import { multiFactor } from './amr.js';
 
 /** Who a token names: a person with a session, or a backend's service account. */
 export type SubjectType = 'user' | 'service_account';
@@ -27,7 +28,7 @@ export interface Principal {
   readonly clientId?: string | undefined;
   /** The TLS client certificate the token is bound to (RFC 8705), when it is. */
   readonly certificateThumbprint?: string | undefined;
-  /** How the user authenticated (RFC 8176): ["pwd"] or ["pwd", "otp"]; empty for a service account. */
+  /** How the user authenticated (RFC 8176): ["pwd"], ["pwd", "otp"] or ["pop", "mfa"] (a passkey); empty for a service account. */
   readonly amr: readonly string[];
   /** When the subject authenticated, seconds since the epoch (a service account: when the token was issued). */
   readonly authTime: number;
@@ -35,9 +36,9 @@ export interface Principal {
   readonly withheldRoles: readonly string[];
 }
 
-/** Whether a principal signed in with a second factor (RFC 8176 "otp"). */
+/** Whether a principal signed in with a second factor (RFC 8176 "otp", or "mfa": a user-verified passkey). */
 export function hasSecondFactor(principal: Pick<Principal, 'amr'>): boolean {
-  return principal.amr.includes('otp');
+  return multiFactor(principal.amr);
 }
 
 /**
@@ -45,7 +46,7 @@ export function hasSecondFactor(principal: Pick<Principal, 'amr'>): boolean {
  * the session began with a second factor. One rule for issuing tokens and for reading them.
  */
 export function grantedRoles(roles: readonly string[], amr: readonly string[], mfaRoles: readonly string[]): { granted: readonly string[]; withheld: readonly string[] } {
-  if (mfaRoles.length === 0 || amr.includes('otp')) return { granted: roles, withheld: [] };
+  if (mfaRoles.length === 0 || multiFactor(amr)) return { granted: roles, withheld: [] };
   return { granted: roles.filter((r) => !mfaRoles.includes(r)), withheld: roles.filter((r) => mfaRoles.includes(r)) };
 }
 

@@ -19,7 +19,9 @@ import {
   pruned,
   RECOVERY_CODES,
   sameDigest,
+  spend,
   type SecretsDecision,
+  type Spent,
   type UserSecrets,
   type UserSecretStore,
 } from './user-secrets.js';
@@ -110,30 +112,8 @@ function factorName(spent: Spent): 'totp' | 'recovery_code' {
   return spent.recovery ? 'recovery_code' : 'totp';
 }
 
-/** What spending a code changed: the document after it, and which kind of code it was. */
-type Spent = { readonly doc: UserSecrets; readonly recovery: boolean };
-
 /** Why a change that needs a code of the factor did not happen: a wrong code, none given, or nothing to change. */
 type Refusal = 'code' | 'required' | 'none';
-
-/**
- * Spends a code of the confirmed factor: a TOTP code of a step after the last one accepted
- * (so each step's code works once, RFC 6238 section 5.2), or an unused recovery code (which
- * leaves). Undefined when it is neither. Pure: the caller writes the result by compare-and-set.
- */
-function spend(doc: UserSecrets, code: string, now: number, allowRecovery = true): Spent | undefined {
-  const totp = doc.totp;
-  if (!totp) return undefined;
-  const trimmed = code.replace(/\s/g, '');
-  const step = totpStep(totp.secret, trimmed, now);
-  if (step !== undefined) return step > totp.lastStep ? { doc: { ...doc, totp: { ...totp, lastStep: step } }, recovery: false } : undefined;
-  if (!allowRecovery) return undefined;
-  const hash = humanCodeDigest(code);
-  const recovery = doc.recovery ?? [];
-  const index = hash === undefined ? -1 : recovery.findIndex((h) => sameDigest(h, hash));
-  if (index < 0) return undefined;
-  return { doc: { ...doc, recovery: recovery.filter((_, i) => i !== index) }, recovery: true };
-}
 
 /**
  * TOTP second factors with recovery codes, the Login gate and CompleteLogin's check, and
@@ -330,6 +310,22 @@ export class SecondFactors {
     ctx.log.warn({ event: 'mfa_disabled', userId, actorId: userId, sessionId, factor: factorName(spent!) }, 'second factor turned off');
   }
 
+  /**
+   * Spends a current code of the TOTP factor, under the session's throttle, for a change to the
+   * user's factors that needs one (DeletePasskey): 'none' when no TOTP factor is on.
+   */
+  async spendForChange(code: string, refusal: string, ctx: FlowContext): Promise<'spent' | 'none'> {
+    const { userId, sessionId } = selfOf(ctx);
+    checkOptionalCodeField('code', code);
+    const outcome = await this.spendCode(userId, sessionId, ctx, refusal, (doc) => {
+      if (!doc.totp) return { keep: true, result: 'none' };
+      if (code === '') return { keep: true, result: 'required' };
+      const spent = spend(doc, code, this.now());
+      return spent ? { write: spent.doc, result: 'ok' } : { keep: true, result: 'code' };
+    });
+    return outcome === 'ok' ? 'spent' : 'none';
+  }
+
   /** Ten new recovery codes for a current code of the factor (the app's, or a recovery code); the old ones stop working. */
   async regenerateRecoveryCodes(code: string, ctx: FlowContext): Promise<string[]> {
     const { userId, sessionId } = selfOf(ctx);
@@ -396,8 +392,9 @@ export class SecondFactors {
     const user = isId(userId, 'usr') ? await this.deps.users.getUser(userId) : undefined;
     if (!user) throw new AuthError('not_found', 'user not found');
     await this.change(userId, (doc) => {
-      const { totp: _, recovery: __, logins: ___, pending: ____, ...rest } = doc;
-      return { write: rest, result: undefined };
+      // Passkeys go too; the user handle stays (a handle is never rewritten).
+      const { totp: _, recovery: __, logins: ___, pending: ____, webauthn, ...rest } = doc;
+      return { write: { ...rest, ...(webauthn ? { webauthn: { handle: webauthn.handle, passkeys: [] } } : {}) }, result: undefined };
     });
     const sessionsEnded = (await this.deps.users.listSessions(userId)).length;
     const revoked = await this.deps.users.updateUser(userId, { revokeSessions: true });

@@ -197,6 +197,11 @@ export class SessionFlows {
     return grantedRoles(roles, amr, this.deps.secondFactors?.mfaRoles ?? []).granted;
   }
 
+  /** A session for a user another flow authenticated (a passkey sign-in), carrying its `amr`. */
+  startAuthenticated(user: Pick<UserRecord, 'id' | 'generation'>, amr: readonly string[], ctx: FlowContext): Promise<TokenPair> {
+    return this.startSession(user, amr, ctx);
+  }
+
   private async startSession(user: Pick<UserRecord, 'id' | 'generation'>, amr: readonly string[], ctx: FlowContext): Promise<TokenPair> {
     const { random, refreshTokens, sessions, accessTokens } = this.deps;
     const sessionId = newId(random, 'ses');

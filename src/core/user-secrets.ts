@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
+import { totpStep } from './totp.js';
 
 /**
  * A user's second-factor and recovery state, kept by the store as one small versioned document
@@ -32,7 +33,31 @@ export interface UserSecrets {
   readonly resets?: readonly ResetCode[] | undefined;
   /** The one reset code documents written before 0.2.0 held; read as an admin's. */
   readonly reset?: { readonly hash: string; readonly expiresAt: number } | undefined;
+  /** Passkeys (passkeys.ts): the user's WebAuthn user handle, set once and never rewritten, and their credentials. */
+  readonly webauthn?: { readonly handle: string; readonly passkeys: readonly StoredPasskey[] } | undefined;
 }
+
+/** A passkey as kept: what verifying its assertions needs, and what ListPasskeys shows. */
+export interface StoredPasskey {
+  /** The credential id, base64url (as the browser's `id`). */
+  readonly id: string;
+  /** COSE public key, base64url. */
+  readonly publicKey: string;
+  /** The authenticator's signature counter at the last use (0 for synced passkeys). */
+  readonly counter: number;
+  readonly transports: readonly string[];
+  /** Backup eligible (a multi-device, synced credential) and backed up (BE and BS flags). */
+  readonly backupEligible: boolean;
+  readonly backedUp: boolean;
+  readonly aaguid: string;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly lastUsedAt?: number | undefined;
+}
+
+/** What spending a code changed: the document after it, and which kind of code it was. */
+export type Spent = { readonly doc: UserSecrets; readonly recovery: boolean };
+
 
 export interface ResetCode {
   readonly hash: string;
@@ -125,6 +150,7 @@ export function pruned(doc: UserSecrets, now: number): UserSecrets {
     pending: doc.pending && doc.pending.expiresAt > now ? doc.pending : undefined,
     logins: logins && logins.length > 0 ? logins.slice(-MAX_PENDING_LOGINS) : undefined,
     resets: liveResetCodes(doc, now),
+    webauthn: doc.webauthn,
   });
 }
 
@@ -204,4 +230,23 @@ export function canonicalHumanCode(typed: string): string | undefined {
 export function humanCodeDigest(code: string): string | undefined {
   const canonical = canonicalHumanCode(code);
   return canonical === undefined ? undefined : digest(`code:${canonical}`);
+}
+
+/**
+ * Spends a code of the confirmed factor: a TOTP code of a step after the last one accepted
+ * (so each step's code works once, RFC 6238 section 5.2), or an unused recovery code (which
+ * leaves). Undefined when it is neither. Pure: the caller writes the result by compare-and-set.
+ */
+export function spend(doc: UserSecrets, code: string, now: number, allowRecovery = true): Spent | undefined {
+  const totp = doc.totp;
+  if (!totp) return undefined;
+  const trimmed = code.replace(/\s/g, '');
+  const step = totpStep(totp.secret, trimmed, now);
+  if (step !== undefined) return step > totp.lastStep ? { doc: { ...doc, totp: { ...totp, lastStep: step } }, recovery: false } : undefined;
+  if (!allowRecovery) return undefined;
+  const hash = humanCodeDigest(code);
+  const recovery = doc.recovery ?? [];
+  const index = hash === undefined ? -1 : recovery.findIndex((h) => sameDigest(h, hash));
+  if (index < 0) return undefined;
+  return { doc: { ...doc, recovery: recovery.filter((_, i) => i !== index) }, recovery: true };
 }

@@ -1,6 +1,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { CredentialType, type ServiceAccountSchema, type SessionSchema, UserOrigin, type UserSchema } from '../../gen/auth/v1/resources_pb.js';
+import { CredentialType, type PasskeySchema, type ServiceAccountSchema, type SessionSchema, UserOrigin, type UserSchema } from '../../gen/auth/v1/resources_pb.js';
+import type { PasskeyView } from '../core/passkeys.js';
 import type { SessionInfo, UserRecord } from '../core/records.js';
 import type { ServiceAccountRecord } from '../core/service-accounts.js';
 
@@ -48,5 +49,19 @@ export function serviceAccountMessage(a: ServiceAccountRecord): MessageInitShape
       kid: c.type === 'key' ? c.kid : '',
       thumbprint: c.type === 'certificate' ? c.thumbprint : c.type === 'key' ? (c.thumbprint ?? c.kid) : '',
     })),
+  };
+}
+
+/** A passkey as the contract shows it: never its public key. */
+export function passkeyMessage(p: PasskeyView): MessageInitShape<typeof PasskeySchema> {
+  return {
+    passkeyId: p.id,
+    name: p.name,
+    createdAt: timestampFromMs(p.createdAt),
+    ...(p.lastUsedAt !== undefined ? { lastUsedAt: timestampFromMs(p.lastUsedAt) } : {}),
+    transports: [...p.transports],
+    backupEligible: p.backupEligible,
+    backedUp: p.backedUp,
+    aaguid: p.aaguid,
   };
 }

@@ -2,12 +2,13 @@ import type { AccountService } from '../../gen/auth/v1/account_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AccountFlows } from '../core/accounts.js';
 import type { SecondFactors } from '../core/mfa.js';
+import type { Passkeys } from '../core/passkeys.js';
 import type { SessionFlows } from '../core/session-flows.js';
-import { sessionMessage, userMessage } from './account-messages.js';
+import { passkeyMessage, sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AccountService: self-service on the caller's own account, each RPC one core call. */
-export function accountService(accounts: AccountFlows, factors: SecondFactors, sessions: Pick<SessionFlows, 'checkPassword'>): ServiceImpl<typeof AccountService> {
+export function accountService(accounts: AccountFlows, factors: SecondFactors, sessions: Pick<SessionFlows, 'checkPassword'>, passkeys: Passkeys): ServiceImpl<typeof AccountService> {
   return {
     getAccount: async (_req, ctx) => {
       const user = userMessage(await accounts.getAccount(ctx));
@@ -41,6 +42,14 @@ export function accountService(accounts: AccountFlows, factors: SecondFactors, s
     },
     revokeOtherSessions: async (_req, ctx) => {
       await accounts.revokeOtherSessions(ctx);
+      return {};
+    },
+    startPasskeyRegistration: async (_req, ctx) => passkeys.startRegistration(ctx),
+    finishPasskeyRegistration: async (req, ctx) => ({ passkey: passkeyMessage(await passkeys.finishRegistration(req, ctx)) }),
+    listPasskeys: async (_req, ctx) => ({ passkeys: (await passkeys.listOwn(ctx)).map(passkeyMessage) }),
+    renamePasskey: async (req, ctx) => ({ passkey: passkeyMessage(await passkeys.rename(req.passkeyId, req.name, ctx)) }),
+    deletePasskey: async (req, ctx) => {
+      await passkeys.delete(req.passkeyId, req.code, ctx);
       return {};
     },
   };

@@ -2,13 +2,19 @@ import type { AdminService } from '../../gen/auth/v1/admin_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AdminFlows } from '../core/accounts.js';
 import type { SecondFactors } from '../core/mfa.js';
+import type { Passkeys } from '../core/passkeys.js';
 import type { ServiceAccountAdmin } from '../core/service-accounts.js';
-import { serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
+import { passkeyMessage, serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AdminService: the administration of users (the proto requires the admin role of every RPC). */
-export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, factors: SecondFactors): ServiceImpl<typeof AdminService> {
+export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, factors: SecondFactors, passkeys: Passkeys): ServiceImpl<typeof AdminService> {
   return {
+    listUserPasskeys: async (req) => ({ passkeys: (await passkeys.list(req.userId)).map(passkeyMessage) }),
+    deleteUserPasskey: async (req, ctx) => {
+      await passkeys.adminDelete(req.userId, req.passkeyId, ctx);
+      return {};
+    },
     resetMfa: async (req, ctx) => {
       await factors.adminReset(req.userId, ctx);
       return {};

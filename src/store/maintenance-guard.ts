@@ -15,6 +15,7 @@ export const READ_OPERATIONS = new Set<string>([
   'listServiceAccounts',
   'liveCredential',
   'readUserSecrets',
+  'passkeyOwner',
   'exportSessions',
   'readMaintenance',
   'setMaintenance',

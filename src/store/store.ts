@@ -5,6 +5,7 @@ import type { ServiceAccountStore } from '../core/service-accounts.js';
 import type { SessionStore } from '../core/session-flows.js';
 import type { RateStore } from '../core/register.js';
 import type { UserSecretStore } from '../core/user-secrets.js';
+import type { PasskeyStore } from '../core/passkeys.js';
 
 export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records.js';
 export type { NewSession, RotateRequest, RotateResult, SessionStore, CreateSessionResult } from '../core/session-flows.js';
@@ -13,6 +14,7 @@ export type { AccountStore, UserChange, UpdateResult, UserQuery } from '../core/
 export type { AttemptGrant, AttemptOutcome, AttemptStore, BackoffPolicy } from '../core/login-throttle.js';
 export type { SessionLiveness } from '../core/introspector.js';
 export type { UserSecretStore, UserSecretsRecord } from '../core/user-secrets.js';
+export type { PasskeyStore } from '../core/passkeys.js';
 export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAccountChange, ServiceAccountUpdate } from '../core/service-accounts.js';
 
 /**
@@ -59,7 +61,7 @@ export interface OperatorStore {
   setMaintenance(on: boolean): Promise<void>;
 }
 
-export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore, OperatorStore {
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore, PasskeyStore, OperatorStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
   /**

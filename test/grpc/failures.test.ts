@@ -7,6 +7,18 @@ import { memoryStore } from '../helpers/stores';
 import type { Store } from '../../src/store/store';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 import { eventually } from '../helpers/wait';
+import { SoftAuthenticator } from '../helpers/authenticator';
+
+const ORIGIN = 'https://example.test';
+/** A response that parses, for a credential nobody has: the store is asked before anything verifies it. */
+const UNKNOWN_RESPONSE = JSON.stringify({ id: 'AAAAAAAAAAAAAAAAAAAAAA', rawId: 'AAAAAAAAAAAAAAAAAAAAAA', type: 'public-key', response: {} });
+
+/** Registers a passkey for the session of `accessToken`; returns its id. */
+async function withPasskey(s: TestServer, accessToken: string): Promise<string> {
+  const started = await s.account.startPasskeyRegistration({}, bearer(accessToken));
+  const made = new SoftAuthenticator(ORIGIN).create(started.optionsJson);
+  return (await s.account.finishPasskeyRegistration({ ceremonyId: started.ceremonyId, responseJson: made.json, name: '' }, bearer(accessToken))).passkey!.passkeyId;
+}
 
 type Mode = 'ok' | 'hang' | 'throw' | 'lose-reply';
 type Op = Exclude<keyof Store, 'close' | 'connect'>;
@@ -60,13 +72,15 @@ describe('a store that fails inside', () => {
   let server: TestServer;
   let tokens: { accessToken: string; refreshToken: string };
   let bobId: string;
+  let aliceId: string;
   beforeEach(async () => {
     const clock = new ManualClock();
     faulty = faultyStore(clock);
-    server = await startTestServer({ store: faulty.store, clock, env: { AUTH_STORE_TIMEOUT: '1s' } });
+    server = await startTestServer({ store: faulty.store, clock, env: { AUTH_STORE_TIMEOUT: '1s', AUTH_WEBAUTHN_RP_ID: 'example.test' } });
     // alice is an admin, so every AccountService and AdminService RPC can be driven into the store.
     const { userId } = await server.auth.register({ username: 'alice', password: PASSWORD });
     await faulty.inner.updateUser(userId, { roles: ['admin'] });
+    aliceId = userId;
     bobId = (await server.auth.register({ username: 'bob', password: PASSWORD })).userId;
     tokens = await server.auth.login({ username: 'alice', password: PASSWORD });
   });
@@ -132,6 +146,19 @@ describe('a store that fails inside', () => {
       ['AccountService.GetAccount', (s) => s.account.getAccount({}, bearer(tokens.accessToken))],
     ],
     writeUserSecrets: [['AccountService.EnrollTotp', (s) => s.account.enrollTotp({}, bearer(tokens.accessToken))]],
+    putCeremony: [
+      ['StartPasskeyLogin', (s) => s.auth.startPasskeyLogin({ username: '' })],
+      ['AccountService.StartPasskeyRegistration', (s) => s.account.startPasskeyRegistration({}, bearer(tokens.accessToken))],
+    ],
+    takeCeremony: [['FinishPasskeyLogin', (s) => s.auth.finishPasskeyLogin({ ceremonyId: 'pkc_AAAAAAAAAAAAAAAAAAAAAA', responseJson: UNKNOWN_RESPONSE })]],
+    passkeyOwner: [
+      [
+        'FinishPasskeyLogin',
+        async (s) => s.auth.finishPasskeyLogin({ ceremonyId: (await s.auth.startPasskeyLogin({ username: '' })).ceremonyId, responseJson: UNKNOWN_RESPONSE }),
+      ],
+    ],
+    linkPasskey: [['AccountService.FinishPasskeyRegistration', (s) => withPasskey(s, tokens.accessToken)]],
+    unlinkPasskey: [['AdminService.DeleteUserPasskey', async (s) => s.admin.deleteUserPasskey({ userId: aliceId, passkeyId: await withPasskey(s, tokens.accessToken) }, bearer(tokens.accessToken))]],
     ping: [],
   };
   const rows = (Object.entries(calls) as Array<[Op, Array<[string, (s: TestServer) => Promise<unknown>]>]>).flatMap(([op, rpcs]) =>

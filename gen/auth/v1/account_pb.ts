@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Session, User } from "./resources_pb.js";
+import type { Passkey, Session, User } from "./resources_pb.js";
 import { file_auth_v1_resources } from "./resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/account.proto.
  */
 export const file_auth_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdXRoL3YxL2FjY291bnQucHJvdG8SB2F1dGgudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QiUgoSR2V0QWNjb3VudFJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXISHwoDbWZhGAIgASgLMhIuYXV0aC52MS5NZmFTdGF0dXMiaQoJTWZhU3RhdHVzEg8KB2VuYWJsZWQYASABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgCIAEoDRIuCgplbmFibGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFFbnJvbGxUb3RwUmVxdWVzdCKAAQoSRW5yb2xsVG90cFJlc3BvbnNlEhUKDWVucm9sbG1lbnRfaWQYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC290cGF1dGhfdXJpGAMgASgJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKEkNvbmZpcm1Ub3RwUmVxdWVzdBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAkSFAoMY3VycmVudF9jb2RlGAMgASgJEhAKCHBhc3N3b3JkGAQgASgJIi0KE0NvbmZpcm1Ub3RwUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiNAoSRGlzYWJsZVRvdHBSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJEgwKBGNvZGUYAiABKAkiFQoTRGlzYWJsZVRvdHBSZXNwb25zZSIuCh5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QSDAoEY29kZRgBIAEoCSI5Ch9SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlMvIFCg5BY2NvdW50U2VydmljZRJFCgpHZXRBY2NvdW50EhouYXV0aC52MS5HZXRBY2NvdW50UmVxdWVzdBobLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlElEKDkNoYW5nZVBhc3N3b3JkEh4uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaHy5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USSwoMTGlzdFNlc3Npb25zEhwuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJOCg1SZXZva2VTZXNzaW9uEh0uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoeLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmAKE1Jldm9rZU90aGVyU2Vzc2lvbnMSIy5hdXRoLnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiQuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USRQoKRW5yb2xsVG90cBIaLmF1dGgudjEuRW5yb2xsVG90cFJlcXVlc3QaGy5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJICgtDb25maXJtVG90cBIbLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GhwuYXV0aC52MS5Db25maXJtVG90cFJlc3BvbnNlEkgKC0Rpc2FibGVUb3RwEhsuYXV0aC52MS5EaXNhYmxlVG90cFJlcXVlc3QaHC5hdXRoLnYxLkRpc2FibGVUb3RwUmVzcG9uc2USbAoXUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXMSJy5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBooLmF1dGgudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZWIGcHJvdG8z", [file_auth_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChVhdXRoL3YxL2FjY291bnQucHJvdG8SB2F1dGgudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QiUgoSR2V0QWNjb3VudFJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXISHwoDbWZhGAIgASgLMhIuYXV0aC52MS5NZmFTdGF0dXMiaQoJTWZhU3RhdHVzEg8KB2VuYWJsZWQYASABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgCIAEoDRIuCgplbmFibGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFFbnJvbGxUb3RwUmVxdWVzdCKAAQoSRW5yb2xsVG90cFJlc3BvbnNlEhUKDWVucm9sbG1lbnRfaWQYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC290cGF1dGhfdXJpGAMgASgJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKEkNvbmZpcm1Ub3RwUmVxdWVzdBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAkSFAoMY3VycmVudF9jb2RlGAMgASgJEhAKCHBhc3N3b3JkGAQgASgJIi0KE0NvbmZpcm1Ub3RwUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiNAoSRGlzYWJsZVRvdHBSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJEgwKBGNvZGUYAiABKAkiFQoTRGlzYWJsZVRvdHBSZXNwb25zZSIuCh5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QSDAoEY29kZRgBIAEoCSI5Ch9SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIiEKH1N0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QiTQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USEwoLY2VyZW1vbnlfaWQYASABKAkSFAoMb3B0aW9uc19qc29uGAIgASgJIlwKIEZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhMKC2NlcmVtb255X2lkGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkSDAoEbmFtZRgDIAEoCSJGCiFGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USIQoHcGFzc2tleRgBIAEoCzIQLmF1dGgudjEuUGFzc2tleSIVChNMaXN0UGFzc2tleXNSZXF1ZXN0IjoKFExpc3RQYXNza2V5c1Jlc3BvbnNlEiIKCHBhc3NrZXlzGAEgAygLMhAuYXV0aC52MS5QYXNza2V5IjgKFFJlbmFtZVBhc3NrZXlSZXF1ZXN0EhIKCnBhc3NrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI6ChVSZW5hbWVQYXNza2V5UmVzcG9uc2USIQoHcGFzc2tleRgBIAEoCzIQLmF1dGgudjEuUGFzc2tleSI4ChREZWxldGVQYXNza2V5UmVxdWVzdBISCgpwYXNza2V5X2lkGAEgASgJEgwKBGNvZGUYAiABKAkiFwoVRGVsZXRlUGFzc2tleVJlc3BvbnNlMsQJCg5BY2NvdW50U2VydmljZRJFCgpHZXRBY2NvdW50EhouYXV0aC52MS5HZXRBY2NvdW50UmVxdWVzdBobLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlElEKDkNoYW5nZVBhc3N3b3JkEh4uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaHy5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USSwoMTGlzdFNlc3Npb25zEhwuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJOCg1SZXZva2VTZXNzaW9uEh0uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoeLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmAKE1Jldm9rZU90aGVyU2Vzc2lvbnMSIy5hdXRoLnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiQuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USRQoKRW5yb2xsVG90cBIaLmF1dGgudjEuRW5yb2xsVG90cFJlcXVlc3QaGy5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJICgtDb25maXJtVG90cBIbLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GhwuYXV0aC52MS5Db25maXJtVG90cFJlc3BvbnNlEkgKC0Rpc2FibGVUb3RwEhsuYXV0aC52MS5EaXNhYmxlVG90cFJlcXVlc3QaHC5hdXRoLnYxLkRpc2FibGVUb3RwUmVzcG9uc2USbAoXUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXMSJy5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBooLmF1dGgudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRJvChhTdGFydFBhc3NrZXlSZWdpc3RyYXRpb24SKC5hdXRoLnYxLlN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaKS5hdXRoLnYxLlN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEnIKGUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb24SKS5hdXRoLnYxLkZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0GiouYXV0aC52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USSwoMTGlzdFBhc3NrZXlzEhwuYXV0aC52MS5MaXN0UGFzc2tleXNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0UGFzc2tleXNSZXNwb25zZRJOCg1SZW5hbWVQYXNza2V5Eh0uYXV0aC52MS5SZW5hbWVQYXNza2V5UmVxdWVzdBoeLmF1dGgudjEuUmVuYW1lUGFzc2tleVJlc3BvbnNlEk4KDURlbGV0ZVBhc3NrZXkSHS5hdXRoLnYxLkRlbGV0ZVBhc3NrZXlSZXF1ZXN0Gh4uYXV0aC52MS5EZWxldGVQYXNza2V5UmVzcG9uc2ViBnByb3RvMw", [file_auth_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * GetAccountRequest is empty: the account is the caller's.
@@ -447,6 +447,233 @@ export const RevokeOtherSessionsResponseSchema: GenMessage<RevokeOtherSessionsRe
   messageDesc(file_auth_v1_account, 18);
 
 /**
+ * StartPasskeyRegistrationRequest is empty: the passkey is for the caller.
+ *
+ * @generated from message auth.v1.StartPasskeyRegistrationRequest
+ */
+export type StartPasskeyRegistrationRequest = Message<"auth.v1.StartPasskeyRegistrationRequest"> & {
+};
+
+/**
+ * Describes the message auth.v1.StartPasskeyRegistrationRequest.
+ * Use `create(StartPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export const StartPasskeyRegistrationRequestSchema: GenMessage<StartPasskeyRegistrationRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 19);
+
+/**
+ * StartPasskeyRegistrationResponse carries the ceremony for the browser.
+ *
+ * @generated from message auth.v1.StartPasskeyRegistrationResponse
+ */
+export type StartPasskeyRegistrationResponse = Message<"auth.v1.StartPasskeyRegistrationResponse"> & {
+  /**
+   * The ceremony, for FinishPasskeyRegistration (single use, 5 minutes).
+   *
+   * @generated from field: string ceremony_id = 1;
+   */
+  ceremonyId: string;
+
+  /**
+   * PublicKeyCredentialCreationOptionsJSON, base64url fields.
+   *
+   * @generated from field: string options_json = 2;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message auth.v1.StartPasskeyRegistrationResponse.
+ * Use `create(StartPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export const StartPasskeyRegistrationResponseSchema: GenMessage<StartPasskeyRegistrationResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 20);
+
+/**
+ * FinishPasskeyRegistrationRequest carries the browser's answer.
+ *
+ * @generated from message auth.v1.FinishPasskeyRegistrationRequest
+ */
+export type FinishPasskeyRegistrationRequest = Message<"auth.v1.FinishPasskeyRegistrationRequest"> & {
+  /**
+   * StartPasskeyRegistration's ceremony_id.
+   *
+   * @generated from field: string ceremony_id = 1;
+   */
+  ceremonyId: string;
+
+  /**
+   * The browser's RegistrationResponseJSON (PublicKeyCredential.toJSON()), at most 16 KiB.
+   *
+   * @generated from field: string response_json = 2;
+   */
+  responseJson: string;
+
+  /**
+   * A name to show it by (at most 64 characters); "Passkey" when empty.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message auth.v1.FinishPasskeyRegistrationRequest.
+ * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 21);
+
+/**
+ * FinishPasskeyRegistrationResponse carries the new passkey.
+ *
+ * @generated from message auth.v1.FinishPasskeyRegistrationResponse
+ */
+export type FinishPasskeyRegistrationResponse = Message<"auth.v1.FinishPasskeyRegistrationResponse"> & {
+  /**
+   * The passkey kept.
+   *
+   * @generated from field: auth.v1.Passkey passkey = 1;
+   */
+  passkey?: Passkey | undefined;
+};
+
+/**
+ * Describes the message auth.v1.FinishPasskeyRegistrationResponse.
+ * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export const FinishPasskeyRegistrationResponseSchema: GenMessage<FinishPasskeyRegistrationResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 22);
+
+/**
+ * ListPasskeysRequest is empty: the passkeys are the caller's.
+ *
+ * @generated from message auth.v1.ListPasskeysRequest
+ */
+export type ListPasskeysRequest = Message<"auth.v1.ListPasskeysRequest"> & {
+};
+
+/**
+ * Describes the message auth.v1.ListPasskeysRequest.
+ * Use `create(ListPasskeysRequestSchema)` to create a new message.
+ */
+export const ListPasskeysRequestSchema: GenMessage<ListPasskeysRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 23);
+
+/**
+ * ListPasskeysResponse carries the caller's passkeys.
+ *
+ * @generated from message auth.v1.ListPasskeysResponse
+ */
+export type ListPasskeysResponse = Message<"auth.v1.ListPasskeysResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated auth.v1.Passkey passkeys = 1;
+   */
+  passkeys: Passkey[];
+};
+
+/**
+ * Describes the message auth.v1.ListPasskeysResponse.
+ * Use `create(ListPasskeysResponseSchema)` to create a new message.
+ */
+export const ListPasskeysResponseSchema: GenMessage<ListPasskeysResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 24);
+
+/**
+ * RenamePasskeyRequest names the passkey and its new name.
+ *
+ * @generated from message auth.v1.RenamePasskeyRequest
+ */
+export type RenamePasskeyRequest = Message<"auth.v1.RenamePasskeyRequest"> & {
+  /**
+   * The passkey's id (its credential id).
+   *
+   * @generated from field: string passkey_id = 1;
+   */
+  passkeyId: string;
+
+  /**
+   * At most 64 characters.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message auth.v1.RenamePasskeyRequest.
+ * Use `create(RenamePasskeyRequestSchema)` to create a new message.
+ */
+export const RenamePasskeyRequestSchema: GenMessage<RenamePasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 25);
+
+/**
+ * RenamePasskeyResponse carries the renamed passkey.
+ *
+ * @generated from message auth.v1.RenamePasskeyResponse
+ */
+export type RenamePasskeyResponse = Message<"auth.v1.RenamePasskeyResponse"> & {
+  /**
+   * The passkey as now named.
+   *
+   * @generated from field: auth.v1.Passkey passkey = 1;
+   */
+  passkey?: Passkey | undefined;
+};
+
+/**
+ * Describes the message auth.v1.RenamePasskeyResponse.
+ * Use `create(RenamePasskeyResponseSchema)` to create a new message.
+ */
+export const RenamePasskeyResponseSchema: GenMessage<RenamePasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 26);
+
+/**
+ * DeletePasskeyRequest names the passkey.
+ *
+ * @generated from message auth.v1.DeletePasskeyRequest
+ */
+export type DeletePasskeyRequest = Message<"auth.v1.DeletePasskeyRequest"> & {
+  /**
+   * The passkey's id (its credential id).
+   *
+   * @generated from field: string passkey_id = 1;
+   */
+  passkeyId: string;
+
+  /**
+   * A current code of the TOTP factor, when one is on (its app's, or a recovery code).
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message auth.v1.DeletePasskeyRequest.
+ * Use `create(DeletePasskeyRequestSchema)` to create a new message.
+ */
+export const DeletePasskeyRequestSchema: GenMessage<DeletePasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 27);
+
+/**
+ * DeletePasskeyResponse is empty.
+ *
+ * @generated from message auth.v1.DeletePasskeyResponse
+ */
+export type DeletePasskeyResponse = Message<"auth.v1.DeletePasskeyResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.DeletePasskeyResponse.
+ * Use `create(DeletePasskeyResponseSchema)` to create a new message.
+ */
+export const DeletePasskeyResponseSchema: GenMessage<DeletePasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 28);
+
+/**
  * AccountService lets users manage their own account: every RPC needs a valid bearer token and
  * acts on the account it names. Missing or invalid tokens get UNAUTHENTICATED.
  *
@@ -564,6 +791,64 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof RegenerateRecoveryCodesRequestSchema;
     output: typeof RegenerateRecoveryCodesResponseSchema;
+  },
+  /**
+   * StartPasskeyRegistration begins adding a passkey to the caller's account: options_json is a
+   * PublicKeyCredentialCreationOptionsJSON (WebAuthn Level 3) for the browser's
+   * PublicKeyCredential.parseCreationOptionsFromJSON. On an account that has a second factor
+   * already, the calling session must have begun with one (UNAUTHENTICATED, reason MFA_REQUIRED).
+   * FAILED_PRECONDITION when passkeys are off (no AUTH_WEBAUTHN_RP_ID) or the account holds 10.
+   *
+   * @generated from rpc auth.v1.AccountService.StartPasskeyRegistration
+   */
+  startPasskeyRegistration: {
+    methodKind: "unary";
+    input: typeof StartPasskeyRegistrationRequestSchema;
+    output: typeof StartPasskeyRegistrationResponseSchema;
+  },
+  /**
+   * FinishPasskeyRegistration keeps the passkey the browser made (its RegistrationResponseJSON)
+   * and ends every other session of the caller. NOT_FOUND for an unknown, used or expired
+   * ceremony; UNAUTHENTICATED when the response does not verify (origin, RP ID, user
+   * verification, challenge); ALREADY_EXISTS for a passkey registered already.
+   *
+   * @generated from rpc auth.v1.AccountService.FinishPasskeyRegistration
+   */
+  finishPasskeyRegistration: {
+    methodKind: "unary";
+    input: typeof FinishPasskeyRegistrationRequestSchema;
+    output: typeof FinishPasskeyRegistrationResponseSchema;
+  },
+  /**
+   * ListPasskeys returns the caller's passkeys.
+   *
+   * @generated from rpc auth.v1.AccountService.ListPasskeys
+   */
+  listPasskeys: {
+    methodKind: "unary";
+    input: typeof ListPasskeysRequestSchema;
+    output: typeof ListPasskeysResponseSchema;
+  },
+  /**
+   * RenamePasskey changes the name a passkey is shown with. NOT_FOUND for another user's passkey.
+   *
+   * @generated from rpc auth.v1.AccountService.RenamePasskey
+   */
+  renamePasskey: {
+    methodKind: "unary";
+    input: typeof RenamePasskeyRequestSchema;
+    output: typeof RenamePasskeyResponseSchema;
+  },
+  /**
+   * DeletePasskey removes one of the caller's passkeys. With a TOTP factor on, `code` must be a
+   * current code of it (spent); without one, the calling session must have begun with a passkey.
+   *
+   * @generated from rpc auth.v1.AccountService.DeletePasskey
+   */
+  deletePasskey: {
+    methodKind: "unary";
+    input: typeof DeletePasskeyRequestSchema;
+    output: typeof DeletePasskeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_account, 0);

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_auth_v1_options } from "./options_pb.js";
-import type { ServiceAccount, Session, User } from "./resources_pb.js";
+import type { Passkey, ServiceAccount, Session, User } from "./resources_pb.js";
 import { file_auth_v1_resources } from "./resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/admin.proto.
  */
 export const file_auth_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChNhdXRoL3YxL2FkbWluLnByb3RvEgdhdXRoLnYxIiIKD1Jlc2V0TWZhUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhIKEFJlc2V0TWZhUmVzcG9uc2UiMQoeQ3JlYXRlUGFzc3dvcmRSZXNldENvZGVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiXwofQ3JlYXRlUGFzc3dvcmRSZXNldENvZGVSZXNwb25zZRIMCgRjb2RlGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEg0KBXJvbGVzGAMgAygJIjEKEkNyZWF0ZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIjMKDkdldFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiLgoPR2V0VXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiUgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIXCg91c2VybmFtZV9wcmVmaXgYAyABKAkiSgoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjEKD1NldFJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIi8KEFNldFJvbGVzUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciI7ChJTZXRQYXNzd29yZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiFQoTU2V0UGFzc3dvcmRSZXNwb25zZSIlChJEaXNhYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIyChNEaXNhYmxlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiJAoRRW5hYmxlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIxChJFbmFibGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSIqChdMaXN0VXNlclNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj4KGExpc3RVc2VyU2Vzc2lvbnNSZXNwb25zZRIiCghzZXNzaW9ucxgBIAMoCzIQLmF1dGgudjEuU2Vzc2lvbiIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiHAoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2UiLQoZUmVzZXRMb2dpblRocm90dGxlUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSIcChpSZXNldExvZ2luVGhyb3R0bGVSZXNwb25zZSI6ChtDcmVhdGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVyb2xlcxgCIAMoCSKNAQocQ3JlYXRlU2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50EhEKCWNsaWVudF9pZBgCIAEoCRIVCg1jbGllbnRfc2VjcmV0GAMgASgJEhEKCXNlY3JldF9pZBgEIAEoCSI2ChhHZXRTZXJ2aWNlQWNjb3VudFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIk0KGUdldFNlcnZpY2VBY2NvdW50UmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudCJYChpMaXN0U2VydmljZUFjY291bnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtuYW1lX3ByZWZpeBgDIAEoCSJpChtMaXN0U2VydmljZUFjY291bnRzUmVzcG9uc2USMQoQc2VydmljZV9hY2NvdW50cxgBIAMoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkoKHVNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRINCgVyb2xlcxgCIAMoCSJSCh5TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudCI6ChxEaXNhYmxlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSJRCh1EaXNhYmxlU2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IjkKG0VuYWJsZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiUAocRW5hYmxlU2VydmljZUFjY291bnRSZXNwb25zZRIwCg9zZXJ2aWNlX2FjY291bnQYASABKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50IjkKG0RlbGV0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiHgocRGVsZXRlU2VydmljZUFjY291bnRSZXNwb25zZSI8Ch5BZGRTZXJ2aWNlQWNjb3VudFNlY3JldFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIksKH0FkZFNlcnZpY2VBY2NvdW50U2VjcmV0UmVzcG9uc2USFQoNY2xpZW50X3NlY3JldBgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkiUgohUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkiJAoiUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSJRChtBZGRTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEhYKDnB1YmxpY19rZXlfandrGAIgASgJIk8KHEFkZFNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJEgsKA2tpZBgCIAEoCRISCgp0aHVtYnByaW50GAMgASgJIkwKHlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIiEKH1JlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiVgokQmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRISCgp0aHVtYnByaW50GAIgASgJIjsKJUJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2USEgoKYmluZGluZ19pZBgBIAEoCSJYCiZVbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSEgoKYmluZGluZ19pZBgCIAEoCSIpCidVbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2Uy0xUKDEFkbWluU2VydmljZRJSCgpDcmVhdGVVc2VyEhouYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBobLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJJCgdHZXRVc2VyEhcuYXV0aC52MS5HZXRVc2VyUmVxdWVzdBoYLmF1dGgudjEuR2V0VXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJPCglMaXN0VXNlcnMSGS5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5hdXRoLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJMCghTZXRSb2xlcxIYLmF1dGgudjEuU2V0Um9sZXNSZXF1ZXN0GhkuYXV0aC52MS5TZXRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtTZXRQYXNzd29yZBIbLmF1dGgudjEuU2V0UGFzc3dvcmRSZXF1ZXN0GhwuYXV0aC52MS5TZXRQYXNzd29yZFJlc3BvbnNlIguCgBkHEgVhZG1pbhJVCgtEaXNhYmxlVXNlchIbLmF1dGgudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GhwuYXV0aC52MS5EaXNhYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpFbmFibGVVc2VyEhouYXV0aC52MS5FbmFibGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRW5hYmxlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJSCgpEZWxldGVVc2VyEhouYXV0aC52MS5EZWxldGVVc2VyUmVxdWVzdBobLmF1dGgudjEuRGVsZXRlVXNlclJlc3BvbnNlIguCgBkHEgVhZG1pbhJkChBMaXN0VXNlclNlc3Npb25zEiAuYXV0aC52MS5MaXN0VXNlclNlc3Npb25zUmVxdWVzdBohLmF1dGgudjEuTGlzdFVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXZva2VVc2VyU2Vzc2lvbnMSIi5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaIy5hdXRoLnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJqChJSZXNldExvZ2luVGhyb3R0bGUSIi5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlcXVlc3QaIy5hdXRoLnYxLlJlc2V0TG9naW5UaHJvdHRsZVJlc3BvbnNlIguCgBkHEgVhZG1pbhJMCghSZXNldE1mYRIYLmF1dGgudjEuUmVzZXRNZmFSZXF1ZXN0GhkuYXV0aC52MS5SZXNldE1mYVJlc3BvbnNlIguCgBkHEgVhZG1pbhJ5ChdDcmVhdGVQYXNzd29yZFJlc2V0Q29kZRInLmF1dGgudjEuQ3JlYXRlUGFzc3dvcmRSZXNldENvZGVSZXF1ZXN0GiguYXV0aC52MS5DcmVhdGVQYXNzd29yZFJlc2V0Q29kZVJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChRDcmVhdGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5DcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJnChFHZXRTZXJ2aWNlQWNjb3VudBIhLmF1dGgudjEuR2V0U2VydmljZUFjY291bnRSZXF1ZXN0GiIuYXV0aC52MS5HZXRTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJtChNMaXN0U2VydmljZUFjY291bnRzEiMuYXV0aC52MS5MaXN0U2VydmljZUFjY291bnRzUmVxdWVzdBokLmF1dGgudjEuTGlzdFNlcnZpY2VBY2NvdW50c1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJ2ChZTZXRTZXJ2aWNlQWNjb3VudFJvbGVzEiYuYXV0aC52MS5TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVxdWVzdBonLmF1dGgudjEuU2V0U2VydmljZUFjY291bnRSb2xlc1Jlc3BvbnNlIguCgBkHEgVhZG1pbhJzChVEaXNhYmxlU2VydmljZUFjY291bnQSJS5hdXRoLnYxLkRpc2FibGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QaJi5hdXRoLnYxLkRpc2FibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChRFbmFibGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuRW5hYmxlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5FbmFibGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJwChREZWxldGVTZXJ2aWNlQWNjb3VudBIkLmF1dGgudjEuRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0GiUuYXV0aC52MS5EZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlIguCgBkHEgVhZG1pbhJ5ChdBZGRTZXJ2aWNlQWNjb3VudFNlY3JldBInLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXF1ZXN0GiguYXV0aC52MS5BZGRTZXJ2aWNlQWNjb3VudFNlY3JldFJlc3BvbnNlIguCgBkHEgVhZG1pbhKCAQoaUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXQSKi5hdXRoLnYxLlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBorLmF1dGgudjEuUmV2b2tlU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoUQWRkU2VydmljZUFjY291bnRLZXkSJC5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBolLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRLZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SeQoXUmVtb3ZlU2VydmljZUFjY291bnRLZXkSJy5hdXRoLnYxLlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVxdWVzdBooLmF1dGgudjEuUmVtb3ZlU2VydmljZUFjY291bnRLZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SiwEKHUJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlEi0uYXV0aC52MS5CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QaLi5hdXRoLnYxLkJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVzcG9uc2UiC4KAGQcSBWFkbWluEpEBCh9VbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlEi8uYXV0aC52MS5VbmJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBowLmF1dGgudjEuVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIguCgBkHEgVhZG1pbmIGcHJvdG8z", [file_auth_v1_options, file_auth_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChNhdXRoL3YxL2FkbWluLnByb3RvEgdhdXRoLnYxIiIKD1Jlc2V0TWZhUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhIKEFJlc2V0TWZhUmVzcG9uc2UiKgoXTGlzdFVzZXJQYXNza2V5c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI+ChhMaXN0VXNlclBhc3NrZXlzUmVzcG9uc2USIgoIcGFzc2tleXMYASADKAsyEC5hdXRoLnYxLlBhc3NrZXkiPwoYRGVsZXRlVXNlclBhc3NrZXlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKcGFzc2tleV9pZBgCIAEoCSIbChlEZWxldGVVc2VyUGFzc2tleVJlc3BvbnNlIjEKHkNyZWF0ZVBhc3N3b3JkUmVzZXRDb2RlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl8KH0NyZWF0ZVBhc3N3b3JkUmVzZXRDb2RlUmVzcG9uc2USDAoEY29kZRgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGChFDcmVhdGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRINCgVyb2xlcxgDIAMoCSIxChJDcmVhdGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlciIzCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJIi4KD0dldFVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIlIKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSFwoPdXNlcm5hbWVfcHJlZml4GAMgASgJIkoKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uYXV0aC52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxCg9TZXRSb2xlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRINCgVyb2xlcxgCIAMoCSIvChBTZXRSb2xlc1Jlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiOwoSU2V0UGFzc3dvcmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhUKE1NldFBhc3N3b3JkUmVzcG9uc2UiJQoSRGlzYWJsZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiMgoTRGlzYWJsZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIiQKEUVuYWJsZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiMQoSRW5hYmxlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXIiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiKgoXTGlzdFVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI+ChhMaXN0VXNlclNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iLAoZUmV2b2tlVXNlclNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhwKGlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlIi0KGVJlc2V0TG9naW5UaHJvdHRsZVJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiHAoaUmVzZXRMb2dpblRocm90dGxlUmVzcG9uc2UiOgobQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcm9sZXMYAiADKAkijQEKHENyZWF0ZVNlcnZpY2VBY2NvdW50UmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudBIRCgljbGllbnRfaWQYAiABKAkSFQoNY2xpZW50X3NlY3JldBgDIAEoCRIRCglzZWNyZXRfaWQYBCABKAkiNgoYR2V0U2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSJNChlHZXRTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQiWAoaTGlzdFNlcnZpY2VBY2NvdW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEwoLbmFtZV9wcmVmaXgYAyABKAkiaQobTGlzdFNlcnZpY2VBY2NvdW50c1Jlc3BvbnNlEjEKEHNlcnZpY2VfYWNjb3VudHMYASADKAsyFy5hdXRoLnYxLlNlcnZpY2VBY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKCh1TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSDQoFcm9sZXMYAiADKAkiUgoeU2V0U2VydmljZUFjY291bnRSb2xlc1Jlc3BvbnNlEjAKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIXLmF1dGgudjEuU2VydmljZUFjY291bnQiOgocRGlzYWJsZVNlcnZpY2VBY2NvdW50UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkiUQodRGlzYWJsZVNlcnZpY2VBY2NvdW50UmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudCI5ChtFbmFibGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIlAKHEVuYWJsZVNlcnZpY2VBY2NvdW50UmVzcG9uc2USMAoPc2VydmljZV9hY2NvdW50GAEgASgLMhcuYXV0aC52MS5TZXJ2aWNlQWNjb3VudCI5ChtEZWxldGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJIh4KHERlbGV0ZVNlcnZpY2VBY2NvdW50UmVzcG9uc2UiPAoeQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSJLCh9BZGRTZXJ2aWNlQWNjb3VudFNlY3JldFJlc3BvbnNlEhUKDWNsaWVudF9zZWNyZXQYASABKAkSEQoJc2VjcmV0X2lkGAIgASgJIlIKIVJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSEQoJc2VjcmV0X2lkGAIgASgJIiQKIlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVzcG9uc2UiUQobQWRkU2VydmljZUFjY291bnRLZXlSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIWCg5wdWJsaWNfa2V5X2p3axgCIAEoCSJPChxBZGRTZXJ2aWNlQWNjb3VudEtleVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCRILCgNraWQYAiABKAkSEgoKdGh1bWJwcmludBgDIAEoCSJMCh5SZW1vdmVTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCSIhCh9SZW1vdmVTZXJ2aWNlQWNjb3VudEtleVJlc3BvbnNlIlYKJEJpbmRTZXJ2aWNlQWNjb3VudENlcnRpZmljYXRlUmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSEgoKdGh1bWJwcmludBgCIAEoCSI7CiVCaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkiWAomVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QSGgoSc2VydmljZV9hY2NvdW50X2lkGAEgASgJEhIKCmJpbmRpbmdfaWQYAiABKAkiKQonVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlMqIXCgxBZG1pblNlcnZpY2USUgoKQ3JlYXRlVXNlchIaLmF1dGgudjEuQ3JlYXRlVXNlclJlcXVlc3QaGy5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SSQoHR2V0VXNlchIXLmF1dGgudjEuR2V0VXNlclJlcXVlc3QaGC5hdXRoLnYxLkdldFVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4STwoJTGlzdFVzZXJzEhkuYXV0aC52MS5MaXN0VXNlcnNSZXF1ZXN0GhouYXV0aC52MS5MaXN0VXNlcnNSZXNwb25zZSILgoAZBxIFYWRtaW4STAoIU2V0Um9sZXMSGC5hdXRoLnYxLlNldFJvbGVzUmVxdWVzdBoZLmF1dGgudjEuU2V0Um9sZXNSZXNwb25zZSILgoAZBxIFYWRtaW4SVQoLU2V0UGFzc3dvcmQSGy5hdXRoLnYxLlNldFBhc3N3b3JkUmVxdWVzdBocLmF1dGgudjEuU2V0UGFzc3dvcmRSZXNwb25zZSILgoAZBxIFYWRtaW4SVQoLRGlzYWJsZVVzZXISGy5hdXRoLnYxLkRpc2FibGVVc2VyUmVxdWVzdBocLmF1dGgudjEuRGlzYWJsZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SUgoKRW5hYmxlVXNlchIaLmF1dGgudjEuRW5hYmxlVXNlclJlcXVlc3QaGy5hdXRoLnYxLkVuYWJsZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SUgoKRGVsZXRlVXNlchIaLmF1dGgudjEuRGVsZXRlVXNlclJlcXVlc3QaGy5hdXRoLnYxLkRlbGV0ZVVzZXJSZXNwb25zZSILgoAZBxIFYWRtaW4SZAoQTGlzdFVzZXJTZXNzaW9ucxIgLmF1dGgudjEuTGlzdFVzZXJTZXNzaW9uc1JlcXVlc3QaIS5hdXRoLnYxLkxpc3RVc2VyU2Vzc2lvbnNSZXNwb25zZSILgoAZBxIFYWRtaW4SagoSUmV2b2tlVXNlclNlc3Npb25zEiIuYXV0aC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0GiMuYXV0aC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZSILgoAZBxIFYWRtaW4SagoSUmVzZXRMb2dpblRocm90dGxlEiIuYXV0aC52MS5SZXNldExvZ2luVGhyb3R0bGVSZXF1ZXN0GiMuYXV0aC52MS5SZXNldExvZ2luVGhyb3R0bGVSZXNwb25zZSILgoAZBxIFYWRtaW4STAoIUmVzZXRNZmESGC5hdXRoLnYxLlJlc2V0TWZhUmVxdWVzdBoZLmF1dGgudjEuUmVzZXRNZmFSZXNwb25zZSILgoAZBxIFYWRtaW4SZAoQTGlzdFVzZXJQYXNza2V5cxIgLmF1dGgudjEuTGlzdFVzZXJQYXNza2V5c1JlcXVlc3QaIS5hdXRoLnYxLkxpc3RVc2VyUGFzc2tleXNSZXNwb25zZSILgoAZBxIFYWRtaW4SZwoRRGVsZXRlVXNlclBhc3NrZXkSIS5hdXRoLnYxLkRlbGV0ZVVzZXJQYXNza2V5UmVxdWVzdBoiLmF1dGgudjEuRGVsZXRlVXNlclBhc3NrZXlSZXNwb25zZSILgoAZBxIFYWRtaW4SeQoXQ3JlYXRlUGFzc3dvcmRSZXNldENvZGUSJy5hdXRoLnYxLkNyZWF0ZVBhc3N3b3JkUmVzZXRDb2RlUmVxdWVzdBooLmF1dGgudjEuQ3JlYXRlUGFzc3dvcmRSZXNldENvZGVSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoUQ3JlYXRlU2VydmljZUFjY291bnQSJC5hdXRoLnYxLkNyZWF0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBolLmF1dGgudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4SZwoRR2V0U2VydmljZUFjY291bnQSIS5hdXRoLnYxLkdldFNlcnZpY2VBY2NvdW50UmVxdWVzdBoiLmF1dGgudjEuR2V0U2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4SbQoTTGlzdFNlcnZpY2VBY2NvdW50cxIjLmF1dGgudjEuTGlzdFNlcnZpY2VBY2NvdW50c1JlcXVlc3QaJC5hdXRoLnYxLkxpc3RTZXJ2aWNlQWNjb3VudHNSZXNwb25zZSILgoAZBxIFYWRtaW4SdgoWU2V0U2VydmljZUFjY291bnRSb2xlcxImLmF1dGgudjEuU2V0U2VydmljZUFjY291bnRSb2xlc1JlcXVlc3QaJy5hdXRoLnYxLlNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXNwb25zZSILgoAZBxIFYWRtaW4ScwoVRGlzYWJsZVNlcnZpY2VBY2NvdW50EiUuYXV0aC52MS5EaXNhYmxlU2VydmljZUFjY291bnRSZXF1ZXN0GiYuYXV0aC52MS5EaXNhYmxlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoURW5hYmxlU2VydmljZUFjY291bnQSJC5hdXRoLnYxLkVuYWJsZVNlcnZpY2VBY2NvdW50UmVxdWVzdBolLmF1dGgudjEuRW5hYmxlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4ScAoURGVsZXRlU2VydmljZUFjY291bnQSJC5hdXRoLnYxLkRlbGV0ZVNlcnZpY2VBY2NvdW50UmVxdWVzdBolLmF1dGgudjEuRGVsZXRlU2VydmljZUFjY291bnRSZXNwb25zZSILgoAZBxIFYWRtaW4SeQoXQWRkU2VydmljZUFjY291bnRTZWNyZXQSJy5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50U2VjcmV0UmVxdWVzdBooLmF1dGgudjEuQWRkU2VydmljZUFjY291bnRTZWNyZXRSZXNwb25zZSILgoAZBxIFYWRtaW4SggEKGlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0EiouYXV0aC52MS5SZXZva2VTZXJ2aWNlQWNjb3VudFNlY3JldFJlcXVlc3QaKy5hdXRoLnYxLlJldm9rZVNlcnZpY2VBY2NvdW50U2VjcmV0UmVzcG9uc2UiC4KAGQcSBWFkbWluEnAKFEFkZFNlcnZpY2VBY2NvdW50S2V5EiQuYXV0aC52MS5BZGRTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QaJS5hdXRoLnYxLkFkZFNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiC4KAGQcSBWFkbWluEnkKF1JlbW92ZVNlcnZpY2VBY2NvdW50S2V5EicuYXV0aC52MS5SZW1vdmVTZXJ2aWNlQWNjb3VudEtleVJlcXVlc3QaKC5hdXRoLnYxLlJlbW92ZVNlcnZpY2VBY2NvdW50S2V5UmVzcG9uc2UiC4KAGQcSBWFkbWluEosBCh1CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZRItLmF1dGgudjEuQmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXF1ZXN0Gi4uYXV0aC52MS5CaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIguCgBkHEgVhZG1pbhKRAQofVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZRIvLmF1dGgudjEuVW5iaW5kU2VydmljZUFjY291bnRDZXJ0aWZpY2F0ZVJlcXVlc3QaMC5hdXRoLnYxLlVuYmluZFNlcnZpY2VBY2NvdW50Q2VydGlmaWNhdGVSZXNwb25zZSILgoAZBxIFYWRtaW5iBnByb3RvMw", [file_auth_v1_options, file_auth_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * ResetMfaRequest names the user.
@@ -54,6 +54,91 @@ export const ResetMfaResponseSchema: GenMessage<ResetMfaResponse> = /*@__PURE__*
   messageDesc(file_auth_v1_admin, 1);
 
 /**
+ * ListUserPasskeysRequest names the user.
+ *
+ * @generated from message auth.v1.ListUserPasskeysRequest
+ */
+export type ListUserPasskeysRequest = Message<"auth.v1.ListUserPasskeysRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message auth.v1.ListUserPasskeysRequest.
+ * Use `create(ListUserPasskeysRequestSchema)` to create a new message.
+ */
+export const ListUserPasskeysRequestSchema: GenMessage<ListUserPasskeysRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_admin, 2);
+
+/**
+ * ListUserPasskeysResponse carries the user's passkeys.
+ *
+ * @generated from message auth.v1.ListUserPasskeysResponse
+ */
+export type ListUserPasskeysResponse = Message<"auth.v1.ListUserPasskeysResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated auth.v1.Passkey passkeys = 1;
+   */
+  passkeys: Passkey[];
+};
+
+/**
+ * Describes the message auth.v1.ListUserPasskeysResponse.
+ * Use `create(ListUserPasskeysResponseSchema)` to create a new message.
+ */
+export const ListUserPasskeysResponseSchema: GenMessage<ListUserPasskeysResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_admin, 3);
+
+/**
+ * DeleteUserPasskeyRequest names the user and the passkey.
+ *
+ * @generated from message auth.v1.DeleteUserPasskeyRequest
+ */
+export type DeleteUserPasskeyRequest = Message<"auth.v1.DeleteUserPasskeyRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The passkey's id (its credential id).
+   *
+   * @generated from field: string passkey_id = 2;
+   */
+  passkeyId: string;
+};
+
+/**
+ * Describes the message auth.v1.DeleteUserPasskeyRequest.
+ * Use `create(DeleteUserPasskeyRequestSchema)` to create a new message.
+ */
+export const DeleteUserPasskeyRequestSchema: GenMessage<DeleteUserPasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_admin, 4);
+
+/**
+ * DeleteUserPasskeyResponse is empty.
+ *
+ * @generated from message auth.v1.DeleteUserPasskeyResponse
+ */
+export type DeleteUserPasskeyResponse = Message<"auth.v1.DeleteUserPasskeyResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.DeleteUserPasskeyResponse.
+ * Use `create(DeleteUserPasskeyResponseSchema)` to create a new message.
+ */
+export const DeleteUserPasskeyResponseSchema: GenMessage<DeleteUserPasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_admin, 5);
+
+/**
  * CreatePasswordResetCodeRequest names the user.
  *
  * @generated from message auth.v1.CreatePasswordResetCodeRequest
@@ -72,7 +157,7 @@ export type CreatePasswordResetCodeRequest = Message<"auth.v1.CreatePasswordRese
  * Use `create(CreatePasswordResetCodeRequestSchema)` to create a new message.
  */
 export const CreatePasswordResetCodeRequestSchema: GenMessage<CreatePasswordResetCodeRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 2);
+  messageDesc(file_auth_v1_admin, 6);
 
 /**
  * CreatePasswordResetCodeResponse carries the code, shown this once.
@@ -100,7 +185,7 @@ export type CreatePasswordResetCodeResponse = Message<"auth.v1.CreatePasswordRes
  * Use `create(CreatePasswordResetCodeResponseSchema)` to create a new message.
  */
 export const CreatePasswordResetCodeResponseSchema: GenMessage<CreatePasswordResetCodeResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 3);
+  messageDesc(file_auth_v1_admin, 7);
 
 /**
  * CreateUserRequest carries the new user.
@@ -135,7 +220,7 @@ export type CreateUserRequest = Message<"auth.v1.CreateUserRequest"> & {
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 4);
+  messageDesc(file_auth_v1_admin, 8);
 
 /**
  * CreateUserResponse carries the user created.
@@ -156,7 +241,7 @@ export type CreateUserResponse = Message<"auth.v1.CreateUserResponse"> & {
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 5);
+  messageDesc(file_auth_v1_admin, 9);
 
 /**
  * GetUserRequest names the user: exactly one of user_id and username.
@@ -184,7 +269,7 @@ export type GetUserRequest = Message<"auth.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 6);
+  messageDesc(file_auth_v1_admin, 10);
 
 /**
  * GetUserResponse carries the user.
@@ -205,7 +290,7 @@ export type GetUserResponse = Message<"auth.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 7);
+  messageDesc(file_auth_v1_admin, 11);
 
 /**
  * ListUsersRequest asks for one page of users.
@@ -240,7 +325,7 @@ export type ListUsersRequest = Message<"auth.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 8);
+  messageDesc(file_auth_v1_admin, 12);
 
 /**
  * ListUsersResponse carries one page of users.
@@ -268,7 +353,7 @@ export type ListUsersResponse = Message<"auth.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 9);
+  messageDesc(file_auth_v1_admin, 13);
 
 /**
  * SetRolesRequest carries the user's new roles.
@@ -296,7 +381,7 @@ export type SetRolesRequest = Message<"auth.v1.SetRolesRequest"> & {
  * Use `create(SetRolesRequestSchema)` to create a new message.
  */
 export const SetRolesRequestSchema: GenMessage<SetRolesRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 10);
+  messageDesc(file_auth_v1_admin, 14);
 
 /**
  * SetRolesResponse carries the user as changed.
@@ -317,7 +402,7 @@ export type SetRolesResponse = Message<"auth.v1.SetRolesResponse"> & {
  * Use `create(SetRolesResponseSchema)` to create a new message.
  */
 export const SetRolesResponseSchema: GenMessage<SetRolesResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 11);
+  messageDesc(file_auth_v1_admin, 15);
 
 /**
  * SetPasswordRequest carries the new password.
@@ -345,7 +430,7 @@ export type SetPasswordRequest = Message<"auth.v1.SetPasswordRequest"> & {
  * Use `create(SetPasswordRequestSchema)` to create a new message.
  */
 export const SetPasswordRequestSchema: GenMessage<SetPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 12);
+  messageDesc(file_auth_v1_admin, 16);
 
 /**
  * SetPasswordResponse is empty.
@@ -360,7 +445,7 @@ export type SetPasswordResponse = Message<"auth.v1.SetPasswordResponse"> & {
  * Use `create(SetPasswordResponseSchema)` to create a new message.
  */
 export const SetPasswordResponseSchema: GenMessage<SetPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 13);
+  messageDesc(file_auth_v1_admin, 17);
 
 /**
  * DisableUserRequest names the user.
@@ -381,7 +466,7 @@ export type DisableUserRequest = Message<"auth.v1.DisableUserRequest"> & {
  * Use `create(DisableUserRequestSchema)` to create a new message.
  */
 export const DisableUserRequestSchema: GenMessage<DisableUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 14);
+  messageDesc(file_auth_v1_admin, 18);
 
 /**
  * DisableUserResponse carries the user as changed.
@@ -402,7 +487,7 @@ export type DisableUserResponse = Message<"auth.v1.DisableUserResponse"> & {
  * Use `create(DisableUserResponseSchema)` to create a new message.
  */
 export const DisableUserResponseSchema: GenMessage<DisableUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 15);
+  messageDesc(file_auth_v1_admin, 19);
 
 /**
  * EnableUserRequest names the user.
@@ -423,7 +508,7 @@ export type EnableUserRequest = Message<"auth.v1.EnableUserRequest"> & {
  * Use `create(EnableUserRequestSchema)` to create a new message.
  */
 export const EnableUserRequestSchema: GenMessage<EnableUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 16);
+  messageDesc(file_auth_v1_admin, 20);
 
 /**
  * EnableUserResponse carries the user as changed.
@@ -444,7 +529,7 @@ export type EnableUserResponse = Message<"auth.v1.EnableUserResponse"> & {
  * Use `create(EnableUserResponseSchema)` to create a new message.
  */
 export const EnableUserResponseSchema: GenMessage<EnableUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 17);
+  messageDesc(file_auth_v1_admin, 21);
 
 /**
  * DeleteUserRequest names the user.
@@ -465,7 +550,7 @@ export type DeleteUserRequest = Message<"auth.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 18);
+  messageDesc(file_auth_v1_admin, 22);
 
 /**
  * DeleteUserResponse is empty.
@@ -480,7 +565,7 @@ export type DeleteUserResponse = Message<"auth.v1.DeleteUserResponse"> & {
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 19);
+  messageDesc(file_auth_v1_admin, 23);
 
 /**
  * ListUserSessionsRequest names the user.
@@ -501,7 +586,7 @@ export type ListUserSessionsRequest = Message<"auth.v1.ListUserSessionsRequest">
  * Use `create(ListUserSessionsRequestSchema)` to create a new message.
  */
 export const ListUserSessionsRequestSchema: GenMessage<ListUserSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 20);
+  messageDesc(file_auth_v1_admin, 24);
 
 /**
  * ListUserSessionsResponse carries the user's live sessions.
@@ -522,7 +607,7 @@ export type ListUserSessionsResponse = Message<"auth.v1.ListUserSessionsResponse
  * Use `create(ListUserSessionsResponseSchema)` to create a new message.
  */
 export const ListUserSessionsResponseSchema: GenMessage<ListUserSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 21);
+  messageDesc(file_auth_v1_admin, 25);
 
 /**
  * RevokeUserSessionsRequest names the user.
@@ -543,7 +628,7 @@ export type RevokeUserSessionsRequest = Message<"auth.v1.RevokeUserSessionsReque
  * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
  */
 export const RevokeUserSessionsRequestSchema: GenMessage<RevokeUserSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 22);
+  messageDesc(file_auth_v1_admin, 26);
 
 /**
  * RevokeUserSessionsResponse is empty.
@@ -558,7 +643,7 @@ export type RevokeUserSessionsResponse = Message<"auth.v1.RevokeUserSessionsResp
  * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
  */
 export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 23);
+  messageDesc(file_auth_v1_admin, 27);
 
 /**
  * ResetLoginThrottleRequest names the username.
@@ -579,7 +664,7 @@ export type ResetLoginThrottleRequest = Message<"auth.v1.ResetLoginThrottleReque
  * Use `create(ResetLoginThrottleRequestSchema)` to create a new message.
  */
 export const ResetLoginThrottleRequestSchema: GenMessage<ResetLoginThrottleRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 24);
+  messageDesc(file_auth_v1_admin, 28);
 
 /**
  * ResetLoginThrottleResponse is empty.
@@ -594,7 +679,7 @@ export type ResetLoginThrottleResponse = Message<"auth.v1.ResetLoginThrottleResp
  * Use `create(ResetLoginThrottleResponseSchema)` to create a new message.
  */
 export const ResetLoginThrottleResponseSchema: GenMessage<ResetLoginThrottleResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 25);
+  messageDesc(file_auth_v1_admin, 29);
 
 /**
  * CreateServiceAccountRequest carries the new account.
@@ -622,7 +707,7 @@ export type CreateServiceAccountRequest = Message<"auth.v1.CreateServiceAccountR
  * Use `create(CreateServiceAccountRequestSchema)` to create a new message.
  */
 export const CreateServiceAccountRequestSchema: GenMessage<CreateServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 26);
+  messageDesc(file_auth_v1_admin, 30);
 
 /**
  * CreateServiceAccountResponse carries the account and its first secret, shown this once.
@@ -664,7 +749,7 @@ export type CreateServiceAccountResponse = Message<"auth.v1.CreateServiceAccount
  * Use `create(CreateServiceAccountResponseSchema)` to create a new message.
  */
 export const CreateServiceAccountResponseSchema: GenMessage<CreateServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 27);
+  messageDesc(file_auth_v1_admin, 31);
 
 /**
  * GetServiceAccountRequest names the account.
@@ -685,7 +770,7 @@ export type GetServiceAccountRequest = Message<"auth.v1.GetServiceAccountRequest
  * Use `create(GetServiceAccountRequestSchema)` to create a new message.
  */
 export const GetServiceAccountRequestSchema: GenMessage<GetServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 28);
+  messageDesc(file_auth_v1_admin, 32);
 
 /**
  * GetServiceAccountResponse carries the account.
@@ -706,7 +791,7 @@ export type GetServiceAccountResponse = Message<"auth.v1.GetServiceAccountRespon
  * Use `create(GetServiceAccountResponseSchema)` to create a new message.
  */
 export const GetServiceAccountResponseSchema: GenMessage<GetServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 29);
+  messageDesc(file_auth_v1_admin, 33);
 
 /**
  * ListServiceAccountsRequest asks for one page of accounts.
@@ -741,7 +826,7 @@ export type ListServiceAccountsRequest = Message<"auth.v1.ListServiceAccountsReq
  * Use `create(ListServiceAccountsRequestSchema)` to create a new message.
  */
 export const ListServiceAccountsRequestSchema: GenMessage<ListServiceAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 30);
+  messageDesc(file_auth_v1_admin, 34);
 
 /**
  * ListServiceAccountsResponse carries one page of accounts.
@@ -769,7 +854,7 @@ export type ListServiceAccountsResponse = Message<"auth.v1.ListServiceAccountsRe
  * Use `create(ListServiceAccountsResponseSchema)` to create a new message.
  */
 export const ListServiceAccountsResponseSchema: GenMessage<ListServiceAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 31);
+  messageDesc(file_auth_v1_admin, 35);
 
 /**
  * SetServiceAccountRolesRequest carries the account's new roles.
@@ -797,7 +882,7 @@ export type SetServiceAccountRolesRequest = Message<"auth.v1.SetServiceAccountRo
  * Use `create(SetServiceAccountRolesRequestSchema)` to create a new message.
  */
 export const SetServiceAccountRolesRequestSchema: GenMessage<SetServiceAccountRolesRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 32);
+  messageDesc(file_auth_v1_admin, 36);
 
 /**
  * SetServiceAccountRolesResponse carries the account as changed.
@@ -818,7 +903,7 @@ export type SetServiceAccountRolesResponse = Message<"auth.v1.SetServiceAccountR
  * Use `create(SetServiceAccountRolesResponseSchema)` to create a new message.
  */
 export const SetServiceAccountRolesResponseSchema: GenMessage<SetServiceAccountRolesResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 33);
+  messageDesc(file_auth_v1_admin, 37);
 
 /**
  * DisableServiceAccountRequest names the account.
@@ -839,7 +924,7 @@ export type DisableServiceAccountRequest = Message<"auth.v1.DisableServiceAccoun
  * Use `create(DisableServiceAccountRequestSchema)` to create a new message.
  */
 export const DisableServiceAccountRequestSchema: GenMessage<DisableServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 34);
+  messageDesc(file_auth_v1_admin, 38);
 
 /**
  * DisableServiceAccountResponse carries the account as changed.
@@ -860,7 +945,7 @@ export type DisableServiceAccountResponse = Message<"auth.v1.DisableServiceAccou
  * Use `create(DisableServiceAccountResponseSchema)` to create a new message.
  */
 export const DisableServiceAccountResponseSchema: GenMessage<DisableServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 35);
+  messageDesc(file_auth_v1_admin, 39);
 
 /**
  * EnableServiceAccountRequest names the account.
@@ -881,7 +966,7 @@ export type EnableServiceAccountRequest = Message<"auth.v1.EnableServiceAccountR
  * Use `create(EnableServiceAccountRequestSchema)` to create a new message.
  */
 export const EnableServiceAccountRequestSchema: GenMessage<EnableServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 36);
+  messageDesc(file_auth_v1_admin, 40);
 
 /**
  * EnableServiceAccountResponse carries the account as changed.
@@ -902,7 +987,7 @@ export type EnableServiceAccountResponse = Message<"auth.v1.EnableServiceAccount
  * Use `create(EnableServiceAccountResponseSchema)` to create a new message.
  */
 export const EnableServiceAccountResponseSchema: GenMessage<EnableServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 37);
+  messageDesc(file_auth_v1_admin, 41);
 
 /**
  * DeleteServiceAccountRequest names the account.
@@ -923,7 +1008,7 @@ export type DeleteServiceAccountRequest = Message<"auth.v1.DeleteServiceAccountR
  * Use `create(DeleteServiceAccountRequestSchema)` to create a new message.
  */
 export const DeleteServiceAccountRequestSchema: GenMessage<DeleteServiceAccountRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 38);
+  messageDesc(file_auth_v1_admin, 42);
 
 /**
  * DeleteServiceAccountResponse is empty.
@@ -938,7 +1023,7 @@ export type DeleteServiceAccountResponse = Message<"auth.v1.DeleteServiceAccount
  * Use `create(DeleteServiceAccountResponseSchema)` to create a new message.
  */
 export const DeleteServiceAccountResponseSchema: GenMessage<DeleteServiceAccountResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 39);
+  messageDesc(file_auth_v1_admin, 43);
 
 /**
  * AddServiceAccountSecretRequest names the account.
@@ -959,7 +1044,7 @@ export type AddServiceAccountSecretRequest = Message<"auth.v1.AddServiceAccountS
  * Use `create(AddServiceAccountSecretRequestSchema)` to create a new message.
  */
 export const AddServiceAccountSecretRequestSchema: GenMessage<AddServiceAccountSecretRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 40);
+  messageDesc(file_auth_v1_admin, 44);
 
 /**
  * AddServiceAccountSecretResponse carries the new secret, shown this once.
@@ -987,7 +1072,7 @@ export type AddServiceAccountSecretResponse = Message<"auth.v1.AddServiceAccount
  * Use `create(AddServiceAccountSecretResponseSchema)` to create a new message.
  */
 export const AddServiceAccountSecretResponseSchema: GenMessage<AddServiceAccountSecretResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 41);
+  messageDesc(file_auth_v1_admin, 45);
 
 /**
  * RevokeServiceAccountSecretRequest names the secret.
@@ -1015,7 +1100,7 @@ export type RevokeServiceAccountSecretRequest = Message<"auth.v1.RevokeServiceAc
  * Use `create(RevokeServiceAccountSecretRequestSchema)` to create a new message.
  */
 export const RevokeServiceAccountSecretRequestSchema: GenMessage<RevokeServiceAccountSecretRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 42);
+  messageDesc(file_auth_v1_admin, 46);
 
 /**
  * RevokeServiceAccountSecretResponse is empty.
@@ -1030,7 +1115,7 @@ export type RevokeServiceAccountSecretResponse = Message<"auth.v1.RevokeServiceA
  * Use `create(RevokeServiceAccountSecretResponseSchema)` to create a new message.
  */
 export const RevokeServiceAccountSecretResponseSchema: GenMessage<RevokeServiceAccountSecretResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 43);
+  messageDesc(file_auth_v1_admin, 47);
 
 /**
  * AddServiceAccountKeyRequest carries the public key.
@@ -1060,7 +1145,7 @@ export type AddServiceAccountKeyRequest = Message<"auth.v1.AddServiceAccountKeyR
  * Use `create(AddServiceAccountKeyRequestSchema)` to create a new message.
  */
 export const AddServiceAccountKeyRequestSchema: GenMessage<AddServiceAccountKeyRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 44);
+  messageDesc(file_auth_v1_admin, 48);
 
 /**
  * AddServiceAccountKeyResponse names the key.
@@ -1096,7 +1181,7 @@ export type AddServiceAccountKeyResponse = Message<"auth.v1.AddServiceAccountKey
  * Use `create(AddServiceAccountKeyResponseSchema)` to create a new message.
  */
 export const AddServiceAccountKeyResponseSchema: GenMessage<AddServiceAccountKeyResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 45);
+  messageDesc(file_auth_v1_admin, 49);
 
 /**
  * RemoveServiceAccountKeyRequest names the key.
@@ -1124,7 +1209,7 @@ export type RemoveServiceAccountKeyRequest = Message<"auth.v1.RemoveServiceAccou
  * Use `create(RemoveServiceAccountKeyRequestSchema)` to create a new message.
  */
 export const RemoveServiceAccountKeyRequestSchema: GenMessage<RemoveServiceAccountKeyRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 46);
+  messageDesc(file_auth_v1_admin, 50);
 
 /**
  * RemoveServiceAccountKeyResponse is empty.
@@ -1139,7 +1224,7 @@ export type RemoveServiceAccountKeyResponse = Message<"auth.v1.RemoveServiceAcco
  * Use `create(RemoveServiceAccountKeyResponseSchema)` to create a new message.
  */
 export const RemoveServiceAccountKeyResponseSchema: GenMessage<RemoveServiceAccountKeyResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 47);
+  messageDesc(file_auth_v1_admin, 51);
 
 /**
  * BindServiceAccountCertificateRequest names the certificate.
@@ -1167,7 +1252,7 @@ export type BindServiceAccountCertificateRequest = Message<"auth.v1.BindServiceA
  * Use `create(BindServiceAccountCertificateRequestSchema)` to create a new message.
  */
 export const BindServiceAccountCertificateRequestSchema: GenMessage<BindServiceAccountCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 48);
+  messageDesc(file_auth_v1_admin, 52);
 
 /**
  * BindServiceAccountCertificateResponse names the binding.
@@ -1188,7 +1273,7 @@ export type BindServiceAccountCertificateResponse = Message<"auth.v1.BindService
  * Use `create(BindServiceAccountCertificateResponseSchema)` to create a new message.
  */
 export const BindServiceAccountCertificateResponseSchema: GenMessage<BindServiceAccountCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 49);
+  messageDesc(file_auth_v1_admin, 53);
 
 /**
  * UnbindServiceAccountCertificateRequest names the binding.
@@ -1216,7 +1301,7 @@ export type UnbindServiceAccountCertificateRequest = Message<"auth.v1.UnbindServ
  * Use `create(UnbindServiceAccountCertificateRequestSchema)` to create a new message.
  */
 export const UnbindServiceAccountCertificateRequestSchema: GenMessage<UnbindServiceAccountCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 50);
+  messageDesc(file_auth_v1_admin, 54);
 
 /**
  * UnbindServiceAccountCertificateResponse is empty.
@@ -1231,7 +1316,7 @@ export type UnbindServiceAccountCertificateResponse = Message<"auth.v1.UnbindSer
  * Use `create(UnbindServiceAccountCertificateResponseSchema)` to create a new message.
  */
 export const UnbindServiceAccountCertificateResponseSchema: GenMessage<UnbindServiceAccountCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_auth_v1_admin, 51);
+  messageDesc(file_auth_v1_admin, 55);
 
 /**
  * AdminService manages users: every RPC requires the "admin" role. Changes take effect at once:
@@ -1359,7 +1444,7 @@ export const AdminService: GenService<{
     output: typeof ResetLoginThrottleResponseSchema;
   },
   /**
-   * ResetMfa removes a user's second factor and recovery codes (a lost phone) and ends every
+   * ResetMfa removes a user's second factor, recovery codes and passkeys (a lost phone) and ends every
    * session of theirs. Fails with NOT_FOUND for an unknown user.
    *
    * @generated from rpc auth.v1.AdminService.ResetMfa
@@ -1368,6 +1453,27 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ResetMfaRequestSchema;
     output: typeof ResetMfaResponseSchema;
+  },
+  /**
+   * ListUserPasskeys returns a user's passkeys. NOT_FOUND for an unknown user.
+   *
+   * @generated from rpc auth.v1.AdminService.ListUserPasskeys
+   */
+  listUserPasskeys: {
+    methodKind: "unary";
+    input: typeof ListUserPasskeysRequestSchema;
+    output: typeof ListUserPasskeysResponseSchema;
+  },
+  /**
+   * DeleteUserPasskey removes one of a user's passkeys (a lost device). NOT_FOUND for an unknown
+   * user or passkey.
+   *
+   * @generated from rpc auth.v1.AdminService.DeleteUserPasskey
+   */
+  deleteUserPasskey: {
+    methodKind: "unary";
+    input: typeof DeleteUserPasskeyRequestSchema;
+    output: typeof DeleteUserPasskeyResponseSchema;
   },
   /**
    * CreatePasswordResetCode makes a one-time code for ResetPassword, for an admin to hand to the

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/auth.proto.
  */
 export const file_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEiNQoPUmVnaXN0ZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiMKEFJlZ2lzdGVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAki4gEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDRIUCgxtZmFfcmVxdWlyZWQYBiABKAgSEQoJbWZhX3Rva2VuGAcgASgJEhYKDm1mYV9leHBpcmVzX2luGAggASgNEh8KF21mYV9lbnJvbGxtZW50X3JlcXVpcmVkGAkgASgIIjcKFENvbXBsZXRlTG9naW5SZXF1ZXN0EhEKCW1mYV90b2tlbhgBIAEoCRIMCgRjb2RlGAIgASgJIsEBChVDb21wbGV0ZUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDRIaChJ1c2VkX3JlY292ZXJ5X2NvZGUYBiABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgHIAEoDSIvChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSJeChRSZXNldFBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIMCgRjb2RlGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCRIQCghtZmFfY29kZRgEIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSKCAQoPUmVmcmVzaFJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0SFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIaChJyZWZyZXNoX2V4cGlyZXNfaW4YBSABKA0iRwoPVmFsaWRhdGVSZXF1ZXN0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRIeChZjZXJ0aWZpY2F0ZV90aHVtYnByaW50GAIgASgJIp0DChBWYWxpZGF0ZVJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg0KBXJvbGVzGAQgAygJEhIKCnNlc3Npb25faWQYBSABKAkSEAoIdG9rZW5faWQYBiABKAkSLQoJaXNzdWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgZyZWFzb24YCSABKA4yFy5hdXRoLnYxLkluYWN0aXZlUmVhc29uEioKDHN1YmplY3RfdHlwZRgKIAEoDjIULmF1dGgudjEuU3ViamVjdFR5cGUSEQoJY2xpZW50X2lkGAsgASgJEh4KFmNlcnRpZmljYXRlX3RodW1icHJpbnQYDCABKAkSCwoDYW1yGA0gAygJEi0KCWF1dGhfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgoYSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIVCg1jbGllbnRfc2VjcmV0GAIgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YAyABKAkiWQoZSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgNIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJKmQKC1N1YmplY3RUeXBlEhwKGFNVQkpFQ1RfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVNVQkpFQ1RfVFlQRV9VU0VSEAESIAocU1VCSkVDVF9UWVBFX1NFUlZJQ0VfQUNDT1VOVBACKosDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESIQodSU5BQ1RJVkVfUkVBU09OX0JBRF9TSUdOQVRVUkUQAhIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBADEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAQSGwoXSU5BQ1RJVkVfUkVBU09OX1JFVk9LRUQQBRIgChxJTkFDVElWRV9SRUFTT05fV1JPTkdfSVNTVUVSEAYSIgoeSU5BQ1RJVkVfUkVBU09OX1dST05HX0FVRElFTkNFEAcSIwofSU5BQ1RJVkVfUkVBU09OX1dST05HX0FMR09SSVRITRAIEiQKIElOQUNUSVZFX1JFQVNPTl9XUk9OR19UT0tFTl9UWVBFEAkSKAokSU5BQ1RJVkVfUkVBU09OX0NFUlRJRklDQVRFX01JU01BVENIEAoyrwYKC0F1dGhTZXJ2aWNlEkcKCFJlZ2lzdGVyEhguYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaGS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiBoKAGQIIARI+CgVMb2dpbhIVLmF1dGgudjEuTG9naW5SZXF1ZXN0GhYuYXV0aC52MS5Mb2dpblJlc3BvbnNlIgaCgBkCCAESVgoNQ29tcGxldGVMb2dpbhIdLmF1dGgudjEuQ29tcGxldGVMb2dpblJlcXVlc3QaHi5hdXRoLnYxLkNvbXBsZXRlTG9naW5SZXNwb25zZSIGgoAZAggBEmsKFFJlcXVlc3RQYXNzd29yZFJlc2V0EiQuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaJS5hdXRoLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiBoKAGQIIARJWCg1SZXNldFBhc3N3b3JkEh0uYXV0aC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBoeLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlc3BvbnNlIgaCgBkCCAESRAoHUmVmcmVzaBIXLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaGC5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIGgoAZAggBEkcKCFZhbGlkYXRlEhguYXV0aC52MS5WYWxpZGF0ZVJlcXVlc3QaGS5hdXRoLnYxLlZhbGlkYXRlUmVzcG9uc2UiBoKAGQIIARJBCgZMb2dvdXQSFi5hdXRoLnYxLkxvZ291dFJlcXVlc3QaFy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIgaCgBkCCAESRAoHR2V0SndrcxIXLmF1dGgudjEuR2V0Sndrc1JlcXVlc3QaGC5hdXRoLnYxLkdldEp3a3NSZXNwb25zZSIGgoAZAggBEmIKEUlzc3VlU2VydmljZVRva2VuEiEuYXV0aC52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QaIi5hdXRoLnYxLklzc3VlU2VydmljZVRva2VuUmVzcG9uc2UiBoKAGQIIAWIGcHJvdG8z", [file_auth_v1_options, file_google_protobuf_timestamp]);
+  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEiNQoPUmVnaXN0ZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiMKEFJlZ2lzdGVyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAki4gEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDRIUCgxtZmFfcmVxdWlyZWQYBiABKAgSEQoJbWZhX3Rva2VuGAcgASgJEhYKDm1mYV9leHBpcmVzX2luGAggASgNEh8KF21mYV9lbnJvbGxtZW50X3JlcXVpcmVkGAkgASgIIjcKFENvbXBsZXRlTG9naW5SZXF1ZXN0EhEKCW1mYV90b2tlbhgBIAEoCRIMCgRjb2RlGAIgASgJIsEBChVDb21wbGV0ZUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoDRIaChJ1c2VkX3JlY292ZXJ5X2NvZGUYBiABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgHIAEoDSIvChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSJeChRSZXNldFBhc3N3b3JkUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIMCgRjb2RlGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCRIQCghtZmFfY29kZRgEIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSKCAQoPUmVmcmVzaFJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0SFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIaChJyZWZyZXNoX2V4cGlyZXNfaW4YBSABKA0iRwoPVmFsaWRhdGVSZXF1ZXN0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRIeChZjZXJ0aWZpY2F0ZV90aHVtYnByaW50GAIgASgJIp0DChBWYWxpZGF0ZVJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg0KBXJvbGVzGAQgAygJEhIKCnNlc3Npb25faWQYBSABKAkSEAoIdG9rZW5faWQYBiABKAkSLQoJaXNzdWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgZyZWFzb24YCSABKA4yFy5hdXRoLnYxLkluYWN0aXZlUmVhc29uEioKDHN1YmplY3RfdHlwZRgKIAEoDjIULmF1dGgudjEuU3ViamVjdFR5cGUSEQoJY2xpZW50X2lkGAsgASgJEh4KFmNlcnRpZmljYXRlX3RodW1icHJpbnQYDCABKAkSCwoDYW1yGA0gAygJEi0KCWF1dGhfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgoYSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIVCg1jbGllbnRfc2VjcmV0GAIgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YAyABKAkiWQoZSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgNIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIiwKGFN0YXJ0UGFzc2tleUxvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCSJGChlTdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlEhMKC2NlcmVtb255X2lkGAEgASgJEhQKDG9wdGlvbnNfanNvbhgCIAEoCSJHChlGaW5pc2hQYXNza2V5TG9naW5SZXF1ZXN0EhMKC2NlcmVtb255X2lkGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkijQEKGkZpbmlzaFBhc3NrZXlMb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0SFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIaChJyZWZyZXNoX2V4cGlyZXNfaW4YBSABKA0qZAoLU3ViamVjdFR5cGUSHAoYU1VCSkVDVF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRU1VCSkVDVF9UWVBFX1VTRVIQARIgChxTVUJKRUNUX1RZUEVfU0VSVklDRV9BQ0NPVU5UEAIqiwMKDkluYWN0aXZlUmVhc29uEh8KG0lOQUNUSVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEh0KGUlOQUNUSVZFX1JFQVNPTl9NQUxGT1JNRUQQARIhCh1JTkFDVElWRV9SRUFTT05fQkFEX1NJR05BVFVSRRACEhsKF0lOQUNUSVZFX1JFQVNPTl9FWFBJUkVEEAMSIQodSU5BQ1RJVkVfUkVBU09OX05PVF9ZRVRfVkFMSUQQBBIbChdJTkFDVElWRV9SRUFTT05fUkVWT0tFRBAFEiAKHElOQUNUSVZFX1JFQVNPTl9XUk9OR19JU1NVRVIQBhIiCh5JTkFDVElWRV9SRUFTT05fV1JPTkdfQVVESUVOQ0UQBxIjCh9JTkFDVElWRV9SRUFTT05fV1JPTkdfQUxHT1JJVEhNEAgSJAogSU5BQ1RJVkVfUkVBU09OX1dST05HX1RPS0VOX1RZUEUQCRIoCiRJTkFDVElWRV9SRUFTT05fQ0VSVElGSUNBVEVfTUlTTUFUQ0gQCjL6BwoLQXV0aFNlcnZpY2USRwoIUmVnaXN0ZXISGC5hdXRoLnYxLlJlZ2lzdGVyUmVxdWVzdBoZLmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZSIGgoAZAggBEj4KBUxvZ2luEhUuYXV0aC52MS5Mb2dpblJlcXVlc3QaFi5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiBoKAGQIIARJWCg1Db21wbGV0ZUxvZ2luEh0uYXV0aC52MS5Db21wbGV0ZUxvZ2luUmVxdWVzdBoeLmF1dGgudjEuQ29tcGxldGVMb2dpblJlc3BvbnNlIgaCgBkCCAESawoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSJC5hdXRoLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBolLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSIGgoAZAggBElYKDVJlc2V0UGFzc3dvcmQSHS5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0Gh4uYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiBoKAGQIIARJECgdSZWZyZXNoEhcuYXV0aC52MS5SZWZyZXNoUmVxdWVzdBoYLmF1dGgudjEuUmVmcmVzaFJlc3BvbnNlIgaCgBkCCAESRwoIVmFsaWRhdGUSGC5hdXRoLnYxLlZhbGlkYXRlUmVxdWVzdBoZLmF1dGgudjEuVmFsaWRhdGVSZXNwb25zZSIGgoAZAggBEkEKBkxvZ291dBIWLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoXLmF1dGgudjEuTG9nb3V0UmVzcG9uc2UiBoKAGQIIARJECgdHZXRKd2tzEhcuYXV0aC52MS5HZXRKd2tzUmVxdWVzdBoYLmF1dGgudjEuR2V0Sndrc1Jlc3BvbnNlIgaCgBkCCAESYgoRSXNzdWVTZXJ2aWNlVG9rZW4SIS5hdXRoLnYxLklzc3VlU2VydmljZVRva2VuUmVxdWVzdBoiLmF1dGgudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZSIGgoAZAggBEmIKEVN0YXJ0UGFzc2tleUxvZ2luEiEuYXV0aC52MS5TdGFydFBhc3NrZXlMb2dpblJlcXVlc3QaIi5hdXRoLnYxLlN0YXJ0UGFzc2tleUxvZ2luUmVzcG9uc2UiBoKAGQIIARJlChJGaW5pc2hQYXNza2V5TG9naW4SIi5hdXRoLnYxLkZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QaIy5hdXRoLnYxLkZpbmlzaFBhc3NrZXlMb2dpblJlc3BvbnNlIgaCgBkCCAFiBnByb3RvMw", [file_auth_v1_options, file_google_protobuf_timestamp]);
 
 /**
  * RegisterRequest carries the new user's credentials.
@@ -719,6 +719,132 @@ export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
   messageDesc(file_auth_v1_auth, 19);
 
 /**
+ * StartPasskeyLoginRequest names the user, or nobody.
+ *
+ * @generated from message auth.v1.StartPasskeyLoginRequest
+ */
+export type StartPasskeyLoginRequest = Message<"auth.v1.StartPasskeyLoginRequest"> & {
+  /**
+   * The username (case-insensitive); empty for a username-less sign-in.
+   *
+   * @generated from field: string username = 1;
+   */
+  username: string;
+};
+
+/**
+ * Describes the message auth.v1.StartPasskeyLoginRequest.
+ * Use `create(StartPasskeyLoginRequestSchema)` to create a new message.
+ */
+export const StartPasskeyLoginRequestSchema: GenMessage<StartPasskeyLoginRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 20);
+
+/**
+ * StartPasskeyLoginResponse carries the ceremony for the browser.
+ *
+ * @generated from message auth.v1.StartPasskeyLoginResponse
+ */
+export type StartPasskeyLoginResponse = Message<"auth.v1.StartPasskeyLoginResponse"> & {
+  /**
+   * The ceremony, for FinishPasskeyLogin (single use, 5 minutes).
+   *
+   * @generated from field: string ceremony_id = 1;
+   */
+  ceremonyId: string;
+
+  /**
+   * PublicKeyCredentialRequestOptionsJSON, base64url fields.
+   *
+   * @generated from field: string options_json = 2;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message auth.v1.StartPasskeyLoginResponse.
+ * Use `create(StartPasskeyLoginResponseSchema)` to create a new message.
+ */
+export const StartPasskeyLoginResponseSchema: GenMessage<StartPasskeyLoginResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 21);
+
+/**
+ * FinishPasskeyLoginRequest carries the browser's answer.
+ *
+ * @generated from message auth.v1.FinishPasskeyLoginRequest
+ */
+export type FinishPasskeyLoginRequest = Message<"auth.v1.FinishPasskeyLoginRequest"> & {
+  /**
+   * StartPasskeyLogin's ceremony_id.
+   *
+   * @generated from field: string ceremony_id = 1;
+   */
+  ceremonyId: string;
+
+  /**
+   * The browser's AuthenticationResponseJSON (PublicKeyCredential.toJSON()), at most 16 KiB.
+   *
+   * @generated from field: string response_json = 2;
+   */
+  responseJson: string;
+};
+
+/**
+ * Describes the message auth.v1.FinishPasskeyLoginRequest.
+ * Use `create(FinishPasskeyLoginRequestSchema)` to create a new message.
+ */
+export const FinishPasskeyLoginRequestSchema: GenMessage<FinishPasskeyLoginRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 22);
+
+/**
+ * FinishPasskeyLoginResponse carries the tokens of the new session.
+ *
+ * @generated from message auth.v1.FinishPasskeyLoginResponse
+ */
+export type FinishPasskeyLoginResponse = Message<"auth.v1.FinishPasskeyLoginResponse"> & {
+  /**
+   * The access token; its "amr" claim is ["pop", "mfa"].
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Always "Bearer".
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * Seconds until the access token expires.
+   *
+   * @generated from field: uint32 expires_in = 3;
+   */
+  expiresIn: number;
+
+  /**
+   * The refresh token.
+   *
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * Seconds until the refresh token expires unless it is used first.
+   *
+   * @generated from field: uint32 refresh_expires_in = 5;
+   */
+  refreshExpiresIn: number;
+};
+
+/**
+ * Describes the message auth.v1.FinishPasskeyLoginResponse.
+ * Use `create(FinishPasskeyLoginResponseSchema)` to create a new message.
+ */
+export const FinishPasskeyLoginResponseSchema: GenMessage<FinishPasskeyLoginResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 23);
+
+/**
  * SubjectType tells a user from a service account.
  *
  * @generated from enum auth.v1.SubjectType
@@ -985,6 +1111,34 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof IssueServiceTokenRequestSchema;
     output: typeof IssueServiceTokenResponseSchema;
+  },
+  /**
+   * StartPasskeyLogin begins a sign-in with a passkey: options_json is a
+   * PublicKeyCredentialRequestOptionsJSON for PublicKeyCredential.parseRequestOptionsFromJSON.
+   * With a username, that user's passkeys are allowed; with none, any discoverable credential
+   * (a username-less sign-in). FAILED_PRECONDITION when passkeys are off; RESOURCE_EXHAUSTED past
+   * 30 a minute from one client address.
+   *
+   * @generated from rpc auth.v1.AuthService.StartPasskeyLogin
+   */
+  startPasskeyLogin: {
+    methodKind: "unary";
+    input: typeof StartPasskeyLoginRequestSchema;
+    output: typeof StartPasskeyLoginResponseSchema;
+  },
+  /**
+   * FinishPasskeyLogin verifies the browser's AuthenticationResponseJSON and starts a session:
+   * the same tokens as Login, with amr ["pop", "mfa"] (a user-verified passkey is multi-factor,
+   * RFC 8176). NOT_FOUND for an unknown, used or expired ceremony; UNAUTHENTICATED when the
+   * response does not verify (unknown passkey, origin, RP ID, user verification, signature,
+   * counter); RESOURCE_EXHAUSTED when failures are throttled, as for Login.
+   *
+   * @generated from rpc auth.v1.AuthService.FinishPasskeyLogin
+   */
+  finishPasskeyLogin: {
+    methodKind: "unary";
+    input: typeof FinishPasskeyLoginRequestSchema;
+    output: typeof FinishPasskeyLoginResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_auth, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/resources.proto.
  */
 export const file_auth_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChdhdXRoL3YxL3Jlc291cmNlcy5wcm90bxIHYXV0aC52MSLYAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg0KBXJvbGVzGAMgAygJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE3Bhc3N3b3JkX2NoYW5nZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAYgASgIEiMKBm9yaWdpbhgHIAEoDjITLmF1dGgudjEuVXNlck9yaWdpbiKpAgoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfcmVmcmVzaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyZWZyZXNoX2V4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCCKpAQoYU2VydmljZUFjY291bnRDcmVkZW50aWFsEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1dGgudjEuQ3JlZGVudGlhbFR5cGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2lkGAQgASgJEhIKCnRodW1icHJpbnQYBSABKAki1gEKDlNlcnZpY2VBY2NvdW50EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIQCghkaXNhYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgtjcmVkZW50aWFscxgHIAMoCzIhLmF1dGgudjEuU2VydmljZUFjY291bnRDcmVkZW50aWFsKlQKClVzZXJPcmlnaW4SGwoXVVNFUl9PUklHSU5fVU5TUEVDSUZJRUQQABITCg9VU0VSX09SSUdJTl9BUEkQARIUChBVU0VSX09SSUdJTl9GSUxFEAIqhwEKDkNyZWRlbnRpYWxUeXBlEh8KG0NSRURFTlRJQUxfVFlQRV9VTlNQRUNJRklFRBAAEhoKFkNSRURFTlRJQUxfVFlQRV9TRUNSRVQQARIXChNDUkVERU5USUFMX1RZUEVfS0VZEAISHwobQ1JFREVOVElBTF9UWVBFX0NFUlRJRklDQVRFEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChdhdXRoL3YxL3Jlc291cmNlcy5wcm90bxIHYXV0aC52MSLYAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg0KBXJvbGVzGAMgAygJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE3Bhc3N3b3JkX2NoYW5nZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAYgASgIEiMKBm9yaWdpbhgHIAEoDjITLmF1dGgudjEuVXNlck9yaWdpbiKpAgoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfcmVmcmVzaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyZWZyZXNoX2V4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCCKpAQoYU2VydmljZUFjY291bnRDcmVkZW50aWFsEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1dGgudjEuQ3JlZGVudGlhbFR5cGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2lkGAQgASgJEhIKCnRodW1icHJpbnQYBSABKAki1gEKDlNlcnZpY2VBY2NvdW50EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIQCghkaXNhYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgtjcmVkZW50aWFscxgHIAMoCzIhLmF1dGgudjEuU2VydmljZUFjY291bnRDcmVkZW50aWFsIt0BCgdQYXNza2V5EhIKCnBhc3NrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRyYW5zcG9ydHMYBSADKAkSFwoPYmFja3VwX2VsaWdpYmxlGAYgASgIEhEKCWJhY2tlZF91cBgHIAEoCBIOCgZhYWd1aWQYCCABKAkqVAoKVXNlck9yaWdpbhIbChdVU0VSX09SSUdJTl9VTlNQRUNJRklFRBAAEhMKD1VTRVJfT1JJR0lOX0FQSRABEhQKEFVTRVJfT1JJR0lOX0ZJTEUQAiqHAQoOQ3JlZGVudGlhbFR5cGUSHwobQ1JFREVOVElBTF9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWQ1JFREVOVElBTF9UWVBFX1NFQ1JFVBABEhcKE0NSRURFTlRJQUxfVFlQRV9LRVkQAhIfChtDUkVERU5USUFMX1RZUEVfQ0VSVElGSUNBVEUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * User is an account as an admin (or its owner) sees it; never its password hash.
@@ -260,6 +260,76 @@ export type ServiceAccount = Message<"auth.v1.ServiceAccount"> & {
  */
 export const ServiceAccountSchema: GenMessage<ServiceAccount> = /*@__PURE__*/
   messageDesc(file_auth_v1_resources, 3);
+
+/**
+ * Passkey is a WebAuthn credential of a user (its public key is never shown).
+ *
+ * @generated from message auth.v1.Passkey
+ */
+export type Passkey = Message<"auth.v1.Passkey"> & {
+  /**
+   * The credential id, base64url: the passkey's id in RenamePasskey and DeletePasskey.
+   *
+   * @generated from field: string passkey_id = 1;
+   */
+  passkeyId: string;
+
+  /**
+   * The name it is shown by.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * When it was registered.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it last signed in (unset if never).
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 4;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * The transports the browser reported ("internal", "hybrid", "usb", ...).
+   *
+   * @generated from field: repeated string transports = 5;
+   */
+  transports: string[];
+
+  /**
+   * True for a multi-device credential (backup eligible), synced by its provider.
+   *
+   * @generated from field: bool backup_eligible = 6;
+   */
+  backupEligible: boolean;
+
+  /**
+   * True when it is backed up now (the BS flag of its last use).
+   *
+   * @generated from field: bool backed_up = 7;
+   */
+  backedUp: boolean;
+
+  /**
+   * The authenticator model's AAGUID (all zeros when the authenticator does not say).
+   *
+   * @generated from field: string aaguid = 8;
+   */
+  aaguid: string;
+};
+
+/**
+ * Describes the message auth.v1.Passkey.
+ * Use `create(PasskeySchema)` to create a new message.
+ */
+export const PasskeySchema: GenMessage<Passkey> = /*@__PURE__*/
+  messageDesc(file_auth_v1_resources, 4);
 
 /**
  * UserOrigin tells where a user was created.

@@ -45,6 +45,10 @@ export abstract class MemoryBase {
   protected readonly admins = new AdminSet();
   /** The last version given to any user's secrets document (versions never repeat). */
   protected secretsVersion = 0;
+  /** Ceremonies waiting for their answer (passkeys.ts), oldest first, at most MAX_CEREMONIES. */
+  protected readonly ceremonies = new Map<string, { readonly body: string; readonly expiresAt: number }>();
+  /** Which user each passkey's credential id belongs to. */
+  protected readonly passkeyOwners = new Map<string, string>();
   /** The maintenance switch (maintenance.ts). */
   protected maintenance = false;
   /** Registration and reset counters: a few per client address (see RateTable). */

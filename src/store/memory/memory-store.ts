@@ -3,6 +3,7 @@ import type { Store } from '../store.js';
 import { MemoryAttempts } from './attempts.js';
 import { MemoryBase } from './base.js';
 import { MemoryMaintenance } from './maintenance.js';
+import { MemoryPasskeys } from './passkeys.js';
 import { MemoryRates } from './rates.js';
 import { MemoryServiceAccounts } from './service-accounts.js';
 import { MemorySessions } from './sessions.js';
@@ -12,7 +13,7 @@ import { MemoryUsers } from './users.js';
 export type { MemoryStoreOptions } from './base.js';
 
 /** The memory store's ports, one file each: adding one is a line here. */
-const PORTS = [MemoryUsers, MemorySessions, MemoryServiceAccounts, MemoryAttempts, MemoryRates, MemoryUserSecrets, MemoryMaintenance] as const;
+const PORTS = [MemoryUsers, MemorySessions, MemoryServiceAccounts, MemoryAttempts, MemoryRates, MemoryUserSecrets, MemoryPasskeys, MemoryMaintenance] as const;
 
 /** AUTH_REFRESH_REUSE_INTERVAL's upper bound. */
 const MAX_REUSE_INTERVAL_MS = 300_000;
@@ -47,12 +48,13 @@ export class MemoryStore extends MemoryBase implements Store {
     this.attempts.sweep(now);
     this.sweepAssertions(now);
     this.rates.sweep(now);
+    for (const [id, c] of this.ceremonies) if (c.expiresAt <= now) this.ceremonies.delete(id);
     return { sessions };
   }
 
   /** Entry counts, for tests, metrics and the state budget. */
-  size(): { users: number; sessions: number; attempts: number; rates: number } {
-    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size, rates: this.rates.size };
+  size(): { users: number; sessions: number; attempts: number; rates: number; ceremonies: number } {
+    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size, rates: this.rates.size, ceremonies: this.ceremonies.size };
   }
 }
 

@@ -4,6 +4,7 @@ import { PostgresAttempts } from './attempts.js';
 import { PostgresBase } from './base.js';
 import { PostgresImport } from './import.js';
 import { PostgresMaintenance } from './maintenance.js';
+import { PostgresPasskeys } from './passkeys.js';
 import { PostgresRates } from './rates.js';
 import { PostgresServiceAccounts } from './service-accounts.js';
 import { PostgresSessions } from './sessions.js';
@@ -14,7 +15,7 @@ import { PostgresUsers } from './users.js';
 export { ImportConflictError, LIVE_BATCH, poolConfig, SWEEP_BATCH, type PostgresConnection, type PostgresObserver, type PostgresStoreOptions } from './base.js';
 
 /** The PostgreSQL store's ports and concerns, one file each: adding one is a line here. */
-const PORTS = [PostgresUsers, PostgresSessions, PostgresServiceAccounts, PostgresAttempts, PostgresRates, PostgresUserSecrets, PostgresMaintenance, PostgresImport, PostgresUpkeep] as const;
+const PORTS = [PostgresUsers, PostgresSessions, PostgresServiceAccounts, PostgresAttempts, PostgresRates, PostgresUserSecrets, PostgresPasskeys, PostgresMaintenance, PostgresImport, PostgresUpkeep] as const;
 
 export interface PostgresStore extends PortsOf<typeof PORTS> {}
 

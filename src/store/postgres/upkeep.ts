@@ -23,6 +23,7 @@ export class PostgresUpkeep extends PostgresBase {
       ['assertions', 'auth_assertions', `(account_id, jti) IN (SELECT account_id, jti FROM auth_assertions WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
       ['attempts', 'auth_attempts', `key IN (SELECT key FROM auth_attempts WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
       ['rates', 'auth_rate_windows', `key IN (SELECT key FROM auth_rate_windows WHERE ends_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
+      ['ceremonies', 'auth_ceremonies', `id IN (SELECT id FROM auth_ceremonies WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
     ];
     const deleted: Record<string, number> = {};
     for (const [name, table, where] of tables) {
@@ -42,7 +43,8 @@ export class PostgresUpkeep extends PostgresBase {
       'auth_row_counts',
       `SELECT (SELECT count(*) FROM auth_users)::int AS users, (SELECT count(*) FROM auth_sessions)::int AS sessions,
               (SELECT count(*) FROM auth_service_accounts)::int AS service_accounts, (SELECT count(*) FROM auth_assertions)::int AS assertions,
-              (SELECT count(*) FROM auth_attempts)::int AS attempts, (SELECT count(*) FROM auth_rate_windows)::int AS rates`,
+              (SELECT count(*) FROM auth_attempts)::int AS attempts, (SELECT count(*) FROM auth_rate_windows)::int AS rates,
+              (SELECT count(*) FROM auth_passkeys)::int AS passkeys, (SELECT count(*) FROM auth_ceremonies)::int AS ceremonies`,
       [],
     );
     return rows[0]!;

@@ -3,6 +3,7 @@ import type { Store } from '../store.js';
 import { RedisAttempts } from './attempts.js';
 import { RedisBase, type RedisStoreOptions } from './base.js';
 import { RedisMaintenance } from './maintenance.js';
+import { RedisPasskeys } from './passkeys.js';
 import { RedisRates } from './rates.js';
 import { RedisServiceAccounts } from './service-accounts.js';
 import { RedisSessions } from './sessions.js';
@@ -13,7 +14,7 @@ import { RedisUsers } from './users.js';
 export { CLOCK_SLACK_MS, type RedisStoreOptions } from './base.js';
 
 /** The Redis store's ports, one file each with its scripts: adding one is a line here. */
-const PORTS = [RedisUsers, RedisSessions, RedisServiceAccounts, RedisAttempts, RedisRates, RedisUserSecrets, RedisMaintenance, RedisUpkeep] as const;
+const PORTS = [RedisUsers, RedisSessions, RedisServiceAccounts, RedisAttempts, RedisRates, RedisUserSecrets, RedisPasskeys, RedisMaintenance, RedisUpkeep] as const;
 
 export interface RedisStore extends PortsOf<typeof PORTS> {}
 

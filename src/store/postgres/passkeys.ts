@@ -1,0 +1,49 @@
+import { PostgresBase } from './base.js';
+import { now, onTime } from './records.js';
+
+/**
+ * Passkey ceremonies (auth_ceremonies: taken by DELETE … RETURNING, so single use on every
+ * instance; swept when expired) and the owner of each credential id (auth_passkeys, gone with the
+ * user). The writes carry the caller's deadline: one the service gave up on never lands later.
+ */
+export class PostgresPasskeys extends PostgresBase {
+  async putCeremony(id: string, ceremony: string, ttlMs: number): Promise<void> {
+    await this.one(
+      'auth_put_ceremony',
+      `INSERT INTO auth_ceremonies (id, body, expires_at) SELECT $1::text, $2::text, ${now(4)} + $3::bigint WHERE ${onTime(5)}`,
+      [id, ceremony, ttlMs, this.fixedNow(), this.deadline()],
+    );
+  }
+
+  async takeCeremony(id: string): Promise<string | undefined> {
+    const rows = await this.one<{ body: string; live: boolean }>(
+      'auth_take_ceremony',
+      `DELETE FROM auth_ceremonies WHERE id = $1 AND ${onTime(3)} RETURNING body, expires_at > ${now(2)} AS live`,
+      [id, this.fixedNow(), this.deadline()],
+    );
+    return rows[0]?.live ? rows[0].body : undefined;
+  }
+
+  async linkPasskey(credentialId: string, userId: string): Promise<'linked' | 'taken'> {
+    const rows = await this.one<{ user_id: string }>(
+      'auth_link_passkey',
+      `WITH ins AS (
+         INSERT INTO auth_passkeys (credential_id, user_id) SELECT $1::text, $2::text WHERE ${onTime(3)}
+         ON CONFLICT (credential_id) DO NOTHING RETURNING user_id)
+       SELECT user_id FROM ins UNION ALL SELECT user_id FROM auth_passkeys WHERE credential_id = $1`,
+      [credentialId, userId, this.deadline()],
+    );
+    // Nothing seen: another insert of the same id committed after this statement's snapshot.
+    const owners = rows.length > 0 ? rows.map((r) => r.user_id) : [await this.passkeyOwner(credentialId)];
+    return owners.some((o) => o !== userId) ? 'taken' : 'linked';
+  }
+
+  async passkeyOwner(credentialId: string): Promise<string | undefined> {
+    const rows = await this.one<{ user_id: string }>('auth_passkey_owner', 'SELECT user_id FROM auth_passkeys WHERE credential_id = $1', [credentialId]);
+    return rows[0]?.user_id;
+  }
+
+  async unlinkPasskey(credentialId: string, userId: string): Promise<void> {
+    await this.one('auth_unlink_passkey', `DELETE FROM auth_passkeys WHERE credential_id = $1 AND user_id = $2 AND ${onTime(3)}`, [credentialId, userId, this.deadline()]);
+  }
+}
