@@ -205,9 +205,9 @@ export class Passkeys {
       try {
         verified = await verifyRegistrationResponse({ response, expectedChallenge: ceremony.challenge, expectedOrigin: origins, expectedRPID: rpID, requireUserVerification: true, supportedAlgorithmIDs: ALGORITHMS });
       } catch (err) {
-        return await refuse(attempt, err, ctx, 'passkey_registration_refused', userId);
+        return await refuse(attempt, err, ctx, 'registration', userId);
       }
-      if (!verified.verified) return await refuse(attempt, new Error('signature'), ctx, 'passkey_registration_refused', userId);
+      if (!verified.verified) return await refuse(attempt, new Error('signature'), ctx, 'registration', userId);
       await attempt.succeeded();
       const info = verified.registrationInfo;
       const passkey: StoredPasskey = {
@@ -283,18 +283,18 @@ export class Passkeys {
     const attempt = await this.deps.throttle.begin(`passkey\u0000${response.id}`, ctx);
     try {
       const ceremony = await this.takeCeremony(input.ceremonyId, 'login');
-      if (!ceremony) return await refuse(attempt, new Error('ceremony'), ctx, 'passkey_login_refused');
+      if (!ceremony) return await refuse(attempt, new Error('ceremony'), ctx, 'login');
       const owner = await this.deps.store.passkeyOwner(response.id);
-      if (!owner || (ceremony.userId !== undefined && ceremony.userId !== owner)) return await refuse(attempt, new Error('unknown'), ctx, 'passkey_login_refused');
+      if (!owner || (ceremony.userId !== undefined && ceremony.userId !== owner)) return await refuse(attempt, new Error('unknown'), ctx, 'login');
       const doc = await this.read(owner);
       const passkey = doc.webauthn?.passkeys.find((p) => p.id === response.id);
       if (!passkey) {
         // A link left behind by a removal that stopped half-way: the document says it is gone.
         await this.deps.store.unlinkPasskey(response.id, owner);
-        return await refuse(attempt, new Error('unknown'), ctx, 'passkey_login_refused');
+        return await refuse(attempt, new Error('unknown'), ctx, 'login');
       }
       const handle = response.response.userHandle;
-      if (handle !== undefined && handle !== doc.webauthn!.handle) return await refuse(attempt, new Error('user_handle'), ctx, 'passkey_login_refused', owner);
+      if (handle !== undefined && handle !== doc.webauthn!.handle) return await refuse(attempt, new Error('user_handle'), ctx, 'login', owner);
       let verified;
       try {
         verified = await verifyAuthenticationResponse({
@@ -306,9 +306,9 @@ export class Passkeys {
           credential: { id: passkey.id, publicKey: Buffer.from(passkey.publicKey, 'base64url'), counter: passkey.counter, transports: passkey.transports as AuthenticatorTransportFuture[] },
         });
       } catch (err) {
-        return await refuse(attempt, err, ctx, 'passkey_login_refused', owner);
+        return await refuse(attempt, err, ctx, 'login', owner);
       }
-      if (!verified.verified) return await refuse(attempt, new Error('signature'), ctx, 'passkey_login_refused', owner);
+      if (!verified.verified) return await refuse(attempt, new Error('signature'), ctx, 'login', owner);
       await attempt.succeeded();
       const { newCounter, credentialBackedUp } = verified.authenticationInfo;
       await this.change(owner, (d) => {
@@ -421,11 +421,13 @@ function parseResponse<T>(json: string): T {
 }
 
 /** A refused ceremony: counted as a failed login, audited with why, one clear answer. */
-async function refuse(attempt: { failed(): Promise<void> }, err: unknown, ctx: FlowContext, event: string, userId?: string): Promise<never> {
+async function refuse(attempt: { failed(): Promise<void> }, err: unknown, ctx: FlowContext, ceremony: 'login' | 'registration', userId?: string): Promise<never> {
   await attempt.failed();
   const text = err instanceof Error ? err.message : String(err);
   const [why, message] = whyRefused(text);
-  ctx.log.warn({ event, why, ...(userId ? { userId } : {}) }, 'passkey ceremony refused');
+  const fields = { why, ...(userId ? { userId } : {}) };
+  if (ceremony === 'login') ctx.log.warn({ event: 'passkey_login_refused', ...fields }, 'passkey sign-in refused');
+  else ctx.log.warn({ event: 'passkey_registration_refused', ...fields }, 'passkey registration refused');
   if (why === 'ceremony') throw new AuthError('not_found', NO_CEREMONY);
   throw new AuthError('invalid_credentials', `passkey refused: ${message}`);
 }

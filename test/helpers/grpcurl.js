@@ -2,7 +2,7 @@
 // A stand-in for grpcurl (a Go binary that no package registry here ships), for the test that runs
 // the README's walkthrough verbatim. Like grpcurl it learns everything through server reflection:
 // it knows nothing of this project's generated code. It supports what the walkthrough uses:
-// -plaintext, -d JSON, -H "name: value", -emit-defaults, `list`, `describe SYMBOL`, and unary
+// -plaintext, -d JSON (or -d @: from standard input), -H "name: value", -emit-defaults, `list`, `describe SYMBOL`, and unary
 // calls to pkg.Service/Method. Output follows grpcurl: JSON with lowerCamelCase names and default
 // values left out; failures print "ERROR:\n  Code: <Name>\n  Message: <details>" to stderr.
 'use strict';
@@ -124,7 +124,9 @@ async function main() {
     const registry = await loadRegistry(r, serviceName);
     const method = registry.getService(serviceName)?.methods.find((m) => m.name === methodName);
     if (!method) throw new Error(`service "${serviceName}" does not include a method named "${methodName}"`);
-    const request = pb.fromJson(method.input, JSON.parse(opts.data ?? '{}'), { registry });
+    // -d @ reads the request from standard input, as grpcurl does.
+    const data = opts.data === '@' ? require('node:fs').readFileSync(0, 'utf8') : opts.data;
+    const request = pb.fromJson(method.input, JSON.parse(data ?? '{}'), { registry });
     const metadata = new grpc.Metadata();
     for (const h of opts.headers) {
       const i = h.indexOf(':');

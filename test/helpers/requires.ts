@@ -13,6 +13,10 @@ export const TOOLS = {
   // A C-core gRPC client (and PyJWT) on Debian's own Python, /usr/bin/python3.
   // An RFC 6238 implementation the service does not share: the README's second-factor walkthrough computes its codes with it.
   oathtool: { check: ['oathtool', '--version'], install: 'apt-get install -y oathtool' },
+  // The real jq: docs/passkeys.md builds requests with -n --arg --rawfile (the stand-in reads fields only).
+  // Debian's Chromium, driven by playwright-core: the sign-in page's test (examples/web-signin).
+  chromium: { check: ['chromium', '--version'], install: 'apt-get install -y chromium' },
+  jq: { check: ['jq', '--version'], install: 'apt-get install -y jq' },
   'python3-grpcio': { check: ['/usr/bin/python3', '-c', 'import grpc, jwt, cryptography'], install: 'apt-get install -y python3-grpcio python3-jwt python3-cryptography' },
 } as const;
 export type Tool = keyof typeof TOOLS;

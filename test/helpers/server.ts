@@ -125,14 +125,16 @@ export class CanaryWatch {
         const value = Reflect.get(target, prop, receiver) as unknown;
         if (typeof value !== 'function' || prop === 'close' || prop === 'grpcClient') return value;
         return (request: Record<string, unknown>, options?: { metadata?: Metadata }) => {
-          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion', 'mfaToken', 'code', 'mfaCode']) this.note(request?.[field]);
+          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion', 'mfaToken', 'code', 'mfaCode', 'responseJson']) this.note(request?.[field]);
+          this.noteWebAuthn(request?.responseJson);
           const authorization = options?.metadata?.get('authorization')[0];
           if (typeof authorization === 'string') this.note(authorization.replace(/^\S+\s+/, ''));
           const result = (value as (r: unknown, o: unknown) => unknown).call(target, request, options);
           if (!(result instanceof Promise)) return result;
           return (result as Promise<Record<string, unknown>>).then(
             (response) => {
-              for (const field of ['accessToken', 'refreshToken', 'clientSecret', 'mfaToken', 'secret', 'otpauthUri', 'recoveryCodes', 'code']) this.note(response?.[field]);
+              for (const field of ['accessToken', 'refreshToken', 'clientSecret', 'mfaToken', 'secret', 'otpauthUri', 'recoveryCodes', 'code', 'optionsJson']) this.note(response?.[field]);
+              this.noteWebAuthn(response?.optionsJson);
               return response;
             },
             (err: { details?: string }) => {
@@ -143,6 +145,17 @@ export class CanaryWatch {
         };
       },
     });
+  }
+
+  /** A passkey ceremony's secrets-to-be: the challenge of its options, the signature and client data of its answer. */
+  private noteWebAuthn(json: unknown): void {
+    if (typeof json !== 'string' || json === '') return;
+    try {
+      const parsed = JSON.parse(json) as { challenge?: unknown; response?: { signature?: unknown; clientDataJSON?: unknown; attestationObject?: unknown; authenticatorData?: unknown } };
+      for (const value of [parsed.challenge, parsed.response?.signature, parsed.response?.clientDataJSON, parsed.response?.attestationObject, parsed.response?.authenticatorData]) this.note(value);
+    } catch {
+      // Not JSON: the bad-input tests send such; the whole string is noted already.
+    }
   }
 
   assertNoLeak(logText: string): void {

@@ -15,6 +15,7 @@ import { startProcess, type Running } from '../helpers/process';
 import { describeWithPostgres } from '../helpers/postgres';
 import { describeEachTopology } from '../helpers/redis-topologies';
 import { rfc6238 } from '../helpers/rfc6238';
+import { SoftAuthenticator } from '../helpers/authenticator';
 import { bearer, PASSWORD, statusOf } from '../helpers/server';
 
 /**
@@ -41,7 +42,7 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-multi-')), 'signing.pem');
     writeFileSync(keyFile, generateEcPem());
     const usersFile = await writeUsersFile({ root: ['admin'] });
-    env = { ...deployment().env, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
+    env = { ...deployment().env, AUTH_WEBAUTHN_RP_ID: 'example.test', AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
     [a, b, ...others] = await Promise.all(Array.from({ length: count }, () => start()));
     for (const i of all()) expect(i.instance.started).toMatchObject({ store: storeName, kid: a.instance.started.kid });
     await a.auth.register({ username: 'alice', password: PASSWORD });
@@ -204,6 +205,22 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     expect(await statusOf(b.account.disableTotp({ password: PASSWORD, code: recoveryCodes[0]! }, bearer(owner.accessToken)))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
     const mfaToken = (await b.auth.login({ username: 'mfa-owner', password: PASSWORD })).mfaToken;
     expect(await statusOf(a.auth.completeLogin({ mfaToken, code: recoveryCodes[1]! }))).toMatchObject({ code: status.UNAUTHENTICATED, details: 'the code is not valid' });
+  });
+
+  test('passkeys across instances: registered on A, a ceremony started on B finished on A, its replay refused on B; a passkey deleted on B fails on A', async () => {
+    await a.auth.register({ username: 'pia', password: PASSWORD });
+    const login = await b.auth.login({ username: 'pia', password: PASSWORD });
+    const device = new SoftAuthenticator('https://example.test');
+    const reg = await b.account.startPasskeyRegistration({}, bearer(login.accessToken));
+    const { passkey } = await a.account.finishPasskeyRegistration({ ceremonyId: reg.ceremonyId, responseJson: device.create(reg.optionsJson).json, name: 'key' }, bearer(login.accessToken));
+    const started = await b.auth.startPasskeyLogin({ username: '' });
+    const answer = device.get(started.optionsJson);
+    const tokens = await a.auth.finishPasskeyLogin({ ceremonyId: started.ceremonyId, responseJson: answer });
+    expect(await b.auth.validate({ accessToken: tokens.accessToken })).toMatchObject({ active: true, amr: ['pop', 'mfa'] });
+    expect(await statusOf(b.auth.finishPasskeyLogin({ ceremonyId: started.ceremonyId, responseJson: answer }))).toMatchObject({ code: status.NOT_FOUND });
+    await b.account.deletePasskey({ passkeyId: passkey!.passkeyId, code: '' }, bearer(tokens.accessToken));
+    const again = await a.auth.startPasskeyLogin({ username: '' });
+    expect(await statusOf(a.auth.finishPasskeyLogin({ ceremonyId: again.ceremonyId, responseJson: device.get(again.optionsJson) }))).toMatchObject({ code: status.UNAUTHENTICATED });
   });
 
   test('two admins demoting each other at once on two instances: one wins, one is refused, an admin stays (three rounds)', async () => {
