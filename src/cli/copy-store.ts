@@ -8,7 +8,8 @@ import { isId } from '../core/ids.js';
 import { ARGON2ID_PHC } from '../core/password-hasher.js';
 import type { EventLog } from '../core/events.js';
 import type { UserRecord } from '../core/records.js';
-import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport } from '../core/user-secrets.js';
+import { PASSKEY_DEFAULTS } from '../core/passkeys.js';
+import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport, type StoredPasskey } from '../core/user-secrets.js';
 import { importedAccountProblem, type Credential, type ServiceAccountRecord } from '../core/service-accounts.js';
 import { storeBackend } from '../store/backends.js';
 import { seedFileUsers } from '../users-file-seed.js';
@@ -131,14 +132,31 @@ const TIME = (v: unknown): v is number => Number.isSafeInteger(v) && (v as numbe
 const ROLES = (v: unknown): v is string[] => Array.isArray(v) && v.every(STRING);
 /** Exactly these keys, nothing more: what is imported is what was checked. */
 const ONLY = (v: object, keys: readonly string[]) => Object.keys(v).every((k) => keys.includes(k));
+const B64U = (v: unknown, min: number, max: number): boolean => STRING(v) && v.length >= min && v.length <= max && /^[A-Za-z0-9_-]*$/.test(v);
+const PASSKEY = (v: unknown): v is StoredPasskey => {
+  const p = v as StoredPasskey | null;
+  return (
+    typeof p === 'object' && p !== null && ONLY(p, ['id', 'publicKey', 'counter', 'transports', 'backupEligible', 'backedUp', 'aaguid', 'name', 'createdAt', 'lastUsedAt']) &&
+    B64U(p.id, 16, 1364) && B64U(p.publicKey, 16, 2048) && TIME(p.counter) && Array.isArray(p.transports) && p.transports.length <= 8 && p.transports.every((t) => STRING(t) && /^[a-z-]{1,32}$/.test(t)) &&
+    typeof p.backupEligible === 'boolean' && typeof p.backedUp === 'boolean' && STRING(p.aaguid) && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(p.aaguid) &&
+    STRING(p.name) && p.name.length >= 1 && p.name.length <= 64 && TIME(p.createdAt) && (p.lastUsedAt === undefined || TIME(p.lastUsedAt))
+  );
+};
 const SECOND_FACTOR = (v: unknown): v is SecondFactorExport => {
   const f = v as SecondFactorExport | null;
-  return (
-    typeof f === 'object' && f !== null && ONLY(f, ['totp', 'recovery']) &&
-    typeof f.totp === 'object' && f.totp !== null && ONLY(f.totp, ['secret', 'confirmedAt', 'lastStep']) &&
-    STRING(f.totp.secret) && /^[A-Z2-7]{16,128}$/.test(f.totp.secret) && TIME(f.totp.confirmedAt) && TIME(f.totp.lastStep) &&
-    Array.isArray(f.recovery) && f.recovery.length <= RECOVERY_CODES && f.recovery.every((h) => STRING(h) && /^[A-Za-z0-9_-]{43}$/.test(h))
-  );
+  if (typeof f !== 'object' || f === null || !ONLY(f, ['totp', 'recovery', 'webauthn']) || (f.totp === undefined && f.webauthn === undefined)) return false;
+  const totp =
+    f.totp === undefined
+      ? f.recovery === undefined
+      : typeof f.totp === 'object' && f.totp !== null && ONLY(f.totp, ['secret', 'confirmedAt', 'lastStep']) &&
+        STRING(f.totp.secret) && /^[A-Z2-7]{16,128}$/.test(f.totp.secret) && TIME(f.totp.confirmedAt) && TIME(f.totp.lastStep) &&
+        Array.isArray(f.recovery) && f.recovery.length <= RECOVERY_CODES && f.recovery.every((h) => STRING(h) && /^[A-Za-z0-9_-]{43}$/.test(h));
+  const w = f.webauthn;
+  const webauthn =
+    w === undefined ||
+    (typeof w === 'object' && w !== null && ONLY(w, ['handle', 'passkeys']) && B64U(w.handle, 43, 43) && Array.isArray(w.passkeys) && w.passkeys.length <= PASSKEY_DEFAULTS.maxPerUser &&
+      w.passkeys.every(PASSKEY) && new Set(w.passkeys.map((p) => p.id)).size === w.passkeys.length);
+  return totp && webauthn;
 };
 
 /** A name as an error may show it: quoted, escaped, at most 40 characters. */

@@ -102,16 +102,18 @@ export function parseSecrets(record: UserSecretsRecord | undefined): UserSecrets
   return JSON.parse(record.data) as UserSecrets;
 }
 
-/** What of a user's document outlives a move to another store: the confirmed factor and the recovery codes' hashes. */
+/** What of a user's document outlives a move to another store: the confirmed factor, the recovery codes' hashes, the passkeys and the user handle. */
 export interface SecondFactorExport {
-  readonly totp: NonNullable<UserSecrets['totp']>;
-  readonly recovery: readonly string[];
+  readonly totp?: NonNullable<UserSecrets['totp']> | undefined;
+  readonly recovery?: readonly string[] | undefined;
+  readonly webauthn?: NonNullable<UserSecrets['webauthn']> | undefined;
 }
 
-/** The lasting part of a stored document (undefined without a confirmed factor); pending logins, enrollments and reset codes stay behind. */
+/** The lasting part of a stored document (undefined with neither factor nor passkeys); pending logins, enrollments and reset codes stay behind. */
 export function lastingSecrets(record: UserSecretsRecord | undefined): SecondFactorExport | undefined {
   const doc = parseSecrets(record);
-  return doc.totp ? { totp: doc.totp, recovery: doc.recovery ?? [] } : undefined;
+  const lasting = compact({ totp: doc.totp, recovery: doc.totp ? (doc.recovery ?? []) : undefined, webauthn: doc.webauthn });
+  return Object.keys(lasting).length > 0 ? lasting : undefined;
 }
 
 /**
@@ -119,26 +121,38 @@ export function lastingSecrets(record: UserSecretsRecord | undefined): SecondFac
  * passes): what the target keeps. The same factor (same confirmation time) keeps the later step
  * and only the recovery codes unspent on both sides, so a code spent anywhere stays spent; a
  * different factor, the one confirmed last. No factor in the export: one confirmed before the
- * export was turned off at the source (it goes); one confirmed after it stays. Returns the
+ * export was turned off at the source (it goes); one confirmed after it stays. Passkeys the same
+ * way, one by one (the higher counter and the later use win; one made before the export and
+ * missing from it was deleted at the source); the user handle already here stays. Returns the
  * document to write, or undefined when it is to be deleted.
  */
 export function mergeImportedFactor(existing: UserSecrets, imported: SecondFactorExport | undefined, exportedAt: number): UserSecrets | undefined {
-  const keep = existing.totp;
-  let totp: UserSecrets['totp'];
-  let recovery: readonly string[] | undefined;
-  if (!imported) {
-    if (!keep || keep.confirmedAt >= exportedAt) return existing;
-    [totp, recovery] = [undefined, undefined];
-  } else if (keep && keep.confirmedAt === imported.totp.confirmedAt && keep.secret === imported.totp.secret) {
-    totp = { ...keep, lastStep: Math.max(keep.lastStep, imported.totp.lastStep) };
-    recovery = (existing.recovery ?? []).filter((h) => imported.recovery.includes(h));
-  } else if (keep && keep.confirmedAt > imported.totp.confirmedAt) {
-    return existing;
-  } else {
-    [totp, recovery] = [imported.totp, imported.recovery];
-  }
-  const doc = compact({ ...existing, totp, recovery });
+  const [totp, recovery] = mergedTotp(existing, imported, exportedAt);
+  const doc = compact({ ...existing, totp, recovery, webauthn: mergedPasskeys(existing.webauthn, imported?.webauthn, exportedAt) });
   return Object.keys(doc).length === 0 ? undefined : doc;
+}
+
+function mergedTotp(existing: UserSecrets, imported: SecondFactorExport | undefined, exportedAt: number): [UserSecrets['totp'], UserSecrets['recovery']] {
+  const keep = existing.totp;
+  if (!imported?.totp) return !keep || keep.confirmedAt >= exportedAt ? [keep, existing.recovery] : [undefined, undefined];
+  if (keep && keep.confirmedAt === imported.totp.confirmedAt && keep.secret === imported.totp.secret) {
+    return [{ ...keep, lastStep: Math.max(keep.lastStep, imported.totp.lastStep) }, (existing.recovery ?? []).filter((h) => (imported.recovery ?? []).includes(h))];
+  }
+  if (keep && keep.confirmedAt > imported.totp.confirmedAt) return [keep, existing.recovery];
+  return [imported.totp, imported.recovery ?? []];
+}
+
+function mergedPasskeys(existing: UserSecrets['webauthn'], imported: UserSecrets['webauthn'], exportedAt: number): UserSecrets['webauthn'] {
+  if (!existing) return imported;
+  const theirs = new Map((imported?.passkeys ?? []).map((p) => [p.id, p]));
+  const passkeys: StoredPasskey[] = [];
+  for (const mine of existing.passkeys) {
+    const other = theirs.get(mine.id);
+    theirs.delete(mine.id);
+    if (other) passkeys.push({ ...other, counter: Math.max(mine.counter, other.counter), lastUsedAt: Math.max(mine.lastUsedAt ?? 0, other.lastUsedAt ?? 0) || undefined });
+    else if (mine.createdAt >= exportedAt) passkeys.push(mine);
+  }
+  return { handle: existing.handle, passkeys: [...passkeys, ...theirs.values()] };
 }
 
 /** Drops what has expired by `now`; empty fields go. */

@@ -13,6 +13,7 @@ import { ROOT } from '../helpers/process';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { describeNeeding } from '../helpers/requires';
 import { rfc6238 } from '../helpers/rfc6238';
+import { SoftAuthenticator } from '../helpers/authenticator';
 import { bearer, PASSWORD, startTestServer } from '../helpers/server';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -51,6 +52,13 @@ async function secondFactorMoved(env: Record<string, string>, secret: string, st
   } finally {
     await server.close();
   }
+}
+
+async function statusOfCall(p: Promise<unknown>): Promise<{ code: number }> {
+  return p.then(
+    () => ({ code: 0 }),
+    (e: { code: number }) => ({ code: e.code }),
+  );
 }
 
 async function loginWorks(env: Record<string, string>, username: string, hasher?: PasswordHasher): Promise<boolean> {
@@ -134,6 +142,65 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
       }
       // The first login there spent step 1, and the export carried that: step 1 again would be a replay.
       await secondFactorMoved({ AUTH_DATABASE_URL: second }, bobSecret, 2);
+    });
+
+    test('passkeys move with their user: the same authenticator signs in on PostgreSQL; a passkey deleted before the second pass stays deleted', async () => {
+      const webauthn = { AUTH_WEBAUTHN_RP_ID: 'example.test' };
+      const redisEnv = { AUTH_REDIS_URL: redis.url, AUTH_STORE: 'redis', AUTH_REDIS_KEY_PREFIX: 'move-pk:', ...webauthn };
+      const device = new SoftAuthenticator('https://example.test');
+      const other = new SoftAuthenticator('https://example.test');
+      // Servers on today's time, so the export (stamped with the wall clock) comes after the passkeys.
+      const serve = (env: Record<string, string>) => startTestServer({ env, clock: new ManualClock(Date.now() - 60_000) });
+      const signIn = async (server: Awaited<ReturnType<typeof serve>>, authenticator: SoftAuthenticator) => {
+        const started = await server.auth.startPasskeyLogin({ username: '' });
+        return server.auth.finishPasskeyLogin({ ceremonyId: started.ceremonyId, responseJson: authenticator.get(started.optionsJson) });
+      };
+      const add = async (server: Awaited<ReturnType<typeof serve>>, token: string, authenticator: SoftAuthenticator, name: string) => {
+        const started = await server.account.startPasskeyRegistration({}, bearer(token));
+        return (await server.account.finishPasskeyRegistration({ ceremonyId: started.ceremonyId, responseJson: authenticator.create(started.optionsJson).json, name }, bearer(token))).passkey!;
+      };
+      let source = await serve(redisEnv);
+      let removed: string;
+      try {
+        await source.auth.register({ username: 'pia', password: PASSWORD });
+        await add(source, (await source.auth.login({ username: 'pia', password: PASSWORD })).accessToken, device, 'laptop');
+        removed = (await add(source, (await signIn(source, device)).accessToken, other, 'phone')).passkeyId;
+      } finally {
+        await source.close();
+      }
+      const first = join(dir, 'passkeys-1.jsonl');
+      expect(cli(['export', '--out', first], redisEnv).code).toBe(0);
+      const pia = JSON.parse(readFileSync(first, 'utf8').split('\n').find((l) => l.includes('"username":"pia"'))!);
+      expect(Object.keys(pia.secondFactor)).toEqual(['webauthn']);
+      expect(pia.secondFactor.webauthn.passkeys.map((p: { name: string }) => p.name)).toEqual(['laptop', 'phone']);
+      const target = await pg().createDatabase();
+      expect(cli(['import', '--in', first], { AUTH_DATABASE_URL: target }).code).toBe(0);
+      let moved = await serve({ AUTH_DATABASE_URL: target, ...webauthn });
+      try {
+        const tokens = await signIn(moved, device);
+        expect((await moved.account.listPasskeys({}, bearer(tokens.accessToken))).passkeys.map((p) => p.name)).toEqual(['laptop', 'phone']);
+      } finally {
+        await moved.close();
+      }
+
+      // Meanwhile at the source: the phone's passkey is deleted, the laptop's signs in again.
+      source = await serve(redisEnv);
+      try {
+        await source.account.deletePasskey({ passkeyId: removed!, code: '' }, bearer((await signIn(source, device)).accessToken));
+      } finally {
+        await source.close();
+      }
+      const second = join(dir, 'passkeys-2.jsonl');
+      expect(cli(['export', '--out', second], redisEnv).code).toBe(0);
+      expect(cli(['import', '--in', second], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: expect.stringContaining('; 1 brought up to date;') });
+      moved = await serve({ AUTH_DATABASE_URL: target, ...webauthn });
+      try {
+        const tokens = await signIn(moved, device);
+        expect((await moved.account.listPasskeys({}, bearer(tokens.accessToken))).passkeys.map((p) => p.name)).toEqual(['laptop']);
+        expect((await statusOfCall(signIn(moved, other))).code).toBe(16);
+      } finally {
+        await moved.close();
+      }
     });
 
     test('the users file (memory store) → PostgreSQL: file users keep their ids and hashes, and still count as the file’s', async () => {

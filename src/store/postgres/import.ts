@@ -80,6 +80,7 @@ export class PostgresImport extends PostgresBase {
       c.users++;
       // A user's second factor goes in with the user, in the same transaction (never a user without the factor they had).
       if (r.secondFactor) await q('auth_import_secrets', "INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, nextval('auth_user_secrets_version'), $2)", [r.id, JSON.stringify(r.secondFactor)]);
+      await PostgresImport.linkPasskeys(q, r.id, r.secondFactor);
       return;
     }
     const [holder] = await q<{ id: string }>('auth_import_user_holder', 'SELECT id FROM auth_users WHERE id = $1 OR username = $2 ORDER BY id = $1 DESC', [r.id, r.username]);
@@ -88,6 +89,7 @@ export class PostgresImport extends PostgresBase {
       // Only the skeleton was taken (by a look-alike made before skeletons were kept): in without one.
       if ((await insert(null)).length === 1) c.users++;
       if (r.secondFactor) await q('auth_import_secrets', "INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, nextval('auth_user_secrets_version'), $2)", [r.id, JSON.stringify(r.secondFactor)]);
+      await PostgresImport.linkPasskeys(q, r.id, r.secondFactor);
       return;
     }
     // Here already: brought to the export's state when that is newer (its revision moves with every change).
@@ -111,7 +113,18 @@ export class PostgresImport extends PostgresBase {
     if (merged === undefined) await q('auth_import_delete_secrets', 'DELETE FROM auth_user_secrets WHERE user_id = $1', [userId]);
     else if (row) await q('auth_import_update_secrets', "UPDATE auth_user_secrets SET version = nextval('auth_user_secrets_version'), data = $2 WHERE user_id = $1", [userId, JSON.stringify(merged)]);
     else await q('auth_import_secrets', "INSERT INTO auth_user_secrets (user_id, version, data) VALUES ($1, nextval('auth_user_secrets_version'), $2)", [userId, JSON.stringify(merged)]);
+    await PostgresImport.linkPasskeys(q, userId, merged);
     return true;
+  }
+
+  /**
+   * auth_passkeys as the user's document says: a sign-in starts from the credential id. A
+   * credential id another user holds here stays theirs (and this user's passkey cannot sign in).
+   */
+  private static async linkPasskeys(q: Query, userId: string, doc: Pick<SecondFactorExport, 'webauthn'> | undefined): Promise<void> {
+    const ids = (doc?.webauthn?.passkeys ?? []).map((p) => p.id);
+    await q('auth_import_unlink_passkeys', 'DELETE FROM auth_passkeys WHERE user_id = $1 AND NOT (credential_id = ANY ($2::text[]))', [userId, ids]);
+    if (ids.length > 0) await q('auth_import_link_passkeys', 'INSERT INTO auth_passkeys (credential_id, user_id) SELECT unnest($1::text[]), $2 ON CONFLICT (credential_id) DO NOTHING', [ids, userId]);
   }
 
   private static async importAccount(q: Query, r: Extract<ImportRecord, { kind: 'service_account' }>, c: ImportCounts): Promise<void> {
