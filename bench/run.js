@@ -18,6 +18,7 @@ const { ARGON2ID, measureFloors } = require('./floors.js');
 const { h2loadAvailable } = require('./lib/measure.js');
 const { PASSWORD, startService } = require('./lib/service.js');
 const { contentionFigures, loginFigure, mfaLoginFigures } = require('./logins.js');
+const { passkeyLoginFigures } = require('./passkeys.js');
 const { write } = require('./report.js');
 const { memoryStoreFigures } = require('./stores/memory.js');
 const { postgresBin, postgresFigures } = require('./stores/postgres.js');
@@ -29,16 +30,17 @@ async function main() {
   const usersFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-users-')), 'users');
   fs.writeFileSync(usersFile, `bench-admin:${await argon2.hash(PASSWORD, ARGON2ID)}:admin\n`);
   // Registration limits off: the Register flood measures how hashing is shared, not the limits.
-  const service = await startService({ env: { AUTH_HASH_CONCURRENCY: String(hashConcurrency), AUTH_USERS_FILE: usersFile, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000' } });
+  const service = await startService({ env: { AUTH_HASH_CONCURRENCY: String(hashConcurrency), AUTH_USERS_FILE: usersFile, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000', AUTH_WEBAUTHN_RP_ID: 'bench.example', AUTH_PASSKEY_STARTS_PER_ADDRESS: '1000000' } });
   const results = { hashConcurrency, figures: [], floors: {}, generator: h2loadAvailable ? 'h2load (nghttp2) for calls/s figures; Node for CPU-per-call, latency and login figures' : 'Node (h2load not found)' };
 
   await measureFloors(results, service.key);
   const fixtures = await serviceFixtures(service);
 
-  // BENCH_ONLY=mfa or =postgres: only those figures, printed and not written (for working on them).
+  // BENCH_ONLY=mfa, =passkeys or =postgres: only those figures, printed and not written (for working on them).
   const only = process.env.BENCH_ONLY;
-  if (only === 'mfa' || only === 'postgres') {
+  if (only === 'mfa' || only === 'postgres' || only === 'passkeys') {
     if (only === 'mfa') await mfaLoginFigures(results, service, fixtures, 200);
+    else if (only === 'passkeys') await passkeyLoginFigures(results, service, fixtures, 200);
     else await postgresFigures(results, service);
     console.log(JSON.stringify(results.figures, null, 1));
     await service.stop();
@@ -50,6 +52,8 @@ async function main() {
   await loginFigure(results, fixtures);
   console.log('measuring Login with a second factor ...');
   await mfaLoginFigures(results, service, fixtures, 200);
+  console.log('measuring a passkey sign-in ...');
+  await passkeyLoginFigures(results, service, fixtures, 200);
   await contentionFigures(results, service, fixtures);
 
   // The same calls on the Redis and PostgreSQL stores, next to the memory store.

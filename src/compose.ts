@@ -191,6 +191,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
       rpName: config.webauthnRpName,
       origins: config.webauthnOrigins.length > 0 || config.webauthnRpId === undefined ? config.webauthnOrigins : [`https://${config.webauthnRpId}`],
       ...PASSKEY_DEFAULTS,
+      startsPerMinute: config.passkeyStartsPerAddress,
     },
   );
   const serviceTokens = new ServiceTokenFlow({ accounts: store, throttle, accessTokens, clock }, { issuer: config.issuer, clockSkewMs: config.clockSkewMs });

@@ -116,6 +116,12 @@ export const settings = {
     doc: 'The exact origins a passkey ceremony may come from, comma-separated (e.g. `https://example.com,https://app.example.com`); each host must be the RP id or under it',
     item: (v) => (originProblem(v) === undefined ? undefined : `must list origins (${originProblem(v)})`),
   }),
+  passkeyStartsPerAddress: count('AUTH_PASSKEY_STARTS_PER_ADDRESS', {
+    default: 30,
+    min: 1,
+    max: 1_000_000,
+    doc: 'StartPasskeyLogin calls one client address may make a minute (then RESOURCE_EXHAUSTED): behind a backend-for-frontend, set AUTH_TRUSTED_PROXIES so the address is the browser\'s',
+  }),
   adminRequireMfa: flag('AUTH_ADMIN_REQUIRE_MFA', { doc: '`true` makes every AdminService call need a sign-in with a second factor (as `mfa: true` in its policy)' }),
   mfaRequiredRoles: list('AUTH_MFA_REQUIRED_ROLES', {
     shown: '(none)',

@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       registerPerMinute: 120,
       usersFile: undefined,
       webauthnOrigins: [],
+      passkeyStartsPerAddress: 30,
       webauthnRpId: undefined,
       webauthnRpName: 'grpc-auth',
       passwordMinLength: 15,

@@ -1117,7 +1117,7 @@ export const AuthService: GenService<{
    * PublicKeyCredentialRequestOptionsJSON for PublicKeyCredential.parseRequestOptionsFromJSON.
    * With a username, that user's passkeys are allowed; with none, any discoverable credential
    * (a username-less sign-in). FAILED_PRECONDITION when passkeys are off; RESOURCE_EXHAUSTED past
-   * 30 a minute from one client address.
+   * AUTH_PASSKEY_STARTS_PER_ADDRESS (30) a minute from one client address.
    *
    * @generated from rpc auth.v1.AuthService.StartPasskeyLogin
    */
