@@ -71,6 +71,13 @@ const scenarios = {
       const request = Buffer.concat([field(1, `probe-fw-${String(i).padStart(8, '0')}`), field(2, 'not the password at all')]);
       connection(Infinity).makeUnaryRequest('/auth.v1.AuthService/Login', raw, raw, request, metadata, {}, (err) => resolve(err ? err.code : 0));
     }),
+  // StartPasskeyLogin naming a unique user nobody has: a ceremony each (5 minutes), up to the
+  // memory store's cap of 10,000.
+  passkey: (i) =>
+    new Promise((resolve) => {
+      const request = field(1, `probe-pk-${String(i).padStart(8, '0')}-${'x'.repeat(40)}`);
+      connection(Infinity).makeUnaryRequest('/auth.v1.AuthService/StartPasskeyLogin', raw, raw, request, new grpc.Metadata(), {}, (err) => resolve(err ? err.code : 0));
+    }),
 };
 
 let next = from;

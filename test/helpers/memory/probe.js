@@ -42,9 +42,10 @@ function retained() {
 (async () => {
   // PROBE_ATTEMPT_CAP: the memory store with a smaller cap on login-attempt counters than the
   // service's 100,000, so a test reaches it (and shows RSS level past it) in seconds.
-  const { PROBE_ATTEMPT_CAP, ...env } = JSON.parse(envJson || '{}');
+  // PROBE_STORE: the same with the service's own cap, to read the store's counts at the end.
+  const { PROBE_ATTEMPT_CAP, PROBE_STORE, ...env } = JSON.parse(envJson || '{}');
   const clock = new ManualClock(Date.now());
-  const store = PROBE_ATTEMPT_CAP ? new MemoryStore({ clock, accessGraceMs: 930_000, maxSessionsPerUser: 100, maxAttemptEntries: Number(PROBE_ATTEMPT_CAP) }) : undefined;
+  const store = PROBE_ATTEMPT_CAP || PROBE_STORE ? new MemoryStore({ clock, accessGraceMs: 930_000, maxSessionsPerUser: 100, maxAttemptEntries: Number(PROBE_ATTEMPT_CAP ?? 100_000) }) : undefined;
   const kit = await startTestAuthServer({ clock, logDestination: { write() {} }, env: { AUTH_LOG_LEVEL: 'info', ...env }, ...(store ? { store } : {}) });
   const out = { warm: undefined, rounds: [], codes: {}, retained: 0 };
   await load(kit.address, 0, Math.min(perRound, 500));
@@ -61,7 +62,7 @@ function retained() {
   out.planted = (await retained()) - baseline;
   delete globalThis.planted;
   out.retained = (await retained()) - baseline;
-  out.state = { watching: kit.app.server.health.watching, attempts: store ? store.size().attempts : undefined };
+  out.state = { watching: kit.app.server.health.watching, attempts: store ? store.size().attempts : undefined, ceremonies: store ? store.size().ceremonies : undefined };
   await kit.close();
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
