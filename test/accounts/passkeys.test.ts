@@ -286,6 +286,28 @@ describe('passkeys over gRPC', () => {
   });
 });
 
+describe('passkeys and roles', () => {
+  test('a passkey sign-in gets the roles of AUTH_MFA_REQUIRED_ROLES; an account holds at most 10 passkeys', async () => {
+    const server = await startTestServer({ env: { ...ENV, AUTH_MFA_REQUIRED_ROLES: 'admin' } });
+    try {
+      const { userId, auth } = await signedIn(server);
+      await server.app.store.updateUser(userId, { roles: ['admin'] });
+      const login = await server.auth.login({ username: 'alice', password: PASSWORD });
+      expect(login.mfaEnrollmentRequired).toBe(true);
+      expect(jwt.decode(login.accessToken)).toMatchObject({ roles: [] });
+      const device = new SoftAuthenticator(ORIGIN);
+      await addPasskey(server, auth, device);
+      const tokens = await passkeyLogin(server, device);
+      expect(jwt.decode(tokens.accessToken)).toMatchObject({ roles: ['admin'], amr: ['pop', 'mfa'] });
+      const session = bearer(tokens.accessToken);
+      for (let i = 2; i <= 10; i++) await addPasskey(server, session, new SoftAuthenticator(ORIGIN), `key ${i}`);
+      expect(await statusOf(server.account.startPasskeyRegistration({}, session))).toEqual({ code: status.FAILED_PRECONDITION, details: 'an account holds at most 10 passkeys; delete one first' });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('passkeys from Python: grpcio calls, examples/passkeys/authenticator.py answers', () => {
   test('register and sign in username-less, no JavaScript on the client side', async () => {
     const server = await startTestServer({ env: { AUTH_WEBAUTHN_RP_ID: 'localhost', AUTH_WEBAUTHN_ORIGINS: 'https://localhost' } });
