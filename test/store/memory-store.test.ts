@@ -47,7 +47,7 @@ describe('MemoryStore.sweep', () => {
     expect(store.size().sessions).toBe(100);
     expect((await store.listSessions(userId)).length).toBe(100);
     store.sweep(clock.now() + 10 * HOUR);
-    expect(store.size()).toEqual({ users: 1, sessions: 0, attempts: 0, rates: 0 });
+    expect(store.size()).toEqual({ users: 1, sessions: 0, attempts: 0, rates: 0, ceremonies: 0 });
   });
 
   test('a session’s state stays one entry however often it rotates (1,000 rotations)', async () => {
@@ -58,7 +58,7 @@ describe('MemoryStore.sweep', () => {
       const r = await store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`, successorHash: `h${g + 1}`, sealedSuccessor: `sealed-${g}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true });
       expect(r.outcome).toBe('rotated');
     }
-    expect(store.size()).toEqual({ users: 1, sessions: 1, attempts: 0, rates: 0 });
+    expect(store.size()).toEqual({ users: 1, sessions: 1, attempts: 0, rates: 0, ceremonies: 0 });
     const entry = (store as unknown as { sessions: Map<string, Record<string, unknown>> }).sessions.get(sessionId)!;
     expect(Object.keys(entry).sort()).toEqual(['generation', 'id', 'lastRefreshedSeconds', 'next', 'previous', 'seen', 'tokenHash', 'user', 'userGeneration', 'createdSeconds', 'expiresSeconds', 'tokenExpiresSeconds', 'millis', 'amr'].sort());
     expect(entry.previous).toMatchObject({ hash: 'h999', sealed: 'sealed-999' });

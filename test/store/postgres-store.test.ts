@@ -81,7 +81,7 @@ describeWithPostgres('PostgresStore', (pg) => {
       const rotate = (g: number) =>
         store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`, successorHash: `h${g + 1}`, sealedSuccessor: 's'.repeat(120), refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true });
       const before = await store.rowCounts();
-      expect(before).toEqual({ users: 1, sessions: 1, service_accounts: 0, assertions: 0, attempts: 0, rates: 0 });
+      expect(before).toEqual({ users: 1, sessions: 1, service_accounts: 0, assertions: 0, attempts: 0, rates: 0, passkeys: 0, ceremonies: 0 });
       for (let g = 0; g < 1000; g++) {
         clock.advance(1000);
         expect((await rotate(g)).outcome).toBe('rotated');
@@ -122,10 +122,11 @@ describeWithPostgres('PostgresStore', (pg) => {
       expect(await store.useAssertion(account, 'j1', T0 + 60_000)).toBe(true);
       await store.recordFailure('10.0.0.9', { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: HOUR, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 });
       await store.hitRate('reg:10.0.0.9', 10, 60_000);
-      expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0 });
+      await store.putCeremony(newId(random, 'pkc'), '{}', 300_000);
+      expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0, ceremonies: 0 });
       clock.advance(2 * HOUR);
-      expect(await store.sweep()).toEqual({ sessions: SWEEP_BATCH + 500, assertions: 1, attempts: 1, rates: 1 });
-      expect(await store.rowCounts()).toMatchObject({ sessions: 1, assertions: 0, attempts: 0, rates: 0 });
+      expect(await store.sweep()).toEqual({ sessions: SWEEP_BATCH + 500, assertions: 1, attempts: 1, rates: 1, ceremonies: 1 });
+      expect(await store.rowCounts()).toMatchObject({ sessions: 1, assertions: 0, attempts: 0, rates: 0, ceremonies: 0 });
       expect(await store.liveSession(userId, live)).toBeDefined();
     } finally {
       await store.close();
