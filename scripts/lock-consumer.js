@@ -29,6 +29,13 @@ for (const project of PROJECTS) {
   const at = path.join(work, spec.replace(/^file:/, ''));
   fs.mkdirSync(path.dirname(at), { recursive: true });
   fs.copyFileSync(tarball, at);
+  // Starting from the lockfile there keeps every pin that still fits: only what changed moves.
+  // The package's own entry goes, so its dependencies are read again from the tarball.
+  if (fs.existsSync(path.join(from, 'package-lock.json'))) {
+    const lock = JSON.parse(fs.readFileSync(path.join(from, 'package-lock.json'), 'utf8'));
+    delete lock.packages['node_modules/grpc-auth-service'];
+    fs.writeFileSync(path.join(work, 'package-lock.json'), JSON.stringify(lock));
+  }
   execFileSync(npm, ['install', '--package-lock-only', '--no-audit', '--no-fund', '--silent'], { cwd: work, stdio: 'inherit' });
   fs.writeFileSync(path.join(from, 'package-lock.json'), JSON.stringify(withoutTarballIntegrity(JSON.parse(fs.readFileSync(path.join(work, 'package-lock.json'), 'utf8'))), null, 2) + '\n');
   console.log(`${project}/package-lock.json written`);
