@@ -144,6 +144,10 @@ describe('passkeys over gRPC', () => {
     stranger.create((await server.account.startPasskeyRegistration({}, (await signedIn(server, 'bob')).auth)).optionsJson);
     expect(await statusOf(passkeyLogin(server, stranger))).toEqual({ code: status.UNAUTHENTICATED, details: 'passkey refused: this passkey is not registered here' });
     expect(server.logs.events('passkey_login_refused').map((e) => e.why)).toEqual(['ceremony', 'ceremony', 'unknown_credential']);
+    const metrics = await server.app.metrics.registry.metrics();
+    expect(metrics).toMatch(/^auth_passkey_logins_total 1$/m);
+    expect(metrics).toMatch(/^auth_passkey_logins_refused_total 3$/m);
+    expect(metrics).toMatch(/^auth_rpc_calls_total\{method="\/auth.v1.AuthService\/FinishPasskeyLogin",code="NOT_FOUND"\} 2$/m);
   });
 
   test('bad input is INVALID_ARGUMENT and spends no ceremony', async () => {
