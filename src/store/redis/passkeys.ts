@@ -14,8 +14,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 `;
 
+/** KEYS: the ceremony's key. Returns its value and deletes it in one step (GETDEL, on any Redis). */
+const TAKE = `
+local value = redis.call('GET', KEYS[1])
+if value then redis.call('DEL', KEYS[1]) end
+return value
+`;
+
 /** The commands RedisPasskeys's scripts add to the client. */
 interface Commands {
+  authTakeCeremony(...args: Args): Promise<string | null>;
   authLinkPasskey(...args: Args): Promise<number>;
   authUnlinkPasskey(...args: Args): Promise<number>;
 }
@@ -23,11 +31,12 @@ interface Commands {
 const run = (redis: RedisClient) => redis as RedisClient & Commands;
 
 /**
- * Passkey ceremonies (`pkc:{id}`, expiring with PX, taken with GETDEL: single use on every
+ * Passkey ceremonies (`pkc:{id}`, expiring with PX, taken by a script that reads and deletes: single use on every
  * instance) and the owner of each credential id (`pk:{credential id}`).
  */
 export class RedisPasskeys extends RedisBase {
   static readonly scripts: Record<keyof Commands, Script> = {
+    authTakeCeremony: { keys: 1, lua: TAKE },
     authLinkPasskey: { keys: 1, lua: LINK },
     authUnlinkPasskey: { keys: 1, lua: UNLINK },
   };
@@ -37,7 +46,7 @@ export class RedisPasskeys extends RedisBase {
   }
 
   async takeCeremony(id: string): Promise<string | undefined> {
-    return (await this.call(() => this.redis.getdel(`${this.prefix}pkc:{${id}}`))) ?? undefined;
+    return (await this.call(() => run(this.redis).authTakeCeremony(`${this.prefix}pkc:{${id}}`))) ?? undefined;
   }
 
   async linkPasskey(credentialId: string, userId: string): Promise<'linked' | 'taken'> {
