@@ -9,6 +9,7 @@ import type { LoginThrottle, ThrottleAttempt } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
 import type { UserRecord } from './records.js';
 import { checkNewPassword, type NewPasswordPolicy } from './register.js';
+import { multiFactor } from './amr.js';
 import { newTotpSecret, otpauthUri, totpStep } from './totp.js';
 import {
   changeSecrets,
@@ -113,7 +114,7 @@ function factorName(spent: Spent): 'totp' | 'recovery_code' {
 }
 
 /** Why a change that needs a code of the factor did not happen: a wrong code, none given, or nothing to change. */
-type Refusal = 'code' | 'required' | 'none';
+type Refusal = 'code' | 'required' | 'none' | 'session';
 
 /**
  * TOTP second factors with recovery codes, the Login gate and CompleteLogin's check, and
@@ -267,6 +268,8 @@ export class SecondFactors {
       const step = totpStep(pending.secret, input.code.replace(/\s/g, ''), this.now());
       if (step === undefined) return { keep: true, result: 'code' };
       replaced = undefined;
+      // An account with passkeys has a factor already: only a session that began with one adds TOTP.
+      if (!doc.totp && (doc.webauthn?.passkeys.length ?? 0) > 0 && !multiFactor(ctx.principal?.amr ?? [])) return { keep: true, result: 'session' };
       if (doc.totp) {
         if (input.currentCode === '') return { keep: true, result: 'required' };
         replaced = spend(doc, input.currentCode, this.now());
@@ -371,6 +374,7 @@ export class SecondFactors {
         throw new AuthError('invalid_credentials', INVALID_CODE, { reason: 'MFA_CODE_INVALID' });
       }
       if (outcome === 'required') throw new AuthError('invalid_credentials', CODE_REQUIRED, { reason: 'MFA_CODE_REQUIRED' });
+      if (outcome === 'session') throw new AuthError('insufficient_authentication', 'this account has passkeys: sign in with one to turn TOTP on', { reason: 'MFA_REQUIRED' });
       if (outcome === 'ok') await attempt.succeeded();
       return outcome;
     } finally {

@@ -15,7 +15,7 @@ import { AMR_PASSKEY } from './amr.js';
 import { canonicalUsername } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { isId, newId } from './ids.js';
-import type { LoginThrottle } from './login-throttle.js';
+import { addressKey, type LoginThrottle } from './login-throttle.js';
 import type { UserRecord } from './records.js';
 import type { RateStore } from './register.js';
 import { changeSecrets, parseSecrets, pruned, type SecretsDecision, type StoredPasskey, type UserSecrets, type UserSecretStore } from './user-secrets.js';
@@ -84,14 +84,19 @@ const NOT_ON = 'passkeys are not enabled on this server (AUTH_WEBAUTHN_RP_ID)';
 const NO_PASSKEY = 'passkey not found';
 
 /** Why simplewebauthn refused a response, from its message: the audit's `why` and the caller's text. */
+// Anchored at the start: the rest of a message may quote what the client sent (its challenge).
 const REFUSALS: ReadonlyArray<readonly [RegExp, string, string]> = [
-  [/origin/i, 'origin', 'the response comes from an origin this server does not accept'],
-  [/RP ID/i, 'rp_id', 'the response is for another relying party (RP ID)'],
-  [/user verification|could not be verified/i, 'user_verification', 'the authenticator did not verify the user (UV); passkeys here need it'],
-  [/counter/i, 'counter', 'the authenticator counter went backwards: this passkey may be cloned'],
-  [/challenge/i, 'challenge', 'the response answers another challenge'],
-  [/signature/i, 'signature', 'the signature does not verify'],
+  [/^Unexpected (authentication|registration) response origin /, 'origin', 'the response comes from an origin this server does not accept'],
+  [/^Unexpected RP ID hash/, 'rp_id', 'the response is for another relying party (RP ID)'],
+  [/^User verification (was )?required/, 'user_verification', 'the authenticator did not verify the user (UV); passkeys here need it'],
+  [/^User (presence was required|not present)/, 'user_presence', 'the authenticator did not see the user (UP)'],
+  [/^Response counter value /, 'counter', 'the authenticator counter went backwards: this passkey may be cloned'],
+  [/^Unexpected (authentication|registration) response challenge /, 'challenge', 'the response answers another challenge'],
 ];
+/** The transports WebAuthn Level 3 names; anything else a browser reports is dropped. */
+const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
+/** StartPasskeyRegistration calls one user may make a minute (each keeps a ceremony for 5 minutes). */
+const REGISTRATIONS_PER_MINUTE = 10;
 
 /**
  * Passkeys (WebAuthn, with @simplewebauthn/server): registration by a signed-in user, sign-in by
@@ -167,6 +172,8 @@ export class Passkeys {
     if ((doc.webauthn?.passkeys.length ?? 0) >= this.options.maxPerUser) {
       throw new AuthError('failed_precondition', `an account holds at most ${this.options.maxPerUser} passkeys; delete one first`);
     }
+    const hit = await this.deps.rates.hitRate(`pkr:${userId}`, REGISTRATIONS_PER_MINUTE, 60_000);
+    if (!hit.allowed) throw throttled(hit.retryAfterMs, 'passkey registrations started');
     // The user handle: made once, on the first registration, and kept for good.
     const fresh = this.deps.random.bytes(32).toString('base64url');
     const handle = await this.change(userId, (d) => (d.webauthn ? { keep: true, result: d.webauthn.handle } : { write: { ...d, webauthn: { handle: fresh, passkeys: [] } }, result: fresh }));
@@ -210,17 +217,20 @@ export class Passkeys {
       if (!verified.verified) return await refuse(attempt, new Error('signature'), ctx, 'registration', userId);
       await attempt.succeeded();
       const info = verified.registrationInfo;
+      if (!CREDENTIAL_ID.test(info.credential.id)) throw new AuthError('invalid_argument', 'the credential id is over 1,023 bytes (WebAuthn Level 3)');
       const passkey: StoredPasskey = {
         id: info.credential.id,
         publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
         counter: info.credential.counter,
-        transports: [...(info.credential.transports ?? response.response.transports ?? [])],
+        transports: [...new Set<string>(info.credential.transports ?? response.response.transports ?? [])].filter((t) => TRANSPORTS.has(t)),
         backupEligible: info.credentialDeviceType === 'multiDevice',
         backedUp: info.credentialBackedUp,
         aaguid: info.aaguid,
         name,
         createdAt: this.now(),
       };
+      // Registered already here (an authenticator that ignored excludeCredentials): nothing to link or undo.
+      if ((await this.read(userId)).webauthn?.passkeys.some((p) => p.id === passkey.id)) throw new AuthError('already_exists', 'this passkey is registered already');
       if ((await this.deps.store.linkPasskey(passkey.id, userId)) === 'taken') throw new AuthError('already_exists', 'this passkey is registered already');
       try {
         await this.change(userId, (doc) => {
@@ -232,7 +242,8 @@ export class Passkeys {
           return { write: { ...doc, webauthn: { handle: doc.webauthn.handle, passkeys: [...held, passkey] } }, result: undefined };
         });
       } catch (err) {
-        await this.deps.store.unlinkPasskey(passkey.id, userId);
+        // Undone unless the same passkey went in meanwhile (a concurrent Finish): its link stays.
+        if (!(await this.read(userId)).webauthn?.passkeys.some((p) => p.id === passkey.id)) await this.deps.store.unlinkPasskey(passkey.id, userId);
         throw err;
       }
       const others = (await this.deps.users.listSessions(userId)).filter((s) => s.id !== sessionId).length;
@@ -248,11 +259,11 @@ export class Passkeys {
   async startLogin(rawUsername: string, ctx: FlowContext): Promise<{ ceremonyId: string; optionsJson: string }> {
     const { rpID } = this.rp();
     if (rawUsername.length > 256) throw new AuthError('invalid_argument', 'username must be at most 256 characters');
-    const hit = await this.deps.rates.hitRate(`pkl:${ctx.clientAddress ?? '-'}`, this.options.startsPerMinute, 60_000);
+    // Per address as the login throttle counts it: an IPv6 host holds a whole /64.
+    const hit = await this.deps.rates.hitRate(`pkl:${addressKey(ctx.clientAddress ?? '-')}`, this.options.startsPerMinute, 60_000);
     if (!hit.allowed) {
-      const seconds = Math.max(1, Math.ceil(hit.retryAfterMs / 1000));
       ctx.log.warn({ event: 'passkey_login_throttled' }, 'passkey sign-ins started too often from one address');
-      throw new AuthError('throttled', `too many passkey sign-ins started; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+      throw throttled(hit.retryAfterMs, 'passkey sign-ins started');
     }
     let user: UserRecord | undefined;
     if (rawUsername !== '') {
@@ -280,7 +291,9 @@ export class Passkeys {
     const { rpID, origins } = this.rp();
     const response = parseResponse<AuthenticationResponseJSON>(input.responseJson);
     if (typeof response.id !== 'string' || !CREDENTIAL_ID.test(response.id)) throw new AuthError('invalid_argument', 'response_json has no valid credential id');
-    const attempt = await this.deps.throttle.begin(`passkey\u0000${response.id}`, ctx);
+    // Failures count per client address only: nobody can guess a signature, and counting them
+    // under the credential id (which StartPasskeyLogin shows) would let anyone lock its owner out.
+    const attempt = await this.deps.throttle.begin(`passkey\u0000${addressKey(ctx.clientAddress ?? '-')}`, ctx);
     try {
       const ceremony = await this.takeCeremony(input.ceremonyId, 'login');
       if (!ceremony) return await refuse(attempt, new Error('ceremony'), ctx, 'login');
@@ -395,13 +408,21 @@ function self(ctx: FlowContext): { userId: string; sessionId: string } {
   return ctx.principal;
 }
 
+const GRAPHEMES = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+/** A passkey's name: at most 64 characters as people count them (and 128 code points), no controls, format characters or line separators. */
 function checkName(raw: string, fallback?: string): string {
   const name = raw.trim().normalize('NFC');
   if (name === '' && fallback !== undefined) return fallback;
   if (name === '') throw new AuthError('invalid_argument', 'name is required');
-  // eslint-disable-next-line no-control-regex
-  if ([...name].length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(name)) throw new AuthError('invalid_argument', `name must be at most ${NAME_MAX} printable characters`);
+  const long = [...GRAPHEMES.segment(name)].length > NAME_MAX || [...name].length > 2 * NAME_MAX;
+  if (long || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name)) throw new AuthError('invalid_argument', `name must be at most ${NAME_MAX} printable characters`);
   return name;
+}
+
+function throttled(retryAfterMs: number, what: string): AuthError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new AuthError('throttled', `too many ${what}; retry in ${seconds} s`, { retryAfterSeconds: seconds });
 }
 
 function parseResponse<T>(json: string): T {
@@ -436,6 +457,7 @@ function whyRefused(text: string): [string, string] {
   if (text === 'ceremony') return ['ceremony', NO_CEREMONY];
   if (text === 'unknown') return ['unknown_credential', 'this passkey is not registered here'];
   if (text === 'user_handle') return ['user_handle', 'the passkey belongs to another user handle'];
+  if (text === 'signature') return ['signature', 'the signature does not verify'];
   for (const [pattern, why, message] of REFUSALS) if (pattern.test(text)) return [why, message];
   return ['malformed', 'the response could not be verified'];
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import jwt from 'jsonwebtoken';
 import { pythonCalls, SYSTEM_PYTHON } from '../helpers/python-grpc';
 import { SoftAuthenticator, type Misbehaviour } from '../helpers/authenticator';
@@ -287,6 +287,78 @@ describe('passkeys over gRPC', () => {
     });
     expect((await server.account.listPasskeys({}, bob.auth)).passkeys).toEqual([]);
     await expect(passkeyLogin(server, device)).resolves.toMatchObject({ tokenType: 'Bearer' });
+  });
+});
+
+describe('passkeys: what a red-team run found', () => {
+  let server: TestServer;
+  beforeEach(async () => {
+    server = await startTestServer({ env: { ...ENV, AUTH_TRUSTED_PROXIES: 'loopback' } });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+  const from = (address: string, token?: string) => {
+    const options = token ? bearer(token) : { metadata: new Metadata() };
+    options.metadata.set('x-forwarded-for', address);
+    return options;
+  };
+
+  test('a password-only session cannot turn TOTP on for an account with passkeys (and so cannot then delete them)', async () => {
+    const { auth } = await signedIn(server);
+    const device = new SoftAuthenticator(ORIGIN);
+    await addPasskey(server, auth, device);
+    const enrolled = await server.account.enrollTotp({}, auth);
+    const confirm = (a: ReturnType<typeof bearer>) => server.account.confirmTotp({ password: PASSWORD, enrollmentId: enrolled.enrollmentId, code: rfc6238(enrolled.secret, server.clock.now()) }, a);
+    expect(await statusOf(confirm(auth))).toEqual({ code: status.UNAUTHENTICATED, details: 'this account has passkeys: sign in with one to turn TOTP on' });
+    await expect(confirm(bearer((await passkeyLogin(server, device)).accessToken))).resolves.toMatchObject({ recoveryCodes: expect.any(Array) });
+  });
+
+  test('failures from many addresses against one passkey never lock its owner out', async () => {
+    const { auth } = await signedIn(server);
+    const device = new SoftAuthenticator(ORIGIN);
+    const passkey = await addPasskey(server, auth, device);
+    const bogus = JSON.stringify({ id: passkey.passkeyId, rawId: passkey.passkeyId, type: 'public-key', response: {} });
+    for (let i = 0; i < 20; i++) await statusOf(server.auth.finishPasskeyLogin({ ceremonyId: 'x', responseJson: bogus }, from(`203.0.113.${i}`)));
+    await expect(passkeyLogin(server, device)).resolves.toMatchObject({ tokenType: 'Bearer' });
+  });
+
+  test('StartPasskeyLogin counts an IPv6 /64 as one address; StartPasskeyRegistration is limited to 10 a minute a user', async () => {
+    for (let i = 0; i < 30; i++) await server.auth.startPasskeyLogin({ username: '' }, from(`2001:db8:1:2::${i.toString(16)}`));
+    expect((await statusOf(server.auth.startPasskeyLogin({ username: '' }, from('2001:db8:1:2::ffff')))).code).toBe(status.RESOURCE_EXHAUSTED);
+    await expect(server.auth.startPasskeyLogin({ username: '' }, from('2001:db8:1:3::1'))).resolves.toBeDefined();
+    const { auth } = await signedIn(server);
+    for (let i = 0; i < 10; i++) await server.account.startPasskeyRegistration({}, auth);
+    expect(await statusOf(server.account.startPasskeyRegistration({}, auth))).toMatchObject({ code: status.RESOURCE_EXHAUSTED, details: expect.stringMatching(/^too many passkey registrations started; retry in \d+ s$/) });
+  });
+
+  test('registering a passkey held already leaves it working; transports are the known ones only', async () => {
+    const { auth } = await signedIn(server);
+    const device = new SoftAuthenticator(ORIGIN);
+    const passkey = await addPasskey(server, auth, device);
+    const session = bearer((await passkeyLogin(server, device)).accessToken);
+    const started = await server.account.startPasskeyRegistration({}, session);
+    const again = new SoftAuthenticator(ORIGIN).create(started.optionsJson, { credentialId: device.credentials[0]!.id });
+    expect(await statusOf(server.account.finishPasskeyRegistration({ ceremonyId: started.ceremonyId, responseJson: again.json, name: '' }, session))).toEqual({ code: status.ALREADY_EXISTS, details: 'this passkey is registered already' });
+    await expect(passkeyLogin(server, device)).resolves.toMatchObject({ tokenType: 'Bearer' });
+    const next = await server.account.startPasskeyRegistration({}, session);
+    const made = new SoftAuthenticator(ORIGIN).create(next.optionsJson, { transports: ['usb', 'usb', 'x'.repeat(3000), '\u0000', 7, { a: 1 }, 'hybrid'] });
+    const { passkey: kept } = await server.account.finishPasskeyRegistration({ ceremonyId: next.ceremonyId, responseJson: made.json, name: 'key' }, session);
+    expect(kept!.transports).toEqual(['usb', 'hybrid']);
+    expect(passkey.transports).toEqual(['internal']);
+  });
+
+  test('the audit why comes from the kind of refusal, not from text the client chose; names without controls or format characters', async () => {
+    const { auth } = await signedIn(server);
+    const device = new SoftAuthenticator(ORIGIN);
+    const passkey = await addPasskey(server, auth, device);
+    expect(await statusOf(passkeyLogin(server, device, { challenge: Buffer.from('Response counter value 0 was lower than expected 1').toString('base64url') }))).toMatchObject({ details: 'passkey refused: the response answers another challenge' });
+    expect(server.logs.events('passkey_login_refused')).toEqual([expect.objectContaining({ why: 'challenge' })]);
+    const session = bearer((await passkeyLogin(server, device)).accessToken);
+    for (const name of ['evil\u202Etxt.exe', 'a\u2028b', 'x\u0085y', 'zero\u200Bwidth', 'e' + '\u0301'.repeat(200)]) {
+      expect(await statusOf(server.account.renamePasskey({ passkeyId: passkey.passkeyId, name }, session))).toEqual({ code: status.INVALID_ARGUMENT, details: 'name must be at most 64 printable characters' });
+    }
+    expect((await server.account.renamePasskey({ passkeyId: passkey.passkeyId, name: 'Škoda café 🔑' }, session)).passkey!.name).toBe('Škoda café 🔑');
   });
 });
 

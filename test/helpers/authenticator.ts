@@ -53,6 +53,8 @@ export interface Misbehaviour {
   userHandle?: string;
   /** At registration: this credential id instead of a new one (another authenticator's). */
   credentialId?: Buffer;
+  /** At registration: the transports the browser reports. */
+  transports?: unknown[];
 }
 
 interface CreationOptions {
@@ -109,7 +111,7 @@ export class SoftAuthenticator {
       id: b64u(id),
       rawId: b64u(id),
       type: 'public-key',
-      response: { clientDataJSON: b64u(this.clientData('webauthn.create', o.challenge, m)), attestationObject: b64u(attestation), transports: ['internal'] },
+      response: { clientDataJSON: b64u(this.clientData('webauthn.create', o.challenge, m)), attestationObject: b64u(attestation), transports: m.transports ?? ['internal'] },
       clientExtensionResults: {},
       authenticatorAttachment: 'platform',
     });
