@@ -189,7 +189,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
     {
       rpId: config.webauthnRpId,
       rpName: config.webauthnRpName,
-      origins: config.webauthnOrigins.length > 0 || config.webauthnRpId === undefined ? config.webauthnOrigins : [`https://${config.webauthnRpId}`],
+      origins: config.webauthnOrigins,
       ...PASSKEY_DEFAULTS,
       startsPerMinute: config.passkeyStartsPerAddress,
     },

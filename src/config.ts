@@ -104,7 +104,8 @@ export const settings = {
   webauthnRpId: text('AUTH_WEBAUTHN_RP_ID', {
     shown: '(none: passkeys are off)',
     doc: 'The WebAuthn relying party id: the domain passkeys are made for (e.g. `example.com`); the passkey RPCs answer FAILED_PRECONDITION without it',
-    pattern: { test: (v) => /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v), says: 'a lower-case domain name, without scheme or port' },
+    // A domain, never an IP address: browsers refuse an IP as an RP id.
+    pattern: { test: (v) => /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) && !/^[\d.]+$/.test(v), says: 'a lower-case domain name, without scheme or port (not an IP address)' },
   }),
   webauthnRpName: textWithDefault('AUTH_WEBAUTHN_RP_NAME', {
     default: 'grpc-auth',
@@ -113,7 +114,7 @@ export const settings = {
   }),
   webauthnOrigins: list('AUTH_WEBAUTHN_ORIGINS', {
     shown: '(https:// and the RP id)',
-    doc: 'The exact origins a passkey ceremony may come from, comma-separated (e.g. `https://example.com,https://app.example.com`); each host must be the RP id or under it',
+    doc: 'The exact origins a passkey ceremony may come from, comma-separated (e.g. `https://example.com,https://app.example.com`); each host must be the RP id or under it; `http://` only for `localhost`, outside production',
     item: (v) => (originProblem(v) === undefined ? undefined : `must list origins (${originProblem(v)})`),
   }),
   passkeyStartsPerAddress: count('AUTH_PASSKEY_STARTS_PER_ADDRESS', {
@@ -287,8 +288,12 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
     return outside.length > 0 ? `AUTH_WEBAUTHN_ORIGINS: ${outside.join(', ')} is not on AUTH_WEBAUTHN_RP_ID (${v.webauthnRpId}) or under it; browsers refuse such a ceremony` : undefined;
   },
   (v, prod) => {
-    const plain = v.webauthnOrigins.filter((o) => o.startsWith('http:') && new URL(o).hostname !== 'localhost');
-    return prod && plain.length > 0 ? `AUTH_WEBAUTHN_ORIGINS must be https:// when NODE_ENV=production (${plain.join(', ')}); browsers allow http only on localhost` : undefined;
+    // Browsers run WebAuthn in secure contexts only: https, or http on localhost (for development).
+    const plain = v.webauthnOrigins.filter((o) => o.startsWith('http:') && (prod || new URL(o).hostname !== 'localhost'));
+    if (plain.length === 0) return undefined;
+    return prod
+      ? `AUTH_WEBAUTHN_ORIGINS must be https:// when NODE_ENV=production (${plain.join(', ')})`
+      : `AUTH_WEBAUTHN_ORIGINS: ${plain.join(', ')} is http:// on a host other than localhost; browsers refuse a passkey ceremony there`;
   },
   (v) => ((v.tlsCert === undefined) !== (v.tlsKey === undefined) ? 'AUTH_TLS_CERT and AUTH_TLS_KEY go together: set both or neither' : undefined),
   (v) => (v.tlsClientCa !== undefined && v.tlsCert === undefined ? 'AUTH_TLS_CLIENT_CA needs AUTH_TLS_CERT and AUTH_TLS_KEY' : undefined),
@@ -346,6 +351,8 @@ export function readConfig(env: Env): ConfigReport {
   const { tlsCert, tlsKey, tlsClientCa, jwtSecret, issuer, audience, ...rest } = v;
   const config: Config = Object.freeze({
     ...rest,
+    // The origin a ceremony may come from by default: the RP id itself, over https.
+    webauthnOrigins: rest.webauthnRpId !== undefined && rest.webauthnOrigins.length === 0 ? [`https://${rest.webauthnRpId}`] : rest.webauthnOrigins,
     production,
     issuer: issuer ?? DEV_ISSUER,
     audience: audience ?? DEV_AUDIENCE,

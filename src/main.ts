@@ -103,6 +103,8 @@ export async function serve(): Promise<void> {
       issuer: config.issuer,
       audience: config.audience,
       registration: config.registration,
+      // Passkeys: the RP id and the origins a ceremony may come from, or off.
+      passkeys: config.webauthnRpId === undefined ? 'off' : { rpId: config.webauthnRpId, origins: config.webauthnOrigins },
       production: config.production,
     },
     'auth service listening',

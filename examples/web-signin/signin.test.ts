@@ -1,16 +1,18 @@
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createAuthClient, type AuthClient } from 'grpc-auth-service/client';
 import { startTestAuthServer, type TestAuthServer } from 'grpc-auth-service/testing';
 import { describeNeeding } from '../../test/helpers/requires';
 import { rfc6238 } from '../../test/helpers/rfc6238';
-import { createSignInServer } from './server';
+// server.js is plain CommonJS, as a team would copy it into their own backend.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { createSignInServer } = require('./server.js') as { createSignInServer: (o: { auth: () => AuthClient }) => Server };
 
-/** @simplewebauthn/browser's UMD bundle (its exports map hides the file; the package's folder does not). */
-const BUNDLE = join(dirname(require.resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
 /** Screenshots of each step, kept for a person to look at (CI keeps the folder as an artifact). */
@@ -26,15 +28,15 @@ describeNeeding(['chromium'], 'the sign-in page in a real browser', () => {
   let kit: TestAuthServer;
   let client: AuthClient;
   let browser: Browser;
-  let web: ReturnType<typeof createSignInServer>;
+  let web: Server;
   let origin: string;
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    web = createSignInServer({ auth: () => client, browserBundle: BUNDLE });
+    web = createSignInServer({ auth: () => client });
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
     origin = `http://localhost:${(web.address() as AddressInfo).port}`;
-    kit = await startTestAuthServer({ env: { AUTH_WEBAUTHN_RP_ID: 'localhost', AUTH_WEBAUTHN_ORIGINS: origin } });
+    kit = await startTestAuthServer({ env: { AUTH_WEBAUTHN_RP_ID: 'localhost', AUTH_WEBAUTHN_ORIGINS: origin, AUTH_TRUSTED_PROXIES: 'loopback' } });
     client = createAuthClient(kit.address);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   }, 60_000);
@@ -121,4 +123,46 @@ describeNeeding(['chromium'], 'the sign-in page in a real browser', () => {
     await page.screenshot({ path: join(SHOTS, '4-totp.png') });
     await page.context().close();
   }, 60_000);
+
+  // The README's "Run it by hand", its two commands as written (ports made free).
+  test('examples/web-signin/README.md: the service and main.js started as written serve the page', async () => {
+    const readme = readFileSync(join(__dirname, 'README.md'), 'utf8');
+    const [service, page] = /<!-- block: web-signin -->\n```sh\n([\s\S]*?)```/.exec(readme)![1]!.trim().split('\n');
+    expect(service).toBe('AUTH_WEBAUTHN_RP_ID=localhost AUTH_WEBAUTHN_ORIGINS=http://localhost:8080 AUTH_TRUSTED_PROXIES=loopback node dist/src/main.js &');
+    expect(page).toBe('AUTH_SERVICE=127.0.0.1:50051 PORT=8080 node examples/web-signin/main.js');
+    const root = join(__dirname, '..', '..');
+    const auth = spawn(process.execPath, ['dist/src/main.js'], { cwd: root, env: { PATH: process.env.PATH, AUTH_WEBAUTHN_RP_ID: 'localhost', AUTH_WEBAUTHN_ORIGINS: 'http://localhost:8080', AUTH_TRUSTED_PROXIES: 'loopback', AUTH_ADDRESS: '127.0.0.1:0' } });
+    let bff: ReturnType<typeof spawn> | undefined;
+    try {
+      const started = await firstLine(auth.stdout!, (l) => l.includes('"event":"started"'));
+      expect(JSON.parse(started)).toMatchObject({ passkeys: { rpId: 'localhost', origins: ['http://localhost:8080'] } });
+      bff = spawn(process.execPath, ['examples/web-signin/main.js'], { cwd: root, env: { PATH: process.env.PATH, AUTH_SERVICE: JSON.parse(started).address, PORT: '0' } });
+      const listening = await firstLine(bff.stdout!, (l) => l.startsWith('sign-in page on '));
+      const url = /http:\/\/localhost:\d+/.exec(listening)![0];
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<h1>Sign in</h1>');
+      const start = await fetch(`${url}/api/session/passkey/start`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{}' });
+      expect(JSON.parse((await start.json() as { optionsJson: string }).optionsJson)).toMatchObject({ rpId: 'localhost' });
+    } finally {
+      bff?.kill();
+      auth.kill();
+    }
+  }, 60_000);
 });
+
+/** The first line of `stream` that `match` accepts. */
+function firstLine(stream: NodeJS.ReadableStream, match: (line: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`no such line in: ${buffered}`)), 30_000);
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const line = buffered.split('\n').find(match);
+      if (line !== undefined) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+  });
+}

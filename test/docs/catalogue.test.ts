@@ -5,7 +5,7 @@ import { TOOLS } from '../helpers/requires';
 
 /** The pages a reader can reach: the landing README, docs/ (not the generated reference), and the root's other documents. */
 const DOCS = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
-const PAGES = ['README.md', 'SECURITY.md', 'CHANGELOG.md', ...DOCS, 'examples/backend-starter/README.md'];
+const PAGES = ['README.md', 'SECURITY.md', 'CHANGELOG.md', ...DOCS, 'examples/backend-starter/README.md', 'examples/web-signin/README.md'];
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
@@ -21,6 +21,8 @@ function testSources(dir = join(ROOT, 'test')): string {
     })
     .join('\n');
 }
+/** The tests beside the examples they run (examples/<name>/*.test.ts) count too. */
+const exampleTests = () => ['web-signin'].map((name) => testSources(join(ROOT, 'examples', name))).join('\n');
 
 describe('the docs a newcomer reads', () => {
   test('the README is a landing page: at most 150 lines, the two commands first', () => {
@@ -59,7 +61,7 @@ describe('the docs a newcomer reads', () => {
   });
 
   test.each(PAGES)("%s: every sh block is run by a test, or says why it cannot be", (page) => {
-    const tests = testSources();
+    const tests = testSources() + exampleTests();
     const unrun: string[] = [];
     for (const m of read(page).matchAll(/(?:<!-- ([^>]*?) -->\n)?```sh\n/g)) {
       const marker = m[1] ?? '';

@@ -156,9 +156,11 @@ describe('loadConfig', () => {
     { env: { AUTH_WEBAUTHN_RP_ID: 'example.com', AUTH_WEBAUTHN_ORIGINS: 'https://app.example.com,https://evil.com' }, want: /^AUTH_WEBAUTHN_ORIGINS: https:\/\/evil.com is not on AUTH_WEBAUTHN_RP_ID \(example.com\) or under it/ },
     { env: { AUTH_WEBAUTHN_RP_ID: 'example.com', AUTH_WEBAUTHN_ORIGINS: 'https://notexample.com' }, want: /is not on AUTH_WEBAUTHN_RP_ID/ },
     {
-      env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem', AUTH_TLS_CERT: '/c', AUTH_TLS_KEY: '/k', AUTH_WEBAUTHN_RP_ID: 'example.com', AUTH_WEBAUTHN_ORIGINS: 'http://example.com' },
-      want: /^AUTH_WEBAUTHN_ORIGINS must be https:\/\/ when NODE_ENV=production/,
+      env: { NODE_ENV: 'production', AUTH_ISSUER: 'https://a', AUTH_AUDIENCE: 'b', AUTH_SIGNING_KEY_FILE: '/k.pem', AUTH_TLS_CERT: '/c', AUTH_TLS_KEY: '/k', AUTH_WEBAUTHN_RP_ID: 'localhost', AUTH_WEBAUTHN_ORIGINS: 'http://localhost:8080' },
+      want: /^AUTH_WEBAUTHN_ORIGINS must be https:\/\/ when NODE_ENV=production \(http:\/\/localhost:8080\)$/,
     },
+    { env: { AUTH_WEBAUTHN_RP_ID: 'example.com', AUTH_WEBAUTHN_ORIGINS: 'http://example.com' }, want: /^AUTH_WEBAUTHN_ORIGINS: http:\/\/example.com is http:\/\/ on a host other than localhost; browsers refuse a passkey ceremony there$/ },
+    { env: { AUTH_WEBAUTHN_RP_ID: '127.0.0.1' }, want: /^AUTH_WEBAUTHN_RP_ID must be a lower-case domain name, without scheme or port \(not an IP address\)/ },
     { env: { AUTH_TRUSTED_PROXIES: '10.0.0.0/33' }, want: /^AUTH_TRUSTED_PROXIES must list IP addresses, CIDRs, loopback, linklocal or uniquelocal/ },
     { env: { AUTH_TRUSTED_PROXIES: 'proxy.internal' }, want: /^AUTH_TRUSTED_PROXIES must list IP addresses/ },
     { env: { AUTH_STORE: 'redis', AUTH_REDIS_CLUSTER_NODES: 'a' }, want: /AUTH_REDIS_CLUSTER_NODES/ },
@@ -232,5 +234,16 @@ describe('URLs as they are shown (check-config, errors)', () => {
     { url: 'not a url:secret', want: '****' },
   ])('$url', ({ url, want }) => {
     expect(maskUrl(url)).toBe(want);
+  });
+});
+
+describe('passkey settings', () => {
+  test.each([
+    { env: { AUTH_WEBAUTHN_RP_ID: 'example.com' }, origins: ['https://example.com'] },
+    { env: { AUTH_WEBAUTHN_RP_ID: 'example.com', AUTH_WEBAUTHN_ORIGINS: 'https://app.example.com' }, origins: ['https://app.example.com'] },
+    { env: { AUTH_WEBAUTHN_RP_ID: 'localhost', AUTH_WEBAUTHN_ORIGINS: 'http://localhost:8080' }, origins: ['http://localhost:8080'] },
+    { env: {}, origins: [] },
+  ])('$env: the origins used are $origins', ({ env, origins }) => {
+    expect(loadConfig(env).webauthnOrigins).toEqual(origins);
   });
 });

@@ -38,7 +38,8 @@ export type AccessPolicy = Message<"auth.v1.AccessPolicy"> & {
 
   /**
    * When true, the caller must be a user whose access token carries a second factor (its "amr"
-   * claim holds "otp": the session began with a TOTP or recovery code). Other tokens get
+   * claim holds "otp": the session began with a TOTP or recovery code; or "mfa": it began with a
+   * user-verified passkey). Other tokens get
    * UNAUTHENTICATED with a google.rpc.ErrorInfo detail of reason "MFA_REQUIRED" (a service
    * account's tokens included: a second factor is a person's).
    *
