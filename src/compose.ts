@@ -18,6 +18,7 @@ import { ServiceAccountAdmin, ServiceTokenFlow } from './core/service-accounts.j
 import { SessionFlows } from './core/session-flows.js';
 import { MFA_DEFAULTS, SecondFactors } from './core/mfa.js';
 import { PASSKEY_DEFAULTS, Passkeys } from './core/passkeys.js';
+import { ApiKeys } from './core/api-keys.js';
 import { PasswordResetRequests } from './core/password-reset.js';
 import { WebhookDelivery } from './reset-hook.js';
 import { AccountService } from '../gen/auth/v1/account_pb.js';
@@ -184,6 +185,19 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   const resets = new PasswordResetRequests({ users: store, rates: store, factors, delivery });
   const sessions = new SessionFlows({ sessions: store, hasher, throttle, accessTokens, refreshTokens, random, secondFactors: factors }, config);
   const accountDeps = { users: store, hasher, random, sessions, throttle };
+  const apiKeySecret = config.apiKeySecret !== undefined ? Buffer.from(config.apiKeySecret) : config.production ? undefined : random.bytes(32);
+  if (config.apiKeySecret === undefined && !config.production) log.warn({ event: 'api_key_secret_ephemeral' }, 'AUTH_API_KEY_SECRET unset: API keys use a random secret of this process (they stop working at restart, and on other instances)');
+  const apiKeys = new ApiKeys(
+    {
+      store,
+      owners: { getOwner: async (id) => (id.startsWith('sva_') ? await store.getServiceAccount(id).then((a) => a && { roles: a.roles, username: a.name }) : await store.getUser(id)) },
+      throttle,
+      accessTokens,
+      random,
+      clock,
+    },
+    { secret: apiKeySecret, maxTtlMs: config.apiKeyMaxTtlMs, maxPerOwner: config.apiKeysPerOwner },
+  );
   const passkeys = new Passkeys(
     { store, secrets: store, users: store, rates: store, throttle, random, clock, spendCode: (code, refusal, ctx) => factors.spendForChange(code, refusal, ctx) },
     {
@@ -198,10 +212,10 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
 
   const server = createAuthServer({
     services: [
-      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson, factors, resets, policy, passkeys })),
+      served(AuthService, authService({ register, sessions, introspector, serviceTokens, jwksJson: () => keys.jwksJson, factors, resets, policy, passkeys, apiKeys })),
       served(SecureService, secureService(clock)),
-      served(AccountService, accountService(new AccountFlows(accountDeps, policy), factors, sessions, passkeys)),
-      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }), factors, passkeys)),
+      served(AccountService, accountService(new AccountFlows(accountDeps, policy), factors, sessions, passkeys, apiKeys)),
+      served(AdminService, adminService(new AdminFlows(accountDeps, policy), new ServiceAccountAdmin({ accounts: store, random }), factors, passkeys, apiKeys)),
     ],
     mfaRequiredServices: config.adminRequireMfa ? [AdminService.typeName] : [],
     authenticate: (token) => introspector.introspect(token),

@@ -101,6 +101,14 @@ export const settings = {
     doc: 'The issuer authenticator apps show beside the username (the `otpauth://` URI of EnrollTotp)',
     pattern: { test: (v) => v.length <= 64 && !/[:%]/.test(v), says: 'at most 64 characters, without : or %' },
   }),
+  apiKeySecret: text('AUTH_API_KEY_SECRET', {
+    shown: '(none: a random one per process outside production; API keys off in production)',
+    secret: true,
+    doc: 'The HMAC key API keys are stored under, at least 32 bytes, the same on every instance (changing it ends every API key)',
+    pattern: { test: (v) => Buffer.byteLength(v) >= 32, says: 'at least 32 bytes' },
+  }),
+  apiKeyMaxTtlMs: duration('AUTH_API_KEY_MAX_TTL', { default: '365d', min: '60s', max: '3650d', doc: 'The longest an API key may work (CreateApiKey\'s expires_in_seconds)' }),
+  apiKeysPerOwner: count('AUTH_API_KEYS_PER_OWNER', { default: 20, min: 1, max: 1000, doc: 'API keys one user or service account may hold at once' }),
   webauthnRpId: text('AUTH_WEBAUTHN_RP_ID', {
     shown: '(none: passkeys are off)',
     doc: 'The WebAuthn relying party id: the domain passkeys are made for (e.g. `example.com`); the passkey RPCs answer FAILED_PRECONDITION without it',

@@ -22,6 +22,8 @@ export interface AccessClaims {
   readonly amr?: readonly string[] | undefined;
   /** When the user authenticated (OIDC Core section 2), seconds: the session's login. */
   readonly auth_time?: number | undefined;
+  /** The API key a token was exchanged for (its `sid` is the key's id too). */
+  readonly api_key_id?: string | undefined;
 }
 
 /** Why a token did not verify. Each maps to one `InactiveReason` of the contract. */
@@ -50,6 +52,8 @@ export interface AccessTokenSubject {
   /** A user's authentication methods (RFC 8176) and when they authenticated (ms): kept by Refresh. */
   readonly amr?: readonly string[] | undefined;
   readonly authTime?: number | undefined;
+  /** The API key the token is exchanged for. */
+  readonly apiKeyId?: string | undefined;
 }
 
 export interface IssuedAccessToken {
@@ -103,6 +107,7 @@ export class AccessTokenIssuer {
       ...(subject.clientId !== undefined ? { client_id: subject.clientId } : {}),
       ...(subject.certificateThumbprint !== undefined ? { cnf: { 'x5t#S256': subject.certificateThumbprint } } : {}),
       ...(subject.amr !== undefined ? { amr: [...subject.amr] } : {}),
+      ...(subject.apiKeyId !== undefined ? { api_key_id: subject.apiKeyId } : {}),
       // auth_time is the store's clock, iat this instance's: an instance behind the store would
       // otherwise issue a token that says it was signed in after it was issued (and that every
       // verifier refuses). Never later than iat (test/instances/clock-skew.test.ts).
@@ -216,13 +221,14 @@ const isNonEmptyString = (v: unknown): v is string => typeof v === 'string' && v
 /** jsonwebtoken accepts tokens without `exp`, with a future `iat`, with a string payload: refuse them. */
 function checkClaims(payload: unknown, nowSeconds: number, skew: number): VerifyResult {
   if (!isPlainObject(payload)) return invalid('malformed');
-  const { sub, sid, jti, iat, exp, username, roles, client_id: clientId, cnf, amr, auth_time: authTime } = payload;
+  const { sub, sid, jti, iat, exp, username, roles, client_id: clientId, cnf, amr, auth_time: authTime, api_key_id: apiKeyId } = payload;
   if (!isNonEmptyString(sub) || !isNonEmptyString(sid) || !isNonEmptyString(jti) || typeof username !== 'string') {
     return invalid('malformed');
   }
   if (!isInteger(iat) || !isInteger(exp) || exp <= iat) return invalid('malformed');
   if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return invalid('malformed');
   if (clientId !== undefined && !isNonEmptyString(clientId)) return invalid('malformed');
+  if (apiKeyId !== undefined && (!isNonEmptyString(apiKeyId) || apiKeyId !== sid)) return invalid('malformed');
   if (amr !== undefined && (!Array.isArray(amr) || amr.length > 8 || !amr.every(isNonEmptyString))) return invalid('malformed');
   if (authTime !== undefined && (!isInteger(authTime) || authTime > iat)) return invalid('malformed');
   let thumbprint: string | undefined;
@@ -245,6 +251,7 @@ function checkClaims(payload: unknown, nowSeconds: number, skew: number): Verify
       ...(thumbprint !== undefined ? { cnf: { 'x5t#S256': thumbprint } } : {}),
       ...(amr !== undefined ? { amr: amr as string[] } : {}),
       ...(authTime !== undefined ? { auth_time: authTime } : {}),
+      ...(apiKeyId !== undefined ? { api_key_id: apiKeyId } : {}),
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Random } from '../random.js';
 
 /** Kinds of identifier: users, sessions, service accounts, credentials of service accounts. */
-export type IdPrefix = 'usr' | 'ses' | 'sva' | 'sec' | 'key' | 'crt' | 'pkc';
+export type IdPrefix = 'usr' | 'ses' | 'sva' | 'sec' | 'key' | 'crt' | 'pkc' | 'apk';
 
 /** A prefixed identifier with 128 random bits: "usr_…", "ses_…". Short and compact in memory. */
 export function newId(random: Random, prefix: IdPrefix): string {

@@ -70,6 +70,8 @@ export interface SessionLiveness {
   liveSession(userId: string, sessionId: string): Promise<LiveUser | undefined>;
   /** The service account of an active credential: the account exists, is enabled, and still has it. */
   liveCredential(serviceAccountId: string, credentialId: string): Promise<LiveUser | undefined>;
+  /** The owner of a live API key (api-keys.ts): the key is there and has not expired, its owner is enabled. */
+  liveApiKey(ownerId: string, apiKeyId: string): Promise<LiveUser | undefined>;
 }
 
 export interface IntrospectorOptions {
@@ -124,7 +126,11 @@ export class Introspector {
       this.remember(token, entry);
     }
     const { sub, sid } = entry.claims;
-    const live = sub.startsWith('sva_') ? await this.sessions.liveCredential(sub, sid) : await this.sessions.liveSession(sub, sid);
+    const live = entry.claims.api_key_id !== undefined
+      ? await this.sessions.liveApiKey(sub, sid)
+      : sub.startsWith('sva_')
+        ? await this.sessions.liveCredential(sub, sid)
+        : await this.sessions.liveSession(sub, sid);
     if (live === undefined) return { ok: false, reason: 'revoked' };
     if (entry.principal === undefined || entry.revision !== live.revision) {
       entry.principal = principalOf(entry.claims, live, this.options.mfaRoles);
@@ -155,7 +161,9 @@ export function principalOf(claims: AccessClaims, live?: Pick<LiveUser, 'usernam
   const serviceAccount = claims.sub.startsWith('sva_');
   // Tokens from before amr was issued, and service accounts' tokens, name no second factor.
   const amr = serviceAccount ? [] : (claims.amr ?? ['pwd']);
-  const { granted, withheld } = serviceAccount ? { granted: live?.roles ?? claims.roles, withheld: [] } : grantedRoles(live?.roles ?? claims.roles, amr, mfaRoles);
+  // An API key's token carries the key's roles the owner still holds: never more than either.
+  const held = claims.api_key_id !== undefined && live ? live.roles.filter((r) => claims.roles.includes(r)) : (live?.roles ?? claims.roles);
+  const { granted, withheld } = serviceAccount ? { granted: held, withheld: [] } : grantedRoles(held, amr, mfaRoles);
   return Object.freeze({
     subjectType: serviceAccount ? ('service_account' as const) : ('user' as const),
     userId: claims.sub,

@@ -1,6 +1,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { CredentialType, type PasskeySchema, type ServiceAccountSchema, type SessionSchema, UserOrigin, type UserSchema } from '../../gen/auth/v1/resources_pb.js';
+import { type ApiKeySchema, CredentialType, type PasskeySchema, type ServiceAccountSchema, type SessionSchema, UserOrigin, type UserSchema } from '../../gen/auth/v1/resources_pb.js';
+import type { ApiKeyView } from '../core/api-keys.js';
 import type { PasskeyView } from '../core/passkeys.js';
 import type { SessionInfo, UserRecord } from '../core/records.js';
 import type { ServiceAccountRecord } from '../core/service-accounts.js';
@@ -63,5 +64,18 @@ export function passkeyMessage(p: PasskeyView): MessageInitShape<typeof PasskeyS
     backupEligible: p.backupEligible,
     backedUp: p.backedUp,
     aaguid: p.aaguid,
+  };
+}
+
+/** An API key as the contract shows it: never its secret or hash. */
+export function apiKeyMessage(k: ApiKeyView): MessageInitShape<typeof ApiKeySchema> {
+  return {
+    apiKeyId: k.id,
+    ownerId: k.ownerId,
+    name: k.name,
+    roles: [...k.roles],
+    createdAt: timestampFromMs(k.createdAt),
+    expiresAt: timestampFromMs(k.expiresAt),
+    ...(k.lastUsedAt !== undefined ? { lastUsedAt: timestampFromMs(k.lastUsedAt) } : {}),
   };
 }

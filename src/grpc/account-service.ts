@@ -1,14 +1,17 @@
 import type { AccountService } from '../../gen/auth/v1/account_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AccountFlows } from '../core/accounts.js';
+import type { FlowContext } from '../core/events.js';
+import { AuthError } from '../errors.js';
 import type { SecondFactors } from '../core/mfa.js';
+import type { ApiKeys } from '../core/api-keys.js';
 import type { Passkeys } from '../core/passkeys.js';
 import type { SessionFlows } from '../core/session-flows.js';
-import { passkeyMessage, sessionMessage, userMessage } from './account-messages.js';
+import { apiKeyMessage, passkeyMessage, sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AccountService: self-service on the caller's own account, each RPC one core call. */
-export function accountService(accounts: AccountFlows, factors: SecondFactors, sessions: Pick<SessionFlows, 'checkPassword'>, passkeys: Passkeys): ServiceImpl<typeof AccountService> {
+export function accountService(accounts: AccountFlows, factors: SecondFactors, sessions: Pick<SessionFlows, 'checkPassword'>, passkeys: Passkeys, apiKeys: ApiKeys): ServiceImpl<typeof AccountService> {
   return {
     getAccount: async (_req, ctx) => {
       const user = userMessage(await accounts.getAccount(ctx));
@@ -52,5 +55,22 @@ export function accountService(accounts: AccountFlows, factors: SecondFactors, s
       await passkeys.delete(req.passkeyId, req.code, ctx);
       return {};
     },
+    // The owner is the caller, never a field of the request (CVE-2025-61928).
+    createApiKey: async (req, ctx) => {
+      const { key, secret } = await apiKeys.create(userOf(ctx), req, ctx);
+      return { apiKey: apiKeyMessage(key), secret };
+    },
+    listApiKeys: async (_req, ctx) => ({ apiKeys: (await apiKeys.list(userOf(ctx))).map(apiKeyMessage) }),
+    revokeApiKey: async (req, ctx) => {
+      await apiKeys.revoke(userOf(ctx), req.apiKeyId, ctx);
+      return {};
+    },
   };
+}
+
+/** The calling user (AccountService is for users; an admin manages service accounts' keys). */
+function userOf(ctx: FlowContext): string {
+  if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
+  if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
+  return ctx.principal.userId;
 }

@@ -2,14 +2,30 @@ import type { AdminService } from '../../gen/auth/v1/admin_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AdminFlows } from '../core/accounts.js';
 import type { SecondFactors } from '../core/mfa.js';
+import type { ApiKeys } from '../core/api-keys.js';
 import type { Passkeys } from '../core/passkeys.js';
 import type { ServiceAccountAdmin } from '../core/service-accounts.js';
-import { passkeyMessage, serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
+import { isId } from '../core/ids.js';
+import { AuthError } from '../errors.js';
+import { apiKeyMessage, passkeyMessage, serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AdminService: the administration of users (the proto requires the admin role of every RPC). */
-export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, factors: SecondFactors, passkeys: Passkeys): ServiceImpl<typeof AdminService> {
+export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, factors: SecondFactors, passkeys: Passkeys, apiKeys: ApiKeys): ServiceImpl<typeof AdminService> {
   return {
+    createServiceAccountApiKey: async (req, ctx) => {
+      if (!isId(req.serviceAccountId, 'sva')) throw new AuthError('not_found', 'service account not found');
+      const { key, secret } = await apiKeys.create(req.serviceAccountId, req, ctx);
+      return { apiKey: apiKeyMessage(key), secret };
+    },
+    listApiKeys: async (req) => {
+      if (!isId(req.ownerId, 'usr') && !isId(req.ownerId, 'sva')) throw new AuthError('not_found', 'owner not found');
+      return { apiKeys: (await apiKeys.list(req.ownerId)).map(apiKeyMessage) };
+    },
+    revokeApiKey: async (req, ctx) => {
+      await apiKeys.adminRevoke(req.apiKeyId, ctx);
+      return {};
+    },
     listUserPasskeys: async (req) => ({ passkeys: (await passkeys.list(req.userId)).map(passkeyMessage) }),
     deleteUserPasskey: async (req, ctx) => {
       await passkeys.adminDelete(req.userId, req.passkeyId, ctx);

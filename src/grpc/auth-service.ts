@@ -5,6 +5,7 @@ import { certificateMatches, type Introspector, type Principal } from '../core/i
 import type { RegisterFlow } from '../core/register.js';
 import type { ServiceTokenFlow } from '../core/service-accounts.js';
 import type { SecondFactors } from '../core/mfa.js';
+import type { ApiKeys } from '../core/api-keys.js';
 import type { Passkeys } from '../core/passkeys.js';
 import type { PasswordResetRequests } from '../core/password-reset.js';
 import type { NewPasswordPolicy } from '../core/register.js';
@@ -23,6 +24,7 @@ export interface AuthServiceDeps {
   readonly resets: PasswordResetRequests;
   readonly policy: NewPasswordPolicy;
   readonly passkeys: Passkeys;
+  readonly apiKeys: ApiKeys;
 }
 
 /** The contract's InactiveReason for each verifier reason. */
@@ -65,6 +67,7 @@ export function authService(deps: AuthServiceDeps): ServiceImpl<typeof AuthServi
       const done = await deps.sessions.completeLogin(req.mfaToken, req.code, ctx);
       return { ...tokens(done), usedRecoveryCode: done.usedRecoveryCode, recoveryCodesLeft: done.recoveryCodesLeft };
     },
+    exchangeApiKey: async (req, ctx) => deps.apiKeys.exchange(req.apiKey, ctx),
     startPasskeyLogin: async (req, ctx) => deps.passkeys.startLogin(req.username, ctx),
     finishPasskeyLogin: async (req, ctx) => tokens(await deps.passkeys.finishLogin(req, ctx, (user, amr) => deps.sessions.startAuthenticated(user, amr, ctx))),
     requestPasswordReset: async (req, ctx) => {

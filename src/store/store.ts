@@ -6,6 +6,7 @@ import type { SessionStore } from '../core/session-flows.js';
 import type { RateStore } from '../core/register.js';
 import type { UserSecretStore } from '../core/user-secrets.js';
 import type { PasskeyStore } from '../core/passkeys.js';
+import type { ApiKeyStore } from '../core/api-keys.js';
 
 export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records.js';
 export type { NewSession, RotateRequest, RotateResult, SessionStore, CreateSessionResult } from '../core/session-flows.js';
@@ -15,6 +16,7 @@ export type { AttemptGrant, AttemptOutcome, AttemptStore, BackoffPolicy } from '
 export type { SessionLiveness } from '../core/introspector.js';
 export type { UserSecretStore, UserSecretsRecord } from '../core/user-secrets.js';
 export type { PasskeyStore } from '../core/passkeys.js';
+export type { ApiKeyStore, ApiKeyRecord } from '../core/api-keys.js';
 export type { ServiceAccountStore, ServiceAccountRecord, Credential, ServiceAccountChange, ServiceAccountUpdate } from '../core/service-accounts.js';
 
 /**
@@ -61,7 +63,7 @@ export interface OperatorStore {
   setMaintenance(on: boolean): Promise<void>;
 }
 
-export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore, PasskeyStore, OperatorStore {
+export interface Store extends AccountStore, SessionStore, SessionLiveness, AttemptStore, ServiceAccountStore, RateStore, UserSecretStore, PasskeyStore, ApiKeyStore, OperatorStore {
   /** Ids of the users that came from the users file (for seeding it). */
   fileUserIds(): Promise<string[]>;
   /**

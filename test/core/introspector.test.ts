@@ -15,7 +15,7 @@ function setup(cacheSize = 3) {
   const active = new Set(['ses_1', 'ses_2']);
   const user = { id: 'usr_1', username: 'a', roles: [] as string[], revision: 1 };
   const liveSession = jest.fn(async (_uid: string, sid: string) => (active.has(sid) ? user : undefined));
-  const introspector = new Introspector(verifier, { liveSession, liveCredential: async () => undefined }, clock, { cacheSize, clockSkewMs: 30_000 });
+  const introspector = new Introspector(verifier, { liveSession, liveCredential: async () => undefined, liveApiKey: async () => undefined }, clock, { cacheSize, clockSkewMs: 30_000 });
   const token = (sid = 'ses_1') => issuer.issue({ userId: 'usr_1', username: 'a', roles: [], sessionId: sid }).token;
   return { clock, introspector, verify, active, token, user, liveSession };
 }

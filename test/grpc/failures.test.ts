@@ -159,6 +159,12 @@ describe('a store that fails inside', () => {
     ],
     linkPasskey: [['AccountService.FinishPasskeyRegistration', (s) => withPasskey(s, tokens.accessToken)]],
     unlinkPasskey: [['AdminService.DeleteUserPasskey', async (s) => s.admin.deleteUserPasskey({ userId: aliceId, passkeyId: await withPasskey(s, tokens.accessToken) }, bearer(tokens.accessToken))]],
+    createApiKey: [['AccountService.CreateApiKey', (s) => s.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 60 }, bearer(tokens.accessToken))]],
+    listApiKeys: [['AccountService.ListApiKeys', (s) => s.account.listApiKeys({}, bearer(tokens.accessToken))]],
+    revokeApiKey: [['AccountService.RevokeApiKey', async (s) => s.account.revokeApiKey({ apiKeyId: (await s.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 60 }, bearer(tokens.accessToken))).apiKey!.apiKeyId }, bearer(tokens.accessToken))]],
+    getApiKey: [['ExchangeApiKey', (s) => s.auth.exchangeApiKey({ apiKey: `gak_${'A'.repeat(22)}_${'A'.repeat(43)}` })]],
+    liveApiKey: [['ExchangeApiKey', async (s) => s.auth.exchangeApiKey({ apiKey: (await s.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 60 }, bearer(tokens.accessToken))).secret })]],
+    touchApiKey: [['ExchangeApiKey', async (s) => s.auth.exchangeApiKey({ apiKey: (await s.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 60 }, bearer(tokens.accessToken))).secret })]],
     ping: [],
   };
   const rows = (Object.entries(calls) as Array<[Op, Array<[string, (s: TestServer) => Promise<unknown>]>]>).flatMap(([op, rpcs]) =>

@@ -15,7 +15,7 @@ import { describeStoreConformance } from './conformance';
  */
 
 const random = { bytes: randomBytes };
-const TABLES = ['auth_user_secrets', 'auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows', 'auth_passkeys', 'auth_ceremonies'];
+const TABLES = ['auth_user_secrets', 'auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows', 'auth_passkeys', 'auth_ceremonies', 'auth_api_keys'];
 
 describeNeeding(['postgresql', 'pgbouncer'], 'PostgresStore behind PgBouncer in transaction mode', () => {
   let pg: TestPostgres;

@@ -23,7 +23,7 @@ const open = async (url: string, options: Options = {}) => {
   return store;
 };
 
-const TABLES = ['auth_user_secrets', 'auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows', 'auth_passkeys', 'auth_ceremonies'];
+const TABLES = ['auth_user_secrets', 'auth_sessions', 'auth_users', 'auth_service_accounts', 'auth_assertions', 'auth_attempts', 'auth_rate_windows', 'auth_passkeys', 'auth_ceremonies', 'auth_api_keys'];
 
 async function truncate(url: string): Promise<void> {
   const client = new Client({ connectionString: url });

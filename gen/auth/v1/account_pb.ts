@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Passkey, Session, User } from "./resources_pb.js";
+import type { ApiKey, Passkey, Session, User } from "./resources_pb.js";
 import { file_auth_v1_resources } from "./resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/account.proto.
  */
 export const file_auth_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdXRoL3YxL2FjY291bnQucHJvdG8SB2F1dGgudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QiUgoSR2V0QWNjb3VudFJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXISHwoDbWZhGAIgASgLMhIuYXV0aC52MS5NZmFTdGF0dXMiaQoJTWZhU3RhdHVzEg8KB2VuYWJsZWQYASABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgCIAEoDRIuCgplbmFibGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFFbnJvbGxUb3RwUmVxdWVzdCKAAQoSRW5yb2xsVG90cFJlc3BvbnNlEhUKDWVucm9sbG1lbnRfaWQYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC290cGF1dGhfdXJpGAMgASgJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKEkNvbmZpcm1Ub3RwUmVxdWVzdBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAkSFAoMY3VycmVudF9jb2RlGAMgASgJEhAKCHBhc3N3b3JkGAQgASgJIi0KE0NvbmZpcm1Ub3RwUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiNAoSRGlzYWJsZVRvdHBSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJEgwKBGNvZGUYAiABKAkiFQoTRGlzYWJsZVRvdHBSZXNwb25zZSIuCh5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QSDAoEY29kZRgBIAEoCSI5Ch9SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIiEKH1N0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QiTQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USEwoLY2VyZW1vbnlfaWQYASABKAkSFAoMb3B0aW9uc19qc29uGAIgASgJIlwKIEZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhMKC2NlcmVtb255X2lkGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkSDAoEbmFtZRgDIAEoCSJGCiFGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USIQoHcGFzc2tleRgBIAEoCzIQLmF1dGgudjEuUGFzc2tleSIVChNMaXN0UGFzc2tleXNSZXF1ZXN0IjoKFExpc3RQYXNza2V5c1Jlc3BvbnNlEiIKCHBhc3NrZXlzGAEgAygLMhAuYXV0aC52MS5QYXNza2V5IjgKFFJlbmFtZVBhc3NrZXlSZXF1ZXN0EhIKCnBhc3NrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI6ChVSZW5hbWVQYXNza2V5UmVzcG9uc2USIQoHcGFzc2tleRgBIAEoCzIQLmF1dGgudjEuUGFzc2tleSI4ChREZWxldGVQYXNza2V5UmVxdWVzdBISCgpwYXNza2V5X2lkGAEgASgJEgwKBGNvZGUYAiABKAkiFwoVRGVsZXRlUGFzc2tleVJlc3BvbnNlMsQJCg5BY2NvdW50U2VydmljZRJFCgpHZXRBY2NvdW50EhouYXV0aC52MS5HZXRBY2NvdW50UmVxdWVzdBobLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlElEKDkNoYW5nZVBhc3N3b3JkEh4uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaHy5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USSwoMTGlzdFNlc3Npb25zEhwuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJOCg1SZXZva2VTZXNzaW9uEh0uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoeLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmAKE1Jldm9rZU90aGVyU2Vzc2lvbnMSIy5hdXRoLnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiQuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USRQoKRW5yb2xsVG90cBIaLmF1dGgudjEuRW5yb2xsVG90cFJlcXVlc3QaGy5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJICgtDb25maXJtVG90cBIbLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GhwuYXV0aC52MS5Db25maXJtVG90cFJlc3BvbnNlEkgKC0Rpc2FibGVUb3RwEhsuYXV0aC52MS5EaXNhYmxlVG90cFJlcXVlc3QaHC5hdXRoLnYxLkRpc2FibGVUb3RwUmVzcG9uc2USbAoXUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXMSJy5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBooLmF1dGgudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRJvChhTdGFydFBhc3NrZXlSZWdpc3RyYXRpb24SKC5hdXRoLnYxLlN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaKS5hdXRoLnYxLlN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEnIKGUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb24SKS5hdXRoLnYxLkZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0GiouYXV0aC52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USSwoMTGlzdFBhc3NrZXlzEhwuYXV0aC52MS5MaXN0UGFzc2tleXNSZXF1ZXN0Gh0uYXV0aC52MS5MaXN0UGFzc2tleXNSZXNwb25zZRJOCg1SZW5hbWVQYXNza2V5Eh0uYXV0aC52MS5SZW5hbWVQYXNza2V5UmVxdWVzdBoeLmF1dGgudjEuUmVuYW1lUGFzc2tleVJlc3BvbnNlEk4KDURlbGV0ZVBhc3NrZXkSHS5hdXRoLnYxLkRlbGV0ZVBhc3NrZXlSZXF1ZXN0Gh4uYXV0aC52MS5EZWxldGVQYXNza2V5UmVzcG9uc2ViBnByb3RvMw", [file_auth_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChVhdXRoL3YxL2FjY291bnQucHJvdG8SB2F1dGgudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QiUgoSR2V0QWNjb3VudFJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5hdXRoLnYxLlVzZXISHwoDbWZhGAIgASgLMhIuYXV0aC52MS5NZmFTdGF0dXMiaQoJTWZhU3RhdHVzEg8KB2VuYWJsZWQYASABKAgSGwoTcmVjb3ZlcnlfY29kZXNfbGVmdBgCIAEoDRIuCgplbmFibGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFFbnJvbGxUb3RwUmVxdWVzdCKAAQoSRW5yb2xsVG90cFJlc3BvbnNlEhUKDWVucm9sbG1lbnRfaWQYASABKAkSDgoGc2VjcmV0GAIgASgJEhMKC290cGF1dGhfdXJpGAMgASgJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImEKEkNvbmZpcm1Ub3RwUmVxdWVzdBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAkSFAoMY3VycmVudF9jb2RlGAMgASgJEhAKCHBhc3N3b3JkGAQgASgJIi0KE0NvbmZpcm1Ub3RwUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiNAoSRGlzYWJsZVRvdHBSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJEgwKBGNvZGUYAiABKAkiFQoTRGlzYWJsZVRvdHBSZXNwb25zZSIuCh5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QSDAoEY29kZRgBIAEoCSI5Ch9SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiOgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5hdXRoLnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiHQobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIiEKH1N0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QiTQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USEwoLY2VyZW1vbnlfaWQYASABKAkSFAoMb3B0aW9uc19qc29uGAIgASgJIlwKIEZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhMKC2NlcmVtb255X2lkGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkSDAoEbmFtZRgDIAEoCSJGCiFGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USIQoHcGFzc2tleRgBIAEoCzIQLmF1dGgudjEuUGFzc2tleSIVChNMaXN0UGFzc2tleXNSZXF1ZXN0IjoKFExpc3RQYXNza2V5c1Jlc3BvbnNlEiIKCHBhc3NrZXlzGAEgAygLMhAuYXV0aC52MS5QYXNza2V5IjgKFFJlbmFtZVBhc3NrZXlSZXF1ZXN0EhIKCnBhc3NrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI6ChVSZW5hbWVQYXNza2V5UmVzcG9uc2USIQoHcGFzc2tleRgBIAEoCzIQLmF1dGgudjEuUGFzc2tleSI4ChREZWxldGVQYXNza2V5UmVxdWVzdBISCgpwYXNza2V5X2lkGAEgASgJEgwKBGNvZGUYAiABKAkiFwoVRGVsZXRlUGFzc2tleVJlc3BvbnNlIk4KE0NyZWF0ZUFwaUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVyb2xlcxgCIAMoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKA0iSAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USIAoHYXBpX2tleRgBIAEoCzIPLmF1dGgudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSIUChJMaXN0QXBpS2V5c1JlcXVlc3QiOAoTTGlzdEFwaUtleXNSZXNwb25zZRIhCghhcGlfa2V5cxgBIAMoCzIPLmF1dGgudjEuQXBpS2V5IikKE1Jldm9rZUFwaUtleVJlcXVlc3QSEgoKYXBpX2tleV9pZBgBIAEoCSIWChRSZXZva2VBcGlLZXlSZXNwb25zZTKoCwoOQWNjb3VudFNlcnZpY2USRQoKR2V0QWNjb3VudBIaLmF1dGgudjEuR2V0QWNjb3VudFJlcXVlc3QaGy5hdXRoLnYxLkdldEFjY291bnRSZXNwb25zZRJRCg5DaGFuZ2VQYXNzd29yZBIeLmF1dGgudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Gh8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEksKDExpc3RTZXNzaW9ucxIcLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBodLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USTgoNUmV2b2tlU2Vzc2lvbhIdLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaHi5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJgChNSZXZva2VPdGhlclNlc3Npb25zEiMuYXV0aC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBokLmF1dGgudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEkUKCkVucm9sbFRvdHASGi5hdXRoLnYxLkVucm9sbFRvdHBSZXF1ZXN0GhsuYXV0aC52MS5FbnJvbGxUb3RwUmVzcG9uc2USSAoLQ29uZmlybVRvdHASGy5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBocLmF1dGgudjEuQ29uZmlybVRvdHBSZXNwb25zZRJICgtEaXNhYmxlVG90cBIbLmF1dGgudjEuRGlzYWJsZVRvdHBSZXF1ZXN0GhwuYXV0aC52MS5EaXNhYmxlVG90cFJlc3BvbnNlEmwKF1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzEicuYXV0aC52MS5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QaKC5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USbwoYU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uEiguYXV0aC52MS5TdGFydFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0GikuYXV0aC52MS5TdGFydFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRJyChlGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uEikuYXV0aC52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBoqLmF1dGgudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEksKDExpc3RQYXNza2V5cxIcLmF1dGgudjEuTGlzdFBhc3NrZXlzUmVxdWVzdBodLmF1dGgudjEuTGlzdFBhc3NrZXlzUmVzcG9uc2USTgoNUmVuYW1lUGFzc2tleRIdLmF1dGgudjEuUmVuYW1lUGFzc2tleVJlcXVlc3QaHi5hdXRoLnYxLlJlbmFtZVBhc3NrZXlSZXNwb25zZRJOCg1EZWxldGVQYXNza2V5Eh0uYXV0aC52MS5EZWxldGVQYXNza2V5UmVxdWVzdBoeLmF1dGgudjEuRGVsZXRlUGFzc2tleVJlc3BvbnNlEksKDENyZWF0ZUFwaUtleRIcLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBodLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USSAoLTGlzdEFwaUtleXMSGy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBocLmF1dGgudjEuTGlzdEFwaUtleXNSZXNwb25zZRJLCgxSZXZva2VBcGlLZXkSHC5hdXRoLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHS5hdXRoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlYgZwcm90bzM", [file_auth_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * GetAccountRequest is empty: the account is the caller's.
@@ -674,6 +674,141 @@ export const DeletePasskeyResponseSchema: GenMessage<DeletePasskeyResponse> = /*
   messageDesc(file_auth_v1_account, 28);
 
 /**
+ * CreateApiKeyRequest describes the key.
+ *
+ * @generated from message auth.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequest = Message<"auth.v1.CreateApiKeyRequest"> & {
+  /**
+   * A name to show it by (at most 64 characters).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The roles its tokens may carry: some of the caller's.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+
+  /**
+   * How long it works, in seconds (required; at most AUTH_API_KEY_MAX_TTL).
+   *
+   * @generated from field: uint32 expires_in_seconds = 3;
+   */
+  expiresInSeconds: number;
+};
+
+/**
+ * Describes the message auth.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 29);
+
+/**
+ * CreateApiKeyResponse carries the key and its secret, shown this once.
+ *
+ * @generated from message auth.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponse = Message<"auth.v1.CreateApiKeyResponse"> & {
+  /**
+   * The key.
+   *
+   * @generated from field: auth.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * "gak_…": give it to AuthService.ExchangeApiKey.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message auth.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 30);
+
+/**
+ * ListApiKeysRequest is empty: the keys are the caller's.
+ *
+ * @generated from message auth.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequest = Message<"auth.v1.ListApiKeysRequest"> & {
+};
+
+/**
+ * Describes the message auth.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 31);
+
+/**
+ * ListApiKeysResponse carries the caller's keys.
+ *
+ * @generated from message auth.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponse = Message<"auth.v1.ListApiKeysResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated auth.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * Describes the message auth.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 32);
+
+/**
+ * RevokeApiKeyRequest names the key.
+ *
+ * @generated from message auth.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequest = Message<"auth.v1.RevokeApiKeyRequest"> & {
+  /**
+   * The key's id.
+   *
+   * @generated from field: string api_key_id = 1;
+   */
+  apiKeyId: string;
+};
+
+/**
+ * Describes the message auth.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 33);
+
+/**
+ * RevokeApiKeyResponse is empty.
+ *
+ * @generated from message auth.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponse = Message<"auth.v1.RevokeApiKeyResponse"> & {
+};
+
+/**
+ * Describes the message auth.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_account, 34);
+
+/**
  * AccountService lets users manage their own account: every RPC needs a valid bearer token and
  * acts on the account it names. Missing or invalid tokens get UNAUTHENTICATED.
  *
@@ -849,6 +984,40 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof DeletePasskeyRequestSchema;
     output: typeof DeletePasskeyResponseSchema;
+  },
+  /**
+   * CreateApiKey makes an API key for the caller: the secret is in this answer only. `roles` must
+   * be roles the caller holds (empty: none); `expires_in_seconds` is required, at most
+   * AUTH_API_KEY_MAX_TTL. PERMISSION_DENIED for a role the caller lacks; FAILED_PRECONDITION past
+   * AUTH_API_KEYS_PER_OWNER keys, or when API keys are off (no AUTH_API_KEY_SECRET).
+   *
+   * @generated from rpc auth.v1.AccountService.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * ListApiKeys returns the caller's live API keys (never their secrets).
+   *
+   * @generated from rpc auth.v1.AccountService.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * RevokeApiKey ends one of the caller's API keys at once, and every token exchanged for it.
+   * NOT_FOUND for another's key.
+   *
+   * @generated from rpc auth.v1.AccountService.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_account, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/resources.proto.
  */
 export const file_auth_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChdhdXRoL3YxL3Jlc291cmNlcy5wcm90bxIHYXV0aC52MSLYAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg0KBXJvbGVzGAMgAygJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE3Bhc3N3b3JkX2NoYW5nZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAYgASgIEiMKBm9yaWdpbhgHIAEoDjITLmF1dGgudjEuVXNlck9yaWdpbiKpAgoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfcmVmcmVzaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyZWZyZXNoX2V4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCCKpAQoYU2VydmljZUFjY291bnRDcmVkZW50aWFsEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1dGgudjEuQ3JlZGVudGlhbFR5cGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2lkGAQgASgJEhIKCnRodW1icHJpbnQYBSABKAki1gEKDlNlcnZpY2VBY2NvdW50EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIQCghkaXNhYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgtjcmVkZW50aWFscxgHIAMoCzIhLmF1dGgudjEuU2VydmljZUFjY291bnRDcmVkZW50aWFsIt0BCgdQYXNza2V5EhIKCnBhc3NrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRyYW5zcG9ydHMYBSADKAkSFwoPYmFja3VwX2VsaWdpYmxlGAYgASgIEhEKCWJhY2tlZF91cBgHIAEoCBIOCgZhYWd1aWQYCCABKAkqVAoKVXNlck9yaWdpbhIbChdVU0VSX09SSUdJTl9VTlNQRUNJRklFRBAAEhMKD1VTRVJfT1JJR0lOX0FQSRABEhQKEFVTRVJfT1JJR0lOX0ZJTEUQAiqHAQoOQ3JlZGVudGlhbFR5cGUSHwobQ1JFREVOVElBTF9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWQ1JFREVOVElBTF9UWVBFX1NFQ1JFVBABEhcKE0NSRURFTlRJQUxfVFlQRV9LRVkQAhIfChtDUkVERU5USUFMX1RZUEVfQ0VSVElGSUNBVEUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdhdXRoL3YxL3Jlc291cmNlcy5wcm90bxIHYXV0aC52MSLYAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg0KBXJvbGVzGAMgAygJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE3Bhc3N3b3JkX2NoYW5nZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAYgASgIEiMKBm9yaWdpbhgHIAEoDjITLmF1dGgudjEuVXNlck9yaWdpbiKpAgoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfcmVmcmVzaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJyZWZyZXNoX2V4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCCKpAQoYU2VydmljZUFjY291bnRDcmVkZW50aWFsEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1dGgudjEuQ3JlZGVudGlhbFR5cGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2lkGAQgASgJEhIKCnRodW1icHJpbnQYBSABKAki1gEKDlNlcnZpY2VBY2NvdW50EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIQCghkaXNhYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgtjcmVkZW50aWFscxgHIAMoCzIhLmF1dGgudjEuU2VydmljZUFjY291bnRDcmVkZW50aWFsIt0BCgdQYXNza2V5EhIKCnBhc3NrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRyYW5zcG9ydHMYBSADKAkSFwoPYmFja3VwX2VsaWdpYmxlGAYgASgIEhEKCWJhY2tlZF91cBgHIAEoCBIOCgZhYWd1aWQYCCABKAki3QEKBkFwaUtleRISCgphcGlfa2V5X2lkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFcm9sZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpUCgpVc2VyT3JpZ2luEhsKF1VTRVJfT1JJR0lOX1VOU1BFQ0lGSUVEEAASEwoPVVNFUl9PUklHSU5fQVBJEAESFAoQVVNFUl9PUklHSU5fRklMRRACKocBCg5DcmVkZW50aWFsVHlwZRIfChtDUkVERU5USUFMX1RZUEVfVU5TUEVDSUZJRUQQABIaChZDUkVERU5USUFMX1RZUEVfU0VDUkVUEAESFwoTQ1JFREVOVElBTF9UWVBFX0tFWRACEh8KG0NSRURFTlRJQUxfVFlQRV9DRVJUSUZJQ0FURRADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * User is an account as an admin (or its owner) sees it; never its password hash.
@@ -330,6 +330,69 @@ export type Passkey = Message<"auth.v1.Passkey"> & {
  */
 export const PasskeySchema: GenMessage<Passkey> = /*@__PURE__*/
   messageDesc(file_auth_v1_resources, 4);
+
+/**
+ * ApiKey is a key a script exchanges for short access tokens (its secret is never shown again).
+ *
+ * @generated from message auth.v1.ApiKey
+ */
+export type ApiKey = Message<"auth.v1.ApiKey"> & {
+  /**
+   * The key's id ("apk_…"), also the id part of its secret and the "api_key_id" of its tokens.
+   *
+   * @generated from field: string api_key_id = 1;
+   */
+  apiKeyId: string;
+
+  /**
+   * Its owner: a user ("usr_…") or a service account ("sva_…").
+   *
+   * @generated from field: string owner_id = 2;
+   */
+  ownerId: string;
+
+  /**
+   * The name it is shown by.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The roles its tokens may carry (those the owner still holds when the token is used).
+   *
+   * @generated from field: repeated string roles = 4;
+   */
+  roles: string[];
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 5;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Its last exchange, to the minute (unset if never).
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 7;
+   */
+  lastUsedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auth.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
+  messageDesc(file_auth_v1_resources, 5);
 
 /**
  * UserOrigin tells where a user was created.

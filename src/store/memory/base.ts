@@ -47,6 +47,8 @@ export abstract class MemoryBase {
   protected secretsVersion = 0;
   /** Ceremonies waiting for their answer (passkeys.ts), oldest first, at most MAX_CEREMONIES. */
   protected readonly ceremonies = new Map<string, { readonly body: string; readonly expiresAt: number }>();
+  /** API keys by id (api-keys.ts); a deleted owner's go when next listed. */
+  protected readonly apiKeys = new Map<string, import('../../core/api-keys.js').ApiKeyRecord>();
   /** Which user each passkey's credential id belongs to. */
   protected readonly passkeyOwners = new Map<string, string>();
   /** The maintenance switch (maintenance.ts). */

@@ -1,5 +1,6 @@
 import { withPorts, type PortsOf } from '../ports.js';
 import type { Store } from '../store.js';
+import { MemoryApiKeys } from './api-keys.js';
 import { MemoryAttempts } from './attempts.js';
 import { MemoryBase } from './base.js';
 import { MemoryMaintenance } from './maintenance.js';
@@ -13,7 +14,7 @@ import { MemoryUsers } from './users.js';
 export type { MemoryStoreOptions } from './base.js';
 
 /** The memory store's ports, one file each: adding one is a line here. */
-const PORTS = [MemoryUsers, MemorySessions, MemoryServiceAccounts, MemoryAttempts, MemoryRates, MemoryUserSecrets, MemoryPasskeys, MemoryMaintenance] as const;
+const PORTS = [MemoryUsers, MemorySessions, MemoryServiceAccounts, MemoryAttempts, MemoryRates, MemoryUserSecrets, MemoryPasskeys, MemoryApiKeys, MemoryMaintenance] as const;
 
 /** AUTH_REFRESH_REUSE_INTERVAL's upper bound. */
 const MAX_REUSE_INTERVAL_MS = 300_000;

@@ -1,5 +1,6 @@
 import { withPorts, type PortsOf } from '../ports.js';
 import type { Store } from '../store.js';
+import { PostgresApiKeys } from './api-keys.js';
 import { PostgresAttempts } from './attempts.js';
 import { PostgresBase } from './base.js';
 import { PostgresImport } from './import.js';
@@ -15,7 +16,7 @@ import { PostgresUsers } from './users.js';
 export { ImportConflictError, LIVE_BATCH, poolConfig, SWEEP_BATCH, type PostgresConnection, type PostgresObserver, type PostgresStoreOptions } from './base.js';
 
 /** The PostgreSQL store's ports and concerns, one file each: adding one is a line here. */
-const PORTS = [PostgresUsers, PostgresSessions, PostgresServiceAccounts, PostgresAttempts, PostgresRates, PostgresUserSecrets, PostgresPasskeys, PostgresMaintenance, PostgresImport, PostgresUpkeep] as const;
+const PORTS = [PostgresUsers, PostgresSessions, PostgresServiceAccounts, PostgresAttempts, PostgresRates, PostgresUserSecrets, PostgresPasskeys, PostgresApiKeys, PostgresMaintenance, PostgresImport, PostgresUpkeep] as const;
 
 export interface PostgresStore extends PortsOf<typeof PORTS> {}
 

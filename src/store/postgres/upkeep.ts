@@ -24,6 +24,11 @@ export class PostgresUpkeep extends PostgresBase {
       ['attempts', 'auth_attempts', `key IN (SELECT key FROM auth_attempts WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
       ['rates', 'auth_rate_windows', `key IN (SELECT key FROM auth_rate_windows WHERE ends_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
       ['ceremonies', 'auth_ceremonies', `id IN (SELECT id FROM auth_ceremonies WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
+      [
+        'api_keys',
+        'auth_api_keys',
+        `id IN (SELECT id FROM auth_api_keys k WHERE k.expires_at <= ${now(1)} OR NOT (EXISTS (SELECT 1 FROM auth_users WHERE id = k.owner_id) OR EXISTS (SELECT 1 FROM auth_service_accounts WHERE id = k.owner_id)) LIMIT ${SWEEP_BATCH})`,
+      ],
     ];
     const deleted: Record<string, number> = {};
     for (const [name, table, where] of tables) {

@@ -1,5 +1,6 @@
 import { withPorts, type PortsOf } from '../ports.js';
 import type { Store } from '../store.js';
+import { RedisApiKeys } from './api-keys.js';
 import { RedisAttempts } from './attempts.js';
 import { RedisBase, type RedisStoreOptions } from './base.js';
 import { RedisMaintenance } from './maintenance.js';
@@ -14,7 +15,7 @@ import { RedisUsers } from './users.js';
 export { CLOCK_SLACK_MS, type RedisStoreOptions } from './base.js';
 
 /** The Redis store's ports, one file each with its scripts: adding one is a line here. */
-const PORTS = [RedisUsers, RedisSessions, RedisServiceAccounts, RedisAttempts, RedisRates, RedisUserSecrets, RedisPasskeys, RedisMaintenance, RedisUpkeep] as const;
+const PORTS = [RedisUsers, RedisSessions, RedisServiceAccounts, RedisAttempts, RedisRates, RedisUserSecrets, RedisPasskeys, RedisApiKeys, RedisMaintenance, RedisUpkeep] as const;
 
 export interface RedisStore extends PortsOf<typeof PORTS> {}
 

@@ -5,6 +5,7 @@ import { GRACE, MAX_SESSIONS, T0, type Conformance, type MakeStore } from './con
 import { lastAdminSuite } from './last-admin';
 import { maintenanceSuite } from './maintenance';
 import { passkeysSuite } from './passkeys';
+import { apiKeysSuite } from './api-keys';
 import { ratesSuite } from './rates';
 import { serviceAccountsSuite } from './service-accounts';
 import { sessionsSuite } from './sessions';
@@ -14,7 +15,7 @@ import { usersSuite } from './users';
 export { T0, type MakeStore } from './context';
 
 /** One suite per port of the Store, each in the file of the port's name; a new port adds its file and a line here. */
-const SUITES: ReadonlyArray<(t: Conformance) => void> = [usersSuite, sessionsSuite, serviceAccountsSuite, lastAdminSuite, attemptsSuite, ratesSuite, userSecretsSuite, passkeysSuite, maintenanceSuite];
+const SUITES: ReadonlyArray<(t: Conformance) => void> = [usersSuite, sessionsSuite, serviceAccountsSuite, lastAdminSuite, attemptsSuite, ratesSuite, userSecretsSuite, passkeysSuite, apiKeysSuite, maintenanceSuite];
 
 /**
  * The conformance suite for the Store interface, run against every implementation and topology

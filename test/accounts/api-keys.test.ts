@@ -1,0 +1,108 @@
+import { status } from '@grpc/grpc-js';
+import jwt from 'jsonwebtoken';
+import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
+
+const INVALID = { code: status.UNAUTHENTICATED, details: 'the API key is invalid, expired or revoked' };
+
+describe('API keys over gRPC', () => {
+  let server: TestServer;
+  let admin: ReturnType<typeof bearer>;
+  beforeEach(async () => {
+    server = await startTestServer({ env: { AUTH_API_KEY_SECRET: 'k'.repeat(32) } });
+    const { userId } = await server.auth.register({ username: 'root', password: PASSWORD });
+    await server.app.store.updateUser(userId, { roles: ['admin'] });
+    admin = bearer((await server.auth.login({ username: 'root', password: PASSWORD })).accessToken);
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  async function user(name = 'alice', roles = ['reports', 'billing']) {
+    const { userId } = await server.auth.register({ username: name, password: PASSWORD });
+    await server.app.store.updateUser(userId, { roles });
+    return { userId, auth: bearer((await server.auth.login({ username: name, password: PASSWORD })).accessToken) };
+  }
+
+  test('create, list, exchange: a token for the owner with the key’s roles, no refresh token, no second factor; revoke ends it at once', async () => {
+    const { userId, auth } = await user();
+    const made = await server.account.createApiKey({ name: 'ci', roles: ['reports'], expiresInSeconds: 3600 }, auth);
+    expect(made.secret).toMatch(/^gak_[A-Za-z0-9_-]{22}_[A-Za-z0-9_-]{43}$/);
+    expect(made.apiKey).toMatchObject({ ownerId: userId, name: 'ci', roles: ['reports'] });
+    expect(made.secret).toContain(made.apiKey!.apiKeyId.slice(4));
+    expect((await server.account.listApiKeys({}, auth)).apiKeys.map((k) => k.name)).toEqual(['ci']);
+    const exchanged = await server.auth.exchangeApiKey({ apiKey: made.secret });
+    expect(exchanged.expiresIn).toBe(900);
+    expect(jwt.decode(exchanged.accessToken)).toMatchObject({ sub: userId, roles: ['reports'], api_key_id: made.apiKey!.apiKeyId, sid: made.apiKey!.apiKeyId, amr: [] });
+    expect(await server.auth.validate({ accessToken: exchanged.accessToken })).toMatchObject({ active: true, roles: ['reports'] });
+    expect((await statusOf(server.secure.stepUpPing({}, bearer(exchanged.accessToken)))).code).toBe(status.UNAUTHENTICATED);
+    await server.account.revokeApiKey({ apiKeyId: made.apiKey!.apiKeyId }, auth);
+    expect(await server.auth.validate({ accessToken: exchanged.accessToken })).toMatchObject({ active: false });
+    expect(await statusOf(server.auth.exchangeApiKey({ apiKey: made.secret }))).toEqual(INVALID);
+    expect(server.logs.events('api_key_created')).toHaveLength(1);
+    expect(server.logs.events('api_key_revoked')).toHaveLength(1);
+  });
+
+  test('roles: only the caller’s; a role taken from the owner leaves the key’s tokens at the next call', async () => {
+    const { userId, auth } = await user();
+    expect(await statusOf(server.account.createApiKey({ name: 'x', roles: ['admin'], expiresInSeconds: 60 }, auth))).toEqual({
+      code: status.PERMISSION_DENIED,
+      details: 'an API key can carry only roles its owner holds (not: admin)',
+    });
+    const made = await server.account.createApiKey({ name: 'ci', roles: ['reports', 'billing'], expiresInSeconds: 3600 }, auth);
+    const token = (await server.auth.exchangeApiKey({ apiKey: made.secret })).accessToken;
+    await server.admin.setRoles({ userId, roles: ['billing'] }, admin);
+    expect(await server.auth.validate({ accessToken: token })).toMatchObject({ active: true, roles: ['billing'] });
+    expect(jwt.decode((await server.auth.exchangeApiKey({ apiKey: made.secret })).accessToken)).toMatchObject({ roles: ['billing'] });
+  });
+
+  test.each([
+    { name: 'disabled', act: async (s: TestServer, userId: string, a: ReturnType<typeof bearer>) => s.admin.disableUser({ userId }, a) },
+    { name: 'deleted', act: async (s: TestServer, userId: string, a: ReturnType<typeof bearer>) => s.admin.deleteUser({ userId }, a) },
+    { name: 'given a new password', act: async (s: TestServer, userId: string, a: ReturnType<typeof bearer>) => s.admin.setPassword({ userId, newPassword: 'a brand new password, long enough' }, a) },
+  ])('a key dies at once with its owner $name', async ({ act }) => {
+    const { userId, auth } = await user();
+    const made = await server.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 3600 }, auth);
+    const token = (await server.auth.exchangeApiKey({ apiKey: made.secret })).accessToken;
+    server.clock.advance(1000);
+    await act(server, userId, admin);
+    expect(await server.auth.validate({ accessToken: token })).toMatchObject({ active: false });
+    expect(await statusOf(server.auth.exchangeApiKey({ apiKey: made.secret }))).toEqual(INVALID);
+  });
+
+  test('expiry: required, capped, and the key stops at its end; tokens never outlive it', async () => {
+    const { auth } = await user();
+    expect((await statusOf(server.account.createApiKey({ name: 'x', roles: [], expiresInSeconds: 0 }, auth))).code).toBe(status.INVALID_ARGUMENT);
+    expect(await statusOf(server.account.createApiKey({ name: 'x', roles: [], expiresInSeconds: 366 * 86_400 }, auth))).toEqual({ code: status.INVALID_ARGUMENT, details: 'expires_in_seconds must be at most 31536000 (AUTH_API_KEY_MAX_TTL)' });
+    const made = await server.account.createApiKey({ name: 'short', roles: [], expiresInSeconds: 120 }, auth);
+    expect((await server.auth.exchangeApiKey({ apiKey: made.secret })).expiresIn).toBe(120);
+    server.clock.advance(121_000);
+    expect(await statusOf(server.auth.exchangeApiKey({ apiKey: made.secret }))).toEqual(INVALID);
+  });
+
+  test('the owner is the caller or an admin’s explicit target; service accounts get keys from an admin', async () => {
+    const alice = await user('alice');
+    const bob = await user('bob');
+    const made = await server.account.createApiKey({ name: 'mine', roles: [], expiresInSeconds: 60 }, alice.auth);
+    expect((await statusOf(server.account.revokeApiKey({ apiKeyId: made.apiKey!.apiKeyId }, bob.auth))).code).toBe(status.NOT_FOUND);
+    expect((await server.account.listApiKeys({}, bob.auth)).apiKeys).toEqual([]);
+    const { serviceAccount } = await server.admin.createServiceAccount({ name: 'reporter', roles: ['reports'] }, admin);
+    const key = await server.admin.createServiceAccountApiKey({ serviceAccountId: serviceAccount!.serviceAccountId, name: 'cron', roles: ['reports'], expiresInSeconds: 3600 }, admin);
+    expect(jwt.decode((await server.auth.exchangeApiKey({ apiKey: key.secret })).accessToken)).toMatchObject({ sub: serviceAccount!.serviceAccountId, roles: ['reports'] });
+    expect((await server.admin.listApiKeys({ ownerId: serviceAccount!.serviceAccountId }, admin)).apiKeys.map((k) => k.name)).toEqual(['cron']);
+    await server.admin.revokeApiKey({ apiKeyId: key.apiKey!.apiKeyId }, admin);
+    expect(await statusOf(server.auth.exchangeApiKey({ apiKey: key.secret }))).toEqual(INVALID);
+    expect((await statusOf(server.admin.createServiceAccountApiKey({ serviceAccountId: alice.userId, name: 'x', roles: [], expiresInSeconds: 60 }, admin))).code).toBe(status.NOT_FOUND);
+  });
+
+  test('a forged or altered secret is refused alike, failures are throttled, and the limit per owner holds', async () => {
+    const { auth } = await user();
+    const made = await server.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 3600 }, auth);
+    const altered = made.secret.slice(0, -1) + (made.secret.endsWith('A') ? 'B' : 'A');
+    for (const apiKey of ['', 'gak_x', altered, `gak_${'A'.repeat(22)}_${'A'.repeat(43)}`]) expect(await statusOf(server.auth.exchangeApiKey({ apiKey }))).toEqual(INVALID);
+    const codes = [];
+    for (let i = 0; i < 8; i++) codes.push((await statusOf(server.auth.exchangeApiKey({ apiKey: altered }))).code);
+    expect(codes).toContain(status.RESOURCE_EXHAUSTED);
+    for (let i = 1; i < 20; i++) await server.account.createApiKey({ name: `k${i}`, roles: [], expiresInSeconds: 60 }, auth);
+    expect(await statusOf(server.account.createApiKey({ name: 'one too many', roles: [], expiresInSeconds: 60 }, auth))).toMatchObject({ code: status.FAILED_PRECONDITION });
+  });
+});
