@@ -8,6 +8,7 @@ import { isId } from '../core/ids.js';
 import { ARGON2ID_PHC } from '../core/password-hasher.js';
 import type { EventLog } from '../core/events.js';
 import type { UserRecord } from '../core/records.js';
+import type { ApiKeyRecord } from '../core/api-keys.js';
 import { PASSKEY_DEFAULTS } from '../core/passkeys.js';
 import { lastingSecrets, RECOVERY_CODES, type SecondFactorExport, type StoredPasskey } from '../core/user-secrets.js';
 import { importedAccountProblem, type Credential, type ServiceAccountRecord } from '../core/service-accounts.js';
@@ -39,6 +40,7 @@ export type ExportLine =
   | { readonly kind: 'header'; readonly format: typeof EXPORT_FORMAT; readonly version: number; readonly store: string; readonly exportedAt: string }
   | ({ readonly kind: 'user'; readonly secondFactor?: SecondFactorExport } & UserRecord)
   | ({ readonly kind: 'service_account' } & ServiceAccountRecord)
+  | ({ readonly kind: 'api_key' } & ApiKeyRecord)
   | ({ readonly kind: 'session' } & SessionRecord);
 
 const PAGE = 1000;
@@ -102,7 +104,14 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
   }
   const { store, config } = await configuredStore(io.env);
   const out: Writable = fd !== undefined ? createWriteStream('', { fd }) : process.stdout;
-  const counts = { users: 0, serviceAccounts: 0, sessions: 0 };
+  const counts = { users: 0, serviceAccounts: 0, sessions: 0, apiKeys: 0 };
+  // An owner's API keys right after the owner (the HMACs need the same AUTH_API_KEY_SECRET there).
+  const keysOf = async (ownerId: string) => {
+    for (const key of await store.listApiKeys(ownerId)) {
+      await write(out, { kind: 'api_key', ...key });
+      counts.apiKeys++;
+    }
+  };
   try {
     await write(out, { kind: 'header', format: EXPORT_FORMAT, version: EXPORT_VERSION, store: config.store, exportedAt: new Date().toISOString() });
     for await (const user of pages((after) => store.listUsers({ prefix: '', after, limit: PAGE }))) {
@@ -114,16 +123,19 @@ export async function exportStore(args: readonly string[], io: Io): Promise<{ us
         await write(out, { kind: 'session', ...session });
         counts.sessions++;
       }
+      await keysOf(user.id);
     }
     for await (const account of pages((after) => store.listServiceAccounts({ prefix: '', after, limit: PAGE }))) {
       await write(out, { kind: 'service_account', ...account });
       counts.serviceAccounts++;
+      await keysOf(account.id);
     }
   } finally {
     await store.close();
     if (out !== process.stdout) await new Promise<void>((resolve) => out.end(resolve));
   }
-  io.err(`exported ${counts.users} users, ${counts.sessions} sessions and ${counts.serviceAccounts} service accounts from the ${config.store} store`);
+  const keys = counts.apiKeys > 0 ? `, ${counts.apiKeys} API keys` : '';
+  io.err(`exported ${counts.users} users, ${counts.sessions} sessions${keys} and ${counts.serviceAccounts} service accounts from the ${config.store} store`);
   return counts;
 }
 
@@ -233,6 +245,17 @@ function parseLine(text: string, n: number): ExportLine {
       if (p !== undefined && (typeof p !== 'object' || p === null || !STRING(p.hash) || !TIME(p.rotatedAt) || !STRING(p.sealed))) throw bad('previous');
       return value as ExportLine;
     }
+    case 'api_key': {
+      if (!ONLY(value, ['kind', 'id', 'ownerId', 'name', 'roles', 'hash', 'createdAt', 'expiresAt', 'passwordStamp', 'lastUsedAt'])) throw bad('fields');
+      if (!isId(value.id as string, 'apk')) throw bad('id');
+      if (!isId(value.ownerId as string, 'usr') && !isId(value.ownerId as string, 'sva')) throw bad('ownerId');
+      if (!STRING(value.name) || value.name.length > 64) throw bad('name');
+      if (!ROLES(value.roles)) throw bad('roles');
+      if (!STRING(value.hash) || !/^[A-Za-z0-9_-]{43}$/.test(value.hash)) throw bad('hash');
+      for (const f of ['createdAt', 'expiresAt', 'passwordStamp']) if (!TIME(value[f])) throw bad(f);
+      if (value.lastUsedAt !== undefined && !TIME(value.lastUsedAt)) throw bad('lastUsedAt');
+      return value as ExportLine;
+    }
     default:
       throw new CliError(`line ${n}: unknown kind ${JSON.stringify(value.kind)}`, 1);
   }
@@ -277,7 +300,8 @@ export async function importStore(args: readonly string[], io: Io): Promise<Impo
     await store.connect();
     const header = lines[0] as Extract<ExportLine, { kind: 'header' }>;
     const report = await store.importRecords(lines.slice(1) as Array<Exclude<ExportLine, { kind: 'header' }>>, usernameSkeleton, Date.parse(header.exportedAt) || 0);
-    io.err(`imported ${report.users} users, ${report.sessions} sessions and ${report.serviceAccounts} service accounts; ${report.updated} brought up to date; ${report.present} as they were`);
+    const keys = report.apiKeys > 0 ? `, ${report.apiKeys} API keys` : '';
+    io.err(`imported ${report.users} users, ${report.sessions} sessions${keys} and ${report.serviceAccounts} service accounts; ${report.updated} brought up to date; ${report.present} as they were`);
     return report;
   } catch (err) {
     if (err instanceof CliError) throw err;

@@ -21,6 +21,8 @@ export interface ApiKeyRecord {
   readonly hash: string;
   readonly createdAt: number;
   readonly expiresAt: number;
+  /** The owner's password change time when the key was made (0 for a service account): a new password ends the key. */
+  readonly passwordStamp: number;
   /** The last exchange, to the minute (written at most once a minute). */
   readonly lastUsedAt?: number | undefined;
 }
@@ -38,7 +40,7 @@ export interface ApiKeyStore {
   touchApiKey(id: string, at: number): Promise<void>;
   /**
    * The owner behind a live key: the key exists and has not expired, and its owner exists, is
-   * enabled and (a user) has not changed their password since the key was made.
+   * enabled and (a user) has the password they had when the key was made (`passwordStamp`).
    */
   liveApiKey(ownerId: string, id: string): Promise<LiveUser | undefined>;
 }
@@ -54,7 +56,7 @@ export interface ApiKeyOptions {
 
 export interface ApiKeyDeps {
   readonly store: ApiKeyStore;
-  readonly owners: { getOwner(ownerId: string): Promise<{ readonly roles: readonly string[]; readonly username: string } | undefined> };
+  readonly owners: { getOwner(ownerId: string): Promise<{ readonly roles: readonly string[]; readonly username: string; readonly passwordChangedAt?: number } | undefined> };
   readonly throttle: LoginThrottle;
   readonly accessTokens: AccessTokenIssuer;
   readonly random: Random;
@@ -104,7 +106,7 @@ export class ApiKeys {
     const id = idFromBytes('apk', idPart);
     const secret = `gak_${idPart.toString('base64url')}_${this.deps.random.bytes(32).toString('base64url')}`;
     const now = this.deps.clock.now();
-    const record: ApiKeyRecord = { id, ownerId, name, roles, hash: this.hash(secret), createdAt: now, expiresAt: now + input.expiresInSeconds * 1000 };
+    const record: ApiKeyRecord = { id, ownerId, name, roles, hash: this.hash(secret), createdAt: now, expiresAt: now + input.expiresInSeconds * 1000, passwordStamp: owner.passwordChangedAt ?? 0 };
     const created = await this.deps.store.createApiKey(record, this.options.maxPerOwner);
     if (created === 'owner_gone') throw new AuthError('not_found', 'owner not found');
     if (created === 'limit') throw new AuthError('failed_precondition', `an owner holds at most ${this.options.maxPerOwner} API keys (AUTH_API_KEYS_PER_OWNER); revoke one first`);

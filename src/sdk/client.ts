@@ -29,6 +29,11 @@ export interface AuthClientOptions {
   readonly credentials?: grpc.ChannelCredentials;
   /** grpc-js channel options (keepalive, message sizes, `grpc.ssl_target_name_override` ...), passed to every sub-client. */
   readonly channelOptions?: grpc.ClientOptions;
+  /**
+   * An API key ("gak_…", from AccountService.CreateApiKey): {@link AuthClient.apiKeySession} then
+   * exchanges it for access tokens, again before each expires, one exchange at a time.
+   */
+  readonly apiKey?: string;
 }
 
 /**
@@ -74,6 +79,12 @@ export interface AuthClient {
    * one ahead of expiry, like a login session refreshes.
    */
   serviceSession(credentials: ServiceCredentials, options?: TokenSessionOptions): Promise<TokenSession>;
+  /**
+   * The session of the client's `apiKey` option: its first token is asked for on the first call
+   * (every caller then waits on that one exchange), and a new one before each expires (no refresh
+   * token: the key is exchanged again). Throws when the client has no `apiKey`.
+   */
+  apiKeySession(options?: TokenSessionOptions): TokenSession;
   /** Closes the channels of every sub-client (sessions made from it stop renewing). */
   close(): void;
 }
@@ -95,6 +106,7 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
   const secure = createClient(SecureService, address, credentials, options.channelOptions);
   const account = createClient(AccountService, address, credentials, options.channelOptions);
   const admin = createClient(AdminService, address, credentials, options.channelOptions);
+  let apiKeySessions: TokenSession | undefined;
   return {
     auth,
     secure,
@@ -122,6 +134,12 @@ export function createAuthClient(address: string, options: AuthClientOptions = {
       const session = TokenSession.renewing({ renew: issue }, { accessToken: '', expiresIn: 0 }, sessionOptions);
       await session.accessToken();
       return session;
+    },
+    apiKeySession(sessionOptions) {
+      const apiKey = options.apiKey;
+      if (apiKey === undefined) throw new Error('createAuthClient(address, { apiKey }) first: this client has no API key');
+      apiKeySessions ??= TokenSession.renewing({ renew: (o) => auth.exchangeApiKey({ apiKey }, o) }, { accessToken: '', expiresIn: 0 }, sessionOptions);
+      return apiKeySessions;
     },
     close() {
       for (const c of [auth, secure, account, admin]) c.close();

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import jwt from 'jsonwebtoken';
+import { createAuthClient } from '../../src/sdk/client';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
 const INVALID = { code: status.UNAUTHENTICATED, details: 'the API key is invalid, expired or revoked' };
@@ -105,4 +106,29 @@ describe('API keys over gRPC', () => {
     for (let i = 1; i < 20; i++) await server.account.createApiKey({ name: `k${i}`, roles: [], expiresInSeconds: 60 }, auth);
     expect(await statusOf(server.account.createApiKey({ name: 'one too many', roles: [], expiresInSeconds: 60 }, auth))).toMatchObject({ code: status.FAILED_PRECONDITION });
   });
+
+  test('SDK: createAuthClient(address, { apiKey }) exchanges once for concurrent callers, and again before the token expires', async () => {
+    const { auth } = await user();
+    const made = await server.account.createApiKey({ name: 'sdk', roles: ['reports'], expiresInSeconds: 3600 }, auth);
+    const client = createAuthClient(server.address, { apiKey: made.secret });
+    try {
+      const session = client.apiKeySession({ clock: server.clock });
+      const first = await Promise.all(Array.from({ length: 10 }, () => session.accessToken()));
+      expect(new Set(first).size).toBe(1);
+      expect(server.logs.events('api_key_exchanged')).toHaveLength(1);
+      expect(client.apiKeySession()).toBe(session);
+      expect((await client.secure.whoAmI({}, { metadata: bearerOf(first[0]!) })).roles).toEqual(['reports']);
+      server.clock.advance(900_000 - 29_000);
+      const second = await session.accessToken();
+      expect(second).not.toBe(first[0]);
+      expect(server.logs.events('api_key_exchanged')).toHaveLength(2);
+      expect(() => createAuthClient(server.address).apiKeySession()).toThrow('createAuthClient(address, { apiKey }) first');
+    } finally {
+      client.close();
+    }
+  });
 });
+
+function bearerOf(token: string) {
+  return bearer(token).metadata;
+}

@@ -125,7 +125,7 @@ export class CanaryWatch {
         const value = Reflect.get(target, prop, receiver) as unknown;
         if (typeof value !== 'function' || prop === 'close' || prop === 'grpcClient') return value;
         return (request: Record<string, unknown>, options?: { metadata?: Metadata }) => {
-          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion', 'mfaToken', 'code', 'mfaCode', 'responseJson']) this.note(request?.[field]);
+          for (const field of ['password', 'accessToken', 'refreshToken', 'currentPassword', 'newPassword', 'clientSecret', 'clientAssertion', 'mfaToken', 'code', 'mfaCode', 'responseJson', 'apiKey']) this.note(request?.[field]);
           this.noteWebAuthn(request?.responseJson);
           const authorization = options?.metadata?.get('authorization')[0];
           if (typeof authorization === 'string') this.note(authorization.replace(/^\S+\s+/, ''));

@@ -203,6 +203,52 @@ describeNeeding(['redis-server'], 'moving in: export and import', () => {
       }
     });
 
+    test('API keys move with their owners (the same AUTH_API_KEY_SECRET there): the same secret exchanges on PostgreSQL; a revoked one stays out', async () => {
+      const secret = { AUTH_API_KEY_SECRET: 's'.repeat(40) };
+      const redisEnv = { AUTH_REDIS_URL: redis.url, AUTH_STORE: 'redis', AUTH_REDIS_KEY_PREFIX: 'move-ak:', ...secret };
+      const serve = (env: Record<string, string>) => startTestServer({ env, clock: new ManualClock(Date.now()) });
+      let source = await serve(redisEnv);
+      let kept: string;
+      let account: string;
+      try {
+        await source.auth.register({ username: 'kim', password: PASSWORD });
+        const auth = bearer((await source.auth.login({ username: 'kim', password: PASSWORD })).accessToken);
+        kept = (await source.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 86_400 }, auth)).secret;
+        const gone = await source.account.createApiKey({ name: 'old', roles: [], expiresInSeconds: 86_400 }, auth);
+        await source.account.revokeApiKey({ apiKeyId: gone.apiKey!.apiKeyId }, auth);
+        await source.auth.exchangeApiKey({ apiKey: kept });
+        const sva = await source.app.store.createServiceAccount({ id: 'sva_BBBBBBBBBBBBBBBBBBBBBA', name: 'cron', roles: [], credential: { type: 'secret', id: 'sec_BBBBBBBBBBBBBBBBBBBBBA', hash: 'h'.repeat(43) } });
+        expect(sva).toBe('created');
+      } finally {
+        await source.close();
+      }
+      // A service account's key, made by an admin's RPC on the source.
+      source = await serve(redisEnv);
+      try {
+        await source.auth.register({ username: 'boss', password: PASSWORD });
+        const boss = (await source.app.store.findUserByUsername('boss'))!;
+        await source.app.store.updateUser(boss.id, { roles: ['admin'] });
+        const admin = bearer((await source.auth.login({ username: 'boss', password: PASSWORD })).accessToken);
+        account = (await source.admin.createServiceAccountApiKey({ serviceAccountId: 'sva_BBBBBBBBBBBBBBBBBBBBBA', name: 'cron key', roles: [], expiresInSeconds: 86_400 }, admin)).secret;
+      } finally {
+        await source.close();
+      }
+      const file = join(dir, 'api-keys.jsonl');
+      expect(cli(['export', '--out', file], redisEnv)).toMatchObject({ code: 0, err: 'grpc-auth: exported 2 users, 2 sessions, 2 API keys and 1 service accounts from the redis store\n' });
+      expect(readFileSync(file, 'utf8')).not.toContain(kept!);
+      const target = await pg().createDatabase();
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: expect.stringContaining('2 API keys') });
+      expect(cli(['import', '--in', file], { AUTH_DATABASE_URL: target })).toMatchObject({ code: 0, err: expect.stringMatching(/^grpc-auth: imported 0 users, 0 sessions and 0 service accounts; 0 brought up to date; \d+ as they were\n$/) });
+      const moved = await serve({ AUTH_DATABASE_URL: target, ...secret });
+      try {
+        await expect(moved.auth.exchangeApiKey({ apiKey: kept! })).resolves.toMatchObject({ expiresIn: 900 });
+        await expect(moved.auth.exchangeApiKey({ apiKey: account! })).resolves.toMatchObject({ expiresIn: 900 });
+        expect((await statusOfCall(moved.auth.exchangeApiKey({ apiKey: kept!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) }))).code).toBe(16);
+      } finally {
+        await moved.close();
+      }
+    });
+
     test('the users file (memory store) → PostgreSQL: file users keep their ids and hashes, and still count as the file’s', async () => {
       const hashed = spawnSync(process.execPath, [CLI, 'hash-password'], { input: `${PASSWORD}\n`, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
       expect(hashed.status).toBe(0);

@@ -1,3 +1,4 @@
+import type { ApiKeyRecord } from '../../core/api-keys.js';
 import type { UserRecord } from '../../core/records.js';
 import type { ServiceAccountRecord } from '../../core/service-accounts.js';
 import { mergeImportedFactor, parseSecrets, type SecondFactorExport } from '../../core/user-secrets.js';
@@ -8,7 +9,8 @@ import { ACCOUNT, USER } from './records.js';
 export type ImportRecord =
   | ({ readonly kind: 'user'; readonly secondFactor?: SecondFactorExport | undefined } & UserRecord)
   | ({ readonly kind: 'service_account' } & ServiceAccountRecord)
-  | ({ readonly kind: 'session' } & SessionRecord);
+  | ({ readonly kind: 'session' } & SessionRecord)
+  | ({ readonly kind: 'api_key' } & ApiKeyRecord);
 
 export interface ImportCounts {
   /** New here. */
@@ -16,6 +18,8 @@ export interface ImportCounts {
   serviceAccounts: number;
   /** Sessions new here, or here at an older generation. */
   sessions: number;
+  /** API keys new here (one here already keeps the later use). */
+  apiKeys: number;
   /** Users and service accounts here at an older revision, brought up to the export's. */
   updated: number;
   /** Records here already as the export has them (an import run twice changes nothing). */
@@ -38,14 +42,15 @@ export class PostgresImport extends PostgresBase {
    */
   async importRecords(records: readonly ImportRecord[], skeletonOf: (username: string) => string, exportedAt: number): Promise<ImportCounts> {
     for (let i = 0; i < records.length; i += SWEEP_BATCH) await this.checkNames(records.slice(i, i + SWEEP_BATCH));
-    const counts: ImportCounts = { users: 0, serviceAccounts: 0, sessions: 0, updated: 0, present: 0 };
+    const counts: ImportCounts = { users: 0, serviceAccounts: 0, sessions: 0, apiKeys: 0, updated: 0, present: 0 };
     for (let i = 0; i < records.length; i += SWEEP_BATCH) {
       const batch = records.slice(i, i + SWEEP_BATCH);
       const done = await this.tx(async (q) => {
-        const c: ImportCounts = { users: 0, serviceAccounts: 0, sessions: 0, updated: 0, present: 0 };
+        const c: ImportCounts = { users: 0, serviceAccounts: 0, sessions: 0, apiKeys: 0, updated: 0, present: 0 };
         for (const r of batch) {
           if (r.kind === 'user') await PostgresImport.importUser(q, r, skeletonOf, exportedAt, c);
           else if (r.kind === 'service_account') await PostgresImport.importAccount(q, r, c);
+          else if (r.kind === 'api_key') await PostgresImport.importApiKey(q, r, c);
           else await this.importSession(q, r, c);
         }
         return c;
@@ -125,6 +130,18 @@ export class PostgresImport extends PostgresBase {
     const ids = (doc?.webauthn?.passkeys ?? []).map((p) => p.id);
     await q('auth_import_unlink_passkeys', 'DELETE FROM auth_passkeys WHERE user_id = $1 AND NOT (credential_id = ANY ($2::text[]))', [userId, ids]);
     if (ids.length > 0) await q('auth_import_link_passkeys', 'INSERT INTO auth_passkeys (credential_id, user_id) SELECT unnest($1::text[]), $2 ON CONFLICT (credential_id) DO NOTHING', [ids, userId]);
+  }
+
+  /** An API key: new here, or here already (the later use kept; one revoked here stays revoked only if the export is older). */
+  private static async importApiKey(q: Query, r: Extract<ImportRecord, { kind: 'api_key' }>, c: ImportCounts): Promise<void> {
+    const rows = await q<{ inserted: boolean }>(
+      'auth_import_api_key',
+      `INSERT INTO auth_api_keys (id, owner_id, name, roles, hash, created_at, expires_at, last_used_at, password_stamp) VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9)
+       ON CONFLICT (id) DO UPDATE SET last_used_at = greatest(auth_api_keys.last_used_at, EXCLUDED.last_used_at) RETURNING (xmax = 0) AS inserted`,
+      [r.id, r.ownerId, r.name, [...r.roles], r.hash, r.createdAt, r.expiresAt, r.lastUsedAt ?? null, r.passwordStamp],
+    );
+    if (rows[0]?.inserted) c.apiKeys++;
+    else c.present++;
   }
 
   private static async importAccount(q: Query, r: Extract<ImportRecord, { kind: 'service_account' }>, c: ImportCounts): Promise<void> {

@@ -93,7 +93,7 @@ export class RedisApiKeys extends RedisBase {
     const key = await this.getApiKey(id);
     if (!key || key.ownerId !== ownerId) return undefined;
     const owner = await this.owner(ownerId);
-    if (!owner || owner.disabled || owner.passwordChangedAt > key.createdAt) return undefined;
+    if (!owner || owner.disabled || owner.passwordChangedAt !== key.passwordStamp) return undefined;
     return { id: owner.id, username: owner.username, roles: owner.roles, revision: owner.revision };
   }
 }

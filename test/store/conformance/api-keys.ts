@@ -14,6 +14,7 @@ export function apiKeysSuite(t: Conformance): void {
     hash: 'h'.repeat(43),
     createdAt: T0,
     expiresAt: T0 + HOUR,
+    passwordStamp: 0,
     ...overrides,
   });
 
@@ -46,7 +47,7 @@ export function apiKeysSuite(t: Conformance): void {
 
     test('live while the owner is enabled and has not changed their password since; not for another owner', async () => {
       const alice = await addUser();
-      const k = key(alice.id);
+      const k = key(alice.id, { passwordStamp: alice.passwordChangedAt });
       await store.createApiKey(k, 5);
       expect(await store.liveApiKey(alice.id, k.id)).toMatchObject({ id: alice.id, username: alice.username, roles: ['admin'] });
       expect(await store.liveApiKey(newId(random, 'usr'), k.id)).toBeUndefined();
