@@ -65,7 +65,13 @@ async function cpuFigures(results, service, { mint, loginAny }) {
     },
     1.7 * (es256SignUs + sha256Us),
   );
+  await serviceTokenFigures(results, service);
+}
 
+/** Server CPU per call of IssueServiceToken with a secret, and of ExchangeApiKey for the same account (BENCH_ONLY=apikeys runs only these). */
+async function serviceTokenFigures(results, service) {
+  const { auth, server } = service;
+  const { es256SignUs, sha256Us } = results.floors;
   console.log('measuring IssueServiceToken with a secret ...');
   const adminToken = (await auth.login({ username: 'bench-admin', password: PASSWORD })).accessToken;
   const adminMetadata = new grpc.Metadata();
@@ -79,6 +85,18 @@ async function cpuFigures(results, service, { mint, loginAny }) {
     (count) => cpuPerCall(server, count, () => auth.issueServiceToken({ clientId: account.clientId, clientSecret: account.clientSecret })),
     1.7 * (es256SignUs + sha256Us),
   );
+
+  // The same account's API key: an HMAC where IssueServiceToken has a SHA-256, the same signature.
+  console.log('measuring ExchangeApiKey ...');
+  const key = await service.admin.createServiceAccountApiKey({ serviceAccountId: account.clientId, name: 'bench', roles: ['reader'], expiresInSeconds: 86_400 }, { metadata: adminMetadata });
+  await cpuFigure(
+    results,
+    service,
+    'ExchangeApiKey (a service account\'s key)',
+    2048,
+    (count) => cpuPerCall(server, count, () => auth.exchangeApiKey({ apiKey: key.secret })),
+    1.7 * (es256SignUs + sha256Us),
+  );
 }
 
-module.exports = { healthRate, throughputFigures, cpuFigures };
+module.exports = { healthRate, throughputFigures, cpuFigures, serviceTokenFigures };

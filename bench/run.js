@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const argon2 = require('@node-rs/argon2');
-const { cpuFigures, throughputFigures } = require('./calls.js');
+const { cpuFigures, serviceTokenFigures, throughputFigures } = require('./calls.js');
 const { serviceFixtures } = require('./fixtures.js');
 const { ARGON2ID, measureFloors } = require('./floors.js');
 const { h2loadAvailable } = require('./lib/measure.js');
@@ -30,16 +30,17 @@ async function main() {
   const usersFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-users-')), 'users');
   fs.writeFileSync(usersFile, `bench-admin:${await argon2.hash(PASSWORD, ARGON2ID)}:admin\n`);
   // Registration limits off: the Register flood measures how hashing is shared, not the limits.
-  const service = await startService({ env: { AUTH_HASH_CONCURRENCY: String(hashConcurrency), AUTH_USERS_FILE: usersFile, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000', AUTH_WEBAUTHN_RP_ID: 'bench.example', AUTH_PASSKEY_STARTS_PER_ADDRESS: '1000000' } });
+  const service = await startService({ env: { AUTH_HASH_CONCURRENCY: String(hashConcurrency), AUTH_USERS_FILE: usersFile, AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000', AUTH_WEBAUTHN_RP_ID: 'bench.example', AUTH_PASSKEY_STARTS_PER_ADDRESS: '1000000', AUTH_API_KEY_SECRET: 'the bench service\'s API key secret, 32+ bytes' } });
   const results = { hashConcurrency, figures: [], floors: {}, generator: h2loadAvailable ? 'h2load (nghttp2) for calls/s figures; Node for CPU-per-call, latency and login figures' : 'Node (h2load not found)' };
 
   await measureFloors(results, service.key);
   const fixtures = await serviceFixtures(service);
 
-  // BENCH_ONLY=mfa, =passkeys or =postgres: only those figures, printed and not written (for working on them).
+  // BENCH_ONLY=mfa, =passkeys, =apikeys or =postgres: only those figures, printed and not written (for working on them).
   const only = process.env.BENCH_ONLY;
-  if (only === 'mfa' || only === 'postgres' || only === 'passkeys') {
+  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys') {
     if (only === 'mfa') await mfaLoginFigures(results, service, fixtures, 200);
+    else if (only === 'apikeys') await serviceTokenFigures(results, service);
     else if (only === 'passkeys') await passkeyLoginFigures(results, service, fixtures, 200);
     else await postgresFigures(results, service);
     console.log(JSON.stringify(results.figures, null, 1));

@@ -7,6 +7,8 @@ const EVENT_COUNTERS: Record<string, { name: string; help: string }> = {
   login_failed: { name: 'auth_logins_failed_total', help: 'Logins refused for a wrong password or an unknown user.' },
   login_throttled: { name: 'auth_logins_throttled_total', help: 'Logins refused by failed-login back-off.' },
   refresh_token_reused: { name: 'auth_refresh_reuse_detected_total', help: 'Rotated refresh tokens presented again (sessions revoked).' },
+  api_key_exchanged: { name: 'auth_api_key_exchanges_total', help: 'API keys exchanged for access tokens (ExchangeApiKey).' },
+  api_key_exchange_failed: { name: 'auth_api_key_exchanges_failed_total', help: 'API keys refused by ExchangeApiKey (unknown, altered, expired or revoked keys, owners disabled or with a new password).' },
   passkey_login_succeeded: { name: 'auth_passkey_logins_total', help: 'Sign-ins with a passkey (FinishPasskeyLogin that started a session).' },
   passkey_login_refused: { name: 'auth_passkey_logins_refused_total', help: 'Passkey sign-ins refused (a used or expired ceremony, an unknown passkey, a bad origin, RP ID, signature or counter).' },
 };

@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import jwt from 'jsonwebtoken';
 import { createAuthClient } from '../../src/sdk/client';
+import { pythonCalls } from '../helpers/python-grpc';
 import { bearer, PASSWORD, startTestServer, statusOf, type TestServer } from '../helpers/server';
 
 const INVALID = { code: status.UNAUTHENTICATED, details: 'the API key is invalid, expired or revoked' };
@@ -125,6 +126,35 @@ describe('API keys over gRPC', () => {
       expect(() => createAuthClient(server.address).apiKeySession()).toThrow('createAuthClient(address, { apiKey }) first');
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('API keys from Python grpcio', () => {
+  test('create with a bearer token, exchange, call with the exchanged token, revoke: a C-core client end to end', async () => {
+    const server = await startTestServer({ env: { AUTH_API_KEY_SECRET: 'k'.repeat(32) } });
+    try {
+      const [, login] = await pythonCalls(server.address, [
+        ['/auth.v1.AuthService/Register', { username: 'python-user', password: PASSWORD }, ''],
+        ['/auth.v1.AuthService/Login', { username: 'python-user', password: PASSWORD }, ''],
+      ]);
+      const token = login!.response!.accessToken as string;
+      const [made] = await pythonCalls(server.address, [['/auth.v1.AccountService/CreateApiKey', { name: 'python', roles: [], expiresInSeconds: 600 }, token]]);
+      const secret = made!.response!.secret as string;
+      const apiKeyId = (made!.response!.apiKey as { apiKeyId: string }).apiKeyId;
+      const [exchanged] = await pythonCalls(server.address, [['/auth.v1.AuthService/ExchangeApiKey', { apiKey: secret }, '']]);
+      const access = exchanged!.response!.accessToken as string;
+      const [who, revoked, again] = await pythonCalls(server.address, [
+        ['/auth.v1.SecureService/WhoAmI', {}, access],
+        ['/auth.v1.AccountService/RevokeApiKey', { apiKeyId }, token],
+        ['/auth.v1.AuthService/ExchangeApiKey', { apiKey: secret }, ''],
+      ]);
+      expect(who).toMatchObject({ code: 'OK', response: { username: 'python-user' } });
+      expect(revoked!.code).toBe('OK');
+      expect(again).toEqual({ code: 'UNAUTHENTICATED', details: 'the API key is invalid, expired or revoked' });
+      expect(server.logs.text).not.toContain(secret.slice(-43));
+    } finally {
+      await server.close();
     }
   });
 });

@@ -97,7 +97,7 @@ describe('server reflection', () => {
       });
       expect(registry.getMessage('auth.v1.User')!.file.name).toBe('auth/v1/resources');
       const auth = registry.getService('auth.v1.AuthService')!;
-      expect(auth.methods.map((m) => m.name)).toEqual(['Register', 'Login', 'CompleteLogin', 'RequestPasswordReset', 'ResetPassword', 'Refresh', 'Validate', 'Logout', 'GetJwks', 'IssueServiceToken', 'StartPasskeyLogin', 'FinishPasskeyLogin']);
+      expect(auth.methods.map((m) => m.name)).toEqual(['Register', 'Login', 'CompleteLogin', 'RequestPasswordReset', 'ResetPassword', 'Refresh', 'Validate', 'Logout', 'GetJwks', 'IssueServiceToken', 'StartPasskeyLogin', 'FinishPasskeyLogin', 'ExchangeApiKey']);
       expect(getOption(auth.method.login!, access).public).toBe(true);
       expect(getOption(registry.getService('auth.v1.SecureService')!.method.adminPing!, access).requiredRoles).toEqual(['admin']);
       // Comments travel with the descriptors, so `grpcurl describe` shows them.

@@ -42,7 +42,7 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     const keyFile = join(mkdtempSync(join(tmpdir(), 'auth-multi-')), 'signing.pem');
     writeFileSync(keyFile, generateEcPem());
     const usersFile = await writeUsersFile({ root: ['admin'] });
-    env = { ...deployment().env, AUTH_WEBAUTHN_RP_ID: 'example.test', AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
+    env = { ...deployment().env, AUTH_WEBAUTHN_RP_ID: 'example.test', AUTH_API_KEY_SECRET: 'an API key secret shared by both instances', AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_USERS_FILE: usersFile };
     [a, b, ...others] = await Promise.all(Array.from({ length: count }, () => start()));
     for (const i of all()) expect(i.instance.started).toMatchObject({ store: storeName, kid: a.instance.started.kid });
     await a.auth.register({ username: 'alice', password: PASSWORD });
@@ -221,6 +221,17 @@ function sharedStoreSuite(deployment: () => { readonly env: Record<string, strin
     await b.account.deletePasskey({ passkeyId: passkey!.passkeyId, code: '' }, bearer(tokens.accessToken));
     const again = await a.auth.startPasskeyLogin({ username: '' });
     expect(await statusOf(a.auth.finishPasskeyLogin({ ceremonyId: again.ceremonyId, responseJson: device.get(again.optionsJson) }))).toMatchObject({ code: status.UNAUTHENTICATED });
+  });
+
+  test('API keys across instances: made on A, exchanged on B; revoked on B, refused on A at once (and its token too)', async () => {
+    await a.auth.register({ username: 'kai', password: PASSWORD });
+    const auth = bearer((await a.auth.login({ username: 'kai', password: PASSWORD })).accessToken);
+    const made = await a.account.createApiKey({ name: 'ci', roles: [], expiresInSeconds: 3600 }, auth);
+    const token = (await b.auth.exchangeApiKey({ apiKey: made.secret })).accessToken;
+    expect(await a.auth.validate({ accessToken: token })).toMatchObject({ active: true });
+    await b.account.revokeApiKey({ apiKeyId: made.apiKey!.apiKeyId }, auth);
+    expect(await a.auth.validate({ accessToken: token })).toMatchObject({ active: false });
+    expect(await statusOf(a.auth.exchangeApiKey({ apiKey: made.secret }))).toMatchObject({ code: status.UNAUTHENTICATED });
   });
 
   test('two admins demoting each other at once on two instances: one wins, one is refused, an admin stays (three rounds)', async () => {
