@@ -123,9 +123,11 @@ describeWithPostgres('PostgresStore', (pg) => {
       await store.recordFailure('10.0.0.9', { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: HOUR, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 });
       await store.hitRate('reg:10.0.0.9', 10, 60_000);
       await store.putCeremony(newId(random, 'pkc'), '{}', 300_000);
-      expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0, ceremonies: 0 });
+      const now = clock.now();
+      expect(await store.createApiKey({ id: newId(random, 'apk'), ownerId: userId, name: 'k', roles: [], hash: 'h'.repeat(43), createdAt: now, expiresAt: now + HOUR, passwordStamp: 0 }, 5)).toBe('created');
+      expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0, ceremonies: 0, api_keys: 0 });
       clock.advance(2 * HOUR);
-      expect(await store.sweep()).toEqual({ sessions: SWEEP_BATCH + 500, assertions: 1, attempts: 1, rates: 1, ceremonies: 1 });
+      expect(await store.sweep()).toEqual({ sessions: SWEEP_BATCH + 500, assertions: 1, attempts: 1, rates: 1, ceremonies: 1, api_keys: 1 });
       expect(await store.rowCounts()).toMatchObject({ sessions: 1, assertions: 0, attempts: 0, rates: 0, ceremonies: 0 });
       expect(await store.liveSession(userId, live)).toBeDefined();
     } finally {
