@@ -65,6 +65,14 @@ export interface ApiKeyDeps {
 
 export type ApiKeyView = Omit<ApiKeyRecord, 'hash'>;
 
+/**
+ * A token exchanged for an API key acts for its owner but never manages the owner's account: no
+ * new API keys (a leaked key could outlive its own revocation), no factors, passwords or sessions.
+ */
+export function refuseApiKeyToken(ctx: FlowContext): void {
+  if (ctx.principal?.sessionId.startsWith('apk_')) throw new AuthError('permission_denied', 'a token from an API key cannot manage the account: sign in');
+}
+
 const SECRET = /^gak_([A-Za-z0-9_-]{22})_([A-Za-z0-9_-]{43})$/;
 const NAME_MAX = 64;
 const INVALID_KEY = 'the API key is invalid, expired or revoked';

@@ -4,7 +4,7 @@ import type { AccountFlows } from '../core/accounts.js';
 import type { FlowContext } from '../core/events.js';
 import { AuthError } from '../errors.js';
 import type { SecondFactors } from '../core/mfa.js';
-import type { ApiKeys } from '../core/api-keys.js';
+import { refuseApiKeyToken, type ApiKeys } from '../core/api-keys.js';
 import type { Passkeys } from '../core/passkeys.js';
 import type { SessionFlows } from '../core/session-flows.js';
 import { apiKeyMessage, passkeyMessage, sessionMessage, userMessage } from './account-messages.js';
@@ -12,7 +12,7 @@ import type { ServiceImpl } from './handlers.js';
 
 /** AccountService: self-service on the caller's own account, each RPC one core call. */
 export function accountService(accounts: AccountFlows, factors: SecondFactors, sessions: Pick<SessionFlows, 'checkPassword'>, passkeys: Passkeys, apiKeys: ApiKeys): ServiceImpl<typeof AccountService> {
-  return {
+  return sessionsOnly({
     getAccount: async (_req, ctx) => {
       const user = userMessage(await accounts.getAccount(ctx));
       const mfa = await factors.status(ctx);
@@ -65,7 +65,7 @@ export function accountService(accounts: AccountFlows, factors: SecondFactors, s
       await apiKeys.revoke(userOf(ctx), req.apiKeyId, ctx);
       return {};
     },
-  };
+  });
 }
 
 /** The calling user (AccountService is for users; an admin manages service accounts' keys). */
@@ -73,4 +73,16 @@ function userOf(ctx: FlowContext): string {
   if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
   if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
   return ctx.principal.userId;
+}
+
+/** Every AccountService RPC refuses a token exchanged for an API key (see refuseApiKeyToken). */
+function sessionsOnly<T extends object>(impl: T): T {
+  const guarded: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(impl) as Array<[string, (req: unknown, ctx: FlowContext) => Promise<unknown>]>) {
+    guarded[name] = (req: unknown, ctx: FlowContext) => {
+      refuseApiKeyToken(ctx);
+      return handler(req, ctx);
+    };
+  }
+  return guarded as T;
 }

@@ -44,6 +44,19 @@ describe('API keys over gRPC', () => {
     expect(server.logs.events('api_key_revoked')).toHaveLength(1);
   });
 
+  test('a token from an API key acts for its owner but manages nothing of the account: no new keys, factors, password or sessions', async () => {
+    const { auth } = await user();
+    const made = await server.account.createApiKey({ name: 'ci', roles: ['reports'], expiresInSeconds: 3600 }, auth);
+    const token = bearer((await server.auth.exchangeApiKey({ apiKey: made.secret })).accessToken);
+    await expect(server.secure.whoAmI({}, token)).resolves.toMatchObject({ username: 'alice' });
+    const refused = { code: status.PERMISSION_DENIED, details: 'a token from an API key cannot manage the account: sign in' };
+    expect(await statusOf(server.account.createApiKey({ name: 'more', roles: [], expiresInSeconds: 3600 }, token))).toEqual(refused);
+    expect(await statusOf(server.account.listApiKeys({}, token))).toEqual(refused);
+    expect(await statusOf(server.account.changePassword({ currentPassword: PASSWORD, newPassword: 'a brand new password, long enough' }, token))).toEqual(refused);
+    expect(await statusOf(server.account.enrollTotp({}, token))).toEqual(refused);
+    expect(await statusOf(server.account.revokeOtherSessions({}, token))).toEqual(refused);
+  });
+
   test('roles: only the caller’s; a role taken from the owner leaves the key’s tokens at the next call', async () => {
     const { userId, auth } = await user();
     expect(await statusOf(server.account.createApiKey({ name: 'x', roles: ['admin'], expiresInSeconds: 60 }, auth))).toEqual({
