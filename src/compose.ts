@@ -196,7 +196,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
       random,
       clock,
     },
-    { secret: apiKeySecret, maxTtlMs: config.apiKeyMaxTtlMs, maxPerOwner: config.apiKeysPerOwner },
+    { secret: apiKeySecret, maxTtlMs: config.apiKeyMaxTtlMs, maxPerOwner: config.apiKeysPerOwner, mfaRoles: config.mfaRequiredRoles },
   );
   const passkeys = new Passkeys(
     { store, secrets: store, users: store, rates: store, throttle, random, clock, spendCode: (code, refusal, ctx) => factors.spendForChange(code, refusal, ctx) },

@@ -8,7 +8,7 @@ CREATE TABLE auth_api_keys (
   hash         text NOT NULL,             -- HMAC-SHA-256 of the secret under AUTH_API_KEY_SECRET, base64url
   created_at   bigint NOT NULL,
   expires_at   bigint NOT NULL,
-  password_stamp bigint NOT NULL,         -- the owner's password_changed_at when it was made (0: a service account)
+  owner_generation bigint NOT NULL,         -- the owner's generation when it was made (0: a service account)
   last_used_at bigint
 );
 CREATE INDEX auth_api_keys_owner ON auth_api_keys (owner_id);

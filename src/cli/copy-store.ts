@@ -246,13 +246,13 @@ function parseLine(text: string, n: number): ExportLine {
       return value as ExportLine;
     }
     case 'api_key': {
-      if (!ONLY(value, ['kind', 'id', 'ownerId', 'name', 'roles', 'hash', 'createdAt', 'expiresAt', 'passwordStamp', 'lastUsedAt'])) throw bad('fields');
+      if (!ONLY(value, ['kind', 'id', 'ownerId', 'name', 'roles', 'hash', 'createdAt', 'expiresAt', 'ownerGeneration', 'lastUsedAt'])) throw bad('fields');
       if (!isId(value.id as string, 'apk')) throw bad('id');
       if (!isId(value.ownerId as string, 'usr') && !isId(value.ownerId as string, 'sva')) throw bad('ownerId');
       if (!STRING(value.name) || value.name.length > 64) throw bad('name');
       if (!ROLES(value.roles)) throw bad('roles');
       if (!STRING(value.hash) || !/^[A-Za-z0-9_-]{43}$/.test(value.hash)) throw bad('hash');
-      for (const f of ['createdAt', 'expiresAt', 'passwordStamp']) if (!TIME(value[f])) throw bad(f);
+      for (const f of ['createdAt', 'expiresAt', 'ownerGeneration']) if (!TIME(value[f])) throw bad(f);
       if (value.lastUsedAt !== undefined && !TIME(value.lastUsedAt)) throw bad('lastUsedAt');
       return value as ExportLine;
     }

@@ -5,7 +5,7 @@ import type { Random } from '../random.js';
 import type { AccessTokenIssuer } from './access-token.js';
 import type { FlowContext } from './events.js';
 import { idBytes, idFromBytes, isId } from './ids.js';
-import type { LoginThrottle } from './login-throttle.js';
+import { addressKey, type LoginThrottle } from './login-throttle.js';
 import type { LiveUser } from './records.js';
 
 /** An API key as stored: never its secret, only an HMAC of it. */
@@ -21,8 +21,11 @@ export interface ApiKeyRecord {
   readonly hash: string;
   readonly createdAt: number;
   readonly expiresAt: number;
-  /** The owner's password change time when the key was made (0 for a service account): a new password ends the key. */
-  readonly passwordStamp: number;
+  /**
+   * The owner's generation when the key was made (0 for a service account): whatever ends all of
+   * a user's sessions (a new password, disabling, revoke-all, a new second factor) ends the key.
+   */
+  readonly ownerGeneration: number;
   /** The last exchange, to the minute (written at most once a minute). */
   readonly lastUsedAt?: number | undefined;
 }
@@ -40,7 +43,8 @@ export interface ApiKeyStore {
   touchApiKey(id: string, at: number): Promise<void>;
   /**
    * The owner behind a live key: the key exists and has not expired, and its owner exists, is
-   * enabled and (a user) has the password they had when the key was made (`passwordStamp`).
+   * enabled and (a user) is at the generation they were when the key was made (`ownerGeneration`):
+   * nothing has ended all their sessions since.
    */
   liveApiKey(ownerId: string, id: string): Promise<LiveUser | undefined>;
 }
@@ -52,11 +56,13 @@ export interface ApiKeyOptions {
   readonly maxTtlMs: number;
   /** AUTH_API_KEYS_PER_OWNER. */
   readonly maxPerOwner: number;
+  /** AUTH_MFA_REQUIRED_ROLES: roles an API key can never carry (it has no second factor). */
+  readonly mfaRoles: readonly string[];
 }
 
 export interface ApiKeyDeps {
   readonly store: ApiKeyStore;
-  readonly owners: { getOwner(ownerId: string): Promise<{ readonly roles: readonly string[]; readonly username: string; readonly passwordChangedAt?: number } | undefined> };
+  readonly owners: { getOwner(ownerId: string): Promise<{ readonly roles: readonly string[]; readonly username: string; readonly generation?: number } | undefined> };
   readonly throttle: LoginThrottle;
   readonly accessTokens: AccessTokenIssuer;
   readonly random: Random;
@@ -69,8 +75,8 @@ export type ApiKeyView = Omit<ApiKeyRecord, 'hash'>;
  * A token exchanged for an API key acts for its owner but never manages the owner's account: no
  * new API keys (a leaked key could outlive its own revocation), no factors, passwords or sessions.
  */
-export function refuseApiKeyToken(ctx: FlowContext): void {
-  if (ctx.principal?.sessionId.startsWith('apk_')) throw new AuthError('permission_denied', 'a token from an API key cannot manage the account: sign in');
+export function refuseApiKeyToken(ctx: FlowContext, what = 'manage the account'): void {
+  if (ctx.principal?.sessionId.startsWith('apk_')) throw new AuthError('permission_denied', `a token from an API key cannot ${what}: sign in`);
 }
 
 const SECRET = /^gak_([A-Za-z0-9_-]{22})_([A-Za-z0-9_-]{43})$/;
@@ -110,11 +116,13 @@ export class ApiKeys {
     if (!owner) throw new AuthError('not_found', 'owner not found');
     const missing = roles.filter((r) => !owner.roles.includes(r));
     if (missing.length > 0) throw new AuthError('permission_denied', `an API key can carry only roles its owner holds (not: ${missing.join(', ')})`);
+    const stepUp = roles.filter((r) => this.options.mfaRoles.includes(r));
+    if (stepUp.length > 0) throw new AuthError('permission_denied', `an API key has no second factor, so it cannot carry ${stepUp.join(', ')} (AUTH_MFA_REQUIRED_ROLES)`);
     const idPart = this.deps.random.bytes(16);
     const id = idFromBytes('apk', idPart);
     const secret = `gak_${idPart.toString('base64url')}_${this.deps.random.bytes(32).toString('base64url')}`;
     const now = this.deps.clock.now();
-    const record: ApiKeyRecord = { id, ownerId, name, roles, hash: this.hash(secret), createdAt: now, expiresAt: now + input.expiresInSeconds * 1000, passwordStamp: owner.passwordChangedAt ?? 0 };
+    const record: ApiKeyRecord = { id, ownerId, name, roles, hash: this.hash(secret), createdAt: now, expiresAt: now + input.expiresInSeconds * 1000, ownerGeneration: owner.generation ?? 0 };
     const created = await this.deps.store.createApiKey(record, this.options.maxPerOwner);
     if (created === 'owner_gone') throw new AuthError('not_found', 'owner not found');
     if (created === 'limit') throw new AuthError('failed_precondition', `an owner holds at most ${this.options.maxPerOwner} API keys (AUTH_API_KEYS_PER_OWNER); revoke one first`);
@@ -147,7 +155,9 @@ export class ApiKeys {
     if (secret.length > 128) throw new AuthError('invalid_credentials', INVALID_KEY);
     const m = SECRET.exec(secret);
     const id = m ? idFromBytes('apk', Buffer.from(m[1]!, 'base64url')) : undefined;
-    const attempt = await this.deps.throttle.begin(`apikey\u0000${id ?? '-'}`, ctx);
+    // Failures count per key and client address together: knowing a key's id (its tokens name it)
+    // from elsewhere cannot lock its holder out; the address counts on its own as well.
+    const attempt = await this.deps.throttle.begin(`apikey\u0000${id ?? '-'}\u0000${addressKey(ctx.clientAddress ?? '-')}`, ctx);
     try {
       const key = id !== undefined && idBytes(id, 'apk').length === 16 ? await this.deps.store.getApiKey(id) : undefined;
       const presented = Buffer.from(this.hash(secret));
@@ -163,7 +173,16 @@ export class ApiKeys {
       // Coarse: at most one write a minute per key.
       if (key.lastUsedAt === undefined || now - key.lastUsedAt >= 60_000) await this.deps.store.touchApiKey(key.id, now);
       const access = this.deps.accessTokens.issue(
-        { userId: key.ownerId, username: live.username, roles: key.roles.filter((r) => live.roles.includes(r)), sessionId: key.id, apiKeyId: key.id, amr: [] },
+        {
+          userId: key.ownerId,
+          username: live.username,
+          roles: key.roles.filter((r) => live.roles.includes(r) && !this.options.mfaRoles.includes(r)),
+          sessionId: key.id,
+          apiKeyId: key.id,
+          amr: [],
+          // The key's making is the sign-in a max_age policy weighs, not this exchange.
+          authTime: key.createdAt,
+        },
         key.expiresAt,
       );
       ctx.log.info({ event: 'api_key_exchanged', apiKeyId: key.id, ownerId: key.ownerId }, 'API key exchanged');

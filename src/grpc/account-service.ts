@@ -75,12 +75,12 @@ function userOf(ctx: FlowContext): string {
   return ctx.principal.userId;
 }
 
-/** Every AccountService RPC refuses a token exchanged for an API key (see refuseApiKeyToken). */
-function sessionsOnly<T extends object>(impl: T): T {
+/** Every RPC of `impl` refuses a token exchanged for an API key (see refuseApiKeyToken): AccountService's and AdminService's. */
+export function sessionsOnly<T extends object>(impl: T, what?: string): T {
   const guarded: Record<string, unknown> = {};
   for (const [name, handler] of Object.entries(impl) as Array<[string, (req: unknown, ctx: FlowContext) => Promise<unknown>]>) {
     guarded[name] = (req: unknown, ctx: FlowContext) => {
-      refuseApiKeyToken(ctx);
+      refuseApiKeyToken(ctx, what);
       return handler(req, ctx);
     };
   }

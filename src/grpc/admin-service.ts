@@ -8,11 +8,14 @@ import type { ServiceAccountAdmin } from '../core/service-accounts.js';
 import { isId } from '../core/ids.js';
 import { AuthError } from '../errors.js';
 import { apiKeyMessage, passkeyMessage, serviceAccountMessage, sessionMessage, userMessage } from './account-messages.js';
+import { sessionsOnly } from './account-service.js';
 import type { ServiceImpl } from './handlers.js';
 
 /** AdminService: the administration of users (the proto requires the admin role of every RPC). */
 export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, factors: SecondFactors, passkeys: Passkeys, apiKeys: ApiKeys): ServiceImpl<typeof AdminService> {
-  return {
+  // Admin work needs a signed-in admin: an API key's token could otherwise make credentials (users,
+  // service accounts, secrets, keys, reset codes) that outlive the key's revocation.
+  return sessionsOnly({
     createServiceAccountApiKey: async (req, ctx) => {
       if (!isId(req.serviceAccountId, 'sva')) throw new AuthError('not_found', 'service account not found');
       const { key, secret } = await apiKeys.create(req.serviceAccountId, req, ctx);
@@ -99,5 +102,5 @@ export function adminService(admin: AdminFlows, accounts: ServiceAccountAdmin, f
       await accounts.removeCredential(req.serviceAccountId, req.bindingId, 'certificate', ctx);
       return {};
     },
-  };
+  }, 'use AdminService');
 }

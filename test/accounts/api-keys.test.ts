@@ -1,4 +1,4 @@
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import jwt from 'jsonwebtoken';
 import { createAuthClient } from '../../src/sdk/client';
 import { pythonCalls } from '../helpers/python-grpc';
@@ -10,7 +10,7 @@ describe('API keys over gRPC', () => {
   let server: TestServer;
   let admin: ReturnType<typeof bearer>;
   beforeEach(async () => {
-    server = await startTestServer({ env: { AUTH_API_KEY_SECRET: 'k'.repeat(32) } });
+    server = await startTestServer({ env: { AUTH_API_KEY_SECRET: 'k'.repeat(32), AUTH_TRUSTED_PROXIES: 'loopback' } });
     const { userId } = await server.auth.register({ username: 'root', password: PASSWORD });
     await server.app.store.updateUser(userId, { roles: ['admin'] });
     admin = bearer((await server.auth.login({ username: 'root', password: PASSWORD })).accessToken);
@@ -55,6 +55,39 @@ describe('API keys over gRPC', () => {
     expect(await statusOf(server.account.changePassword({ currentPassword: PASSWORD, newPassword: 'a brand new password, long enough' }, token))).toEqual(refused);
     expect(await statusOf(server.account.enrollTotp({}, token))).toEqual(refused);
     expect(await statusOf(server.account.revokeOtherSessions({}, token))).toEqual(refused);
+  });
+
+  test('what a red-team run found: re-enabling, revoke-all, AdminService, max_age, lockout by a known id', async () => {
+    const { userId, auth } = await user();
+    const made = await server.account.createApiKey({ name: 'ci', roles: ['reports'], expiresInSeconds: 3600 }, auth);
+    const token = (await server.auth.exchangeApiKey({ apiKey: made.secret })).accessToken;
+    // Disabled, then enabled again: the key and its token stay dead.
+    await server.admin.disableUser({ userId }, admin);
+    await server.admin.enableUser({ userId }, admin);
+    expect(await server.auth.validate({ accessToken: token })).toMatchObject({ active: false });
+    expect(await statusOf(server.auth.exchangeApiKey({ apiKey: made.secret }))).toEqual(INVALID);
+    // Revoke-all (after a restore, a leak) ends keys too.
+    const fresh = bearer((await server.auth.login({ username: 'alice', password: PASSWORD })).accessToken);
+    const second = await server.account.createApiKey({ name: 'ci2', roles: [], expiresInSeconds: 3600 }, fresh);
+    await server.admin.revokeUserSessions({ userId }, admin);
+    expect(await statusOf(server.auth.exchangeApiKey({ apiKey: second.secret }))).toEqual(INVALID);
+    // An admin's key: its token cannot use AdminService (it could make credentials outliving the key).
+    const rootKey = await server.account.createApiKey({ name: 'root', roles: ['admin'], expiresInSeconds: 3600 }, admin);
+    const rootToken = bearer((await server.auth.exchangeApiKey({ apiKey: rootKey.secret })).accessToken);
+    expect(await statusOf(server.admin.createServiceAccount({ name: 'backdoor', roles: ['admin'] }, rootToken))).toEqual({ code: status.PERMISSION_DENIED, details: 'a token from an API key cannot use AdminService: sign in' });
+    // auth_time is the key's making, not the exchange.
+    server.clock.advance(600_000);
+    const late = jwt.decode((await server.auth.exchangeApiKey({ apiKey: rootKey.secret })).accessToken) as { auth_time: number; iat: number };
+    expect(late.iat - late.auth_time).toBe(600);
+    // Failures from other addresses naming the key's id never lock its holder out.
+    const forged = `gak_${rootKey.apiKey!.apiKeyId.slice(4)}_${'A'.repeat(43)}`;
+    const from = (address: string) => {
+      const m = new Metadata();
+      m.set('x-forwarded-for', address);
+      return { metadata: m };
+    };
+    for (let i = 0; i < 12; i++) await statusOf(server.auth.exchangeApiKey({ apiKey: forged }, from(`198.51.100.${i}`)));
+    await expect(server.auth.exchangeApiKey({ apiKey: rootKey.secret })).resolves.toMatchObject({ expiresIn: 900 });
   });
 
   test('roles: only the caller’s; a role taken from the owner leaves the key’s tokens at the next call', async () => {
@@ -139,6 +172,25 @@ describe('API keys over gRPC', () => {
       expect(() => createAuthClient(server.address).apiKeySession()).toThrow('createAuthClient(address, { apiKey }) first');
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('API keys and AUTH_MFA_REQUIRED_ROLES', () => {
+  test('a key can never carry a role that needs a second factor, whatever the owner holds', async () => {
+    const server = await startTestServer({ env: { AUTH_API_KEY_SECRET: 'k'.repeat(32), AUTH_MFA_REQUIRED_ROLES: 'ops' } });
+    try {
+      const { userId } = await server.auth.register({ username: 'olga', password: PASSWORD });
+      await server.app.store.updateUser(userId, { roles: ['ops', 'reports'] });
+      const auth = bearer((await server.auth.login({ username: 'olga', password: PASSWORD })).accessToken);
+      expect(await statusOf(server.account.createApiKey({ name: 'x', roles: ['ops'], expiresInSeconds: 60 }, auth))).toEqual({
+        code: status.PERMISSION_DENIED,
+        details: 'an API key has no second factor, so it cannot carry ops (AUTH_MFA_REQUIRED_ROLES)',
+      });
+      const made = await server.account.createApiKey({ name: 'y', roles: ['reports'], expiresInSeconds: 60 }, auth);
+      expect(jwt.decode((await server.auth.exchangeApiKey({ apiKey: made.secret })).accessToken)).toMatchObject({ roles: ['reports'] });
+    } finally {
+      await server.close();
     }
   });
 });

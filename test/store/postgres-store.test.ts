@@ -124,7 +124,7 @@ describeWithPostgres('PostgresStore', (pg) => {
       await store.hitRate('reg:10.0.0.9', 10, 60_000);
       await store.putCeremony(newId(random, 'pkc'), '{}', 300_000);
       const now = clock.now();
-      expect(await store.createApiKey({ id: newId(random, 'apk'), ownerId: userId, name: 'k', roles: [], hash: 'h'.repeat(43), createdAt: now, expiresAt: now + HOUR, passwordStamp: 0 }, 5)).toBe('created');
+      expect(await store.createApiKey({ id: newId(random, 'apk'), ownerId: userId, name: 'k', roles: [], hash: 'h'.repeat(43), createdAt: now, expiresAt: now + HOUR, ownerGeneration: 0 }, 5)).toBe('created');
       expect(await store.sweep()).toEqual({ sessions: 0, assertions: 0, attempts: 0, rates: 0, ceremonies: 0, api_keys: 0 });
       clock.advance(2 * HOUR);
       expect(await store.sweep()).toEqual({ sessions: SWEEP_BATCH + 500, assertions: 1, attempts: 1, rates: 1, ceremonies: 1, api_keys: 1 });

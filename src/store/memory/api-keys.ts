@@ -43,7 +43,7 @@ export class MemoryApiKeys extends MemoryBase {
       return account && !account.disabled ? { id: account.id, username: account.name, roles: account.roles, revision: account.revision } : undefined;
     }
     const user = this.byId.get(ownerId)?.record;
-    return user && !user.disabled && user.passwordChangedAt === key.passwordStamp ? { id: user.id, username: user.username, roles: user.roles, revision: user.revision } : undefined;
+    return user && !user.disabled && user.generation === key.ownerGeneration ? { id: user.id, username: user.username, roles: user.roles, revision: user.revision } : undefined;
   }
 
   private ownerExists(ownerId: string): boolean {

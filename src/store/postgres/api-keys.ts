@@ -3,7 +3,7 @@ import type { LiveUser } from '../../core/records.js';
 import { PostgresBase } from './base.js';
 import { now, onTime } from './records.js';
 
-const KEY = 'id, owner_id, name, roles, hash, created_at, expires_at, password_stamp, last_used_at';
+const KEY = 'id, owner_id, name, roles, hash, created_at, expires_at, owner_generation, last_used_at';
 
 interface KeyRow {
   id: string;
@@ -13,7 +13,7 @@ interface KeyRow {
   hash: string;
   created_at: string;
   expires_at: string;
-  password_stamp: string;
+  owner_generation: string;
   last_used_at: string | null;
 }
 
@@ -25,7 +25,7 @@ const recordOf = (r: KeyRow): ApiKeyRecord => ({
   hash: r.hash,
   createdAt: Number(r.created_at),
   expiresAt: Number(r.expires_at),
-  passwordStamp: Number(r.password_stamp),
+  ownerGeneration: Number(r.owner_generation),
   ...(r.last_used_at !== null ? { lastUsedAt: Number(r.last_used_at) } : {}),
 });
 
@@ -34,8 +34,11 @@ const OWNER = `(EXISTS (SELECT 1 FROM auth_users WHERE id = $2) OR EXISTS (SELEC
 
 /** API keys (auth_api_keys): one row a key; the sweeper deletes expired ones and those of owners gone. */
 export class PostgresApiKeys extends PostgresBase {
+  /** One owner's creates in turn (a transaction-scoped advisory lock): the limit holds under concurrency. */
   async createApiKey(key: ApiKeyRecord, maxPerOwner: number): Promise<'created' | 'limit' | 'owner_gone'> {
-    const rows = await this.one<{ owner: boolean; inserted: boolean }>(
+    const rows = await this.tx(async (q) => {
+      await q('auth_lock_api_key_owner', "SELECT pg_advisory_xact_lock(hashtextextended('auth_api_keys:' || $1, 0))", [key.ownerId]);
+      return q<{ owner: boolean; inserted: boolean }>(
       'auth_create_api_key',
       `WITH ins AS (
          INSERT INTO auth_api_keys (${KEY})
@@ -43,8 +46,9 @@ export class PostgresApiKeys extends PostgresBase {
          WHERE ${OWNER} AND (SELECT count(*) FROM auth_api_keys WHERE owner_id = $2 AND expires_at > ${now(9)}) < $8 AND ${onTime(10)}
          RETURNING 1)
        SELECT ${OWNER} AS owner, EXISTS (SELECT 1 FROM ins) AS inserted`,
-      [key.id, key.ownerId, key.name, [...key.roles], key.hash, key.createdAt, key.expiresAt, maxPerOwner, this.fixedNow(), this.deadline(), key.passwordStamp],
-    );
+      [key.id, key.ownerId, key.name, [...key.roles], key.hash, key.createdAt, key.expiresAt, maxPerOwner, this.fixedNow(), this.deadline(), key.ownerGeneration],
+      );
+    });
     const row = rows[0]!;
     return row.inserted ? 'created' : row.owner ? 'limit' : 'owner_gone';
   }
@@ -72,7 +76,7 @@ export class PostgresApiKeys extends PostgresBase {
       'auth_live_api_key',
       `SELECT coalesce(u.id, a.id) AS id, coalesce(u.username, a.name) AS username, coalesce(u.roles, a.roles) AS roles, coalesce(u.revision, a.revision) AS revision
        FROM auth_api_keys k
-       LEFT JOIN auth_users u ON u.id = k.owner_id AND NOT u.disabled AND u.password_changed_at = k.password_stamp
+       LEFT JOIN auth_users u ON u.id = k.owner_id AND NOT u.disabled AND u.generation = k.owner_generation
        LEFT JOIN auth_service_accounts a ON a.id = k.owner_id AND NOT a.disabled
        WHERE k.id = $1 AND k.owner_id = $2 AND k.expires_at > ${now(3)} AND (u.id IS NOT NULL OR a.id IS NOT NULL)`,
       [id, ownerId, this.fixedNow()],

@@ -136,9 +136,9 @@ export class PostgresImport extends PostgresBase {
   private static async importApiKey(q: Query, r: Extract<ImportRecord, { kind: 'api_key' }>, c: ImportCounts): Promise<void> {
     const rows = await q<{ inserted: boolean }>(
       'auth_import_api_key',
-      `INSERT INTO auth_api_keys (id, owner_id, name, roles, hash, created_at, expires_at, last_used_at, password_stamp) VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9)
+      `INSERT INTO auth_api_keys (id, owner_id, name, roles, hash, created_at, expires_at, last_used_at, owner_generation) VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9)
        ON CONFLICT (id) DO UPDATE SET last_used_at = greatest(auth_api_keys.last_used_at, EXCLUDED.last_used_at) RETURNING (xmax = 0) AS inserted`,
-      [r.id, r.ownerId, r.name, [...r.roles], r.hash, r.createdAt, r.expiresAt, r.lastUsedAt ?? null, r.passwordStamp],
+      [r.id, r.ownerId, r.name, [...r.roles], r.hash, r.createdAt, r.expiresAt, r.lastUsedAt ?? null, r.ownerGeneration],
     );
     if (rows[0]?.inserted) c.apiKeys++;
     else c.present++;

@@ -43,20 +43,24 @@ export class RedisApiKeys extends RedisBase {
     return this as unknown as Owners;
   }
 
-  private async owner(ownerId: string): Promise<{ id: string; username: string; roles: readonly string[]; revision: number; disabled: boolean; passwordChangedAt: number } | undefined> {
+  private async owner(ownerId: string): Promise<{ id: string; username: string; roles: readonly string[]; revision: number; disabled: boolean; generation: number } | undefined> {
     if (ownerId.startsWith('sva_')) {
       const a = await this.owners.getServiceAccount(ownerId);
-      return a && { id: a.id, username: a.name, roles: a.roles, revision: a.revision, disabled: a.disabled, passwordChangedAt: 0 };
+      return a && { id: a.id, username: a.name, roles: a.roles, revision: a.revision, disabled: a.disabled, generation: 0 };
     }
     const u = await this.owners.getUser(ownerId);
-    return u && { id: u.id, username: u.username, roles: u.roles, revision: u.revision, disabled: u.disabled, passwordChangedAt: u.passwordChangedAt };
+    return u && { id: u.id, username: u.username, roles: u.roles, revision: u.revision, disabled: u.disabled, generation: u.generation };
   }
 
   async createApiKey(key: ApiKeyRecord, maxPerOwner: number): Promise<'created' | 'limit' | 'owner_gone'> {
     if (!(await this.owner(key.ownerId))) return 'owner_gone';
     await this.listApiKeys(key.ownerId);
-    if (Number(await this.call(() => run(this.redis).authClaimApiKey(this.setOf(key.ownerId), maxPerOwner, key.id))) !== 1) return 'limit';
+    // The key first, then its place in the owner's set: a list never drops an id whose key is on its way.
     await this.call(() => this.redis.set(this.keyOf(key.id), JSON.stringify(key), 'PX', Math.max(1, key.expiresAt - Date.now())));
+    if (Number(await this.call(() => run(this.redis).authClaimApiKey(this.setOf(key.ownerId), maxPerOwner, key.id))) !== 1) {
+      await this.call(() => this.redis.del(this.keyOf(key.id)));
+      return 'limit';
+    }
     return 'created';
   }
 
@@ -93,7 +97,7 @@ export class RedisApiKeys extends RedisBase {
     const key = await this.getApiKey(id);
     if (!key || key.ownerId !== ownerId) return undefined;
     const owner = await this.owner(ownerId);
-    if (!owner || owner.disabled || owner.passwordChangedAt !== key.passwordStamp) return undefined;
+    if (!owner || owner.disabled || owner.generation !== key.ownerGeneration) return undefined;
     return { id: owner.id, username: owner.username, roles: owner.roles, revision: owner.revision };
   }
 }

@@ -14,7 +14,7 @@ export function apiKeysSuite(t: Conformance): void {
     hash: 'h'.repeat(43),
     createdAt: T0,
     expiresAt: T0 + HOUR,
-    passwordStamp: 0,
+    ownerGeneration: 0,
     ...overrides,
   });
 
@@ -45,9 +45,9 @@ export function apiKeysSuite(t: Conformance): void {
       expect((await store.listApiKeys(alice.id)).map((k) => k.createdAt)).toEqual([T0, T0 + 1, T0 + 2]);
     });
 
-    test('live while the owner is enabled and has not changed their password since; not for another owner', async () => {
+    test('live while the owner is enabled and nothing has ended all their sessions since; not for another owner', async () => {
       const alice = await addUser();
-      const k = key(alice.id, { passwordStamp: alice.passwordChangedAt });
+      const k = key(alice.id, { ownerGeneration: alice.generation });
       await store.createApiKey(k, 5);
       expect(await store.liveApiKey(alice.id, k.id)).toMatchObject({ id: alice.id, username: alice.username, roles: ['admin'] });
       expect(await store.liveApiKey(newId(random, 'usr'), k.id)).toBeUndefined();
@@ -55,8 +55,7 @@ export function apiKeysSuite(t: Conformance): void {
       expect(await store.liveApiKey(alice.id, k.id)).toBeUndefined();
       await store.updateUser(alice.id, { disabled: false });
       expect(await store.liveApiKey(alice.id, k.id)).toBeDefined();
-      t.clock.advance(1000);
-      await store.updateUser(alice.id, { passwordHash: '$argon2id$new' });
+      await store.updateUser(alice.id, { passwordHash: '$argon2id$new', revokeSessions: true });
       expect(await store.liveApiKey(alice.id, k.id)).toBeUndefined();
     });
   });
