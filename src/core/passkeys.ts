@@ -291,9 +291,11 @@ export class Passkeys {
     const { rpID, origins } = this.rp();
     const response = parseResponse<AuthenticationResponseJSON>(input.responseJson);
     if (typeof response.id !== 'string' || !CREDENTIAL_ID.test(response.id)) throw new AuthError('invalid_argument', 'response_json has no valid credential id');
-    // Failures count per client address only: nobody can guess a signature, and counting them
-    // under the credential id (which StartPasskeyLogin shows) would let anyone lock its owner out.
-    const attempt = await this.deps.throttle.begin(`passkey\u0000${addressKey(ctx.clientAddress ?? '-')}`, ctx);
+    // Failures count per credential and client address together (and per address alone): nobody
+    // can guess a signature, and counting under the credential id only (which StartPasskeyLogin
+    // shows) would let anyone lock its owner out from elsewhere; under the address only, the
+    // sign-ins in flight of every user behind one proxy would share one budget.
+    const attempt = await this.deps.throttle.begin(`passkey\u0000${response.id}\u0000${addressKey(ctx.clientAddress ?? '-')}`, ctx);
     try {
       const ceremony = await this.takeCeremony(input.ceremonyId, 'login');
       if (!ceremony) return await refuse(attempt, new Error('ceremony'), ctx, 'login');
