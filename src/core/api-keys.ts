@@ -4,7 +4,7 @@ import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { AccessTokenIssuer } from './access-token.js';
 import type { FlowContext } from './events.js';
-import { idBytes, idFromBytes, isId } from './ids.js';
+import { idFromBytes, isId } from './ids.js';
 import { addressKey, type LoginThrottle } from './login-throttle.js';
 import type { LiveUser } from './records.js';
 
@@ -98,14 +98,19 @@ export class ApiKeys {
     private readonly options: ApiKeyOptions,
   ) {}
 
-  private hash(secret: string): string {
+  /** The HMAC key; FAILED_PRECONDITION when API keys are off. */
+  private key(): Buffer {
     if (!this.options.secret) throw new AuthError('failed_precondition', 'API keys are not enabled on this server (AUTH_API_KEY_SECRET)');
-    return createHmac('sha256', this.options.secret).update(secret).digest('base64url');
+    return this.options.secret;
+  }
+
+  private hash(secret: string): string {
+    return createHmac('sha256', this.key()).update(secret).digest('base64url');
   }
 
   /** CreateApiKey (the caller's own) and AdminService.CreateServiceAccountApiKey: the owner is never taken from the request. */
   async create(ownerId: string, input: { name: string; roles: readonly string[]; expiresInSeconds: number }, ctx: FlowContext): Promise<{ key: ApiKeyView; secret: string }> {
-    this.hash('');
+    this.key();
     const name = input.name.trim();
     if (name === '' || [...name].length > NAME_MAX || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name)) throw new AuthError('invalid_argument', `name is required: at most ${NAME_MAX} printable characters`);
     if (!Number.isSafeInteger(input.expiresInSeconds) || input.expiresInSeconds <= 0) throw new AuthError('invalid_argument', 'expires_in_seconds is required');
@@ -151,7 +156,7 @@ export class ApiKeys {
    * the client address, with the back-off of failed logins; one answer for every failure.
    */
   async exchange(secret: string, ctx: FlowContext): Promise<{ accessToken: string; expiresIn: number }> {
-    this.hash('');
+    this.key();
     if (secret.length > 128) throw new AuthError('invalid_credentials', INVALID_KEY);
     const m = SECRET.exec(secret);
     const id = m ? idFromBytes('apk', Buffer.from(m[1]!, 'base64url')) : undefined;
@@ -159,7 +164,7 @@ export class ApiKeys {
     // from elsewhere cannot lock its holder out; the address counts on its own as well.
     const attempt = await this.deps.throttle.begin(`apikey\u0000${id ?? '-'}\u0000${addressKey(ctx.clientAddress ?? '-')}`, ctx);
     try {
-      const key = id !== undefined && idBytes(id, 'apk').length === 16 ? await this.deps.store.getApiKey(id) : undefined;
+      const key = id !== undefined ? await this.deps.store.getApiKey(id) : undefined;
       const presented = Buffer.from(this.hash(secret));
       const matches = key !== undefined && presented.length === Buffer.byteLength(key.hash) && timingSafeEqual(presented, Buffer.from(key.hash));
       const live = matches ? await this.deps.store.liveApiKey(key.ownerId, key.id) : undefined;

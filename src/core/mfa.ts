@@ -93,7 +93,8 @@ const mfaName = (userId: string) => `mfa\u0000${userId}`;
 const sessionMfaName = (userId: string, sessionId: string) => `mfa\u0000${userId}\u0000${sessionId}`;
 const resetName = (username: string) => `reset\u0000${username}`;
 
-function selfOf(ctx: FlowContext): { userId: string; sessionId: string } {
+/** The calling user of an AccountService RPC (a service account is refused). */
+export function selfOf(ctx: FlowContext): { userId: string; sessionId: string } {
   if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
   if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
   return ctx.principal;

@@ -15,6 +15,7 @@ import { AMR_PASSKEY } from './amr.js';
 import { canonicalUsername } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { isId, newId } from './ids.js';
+import { selfOf } from './mfa.js';
 import { addressKey, type LoginThrottle } from './login-throttle.js';
 import type { UserRecord } from './records.js';
 import type { RateStore } from './register.js';
@@ -163,7 +164,7 @@ export class Passkeys {
 
   /** StartPasskeyRegistration: creation options for the caller (resident key and user verification required, their passkeys excluded). */
   async startRegistration(ctx: FlowContext): Promise<{ ceremonyId: string; optionsJson: string }> {
-    const { userId, sessionId } = self(ctx);
+    const { userId, sessionId } = selfOf(ctx);
     const { rpID } = this.rp();
     const user = await this.deps.users.getUser(userId);
     if (!user) throw new AuthError('not_found', 'user not found');
@@ -200,7 +201,7 @@ export class Passkeys {
    * the calling one goes on.
    */
   async finishRegistration(input: { ceremonyId: string; responseJson: string; name: string }, ctx: FlowContext): Promise<PasskeyView> {
-    const { userId, sessionId } = self(ctx);
+    const { userId, sessionId } = selfOf(ctx);
     const { rpID, origins } = this.rp();
     const name = checkName(input.name, 'Passkey');
     const response = parseResponse<RegistrationResponseJSON>(input.responseJson);
@@ -353,12 +354,12 @@ export class Passkeys {
   }
 
   async listOwn(ctx: FlowContext): Promise<PasskeyView[]> {
-    return this.list(self(ctx).userId);
+    return this.list(selfOf(ctx).userId);
   }
 
   /** RenamePasskey: the caller's own passkey. */
   async rename(passkeyId: string, rawName: string, ctx: FlowContext): Promise<PasskeyView> {
-    const { userId, sessionId } = self(ctx);
+    const { userId, sessionId } = selfOf(ctx);
     const name = checkName(rawName);
     const renamed = await this.change(userId, (doc) => {
       const list = doc.webauthn?.passkeys ?? [];
@@ -376,7 +377,7 @@ export class Passkeys {
    * a session that began with a passkey. A password-only token cannot remove a factor.
    */
   async delete(passkeyId: string, code: string, ctx: FlowContext): Promise<void> {
-    const { userId, sessionId } = self(ctx);
+    const { userId, sessionId } = selfOf(ctx);
     const doc = await this.read(userId);
     if (!doc.webauthn?.passkeys.some((p) => p.id === passkeyId)) throw new AuthError('not_found', NO_PASSKEY);
     const spent = await this.deps.spendCode(code, 'passkey not deleted', ctx);
@@ -402,12 +403,6 @@ export class Passkeys {
     });
     await this.deps.store.unlinkPasskey(passkeyId, userId);
   }
-}
-
-function self(ctx: FlowContext): { userId: string; sessionId: string } {
-  if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
-  if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
-  return ctx.principal;
 }
 
 const GRAPHEMES = new Intl.Segmenter('en', { granularity: 'grapheme' });

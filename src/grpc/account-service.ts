@@ -2,8 +2,7 @@ import type { AccountService } from '../../gen/auth/v1/account_pb.js';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { AccountFlows } from '../core/accounts.js';
 import type { FlowContext } from '../core/events.js';
-import { AuthError } from '../errors.js';
-import type { SecondFactors } from '../core/mfa.js';
+import { selfOf, type SecondFactors } from '../core/mfa.js';
 import { refuseApiKeyToken, type ApiKeys } from '../core/api-keys.js';
 import type { Passkeys } from '../core/passkeys.js';
 import type { SessionFlows } from '../core/session-flows.js';
@@ -57,22 +56,15 @@ export function accountService(accounts: AccountFlows, factors: SecondFactors, s
     },
     // The owner is the caller, never a field of the request (CVE-2025-61928).
     createApiKey: async (req, ctx) => {
-      const { key, secret } = await apiKeys.create(userOf(ctx), req, ctx);
+      const { key, secret } = await apiKeys.create(selfOf(ctx).userId, req, ctx);
       return { apiKey: apiKeyMessage(key), secret };
     },
-    listApiKeys: async (_req, ctx) => ({ apiKeys: (await apiKeys.list(userOf(ctx))).map(apiKeyMessage) }),
+    listApiKeys: async (_req, ctx) => ({ apiKeys: (await apiKeys.list(selfOf(ctx).userId)).map(apiKeyMessage) }),
     revokeApiKey: async (req, ctx) => {
-      await apiKeys.revoke(userOf(ctx), req.apiKeyId, ctx);
+      await apiKeys.revoke(selfOf(ctx).userId, req.apiKeyId, ctx);
       return {};
     },
   });
-}
-
-/** The calling user (AccountService is for users; an admin manages service accounts' keys). */
-function userOf(ctx: FlowContext): string {
-  if (!ctx.principal) throw new AuthError('unauthenticated', 'missing bearer token');
-  if (ctx.principal.subjectType === 'service_account') throw new AuthError('failed_precondition', 'AccountService is for users; an admin manages service accounts');
-  return ctx.principal.userId;
 }
 
 /** Every RPC of `impl` refuses a token exchanged for an API key (see refuseApiKeyToken): AccountService's and AdminService's. */

@@ -47,7 +47,7 @@ describe('MemoryStore.sweep', () => {
     expect(store.size().sessions).toBe(100);
     expect((await store.listSessions(userId)).length).toBe(100);
     store.sweep(clock.now() + 10 * HOUR);
-    expect(store.size()).toEqual({ users: 1, sessions: 0, attempts: 0, rates: 0, ceremonies: 0 });
+    expect(store.size()).toEqual({ users: 1, sessions: 0, attempts: 0, rates: 0, ceremonies: 0, apiKeys: 0 });
   });
 
   test('a session’s state stays one entry however often it rotates (1,000 rotations)', async () => {
@@ -58,7 +58,7 @@ describe('MemoryStore.sweep', () => {
       const r = await store.rotateRefreshToken({ userId, sessionId, generation: g, hash: `h${g}`, successorHash: `h${g + 1}`, sealedSuccessor: `sealed-${g}`, refreshTtlMs: HOUR, reuseIntervalMs: 10_000, tagged: true });
       expect(r.outcome).toBe('rotated');
     }
-    expect(store.size()).toEqual({ users: 1, sessions: 1, attempts: 0, rates: 0, ceremonies: 0 });
+    expect(store.size()).toEqual({ users: 1, sessions: 1, attempts: 0, rates: 0, ceremonies: 0, apiKeys: 0 });
     const entry = (store as unknown as { sessions: Map<string, Record<string, unknown>> }).sessions.get(sessionId)!;
     expect(Object.keys(entry).sort()).toEqual(['generation', 'id', 'lastRefreshedSeconds', 'next', 'previous', 'seen', 'tokenHash', 'user', 'userGeneration', 'createdSeconds', 'expiresSeconds', 'tokenExpiresSeconds', 'millis', 'amr'].sort());
     expect(entry.previous).toMatchObject({ hash: 'h999', sealed: 'sealed-999' });
@@ -127,5 +127,26 @@ describe('MemoryStore login-attempt counters: bounded', () => {
       expect(await store.checkAttempt(`addr:${i}`, ACCOUNT_POLICY)).toEqual({ allowed: true });
     }
     expect(store.size().attempts).toBe(0);
+  });
+
+  test('API keys: an owner’s are read without a scan of everyone’s; the sweep drops expired ones and those of deleted owners', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemoryStore({ clock, accessGraceMs: 60_000, maxSessionsPerUser: 10, maxAttemptEntries: 1000 });
+    const owners: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const id = newId({ bytes: randomBytes }, 'usr');
+      await store.createUser({ id, username: `owner${i}`, passwordHash: 'h', roles: [], disabled: false, origin: 'api' });
+      owners.push(id);
+      const key = (n: number, ttl: number) => ({ id: newId({ bytes: randomBytes }, 'apk'), ownerId: id, name: `k${n}`, roles: [], hash: 'h'.repeat(43), createdAt: T0, expiresAt: T0 + ttl, ownerGeneration: 0 });
+      expect(await store.createApiKey(key(1, 60_000), 5)).toBe('created');
+      expect(await store.createApiKey(key(2, 3_600_000), 5)).toBe('created');
+    }
+    expect(store.size().apiKeys).toBe(4000);
+    expect((await store.listApiKeys(owners[7]!)).map((k) => k.name)).toEqual(['k1', 'k2']);
+    await store.deleteUser(owners[0]!);
+    clock.advance(60_001);
+    store.sweep(clock.now());
+    expect(store.size().apiKeys).toBe(1999);
+    expect((await store.listApiKeys(owners[7]!)).map((k) => k.name)).toEqual(['k2']);
   });
 });

@@ -49,6 +49,8 @@ export abstract class MemoryBase {
   protected readonly ceremonies = new Map<string, { readonly body: string; readonly expiresAt: number }>();
   /** API keys by id (api-keys.ts); a deleted owner's go when next listed. */
   protected readonly apiKeys = new Map<string, import('../../core/api-keys.js').ApiKeyRecord>();
+  /** Each owner's API key ids. */
+  protected readonly apiKeysByOwner = new Map<string, Set<string>>();
   /** Which user each passkey's credential id belongs to. */
   protected readonly passkeyOwners = new Map<string, string>();
   /** The maintenance switch (maintenance.ts). */

@@ -50,12 +50,13 @@ export class MemoryStore extends MemoryBase implements Store {
     this.sweepAssertions(now);
     this.rates.sweep(now);
     for (const [id, c] of this.ceremonies) if (c.expiresAt <= now) this.ceremonies.delete(id);
+    for (const ownerId of [...this.apiKeysByOwner.keys()]) this.dropEndedApiKeys(ownerId, now);
     return { sessions };
   }
 
   /** Entry counts, for tests, metrics and the state budget. */
-  size(): { users: number; sessions: number; attempts: number; rates: number; ceremonies: number } {
-    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size, rates: this.rates.size, ceremonies: this.ceremonies.size };
+  size(): { users: number; sessions: number; attempts: number; rates: number; ceremonies: number; apiKeys: number } {
+    return { users: this.byId.size, sessions: this.sessions.size, attempts: this.attempts.size, rates: this.rates.size, ceremonies: this.ceremonies.size, apiKeys: this.apiKeys.size };
   }
 }
 
