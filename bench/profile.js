@@ -5,12 +5,18 @@
 // went: self time by package and the heaviest functions. The raw profile stays in
 // bench/results/<scenario>.cpuprofile (open it in Chrome DevTools for the call tree; not committed),
 // the summary in bench/results/profile-<scenario>.txt.
-// Scenarios: validate-new, validate-seen, whoami-seen, refresh, login, health.
+// Scenarios: validate-new, validate-seen, whoami-seen, refresh, service-token, login, health; and
+// floor-validate-new, floor-refresh, floor-service-token, floor-health: the same calls on the floor
+// server (floor-server.js, only the libraries' work), profiled instead of the service.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
+const os = require('node:os');
+const argon2 = require('@node-rs/argon2');
 const jwt = require('jsonwebtoken');
+const { startFloor } = require('./calls.js');
+const { ARGON2ID } = require('./floors.js');
 const { nodeLoad, startService, PASSWORD } = require('./lib/service.js');
 
 const ROOT = path.join(__dirname, '..');
@@ -19,15 +25,26 @@ const scenario = process.argv[2] ?? 'validate-new';
 const CALLS = Number(process.env.PROFILE_CALLS ?? 20000);
 
 async function main() {
+  const onFloor = scenario.startsWith('floor-');
+  const profileArgs = (dir) => [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--cpu-prof', `--cpu-prof-dir=${dir}`];
+  // An admin from a users file, for the service account of the service-token scenarios.
+  const usersFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'profile-users-')), 'users');
+  fs.writeFileSync(usersFile, `bench-admin:${await argon2.hash(PASSWORD, ARGON2ID)}:admin\n`);
   const service = await startService({
-    env: { AUTH_LOG_LEVEL: process.env.AUTH_LOG_LEVEL ?? 'info' },
-    nodeArgs: (dir) => [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--cpu-prof', `--cpu-prof-dir=${dir}`],
+    env: { AUTH_LOG_LEVEL: process.env.AUTH_LOG_LEVEL ?? 'info', AUTH_USERS_FILE: usersFile },
+    nodeArgs: onFloor ? () => [] : profileArgs,
   });
-  const { dir, key, auth, secure, health } = service;
+  const floorDir = fs.mkdtempSync(path.join(os.tmpdir(), 'profile-floor-'));
+  const floor = onFloor ? await startFloor(service, { nodeArgs: profileArgs(floorDir) }) : undefined;
+  const { key, secure } = service;
+  const dir = onFloor ? floorDir : service.dir;
+  // The floor answers the same calls: its clients stand in for the service's.
+  const auth = onFloor ? floor.auth : service.auth;
+  const health = onFloor ? floor.health : service.health;
 
   const accounts = Array.from({ length: 16 }, (_, i) => `prof${i}`);
-  for (const username of accounts) await auth.register({ username, password: PASSWORD });
-  const first = await auth.login({ username: accounts[0], password: PASSWORD });
+  for (const username of accounts) await service.auth.register({ username, password: PASSWORD });
+  const first = await service.auth.login({ username: accounts[0], password: PASSWORD });
   const { sid, sub } = jwt.decode(first.accessToken);
   const now = () => Math.floor(Date.now() / 1000);
   // Signed as the service signs: low-S only, for the user who logged in (an active token).
@@ -43,7 +60,14 @@ async function main() {
   bearer.set('authorization', `Bearer ${first.accessToken}`);
 
   let calls;
-  switch (scenario) {
+  switch (scenario.replace(/^floor-/, '')) {
+    case 'service-token': {
+      const admin = new grpc.Metadata();
+      admin.set('authorization', `Bearer ${(await service.auth.login({ username: 'bench-admin', password: PASSWORD })).accessToken}`);
+      const account = await service.admin.createServiceAccount({ name: 'profile', roles: ['reader'] }, { metadata: admin });
+      calls = () => nodeLoad(() => auth.issueServiceToken({ clientId: account.clientId, clientSecret: account.clientSecret }), { count: CALLS, seconds: 300 });
+      break;
+    }
     case 'health':
       calls = () => nodeLoad(() => health.check({ service: '' }), { count: CALLS, seconds: 300 });
       break;
@@ -60,7 +84,7 @@ async function main() {
     }
     case 'refresh': {
       const chains = [];
-      for (let i = 0; i < 32; i++) chains.push((await auth.login({ username: accounts[i % accounts.length], password: PASSWORD })).refreshToken);
+      for (let i = 0; i < 32; i++) chains.push((await service.auth.login({ username: accounts[i % accounts.length], password: PASSWORD })).refreshToken);
       calls = () =>
         Promise.all(
           chains.map(async (token) => {
@@ -78,6 +102,7 @@ async function main() {
   const t0 = Date.now();
   await calls();
   console.log(`${scenario}: ${CALLS} calls in ${Date.now() - t0} ms`);
+  if (floor) await floor.stop();
   await service.stop();
 
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
@@ -146,8 +171,9 @@ function summarise(profile, saved, calls) {
   print('\nheaviest functions (self time):');
   for (const [f, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30)) print(`  ${pct(us)}  ${f}`);
   // Against the baseline: where this scenario spends more per call than Health/Check does.
-  const healthFile = path.join(path.dirname(saved), 'health.cpuprofile');
-  if (scenario !== 'health' && fs.existsSync(healthFile)) {
+  const baseline = scenario.startsWith('floor-') ? 'floor-health' : 'health';
+  const healthFile = path.join(path.dirname(saved), `${baseline}.cpuprofile`);
+  if (scenario !== baseline && fs.existsSync(healthFile)) {
     const health = JSON.parse(fs.readFileSync(healthFile, 'utf8'));
     const healthCalls = health.calls ?? 20000;
     const base = selfTimes(health);

@@ -102,25 +102,6 @@ async function cpuPerCall(server, count, call) {
   return ((cpuSeconds(server.pid) - before) / calls) * 1e6;
 }
 
-/** A CPU-per-call figure against Health.Check's in the same rounds (ABBA): within `allowanceUs` of it. */
-async function cpuFigure(results, service, name, count, call, allowanceUs) {
-  const values = [];
-  const bases = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const base = () => cpuPerCall(service.server, count, () => service.health.check({ service: '' }));
-    if (r % 2 === 0) {
-      bases.push(await base());
-      values.push(await call(count));
-    } else {
-      values.push(await call(count));
-      bases.push(await base());
-    }
-  }
-  const base = median(bases);
-  const value = median(values);
-  results.figures.push({ name, unit: 'µs server CPU per call', value, baseline: base, limit: base + allowanceUs, spread: spread(values), met: value <= base + allowanceUs });
-}
-
 /** Median milliseconds of one ListUsers page of 1,000 from a random place among `users` (named user0000000…). */
 async function listUsersPageMs(store, users) {
   const runs = [];
@@ -155,7 +136,6 @@ module.exports = {
   microbench,
   ratioFigure,
   cpuPerCall,
-  cpuFigure,
   listUsersPageMs,
   randomId,
   randomPhc,

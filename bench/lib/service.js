@@ -100,4 +100,31 @@ async function startService({ env = {}, nodeArgs = () => [] } = {}) {
   return service;
 }
 
-module.exports = { PASSWORD, freePort, waitForHealth, nodeLoad, startService };
+/** Resolves when `child` prints "listening"; fails if it exits first or takes over a minute. */
+function listening(child, what) {
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within a minute: ${stderr}`)), 60_000);
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}): ${stderr}`));
+    });
+  });
+}
+
+/** Stops a child process and resolves when it has exited. */
+function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+module.exports = { PASSWORD, freePort, listening, stopChild, waitForHealth, nodeLoad, startService };

@@ -1,0 +1,76 @@
+'use strict';
+// The floor of the CPU-per-call figures: a bare grpc-js server with the service's codec
+// (dist/src/grpc/bridge.js) and the same generated messages, whose handlers do only the work no
+// implementation of these calls can skip with the project's fixed libraries (grpc-js, protobuf-es,
+// jsonwebtoken) and node:crypto, and nothing else: no store, no session check, no claims beyond
+// jsonwebtoken's own, no interceptors, no log line, no metrics.
+//   Validate           jsonwebtoken's ES256 verify of the token (issuer, audience, expiry)
+//   Refresh            SHA-256 of the presented token, a new ES256 access token, 32 random bytes
+//   IssueServiceToken  SHA-256 of the secret compared in constant time, a new ES256 access token
+//   ExchangeApiKey     HMAC-SHA-256 of the key compared in constant time, a new ES256 access token
+//   Health.Check       SERVING
+// Measured in the same rounds as the service (bench/calls.js), it is what ES256 and the rest cost
+// inside a busy server on this machine, rather than in an idle microbenchmark.
+// Run by bench/calls.js as a child process: KEY_FILE (the service's signing key), PORT; prints "listening".
+const crypto = require('node:crypto');
+const path = require('node:path');
+const { create } = require('@bufbuild/protobuf');
+const grpc = require('@grpc/grpc-js');
+const jwt = require('jsonwebtoken');
+
+const dist = (p) => require(path.join(__dirname, '..', 'dist', p));
+const { serviceDefinition } = dist('src/grpc/bridge.js');
+const { AuthService } = dist('gen/auth/v1/auth_pb.js');
+const { Health } = dist('gen/grpc/health/v1/health_pb.js');
+const { loadEcKeyFile } = dist('src/core/keys.js');
+
+const key = loadEcKeyFile(process.env.KEY_FILE);
+const ISSUER = 'urn:grpc-auth:dev';
+const AUDIENCE = 'urn:grpc-auth:services';
+const secretHash = crypto.createHash('sha256').update('floor').digest();
+const hmacKey = crypto.randomBytes(32);
+
+function sign(sub, sid) {
+  const now = Math.floor(Date.now() / 1000);
+  return jwt.sign({ iss: ISSUER, aud: AUDIENCE, sub, sid, roles: [], jti: crypto.randomBytes(16).toString('base64url'), iat: now, exp: now + 900 }, key.signKey, { algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid } });
+}
+
+const seconds = (s) => ({ seconds: BigInt(s), nanos: 0 });
+
+const handlers = {
+  validate(call, done) {
+    try {
+      const c = jwt.verify(call.request.accessToken, key.verifyKey, { algorithms: ['ES256'], issuer: ISSUER, audience: AUDIENCE });
+      done(null, { active: true, userId: c.sub, username: c.username ?? '', roles: c.roles ?? [], sessionId: c.sid, tokenId: c.jti, issuedAt: seconds(c.iat), expiresAt: seconds(c.exp), subjectType: 1, amr: c.amr ?? [], authTime: seconds(c.auth_time ?? c.iat) });
+    } catch {
+      done(null, { active: false, reason: 1 });
+    }
+  },
+  refresh(call, done) {
+    crypto.createHash('sha256').update(call.request.refreshToken).digest();
+    done(null, { accessToken: sign('usr_floor', 'ses_floor'), tokenType: 'Bearer', expiresIn: 900, refreshToken: `rt2_${crypto.randomBytes(32).toString('base64url')}`, refreshExpiresIn: 1209600 });
+  },
+  issueServiceToken(call, done) {
+    crypto.timingSafeEqual(crypto.createHash('sha256').update(call.request.clientSecret).digest(), secretHash);
+    done(null, { accessToken: sign(call.request.clientId, 'cred_floor'), tokenType: 'Bearer', expiresIn: 900 });
+  },
+  exchangeApiKey(call, done) {
+    crypto.timingSafeEqual(crypto.createHmac('sha256', hmacKey).update(call.request.apiKey).digest(), secretHash);
+    done(null, { accessToken: sign('sva_floor', 'gak_floor'), expiresIn: 900 });
+  },
+};
+
+// Each answer made as the service makes it: a message of the method's output schema.
+const answering = (schema, handler) => (call, done) => handler(call, (err, init) => done(err, init && create(schema, init)));
+const server = new grpc.Server();
+const auth = serviceDefinition(AuthService);
+server.addService(
+  Object.fromEntries(Object.keys(handlers).map((k) => [k, auth[k]])),
+  Object.fromEntries(Object.entries(handlers).map(([k, h]) => [k, answering(AuthService.method[k].output, h)])),
+);
+server.addService({ check: serviceDefinition(Health).check }, { check: answering(Health.method.check.output, (_call, done) => done(null, { status: 1 })) });
+server.bindAsync(`127.0.0.1:${process.env.PORT}`, grpc.ServerCredentials.createInsecure(), (err) => {
+  if (err) throw err;
+  console.log('listening');
+});
+process.on('SIGTERM', () => server.forceShutdown());
