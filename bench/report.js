@@ -5,6 +5,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { h2loadAvailable, ROOT, ROUNDS, SECONDS } = require('./lib/measure.js');
+const { peersTable, perCoreTable } = require('./peers.js');
 
 function hashConcurrencyNote(results) {
   const { argon2idParallelPerSecond: parallel, argon2idMs } = results.floors;
@@ -25,8 +26,8 @@ function write(results) {
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   const rows = results.figures.map((r) => {
-    const measured = r.ratio !== undefined ? `${f(r.ratio)} × baseline (${f(r.value, 0)} vs ${f(r.baseline, 0)} ${r.unit}; rounds ${f(r.spread[0])}–${f(r.spread[1])})` : r.baseline !== undefined ? `${f(r.value, 1)} ${r.unit} (baseline ${f(r.baseline, 1)}; rounds ${f(r.spread[0], 1)}–${f(r.spread[1], 1)})` : `${f(r.value)} ${r.unit}`;
-    const target = r.target !== undefined ? `≥ ${r.target}` : `≤ ${f(r.limit, 1)}`;
+    const measured = r.ratio !== undefined ? `${f(r.ratio)} × baseline (${f(r.value, 0)} vs ${f(r.baseline, 0)} ${r.unit}; rounds ${f(r.spread[0])}–${f(r.spread[1])})` : r.baseline !== undefined ? `${f(r.value, 1)} ${r.unit} (${r.baselineName ?? 'baseline'} ${f(r.baseline, 1)}; rounds ${f(r.spread[0], 1)}–${f(r.spread[1], 1)})` : `${f(r.value)} ${r.unit}`;
+    const target = r.target !== undefined ? `≥ ${r.target}` : `≤ ${f(r.limit, 1)}${r.limitNote ? ` (${r.limitNote})` : ''}`;
     return `| ${r.name} | ${measured} | ${target} | ${r.met ? 'met' : '**not met**'} |`;
   });
   const md = `# Benchmark results
@@ -39,7 +40,7 @@ Raw floors (this process): ES256 verify ${f(results.floors.es256VerifyUs, 1)} µ
 | Figure | Measured (median; spread over rounds) | Target | |
 |---|---|---|---|
 ${rows.join('\n')}
-`;
+${peersSection(results)}`;
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
   console.log(md);
   // docs/performance.md's table is this run's (test/docs/bench-results.test.ts keeps them in step).
@@ -47,7 +48,29 @@ ${rows.join('\n')}
   const readme = fs.readFileSync(readmePath, 'utf8');
   const table = `| Figure | Measured (median; spread over rounds) | Target | |\n|---|---|---|---|\n${rows.join('\n')}\n`;
   const marked = /(<!-- bench:table -->\n)[\s\S]*?(<!-- \/bench:table -->)/;
-  if (marked.test(readme)) fs.writeFileSync(readmePath, readme.replace(marked, (_, open, close) => `${open}${table}${close}`));
+  let page = readme.replace(marked, (_, open, close) => `${open}${table}${close}`);
+  // Without the peers (no h2load or no PostgreSQL), their tables are emptied, not left from a run before.
+  const peers = results.peers?.length ? peersTable(results) : '';
+  const perCore = results.peers?.length ? perCoreTable(results).table : '';
+  page = page.replace(/(<!-- bench:peers -->\n)[\s\S]*?(<!-- \/bench:peers -->)/, (_, open, close) => `${open}${peers}${close}`);
+  page = page.replace(/(<!-- bench:per-core -->\n)[\s\S]*?(<!-- \/bench:per-core -->)/, (_, open, close) => `${open}${perCore}${close}`);
+  fs.writeFileSync(readmePath, page);
 }
 
-module.exports = { write };
+/** The peers beside the service (bench/peers.js): the side-by-side table and the per-core one. */
+function peersSection(results) {
+  if (!results.peers?.length) return '';
+  const { table, sources } = perCoreTable(results);
+  const versions = Object.entries(results.peerVersions ?? {}).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `
+## Beside the peers (${versions}; h2load, ${ROUNDS} rounds of ${SECONDS / 2} s, order turning each round)
+
+${peersTable(results)}
+### Per core: calls per second of one fully busy core (1,000,000 ÷ CPU µs per call), next to published figures
+
+${table}
+Published figures are their authors', on their hardware: ${sources.replace(/\n- /g, '; ').replace(/^- /, '')}.
+`;
+}
+
+module.exports = { write, peersSection };

@@ -19,7 +19,8 @@ const { h2loadAvailable } = require('./lib/measure.js');
 const { PASSWORD, startService } = require('./lib/service.js');
 const { contentionFigures, loginFigure, mfaLoginFigures } = require('./logins.js');
 const { passkeyLoginFigures } = require('./passkeys.js');
-const { write } = require('./report.js');
+const { peerFigures } = require('./peers.js');
+const { peersSection, write } = require('./report.js');
 const { memoryStoreFigures } = require('./stores/memory.js');
 const { postgresBin, postgresFigures } = require('./stores/postgres.js');
 const { redisAvailable, redisFigures } = require('./stores/redis.js');
@@ -36,14 +37,17 @@ async function main() {
   await measureFloors(results, service.key);
   const fixtures = await serviceFixtures(service);
 
-  // BENCH_ONLY=mfa, =passkeys, =apikeys or =postgres: only those figures, printed and not written (for working on them).
+  // BENCH_ONLY=mfa, =passkeys, =apikeys, =cpu (the CPU-per-call figures), =postgres or =peers: only those figures, printed and not written (for working on them).
   const only = process.env.BENCH_ONLY;
-  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys') {
+  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys' || only === 'cpu' || only === 'peers') {
     if (only === 'mfa') await mfaLoginFigures(results, service, fixtures, 200);
+    else if (only === 'peers') await peerFigures(results, service);
+    else if (only === 'cpu') await cpuFigures(results, service, fixtures);
     else if (only === 'apikeys') await serviceTokenFigures(results, service);
     else if (only === 'passkeys') await passkeyLoginFigures(results, service, fixtures, 200);
     else await postgresFigures(results, service);
-    console.log(JSON.stringify(results.figures, null, 1));
+    if (only === 'peers') console.log(peersSection(results));
+    else console.log(JSON.stringify(results.figures, null, 1));
     await service.stop();
     return;
   }
@@ -62,6 +66,8 @@ async function main() {
   else console.log('redis-server not found: the Redis figures are skipped');
   if (postgresBin('initdb')) await postgresFigures(results, service);
   else console.log('PostgreSQL server programs not found (apt-get install -y postgresql): the PostgreSQL figures are skipped');
+  // The peers a team would install instead, in the same run (bench/peers.js).
+  await peerFigures(results, service);
   await service.stop();
 
   memoryStoreFigures(results);

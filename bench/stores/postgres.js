@@ -57,7 +57,8 @@ async function startPostgres() {
     }
   }
   const url = `postgres://auth@127.0.0.1:${port}/postgres`;
-  return { url, stop: kill };
+  // pid: the process whose tree is the server (runuser when root), for the database's CPU.
+  return { url, pid: child.pid, stop: kill };
 }
 
 /**
@@ -146,4 +147,4 @@ async function postgresFigures(results, memoryService) {
   pg.stop();
 }
 
-module.exports = { postgresBin, postgresFigures };
+module.exports = { postgresBin, postgresFigures, startPostgres };
