@@ -260,12 +260,16 @@ function checkClaims(payload: unknown, nowSeconds: number, skew: number): Verify
 const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 const P256_HALF_N = P256_N >> 1n;
 
+/** n/2 as 32 big-endian bytes: `s` is high exactly when its 32 bytes compare above these. */
+const P256_HALF_N_BYTES = Buffer.from(P256_HALF_N.toString(16).padStart(64, '0'), 'hex');
+
 function sOf(signature: Buffer): bigint {
   return BigInt(`0x${signature.subarray(32, 64).toString('hex')}`);
 }
 
-function isHighS(signature: Buffer): boolean {
-  return sOf(signature) > P256_HALF_N;
+/** True when an ES256 signature's `s` is above n/2 (checked on every token issued and verified: bytes, not a BigInt). */
+export function isHighS(signature: Buffer): boolean {
+  return Buffer.compare(signature.subarray(32, 64), P256_HALF_N_BYTES) > 0;
 }
 
 /** Rewrites an ES256 JWT's signature to its low-S form (s ≤ n/2), as Bitcoin's BIP 62 and libsecp256k1 do. */

@@ -1,7 +1,8 @@
+import fc from 'fast-check';
 import jwt from 'jsonwebtoken';
 import { ManualClock } from '../../src/clock';
 import { systemRandom } from '../../src/random';
-import { AccessTokenIssuer, AccessTokenVerifier } from '../../src/core/access-token';
+import { AccessTokenIssuer, AccessTokenVerifier, isHighS } from '../../src/core/access-token';
 import { createKeySet, generateEcKey, hmacSigningKey, jwkThumbprint } from '../../src/core/keys';
 import { attackHelpers, tokenAttacks } from '../helpers/token-attacks';
 
@@ -92,5 +93,15 @@ describe('AccessTokenVerifier', () => {
     expect(hsVerifier.verify(issuer.issue(subject).token)).toEqual({ ok: false, reason: 'wrong_algorithm' });
     expect(() => hmacSigningKey(Buffer.alloc(31))).toThrow('at least 32 bytes');
     expect(() => hmacSigningKey(Buffer.alloc(0))).toThrow('at least 32 bytes');
+  });
+});
+
+describe('isHighS', () => {
+  const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  const signatureWith = (s: bigint) => Buffer.concat([Buffer.alloc(32, 7), Buffer.from(s.toString(16).padStart(64, '0'), 'hex')]);
+
+  test('compares s with n/2 as numbers do, at the edges and for generated values', () => {
+    for (const s of [0n, 1n, N / 2n - 1n, N / 2n, N / 2n + 1n, N - 1n, 2n ** 256n - 1n]) expect(isHighS(signatureWith(s))).toBe(s > N / 2n);
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), (s) => isHighS(signatureWith(s)) === s > N / 2n), { numRuns: 2000 });
   });
 });

@@ -85,3 +85,17 @@ test('a child of a child, and a hidden field, come out as pino redact writes the
   expect(written).toMatchObject({ authorization: '[redacted]', inner: { refreshToken: '[redacted]' }, nested: { keep: 1 }, call: { token: '[redacted]' } });
   expect(JSON.stringify(written)).not.toMatch(/Bearer x|"rt"|"s"|"t"/);
 });
+
+test('each line\'s time is an ISO time of its millisecond, as pino.stdTimeFunctions.isoTime writes it', () => {
+  const ours = capture();
+  const log = createLogger('info', ours.stream);
+  const before = Date.now();
+  for (let i = 0; i < 200; i++) log.info({ i }, 'm');
+  const after = Date.now();
+  for (const line of ours.lines()) {
+    expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const ms = Date.parse(String(line.time));
+    expect(ms).toBeGreaterThanOrEqual(before);
+    expect(ms).toBeLessThanOrEqual(after);
+  }
+});
