@@ -100,16 +100,21 @@ describe('memory a client can cause, as RSS after a full GC (service in its own 
   }, 150_000);
 
   // StartPasskeyLogin needs no account: each call keeps a ceremony for 5 minutes, up to the memory
-  // store's cap of 10,000 (the oldest goes past it). 4 rounds of 12,000, the cap passed in the first.
+  // store's cap of 10,000 (the oldest goes past it). 6 rounds of 12,000, the cap passed in the first.
   test('StartPasskeyLogin ceremonies stop at their cap of 10,000; no name retained, heap and RSS level past it', async () => {
-    const r = await probe('passkey', 4, 12_000, 64, 'probe-pk-', { AUTH_WEBAUTHN_RP_ID: 'example.test', AUTH_PASSKEY_STARTS_PER_ADDRESS: '1000000', PROBE_STORE: '1' });
+    const r = await probe('passkey', 6, 12_000, 64, 'probe-pk-', { AUTH_WEBAUTHN_RP_ID: 'example.test', AUTH_PASSKEY_STARTS_PER_ADDRESS: '1000000', PROBE_STORE: '1' });
     // eslint-disable-next-line no-console
     console.log(report('passkey ceremonies, cap 10,000', r));
-    expect(r.codes).toEqual({ '0': 48_000 });
+    expect(r.codes).toEqual({ '0': 72_000 });
     expect(r.state.ceremonies).toBe(10_000);
     expect(r.retained).toBe(0);
     // 12,000 more ceremonies a round would add about 5 MB of heap each round.
-    expect(r.rounds[3]!.heapUsed - r.rounds[1]!.heapUsed).toBeLessThan(2 * MB);
-    expect(Math.min(r.rounds[2]!.rss, r.rounds[3]!.rss) - r.rounds[0]!.rss).toBeLessThan(16 * MB);
+    expect(r.rounds[5]!.heapUsed - r.rounds[1]!.heapUsed).toBeLessThan(2 * MB);
+    // RSS after a GC moved 35 MB between rounds 1 and 2 once with the heap level (a loaded
+    // machine), so as for the forwarded addresses: the lowest of the last two rounds against the
+    // highest of rounds 2 and 3, which noise can only shrink and a leak would grow round by round.
+    const late = Math.min(r.rounds[4]!.rss, r.rounds[5]!.rss);
+    const early = Math.max(r.rounds[1]!.rss, r.rounds[2]!.rss);
+    expect(late - early).toBeLessThan(16 * MB);
   }, 150_000);
 });
