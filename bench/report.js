@@ -9,7 +9,7 @@ const { peersTable, perCoreTable } = require('./peers.js');
 
 function hashConcurrencyNote(results) {
   const { argon2idParallelPerSecond: parallel, argon2idMs } = results.floors;
-  return `${results.hashConcurrency} argon2id hashes at a time: ${f(parallel, 0)} hashes/s (${f(parallel / (results.hashConcurrency / (argon2idMs / 1000)))} × the Login target's capacity)`;
+  return `${results.hashConcurrency} argon2id hashes at a time: ${f(parallel, 0)} hashes/s (${f(parallel / (results.hashConcurrency / (argon2idMs / 1000)))} × twice one hash's rate: two contend for the cores and memory)`;
 }
 
 const f = (x, d = 2) => (typeof x === 'number' ? x.toFixed(d) : String(x));

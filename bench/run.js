@@ -37,12 +37,13 @@ async function main() {
   await measureFloors(results, service.key);
   const fixtures = await serviceFixtures(service);
 
-  // BENCH_ONLY=mfa, =passkeys, =apikeys, =cpu (the CPU-per-call figures), =postgres or =peers: only those figures, printed and not written (for working on them).
+  // BENCH_ONLY=mfa, =passkeys, =apikeys, =cpu (the CPU-per-call figures), =login, =postgres or =peers: only those figures, printed and not written (for working on them).
   const only = process.env.BENCH_ONLY;
-  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys' || only === 'cpu' || only === 'peers') {
+  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys' || only === 'cpu' || only === 'login' || only === 'peers') {
     if (only === 'mfa') await mfaLoginFigures(results, service, fixtures, 200);
     else if (only === 'peers') await peerFigures(results, service);
     else if (only === 'cpu') await cpuFigures(results, service, fixtures);
+    else if (only === 'login') await loginFigure(results, fixtures);
     else if (only === 'apikeys') await serviceTokenFigures(results, service);
     else if (only === 'passkeys') await passkeyLoginFigures(results, service, fixtures, 200);
     else await postgresFigures(results, service);
