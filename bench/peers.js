@@ -296,7 +296,7 @@ async function peerFigures(results, service) {
   else console.log('PostgreSQL server programs not found: better-auth is skipped');
 }
 
-module.exports = { peerFigures, treeCpuSeconds };
+module.exports = { peerFigures };
 
 /**
  * Published figures of the servers a team would run instead, per vCPU as their authors measured

@@ -62,7 +62,8 @@ function censoredCopy(value: object, names: readonly string[]): object {
  * field of a field, present even as undefined or null, becomes "[redacted]"; the caller's object
  * is never changed. pino's `redact` (the @pinojs/redact library) cost about 11 µs of a Refresh's
  * call (a child logger and two lines) of about 17 for all its logging; this is a pass over the keys.
- * Children of children are censored too (`child` below); `setBindings` is not used by the service.
+ * Children of children are censored too (`child` below). Not covered, and not used by the service:
+ * `setBindings`, and a child given its own `formatters.log`.
  * test/grpc/log-redaction.test.ts checks it against pino's own redact on generated objects.
  */
 export function censor(fields: Record<string, unknown>): Record<string, unknown> {
@@ -76,8 +77,10 @@ export function censor(fields: Record<string, unknown>): Record<string, unknown>
       continue;
     }
     if (typeof value !== 'object' || value === null) continue;
-    const present = REDACTED_NESTED.filter((name) => Object.prototype.hasOwnProperty.call(value, name));
-    if (present.length > 0) (out ??= { ...fields })[key] = censoredCopy(value, present);
+    // Every line passes here: nothing is allocated unless a field is found.
+    let present: string[] | undefined;
+    for (const name of REDACTED_NESTED) if (Object.prototype.hasOwnProperty.call(value, name)) (present ??= []).push(name);
+    if (present !== undefined) (out ??= { ...fields })[key] = censoredCopy(value, present);
   }
   return out ?? fields;
 }
@@ -95,9 +98,9 @@ function isoTime(): string {
 }
 
 /**
- * The root logger: JSON lines, ISO times, secrets redacted (see `censor`). Written synchronously to stdout: an
- * asynchronous write still in flight at exit can land after a later line, or not at all, and the
- * last lines of a shutdown are the ones an operator needs.
+ * The root logger: JSON lines, ISO times, secrets redacted (see `censor`). Written synchronously
+ * to stdout: an asynchronous write still in flight at exit can land after a later line, or not at
+ * all, and the last lines of a shutdown are the ones an operator needs.
  */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   const options = {
