@@ -110,11 +110,12 @@ describe('memory a client can cause, as RSS after a full GC (service in its own 
     expect(r.retained).toBe(0);
     // 12,000 more ceremonies a round would add about 5 MB of heap each round.
     expect(r.rounds[5]!.heapUsed - r.rounds[1]!.heapUsed).toBeLessThan(2 * MB);
-    // RSS after a GC moved 35 MB between rounds 1 and 2 once with the heap level (a loaded
-    // machine), so as for the forwarded addresses: the lowest of the last two rounds against the
-    // highest of rounds 2 and 3, which noise can only shrink and a leak would grow round by round.
+    // RSS after a GC moves 10-18 MB from round to round here with the heap level to 0.2 MB (seven
+    // runs), so as for the forwarded addresses the lowest of the last two rounds is held against the
+    // highest of rounds 2 and 3, within 24 MB: a native leak of 8 MB a round or more shows; the
+    // ceremonies themselves (5 MB of heap a round if kept) are the heap check's above.
     const late = Math.min(r.rounds[4]!.rss, r.rounds[5]!.rss);
     const early = Math.max(r.rounds[1]!.rss, r.rounds[2]!.rss);
-    expect(late - early).toBeLessThan(16 * MB);
+    expect(late - early).toBeLessThan(24 * MB);
   }, 150_000);
 });
