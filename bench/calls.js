@@ -38,7 +38,7 @@ async function startFloor(service, { nodeArgs = [] } = {}) {
   const { Health } = dist('gen/grpc/health/v1/health_pb.js');
   const { createClient } = dist('src/grpc/client.js');
   const port = await freePort();
-  const server = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'floor-server.js')], { env: { PATH: process.env.PATH, PORT: String(port), KEY_FILE: path.join(service.dir, 'key.pem') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'floor-server.js')], { env: { PATH: process.env.PATH, PORT: String(port), KEY_FILE: path.join(service.dir, 'key.pem'), PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = () => server.kill('SIGKILL');
   process.on('exit', kill);
   await listening(server, 'the floor server');
@@ -83,6 +83,10 @@ async function floorFigure(results, service, floor, name, count, ours, floors) {
   const base = median(health);
   const libraries = median(floorCall.map((c, i) => c - floorHealth[i]));
   const limit = base + 1.7 * libraries;
+  // Met or not is judged round by round: each round's four measurements are minutes apart at
+  // most, so a machine that slows down for a while (a shared VM does) moves the call and its limit
+  // together, where medians taken apart could pair a slow round of one with a fast round of the other.
+  const perRound = value.map((v, i) => v / (health[i] + 1.7 * (floorCall[i] - floorHealth[i])));
   results.figures.push({
     name,
     unit: 'µs server CPU per call',
@@ -93,7 +97,9 @@ async function floorFigure(results, service, floor, name, count, ours, floors) {
     limit,
     limitNote: `Health/Check + 1.7 × ${libraries.toFixed(1)}, the libraries' work in a busy server`,
     spread: spread(value),
-    met: median(value) <= limit,
+    note: `the call ÷ its limit, round by round: ${median(perRound).toFixed(2)} (${spread(perRound).map((x) => x.toFixed(2)).join('–')})`,
+    perRound,
+    met: median(perRound) <= 1,
   });
 }
 
@@ -111,7 +117,7 @@ async function cpuFigures(results, service, { mint, loginAny }) {
       service,
       floor,
       'Validate, a new token every call (ES256)',
-      3000,
+      6000,
       async (count) => {
         const tokens = fresh(count, () => minted++);
         return cpuPerCall(server, count, (i) => auth.validate({ accessToken: tokens[i] }));
@@ -121,7 +127,7 @@ async function cpuFigures(results, service, { mint, loginAny }) {
         // A token the floor does not accept would cost it less: every one must be active there.
         if (!(await floor.auth.validate({ accessToken: tokens[0] })).active) throw new Error('the floor server does not accept the minted tokens');
         return (i) => floor.auth.validate({ accessToken: tokens[i % tokens.length] });
-      })(fresh(3000, () => 1e8 + floorMinted++)),
+      })(fresh(6000, () => 1e8 + floorMinted++)),
     );
     console.log('measuring Refresh ...');
     const presented = (await loginAny(0)).refreshToken;
@@ -130,7 +136,7 @@ async function cpuFigures(results, service, { mint, loginAny }) {
       service,
       floor,
       'Refresh (memory store)',
-      2048,
+      4096,
       async (count) => {
         // 32 sessions, each refreshed in its own sequence: every call presents the latest token.
         const chains = [];
@@ -168,7 +174,7 @@ async function serviceTokenFigures(results, service, sharedFloor) {
       service,
       floor,
       'IssueServiceToken with a secret',
-      2048,
+      4096,
       (count) => cpuPerCall(server, count, () => auth.issueServiceToken(issue)),
       () => floor.auth.issueServiceToken(issue),
     );
@@ -181,7 +187,7 @@ async function serviceTokenFigures(results, service, sharedFloor) {
       service,
       floor,
       'ExchangeApiKey (a service account\'s key)',
-      2048,
+      4096,
       (count) => cpuPerCall(server, count, () => auth.exchangeApiKey({ apiKey: key.secret })),
       () => floor.auth.exchangeApiKey({ apiKey: key.secret }),
     );

@@ -26,9 +26,10 @@ function write(results) {
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   const rows = results.figures.map((r) => {
-    const measured = r.ratio !== undefined ? `${f(r.ratio)} × baseline (${f(r.value, 0)} vs ${f(r.baseline, 0)} ${r.unit}; rounds ${f(r.spread[0])}–${f(r.spread[1])})` : r.baseline !== undefined ? `${f(r.value, 1)} ${r.unit} (${r.baselineName ?? 'baseline'} ${f(r.baseline, 1)}; rounds ${f(r.spread[0], 1)}–${f(r.spread[1], 1)})` : `${f(r.value)} ${r.unit}`;
+    const measured = r.ratio !== undefined ? `${f(r.ratio)} × baseline (${f(r.value, 0)} vs ${f(r.baseline, 0)} ${r.unit}; rounds ${f(r.spread[0])}–${f(r.spread[1])})` : r.baseline !== undefined ? `${f(r.value, 1)} ${r.unit} (${r.baselineName ?? 'baseline'} ${f(r.baseline, 1)}; rounds ${f(r.spread[0], 1)}–${f(r.spread[1], 1)})` : `${f(r.value)} ${r.unit}`
+    const noted = r.note ? `${measured}; ${r.note}` : measured;
     const target = r.target !== undefined ? `≥ ${r.target}` : `≤ ${f(r.limit, 1)}${r.limitNote ? ` (${r.limitNote})` : ''}`;
-    return `| ${r.name} | ${measured} | ${target} | ${r.met ? 'met' : '**not met**'} |`;
+    return `| ${r.name} | ${noted} | ${target} | ${r.met ? 'met' : '**not met**'} |`;
   });
   const md = `# Benchmark results
 
