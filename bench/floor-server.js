@@ -8,15 +8,19 @@
 //   Refresh            SHA-256 of the presented token, a new ES256 access token, 32 random bytes
 //   IssueServiceToken  SHA-256 of the secret compared in constant time, a new ES256 access token
 //   ExchangeApiKey     HMAC-SHA-256 of the key compared in constant time, a new ES256 access token
+//   Login              argon2id check of the password (the service's parameters, two at a time,
+//                      the rest waiting), a new ES256 access token, 32 random bytes
 //   Health.Check       SERVING
 // Measured in the same rounds as the service (bench/calls.js), it is what ES256 and the rest cost
 // inside a busy server on this machine, rather than in an idle microbenchmark.
-// Run by bench/calls.js as a child process: KEY_FILE (the service's signing key), PORT; prints "listening".
+// Run by bench/calls.js as a child process: KEY_FILE (the service's signing key), PORT, PASSWORD
+// (the one Login accepts); prints "listening".
 const crypto = require('node:crypto');
 const path = require('node:path');
 const { create } = require('@bufbuild/protobuf');
 const grpc = require('@grpc/grpc-js');
 const jwt = require('jsonwebtoken');
+const argon2 = require('@node-rs/argon2');
 
 const dist = (p) => require(path.join(__dirname, '..', 'dist', p));
 const { serviceDefinition } = dist('src/grpc/bridge.js');
@@ -29,10 +33,30 @@ const ISSUER = 'urn:grpc-auth:dev';
 const AUDIENCE = 'urn:grpc-auth:services';
 const secretHash = crypto.createHash('sha256').update('floor').digest();
 const hmacKey = crypto.randomBytes(32);
+// The service's parameters (ARGON2ID_OWASP: 19 MiB, t=2, p=1).
+const passwordHash = argon2.hashSync(process.env.PASSWORD, { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 });
 
 function sign(sub, sid) {
   const now = Math.floor(Date.now() / 1000);
   return jwt.sign({ iss: ISSUER, aud: AUDIENCE, sub, sid, roles: [], jti: crypto.randomBytes(16).toString('base64url'), iat: now, exp: now + 900 }, key.signKey, { algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid } });
+}
+
+// Two hashes at a time, as the service runs them (AUTH_HASH_CONCURRENCY=2), each on a libuv
+// thread; the rest wait in order.
+let running = 0;
+const waiting = [];
+function hashing(task) {
+  return new Promise((resolve, reject) => {
+    const start = () => {
+      running++;
+      task().then(resolve, reject).finally(() => {
+        running--;
+        waiting.shift()?.();
+      });
+    };
+    if (running < 2) start();
+    else waiting.push(start);
+  });
 }
 
 const seconds = (s) => ({ seconds: BigInt(s), nanos: 0 });
@@ -53,6 +77,12 @@ const handlers = {
   issueServiceToken(call, done) {
     crypto.timingSafeEqual(crypto.createHash('sha256').update(call.request.clientSecret).digest(), secretHash);
     done(null, { accessToken: sign(call.request.clientId, 'cred_floor'), tokenType: 'Bearer', expiresIn: 900 });
+  },
+  login(call, done) {
+    hashing(() => argon2.verify(passwordHash, call.request.password)).then((ok) => {
+      if (!ok) return done({ code: grpc.status.UNAUTHENTICATED, details: 'invalid credentials' });
+      done(null, { accessToken: sign('usr_floor', 'ses_floor'), tokenType: 'Bearer', expiresIn: 900, refreshToken: `rt2_${crypto.randomBytes(32).toString('base64url')}`, refreshExpiresIn: 1209600 });
+    }, done);
   },
   exchangeApiKey(call, done) {
     crypto.timingSafeEqual(crypto.createHmac('sha256', hmacKey).update(call.request.apiKey).digest(), secretHash);

@@ -43,7 +43,7 @@ async function main() {
     if (only === 'mfa') await mfaLoginFigures(results, service, fixtures, 200);
     else if (only === 'peers') await peerFigures(results, service);
     else if (only === 'cpu') await cpuFigures(results, service, fixtures);
-    else if (only === 'login') await loginFigure(results, fixtures);
+    else if (only === 'login') await loginFigure(results, service, fixtures);
     else if (only === 'apikeys') await serviceTokenFigures(results, service);
     else if (only === 'passkeys') await passkeyLoginFigures(results, service, fixtures, 200);
     else await postgresFigures(results, service);
@@ -55,7 +55,7 @@ async function main() {
 
   await throughputFigures(results, service, fixtures);
   await cpuFigures(results, service, fixtures);
-  await loginFigure(results, fixtures);
+  await loginFigure(results, service, fixtures);
   console.log('measuring Login with a second factor ...');
   await mfaLoginFigures(results, service, fixtures, 200);
   console.log('measuring a passkey sign-in ...');
