@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { AuthError } from '../errors.js';
 import type { FlowContext } from './events.js';
+import { sha256 } from './sha256.js';
 
 /** How failed logins slow further attempts down, per key (an account, a client address). */
 export interface BackoffPolicy {
@@ -72,7 +72,7 @@ export const ADDRESS_POLICY: BackoffPolicy = { freeFailures: 20, baseDelayMs: 10
  * account exists never changes when throttling starts.
  */
 export function accountKey(name: string): string {
-  return `acct:${createHash('sha256').update(name).digest('base64url').slice(0, 22)}`;
+  return `acct:${sha256(name, 'base64url').slice(0, 22)}`;
 }
 
 /** The address key: an IPv4 address (also when written IPv4-mapped), or the /64 of an IPv6 one (a host holds a whole /64). */

@@ -1,7 +1,7 @@
-import * as crypto from 'node:crypto';
-import { createCipheriv, createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
 import { idBytes, idFromBytes } from './ids.js';
+import { sha256 } from './sha256.js';
 
 /**
  * Refresh tokens are opaque to clients: a type prefix ("rt2_", so one can never pass for a JWT,
@@ -144,16 +144,4 @@ export function hashRefreshToken(token: string): string {
 // token, the label keeping the two domains apart.
 function sealKey(parent: string): Buffer {
   return sha256(`${SEAL_INFO}\0${parent}`, 'buffer');
-}
-
-// `crypto.hash` (Node 20.12+) skips the Hash object, half the cost for a short input; the
-// fallback gives the same bytes, so instances on different Node versions agree.
-const oneShotHash = typeof crypto.hash === 'function' ? crypto.hash : undefined;
-
-function sha256(data: string, encoding: 'base64url'): string;
-function sha256(data: string, encoding: 'buffer'): Buffer;
-function sha256(data: string, encoding: 'base64url' | 'buffer'): string | Buffer {
-  if (oneShotHash) return encoding === 'buffer' ? oneShotHash('sha256', data, 'buffer') : oneShotHash('sha256', data, encoding);
-  const digest = createHash('sha256').update(data);
-  return encoding === 'buffer' ? digest.digest() : digest.digest(encoding);
 }

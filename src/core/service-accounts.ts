@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, timingSafeEqual, type JsonWebKey } from 'node:crypto';
+import { createPublicKey, timingSafeEqual, type JsonWebKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
@@ -8,6 +8,7 @@ import { validateRoles } from './credentials.js';
 import type { FlowContext } from './events.js';
 import { isId, newId } from './ids.js';
 import { hasDuplicateTopLevelKeys } from './json-keys.js';
+import { sha256 } from './sha256.js';
 import { jwkThumbprint } from './keys.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { LiveUser } from './records.js';
@@ -82,7 +83,7 @@ const NO_ACCOUNT = 'service account not found';
 
 /** The store key of a secret: its SHA-256 (256 random bits make a plain hash as strong as an HMAC). */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('base64url');
+  return sha256(secret, 'base64url');
 }
 
 /** The live subject of a service account credential, as the introspector wants it. */
@@ -404,7 +405,7 @@ export class ServiceTokenFlow {
       if (claims.exp * 1000 > now + MAX_ASSERTION_LIFETIME_MS + this.options.clockSkewMs) return undefined;
       if (typeof claims.iat === 'number' && claims.iat * 1000 > now + this.options.clockSkewMs) return undefined;
       // The jti is kept (hashed, fixed size) until the assertion expires: a replay fails everywhere.
-      const fresh = await this.deps.accounts.useAssertion(account.id, createHash('sha256').update(claims.jti).digest('base64url').slice(0, 22), claims.exp * 1000 + this.options.clockSkewMs);
+      const fresh = await this.deps.accounts.useAssertion(account.id, sha256(claims.jti, 'base64url').slice(0, 22), claims.exp * 1000 + this.options.clockSkewMs);
       return fresh ? key : undefined;
     }
     return undefined;
