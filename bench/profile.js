@@ -5,8 +5,8 @@
 // went: self time by package and the heaviest functions. The raw profile stays in
 // bench/results/<scenario>.cpuprofile (open it in Chrome DevTools for the call tree; not committed),
 // the summary in bench/results/profile-<scenario>.txt.
-// Scenarios: validate-new, validate-seen, whoami-seen, refresh, service-token, login, health; and
-// floor-validate-new, floor-refresh, floor-service-token, floor-login, floor-health: the same calls on the floor
+// Scenarios: validate-new, validate-seen, whoami-seen, refresh, service-token, api-key, login, health;
+// and floor- before validate-new, refresh, service-token, api-key, login or health: the same calls on the floor
 // server (floor-server.js, only the libraries' work), profiled instead of the service.
 'use strict';
 const fs = require('node:fs');
@@ -69,6 +69,14 @@ async function main() {
       admin.set('authorization', `Bearer ${(await service.auth.login({ username: 'bench-admin', password: PASSWORD })).accessToken}`);
       const account = await service.admin.createServiceAccount({ name: 'profile', roles: ['reader'] }, { metadata: admin });
       calls = () => nodeLoad(() => auth.issueServiceToken({ clientId: account.clientId, clientSecret: account.clientSecret }), { count: CALLS, seconds: 300 });
+      break;
+    }
+    case 'api-key': {
+      const admin = new grpc.Metadata();
+      admin.set('authorization', `Bearer ${(await service.auth.login({ username: 'bench-admin', password: PASSWORD })).accessToken}`);
+      const account = await service.admin.createServiceAccount({ name: 'profile', roles: ['reader'] }, { metadata: admin });
+      const key = await service.admin.createServiceAccountApiKey({ serviceAccountId: account.clientId, name: 'profile', roles: ['reader'], expiresInSeconds: 86_400 }, { metadata: admin });
+      calls = () => nodeLoad(() => auth.exchangeApiKey({ apiKey: key.secret }), { count: CALLS, seconds: 300 });
       break;
     }
     case 'health':

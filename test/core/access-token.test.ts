@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import jwt from 'jsonwebtoken';
 import { ManualClock } from '../../src/clock';
 import { systemRandom } from '../../src/random';
-import { AccessTokenIssuer, AccessTokenVerifier, isHighS } from '../../src/core/access-token';
+import { AccessTokenIssuer, AccessTokenVerifier, isHighS, negateS } from '../../src/core/access-token';
 import { createKeySet, generateEcKey, hmacSigningKey, jwkThumbprint } from '../../src/core/keys';
 import { attackHelpers, tokenAttacks } from '../helpers/token-attacks';
 
@@ -103,5 +103,30 @@ describe('isHighS', () => {
   test('compares s with n/2 as numbers do, at the edges and for generated values', () => {
     for (const s of [0n, 1n, N / 2n - 1n, N / 2n, N / 2n + 1n, N - 1n, 2n ** 256n - 1n]) expect(isHighS(signatureWith(s))).toBe(s > N / 2n);
     fc.assert(fc.property(fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), (s) => isHighS(signatureWith(s)) === s > N / 2n), { numRuns: 2000 });
+  });
+});
+
+describe('negateS', () => {
+  const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  const bytes = (s: bigint) => Buffer.from(s.toString(16).padStart(64, '0'), 'hex');
+  const negated = (s: bigint) => {
+    const signature = Buffer.concat([Buffer.alloc(32, 7), bytes(s)]);
+    negateS(signature);
+    expect(signature.subarray(0, 32)).toEqual(Buffer.alloc(32, 7));
+    return BigInt(`0x${signature.subarray(32).toString('hex')}`);
+  };
+
+  test('gives n - s as BigInt arithmetic does, at the edges and for every generated s in (0, n)', () => {
+    for (const s of [1n, 255n, 256n, N / 2n, N / 2n + 1n, N - 256n, N - 1n]) expect(negated(s)).toBe(N - s);
+    fc.assert(fc.property(fc.bigInt({ min: 1n, max: N - 1n }), (s) => negated(s) === N - s), { numRuns: 5000 });
+  });
+
+  test('a high-S signature becomes low-S, and issued tokens are always low-S and verify', () => {
+    fc.assert(fc.property(fc.bigInt({ min: N / 2n + 1n, max: N - 1n }), (s) => !isHighS(Buffer.concat([Buffer.alloc(32), bytes(negated(s))]))), { numRuns: 1000 });
+    for (let i = 0; i < 200; i++) {
+      const { token } = issuer.issue(subject);
+      expect(isHighS(Buffer.from(token.split('.')[2]!, 'base64url'))).toBe(false);
+      expect(verifier.verify(token).ok).toBe(true);
+    }
   });
 });
