@@ -79,7 +79,8 @@ export function accountKey(name: string): string {
 export function addressKey(address: string): string {
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
   if (mapped) return `addr:${mapped[1]}`;
-  if (!isIPv6(address)) return `addr:${address}`;
+  // Only an IPv6 address has a colon: the rest never meet node's (long) IPv6 expression.
+  if (!address.includes(':') || !isIPv6(address)) return `addr:${address}`;
   const full = expandIPv6(address);
   return `addr:${full.slice(0, 4).join(':')}::/64`;
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { LoginRequestSchema } from '../../gen/auth/v1/auth_pb';
@@ -130,6 +131,10 @@ describe('LoginThrottle limits', () => {
     expect(addressKey('2001:db8:1:2:3:4:5:6')).toBe(addressKey('2001:db8:1:2:ffff::1'));
     expect(addressKey('2001:db8::1')).toBe('addr:2001:db8:0:0::/64');
     expect(addressKey('2001:db8:0:1::1')).not.toBe(addressKey('2001:db8::1'));
+    expect(addressKey('::ffff:203.0.113.7')).toBe('addr:203.0.113.7');
+    // Without a colon nothing is IPv6; every IPv6 address, however written, counts by its /64.
+    fc.assert(fc.property(fc.string().filter((a) => !a.includes(':')), (a) => addressKey(a) === `addr:${a}`));
+    fc.assert(fc.property(fc.ipV6().filter((a) => !/^::ffff:\d/i.test(a)), (a) => /^addr:[0-9a-f]{1,4}(:[0-9a-f]{1,4}){3}::\/64$/.test(addressKey(a))), { numRuns: 1000 });
   });
 });
 
