@@ -37,10 +37,11 @@ async function main() {
   await measureFloors(results, service.key);
   const fixtures = await serviceFixtures(service);
 
-  // BENCH_ONLY=mfa, =passkeys, =apikeys, =cpu (the CPU-per-call figures), =login, =postgres or =peers: only those figures, printed and not written (for working on them).
+  // BENCH_ONLY=mfa, =passkeys, =apikeys, =cpu (the CPU-per-call figures), =login, =contention, =postgres or =peers: only those figures, printed and not written (for working on them).
   const only = process.env.BENCH_ONLY;
-  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys' || only === 'cpu' || only === 'login' || only === 'peers') {
+  if (only === 'mfa' || only === 'postgres' || only === 'passkeys' || only === 'apikeys' || only === 'cpu' || only === 'login' || only === 'contention' || only === 'peers') {
     if (only === 'mfa') await mfaLoginFigures(results, service, fixtures, 200);
+    else if (only === 'contention') await contentionFigures(results, service, fixtures);
     else if (only === 'peers') await peerFigures(results, service);
     else if (only === 'cpu') await cpuFigures(results, service, fixtures);
     else if (only === 'login') await loginFigure(results, service, fixtures);
