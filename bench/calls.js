@@ -38,7 +38,7 @@ async function startFloor(service, { nodeArgs = [] } = {}) {
   const { Health } = dist('gen/grpc/health/v1/health_pb.js');
   const { createClient } = dist('src/grpc/client.js');
   const port = await freePort();
-  const server = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'floor-server.js')], { env: { PATH: process.env.PATH, PORT: String(port), KEY_FILE: path.join(service.dir, 'key.pem'), PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'floor-server.js')], { env: { PATH: process.env.PATH, PORT: String(port), KEY_FILE: path.join(service.dir, 'key.pem'), PASSWORD, HASH_CONCURRENCY: String(service.hashConcurrency) }, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = () => server.kill('SIGKILL');
   process.on('exit', kill);
   await listening(server, 'the floor server');
@@ -83,9 +83,9 @@ async function floorFigure(results, service, floor, name, count, ours, floors) {
   const base = median(health);
   const libraries = median(floorCall.map((c, i) => c - floorHealth[i]));
   const limit = base + 1.7 * libraries;
-  // Met or not is judged round by round: each round's four measurements are minutes apart at
-  // most, so a machine that slows down for a while (a shared VM does) moves the call and its limit
-  // together, where medians taken apart could pair a slow round of one with a fast round of the other.
+  // Met or not is judged round by round: each round's four measurements are seconds apart, so a
+  // machine that slows down for a while (a shared VM does) moves the call and its limit together,
+  // where medians taken apart could pair a slow round of one with a fast round of the other.
   const perRound = value.map((v, i) => v / (health[i] + 1.7 * (floorCall[i] - floorHealth[i])));
   results.figures.push({
     name,

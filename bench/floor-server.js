@@ -8,13 +8,13 @@
 //   Refresh            SHA-256 of the presented token, a new ES256 access token, 32 random bytes
 //   IssueServiceToken  SHA-256 of the secret compared in constant time, a new ES256 access token
 //   ExchangeApiKey     HMAC-SHA-256 of the key compared in constant time, a new ES256 access token
-//   Login              argon2id check of the password (the service's parameters, two at a time,
-//                      the rest waiting), a new ES256 access token, 32 random bytes
+//   Login              argon2id check of the password (the service's parameters, as many at a
+//                      time as the service, the rest waiting), a new ES256 access token, 32 random bytes
 //   Health.Check       SERVING
 // Measured in the same rounds as the service (bench/calls.js), it is what ES256 and the rest cost
 // inside a busy server on this machine, rather than in an idle microbenchmark.
 // Run by bench/calls.js as a child process: KEY_FILE (the service's signing key), PORT, PASSWORD
-// (the one Login accepts); prints "listening".
+// (the one Login accepts), HASH_CONCURRENCY (the service's); prints "listening".
 const crypto = require('node:crypto');
 const path = require('node:path');
 const { create } = require('@bufbuild/protobuf');
@@ -33,16 +33,17 @@ const ISSUER = 'urn:grpc-auth:dev';
 const AUDIENCE = 'urn:grpc-auth:services';
 const secretHash = crypto.createHash('sha256').update('floor').digest();
 const hmacKey = crypto.randomBytes(32);
-// The service's parameters (ARGON2ID_OWASP: 19 MiB, t=2, p=1).
-const passwordHash = argon2.hashSync(process.env.PASSWORD, { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+// The service's own parameters (ARGON2ID_OWASP: 19 MiB, t=2, p=1); 2 is argon2id.
+const passwordHash = argon2.hashSync(process.env.PASSWORD, { algorithm: 2, ...dist('src/core/password-hasher.js').ARGON2ID_OWASP });
+const HASH_CONCURRENCY = Number(process.env.HASH_CONCURRENCY);
 
 function sign(sub, sid) {
   const now = Math.floor(Date.now() / 1000);
   return jwt.sign({ iss: ISSUER, aud: AUDIENCE, sub, sid, roles: [], jti: crypto.randomBytes(16).toString('base64url'), iat: now, exp: now + 900 }, key.signKey, { algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt', kid: key.kid } });
 }
 
-// Two hashes at a time, as the service runs them (AUTH_HASH_CONCURRENCY=2), each on a libuv
-// thread; the rest wait in order.
+// As many hashes at a time as the service runs (AUTH_HASH_CONCURRENCY), each on a libuv thread;
+// the rest wait in order.
 let running = 0;
 const waiting = [];
 function hashing(task) {
@@ -54,7 +55,7 @@ function hashing(task) {
         waiting.shift()?.();
       });
     };
-    if (running < 2) start();
+    if (running < HASH_CONCURRENCY) start();
     else waiting.push(start);
   });
 }

@@ -30,7 +30,7 @@ function write(results) {
     const noted = r.note ? `${measured}; ${r.note}` : measured;
     if (r.perRound) {
       // A CPU figure against the floor server (bench/calls.js): judged round by round.
-      const judged = `${f(median(r.perRound))} × its limit, round by round (rounds ${f(Math.min(...r.perRound))}–${f(Math.max(...r.perRound))}); ${measured}`;
+      const judged = `${f(median(r.perRound))} × its limit, round by round (rounds ${f(Math.min(...r.perRound))}–${f(Math.max(...r.perRound))}); ${noted}`;
       return `| ${r.name} | ${judged} | ≤ 1 × (${r.limitNote}; by medians ${f(r.limit, 1)}) | ${r.met ? 'met' : '**not met**'} |`;
     }
     const target = r.target !== undefined ? `≥ ${r.target}` : `≤ ${f(r.limit, 1)}${r.limitNote ? ` (${r.limitNote})` : ''}`;

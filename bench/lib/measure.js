@@ -16,7 +16,12 @@ const dist = (p) => require(path.join(ROOT, 'dist', p));
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The median; for an even count, the mean of the two middle values (never the kinder one of them). */
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
 
 /** Server CPU seconds (user + system) from /proc, for CPU-per-call figures. */

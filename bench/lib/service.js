@@ -72,8 +72,9 @@ async function startService({ env = {}, nodeArgs = () => [] } = {}) {
   fs.writeFileSync(keyFile, generateEcPem());
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
+  const serverEnv = { PATH: process.env.PATH, AUTH_ADDRESS: address, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: '2', ...env };
   const server = spawn(process.execPath, [...nodeArgs(dir), path.join(ROOT, 'dist/src/main.js')], {
-    env: { PATH: process.env.PATH, AUTH_ADDRESS: address, AUTH_SIGNING_KEY_FILE: keyFile, AUTH_HASH_CONCURRENCY: '2', ...env },
+    env: serverEnv,
     stdio: 'ignore',
   });
   const exited = new Promise((resolve) => server.on('exit', resolve));
@@ -84,6 +85,8 @@ async function startService({ env = {}, nodeArgs = () => [] } = {}) {
     server,
     exited,
     key: loadEcKeyFile(keyFile),
+    /** Password hashes the service computes at once (AUTH_HASH_CONCURRENCY). */
+    hashConcurrency: Number(serverEnv.AUTH_HASH_CONCURRENCY),
     auth: createClient(AuthService, address),
     secure: createClient(SecureService, address),
     health: createClient(Health, address),
