@@ -23,6 +23,7 @@ function from(address: string): { metadata: Metadata } {
 describeEachStore('second factors and resets on two instances', (env, kind) => {
   let hook: Server;
   const received: string[] = [];
+  const seen = new Set<string>();
   let a: TestServer;
   let b: TestServer;
   const clock = new ManualClock(Date.now());
@@ -32,7 +33,10 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        received.push(body);
+        // A notice sent again (its first answer lost) is one notice: counted once, by its id.
+        const id = String(req.headers['webhook-id']);
+        if (!seen.has(id)) received.push(body);
+        seen.add(id);
         res.writeHead(204).end();
       });
     });
@@ -70,7 +74,10 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
     received.length = 0;
     // The owner asks first, from an address of their own; an admin also makes a code.
     await a.auth.requestPasswordReset({ username: 'gus' }, from('192.0.2.44'));
-    await eventually(() => expect(received).toHaveLength(1));
+    await eventually(() => {
+      clock.advance(250);
+      expect(received).toHaveLength(1);
+    });
     const owners = (JSON.parse(received[0]!) as { code: string }).code;
     const admins = (await b.admin.createPasswordResetCode({ userId }, root)).code;
     // Then four addresses ask five times each, spread over both instances: three codes each are sent.
