@@ -278,7 +278,7 @@ async function betterAuthGroups(results) {
     ]);
   } finally {
     for (const s of started.reverse()) await s.stop();
-    pg.stop();
+    await pg.stop();
   }
 }
 

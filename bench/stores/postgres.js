@@ -36,6 +36,7 @@ async function startPostgres() {
   // Durable as a production server is (fsync on, synchronous commit): the figures include it.
   const [pcmd, pargs] = as(postgresBin('postgres'), ['-D', path.join(dir, 'data'), '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'shared_buffers=256MB', '-c', 'max_connections=100']);
   const child = spawn(pcmd, pargs, { stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   const kill = () => {
     try {
       process.kill(Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]), 'SIGINT');
@@ -43,7 +44,17 @@ async function startPostgres() {
       child.kill('SIGKILL');
     }
   };
+  // At an exit that cannot wait (an error): the server is told to stop, its directory stays.
   process.on('exit', kill);
+  /** Stops the server, waits for it (a minute at most), and removes its directory (1 GB after the ListUsers figure). */
+  const stop = async () => {
+    process.removeListener('exit', kill);
+    if (child.exitCode === null && child.signalCode === null) {
+      kill();
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000).unref())]);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
   for (let i = 0; ; i++) {
     const c = new Client({ host: '127.0.0.1', port, user: 'auth', database: 'postgres' });
     try {
@@ -58,7 +69,7 @@ async function startPostgres() {
   }
   const url = `postgres://auth@127.0.0.1:${port}/postgres`;
   // pid: the process whose tree is the server (runuser when root), for the database's CPU.
-  return { url, pid: child.pid, stop: kill };
+  return { url, pid: child.pid, stop };
 }
 
 /**
@@ -144,7 +155,7 @@ async function postgresFigures(results, memoryService) {
   results.figures.push({ name: 'ListUsers, a page of 1,000 at 1,000,000 users (PostgreSQL store) vs at 3,000 users', unit: 'ms a page', value: large, baseline: small, ratio: large / small, spread: [large / small, large / small], limit: 2, met: large / small <= 2 });
   await sql.end();
   await store.close();
-  pg.stop();
+  await pg.stop();
 }
 
 module.exports = { postgresBin, postgresFigures, startPostgres };
