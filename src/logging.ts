@@ -1,3 +1,5 @@
+import * as timers from 'node:timers';
+import { isMainThread } from 'node:worker_threads';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
@@ -102,51 +104,111 @@ export interface LineSink {
   write(data: string): unknown;
 }
 
-/** Pending lines past this many characters are written at once rather than at the end of the turn. */
-const TURN_LINES_MAX = 64 * 1024;
+/**
+ * At most this many bytes go in one write: a write to a pipe up to PIPE_BUF (4096 on Linux) is
+ * atomic, so another process writing the same pipe (a process manager's, a sidecar's) never
+ * splits a line. A single longer line is written alone, as it always was.
+ */
+const WRITE_BYTES_MAX = 4096;
+// Taken when the module loads: a test's fake timers, installed later, cannot hold lines back.
+const nextTurn = timers.setImmediate;
+/** pino's level of `warn`: lines of this level and above are written at once. */
+const WARN = 40;
+
+/** Why standard output refused a write, reported once each on standard error (its lines may be lost). */
+const reportedWriteErrors = new Set<string>();
+function reportWriteError(err: unknown): void {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? String(err);
+  if (reportedWriteErrors.has(code)) return;
+  reportedWriteErrors.add(code);
+  try {
+    process.stderr.write(`grpc-auth: log lines could not be written to standard output (${code}); lines may be lost until it takes them again\n`);
+  } catch {
+    // Standard error is gone too: nothing is left to tell.
+  }
+}
+
+/** A destination made by `linesPerTurn`. */
+export interface LinesPerTurn extends DestinationStream {
+  /** Writes what is pending now. */
+  flushSync(): void;
+  /** pino's `logger.flush(cb)`: writes what is pending, then calls back. */
+  flush(cb?: (err?: Error) => void): void;
+  /** From now on every line is written as it comes (the process is exiting). */
+  writeThrough(): void;
+}
 
 /**
- * A destination that writes the lines logged in one event-loop turn with one synchronous write,
- * when the turn ends (setImmediate), in the order they were logged. Under load one turn runs the
- * ends of many calls, and a write system call a line was about 5 µs of the main thread (two lines
- * a Refresh: the call's and its audit event's; bench/results/profile-refresh.txt). Nothing is
- * reordered and nothing waits past its turn: `flushSync` (run on process exit, whether by
- * process.exit, the end of a shutdown or an uncaught exception) writes what is pending. Only a
- * process killed outright (SIGKILL) loses the lines of the turn it was in. The pending text is
- * bounded: past TURN_LINES_MAX characters it is written at once.
+ * A destination that writes the info lines logged in one event-loop turn together, synchronously,
+ * when the turn ends (setImmediate), in the order they were logged, at most WRITE_BYTES_MAX bytes a
+ * write. Under load one turn runs the ends of many calls, and a write system call a line was
+ * about 5 µs of the main thread (a Refresh logs two: the call's and its audit event's;
+ * bench/results/profile-refresh.txt). A warning, an error or a fatal line is written at once, with
+ * whatever is pending before it, so the lines an operator needs after a crash, a hang or a kill
+ * are out before the process can die. What is pending is written on process exit (process.exit,
+ * the end of a shutdown, an uncaught exception), and every line after that as it comes. An info
+ * line waits at most for the end of its turn: a process killed then (SIGKILL, a signal it does not
+ * handle, out of memory, a native crash) or a turn that never ends (a hang) loses the info lines of
+ * that turn. A write that fails (a full disk under a redirected stdout) may lose its lines and is
+ * reported once on standard error; it never throws into the service.
  */
-export function linesPerTurn(sink: LineSink): DestinationStream & { flushSync(): void } {
+export function linesPerTurn(sink: LineSink): LinesPerTurn {
   let pending = '';
+  let pendingBytes = 0;
   let scheduled = false;
+  let through = false;
   const flushSync = () => {
     if (pending === '') return;
     const lines = pending;
     pending = '';
-    sink.write(lines);
+    pendingBytes = 0;
+    try {
+      sink.write(lines);
+    } catch (err) {
+      reportWriteError(err);
+    }
   };
   const endOfTurn = () => {
     scheduled = false;
     flushSync();
   };
-  return {
+  const destination: LinesPerTurn & { lastLevel?: number; [key: symbol]: unknown } = {
+    // pino sets `lastLevel` on a destination that asks for its metadata.
+    [Symbol.for('pino.metadata')]: true,
     write(line: string) {
+      const bytes = Buffer.byteLength(line);
+      if (pendingBytes + bytes > WRITE_BYTES_MAX) flushSync();
       pending += line;
-      if (pending.length >= TURN_LINES_MAX) flushSync();
+      pendingBytes += bytes;
+      if (through || (destination.lastLevel ?? 0) >= WARN) flushSync();
       else if (!scheduled) {
         scheduled = true;
-        setImmediate(endOfTurn);
+        nextTurn(endOfTurn);
       }
     },
     flushSync,
+    flush(cb) {
+      flushSync();
+      cb?.();
+    },
+    writeThrough() {
+      through = true;
+      flushSync();
+    },
   };
+  return destination;
 }
 
-let stdoutLines: (DestinationStream & { flushSync(): void }) | undefined;
-/** Standard output for every logger of the process: one buffer keeps their lines in order. */
+let stdoutLines: LinesPerTurn | undefined;
+/**
+ * Standard output for every logger of the process: one buffer keeps their lines in order. In a
+ * worker thread (no exit event flushes it when the worker is ended) every line is written as it comes.
+ */
 function standardOutput(): DestinationStream {
   if (!stdoutLines) {
     const lines = linesPerTurn(pino.destination({ dest: 1, sync: true }));
-    process.on('exit', lines.flushSync);
+    if (isMainThread) process.on('exit', lines.writeThrough);
+    else lines.writeThrough();
     stdoutLines = lines;
   }
   return stdoutLines;
@@ -154,9 +216,9 @@ function standardOutput(): DestinationStream {
 
 /**
  * The root logger: JSON lines, ISO times, secrets redacted (see `censor`). Written to stdout
- * synchronously, once a turn (`linesPerTurn`): an asynchronous write still in flight at exit can
- * land after a later line, or not at all, and the last lines of a shutdown are the ones an
- * operator needs.
+ * synchronously (`linesPerTurn`: info lines once a turn, warnings and worse at once): an
+ * asynchronous write still in flight at exit can land after a later line, or not at all, and the
+ * last lines of a shutdown are the ones an operator needs.
  */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   const options = {
