@@ -55,13 +55,18 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
   });
 
   /**
-   * Waits for `count` notices. A notice whose POST failed (a loaded machine) is sent again after
-   * 5 s of the service's clock, then 10, 20: the test's clock moves 250 ms a poll while it waits
-   * (about four minutes of it in 20 s; codes last 15). If they do not come, the failure says what
-   * each instance logged of the resets (a request throttled, dropped or a notice given up).
+   * Waits for `count` notices. A request's code is made after its answer (the store read, the
+   * throttle and the write run on), and the store's operations are bounded on the service's clock:
+   * so the clock stays still until every code is made (moving it sooner times out a slow store
+   * write, and its notice is never sent). Then a notice whose POST failed (a loaded machine) is
+   * sent again after 5 s of that clock, then 10, 20: the clock moves 250 ms a poll while the test
+   * waits (about four minutes of it in 20 s; codes last 15). If they do not come, the failure says
+   * what each instance logged of the resets (a request throttled, dropped or a notice given up).
    */
   async function notices(count: number): Promise<void> {
+    const logged = () => [a, b].map((s) => s.logs.entries.filter((e) => String(e.event).startsWith('password_reset')));
     try {
+      await eventually(() => expect(logged().flat().filter((e) => e.event === 'password_reset_code_created' && e.via === 'hook')).toHaveLength(count), { timeoutMs: 20_000 });
       await eventually(
         () => {
           clock.advance(250);
@@ -70,8 +75,8 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
         { timeoutMs: 20_000 },
       );
     } catch (err) {
-      const logged = [a, b].map((s) => s.logs.entries.filter((e) => String(e.event).startsWith('password_reset')).map(({ event, why, scope, tries }) => ({ event, why, scope, tries })));
-      throw new Error(`${(err as Error).message}\nreset events on a: ${JSON.stringify(logged[0])}\non b: ${JSON.stringify(logged[1])}`);
+      const [onA, onB] = logged().map((events) => events.map(({ event, why, scope, tries }) => ({ event, why, scope, tries })));
+      throw new Error(`${(err as Error).message}\nreset events on a: ${JSON.stringify(onA)}\non b: ${JSON.stringify(onB)}`);
     }
   }
 
