@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { AuthError } from '../errors.js';
 import type { Random } from '../random.js';
+import { sha256 } from './sha256.js';
 import { totpStep } from './totp.js';
 
 /**
@@ -211,7 +212,7 @@ export async function changeSecrets<T>(store: UserSecretStore, userId: string, n
 
 /** SHA-256, base64url: high-entropy codes and tokens need no slow hash. */
 export function digest(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+  return sha256(value, 'base64url');
 }
 
 export function sameDigest(a: string, b: string): boolean {
