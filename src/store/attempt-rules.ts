@@ -40,10 +40,18 @@ export function beginRule(entry: AttemptEntry | undefined, now: number, policy: 
   };
 }
 
+/**
+ * Whether this end deletes the key's entry whatever it holds (a success forgets the failures and
+ * the other attempts in flight alike): a store may then delete without reading the entry first.
+ */
+export function endClears(outcome: AttemptOutcome): boolean {
+  return outcome === 'succeeded';
+}
+
 /** Ends a reserved attempt: a failure counts, a success clears the key, a release only ends it. Undefined: nothing to write. */
 export function endRule(entry: AttemptEntry | undefined, now: number, policy: BackoffPolicy, outcome: AttemptOutcome): AttemptEntry | null | undefined {
   if (!entry) return undefined;
-  if (outcome === 'succeeded') return null;
+  if (endClears(outcome)) return null;
   const inFlight = Math.max(0, heldInFlight(entry, now) - 1);
   if (outcome === 'released') return inFlight === 0 && entry.failures === 0 ? null : { ...entry, inFlight };
   const failures = entry.failures + 1;

@@ -147,6 +147,18 @@ describeWithPostgres('PostgreSQL: no write lands after its caller was told UNAVA
       },
     },
     {
+      name: "a successful login's attempt cleared (one statement)",
+      async run() {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
+        await store.beginAttempt(key, policy);
+        await whileFrozen(() => store.endAttempt(key, policy, 'succeeded'));
+        expect(await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1 AND in_flight > 0', [key])).toBe(1);
+        await store.endAttempt(key, policy, 'succeeded');
+        expect(await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1', [key])).toBe(0);
+      },
+    },
+    {
       name: "a service account's assertion id (one statement)",
       async run() {
         const account = id('sva');

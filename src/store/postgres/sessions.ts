@@ -22,22 +22,38 @@ export class PostgresSessions extends PostgresBase {
       if (user.disabled) return { outcome: 'refused', why: 'disabled' };
       if (user.generation > req.userGeneration) return { outcome: 'refused', why: 'revoked' };
       const t = user.now;
-      await q(
-        'auth_prune_sessions',
-        'DELETE FROM auth_sessions WHERE user_id = $1 AND NOT ($2 < expires_at AND $2 < token_expires_at + $3 AND user_generation >= $4)',
-        [req.userId, t, this.grace, user.generation],
-      );
-      await q('auth_cap_sessions', 'DELETE FROM auth_sessions WHERE id IN (SELECT id FROM auth_sessions WHERE user_id = $1 ORDER BY seq DESC OFFSET $2)', [
-        req.userId,
-        this.options.maxSessionsPerUser - 1,
-      ]);
       const expiresAt = t + req.sessionMaxAgeMs;
       const refreshExpiresAt = Math.min(t + req.refreshTtlMs, expiresAt);
+      // One statement (a round trip, not three): the user's ended sessions go, and of the rest the
+      // oldest past the cap (the new one counted), and the new one is inserted. It sees the
+      // database as it was once the user's row was locked above: every session of a concurrent
+      // login of the user, which took that lock before, is counted.
       await q(
-        'auth_insert_session',
-        `INSERT INTO auth_sessions (id, user_id, user_generation, generation, token_hash, created_at, last_refreshed_at, expires_at, token_expires_at, purge_at, client_address, user_agent, amr)
+        'auth_start_session',
+        `WITH mine AS (
+           SELECT id, seq, ($5 < expires_at AND $5 < token_expires_at + $12 AND user_generation >= $3) AS live FROM auth_sessions WHERE user_id = $2
+         ), ended AS (
+           DELETE FROM auth_sessions WHERE id IN (
+             (SELECT id FROM mine WHERE NOT live) UNION ALL (SELECT id FROM mine WHERE live ORDER BY seq DESC OFFSET $13)
+           )
+         )
+         INSERT INTO auth_sessions (id, user_id, user_generation, generation, token_hash, created_at, last_refreshed_at, expires_at, token_expires_at, purge_at, client_address, user_agent, amr)
          VALUES ($1, $2, $3, 0, $4, $5, $5, $6, $7, $8, $9, $10, $11)`,
-        [req.sessionId, req.userId, user.generation, req.refreshHash, t, expiresAt, refreshExpiresAt, Math.min(expiresAt, refreshExpiresAt + this.grace), req.clientAddress, req.userAgent, req.amr.join(' ')],
+        [
+          req.sessionId,
+          req.userId,
+          user.generation,
+          req.refreshHash,
+          t,
+          expiresAt,
+          refreshExpiresAt,
+          Math.min(expiresAt, refreshExpiresAt + this.grace),
+          req.clientAddress,
+          req.userAgent,
+          req.amr.join(' '),
+          this.grace,
+          this.options.maxSessionsPerUser - 1,
+        ],
       );
       return { outcome: 'created', user: liveOf(user), now: t, expiresAt, refreshExpiresAt, authTime: t, amr: req.amr };
     });

@@ -253,6 +253,23 @@ export function sessionsSuite(t: Conformance): void {
       expect(await live(user.id, ids[0]!)).toBeUndefined();
       expect(await live(user.id, ids[1]!)).toBeUndefined();
     });
+
+    test('sessions that have ended do not count toward the cap: a login keeps every active one', async () => {
+      const user = await addUser();
+      const kept: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        kept.push((await session(user.id, 'h0', { refreshTtlMs: 3 * HOUR })).sessionId);
+        clock.advance(1);
+      }
+      // The newest ones end first: counted by age, the cap would end an active one.
+      for (let i = 0; i < MAX_SESSIONS - 2; i++) {
+        await session(user.id, 'h0', { maxAgeMs: HOUR });
+        clock.advance(1);
+      }
+      clock.advance(HOUR);
+      const added = (await session(user.id)).sessionId;
+      expect((await store.listSessions(user.id)).map((s) => s.id)).toEqual([added, ...kept.reverse()]);
+    });
   });
 
 }
