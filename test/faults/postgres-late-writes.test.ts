@@ -172,6 +172,112 @@ describeWithPostgres('PostgreSQL: no write lands after its caller was told UNAVA
   ])('$name', async ({ run }) => run(), 30_000);
 });
 
+describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lock or a connection', (pg) => {
+  let url: string;
+  let sql: Client;
+  const stores: PostgresStore[] = [];
+  const open = async (connection: { url: string; poolSize: number }, statementTimeoutMs: number) => {
+    const store = new PostgresStore({ connection, statementTimeoutMs, accessGraceMs: 60_000, maxSessionsPerUser: 10, migrate: 'auto' });
+    stores.push(store);
+    await store.connect();
+    return store;
+  };
+  beforeAll(async () => {
+    url = await pg().createDatabase();
+    sql = new Client({ connectionString: url });
+    sql.on('error', () => {}); // the server stops before this suite's own afterAll
+    await sql.connect();
+  });
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await sql?.end();
+  });
+
+  const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
+  const newUser = (name: string) => ({ id: id('usr'), username: name, passwordHash: '$argon2id$x', roles: ['user'], disabled: false, origin: 'api' as const });
+  const count = async (query: string, values: unknown[]) => Number((await sql.query<{ n: string }>(query, values)).rows[0]!.n);
+
+  /*
+   * Behind a pooler a single statement has no lock_timeout (no startup parameters, and it is not
+   * in a transaction that sets one), so it waits for a lock for as long as the holder keeps it.
+   * The caller is told UNAVAILABLE after the statement timeout; the holder then rolls back, and
+   * the statement goes on. Its WHERE was evaluated before the wait: only the RETURNING's
+   * deadline check stops the write.
+   */
+  test.each([
+    {
+      name: "a successful login's attempt cleared",
+      async setup(store: PostgresStore) {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        await store.beginAttempt(key, policy);
+        return {
+          lock: { text: 'SELECT 1 FROM auth_attempts WHERE key = $1 FOR UPDATE', values: [key] },
+          write: () => store.endAttempt(key, policy, 'succeeded'),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1', [key])) === 0,
+        };
+      },
+    },
+    {
+      name: 'a refresh-token rotation',
+      async setup(store: PostgresStore) {
+        const user = newUser(`rot-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        const sessionId = id('ses');
+        await store.createSession({ userId: user.id, sessionId, userGeneration: 0, refreshHash: hash('t0'), refreshTtlMs: 3_600_000, sessionMaxAgeMs: 86_400_000, clientAddress: '10.0.0.1', userAgent: 'test', amr: ['pwd'] });
+        return {
+          lock: { text: 'SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE', values: [sessionId] },
+          write: () => store.rotateRefreshToken({ userId: user.id, sessionId, generation: 0, hash: hash('t0'), tagged: true, successorHash: hash('t1'), sealedSuccessor: 'sealed', refreshTtlMs: 3_600_000, reuseIntervalMs: 10 }),
+          written: async () => (await count('SELECT generation AS n FROM auth_sessions WHERE id = $1', [sessionId])) === 1,
+        };
+      },
+    },
+    {
+      name: 'a registration waiting on the same name inserted by another transaction',
+      async setup(store: PostgresStore) {
+        const user = newUser(`reg-${randomBytes(3).toString('hex')}`);
+        return {
+          lock: {
+            text: "INSERT INTO auth_users (id, username, password_hash, roles, disabled, generation, revision, origin, created_at, password_changed_at) VALUES ($1, $2, 'x', '{user}', false, 0, 1, 'api', 0, 0)",
+            values: [id('usr'), user.username],
+          },
+          write: () => store.createUser(user),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_users WHERE id = $1', [user.id])) === 1,
+        };
+      },
+    },
+  ])('behind a pooler, $name blocked by a lock whose holder rolls back: UNAVAILABLE, and nothing written', async ({ setup }) => {
+    const store = await open({ url: `${url}?pgbouncer=true`, poolSize: 2 }, STATEMENT_TIMEOUT_MS);
+    const { lock, write, written } = await setup(store);
+    const holder = new Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(lock.text, lock.values);
+      await store.ping(); // a fresh reading of the database's clock
+      await expect(write()).rejects.toMatchObject({ code: 'unavailable' });
+      await holder.query('ROLLBACK');
+      await sleep(300); // the statement that waited has run (or failed) by now
+      expect(await written()).toBe(false);
+    } finally {
+      await holder.end();
+    }
+  }, 30_000);
+
+  test('a write that waited for a pool connection is not refused as late: its deadline is taken when it is sent', async () => {
+    const store = await open({ url, poolSize: 1 }, 500); // a deadline 750 ms after sending; 1 s for a connection
+    const key = `acct:${randomBytes(4).toString('hex')}`;
+    await store.beginAttempt(key, policy);
+    const user = newUser(`wait-${randomBytes(3).toString('hex')}`);
+    await store.ping();
+    const busy = await store.client.connect(); // the pool's one connection
+    const waiting = Promise.all([store.endAttempt(key, policy, 'succeeded'), store.createUser(user)]);
+    await sleep(850);
+    busy.release();
+    await expect(waiting).resolves.toEqual([undefined, 'created']);
+    expect(await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1', [key])).toBe(0);
+  }, 30_000);
+});
+
 describeWithPostgres('PostgreSQL frozen under Refresh: the retry after UNAVAILABLE works, however late', (pg) => {
   let instance: Running | undefined;
   afterAll(async () => {

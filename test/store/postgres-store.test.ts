@@ -72,6 +72,29 @@ describeWithPostgres('PostgresStore', (pg) => {
     }
   });
 
+  test('a login deletes the rows of the user’s ended sessions, and ends the oldest past the cap, even with 20 logins at once', async () => {
+    const clock = new ManualClock(T0);
+    const store = await open(url, { clock, maxSessionsPerUser: 3 });
+    const sql = new Client({ connectionString: url });
+    await sql.connect();
+    try {
+      const { userId } = await userWithSession(store, { maxAgeMs: HOUR });
+      const rows = async () => Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM auth_sessions WHERE user_id = $1', [userId])).rows[0]!.n);
+      clock.advance(HOUR);
+      const login = () =>
+        store.createSession({ userId, sessionId: newId(random, 'ses'), userGeneration: 0, refreshHash: 'h', refreshTtlMs: HOUR, sessionMaxAgeMs: 24 * HOUR, clientAddress: '10.0.0.1', userAgent: 't', amr: ['pwd'] });
+      await login();
+      expect(await rows()).toBe(1); // the ended one is gone from the table, not only from the listing
+      // Each login locks the user's row first, so each sees the sessions the ones before it committed.
+      const results = await Promise.all(Array.from({ length: 20 }, login));
+      expect(results.every((r) => r.outcome === 'created')).toBe(true);
+      expect(await rows()).toBe(3);
+    } finally {
+      await sql.end();
+      await store.close();
+    }
+  });
+
   test('a session’s rows stay the same however often it rotates: 1,000 rotations, one session row, no other row', async () => {
     const clock = new ManualClock(T0);
     const store = await open(url, { clock });

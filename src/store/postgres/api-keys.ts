@@ -1,6 +1,6 @@
 import type { ApiKeyRecord } from '../../core/api-keys.js';
 import type { LiveUser } from '../../core/records.js';
-import { PostgresBase } from './base.js';
+import { DEADLINE, PostgresBase } from './base.js';
 import { now, onTime } from './records.js';
 
 const KEY = 'id, owner_id, name, roles, hash, created_at, expires_at, owner_generation, last_used_at';
@@ -46,7 +46,7 @@ export class PostgresApiKeys extends PostgresBase {
          WHERE ${OWNER} AND (SELECT count(*) FROM auth_api_keys WHERE owner_id = $2 AND expires_at > ${now(9)}) < $8 AND ${onTime(10)}
          RETURNING 1)
        SELECT ${OWNER} AS owner, EXISTS (SELECT 1 FROM ins) AS inserted`,
-      [key.id, key.ownerId, key.name, [...key.roles], key.hash, key.createdAt, key.expiresAt, maxPerOwner, this.fixedNow(), this.deadline(), key.ownerGeneration],
+      [key.id, key.ownerId, key.name, [...key.roles], key.hash, key.createdAt, key.expiresAt, maxPerOwner, this.fixedNow(), DEADLINE, key.ownerGeneration],
       );
     });
     const row = rows[0]!;
@@ -64,11 +64,11 @@ export class PostgresApiKeys extends PostgresBase {
   }
 
   async revokeApiKey(ownerId: string, id: string): Promise<boolean> {
-    return (await this.changed('auth_revoke_api_key', `DELETE FROM auth_api_keys WHERE id = $1 AND owner_id = $2 AND ${onTime(3)}`, [id, ownerId, this.deadline()])) === 1;
+    return (await this.changed('auth_revoke_api_key', `DELETE FROM auth_api_keys WHERE id = $1 AND owner_id = $2 AND ${onTime(3)} RETURNING ${onTime(3)}`, [id, ownerId, DEADLINE])) === 1;
   }
 
   async touchApiKey(id: string, at: number): Promise<void> {
-    await this.changed('auth_touch_api_key', `UPDATE auth_api_keys SET last_used_at = $2 WHERE id = $1 AND ${onTime(3)}`, [id, at, this.deadline()]);
+    await this.changed('auth_touch_api_key', `UPDATE auth_api_keys SET last_used_at = $2 WHERE id = $1 AND ${onTime(3)} RETURNING ${onTime(3)}`, [id, at, DEADLINE]);
   }
 
   async liveApiKey(ownerId: string, id: string): Promise<LiveUser | undefined> {

@@ -1,6 +1,6 @@
 import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
 import { beginRule, checkRule, endClears, endRule, recordRule, type AttemptEntry } from '../attempt-rules.js';
-import { PostgresBase, type Query } from './base.js';
+import { DEADLINE, PostgresBase, type Query } from './base.js';
 import { now, onTime } from './records.js';
 
 interface AttemptRow {
@@ -71,7 +71,7 @@ export class PostgresAttempts extends PostgresBase {
     // A success deletes the entry whatever it holds: one statement (its row lock orders it), where
     // reading the entry first would take a transaction of four round trips (every login's end).
     if (endClears(outcome)) {
-      await this.one('auth_clear_attempt', `DELETE FROM auth_attempts WHERE key = $1 AND ${onTime(2)}`, [key, this.deadline()]);
+      await this.one('auth_clear_attempt', `DELETE FROM auth_attempts WHERE key = $1 AND ${onTime(2)} RETURNING ${onTime(2)}`, [key, DEADLINE]);
       return;
     }
     await this.tx(async (q) => {

@@ -62,6 +62,9 @@ const ANSWER_SLACK_MS = 250;
 
 const UNAVAILABLE = 'session store unavailable';
 
+/** In a statement's values: the write's deadline (`deadline()`), taken as it is sent, after any wait for a connection. */
+export const DEADLINE: unique symbol = Symbol('the write deadline');
+
 /** A statement of a transaction: its prepared name, its text, its values; its rows. */
 export type Query = <R = Record<string, unknown>>(name: string, text: string, values: unknown[]) => Promise<R[]>;
 
@@ -240,9 +243,13 @@ export abstract class PostgresBase {
     return client;
   }
 
-  /** Runs a statement: prepared under `name`, or unnamed behind a pooler (a transaction-mode pooler cannot keep named ones). */
+  /**
+   * Runs a statement: prepared under `name`, or unnamed behind a pooler (a transaction-mode pooler
+   * cannot keep named ones). A DEADLINE among the values becomes the deadline as it is sent.
+   */
   protected query<R>(client: PoolClient, name: string, text: string, values: unknown[]): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
-    return client.query<R & pg.QueryResultRow>(this.pooler ? { text, values } : { name, text, values });
+    const sent = values.includes(DEADLINE) ? values.map((v) => (v === DEADLINE ? this.deadline() : v)) : values;
+    return client.query<R & pg.QueryResultRow>(this.pooler ? { text, values: sent } : { name, text, values: sent });
   }
 
   protected queryOn(client: PoolClient): Query {
@@ -269,7 +276,7 @@ export abstract class PostgresBase {
     }
   }
 
-  /** One statement on its own (autocommit), as a prepared statement named `name`. A write passes `deadline()` to `auth_on_time`. */
+  /** One statement on its own (autocommit), as a prepared statement named `name`. A write passes DEADLINE to `auth_on_time` (records.ts `onTime`). */
   protected one<R = Record<string, unknown>>(name: string, text: string, values: unknown[]): Promise<R[]> {
     return this.single(name, text, values, (r) => r.rows as R[]);
   }

@@ -1,4 +1,4 @@
-import { PostgresBase } from './base.js';
+import { DEADLINE, PostgresBase } from './base.js';
 import { now, onTime } from './records.js';
 
 /**
@@ -10,16 +10,16 @@ export class PostgresPasskeys extends PostgresBase {
   async putCeremony(id: string, ceremony: string, ttlMs: number): Promise<void> {
     await this.one(
       'auth_put_ceremony',
-      `INSERT INTO auth_ceremonies (id, body, expires_at) SELECT $1::text, $2::text, ${now(4)} + $3::bigint WHERE ${onTime(5)}`,
-      [id, ceremony, ttlMs, this.fixedNow(), this.deadline()],
+      `INSERT INTO auth_ceremonies (id, body, expires_at) SELECT $1::text, $2::text, ${now(4)} + $3::bigint WHERE ${onTime(5)} RETURNING ${onTime(5)}`,
+      [id, ceremony, ttlMs, this.fixedNow(), DEADLINE],
     );
   }
 
   async takeCeremony(id: string): Promise<string | undefined> {
     const rows = await this.one<{ body: string; live: boolean }>(
       'auth_take_ceremony',
-      `DELETE FROM auth_ceremonies WHERE id = $1 AND ${onTime(3)} RETURNING body, expires_at > ${now(2)} AS live`,
-      [id, this.fixedNow(), this.deadline()],
+      `DELETE FROM auth_ceremonies WHERE id = $1 AND ${onTime(3)} RETURNING body, expires_at > ${now(2)} AS live, ${onTime(3)}`,
+      [id, this.fixedNow(), DEADLINE],
     );
     return rows[0]?.live ? rows[0].body : undefined;
   }
@@ -29,9 +29,9 @@ export class PostgresPasskeys extends PostgresBase {
       'auth_link_passkey',
       `WITH ins AS (
          INSERT INTO auth_passkeys (credential_id, user_id) SELECT $1::text, $2::text WHERE ${onTime(3)}
-         ON CONFLICT (credential_id) DO NOTHING RETURNING user_id)
-       SELECT user_id FROM ins UNION ALL SELECT user_id FROM auth_passkeys WHERE credential_id = $1`,
-      [credentialId, userId, this.deadline()],
+         ON CONFLICT (credential_id) DO NOTHING RETURNING user_id, ${onTime(3)} AS on_time)
+       SELECT user_id FROM ins WHERE on_time UNION ALL SELECT user_id FROM auth_passkeys WHERE credential_id = $1`,
+      [credentialId, userId, DEADLINE],
     );
     // Nothing seen: another insert of the same id committed after this statement's snapshot.
     const owners = rows.length > 0 ? rows.map((r) => r.user_id) : [await this.passkeyOwner(credentialId)];
@@ -44,6 +44,6 @@ export class PostgresPasskeys extends PostgresBase {
   }
 
   async unlinkPasskey(credentialId: string, userId: string): Promise<void> {
-    await this.one('auth_unlink_passkey', `DELETE FROM auth_passkeys WHERE credential_id = $1 AND user_id = $2 AND ${onTime(3)}`, [credentialId, userId, this.deadline()]);
+    await this.one('auth_unlink_passkey', `DELETE FROM auth_passkeys WHERE credential_id = $1 AND user_id = $2 AND ${onTime(3)} RETURNING ${onTime(3)}`, [credentialId, userId, DEADLINE]);
   }
 }

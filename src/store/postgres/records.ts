@@ -9,8 +9,12 @@ import type { SessionRecord } from '../store.js';
 export const now = (n: number) => `coalesce($${n}::bigint, floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)`;
 
 /**
- * In a statement that writes, `$n` is the caller's deadline (PostgresBase.deadline()): past it the
- * statement fails and writes nothing (migration 0004), so a retry after UNAVAILABLE is safe.
+ * In a statement that writes, `$n` is the caller's deadline (DEADLINE in its values): past it the
+ * statement fails and writes nothing (migration 0004), so a retry after UNAVAILABLE is safe. A
+ * single statement checks it in its WHERE (it does not start late) and again in its RETURNING,
+ * for each row it wrote: a WHERE is evaluated before the statement waits for a row's lock or a
+ * unique key another transaction holds, and not again when that one rolls back, so only the
+ * RETURNING sees a write that waited past its deadline. (A transaction checks it with its COMMIT.)
  */
 export const onTime = (n: number) => `auth_on_time($${n}::bigint)`;
 

@@ -2,7 +2,7 @@ import { isEnabledAdmin, mayDemote, type UserQuery } from '../../core/accounts.j
 import type { LiveUser } from '../../core/records.js';
 import { liveAccount, type NewCredential, type ServiceAccountChange, type ServiceAccountRecord, type ServiceAccountUpdate } from '../../core/service-accounts.js';
 import { applyServiceAccountChange } from '../service-account-rules.js';
-import { PostgresBase } from './base.js';
+import { DEADLINE, PostgresBase } from './base.js';
 import { ACCOUNT, accountOf, now, onTime, type AccountRow } from './records.js';
 
 /** Service accounts: one row each with its credentials as JSON; assertion ids until they expire. */
@@ -12,8 +12,8 @@ export class PostgresServiceAccounts extends PostgresBase {
       'auth_create_account',
       `INSERT INTO auth_service_accounts (${ACCOUNT})
        SELECT $1::text, $2::text, $3::text[], false, t, 1, jsonb_build_array($4::jsonb || jsonb_build_object('createdAt', t)) FROM (SELECT ${now(5)} AS t) n WHERE ${onTime(6)}
-       ON CONFLICT DO NOTHING RETURNING id`,
-      [account.id, account.name, [...account.roles], JSON.stringify(account.credential), this.fixedNow(), this.deadline()],
+       ON CONFLICT DO NOTHING RETURNING id, ${onTime(6)}`,
+      [account.id, account.name, [...account.roles], JSON.stringify(account.credential), this.fixedNow(), DEADLINE],
     );
     return rows.length === 1 ? 'created' : 'exists';
   }
@@ -74,8 +74,8 @@ export class PostgresServiceAccounts extends PostgresBase {
       'auth_use_assertion',
       `INSERT INTO auth_assertions AS a (account_id, jti, expires_at) SELECT $1::text, $2::text, $3::bigint WHERE ${onTime(5)}
        ON CONFLICT (account_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE a.expires_at <= ${now(4)}
-       RETURNING 1`,
-      [serviceAccountId, jti, expiresAt, this.fixedNow(), this.deadline()],
+       RETURNING ${onTime(5)}`,
+      [serviceAccountId, jti, expiresAt, this.fixedNow(), DEADLINE],
     );
     return rows.length === 1;
   }

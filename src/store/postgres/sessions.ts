@@ -3,7 +3,7 @@ import type { LiveUser, SessionInfo } from '../../core/records.js';
 import type { ParsedRefreshToken } from '../../core/refresh-token.js';
 import type { CreateSessionResult, NewSession, RotateRequest, RotateResult } from '../../core/session-flows.js';
 import { sharedAmr } from '../../core/amr.js';
-import { LIVE_BATCH, PostgresBase } from './base.js';
+import { DEADLINE, LIVE_BATCH, PostgresBase } from './base.js';
 import type { SessionRecord } from '../store.js';
 import { ACTIVE, liveOf, now, onTime, SESSION_INFO, sessionOf, USER, type SessionRow, type UserRow } from './records.js';
 
@@ -78,8 +78,8 @@ export class PostgresSessions extends PostgresBase {
          FROM auth_users u, n
          WHERE s.id = $2 AND s.user_id = $1 AND u.id = s.user_id AND s.generation = $3 AND s.token_hash = $4
            AND n.now < s.token_expires_at AND ${ACTIVE('$8')} AND ${onTime(10)}
-         RETURNING n.now, s.expires_at, s.token_expires_at, s.created_at, s.amr, u.id, u.username, u.roles, u.revision`,
-        [req.userId, req.sessionId, req.generation, req.hash, req.successorHash, req.sealedSuccessor, req.refreshTtlMs, this.grace, this.fixedNow(), this.deadline()],
+         RETURNING n.now, s.expires_at, s.token_expires_at, s.created_at, s.amr, u.id, u.username, u.roles, u.revision, ${onTime(10)}`,
+        [req.userId, req.sessionId, req.generation, req.hash, req.successorHash, req.sealedSuccessor, req.refreshTtlMs, this.grace, this.fixedNow(), DEADLINE],
       );
       const r = rotated[0];
       if (r) return { outcome: 'rotated', user: liveOf(r), now: r.now, expiresAt: r.expires_at, refreshExpiresAt: r.token_expires_at, authTime: r.created_at, amr: sharedAmr(r.amr) };

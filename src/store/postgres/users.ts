@@ -1,6 +1,6 @@
 import { isEnabledAdmin, mayDemote, type UpdateResult, type UserChange, type UserQuery } from '../../core/accounts.js';
 import type { NewUser, UserRecord } from '../../core/records.js';
-import { PostgresBase } from './base.js';
+import { DEADLINE, PostgresBase } from './base.js';
 import { now, onTime, USER, userOf, type UserRow } from './records.js';
 
 /** Users: one row each (unique name and skeleton); changes lock the row, and the admin guard when they may demote. */
@@ -10,8 +10,8 @@ export class PostgresUsers extends PostgresBase {
       'auth_create_user',
       `INSERT INTO auth_users (${USER}, skeleton)
        SELECT $1::text, $2::text, $3::text, $4::text[], $5::boolean, 0, 1, $6::text, $7::text, t, t, $8::text FROM (SELECT ${now(9)} AS t) n WHERE ${onTime(10)}
-       ON CONFLICT DO NOTHING RETURNING id`,
-      [user.id, user.username, user.passwordHash, [...user.roles], user.disabled, user.origin, user.fileDigest ?? null, claims?.skeleton ?? null, this.fixedNow(), this.deadline()],
+       ON CONFLICT DO NOTHING RETURNING id, ${onTime(10)}`,
+      [user.id, user.username, user.passwordHash, [...user.roles], user.disabled, user.origin, user.fileDigest ?? null, claims?.skeleton ?? null, this.fixedNow(), DEADLINE],
     );
     if (inserted.length === 1) return 'created';
     // Which unique key was taken: the name or id ("exists") before the skeleton ("confusable").
