@@ -245,6 +245,57 @@ describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lo
         };
       },
     },
+    {
+      name: "a service account's assertion id waiting on the same id inserted by another transaction",
+      async setup(store: PostgresStore) {
+        const account = id('sva');
+        const jti = randomBytes(8).toString('hex');
+        return {
+          lock: { text: 'INSERT INTO auth_assertions (account_id, jti, expires_at) VALUES ($1, $2, 0)', values: [account, jti] },
+          write: () => store.useAssertion(account, jti, Date.now() + 60_000),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_assertions WHERE account_id = $1', [account])) === 1,
+        };
+      },
+    },
+    {
+      name: "a passkey linked while the user's row is locked (a login, an update)",
+      async setup(store: PostgresStore) {
+        const user = newUser(`pk-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        const credential = randomBytes(16).toString('base64url');
+        return {
+          lock: { text: 'SELECT 1 FROM auth_users WHERE id = $1 FOR UPDATE', values: [user.id] },
+          write: () => store.linkPasskey(credential, user.id),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_passkeys WHERE credential_id = $1', [credential])) === 1,
+        };
+      },
+    },
+    {
+      name: 'a passkey ceremony taken',
+      async setup(store: PostgresStore) {
+        const ceremony = id('pkc');
+        await store.putCeremony(ceremony, '{"kind":"login"}', 60_000);
+        return {
+          lock: { text: 'SELECT 1 FROM auth_ceremonies WHERE id = $1 FOR UPDATE', values: [ceremony] },
+          write: () => store.takeCeremony(ceremony),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_ceremonies WHERE id = $1', [ceremony])) === 0,
+        };
+      },
+    },
+    {
+      name: 'a session revoked (RevokeSession)',
+      async setup(store: PostgresStore) {
+        const user = newUser(`rev-${randomBytes(3).toString('hex')}`);
+        await store.createUser(user);
+        const sessionId = id('ses');
+        await store.createSession({ userId: user.id, sessionId, userGeneration: 0, refreshHash: hash('t0'), refreshTtlMs: 3_600_000, sessionMaxAgeMs: 86_400_000, clientAddress: '10.0.0.1', userAgent: 'test', amr: ['pwd'] });
+        return {
+          lock: { text: 'SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE', values: [sessionId] },
+          write: () => store.revokeSession(user.id, sessionId),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_sessions WHERE id = $1', [sessionId])) === 0,
+        };
+      },
+    },
   ])('behind a pooler, $name blocked by a lock whose holder rolls back: UNAVAILABLE, and nothing written', async ({ setup }) => {
     const store = await open({ url: `${url}?pgbouncer=true`, poolSize: 2 }, STATEMENT_TIMEOUT_MS);
     const { lock, write, written } = await setup(store);
@@ -256,7 +307,8 @@ describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lo
       await store.ping(); // a fresh reading of the database's clock
       await expect(write()).rejects.toMatchObject({ code: 'unavailable' });
       await holder.query('ROLLBACK');
-      await sleep(300); // the statement that waited has run (or failed) by now
+      // The statement that waited runs (or fails) now: wait until no statement of the store's is running.
+      for (let i = 0; i < 100 && (await count("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'grpc-auth' AND state = 'active'", [])) > 0; i++) await sleep(50);
       expect(await written()).toBe(false);
     } finally {
       await holder.end();

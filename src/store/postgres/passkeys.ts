@@ -27,8 +27,12 @@ export class PostgresPasskeys extends PostgresBase {
   async linkPasskey(credentialId: string, userId: string): Promise<'linked' | 'taken'> {
     const rows = await this.one<{ user_id: string }>(
       'auth_link_passkey',
-      `WITH ins AS (
-         INSERT INTO auth_passkeys (credential_id, user_id) SELECT $1::text, $2::text WHERE ${onTime(3)}
+      // The user's row is locked (FOR KEY SHARE, as the foreign key's check would lock it at the
+      // statement's end, after its RETURNING) before the insert: a wait for a login's or an
+      // update's lock on it comes before the deadline's last check. A user gone: the foreign key
+      // refuses the row, as it did.
+      `WITH owner AS (SELECT 1 FROM auth_users WHERE id = $2 FOR KEY SHARE), ins AS (
+         INSERT INTO auth_passkeys (credential_id, user_id) SELECT $1::text, $2::text WHERE (SELECT count(*) FROM owner) >= 0 AND ${onTime(3)}
          ON CONFLICT (credential_id) DO NOTHING RETURNING user_id, ${onTime(3)} AS on_time)
        SELECT user_id FROM ins WHERE on_time UNION ALL SELECT user_id FROM auth_passkeys WHERE credential_id = $1`,
       [credentialId, userId, DEADLINE],

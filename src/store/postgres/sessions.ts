@@ -215,9 +215,9 @@ export class PostgresSessions extends PostgresBase {
     const rows = await this.one(
       'auth_revoke_session',
       `DELETE FROM auth_sessions s USING auth_users u, (SELECT ${now(4)} AS now) n
-       WHERE s.id = $2 AND s.user_id = $1 AND u.id = s.user_id AND ${ACTIVE('$3')}
-       RETURNING s.id`,
-      [userId, sessionId, this.grace, this.fixedNow()],
+       WHERE s.id = $2 AND s.user_id = $1 AND u.id = s.user_id AND ${ACTIVE('$3')} AND ${onTime(5)}
+       RETURNING s.id, ${onTime(5)}`,
+      [userId, sessionId, this.grace, this.fixedNow(), DEADLINE],
     );
     return rows.length === 1;
   }
