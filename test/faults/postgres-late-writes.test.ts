@@ -196,6 +196,14 @@ describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lo
   const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
   const newUser = (name: string) => ({ id: id('usr'), username: name, passwordHash: '$argon2id$x', roles: ['user'], disabled: false, origin: 'api' as const });
   const count = async (query: string, values: unknown[]) => Number((await sql.query<{ n: string }>(query, values)).rows[0]!.n);
+  /** A new user with one session, whose refresh token hashes as hash('t0'). */
+  const userWithSession = async (store: PostgresStore, prefix: string) => {
+    const user = newUser(`${prefix}-${randomBytes(3).toString('hex')}`);
+    await store.createUser(user);
+    const sessionId = id('ses');
+    await store.createSession({ userId: user.id, sessionId, userGeneration: 0, refreshHash: hash('t0'), refreshTtlMs: 3_600_000, sessionMaxAgeMs: 86_400_000, clientAddress: '10.0.0.1', userAgent: 'test', amr: ['pwd'] });
+    return { user, sessionId };
+  };
 
   /*
    * Behind a pooler a single statement has no lock_timeout (no startup parameters, and it is not
@@ -220,10 +228,7 @@ describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lo
     {
       name: 'a refresh-token rotation',
       async setup(store: PostgresStore) {
-        const user = newUser(`rot-${randomBytes(3).toString('hex')}`);
-        await store.createUser(user);
-        const sessionId = id('ses');
-        await store.createSession({ userId: user.id, sessionId, userGeneration: 0, refreshHash: hash('t0'), refreshTtlMs: 3_600_000, sessionMaxAgeMs: 86_400_000, clientAddress: '10.0.0.1', userAgent: 'test', amr: ['pwd'] });
+        const { user, sessionId } = await userWithSession(store, 'rot');
         return {
           lock: { text: 'SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE', values: [sessionId] },
           write: () => store.rotateRefreshToken({ userId: user.id, sessionId, generation: 0, hash: hash('t0'), tagged: true, successorHash: hash('t1'), sealedSuccessor: 'sealed', refreshTtlMs: 3_600_000, reuseIntervalMs: 10 }),
@@ -285,10 +290,7 @@ describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lo
     {
       name: 'a session revoked (RevokeSession)',
       async setup(store: PostgresStore) {
-        const user = newUser(`rev-${randomBytes(3).toString('hex')}`);
-        await store.createUser(user);
-        const sessionId = id('ses');
-        await store.createSession({ userId: user.id, sessionId, userGeneration: 0, refreshHash: hash('t0'), refreshTtlMs: 3_600_000, sessionMaxAgeMs: 86_400_000, clientAddress: '10.0.0.1', userAgent: 'test', amr: ['pwd'] });
+        const { user, sessionId } = await userWithSession(store, 'rev');
         return {
           lock: { text: 'SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE', values: [sessionId] },
           write: () => store.revokeSession(user.id, sessionId),
