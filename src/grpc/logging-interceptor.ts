@@ -93,7 +93,10 @@ export function loggingInterceptor(log: Logger, random: Random, options: Logging
             stopWaiting();
             nextMessage(message);
           },
+          // grpc-js calls this as every call's stream closes, also after its status was sent:
+          // then there is nothing to abort (and an Error's stack would cost each call microseconds).
           onCancel: () => {
+            if (done) return;
             ctx?.abort(new Error('cancelled'));
             logEnd(Status.CANCELLED);
           },

@@ -1,5 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
 import { SecureService, WhoAmIResponseSchema } from '../../gen/auth/v1/secure_pb';
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '../../gen/grpc/health/v1/health_pb';
 import { ManualClock } from '../../src/clock';
@@ -8,8 +9,10 @@ import { RepeatedAnswers } from '../../src/grpc/answer-cache';
 import { EncodedMessage, serviceDefinition } from '../../src/grpc/bridge';
 import { createClient } from '../../src/grpc/client';
 import { serviceHandlers, type ServiceImpl } from '../../src/grpc/handlers';
+import { loggingInterceptor } from '../../src/grpc/logging-interceptor';
+import { systemRandom } from '../../src/random';
 import { statusOf } from '../helpers/server';
-import { nextTurn } from '../helpers/wait';
+import { eventually, nextTurn } from '../helpers/wait';
 
 describe('serviceHandlers: typed from the descriptors', () => {
   test('a missing RPC is a compile error and, if forced, a start-up error', () => {
@@ -69,8 +72,8 @@ describe('RepeatedAnswers', () => {
 });
 
 /** A bare grpc-js server with one service, for the handler adapters. */
-async function serve<S extends Parameters<typeof serviceDefinition>[0]>(service: S, impl: ServiceImpl<S>, clock = new ManualClock()) {
-  const server = new grpc.Server();
+async function serve<S extends Parameters<typeof serviceDefinition>[0]>(service: S, impl: ServiceImpl<S>, clock = new ManualClock(), interceptors: grpc.ServerInterceptor[] = []) {
+  const server = new grpc.Server({ interceptors });
   server.addService(serviceDefinition(service), serviceHandlers(service, impl, { callTimeoutMs: 1000, clock }));
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   const client = createClient(service, `127.0.0.1:${port}`);
@@ -109,6 +112,46 @@ describe('handlers over a real socket', () => {
       clock.advance(1000);
       expect(await pending).toEqual({ code: grpc.status.DEADLINE_EXCEEDED, details: 'the call took too long' });
       expect(signal.aborted).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
+  test("with the logging interceptor: a client's cancel aborts the call's signal and logs CANCELLED; an answered call's signal is never aborted", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    let pending: AbortSignal | undefined;
+    let answered: AbortSignal | undefined;
+    const { client, close } = await serve(
+      SecureService,
+      {
+        whoAmI: (_req, ctx) => {
+          pending = ctx.signal;
+          return new Promise(() => {});
+        },
+        adminPing: async (_req, ctx) => {
+          answered = ctx.signal;
+          return { message: 'pong' };
+        },
+        stepUpPing: async () => ({ message: 'pong' }),
+      },
+      new ManualClock(),
+      [loggingInterceptor(log, systemRandom)],
+    );
+    try {
+      expect(await client.adminPing({})).toMatchObject({ message: 'pong' });
+      const cancel = new AbortController();
+      const cancelled = statusOf(client.whoAmI({}, { signal: cancel.signal }));
+      while (pending === undefined) await nextTurn();
+      cancel.abort();
+      expect((await cancelled).code).toBe(grpc.status.CANCELLED);
+      await eventually(() => pending!.aborted);
+      expect((pending!.reason as Error).message).toBe('cancelled');
+      await eventually(() => lines.some((l) => l.msg === 'call' && l.code === 'CANCELLED'));
+      // grpc-js reports every call's stream closing to the interceptor, also after its status
+      // went: by now the answered call's has long closed, and its signal stays as it was.
+      expect(answered!.aborted).toBe(false);
+      expect(lines.filter((l) => l.msg === 'call').map((l) => l.code)).toEqual(['OK', 'CANCELLED']);
     } finally {
       await close();
     }
