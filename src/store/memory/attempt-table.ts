@@ -36,7 +36,9 @@ export class AttemptTable {
   put(key: string, entry: AttemptEntry, policy: BackoffPolicy): void {
     // Delete first: a touched entry moves to the young end of the map's order.
     if (!this.entries.delete(key) && this.entries.size >= this.capacity) this.evict();
-    this.entries.set(key, { ...entry, harmless: entry.inFlight === 0 && backoffDelay(entry.failures + 1, policy) === 0 });
+    const { failures, inFlight, inFlightUntil, lastFailureAt, expiresAt } = entry;
+    // Every login and client authentication writes one: its fields named, not spread.
+    this.entries.set(key, { failures, inFlight, inFlightUntil, lastFailureAt, expiresAt, harmless: inFlight === 0 && backoffDelay(failures + 1, policy) === 0 });
   }
 
   delete(key: string): void {
