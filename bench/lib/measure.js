@@ -24,8 +24,38 @@ const median = (xs) => {
 };
 const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
 
-/** Server CPU seconds (user + system) from /proc, for CPU-per-call figures. */
+/** The nanoseconds each thread of a process has run (schedstat), by thread id; a thread that ends keeps its last reading. */
+const threadRuns = new Map();
+
+/**
+ * Server CPU seconds (user + system, every thread) from /proc: the sum of each thread's run time
+ * in nanoseconds (/proc/<pid>/task/<tid>/schedstat), where the process's own counter
+ * (/proc/<pid>/stat) counts in clock ticks of 10 ms: one tick either side of a Health/Check
+ * measurement of 4,096 calls is ±2.4 µs a call, a twentieth of the floor server's. A thread that
+ * ends between two readings loses what it ran after the first (Node's threads live as long as the
+ * process). Without schedstat, the clock ticks.
+ */
 function cpuSeconds(pid) {
+  let runs = threadRuns.get(pid);
+  if (!runs) threadRuns.set(pid, (runs = new Map()));
+  let tasks;
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+    for (const tid of tasks) {
+      try {
+        runs.set(tid, Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+      } catch (err) {
+        if (err.code !== 'ENOENT' && err.code !== 'ESRCH') throw err; // the thread ended meanwhile
+      }
+    }
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  if (runs.size > 0) {
+    let ns = 0;
+    for (const run of runs.values()) ns += run;
+    return ns / 1e9;
+  }
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100 on Linux)
 }
