@@ -86,6 +86,26 @@ test('a child of a child, and a hidden field, come out as pino redact writes the
   expect(JSON.stringify(written)).not.toMatch(/Bearer x|"rt"|"s"|"t"/);
 });
 
+test.each([
+  ['the last millisecond of a second', Date.UTC(2026, 11, 7, 11, 58, 50, 999)],
+  ['the first of the next', Date.UTC(2026, 11, 7, 11, 58, 51, 0)],
+  ['a millisecond under 10', Date.UTC(2026, 11, 7, 11, 58, 51, 7)],
+  ['one under 100', Date.UTC(2026, 11, 7, 11, 58, 51, 42)],
+  ['one of three digits', Date.UTC(2026, 11, 7, 11, 58, 51, 500)],
+  ['the turn of a year', Date.UTC(2026, 11, 31, 23, 59, 59, 999) + 1],
+  ['the epoch', 0],
+  ['before it', -1],
+])("a line's time at %s is that millisecond's ISO time", (_name, at) => {
+  jest.useFakeTimers({ now: at, doNotFake: ['setImmediate', 'setTimeout', 'nextTick', 'queueMicrotask'] });
+  try {
+    const ours = capture();
+    createLogger('info', ours.stream).info('m');
+    expect(ours.lines()[0]!.time).toBe(new Date(at).toISOString());
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
 test('each line\'s time is an ISO time of its millisecond, as pino.stdTimeFunctions.isoTime writes it', () => {
   const ours = capture();
   const log = createLogger('info', ours.stream);
