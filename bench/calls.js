@@ -7,12 +7,10 @@ const grpc = require('@grpc/grpc-js');
 const { PASSWORD, freePort, listening, stopChild, waitForHealth } = require('./lib/service.js');
 const { cpuPerCall, cpuSeconds, dist, grpcFrame, h2loadAvailable, median, ratioFigure, ROUNDS, spread, viaH2, viaNode } = require('./lib/measure.js');
 
-/** The slices of each measurement of a CPU-per-call figure, taken in turn with the other three. */
-const CHUNKS = 4;
 /**
  * Rounds of a CPU-per-call figure: more than the other figures' (9 at the default 5), since each
  * round's limit is the difference of two of the floor server's measurements, times 1.7: its noise
- * is the largest of any figure's (a round of IssueServiceToken ranged 0.69-1.30 of its limit).
+ * is the largest of any figure's (the rounds of one IssueServiceToken figure ranged 0.69-1.30).
  */
 const FLOOR_ROUNDS = 2 * ROUNDS - 1;
 const { ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');
@@ -68,40 +66,26 @@ async function startFloor(service, { nodeArgs = [] } = {}) {
 }
 
 /**
- * A CPU-per-call figure whose allowance is measured inside a busy server: in each round the
- * service's call and its Health/Check, and the floor server's same call and its Health/Check,
- * each in CHUNKS slices taken in turn (ABBA order). The floor's call less its Health/Check is what
- * the libraries' work on the call (ES256, hashing, jsonwebtoken) costs in a server under load; the
- * target is the service's Health/Check plus 1.7 × that, as it was with an idle microbenchmark in
- * its place (which ES256 alone could not meet inside a busy server: bench/results/profile-floor-*.txt).
+ * A CPU-per-call figure whose allowance is measured inside a busy server: in each round (ABBA
+ * order) the service's call and its Health/Check, and the floor server's same call and its
+ * Health/Check. The floor's call less its Health/Check is what the libraries' work on the call
+ * (ES256, hashing, jsonwebtoken) costs in a server under load; the target is the service's
+ * Health/Check plus 1.7 × that, as it was with an idle microbenchmark in its place (which ES256
+ * alone could not meet inside a busy server: bench/results/profile-floor-*.txt).
  */
 async function floorFigure(results, service, floor, name, count, ours, floors) {
   const value = [];
   const health = [];
   const floorCall = [];
   const floorHealth = [];
-  const checkHealth = (server, client, n) => cpuPerCall(server, n, () => client.check({ service: '' }));
-  const slice = count / CHUNKS;
+  const checkHealth = (server, client) => cpuPerCall(server, count, () => client.check({ service: '' }));
   const steps = [
-    (n) => ours(n),
-    (n) => checkHealth(service.server, service.health, n),
-    (n) => cpuPerCall(floor.server, n, floors),
-    (n) => checkHealth(floor.server, floor.health, n),
+    async () => value.push(await ours(count)),
+    async () => health.push(await checkHealth(service.server, service.health)),
+    async () => floorCall.push(await cpuPerCall(floor.server, count, floors)),
+    async () => floorHealth.push(await checkHealth(floor.server, floor.health)),
   ];
-  // A slice is a second or less: a machine that slows down for a while (a shared VM does) weighs
-  // on the four alike, where four whole measurements one after the other could each meet another
-  // phase of it. CPU is read in nanoseconds (cpuSeconds), so a short slice loses no precision.
-  for (let r = 0; r < FLOOR_ROUNDS; r++) {
-    const sums = [0, 0, 0, 0];
-    for (let c = 0; c < CHUNKS; c++) {
-      const order = (r * CHUNKS + c) % 2 === 0 ? [0, 1, 2, 3] : [3, 2, 1, 0];
-      for (const k of order) sums[k] += await steps[k](slice);
-    }
-    value.push(sums[0] / CHUNKS);
-    health.push(sums[1] / CHUNKS);
-    floorCall.push(sums[2] / CHUNKS);
-    floorHealth.push(sums[3] / CHUNKS);
-  }
+  for (let r = 0; r < FLOOR_ROUNDS; r++) for (const step of r % 2 === 0 ? steps : [...steps].reverse()) await step();
   const base = median(health);
   const libraries = median(floorCall.map((c, i) => c - floorHealth[i]));
   const limit = base + 1.7 * libraries;
@@ -159,19 +143,28 @@ async function cpuFigures(results, service, { mint, loginAny }) {
       floor,
       'Refresh (memory store)',
       4096,
-      async (count) => {
-        // 32 sessions, each refreshed in its own sequence: every call presents the latest token.
-        const chains = [];
+      await (async (chains) => {
+        // 32 sessions, each refreshed in its own sequence through every round: every call presents
+        // the latest token. They are made once, before the figure: 32 logins before each
+        // measurement left their garbage to be collected in the refreshes' CPU.
         for (let i = 0; i < 32; i++) chains.push((await loginAny(i)).refreshToken);
-        const before = cpuSeconds(server.pid);
-        await Promise.all(
-          chains.map(async (first) => {
-            let current = first;
-            for (let i = 0; i < count / 32; i++) current = (await auth.refresh({ refreshToken: current })).refreshToken;
-          }),
-        );
-        return ((cpuSeconds(server.pid) - before) / count) * 1e6;
-      },
+        // The calls are counted across the sequences, as the load generator counts them (nodeLoad):
+        // a fixed share each would leave the slowest sequences running alone at the end, fewer
+        // calls in flight costing more each.
+        return async (count) => {
+          let started = 0;
+          const before = cpuSeconds(server.pid);
+          await Promise.all(
+            chains.map(async (_first, c) => {
+              while (started < count) {
+                started++;
+                chains[c] = (await auth.refresh({ refreshToken: chains[c] })).refreshToken;
+              }
+            }),
+          );
+          return ((cpuSeconds(server.pid) - before) / count) * 1e6;
+        };
+      })([]),
       () => floor.auth.refresh({ refreshToken: presented }),
     );
     await serviceTokenFigures(results, service, floor);
