@@ -8,9 +8,9 @@ const { PASSWORD, freePort, listening, stopChild, waitForHealth } = require('./l
 const { cpuPerCall, cpuSeconds, dist, grpcFrame, h2loadAvailable, median, ratioFigure, ROUNDS, spread, viaH2, viaNode } = require('./lib/measure.js');
 
 /**
- * Rounds of a CPU-per-call figure: more than the other figures' (9 at the default 5), since each
- * round's limit is the difference of two of the floor server's measurements, times 1.7: its noise
- * is the largest of any figure's (the rounds of one IssueServiceToken figure ranged 0.69-1.30).
+ * Rounds of a CPU-per-call figure: 9 at the default BENCH_ROUNDS of 5 (they took 5): each round's
+ * limit is the difference of two of the floor server's measurements, times 1.7, the noisiest of
+ * any figure (the rounds of one IssueServiceToken figure ranged 0.69-1.30).
  */
 const FLOOR_ROUNDS = 2 * ROUNDS - 1;
 const { ValidateRequestSchema } = dist('gen/auth/v1/auth_pb.js');

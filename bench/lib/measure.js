@@ -24,7 +24,7 @@ const median = (xs) => {
 };
 const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
 
-/** The nanoseconds each thread of a process has run (schedstat), by thread id; a thread that ends keeps its last reading. */
+/** The nanoseconds each thread of a process has run (schedstat), by process (pid and start time) and thread id. */
 const threadRuns = new Map();
 
 /**
@@ -32,31 +32,27 @@ const threadRuns = new Map();
  * in nanoseconds (/proc/<pid>/task/<tid>/schedstat), where the process's own counter
  * (/proc/<pid>/stat) counts in clock ticks of 10 ms: one tick either side of a Health/Check
  * measurement of 4,096 calls is ±2.4 µs a call, a twentieth of the floor server's. A thread that
- * ends between two readings loses what it ran after the first (Node's threads live as long as the
- * process). Without schedstat, the clock ticks.
+ * ends keeps its last reading, so it loses what it ran after it (Node's threads live as long as the
+ * process). Without schedstat, the clock ticks. Throws once the process is gone.
  */
 function cpuSeconds(pid) {
-  let runs = threadRuns.get(pid);
-  if (!runs) threadRuns.set(pid, (runs = new Map()));
-  let tasks;
-  try {
-    tasks = fs.readdirSync(`/proc/${pid}/task`);
-    for (const tid of tasks) {
-      try {
-        runs.set(tid, Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
-      } catch (err) {
-        if (err.code !== 'ENOENT' && err.code !== 'ESRCH') throw err; // the thread ended meanwhile
-      }
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // A pid used again by a later process starts afresh: the start time (field 22) tells them apart.
+  const key = `${pid}:${fields[19]}`;
+  let runs = threadRuns.get(key);
+  if (!runs) threadRuns.set(key, (runs = new Map()));
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      runs.set(tid, Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch (err) {
+      if (err.code !== 'ENOENT' && err.code !== 'ESRCH') throw err; // the thread ended meanwhile, or no schedstat
     }
-  } catch (err) {
-    if (err.code !== 'ENOENT') throw err;
   }
   if (runs.size > 0) {
     let ns = 0;
     for (const run of runs.values()) ns += run;
     return ns / 1e9;
   }
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100 on Linux)
 }
 
