@@ -40,6 +40,8 @@ export interface AuthServiceApp {
    * Throws KeyError and keeps the old keys when a file is unreadable or holds no valid key.
    */
   reloadKeys(): KeySet | undefined;
+  /** Stops the service's password-hashing threads (RunningService.close does, last); a later hash starts them again. */
+  closeHasher(): Promise<void>;
   /** Starts serving on the configured (or given) address: see `startService`. */
   start(address?: string): Promise<RunningService>;
 }
@@ -53,6 +55,6 @@ export interface RunningService {
   readonly metricsPort: number | undefined;
   /** Re-reads the TLS files (SIGHUP); open connections are kept. Throws TlsError and keeps the old material on failure. */
   reloadTls(): void;
-  /** Graceful shutdown (see AuthServer.shutdown), then timers stop and the store is closed. Idempotent. */
+  /** Graceful shutdown (see AuthServer.shutdown), then timers stop, the store is closed and the hashing threads stop. Idempotent. */
   close(graceMs?: number): Promise<void>;
 }

@@ -137,7 +137,20 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
   metrics.watch({ signingKey: () => ({ kid: keys.signing.kid, alg: keys.alg }) });
   const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onDone: (operation, seconds, failure) => metrics.storeOperation(operation, seconds, failure) });
-  const baseHasher = overrides.hasher ?? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: config.hashConcurrency, maxQueue: 64 * config.hashConcurrency });
+  // Hashes run on threads below the main thread's priority: a login flood takes the cores the
+  // token checks leave, not theirs.
+  const ownHasher = overrides.hasher
+    ? undefined
+    : new Argon2Hasher({
+        ...ARGON2ID_OWASP,
+        concurrency: config.hashConcurrency,
+        maxQueue: 64 * config.hashConcurrency,
+        lowPriority: true,
+        onPriority: (lowered) => {
+          if (!lowered) log.warn({ event: 'hash_priority_normal' }, 'password hashing runs at the main thread\'s priority (not Linux, or setpriority refused): a login flood slows token checks');
+        },
+      });
+  const baseHasher = overrides.hasher ?? (ownHasher as Argon2Hasher);
   // With tracing on, each store operation and password hash of a call is a child span of it.
   const maintenance = new MaintenanceSwitch();
   const readOnly = refuseWritesDuring(guarded, maintenance);
@@ -258,6 +271,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
       return keys;
     },
     start: (address) => startService(app, address),
+    closeHasher: () => ownHasher?.close() ?? Promise.resolve(),
   };
   return app;
 }

@@ -106,6 +106,7 @@ export async function startService(app: AuthServiceApp, address = app.config.add
         await metricsServer?.close();
         await server.shutdown(graceMs);
         await store.close();
+        await app.closeHasher();
       })();
       return closing;
     },

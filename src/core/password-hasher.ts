@@ -1,4 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
+import { AuthError } from '../errors.js';
+import { HashThreads } from './hash-threads.js';
 import { ConcurrencyLimiter } from './limiter.js';
 
 /** Hashes and checks passwords. The flows see only this interface. */
@@ -31,6 +33,13 @@ export interface Argon2HasherOptions {
   readonly newHashConcurrency?: number;
   /** New hashes that may wait; past it they are refused as overloaded. Default 16. */
   readonly newHashQueue?: number;
+  /**
+   * Hash on worker threads of the hasher's own that run below the main thread's priority (see
+   * HashThreads), instead of the libuv pool: what the service does. `close` stops them.
+   */
+  readonly lowPriority?: boolean;
+  /** With `lowPriority`: told once, when the first thread has started, whether the threads run below the main thread (Linux only). */
+  readonly onPriority?: (lowered: boolean) => void;
 }
 
 // `Algorithm.Argon2id` is a const enum in @node-rs/argon2's typings; isolated-module builds
@@ -38,17 +47,37 @@ export interface Argon2HasherOptions {
 const ARGON2ID = 2;
 
 /**
- * argon2id on the libuv thread pool (off the main thread), with bounded concurrency. The dummy
- * hash is made once with the same parameters, so an unknown user costs what a known one does.
+ * argon2id off the main thread (the libuv pool, or low-priority threads of its own), with bounded
+ * concurrency. The dummy hash is made once with the same parameters, so an unknown user costs
+ * what a known one does.
  */
 export class Argon2Hasher implements PasswordHasher {
   private readonly limiter: ConcurrencyLimiter;
   private readonly newHashes: ConcurrencyLimiter;
+  private readonly threads: HashThreads | undefined;
   private dummyHash: Promise<string> | undefined;
 
   constructor(private readonly options: Argon2HasherOptions) {
+    const newHashConcurrency = options.newHashConcurrency ?? Math.max(1, Math.floor(options.concurrency / 2));
     this.limiter = new ConcurrencyLimiter(options.concurrency, options.maxQueue);
-    this.newHashes = new ConcurrencyLimiter(options.newHashConcurrency ?? Math.max(1, Math.floor(options.concurrency / 2)), options.newHashQueue ?? 16, 'too many password changes in progress; retry shortly');
+    this.newHashes = new ConcurrencyLimiter(newHashConcurrency, options.newHashQueue ?? 16, 'too many password changes in progress; retry shortly');
+    // One thread for each hash the two limiters let run at once, so none waits for a thread.
+    this.threads = options.lowPriority ? new HashThreads(options.concurrency + newHashConcurrency, options.onPriority) : undefined;
+  }
+
+  /** Stops the hasher's own threads (with `lowPriority`); a later hash starts them again. */
+  close(): Promise<void> {
+    return this.threads?.close() ?? Promise.resolve();
+  }
+
+  private newHash(password: string): Promise<string> {
+    const { memoryCost, timeCost, parallelism } = this.options;
+    const options = { algorithm: ARGON2ID, memoryCost, timeCost, parallelism };
+    return this.threads ? (this.threads.run({ op: 'hash', password, options }) as Promise<string>) : hash(password, options);
+  }
+
+  private check(passwordHash: string, password: string): Promise<boolean> {
+    return this.threads ? (this.threads.run({ op: 'verify', hash: passwordHash, password }) as Promise<boolean>) : verify(passwordHash, password);
   }
 
   /** Hashes running and waiting for a slot (logins' checks and new hashes together), for the metrics. */
@@ -57,17 +86,20 @@ export class Argon2Hasher implements PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    const { memoryCost, timeCost, parallelism } = this.options;
-    return this.newHashes.run(() => hash(password, { algorithm: ARGON2ID, memoryCost, timeCost, parallelism }));
+    return this.newHashes.run(() => this.newHash(password));
   }
 
   verify(passwordHash: string, password: string): Promise<boolean> {
-    return this.limiter.run(() => verify(passwordHash, password).catch(() => false));
+    // A hash that cannot be parsed is a no; a hashing thread that stopped is `unavailable` (thrown).
+    return this.limiter.run(() => this.check(passwordHash, password).catch((err: unknown) => (err instanceof AuthError ? Promise.reject(err) : false)));
   }
 
   async verifyDummy(password: string): Promise<void> {
-    const { memoryCost, timeCost, parallelism } = this.options;
-    this.dummyHash ??= hash('dummy password for unknown users', { algorithm: ARGON2ID, memoryCost, timeCost, parallelism });
+    // Made once; a failure (a hashing thread that stopped) is not kept, the next call tries again.
+    this.dummyHash ??= this.newHash('dummy password for unknown users').catch((err: unknown) => {
+      this.dummyHash = undefined;
+      throw err;
+    });
     await this.verify(await this.dummyHash, password);
   }
 }

@@ -7,6 +7,8 @@ const { join } = require('node:path');
 const { startTestAuthServer } = require('../../../dist/src/sdk/testing.js');
 const { MemoryStore } = require('../../../dist/src/store/memory/memory-store.js');
 const { ManualClock } = require('../../../dist/src/clock.js');
+const { ARGON2ID_OWASP, Argon2Hasher } = require('../../../dist/src/core/password-hasher.js');
+const { HASH_NICE } = require('../../../dist/src/core/hash-threads.js');
 
 const [scenario, roundsArg, perRoundArg, concurrencyArg, marker, envJson] = process.argv.slice(2);
 const [rounds, perRound, concurrency] = [Number(roundsArg), Number(perRoundArg), Number(concurrencyArg)];
@@ -39,14 +41,32 @@ function retained() {
   });
 }
 
+/** Threads of this process at the hashing threads' nice value: the low-priority hashing threads. */
+function hashThreads() {
+  const fs = require('node:fs');
+  let n = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) === HASH_NICE) n++;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return n;
+}
+
 (async () => {
   // PROBE_ATTEMPT_CAP: the memory store with a smaller cap on login-attempt counters than the
   // service's 100,000, so a test reaches it (and shows RSS level past it) in seconds.
   // PROBE_STORE: the same with the service's own cap, to read the store's counts at the end.
-  const { PROBE_ATTEMPT_CAP, PROBE_STORE, ...env } = JSON.parse(envJson || '{}');
+  // PROBE_HASHER: the service's own hasher (argon2id at its real cost, on its low-priority
+  // threads) instead of the test kit's fast one on the libuv pool.
+  const { PROBE_ATTEMPT_CAP, PROBE_STORE, PROBE_HASHER, ...env } = JSON.parse(envJson || '{}');
+  const hasher = PROBE_HASHER ? new Argon2Hasher({ ...ARGON2ID_OWASP, concurrency: 2, maxQueue: 128, lowPriority: true }) : undefined;
   const clock = new ManualClock(Date.now());
   const store = PROBE_ATTEMPT_CAP || PROBE_STORE ? new MemoryStore({ clock, accessGraceMs: 930_000, maxSessionsPerUser: 100, maxAttemptEntries: Number(PROBE_ATTEMPT_CAP ?? 100_000) }) : undefined;
-  const kit = await startTestAuthServer({ clock, logDestination: { write() {} }, env: { AUTH_LOG_LEVEL: 'info', ...env }, ...(store ? { store } : {}) });
+  const kit = await startTestAuthServer({ clock, logDestination: { write() {} }, env: { AUTH_LOG_LEVEL: 'info', ...env }, ...(store ? { store } : {}), ...(hasher ? { hasher } : {}) });
   const out = { warm: undefined, rounds: [], codes: {}, retained: 0 };
   await load(kit.address, 0, Math.min(perRound, 500));
   out.warm = memory();
@@ -62,8 +82,9 @@ function retained() {
   out.planted = (await retained()) - baseline;
   delete globalThis.planted;
   out.retained = (await retained()) - baseline;
-  out.state = { watching: kit.app.server.health.watching, attempts: store ? store.size().attempts : undefined, ceremonies: store ? store.size().ceremonies : undefined };
+  out.state = { hashThreads: hasher ? hashThreads() : undefined, watching: kit.app.server.health.watching, attempts: store ? store.size().attempts : undefined, ceremonies: store ? store.size().ceremonies : undefined };
   await kit.close();
+  await hasher?.close();
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
 })();

@@ -1,0 +1,139 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { AuthError } from '../errors.js';
+import { moduleDir } from '../module-dir.js';
+
+/** How much lower than the main thread the hashing threads run: Linux nice +10 (about a tenth of a normal thread's share of a core it has to share). */
+export const HASH_NICE = 10;
+
+/** One job for a hashing thread: an argon2 hash, or the check of a password against one. */
+export type HashJob =
+  | { readonly op: 'hash'; readonly password: string; readonly options: { algorithm: number; memoryCost: number; timeCost: number; parallelism: number } }
+  | { readonly op: 'verify'; readonly hash: string; readonly password: string };
+
+/** What a thread answers: the result, or the message of what @node-rs/argon2 threw (an unparseable hash). */
+type Reply = { readonly ok: string | boolean } | { readonly error: string };
+
+// The thread's whole program, plain CommonJS so it runs the same from the CJS and ESM builds and
+// under the tests. On Linux a nice value belongs to the thread, so only this thread is lowered;
+// elsewhere setpriority(0) would lower the whole process, so it is left alone there.
+const PROGRAM = `
+const { parentPort, workerData } = require('node:worker_threads');
+let lowered = false;
+if (process.platform === 'linux') {
+  try { require('node:os').setPriority(workerData.nice); lowered = true; } catch {}
+}
+const { hashSync, verifySync } = require(workerData.argon2);
+parentPort.postMessage({ lowered });
+parentPort.on('message', (job) => {
+  let reply;
+  try { reply = { ok: job.op === 'hash' ? hashSync(job.password, job.options) : verifySync(job.hash, job.password) }; }
+  catch (err) { reply = { error: err instanceof Error ? err.message : String(err) }; }
+  parentPort.postMessage(reply);
+});
+`;
+
+let argon2Path: string | undefined;
+
+interface Task {
+  readonly job: HashJob;
+  readonly resolve: (reply: Reply) => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  task: Task | undefined;
+}
+
+/**
+ * Password hashing on worker threads of their own, each running below the main thread's priority
+ * (HASH_NICE), so hashes take the cores the event loop leaves: a flood of logins slows other
+ * logins, not the token checks beside them. At most `size` threads, started as hashes need them
+ * and kept until `close`; jobs past `size` wait in order (the callers' limiters bound how many).
+ * The threads never keep the process alive. A thread that dies fails its job with `unavailable`
+ * (the attempt is not counted, a retry is safe) and is replaced by the next job.
+ */
+export class HashThreads {
+  private readonly slots = new Set<Slot>();
+  private readonly idle: Slot[] = [];
+  private readonly waiting: Task[] = [];
+  private loweredReported = false;
+
+  /** `onPriority(lowered)` is told once, when the first thread has started, whether it runs below the main thread. */
+  constructor(
+    private readonly size: number,
+    private readonly onPriority?: (lowered: boolean) => void,
+  ) {}
+
+  /** Threads running now (started and not closed). */
+  get threads(): number {
+    return this.slots.size;
+  }
+
+  /** Runs `job` on a free thread, starting one if fewer than `size` run; rejects with the argon2 error's message for an unparseable hash. */
+  run(job: HashJob): Promise<string | boolean> {
+    return new Promise<Reply>((resolve, reject) => {
+      this.waiting.push({ job, resolve, reject });
+      this.dispatch();
+    }).then((reply) => {
+      if ('error' in reply) throw new Error(reply.error);
+      return reply.ok;
+    });
+  }
+
+  /** Stops every thread; a job running then fails with `unavailable`. Later jobs start threads again. */
+  async close(): Promise<void> {
+    const slots = [...this.slots];
+    this.slots.clear();
+    this.idle.length = 0;
+    await Promise.all(slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.waiting.length > 0) {
+      const slot = this.idle.pop() ?? (this.slots.size < this.size ? this.start() : undefined);
+      if (!slot) return;
+      const task = this.waiting.shift() as Task;
+      slot.task = task;
+      slot.worker.postMessage(task.job);
+    }
+  }
+
+  private start(): Slot {
+    argon2Path ??= createRequire(join(moduleDir, 'hash-threads.js')).resolve('@node-rs/argon2');
+    const worker = new Worker(PROGRAM, { eval: true, workerData: { nice: HASH_NICE, argon2: argon2Path }, stdout: false, stderr: false });
+    worker.unref();
+    const slot: Slot = { worker, task: undefined };
+    this.slots.add(slot);
+    let started = false;
+    worker.on('message', (message: Reply | { lowered: boolean }) => {
+      if (!started) {
+        started = true;
+        if (!this.loweredReported) {
+          this.loweredReported = true;
+          this.onPriority?.((message as { lowered: boolean }).lowered);
+        }
+        return;
+      }
+      const task = slot.task;
+      slot.task = undefined;
+      if (this.slots.has(slot)) this.idle.push(slot);
+      task?.resolve(message as Reply);
+      this.dispatch();
+    });
+    const lost = (why: string) => {
+      const wasOurs = this.slots.delete(slot);
+      const at = this.idle.indexOf(slot);
+      if (at >= 0) this.idle.splice(at, 1);
+      const task = slot.task;
+      slot.task = undefined;
+      task?.reject(new AuthError('unavailable', `password hashing thread stopped (${why}); retry`));
+      if (wasOurs) this.dispatch();
+    };
+    worker.on('error', (err) => lost(err.message));
+    worker.on('exit', (code) => lost(`exit code ${code}`));
+    return slot;
+  }
+}

@@ -1,0 +1,124 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { AuthError } from '../../src/errors';
+import { HASH_NICE, HashThreads } from '../../src/core/hash-threads';
+import { Argon2Hasher, type Argon2HasherOptions } from '../../src/core/password-hasher';
+import { eventually } from '../helpers/wait';
+
+const SMALL = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
+const ARGON2ID = 2;
+
+/** The nice value of each thread of this process, by thread id (Linux: a nice value is a thread's own). */
+function niceByThread(): Map<number, number> {
+  const nice = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // Fields after the command's closing parenthesis; nice is field 19 of stat(5), 17th here.
+      nice.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return nice;
+}
+
+const lowered = () => [...niceByThread().values()].filter((n) => n === HASH_NICE).length;
+
+describe.each([
+  ['the libuv pool', {}],
+  ['low-priority threads of its own', { lowPriority: true }],
+] as const)('Argon2Hasher on %s', (_, mode) => {
+  const options: Argon2HasherOptions = { ...SMALL, concurrency: 2, maxQueue: 64, ...mode };
+  let hasher: Argon2Hasher;
+  beforeAll(() => {
+    hasher = new Argon2Hasher(options);
+  });
+  afterAll(() => hasher.close());
+
+  test.each([
+    { what: 'the right password', password: 'correct horse battery staple', expected: true },
+    { what: 'a wrong password', password: 'correct horse battery stapler', expected: false },
+    { what: 'an empty password', password: '', expected: false },
+    { what: 'a password in another script', password: 'Пароль-пароль', expected: false },
+  ])('a check of $what answers $expected', async ({ password, expected }) => {
+    const stored = await hasher.hash('correct horse battery staple');
+    expect(stored).toMatch(/^\$argon2id\$v=19\$m=1024,t=1,p=1\$/);
+    expect(await hasher.verify(stored, password)).toBe(expected);
+  });
+
+  test.each([['not a hash'], [''], ['$argon2id$v=19$m=1024,t=1,p=1$broken'], ['$2b$10$abcdefghijklmnopqrstuv']])('a stored hash that cannot be parsed (%j) is a no, not an error', async (stored) => {
+    expect(await hasher.verify(stored, 'correct horse battery staple')).toBe(false);
+  });
+
+  test('the dummy check takes a password and resolves', async () => {
+    await expect(hasher.verifyDummy('anything')).resolves.toBeUndefined();
+  });
+});
+
+describe('low-priority hashing threads', () => {
+  test('run at nice +10 while the main thread keeps its priority; told once', async () => {
+    const told: boolean[] = [];
+    const before = lowered();
+    const hasher = new Argon2Hasher({ ...SMALL, concurrency: 2, maxQueue: 64, newHashConcurrency: 1, lowPriority: true, onPriority: (l) => told.push(l) });
+    try {
+      const stored = await hasher.hash('p');
+      await Promise.all([hasher.verify(stored, 'p'), hasher.verify(stored, 'q'), hasher.hash('r')]);
+      expect(told).toEqual([true]);
+      expect(niceByThread().get(process.pid)).toBe(0);
+      // Two checks and a new hash ran at once: one thread each, all lowered.
+      expect(lowered() - before).toBe(3);
+    } finally {
+      await hasher.close();
+    }
+    await eventually(() => expect(lowered()).toBe(before));
+  });
+
+  test('never more threads than the hashes that may run at once, however many wait', async () => {
+    const threads = new HashThreads(3);
+    try {
+      let most = 0;
+      const jobs = Array.from({ length: 40 }, (_, i) =>
+        threads.run({ op: 'hash', password: `p${i}`, options: { algorithm: ARGON2ID, ...SMALL } }).then((h) => {
+          most = Math.max(most, threads.threads);
+          return h;
+        }),
+      );
+      const hashes = (await Promise.all(jobs)) as string[];
+      expect(new Set(hashes).size).toBe(40);
+      expect(most).toBe(3);
+      const checks = await Promise.all(hashes.map((hash, i) => threads.run({ op: 'verify', hash, password: `p${i}` })));
+      expect(checks.every((ok) => ok === true)).toBe(true);
+      expect(threads.threads).toBe(3);
+    } finally {
+      await threads.close();
+    }
+    expect(threads.threads).toBe(0);
+  });
+
+  test('a thread that stops under a check fails it as unavailable, not as a wrong password; the next check starts a thread again', async () => {
+    // A check costly enough to be running when the threads are stopped.
+    const hasher = new Argon2Hasher({ memoryCost: 65536, timeCost: 8, parallelism: 1, concurrency: 1, maxQueue: 4, newHashConcurrency: 1, lowPriority: true });
+    const stored = await hasher.hash('p');
+    const running = hasher.verify(stored, 'p');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await hasher.close();
+    const err = await running.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AuthError);
+    expect((err as AuthError).code).toBe('unavailable');
+    expect(await hasher.verify(stored, 'p')).toBe(true);
+    await hasher.close();
+  });
+
+  test('a dummy hash that failed is made again by the next unknown-user check', async () => {
+    const hasher = new Argon2Hasher({ memoryCost: 65536, timeCost: 8, parallelism: 1, concurrency: 1, maxQueue: 4, newHashConcurrency: 1, lowPriority: true });
+    const first = hasher.verifyDummy('p');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await hasher.close();
+    await expect(first).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(hasher.verifyDummy('p')).resolves.toBeUndefined();
+    await hasher.close();
+  });
+});
