@@ -1,5 +1,11 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { AuthService } from '../../gen/auth/v1/auth_pb';
+import { composeService } from '../../src/compose';
+import { loadConfig } from '../../src/config';
+import { createKeySet, generateEcKey } from '../../src/core/keys';
 import { AuthError } from '../../src/errors';
+import { createClient } from '../../src/grpc/client';
+import { createLogger } from '../../src/logging';
 import { HASH_NICE, HashThreads } from '../../src/core/hash-threads';
 import { Argon2Hasher, type Argon2HasherOptions } from '../../src/core/password-hasher';
 import { eventually } from '../helpers/wait';
@@ -121,4 +127,28 @@ describe('low-priority hashing threads', () => {
     await expect(hasher.verifyDummy('p')).resolves.toBeUndefined();
     await hasher.close();
   });
+});
+
+test('the service hashes on its low-priority threads, one per slot, and stops them when it closes', async () => {
+  const before = lowered();
+  const lines: string[] = [];
+  const log = createLogger('info', { write: (line: string) => void lines.push(line) });
+  const app = composeService(loadConfig({ AUTH_HASH_CONCURRENCY: '2' }), { keys: createKeySet([generateEcKey()]), log });
+  const running = await app.start('127.0.0.1:0');
+  const auth = createClient(AuthService, `127.0.0.1:${running.port}`);
+  try {
+    const password = 'a passphrase long enough to pass';
+    await auth.register({ username: 'hasher-user', password });
+    const logins = await Promise.all([auth.login({ username: 'hasher-user', password }), auth.login({ username: 'hasher-user', password: 'not the passphrase at all' }).catch((e: { code: number }) => e.code)]);
+    expect(logins[0]).toHaveProperty('accessToken');
+    expect(logins[1]).toBe(16);
+    // A new hash (Register) and two checks at once: up to the three slots of AUTH_HASH_CONCURRENCY=2.
+    expect(lowered() - before).toBeGreaterThanOrEqual(1);
+    expect(lowered() - before).toBeLessThanOrEqual(3);
+  } finally {
+    auth.close();
+    await running.close(0);
+  }
+  await eventually(() => expect(lowered()).toBe(before));
+  expect(lines.join('')).not.toContain('hash_priority_normal');
 });
