@@ -4,7 +4,10 @@ import { Worker } from 'node:worker_threads';
 import { AuthError } from '../errors.js';
 import { moduleDir } from '../module-dir.js';
 
-/** How much lower than the main thread the hashing threads run: Linux nice +10 (about a tenth of a normal thread's share of a core it has to share). */
+/**
+ * How much lower than the main thread the hashing threads run: Linux nice +10 over the process's
+ * own (at most 19), about a tenth of the main thread's share of a core they both want.
+ */
 export const HASH_NICE = 10;
 
 /** One job for a hashing thread: an argon2 hash, or the check of a password against one. */
@@ -16,13 +19,19 @@ export type HashJob =
 type Reply = { readonly ok: string | boolean } | { readonly error: string };
 
 // The thread's whole program, plain CommonJS so it runs the same from the CJS and ESM builds and
-// under the tests. On Linux a nice value belongs to the thread, so only this thread is lowered;
-// elsewhere setpriority(0) would lower the whole process, so it is left alone there.
+// under the tests. On Linux a nice value belongs to the thread, so only this thread is lowered
+// (from the one it started with, the main thread's); elsewhere setpriority(0) would lower the
+// whole process, so it is left alone there.
 const PROGRAM = `
 const { parentPort, workerData } = require('node:worker_threads');
 let lowered = false;
 if (process.platform === 'linux') {
-  try { require('node:os').setPriority(workerData.nice); lowered = true; } catch {}
+  try {
+    const os = require('node:os');
+    const own = os.getPriority(0);
+    const nice = Math.min(19, own + workerData.nice);
+    if (nice > own) { os.setPriority(nice); lowered = true; }
+  } catch {}
 }
 const { hashSync, verifySync } = require(workerData.argon2);
 parentPort.postMessage({ lowered });

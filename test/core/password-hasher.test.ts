@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { AuthService } from '../../gen/auth/v1/auth_pb';
 import { composeService } from '../../src/compose';
 import { loadConfig } from '../../src/config';
@@ -28,7 +30,14 @@ function niceByThread(): Map<number, number> {
   return nice;
 }
 
-const lowered = () => [...niceByThread().values()].filter((n) => n === HASH_NICE).length;
+/** This process's own nice value (the tests' runner may have one). */
+const own = () => niceByThread().get(process.pid) as number;
+/** Threads at HASH_NICE over the process's own: the low-priority hashing threads. */
+const lowered = () => {
+  const nice = niceByThread();
+  const target = Math.min(19, (nice.get(process.pid) as number) + HASH_NICE);
+  return [...nice.values()].filter((n) => n === target).length;
+};
 
 describe.each([
   ['the libuv pool', {}],
@@ -64,19 +73,52 @@ describe.each([
 describe('low-priority hashing threads', () => {
   test('run at nice +10 while the main thread keeps its priority; told once', async () => {
     const told: boolean[] = [];
+    const main = own();
     const before = lowered();
     const hasher = new Argon2Hasher({ ...SMALL, concurrency: 2, maxQueue: 64, newHashConcurrency: 1, lowPriority: true, onPriority: (l) => told.push(l) });
     try {
       const stored = await hasher.hash('p');
       await Promise.all([hasher.verify(stored, 'p'), hasher.verify(stored, 'q'), hasher.hash('r')]);
       expect(told).toEqual([true]);
-      expect(niceByThread().get(process.pid)).toBe(0);
+      expect(own()).toBe(main);
       // Two checks and a new hash ran at once: one thread each, all lowered.
       expect(lowered() - before).toBe(3);
     } finally {
       await hasher.close();
     }
     await eventually(() => expect(lowered()).toBe(before));
+  });
+
+  // The built module in a process started under `nice -n`: the thread goes 10 below the process
+  // it runs in, never past 19, and says whether it could. (Nice values for a runner at nice 0;
+  // `nice -n` adds to the runner's own.)
+  test.each([
+    { add: 0, process: 0, thread: 10, lowered: true },
+    { add: 5, process: 5, thread: 15, lowered: true },
+    { add: 15, process: 15, thread: 19, lowered: true },
+    { add: 19, process: 19, thread: 19, lowered: false },
+  ])('in a process at nice $process the thread runs at $thread (lowered: $lowered)', ({ add }) => {
+    const processNice = Math.min(19, own() + add);
+    const thread = Math.min(19, processNice + HASH_NICE);
+    const expected = thread > processNice;
+    const script = `
+      const { HashThreads } = require(${JSON.stringify(join(__dirname, '..', '..', 'dist', 'src', 'core', 'hash-threads.js'))});
+      const fs = require('node:fs');
+      const nice = (tid) => { const s = fs.readFileSync('/proc/self/task/' + tid + '/stat', 'utf8'); return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[16]); };
+      let told;
+      const threads = new HashThreads(1, (l) => (told = l));
+      threads.run({ op: 'hash', password: 'p', options: { algorithm: 2, memoryCost: 1024, timeCost: 1, parallelism: 1 } }).then(async () => {
+        const all = fs.readdirSync('/proc/self/task').map(Number);
+        const main = nice(process.pid);
+        const others = all.filter((t) => t !== process.pid).map(nice).filter((n) => n !== main);
+        process.stdout.write(JSON.stringify({ told, main, others }));
+        await threads.close();
+      });`;
+    const out = JSON.parse(execFileSync('nice', ['-n', String(add), process.execPath, '-e', script], { encoding: 'utf8' })) as { told: boolean; main: number; others: number[] };
+    expect(out.main).toBe(processNice);
+    expect(out.told).toBe(expected);
+    // One thread apart from the process's own at most, the hashing thread, where it could go lower.
+    expect(out.others).toEqual(expected ? [thread] : []);
   });
 
   test('never more threads than the hashes that may run at once, however many wait', async () => {

@@ -41,19 +41,19 @@ function retained() {
   });
 }
 
-/** Threads of this process at the hashing threads' nice value: the low-priority hashing threads. */
+/** Threads of this process at HASH_NICE over its own nice value: the low-priority hashing threads. */
 function hashThreads() {
   const fs = require('node:fs');
-  let n = 0;
-  for (const tid of fs.readdirSync('/proc/self/task')) {
+  const nice = (tid) => {
     try {
       const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) === HASH_NICE) n++;
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
     } catch {
-      // The thread ended between the listing and the read.
+      return undefined; // The thread ended between the listing and the read.
     }
-  }
-  return n;
+  };
+  const target = Math.min(19, nice(process.pid) + HASH_NICE);
+  return fs.readdirSync('/proc/self/task').filter((tid) => nice(tid) === target).length;
 }
 
 (async () => {
