@@ -147,7 +147,7 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
         maxQueue: 64 * config.hashConcurrency,
         lowPriority: true,
         onPriority: (lowered) => {
-          if (!lowered) log.warn({ event: 'hash_priority_normal' }, 'password hashing runs at the main thread\'s priority (not Linux, or setpriority refused): a login flood slows token checks');
+          if (!lowered) log.warn({ event: 'hash_priority_normal' }, 'password hashing runs at the main thread\'s priority (not Linux, a process at nice 19, or setpriority refused): a login flood slows token checks');
         },
       });
   const baseHasher = overrides.hasher ?? (ownHasher as Argon2Hasher);

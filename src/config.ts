@@ -160,7 +160,7 @@ export const settings = {
     item: (v) => (isTrustedProxy(v) ? undefined : 'must list IP addresses, CIDRs, loopback, linklocal or uniquelocal'),
   }),
   shutdownGraceMs: duration('AUTH_SHUTDOWN_GRACE', { default: '10s', min: '0s', max: '600s', doc: 'On SIGTERM/SIGINT, how long in-flight calls may finish before they are cut' }),
-  hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password hashes computed at once (argon2id, 19 MiB each); more logins queue' }),
+  hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password checks computed at once (argon2id, 19 MiB each), half as many more for new passwords, each on a thread of its own (about 9 MB); more logins queue' }),
   store: choice('AUTH_STORE', ['memory', 'redis', 'postgres'], {
     default: 'memory',
     doc: '`memory` (this process only), `redis` or `postgres` (shared by every instance); when unset, `postgres` if `AUTH_DATABASE_URL` is set and `redis` if a Redis setting is',

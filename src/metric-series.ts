@@ -105,7 +105,8 @@ export class SeriesCounter extends Series<CounterSeries> {
     }
   }
 
-  get(): Exported {
+  /** As prom-client's Counter gives them (a promise, as its `get` returns). */
+  async get(): Promise<Exported> {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map((s) => ({ value: s.value, labels: s.labels })) };
   }
 }
@@ -145,7 +146,7 @@ export class SeriesHistogram extends Series<HistogramSeries> {
   }
 
   /** As prom-client's Histogram gives them to the registry's text form: the series' labels shared by its lines. */
-  getForPromString(): Exported {
+  async getForPromString(): Promise<Exported> {
     const values: Sample[] = [];
     const bucket = `${this.name}_bucket`;
     for (const s of this.series.values()) {
@@ -163,9 +164,9 @@ export class SeriesHistogram extends Series<HistogramSeries> {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
-  /** As prom-client's Histogram gives them to `get()`: each line's labels whole, `le` first. */
-  get(): Exported {
-    const data = this.getForPromString();
+  /** As prom-client's Histogram gives them to `get()`: each line's labels whole, `le` first (without its empty exemplar fields). */
+  async get(): Promise<Exported> {
+    const data = await this.getForPromString();
     return { ...data, values: data.values.map(({ labels, sharedLabels, value, metricName }) => ({ labels: { ...labels, ...sharedLabels }, value, ...(metricName ? { metricName } : {}) })) };
   }
 }

@@ -105,8 +105,11 @@ export async function startService(app: AuthServiceApp, address = app.config.add
         for (const t of timers) t.cancel();
         await metricsServer?.close();
         await server.shutdown(graceMs);
-        await store.close();
-        await app.closeHasher();
+        try {
+          await store.close();
+        } finally {
+          await app.closeHasher();
+        }
       })();
       return closing;
     },

@@ -18,6 +18,19 @@ export type HashJob =
 /** What a thread answers: the result, or the message of what @node-rs/argon2 threw (an unparseable hash). */
 type Reply = { readonly ok: string | boolean } | { readonly error: string };
 
+/** What @node-rs/argon2 threw for a job's input (a stored hash it cannot parse): an answer, not an outage. */
+export class HashInputError extends Error {
+  override readonly name = 'HashInputError';
+}
+
+/** Starts a thread running `program` with `workerData`; replaceable in tests (a thread that cannot start). */
+export type StartThread = (program: string, workerData: unknown) => Worker;
+
+const startThread: StartThread = (program, workerData) =>
+  // No inherited Node options: the program is CommonJS whatever the process's defaults, and
+  // preloaded modules (--require, an APM agent) are not loaded again in every thread.
+  new Worker(program, { eval: true, workerData, execArgv: [], stdout: false, stderr: false });
+
 // The thread's whole program, plain CommonJS so it runs the same from the CJS and ESM builds and
 // under the tests. On Linux a nice value belongs to the thread, so only this thread is lowered
 // (from the one it started with, the main thread's); elsewhere setpriority(0) would lower the
@@ -61,8 +74,9 @@ interface Slot {
  * (HASH_NICE), so hashes take the cores the event loop leaves: a flood of logins slows other
  * logins, not the token checks beside them. At most `size` threads, started as hashes need them
  * and kept until `close`; jobs past `size` wait in order (the callers' limiters bound how many).
- * The threads never keep the process alive. A thread that dies fails its job with `unavailable`
- * (the attempt is not counted, a retry is safe) and is replaced by the next job.
+ * A thread keeps the process alive while it hashes, never while it idles. A thread that dies, or
+ * cannot start, fails its job with `unavailable` (the attempt is not counted, a retry is safe);
+ * the next job starts a new one.
  */
 export class HashThreads {
   private readonly slots = new Set<Slot>();
@@ -74,6 +88,7 @@ export class HashThreads {
   constructor(
     private readonly size: number,
     private readonly onPriority?: (lowered: boolean) => void,
+    private readonly startWith: StartThread = startThread,
   ) {}
 
   /** Threads running now (started and not closed). */
@@ -81,39 +96,52 @@ export class HashThreads {
     return this.slots.size;
   }
 
-  /** Runs `job` on a free thread, starting one if fewer than `size` run; rejects with the argon2 error's message for an unparseable hash. */
+  /**
+   * Runs `job` on a free thread, starting one if fewer than `size` run. Rejects with HashInputError
+   * for input argon2 refuses (a hash it cannot parse), with `unavailable` when no thread could do it.
+   */
   run(job: HashJob): Promise<string | boolean> {
     return new Promise<Reply>((resolve, reject) => {
       this.waiting.push({ job, resolve, reject });
       this.dispatch();
     }).then((reply) => {
-      if ('error' in reply) throw new Error(reply.error);
+      if ('error' in reply) throw new HashInputError(reply.error);
       return reply.ok;
     });
   }
 
-  /** Stops every thread; a job running then fails with `unavailable`. Later jobs start threads again. */
+  /** Stops every thread; jobs running or waiting then fail with `unavailable`. Later jobs start threads again. */
   async close(): Promise<void> {
     const slots = [...this.slots];
     this.slots.clear();
     this.idle.length = 0;
+    for (const task of this.waiting.splice(0)) task.reject(stopped('the hasher closed'));
     await Promise.all(slots.map((slot) => slot.worker.terminate()));
   }
 
   private dispatch(): void {
     while (this.waiting.length > 0) {
-      const slot = this.idle.pop() ?? (this.slots.size < this.size ? this.start() : undefined);
+      let slot = this.idle.pop();
+      if (!slot && this.slots.size < this.size) {
+        try {
+          slot = this.start();
+        } catch (err) {
+          // No thread (no module to load, no thread the system will give): this job, not a login's answer.
+          (this.waiting.shift() as Task).reject(stopped(err instanceof Error ? err.message : String(err)));
+          continue;
+        }
+      }
       if (!slot) return;
       const task = this.waiting.shift() as Task;
       slot.task = task;
+      slot.worker.ref();
       slot.worker.postMessage(task.job);
     }
   }
 
   private start(): Slot {
-    argon2Path ??= createRequire(join(moduleDir, 'hash-threads.js')).resolve('@node-rs/argon2');
-    const worker = new Worker(PROGRAM, { eval: true, workerData: { nice: HASH_NICE, argon2: argon2Path }, stdout: false, stderr: false });
-    worker.unref();
+    argon2Path ??= createRequire(join(moduleDir, 'core', 'hash-threads.js')).resolve('@node-rs/argon2');
+    const worker = this.startWith(PROGRAM, { nice: HASH_NICE, argon2: argon2Path });
     const slot: Slot = { worker, task: undefined };
     this.slots.add(slot);
     let started = false;
@@ -128,7 +156,11 @@ export class HashThreads {
       }
       const task = slot.task;
       slot.task = undefined;
-      if (this.slots.has(slot)) this.idle.push(slot);
+      if (this.slots.has(slot)) {
+        // Idle: the thread no longer keeps the process alive (a message listener refs it).
+        worker.unref();
+        this.idle.push(slot);
+      }
       task?.resolve(message as Reply);
       this.dispatch();
     });
@@ -138,11 +170,18 @@ export class HashThreads {
       if (at >= 0) this.idle.splice(at, 1);
       const task = slot.task;
       slot.task = undefined;
-      task?.reject(new AuthError('unavailable', `password hashing thread stopped (${why}); retry`));
+      task?.reject(stopped(why));
       if (wasOurs) this.dispatch();
     };
     worker.on('error', (err) => lost(err.message));
     worker.on('exit', (code) => lost(`exit code ${code}`));
+    // After the listeners (adding a 'message' listener refs the thread): idle until a job comes.
+    worker.unref();
     return slot;
   }
+}
+
+/** A job no thread could finish: the same public answer whatever the reason, the reason for the log. */
+function stopped(why: string): AuthError {
+  return new AuthError('unavailable', 'password hashing is unavailable; retry shortly', { cause: new Error(`password hashing thread: ${why}`) });
 }

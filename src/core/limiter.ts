@@ -3,7 +3,7 @@ import { AuthError } from '../errors.js';
 /**
  * Runs at most `concurrency` tasks at once and queues at most `maxQueue` more; past that a task
  * is refused at once with `overloaded` rather than waiting without bound. Used to keep password
- * hashing from taking every libuv thread, so token checks never starve behind a login flood.
+ * hashing within its threads (and their memory), so a login flood waits its turn or is refused.
  */
 export class ConcurrencyLimiter {
   private running = 0;

@@ -1,6 +1,5 @@
 import { hash, verify } from '@node-rs/argon2';
-import { AuthError } from '../errors.js';
-import { HashThreads } from './hash-threads.js';
+import { HashInputError, HashThreads } from './hash-threads.js';
 import { ConcurrencyLimiter } from './limiter.js';
 
 /** Hashes and checks passwords. The flows see only this interface. */
@@ -22,7 +21,7 @@ export interface Argon2HasherOptions {
   readonly memoryCost: number;
   readonly timeCost: number;
   readonly parallelism: number;
-  /** Password checks (logins) computed at once, each on a libuv thread. */
+  /** Password checks (logins) computed at once, each on a thread of its own (libuv's, or the hasher's with `lowPriority`). */
   readonly concurrency: number;
   /** Checks that may wait for a thread before logins are refused as overloaded. */
   readonly maxQueue: number;
@@ -90,8 +89,13 @@ export class Argon2Hasher implements PasswordHasher {
   }
 
   verify(passwordHash: string, password: string): Promise<boolean> {
-    // A hash that cannot be parsed is a no; a hashing thread that stopped is `unavailable` (thrown).
-    return this.limiter.run(() => this.check(passwordHash, password).catch((err: unknown) => (err instanceof AuthError ? Promise.reject(err) : false)));
+    // A hash that cannot be parsed is a no; no thread to hash on is `unavailable` (thrown), never a no.
+    return this.limiter.run(() =>
+      this.check(passwordHash, password).catch((err: unknown) => {
+        if (this.threads && !(err instanceof HashInputError)) throw err;
+        return false;
+      }),
+    );
   }
 
   async verifyDummy(password: string): Promise<void> {

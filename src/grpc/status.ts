@@ -65,5 +65,5 @@ export function describeCause(err: unknown): { type: string; message: string } {
 /** What broke goes to the log; the caller only ever sees the public message. */
 export function logFailure(log: Pick<Logger, 'warn' | 'error'>, code: Status, err: unknown): void {
   if (code === Status.INTERNAL) log.error({ cause: describeCause(err) }, 'call failed');
-  else if (code === Status.UNAVAILABLE) log.warn({ cause: describeCause(err) }, 'call failed: store unavailable');
+  else if (code === Status.UNAVAILABLE) log.warn({ cause: describeCause(err) }, 'call failed: unavailable');
 }

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { AuthService } from '../../gen/auth/v1/auth_pb';
 import { composeService } from '../../src/compose';
 import { loadConfig } from '../../src/config';
@@ -141,6 +142,68 @@ describe('low-priority hashing threads', () => {
       await threads.close();
     }
     expect(threads.threads).toBe(0);
+  });
+
+  const COSTLY = { op: 'hash', password: 'p', options: { algorithm: ARGON2ID, memoryCost: 65536, timeCost: 8, parallelism: 1 } } as const;
+  const QUICK = { op: 'hash', password: 'q', options: { algorithm: ARGON2ID, ...SMALL } } as const;
+  const startPlain = (started: Worker[]) => (program: string, workerData: unknown) => {
+    const worker = new Worker(program, { eval: true, workerData });
+    started.push(worker);
+    return worker;
+  };
+
+  test('a thread that dies under a job fails that job as unavailable; the job waiting behind it gets a new thread', async () => {
+    const started: Worker[] = [];
+    const threads = new HashThreads(1, undefined, startPlain(started));
+    try {
+      const first = threads.run(COSTLY);
+      const second = threads.run(QUICK);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await started[0]!.terminate();
+      await expect(first).rejects.toMatchObject({ code: 'unavailable', message: 'password hashing is unavailable; retry shortly' });
+      await expect(second).resolves.toMatch(/^\$argon2id\$/);
+      expect(started).toHaveLength(2);
+    } finally {
+      await threads.close();
+    }
+  });
+
+  test('a thread that cannot start fails its job as unavailable (the reason kept for the log); the next job tries again', async () => {
+    let refuse = true;
+    const started: Worker[] = [];
+    const threads = new HashThreads(1, undefined, (program, workerData) => {
+      if (refuse) throw new Error('Resource temporarily unavailable');
+      return startPlain(started)(program, workerData);
+    });
+    try {
+      const err = await threads.run(QUICK).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code: 'unavailable', message: 'password hashing is unavailable; retry shortly' });
+      expect(String((err as AuthError).cause)).toContain('Resource temporarily unavailable');
+      refuse = false;
+      await expect(threads.run(QUICK)).resolves.toMatch(/^\$argon2id\$/);
+    } finally {
+      await threads.close();
+    }
+  });
+
+  test('close fails the jobs running and those waiting for a thread', async () => {
+    const threads = new HashThreads(1);
+    const jobs = [threads.run(COSTLY), threads.run(QUICK), threads.run(QUICK)].map((job) => job.then(() => 'answered', (e: { code: string }) => e.code));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await threads.close();
+    expect(await Promise.all(jobs)).toEqual(['unavailable', 'unavailable', 'unavailable']);
+  });
+
+  test('a thread keeps the process alive while it hashes, not once it idles', () => {
+    // The built module in a process that never closes the threads: it must print the hash (kept
+    // alive through it) and then exit by itself (not kept alive by an idle thread).
+    const script = `
+      const { HashThreads } = require(${JSON.stringify(join(__dirname, '..', '..', 'dist', 'src', 'core', 'hash-threads.js'))});
+      new HashThreads(2).run(${JSON.stringify(QUICK)}).then((hash) => process.stdout.write(hash.slice(0, 10)));`;
+    expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 })).toBe('$argon2id$');
   });
 
   test('a thread that stops under a check fails it as unavailable, not as a wrong password; the next check starts a thread again', async () => {

@@ -183,7 +183,7 @@ describe('a store that fails inside', () => {
     // Nothing was half-written: the session still works as before.
     expect((await server.auth.validate({ accessToken: tokens.accessToken })).active).toBe(true);
     await expect(server.auth.refresh({ refreshToken: tokens.refreshToken })).resolves.toBeDefined();
-    const failure = server.logs.entries.find((e) => e.msg === 'call failed: store unavailable');
+    const failure = server.logs.entries.find((e) => e.msg === 'call failed: unavailable');
     expect(failure).toMatchObject({ level: 'warn', cause: { type: mode === 'throw' ? 'TypeError' : 'Error' } });
     expect(server.logs.text).not.toContain('"stack"');
   });

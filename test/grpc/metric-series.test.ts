@@ -73,6 +73,20 @@ describe("SeriesCounter and SeriesHistogram read as prom-client's Counter and Hi
     expect(await p.ours.metrics()).toBe(await p.theirs.metrics());
   });
 
+  test('the same in the OpenMetrics form and with default labels', async () => {
+    const p = pair();
+    for (const registry of [p.theirs, p.ours]) {
+      // The registries were typed for the Prometheus form; prom-client switches them at run time.
+      (registry as unknown as Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+      registry.setDefaultLabels({ instance: 'a' });
+    }
+    p.observe('findUser', 0.0003);
+    p.inc('/auth.v1.AuthService/Login', 'OK');
+    p.bare();
+    expect(await p.ours.metrics()).toBe(await p.theirs.metrics());
+    expect(await json(p.ours)).toEqual(await json(p.theirs));
+  });
+
   test.each([
     { name: 'a value that is not a finite number', run: (h: SeriesHistogram) => h.observe(Number.NaN, 'findUser'), error: /not a finite number/ },
     { name: 'too many labels', run: (h: SeriesHistogram) => h.observe(1, 'findUser', 'extra'), error: /takes the labels operation/ },
@@ -80,17 +94,17 @@ describe("SeriesCounter and SeriesHistogram read as prom-client's Counter and Hi
     const registry = new Registry();
     const h = new SeriesHistogram({ name: 'h_seconds', help: 'h', labelNames: ['operation'], buckets: BUCKETS, registry });
     expect(() => run(h)).toThrow(error);
-    expect(h.get().values).toEqual([]);
+    expect((await h.get()).values).toEqual([]);
   });
 
-  test('a counter with labels refuses an increment without them; one without refuses labels', () => {
+  test('a counter with labels refuses an increment without them; one without refuses labels', async () => {
     const registry = new Registry();
     const labelled = new SeriesCounter({ name: 'l_total', help: 'l', labelNames: ['event'], registry });
     const bare = new SeriesCounter({ name: 'b_total', help: 'b', registry });
     expect(() => labelled.inc()).toThrow(/takes the labels event/);
     expect(() => bare.inc('x')).toThrow(/takes the labels/);
-    expect(labelled.get().values).toEqual([]);
-    expect(bare.get().values).toEqual([{ value: 0, labels: {} }]);
+    expect((await labelled.get()).values).toEqual([]);
+    expect((await bare.get()).values).toEqual([{ value: 0, labels: {} }]);
   });
 
   test('a name registered twice in one registry is refused, as prom-client refuses it', () => {
