@@ -137,15 +137,16 @@ export function composeService(config: Config, overrides: ServiceOverrides = {})
   for (const key of keys.all) log.info({ event: 'key_loaded', kid: key.kid, alg: key.alg, signing: key === keys.signing }, 'signing key loaded');
   metrics.watch({ signingKey: () => ({ kid: keys.signing.kid, alg: keys.alg }) });
   const guarded = guardStore(backend.store, { timeoutMs: backend.timeoutMs, clock, onDone: (operation, seconds, failure) => metrics.storeOperation(operation, seconds, failure) });
-  // Hashes run on threads below the main thread's priority: a login flood takes the cores the
-  // token checks leave, not theirs.
+  // Hashes run on threads below the main thread's priority (AUTH_HASH_NICE): a login flood takes
+  // the cores the token checks leave, not theirs.
   const ownHasher = overrides.hasher
     ? undefined
     : new Argon2Hasher({
         ...ARGON2ID_OWASP,
         concurrency: config.hashConcurrency,
         maxQueue: 64 * config.hashConcurrency,
-        lowPriority: true,
+        lowPriority: config.hashNice > 0,
+        nice: config.hashNice,
         onPriority: (lowered) => {
           if (!lowered) log.warn({ event: 'hash_priority_normal' }, 'password hashing runs at the main thread\'s priority (not Linux, a process at nice 19, or setpriority refused): a login flood slows token checks');
         },

@@ -160,6 +160,7 @@ export const settings = {
     item: (v) => (isTrustedProxy(v) ? undefined : 'must list IP addresses, CIDRs, loopback, linklocal or uniquelocal'),
   }),
   shutdownGraceMs: duration('AUTH_SHUTDOWN_GRACE', { default: '10s', min: '0s', max: '600s', doc: 'On SIGTERM/SIGINT, how long in-flight calls may finish before they are cut' }),
+  hashNice: count('AUTH_HASH_NICE', { default: 10, min: 0, max: 19, doc: 'How many nice values below the process the hashing threads run (Linux; at most 19): the main thread comes first. 0: the libuv pool at its priority' }),
   hashConcurrency: count('AUTH_HASH_CONCURRENCY', { default: 2, min: 1, max: 64, doc: 'Password checks computed at once (argon2id, 19 MiB each), half as many more for new passwords, each on a thread of its own (about 9 MB); more logins queue' }),
   store: choice('AUTH_STORE', ['memory', 'redis', 'postgres'], {
     default: 'memory',

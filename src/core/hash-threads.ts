@@ -5,8 +5,9 @@ import { AuthError } from '../errors.js';
 import { moduleDir } from '../module-dir.js';
 
 /**
- * How much lower than the main thread the hashing threads run: Linux nice +10 over the process's
- * own (at most 19), about a tenth of the main thread's share of a core they both want.
+ * How much lower than the main thread the hashing threads run by default (AUTH_HASH_NICE): Linux
+ * nice +10 over the process's own (at most 19), about a tenth of the main thread's share of a
+ * core they both want.
  */
 export const HASH_NICE = 10;
 
@@ -84,11 +85,15 @@ export class HashThreads {
   private readonly waiting: Task[] = [];
   private loweredReported = false;
 
-  /** `onPriority(lowered)` is told once, when the first thread has started, whether it runs below the main thread. */
+  /**
+   * `nice`: how many nice values below the process the threads go. `onPriority(lowered)` is told
+   * once, when the first thread has started, whether it runs below the main thread.
+   */
   constructor(
     private readonly size: number,
     private readonly onPriority?: (lowered: boolean) => void,
     private readonly startWith: StartThread = startThread,
+    private readonly nice: number = HASH_NICE,
   ) {}
 
   /** Threads running now (started and not closed). */
@@ -141,7 +146,7 @@ export class HashThreads {
 
   private start(): Slot {
     argon2Path ??= createRequire(join(moduleDir, 'core', 'hash-threads.js')).resolve('@node-rs/argon2');
-    const worker = this.startWith(PROGRAM, { nice: HASH_NICE, argon2: argon2Path });
+    const worker = this.startWith(PROGRAM, { nice: this.nice, argon2: argon2Path });
     const slot: Slot = { worker, task: undefined };
     this.slots.add(slot);
     let started = false;

@@ -37,6 +37,8 @@ export interface Argon2HasherOptions {
    * HashThreads), instead of the libuv pool: what the service does. `close` stops them.
    */
   readonly lowPriority?: boolean;
+  /** With `lowPriority`: how many nice values below the process (default HASH_NICE, 10). */
+  readonly nice?: number;
   /** With `lowPriority`: told once, when the first thread has started, whether the threads run below the main thread (Linux only). */
   readonly onPriority?: (lowered: boolean) => void;
 }
@@ -61,7 +63,7 @@ export class Argon2Hasher implements PasswordHasher {
     this.limiter = new ConcurrencyLimiter(options.concurrency, options.maxQueue);
     this.newHashes = new ConcurrencyLimiter(newHashConcurrency, options.newHashQueue ?? 16, 'too many password changes in progress; retry shortly');
     // One thread for each hash the two limiters let run at once, so none waits for a thread.
-    this.threads = options.lowPriority ? new HashThreads(options.concurrency + newHashConcurrency, options.onPriority) : undefined;
+    this.threads = options.lowPriority ? new HashThreads(options.concurrency + newHashConcurrency, options.onPriority, undefined, options.nice) : undefined;
   }
 
   /** Stops the hasher's own threads (with `lowPriority`); a later hash starts them again. */

@@ -234,11 +234,22 @@ describe('low-priority hashing threads', () => {
   });
 });
 
-test('the service hashes on its low-priority threads, one per slot, and stops them when it closes', async () => {
-  const before = lowered();
+// AUTH_HASH_NICE: how far below the process the service's hashing threads go; 0 keeps hashing on
+// the libuv pool at the process's priority.
+test.each([
+  { nice: '10', below: 10 },
+  { nice: '3', below: 3 },
+  { nice: '0', below: 0 },
+])('AUTH_HASH_NICE=$nice: the service hashes $below nice values below the process, and stops its threads when it closes', async ({ nice, below }) => {
+  const byNice = () => {
+    const all = niceByThread();
+    const target = Math.min(19, (all.get(process.pid) as number) + below);
+    return [...all.values()].filter((n) => n === target).length;
+  };
+  const before = below > 0 ? byNice() : 0;
   const lines: string[] = [];
   const log = createLogger('info', { write: (line: string) => void lines.push(line) });
-  const app = composeService(loadConfig({ AUTH_HASH_CONCURRENCY: '2' }), { keys: createKeySet([generateEcKey()]), log });
+  const app = composeService(loadConfig({ AUTH_HASH_CONCURRENCY: '2', AUTH_HASH_NICE: nice }), { keys: createKeySet([generateEcKey()]), log });
   const running = await app.start('127.0.0.1:0');
   const auth = createClient(AuthService, `127.0.0.1:${running.port}`);
   try {
@@ -247,13 +258,19 @@ test('the service hashes on its low-priority threads, one per slot, and stops th
     const logins = await Promise.all([auth.login({ username: 'hasher-user', password }), auth.login({ username: 'hasher-user', password: 'not the passphrase at all' }).catch((e: { code: number }) => e.code)]);
     expect(logins[0]).toHaveProperty('accessToken');
     expect(logins[1]).toBe(16);
-    // A new hash (Register) and two checks at once: up to the three slots of AUTH_HASH_CONCURRENCY=2.
-    expect(lowered() - before).toBeGreaterThanOrEqual(1);
-    expect(lowered() - before).toBeLessThanOrEqual(3);
+    if (below > 0) {
+      // A new hash (Register) and two checks at once: up to the three slots of AUTH_HASH_CONCURRENCY=2.
+      expect(byNice() - before).toBeGreaterThanOrEqual(1);
+      expect(byNice() - before).toBeLessThanOrEqual(3);
+    } else {
+      // On the libuv pool: no thread of this process below its priority.
+      const all = niceByThread();
+      expect([...all.values()].every((n) => n === all.get(process.pid))).toBe(true);
+    }
   } finally {
     auth.close();
     await running.close(0);
   }
-  await eventually(() => expect(lowered()).toBe(before));
+  if (below > 0) await eventually(() => expect(byNice()).toBe(before));
   expect(lines.join('')).not.toContain('hash_priority_normal');
 });

@@ -102,19 +102,21 @@ describe('memory a client can cause, as RSS after a full GC (service in its own 
   // Every Login costs an argon2id hash (19 MiB) on the service's low-priority hashing threads:
   // unknown names from a new forwarded address each, so none is throttled, at the service's real
   // cost, 64 in flight against 2 hashes at a time (the rest queue). The counters (a name's and an
-  // address's for each login) stop at a cap of 400, reached in the warm-up.
+  // address's for each login) stop at a cap of 160, reached in the warm-up. Few logins a round:
+  // with other busy processes on the cores (npm run test:loaded) the hashes, 10 nice values below
+  // them, get a tenth of a core each.
   test('Logins that each cost a real argon2id hash: 3 hashing threads at most, heap and RSS level', async () => {
-    const r = await probe('forwarded', 5, 200, 64, 'probe-fw-', { AUTH_TRUSTED_PROXIES: 'loopback', PROBE_ATTEMPT_CAP: '400', PROBE_HASHER: '1' });
+    const r = await probe('forwarded', 5, 80, 64, 'probe-fw-', { AUTH_TRUSTED_PROXIES: 'loopback', PROBE_ATTEMPT_CAP: '160', PROBE_HASHER: '1' });
     // eslint-disable-next-line no-console
     console.log(report('logins on the hashing threads', r));
-    expect(r.codes).toEqual({ '16': 1000 });
-    expect(r.state.attempts).toBe(400);
+    expect(r.codes).toEqual({ '16': 400 });
+    expect(r.state.attempts).toBe(160);
     // Two checks at a time and the dummy hash, made once: never a thread more than the three slots.
     expect(r.state.hashThreads).toBeGreaterThanOrEqual(2);
     expect(r.state.hashThreads).toBeLessThanOrEqual(3);
     expect(r.retained).toBe(0);
     expect(r.rounds[4]!.heapUsed - r.rounds[1]!.heapUsed).toBeLessThan(2 * MB);
-    // A hash's 19 MiB is given back when it ends; one kept per hash would add 3.8 GB a round, one
+    // A hash's 19 MiB is given back when it ends; one kept per hash would add 1.5 GB a round, one
     // thread's worth of memory (about 9 MB) per round would show as 27 MB.
     const late = Math.min(r.rounds[3]!.rss, r.rounds[4]!.rss);
     const early = Math.max(r.rounds[0]!.rss, r.rounds[1]!.rss);
