@@ -193,18 +193,79 @@ export type SecretsDecision<T> = { readonly write: UserSecrets; readonly result:
  * Reads the user's document, lets `decide` choose what to write, and writes it if nothing changed
  * meanwhile; otherwise reads again and decides again (the loser of a race sees the winner's write,
  * so a TOTP step or a code is spent once). `decide` may throw to refuse; it must be pure.
+ *
+ * One instance writes one user's document one change at a time: changes that arrive while one is
+ * written wait, and are then decided in order on one read and written together. So only other
+ * instances' writes can make a change lose its compare-and-set, and a flood of changes for one
+ * user (reset requests from many addresses) costs one write at a time, not a race each that the
+ * last of them loses.
  */
-export async function changeSecrets<T>(store: UserSecretStore, userId: string, now: () => number, decide: (doc: UserSecrets) => SecretsDecision<T>): Promise<T> {
+export function changeSecrets<T>(store: UserSecretStore, userId: string, now: () => number, decide: (doc: UserSecrets) => SecretsDecision<T>): Promise<T> {
+  let users = changing.get(store);
+  if (!users) changing.set(store, (users = new Map()));
+  let waiting = users.get(userId);
+  const start = waiting === undefined;
+  if (start) users.set(userId, (waiting = []));
+  const change = new Promise<T>((resolve, reject) => waiting!.push({ decide, settle: (outcome) => ('result' in outcome ? resolve(outcome.result as T) : reject(outcome.error)) }));
+  if (start) void writeInTurn(store, users, userId, now);
+  return change;
+}
+
+interface Change {
+  readonly decide: (doc: UserSecrets) => SecretsDecision<unknown>;
+  readonly settle: (outcome: { readonly result: unknown } | { readonly error: unknown }) => void;
+}
+
+/**
+ * Per store and user, the changes waiting for this instance's write in progress. An entry lives
+ * while one of the user's changes is written or waits: at most one a call in progress.
+ */
+const changing = new WeakMap<UserSecretStore, Map<string, Change[]>>();
+
+/** Users whose document this instance is changing now through `store` (for tests: the map empties when they end). */
+export function usersBeingChanged(store: UserSecretStore): number {
+  return changing.get(store)?.size ?? 0;
+}
+
+async function writeInTurn(store: UserSecretStore, users: Map<string, Change[]>, userId: string, now: () => number): Promise<void> {
+  const waiting = users.get(userId)!;
+  while (waiting.length > 0) {
+    const batch = waiting.splice(0);
+    let outcomes: ReadonlyArray<Parameters<Change['settle']>[0]>;
+    try {
+      outcomes = await writeTogether(store, userId, now, batch);
+    } catch (error) {
+      outcomes = batch.map(() => ({ error }));
+    }
+    batch.forEach((change, i) => change.settle(outcomes[i]!));
+  }
+  users.delete(userId);
+}
+
+/** Decides every change in order on one read and writes the result by compare-and-set; on a lost race, all again. */
+async function writeTogether(store: UserSecretStore, userId: string, now: () => number, batch: readonly Change[]): Promise<Array<Parameters<Change['settle']>[0]>> {
   for (let race = 0; race < MAX_RACES; race++) {
     const record = await store.readUserSecrets(userId);
-    const decision = decide(pruned(parseSecrets(record), now()));
-    if ('keep' in decision) return decision.result;
-    // Pruned on the way out too: whatever `decide` added, what is stored keeps the bounds.
-    const next = pruned(decision.write, now());
-    const empty = Object.keys(next).length === 0;
-    if (empty && record === undefined) return decision.result;
-    const outcome = await store.writeUserSecrets(userId, record?.version ?? 0, empty ? undefined : JSON.stringify(next));
-    if (outcome === 'written') return decision.result;
+    const at = now();
+    let doc = pruned(parseSecrets(record), at);
+    let changed = false;
+    const outcomes = batch.map((change) => {
+      try {
+        const decision = change.decide(doc);
+        if ('keep' in decision) return { result: decision.result };
+        // Pruned on the way out too: whatever `decide` added, what is stored keeps the bounds.
+        doc = pruned(decision.write, at);
+        changed = true;
+        return { result: decision.result };
+      } catch (error) {
+        return { error };
+      }
+    });
+    if (!changed) return outcomes;
+    const empty = Object.keys(doc).length === 0;
+    if (empty && record === undefined) return outcomes;
+    const outcome = await store.writeUserSecrets(userId, record?.version ?? 0, empty ? undefined : JSON.stringify(doc));
+    if (outcome === 'written') return outcomes;
     if (outcome === 'user_gone') throw new AuthError('not_found', 'user not found');
   }
   throw new AuthError('conflict', 'the account changed meanwhile; retry');

@@ -75,7 +75,7 @@ describeEachStore('second factors and resets on two instances', (env, kind) => {
         { timeoutMs: 20_000 },
       );
     } catch (err) {
-      const [onA, onB] = logged().map((events) => events.map(({ event, why, scope, tries }) => ({ event, why, scope, tries })));
+      const [onA, onB] = logged().map((events) => events.map(({ event, why, scope, tries, cause }) => ({ event, why, scope, tries, cause })));
       throw new Error(`${(err as Error).message}\nreset events on a: ${JSON.stringify(onA)}\non b: ${JSON.stringify(onB)}`);
     }
   }

@@ -1,4 +1,5 @@
 import { newId } from '../../../src/core/ids';
+import { changeSecrets, type UserSecrets, type UserSecretStore } from '../../../src/core/user-secrets';
 import type { Store } from '../../../src/store/store';
 import { HOUR, random, helpers, type Conformance } from './context';
 
@@ -35,6 +36,16 @@ export function userSecretsSuite(t: Conformance): void {
       expect(outcomes.filter((o) => o === 'written')).toHaveLength(1);
       expect(outcomes.filter((o) => o === 'conflict')).toHaveLength(19);
       expect((await store.readUserSecrets(user.id))!.version).not.toBe(version);
+    });
+
+    test("changeSecrets from two instances, 20 changes of one user's document at once on each: every change lands, none is lost to a race", async () => {
+      const user = await addUser();
+      // Two views of the store, as two servers over one database: each instance writes in turn, and the two race.
+      const instances = [0, 1].map((): UserSecretStore => ({ readUserSecrets: (id) => store.readUserSecrets(id), writeUserSecrets: (id, v, d) => store.writeUserSecrets(id, v, d) }));
+      const increment = (doc: UserSecrets) => ({ write: { ...doc, totp: { secret: 'S', confirmedAt: 0, lastStep: (doc.totp?.lastStep ?? 0) + 1 } }, result: doc.totp?.lastStep ?? 0 });
+      const seen = await Promise.all(instances.flatMap((instance) => Array.from({ length: 20 }, () => changeSecrets(instance, user.id, () => t.clock.now(), increment))));
+      expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      expect((JSON.parse((await store.readUserSecrets(user.id))!.data) as UserSecrets).totp!.lastStep).toBe(40);
     });
 
     test('nothing is written for a user that is not there, and the document goes with its user', async () => {
