@@ -192,13 +192,20 @@ export type SecretsDecision<T> = { readonly write: UserSecrets; readonly result:
 /**
  * Reads the user's document, lets `decide` choose what to write, and writes it if nothing changed
  * meanwhile; otherwise reads again and decides again (the loser of a race sees the winner's write,
- * so a TOTP step or a code is spent once). `decide` may throw to refuse; it must be pure.
+ * so a TOTP step or a code is spent once). `decide` may throw to refuse; it must be pure, and may
+ * be called more than once.
  *
  * One instance writes one user's document one change at a time: changes that arrive while one is
- * written wait, and are then decided in order on one read and written together. So only other
- * instances' writes can make a change lose its compare-and-set, and a flood of changes for one
- * user (reset requests from many addresses) costs one write at a time, not a race each that the
- * last of them loses.
+ * written wait, and are then decided in order on one read (each sees the document as the ones
+ * before it left it) and written together. So only other instances' writes can make a change
+ * lose its compare-and-set, and a flood of changes for one user (reset requests from many
+ * addresses) costs one write at a time, not a race each that the last of them loses.
+ *
+ * Changes decided before the first one that writes (a `keep`, a refusal) rest on the stored
+ * document alone and are answered as soon as it is read. A change that writes, and every one
+ * decided after it, is answered once the write lands, or gets its failure: if the write loses
+ * `MAX_RACES` races in a row (to other instances), every change from the first that writes on
+ * fails with `conflict`.
  */
 export function changeSecrets<T>(store: UserSecretStore, userId: string, now: () => number, decide: (doc: UserSecrets) => SecretsDecision<T>): Promise<T> {
   let users = changing.get(store);
@@ -206,14 +213,17 @@ export function changeSecrets<T>(store: UserSecretStore, userId: string, now: ()
   let waiting = users.get(userId);
   const start = waiting === undefined;
   if (start) users.set(userId, (waiting = []));
-  const change = new Promise<T>((resolve, reject) => waiting!.push({ decide, settle: (outcome) => ('result' in outcome ? resolve(outcome.result as T) : reject(outcome.error)) }));
-  if (start) void writeInTurn(store, users, userId, now);
+  const change = new Promise<T>((resolve, reject) => waiting!.push({ decide, now, settle: (outcome) => ('result' in outcome ? resolve(outcome.result as T) : reject(outcome.error)) }));
+  if (start) void writeInTurn(store, users, userId);
   return change;
 }
 
+type Outcome = { readonly result: unknown } | { readonly error: unknown };
+
 interface Change {
   readonly decide: (doc: UserSecrets) => SecretsDecision<unknown>;
-  readonly settle: (outcome: { readonly result: unknown } | { readonly error: unknown }) => void;
+  readonly now: () => number;
+  readonly settle: (outcome: Outcome) => void;
 }
 
 /**
@@ -227,48 +237,54 @@ export function usersBeingChanged(store: UserSecretStore): number {
   return changing.get(store)?.size ?? 0;
 }
 
-async function writeInTurn(store: UserSecretStore, users: Map<string, Change[]>, userId: string, now: () => number): Promise<void> {
+async function writeInTurn(store: UserSecretStore, users: Map<string, Change[]>, userId: string): Promise<void> {
   const waiting = users.get(userId)!;
-  while (waiting.length > 0) {
-    const batch = waiting.splice(0);
-    let outcomes: ReadonlyArray<Parameters<Change['settle']>[0]>;
-    try {
-      outcomes = await writeTogether(store, userId, now, batch);
-    } catch (error) {
-      outcomes = batch.map(() => ({ error }));
-    }
-    batch.forEach((change, i) => change.settle(outcomes[i]!));
-  }
+  while (waiting.length > 0) await writeTogether(store, userId, waiting.splice(0));
   users.delete(userId);
 }
 
-/** Decides every change in order on one read and writes the result by compare-and-set; on a lost race, all again. */
-async function writeTogether(store: UserSecretStore, userId: string, now: () => number, batch: readonly Change[]): Promise<Array<Parameters<Change['settle']>[0]>> {
-  for (let race = 0; race < MAX_RACES; race++) {
-    const record = await store.readUserSecrets(userId);
-    const at = now();
-    let doc = pruned(parseSecrets(record), at);
-    let changed = false;
-    const outcomes = batch.map((change) => {
-      try {
-        const decision = change.decide(doc);
-        if ('keep' in decision) return { result: decision.result };
-        // Pruned on the way out too: whatever `decide` added, what is stored keeps the bounds.
-        doc = pruned(decision.write, at);
-        changed = true;
-        return { result: decision.result };
-      } catch (error) {
-        return { error };
+/**
+ * Decides the changes in order on one read and writes the result by compare-and-set; on a lost
+ * race, those not yet answered again. Answers every change, never throws. The document is pruned
+ * at the time of the first change not yet answered.
+ */
+async function writeTogether(store: UserSecretStore, userId: string, batch: readonly Change[]): Promise<void> {
+  let open = batch;
+  try {
+    for (let race = 0; race < MAX_RACES; race++) {
+      const record = await store.readUserSecrets(userId);
+      const at = open[0]!.now();
+      let doc = pruned(parseSecrets(record), at);
+      let firstWrite = -1;
+      const outcomes = open.map((change, i): Outcome => {
+        try {
+          const decision = change.decide(doc);
+          if ('keep' in decision) return { result: decision.result };
+          // Pruned on the way out too: whatever `decide` added, what is stored keeps the bounds.
+          doc = pruned(decision.write, at);
+          if (firstWrite < 0) firstWrite = i;
+          return { result: decision.result };
+        } catch (error) {
+          return { error };
+        }
+      });
+      // Those decided before the first write rest on the stored document: answered now, whatever the write does.
+      const settled = firstWrite < 0 ? open.length : firstWrite;
+      open.slice(0, settled).forEach((change, i) => change.settle(outcomes[i]!));
+      open = open.slice(settled);
+      if (open.length === 0) return;
+      const empty = Object.keys(doc).length === 0;
+      const outcome = empty && record === undefined ? 'written' : await store.writeUserSecrets(userId, record?.version ?? 0, empty ? undefined : JSON.stringify(doc));
+      if (outcome === 'written') {
+        open.forEach((change, i) => change.settle(outcomes[settled + i]!));
+        return;
       }
-    });
-    if (!changed) return outcomes;
-    const empty = Object.keys(doc).length === 0;
-    if (empty && record === undefined) return outcomes;
-    const outcome = await store.writeUserSecrets(userId, record?.version ?? 0, empty ? undefined : JSON.stringify(doc));
-    if (outcome === 'written') return outcomes;
-    if (outcome === 'user_gone') throw new AuthError('not_found', 'user not found');
+      if (outcome === 'user_gone') throw new AuthError('not_found', 'user not found');
+    }
+    throw new AuthError('conflict', 'the account changed meanwhile; retry');
+  } catch (error) {
+    for (const change of open) change.settle({ error });
   }
-  throw new AuthError('conflict', 'the account changed meanwhile; retry');
 }
 
 /** SHA-256, base64url: high-entropy codes and tokens need no slow hash. */
