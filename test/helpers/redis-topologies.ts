@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisConnection } from '../../src/store/redis/address';
-import { freePort, startRedis, type TestRedis } from './redis';
+import { freePort, freePortToKeep, startRedis, type TestRedis } from './redis';
 import { describeNeeding, type Tool } from './requires';
 import { eventually } from './wait';
 
@@ -180,7 +180,8 @@ export async function startCluster(options: { replicas?: 0 | 1 } = {}): Promise<
   try {
     const count = replicas === 1 ? 6 : 3;
     for (let i = 0; i < count; i++) {
-      const port = await freePort();
+      // Kept for restart(i), with its bus port (+10000): outside the range outgoing connections take theirs from.
+      const port = await freePortToKeep();
       nodes.push(await startRedis(port, argsFor(port)));
     }
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes']);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describeNeeding } from './requires';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,34 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free loopback port below the kernel's ephemeral range, with port + 10000 (a Cluster node's
+ * bus port) free and below it too: for a server stopped and started again on its port. A port of
+ * the ephemeral range (freePort's) can be taken meanwhile by any outgoing connection's local port,
+ * and the restart then fails with "Address already in use" (seen in npm test on a bus port).
+ */
+export async function freePortToKeep(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the IANA default range starts at 49152, above this one
+  }
+  for (let i = 0; i < 500; i++) {
+    const port = 10_000 + Math.floor(Math.random() * Math.max(1, low - 20_000));
+    if ((await canBind(port)) && (await canBind(port + 10_000))) return port;
+  }
+  throw new Error('no free port pair below the ephemeral range');
 }
 
 export interface TestRedis {
