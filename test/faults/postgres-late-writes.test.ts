@@ -59,14 +59,15 @@ describeWithPostgres('PostgreSQL: no write lands after its caller was told UNAVA
   }
 
   /**
-   * As whileFrozen, but the server freezes just as the transaction's COMMIT is sent: everything
-   * before it ran, and the COMMIT waits in the socket. (pg's Client.query is wrapped for the call.)
+   * As whileFrozen, but the server freezes just as the transaction's COMMIT (or the statement
+   * that contains `marker`) is sent: everything before it ran, and it waits in the socket. (pg's
+   * Client.query is wrapped for the call.)
    */
-  async function frozenAtCommit(write: () => Promise<unknown>): Promise<void> {
+  async function frozenAtCommit(write: () => Promise<unknown>, marker = 'COMMIT'): Promise<void> {
     const original = pg_.Client.prototype.query;
     pg_.Client.prototype.query = function (this: Client, ...args: unknown[]) {
       const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-      if (text?.includes('COMMIT')) {
+      if (text?.includes(marker)) {
         pg_.Client.prototype.query = original;
         pg().freeze();
       }
@@ -137,12 +138,34 @@ describeWithPostgres('PostgreSQL: no write lands after its caller was told UNAVA
         expect(await store.writeUserSecrets(user.id, 0, '{"totp":1}')).toBe('written');
       },
     },
-    {
-      name: 'a login attempt reserved at a frozen COMMIT',
+    ...(['INSERT INTO auth_attempts', 'UPDATE auth_attempts'] as const).map((statement) => ({
+      name: `a login attempt reserved by compare-and-set after its read (${statement.split(' ')[0]}, one statement) reaching a frozen server`,
       async run() {
         const key = `acct:${randomBytes(4).toString('hex')}`;
         const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
-        await frozenAtCommit(() => store.beginAttempt(key, policy));
+        // UPDATE: the key has a row already, a failure and nothing in flight.
+        if (statement.startsWith('UPDATE')) {
+          await store.beginAttempt(key, policy);
+          await store.endAttempt(key, policy, 'failed');
+        }
+        await frozenAtCommit(() => store.beginAttempt(key, policy), statement);
+        expect(await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1 AND in_flight > 0', [key])).toBe(0);
+        expect(await store.beginAttempt(key, policy)).toEqual({ allowed: true });
+        expect(await count('SELECT in_flight AS n FROM auth_attempts WHERE key = $1', [key])).toBe(1);
+      },
+    })),
+    {
+      name: "a login attempt reserved under the row's lock (the way after lost compare-and-set races) at a frozen COMMIT",
+      async run() {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
+        const lose = jest.spyOn(store as unknown as { swapAttempt: () => Promise<boolean> }, 'swapAttempt').mockResolvedValue(false);
+        try {
+          await frozenAtCommit(() => store.beginAttempt(key, policy));
+          expect(lose).toHaveBeenCalledTimes(2);
+        } finally {
+          lose.mockRestore();
+        }
         expect(await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1 AND in_flight > 0', [key])).toBe(0);
       },
     },
@@ -295,6 +318,30 @@ describeWithPostgres('PostgreSQL: a write that waited past its deadline for a lo
           lock: { text: 'SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE', values: [sessionId] },
           write: () => store.revokeSession(user.id, sessionId),
           written: async () => (await count('SELECT count(*) AS n FROM auth_sessions WHERE id = $1', [sessionId])) === 0,
+        };
+      },
+    },
+    {
+      name: "a login attempt reserved by compare-and-set on the key's row",
+      async setup(store: PostgresStore) {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        await store.beginAttempt(key, policy);
+        await store.endAttempt(key, policy, 'failed');
+        return {
+          lock: { text: 'SELECT 1 FROM auth_attempts WHERE key = $1 FOR UPDATE', values: [key] },
+          write: () => store.beginAttempt(key, policy),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1 AND in_flight > 0', [key])) > 0,
+        };
+      },
+    },
+    {
+      name: 'a login attempt reserved by compare-and-set, its key inserted by another transaction',
+      async setup(store: PostgresStore) {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        return {
+          lock: { text: 'INSERT INTO auth_attempts (key, failures, in_flight, last_failure_at, expires_at) VALUES ($1, 0, 0, 0, 0)', values: [key] },
+          write: () => store.beginAttempt(key, policy),
+          written: async () => (await count('SELECT count(*) AS n FROM auth_attempts WHERE key = $1', [key])) > 0,
         };
       },
     },

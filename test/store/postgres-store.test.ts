@@ -5,6 +5,7 @@ import { newId } from '../../src/core/ids';
 import { knownMigrations, migrate, schemaState } from '../../src/store/postgres/migrations';
 import { LIVE_BATCH, PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store';
 import { StoreSetupError } from '../../src/store/store';
+import { ACCOUNT_POLICY } from '../../src/core/login-throttle';
 import { describeWithPostgres, startPostgres, type TestPostgres } from '../helpers/postgres';
 import { describeNeeding } from '../helpers/requires';
 import { createTestCa, type TestCa } from '../helpers/tls';
@@ -68,6 +69,146 @@ describeWithPostgres('PostgresStore', (pg) => {
         expect(created.expiresAt - created.now).toBe(24 * HOUR);
       }
     } finally {
+      await store.close();
+    }
+  });
+
+  test('a login\'s begin is one read and one compare-and-set, no transaction', async () => {
+    const store = await open(url);
+    const sent: string[] = [];
+    const query = Client.prototype.query as (...args: unknown[]) => unknown;
+    const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
+      const q = args[0];
+      sent.push(typeof q === 'string' ? q : String((q as { text: string }).text));
+      return query.apply(this, args) as never;
+    });
+    try {
+      const key = `acct:${randomBytes(4).toString('hex')}`;
+      // No row; a row with a failure (the attempt before failed); a row with a failure and nothing in flight (released): each a read and a write.
+      for (const end of [undefined, 'failed', 'released'] as const) {
+        if (end) await store.endAttempt(key, ACCOUNT_POLICY, end);
+        sent.length = 0;
+        expect(await store.beginAttempt(key, ACCOUNT_POLICY)).toEqual({ allowed: true });
+        expect(sent.map((q) => q.trim().split(/\s+/)[0])).toEqual(['SELECT', end === undefined ? 'INSERT' : 'UPDATE']);
+      }
+    } finally {
+      spy.mockRestore();
+      await store.close();
+    }
+  });
+
+  /**
+   * Two begins that both read the key's row before either writes (held at a barrier): one
+   * compare-and-set wins, the other reads again and counts the first, so nothing is lost; so too
+   * when a success's DELETE lands between a begin's read and its write.
+   */
+  test.each([
+    { name: 'no row yet (INSERT)', before: [] as Array<'begin' | 'failed'>, between: undefined, inFlight: 2 },
+    { name: 'a row with a failure (UPDATE)', before: ['failed'] as Array<'begin' | 'failed'>, between: undefined, inFlight: 2 },
+    // The clock stands still: both write the same times, and only the count in flight tells their writes apart.
+    { name: 'a row with one attempt in flight, at the same millisecond (UPDATE)', before: ['begin'] as Array<'begin' | 'failed'>, between: undefined, inFlight: 3 },
+    { name: "a success's DELETE between the read and the write", before: ['begin'] as Array<'begin' | 'failed'>, between: 'succeeded' as const, inFlight: 1 },
+  ])("begins racing on one key's row, $name: no reservation is lost", async ({ before, between, inFlight }) => {
+    const store = await open(url, { clock: new ManualClock(T0), statementTimeoutMs: 5_000 });
+    const key = `acct:${randomBytes(4).toString('hex')}`;
+    const swaps: boolean[] = [];
+    const target = store as unknown as { swapAttempt: (...args: unknown[]) => Promise<boolean> };
+    const swap = target.swapAttempt.bind(store);
+    try {
+      for (const step of before) {
+        await store.beginAttempt(key, ACCOUNT_POLICY);
+        if (step === 'failed') await store.endAttempt(key, ACCOUNT_POLICY, 'failed');
+      }
+      const racers = between ? 1 : 2;
+      let arrived = 0;
+      let open_: () => void = () => {};
+      const barrier = new Promise<void>((resolve) => (open_ = resolve));
+      jest.spyOn(target, 'swapAttempt').mockImplementation(async (...args: unknown[]) => {
+        if (swaps.length < racers) {
+          if (++arrived === racers) {
+            if (between) await store.endAttempt(key, ACCOUNT_POLICY, between);
+            open_();
+          }
+          await barrier;
+        }
+        const won = await swap(...args);
+        swaps.push(won);
+        return won;
+      });
+      const grants = await Promise.all(Array.from({ length: racers }, () => store.beginAttempt(key, ACCOUNT_POLICY)));
+      expect(grants).toEqual(Array(racers).fill({ allowed: true }));
+      // The first swaps: one won and one lost (two racers), or the one lost to the DELETE; the retry won.
+      expect(swaps).toEqual(between ? [false, true] : expect.arrayContaining([true, false, true]));
+      expect(swaps).toHaveLength(racers + 1);
+      const row = await new Promise<number>((resolve, reject) => {
+        const c = new Client({ connectionString: url });
+        c.connect()
+          .then(() => c.query<{ n: number }>('SELECT in_flight AS n FROM auth_attempts WHERE key = $1', [key]))
+          .then((r) => resolve(r.rows[0]!.n), reject)
+          .finally(() => void c.end());
+      });
+      expect(row).toBe(inFlight);
+    } finally {
+      jest.restoreAllMocks();
+      await store.close();
+    }
+  });
+
+  test('40 begins at once on one key (compare-and-set, lost races, then the row\'s lock) let through the 5 the account policy allows', async () => {
+    const store = await open(url, { clock: new ManualClock(T0), statementTimeoutMs: 5_000 });
+    try {
+      const key = `acct:${randomBytes(4).toString('hex')}`;
+      const grants = await Promise.all(Array.from({ length: 40 }, () => store.beginAttempt(key, ACCOUNT_POLICY)));
+      expect(grants.filter((g) => g.allowed)).toHaveLength(5);
+      expect(grants.filter((g) => !g.allowed)).toEqual(Array(35).fill({ allowed: false, retryAfterMs: 1000 }));
+    } finally {
+      await store.close();
+    }
+  });
+
+  /*
+   * A sweep that waits for a row another transaction is making live again (a counter reserved
+   * again, a session rotated) leaves it: the DELETE re-checks its condition on the new version.
+   */
+  test.each([
+    {
+      name: 'a throttle counter',
+      async setup(_store: PostgresStore, sql: Client) {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        await sql.query('INSERT INTO auth_attempts (key, failures, in_flight, last_failure_at, expires_at) VALUES ($1, 1, 0, 0, 1)', [key]);
+        return { revive: { text: 'UPDATE auth_attempts SET expires_at = 9000000000000000 WHERE key = $1', values: [key] }, count: { text: 'SELECT count(*) AS n FROM auth_attempts WHERE key = $1', values: [key] } };
+      },
+    },
+    {
+      name: 'a session',
+      async setup(store: PostgresStore, sql: Client) {
+        const { sessionId } = await userWithSession(store);
+        await sql.query('UPDATE auth_sessions SET purge_at = 1 WHERE id = $1', [sessionId]);
+        return { revive: { text: 'UPDATE auth_sessions SET purge_at = 9000000000000000 WHERE id = $1', values: [sessionId] }, count: { text: 'SELECT count(*) AS n FROM auth_sessions WHERE id = $1', values: [sessionId] } };
+      },
+    },
+  ])('the sweeper leaves $name made live again while it waited for its row', async ({ setup }) => {
+    const store = await open(url, { statementTimeoutMs: 5_000 });
+    const holder = new Client({ connectionString: url });
+    await holder.connect();
+    try {
+      const { revive, count } = await setup(store, holder);
+      await holder.query('BEGIN');
+      await holder.query(revive.text, revive.values);
+      const sweeping = store.sweep();
+      // The sweep's DELETE waits for the row's lock now.
+      const watcher = new Client({ connectionString: url });
+      await watcher.connect();
+      try {
+        await eventually(async () => expect(Number((await watcher.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM auth_%'")).rows[0].n)).toBe(1));
+      } finally {
+        await watcher.end();
+      }
+      await holder.query('COMMIT');
+      await sweeping;
+      expect(Number((await holder.query(count.text, count.values)).rows[0].n)).toBe(1);
+    } finally {
+      await holder.end();
       await store.close();
     }
   });

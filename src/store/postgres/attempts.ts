@@ -15,7 +15,10 @@ interface AttemptRow {
 const entryOf = (r: AttemptRow, now: number): AttemptEntry | undefined =>
   r.expires_at !== null && now < r.expires_at ? { failures: r.failures, inFlight: r.in_flight, inFlightUntil: r.in_flight_until, lastFailureAt: r.last_failure_at, expiresAt: r.expires_at } : undefined;
 
-/** Login-attempt counters: the shared rules over a row locked for each decision. */
+/** Compare-and-set tries of a login's begin before it takes the row's lock instead. */
+const CAS_TRIES = 2;
+
+/** Login-attempt counters: the shared rules over a row read and compared-and-set, or locked, for each decision. */
 export class PostgresAttempts extends PostgresBase {
   /**
    * One key's entry locked for the transaction: the upsert takes the row's lock whether it was
@@ -48,23 +51,71 @@ export class PostgresAttempts extends PostgresBase {
     }
   }
 
-  async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+  /** The key's row as it is now (nulls when there is none), and the store's time. */
+  private async readAttempt(key: string): Promise<AttemptRow & { now: number }> {
     const rows = await this.one<AttemptRow & { now: number }>(
       'auth_check_attempt',
       `SELECT a.failures, a.in_flight, a.in_flight_until, a.last_failure_at, a.expires_at, n.now FROM (SELECT ${now(2)} AS now) n LEFT JOIN auth_attempts a ON a.key = $1`,
       [key, this.fixedNow()],
     );
-    const r = rows[0]!;
+    return rows[0]!;
+  }
+
+  async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    const r = await this.readAttempt(key);
     return checkRule(entryOf(r, r.now), r.now, policy);
   }
 
+  /**
+   * Two round trips where a transaction takes four (every login begins with this): the row is
+   * read, the rule decides, and the decision is written only if the row is still as read, a
+   * compare-and-set on every column (an absent row: an insert that a concurrent one makes fail).
+   * A refusal writes nothing. A key whose row changed meanwhile (attempts of one account at once)
+   * is decided again, and after `CAS_TRIES` lost races under the row's lock, where concurrent
+   * attempts queue (the tries within one operation's budget, the transaction then within its own:
+   * at most two where one was). Each write carries the deadline, so a late one writes nothing;
+   * behind a pooler the statements have no lock timeout (see docs/postgresql.md), and a write that
+   * waits for a lock past the deadline writes nothing either.
+   */
   async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    const started = performance.now();
+    for (let race = 0; race < CAS_TRIES; race++) {
+      const r = await this.readAttempt(key);
+      const { grant, next } = beginRule(entryOf(r, r.now), r.now, policy);
+      if (!next) return grant;
+      if (await this.swapAttempt(key, r, next)) return grant;
+      // The tries keep to one budget: nothing was written, so UNAVAILABLE is safe to retry.
+      if (performance.now() - started > this.budgetMs) throw this.unavailable(new Error("the counter's row changed under each compare-and-set within the budget; nothing was written"));
+    }
     return this.tx(async (q) => {
       const { entry, now: t } = await this.lockedAttempt(q, key);
       const { grant, next } = beginRule(entry, t, policy);
       await PostgresAttempts.writeAttempt(q, key, next, entry);
       return grant;
     });
+  }
+
+  /** Writes `next` if the key's row is still `was` (every column), or still absent; whether it did. */
+  private async swapAttempt(key: string, was: AttemptRow, next: AttemptEntry): Promise<boolean> {
+    const values = [key, next.failures, next.inFlight, next.inFlightUntil, next.lastFailureAt, next.expiresAt];
+    if (was.expires_at === null) {
+      const rows = await this.one(
+        'auth_insert_attempt',
+        `INSERT INTO auth_attempts (key, failures, in_flight, in_flight_until, last_failure_at, expires_at)
+         SELECT $1::text, $2::integer, $3::integer, $4::bigint, $5::bigint, $6::bigint WHERE ${onTime(7)}
+         ON CONFLICT (key) DO NOTHING RETURNING ${onTime(7)}`,
+        [...values, DEADLINE],
+      );
+      return rows.length === 1;
+    }
+    const rows = await this.one(
+      'auth_swap_attempt',
+      `UPDATE auth_attempts SET failures = $2, in_flight = $3, in_flight_until = $4, last_failure_at = $5, expires_at = $6
+       WHERE key = $1 AND failures = $7 AND in_flight = $8 AND in_flight_until = $9 AND last_failure_at = $10 AND expires_at = $11 AND ${onTime(12)}
+       RETURNING ${onTime(12)}`,
+      [...values, was.failures, was.in_flight, was.in_flight_until, was.last_failure_at, was.expires_at, DEADLINE],
+    );
+    return rows.length === 1;
   }
 
   async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {

@@ -120,6 +120,7 @@ export class ImportConflictError extends Error {
  * transaction that is correct under READ COMMITTED: a row lock (`FOR UPDATE`, or the lock an
  * `UPDATE` or `INSERT … ON CONFLICT` takes) orders concurrent writers, and each later statement
  * of a transaction sees what they committed; serialization failures and deadlocks are retried.
+ * (A login's throttle reservation reads, then writes by compare-and-set: attempts.ts.)
  *
  * Every operation is bounded: a connection must come from the pool within the operation's budget
  * (twice the statement timeout), the server cancels a statement past the statement timeout (lock

@@ -18,23 +18,24 @@ export class PostgresUpkeep extends PostgresBase {
   }
 
   protected async sweepTables(): Promise<Record<string, number>> {
-    const tables: Array<[string, string, string]> = [
-      ['sessions', 'auth_sessions', `id IN (SELECT id FROM auth_sessions WHERE purge_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
-      ['assertions', 'auth_assertions', `(account_id, jti) IN (SELECT account_id, jti FROM auth_assertions WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
-      ['attempts', 'auth_attempts', `key IN (SELECT key FROM auth_attempts WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
-      ['rates', 'auth_rate_windows', `key IN (SELECT key FROM auth_rate_windows WHERE ends_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
-      ['ceremonies', 'auth_ceremonies', `id IN (SELECT id FROM auth_ceremonies WHERE expires_at <= ${now(1)} LIMIT ${SWEEP_BATCH})`],
-      [
-        'api_keys',
-        'auth_api_keys',
-        `id IN (SELECT id FROM auth_api_keys k WHERE k.expires_at <= ${now(1)} OR NOT (EXISTS (SELECT 1 FROM auth_users WHERE id = k.owner_id) OR EXISTS (SELECT 1 FROM auth_service_accounts WHERE id = k.owner_id)) LIMIT ${SWEEP_BATCH})`,
-      ],
+    // [name, table, its key, what makes a row deletable]. The condition is checked again on the
+    // row being deleted: under READ COMMITTED a DELETE that waited for a row another transaction
+    // updated (a session rotated, a counter reserved) re-checks only its own WHERE on the new
+    // version, not the subquery's, so without it a row made live again meanwhile would go.
+    const tables: Array<[string, string, string, string]> = [
+      ['sessions', 'auth_sessions', 'id', `purge_at <= ${now(1)}`],
+      ['assertions', 'auth_assertions', '(account_id, jti)', `expires_at <= ${now(1)}`],
+      ['attempts', 'auth_attempts', 'key', `expires_at <= ${now(1)}`],
+      ['rates', 'auth_rate_windows', 'key', `ends_at <= ${now(1)}`],
+      ['ceremonies', 'auth_ceremonies', 'id', `expires_at <= ${now(1)}`],
+      ['api_keys', 'auth_api_keys', 'id', `(k.expires_at <= ${now(1)} OR NOT (EXISTS (SELECT 1 FROM auth_users WHERE id = k.owner_id) OR EXISTS (SELECT 1 FROM auth_service_accounts WHERE id = k.owner_id)))`],
     ];
     const deleted: Record<string, number> = {};
-    for (const [name, table, where] of tables) {
+    for (const [name, table, key, deletable] of tables) {
       deleted[name] = 0;
       for (let i = 0; i < SWEEP_BATCHES; i++) {
-        const count = await this.changed(`auth_sweep_${name}`, `DELETE FROM ${table} WHERE ${where}`, [this.fixedNow()]);
+        const columns = key.replace(/[()]/g, '');
+        const count = await this.changed(`auth_sweep_${name}`, `DELETE FROM ${table} k WHERE ${key} IN (SELECT ${columns} FROM ${table} k WHERE ${deletable} LIMIT ${SWEEP_BATCH}) AND ${deletable}`, [this.fixedNow()]);
         deleted[name] += count;
         if (count < SWEEP_BATCH) break;
       }
