@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './redis';
+import { freePortToKeep } from './redis';
 import { describeNeeding } from './requires';
 
 /**
@@ -64,7 +64,8 @@ export async function startPostgres(options: { tls?: { cert: string; key: string
   const initdb = postgresBin('initdb');
   const postgres = postgresBin('postgres');
   if (!initdb || !postgres) throw new Error('PostgreSQL server programs not found: apt-get install -y postgresql');
-  const port = await freePort();
+  // stop() and start() keep the port: one below the ephemeral range, which no outgoing connection takes meanwhile.
+  const port = await freePortToKeep();
   const dir = mkdtempSync(join(tmpdir(), 'auth-pg-'));
   const dataDir = join(dir, 'data');
   if (asRoot) chownSync(dir, 65534, 65534);

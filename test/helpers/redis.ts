@@ -27,7 +27,8 @@ function canBind(port: number): Promise<boolean> {
 
 /**
  * A free loopback port below the kernel's ephemeral range, with port + 10000 (a Cluster node's
- * bus port) free and below it too: for a server stopped and started again on its port. A port of
+ * bus port) free and below it too: for a server stopped and started again on its port (a Cluster
+ * node, PostgreSQL). A port of
  * the ephemeral range (freePort's) can be taken meanwhile by any outgoing connection's local port,
  * and the restart then fails with "Address already in use" (seen in npm test on a bus port).
  */
