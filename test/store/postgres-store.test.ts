@@ -121,13 +121,13 @@ describeWithPostgres('PostgresStore', (pg) => {
       }
       const racers = between ? 1 : 2;
       let arrived = 0;
-      let open_: () => void = () => {};
-      const barrier = new Promise<void>((resolve) => (open_ = resolve));
+      let release: () => void = () => {};
+      const barrier = new Promise<void>((resolve) => (release = resolve));
       jest.spyOn(target, 'swapAttempt').mockImplementation(async (...args: unknown[]) => {
         if (swaps.length < racers) {
           if (++arrived === racers) {
             if (between) await store.endAttempt(key, ACCOUNT_POLICY, between);
-            open_();
+            release();
           }
           await barrier;
         }
@@ -140,13 +140,9 @@ describeWithPostgres('PostgresStore', (pg) => {
       // The first swaps: one won and one lost (two racers), or the one lost to the DELETE; the retry won.
       expect(swaps).toEqual(between ? [false, true] : expect.arrayContaining([true, false, true]));
       expect(swaps).toHaveLength(racers + 1);
-      const row = await new Promise<number>((resolve, reject) => {
-        const c = new Client({ connectionString: url });
-        c.connect()
-          .then(() => c.query<{ n: number }>('SELECT in_flight AS n FROM auth_attempts WHERE key = $1', [key]))
-          .then((r) => resolve(r.rows[0]!.n), reject)
-          .finally(() => void c.end());
-      });
+      const sql = new Client({ connectionString: url });
+      await sql.connect();
+      const row = (await sql.query<{ n: number }>('SELECT in_flight AS n FROM auth_attempts WHERE key = $1', [key]).finally(() => sql.end())).rows[0]!.n;
       expect(row).toBe(inFlight);
     } finally {
       jest.restoreAllMocks();
