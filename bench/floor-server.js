@@ -5,7 +5,12 @@
 // jsonwebtoken) and node:crypto, and nothing else: no store, no session check, no claims beyond
 // jsonwebtoken's own, no interceptors, no log line, no metrics.
 //   Validate           jsonwebtoken's ES256 verify of the token (issuer, audience, expiry)
-//   Refresh            SHA-256 of the presented token, a new ES256 access token, 32 random bytes
+//   Refresh            the refresh token's own construction, by the service's module for it
+//                      (dist/src/core/refresh-token.js, the tag keys derived as the service derives
+//                      them): the presented token read (its HMAC tag checked, its SHA-256), its
+//                      successor made (32 random bytes, HMAC tag, SHA-256) and sealed under the
+//                      presented token (SHA-256 key, AES-256-GCM) as a retry needs it; a new ES256
+//                      access token
 //   IssueServiceToken  SHA-256 of the secret compared in constant time, a new ES256 access token
 //   ExchangeApiKey     HMAC-SHA-256 of the key compared in constant time, a new ES256 access token
 //   Login              argon2id check of the password (the service's parameters, as many at a
@@ -26,9 +31,12 @@ const dist = (p) => require(path.join(__dirname, '..', 'dist', p));
 const { serviceDefinition } = dist('src/grpc/bridge.js');
 const { AuthService } = dist('gen/auth/v1/auth_pb.js');
 const { Health } = dist('gen/grpc/health/v1/health_pb.js');
-const { loadEcKeyFile } = dist('src/core/keys.js');
+const { loadEcKeyFile, refreshTagKeys } = dist('src/core/keys.js');
+const { OpaqueRefreshTokens } = dist('src/core/refresh-token.js');
+const { systemRandom } = dist('src/random.js');
 
 const key = loadEcKeyFile(process.env.KEY_FILE);
+const refreshTokens = new OpaqueRefreshTokens(systemRandom, refreshTagKeys({ all: [key], signing: key }));
 const ISSUER = 'urn:grpc-auth:dev';
 const AUDIENCE = 'urn:grpc-auth:services';
 const secretHash = crypto.createHash('sha256').update('floor').digest();
@@ -72,8 +80,13 @@ const handlers = {
     }
   },
   refresh(call, done) {
-    crypto.createHash('sha256').update(call.request.refreshToken).digest();
-    done(null, { accessToken: sign('usr_floor', 'ses_floor'), tokenType: 'Bearer', expiresIn: 900, refreshToken: `rt2_${crypto.randomBytes(32).toString('base64url')}`, refreshExpiresIn: 1209600 });
+    // What the token's design costs whatever keeps the session: the store is left out.
+    const token = call.request.refreshToken;
+    const presented = refreshTokens.parse(token);
+    if (!presented?.tagged) return done({ code: grpc.status.UNAUTHENTICATED, details: 'not a refresh token of the service' });
+    const successor = refreshTokens.generate(presented.userId, presented.sessionId, presented.generation + 1);
+    refreshTokens.seal(token, successor.token);
+    done(null, { accessToken: sign(presented.userId, presented.sessionId), tokenType: 'Bearer', expiresIn: 900, refreshToken: successor.token, refreshExpiresIn: 1209600 });
   },
   issueServiceToken(call, done) {
     crypto.timingSafeEqual(crypto.createHash('sha256').update(call.request.clientSecret).digest(), secretHash);
