@@ -58,7 +58,17 @@ async function startFloor(service, { nodeArgs = [] } = {}) {
     /** The median µs its Refreshes spent making their refresh token since the last ask (floor-server.js). */
     tokenWork: () =>
       new Promise((resolve, reject) => {
-        server.once('message', ({ calls, medianNs }) => (calls === 0 ? reject(new Error('the floor server made no refresh token')) : resolve(medianNs / 1000)));
+        const settle = (action) => {
+          clearTimeout(timer);
+          server.off('message', answered);
+          server.off('exit', exited);
+          action();
+        };
+        const answered = ({ calls, medianNs }) => settle(() => (calls === 0 ? reject(new Error('the floor server made no refresh token')) : resolve(medianNs / 1000)));
+        const exited = () => settle(() => reject(new Error('the floor server exited before it said what its refresh tokens cost')));
+        const timer = setTimeout(() => settle(() => reject(new Error('the floor server did not say what its refresh tokens cost within 10 s'))), 10_000);
+        server.once('message', answered);
+        server.once('exit', exited);
         server.send('token-work');
       }),
     /** Stops the floor server; resolves when it has exited (and written a --cpu-prof profile). */
