@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { generateEcPem } from '../../src/core/keys';
@@ -46,6 +46,17 @@ describe('the Dockerfile, built step by step in clean directories', () => {
   let cmd: string[] = [];
   let healthcheck: string[] = [];
   let user = '';
+  /** Directories made outside the stages' roots (the mounted secrets). */
+  const scratch: string[] = [];
+
+  // Each stage's root holds a copy of node_modules (about 550 MB): made writable again (a test
+  // takes write access away) and removed, or every run would leave them in the temp directory.
+  afterAll(() => {
+    for (const dir of [...roots.values(), ...scratch]) {
+      execFileSync('chmod', ['-R', 'u+w', dir]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   beforeAll(() => {
     for (const stage of stages) {
@@ -115,6 +126,7 @@ describe('the Dockerfile, built step by step in clean directories', () => {
     const port = await freePort();
     // In production mode, as `docker run -e ...` would give it: a key file mounted read-only.
     const secrets = mkdtempSync(join(tmpdir(), 'image-secrets-'));
+    scratch.push(secrets);
     chmodSync(secrets, 0o755);
     writeFileSync(join(secrets, 'signing.pem'), generateEcPem(), { mode: 0o444 });
     const runEnv: Record<string, string> = { PATH: process.env.PATH ?? '', ...env, AUTH_ADDRESS: `0.0.0.0:${port}`, AUTH_ISSUER: 'https://auth.example.com', AUTH_AUDIENCE: 'backend', AUTH_SIGNING_KEY_FILE: join(secrets, 'signing.pem'), AUTH_ALLOW_INSECURE: 'true' };

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeWithPostgres } from '../helpers/postgres';
@@ -79,6 +79,8 @@ describe("the consumer steps of docs/sdk.md, in a new project", () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-consumer-'));
   const project = join(dir, 'app');
   let tarball: string;
+  // The project's node_modules is about 250 MB: left behind, every run would keep its own.
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   beforeAll(() => {
     // The global setup has built dist/ (both forms); --ignore-scripts keeps prepack from

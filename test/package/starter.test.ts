@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,7 +14,10 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
  * (tsc with skipLibCheck off).
  */
 describe('examples/backend-starter, copied and installed from the packed package', () => {
-  const project = join(mkdtempSync(join(tmpdir(), 'starter-')), 'orders-backend');
+  const copy = mkdtempSync(join(tmpdir(), 'starter-'));
+  const project = join(copy, 'orders-backend');
+  // The copy's node_modules is about 290 MB: left behind, every run would keep its own.
+  afterAll(() => rmSync(copy, { recursive: true, force: true }));
 
   beforeAll(() => {
     cpSync(STARTER, project, { recursive: true, filter: (src) => !src.includes('node_modules') && !src.endsWith('/dist') && !src.includes('/src/gen') });
