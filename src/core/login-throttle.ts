@@ -42,6 +42,12 @@ export type AttemptOutcome = 'failed' | 'succeeded' | 'released';
 /** Refusals say how long to wait, reckoned on the store's clock. */
 export type AttemptGrant = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
 
+/** A key asked before an attempt is reserved, counting its failures only (the caller's address). */
+export interface AttemptGuard {
+  readonly key: string;
+  readonly policy: BackoffPolicy;
+}
+
 /**
  * The throttle's storage port, shared by every instance when the store is. Times are the
  * store's own (Redis's clock on Redis), so instances with skewed clocks agree.
@@ -51,9 +57,12 @@ export interface AttemptStore {
   checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant>;
   /**
    * Reserves an attempt in flight when it is allowed, counting failures and attempts in flight
-   * (so parallel guesses are throttled like a sequence); otherwise changes nothing.
+   * (so parallel guesses are throttled like a sequence); otherwise changes nothing. With a
+   * `guard` (the caller's address), the guard's key is asked first in the same step, as
+   * `checkAttempt` asks it: while its failures hold it back, that refusal is the answer and
+   * nothing is written (one round trip on a remote store where two calls took two).
    */
-  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant>;
+  beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant>;
   /** Ends a reserved attempt: a failure is counted, a success clears the key, a release only ends it. */
   endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void>;
   /** Counts one failure on a key that reserves nothing (a client address). */
@@ -113,13 +122,9 @@ export class LoginThrottle {
   async begin(name: string, ctx: Pick<FlowContext, 'clientAddress' | 'log'>, per: 'name' | 'name-and-address' = 'name'): Promise<ThrottleAttempt> {
     const address = addressOf(ctx);
     const account = accountKey(per === 'name-and-address' && address !== undefined ? `${name}\u0000${address}` : name);
-    const refuse = (retryAfterMs: number): never => refusal(ctx, retryAfterMs);
-    if (address !== undefined) {
-      const grant = await this.store.checkAttempt(address, ADDRESS_POLICY);
-      if (!grant.allowed) refuse(grant.retryAfterMs);
-    }
-    const grant = await this.store.beginAttempt(account, ACCOUNT_POLICY);
-    if (!grant.allowed) refuse(grant.retryAfterMs);
+    // The address is asked in the same store operation, before the account's reservation.
+    const grant = await this.store.beginAttempt(account, ACCOUNT_POLICY, address === undefined ? undefined : { key: address, policy: ADDRESS_POLICY });
+    if (!grant.allowed) refusal(ctx, grant.retryAfterMs);
     let ended = false;
     const once = (end: () => Promise<unknown>) => {
       if (ended) return Promise.resolve();

@@ -110,7 +110,8 @@ describe('a store that fails inside', () => {
     deleteUser: [['AdminService.DeleteUser', (s) => s.admin.deleteUser({ userId: bobId }, bearer(tokens.accessToken))]],
     listSessions: [['AccountService.ListSessions', (s) => s.account.listSessions({}, bearer(tokens.accessToken))]],
     revokeSession: [['AccountService.RevokeSession', (s) => s.account.revokeSession({ sessionId: 'ses_AAAAAAAAAAAAAAAAAAAAAA' }, bearer(tokens.accessToken))]],
-    checkAttempt: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    // Login asks the address inside beginAttempt; CompleteLogin asks it alone.
+    checkAttempt: [['CompleteLogin', (s) => s.auth.completeLogin({ mfaToken: `mfa_${aliceId}.${'A'.repeat(43)}`, code: '123456' })]],
     recordFailure: [['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })]],
     resetAttempts: [['AdminService.ResetLoginThrottle', (s) => s.admin.resetLoginThrottle({ username: 'bob' }, bearer(tokens.accessToken))]],
     fileUserIds: [],

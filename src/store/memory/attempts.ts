@@ -1,4 +1,4 @@
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
+import type { AttemptGrant, AttemptGuard, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
 import { beginRule, checkRule, endRule, recordRule } from '../attempt-rules.js';
 import { MemoryBase } from './base.js';
 
@@ -9,8 +9,12 @@ export class MemoryAttempts extends MemoryBase {
     return checkRule(this.attempts.get(key, now), now, policy);
   }
 
-  async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+  async beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant> {
     const now = this.now();
+    if (guard) {
+      const held = checkRule(this.attempts.get(guard.key, now), now, guard.policy);
+      if (!held.allowed) return held;
+    }
     const { grant, next } = beginRule(this.attempts.get(key, now), now, policy);
     if (next) this.attempts.put(key, next, policy);
     return grant;

@@ -1,4 +1,4 @@
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
+import type { AttemptGrant, AttemptGuard, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
 import { beginRule, checkRule, endClears, endRule, recordRule, type AttemptEntry } from '../attempt-rules.js';
 import { DEADLINE, PostgresBase, type Query } from './base.js';
 import { now, onTime } from './records.js';
@@ -61,6 +61,19 @@ export class PostgresAttempts extends PostgresBase {
     return rows[0]!;
   }
 
+  /** As readAttempt, with the guard's row (`g_` columns) read by the same statement. */
+  private async readGuarded(key: string, guard: string): Promise<AttemptRow & { now: number; guard: AttemptRow }> {
+    const rows = await this.one<AttemptRow & { now: number; g_failures: number; g_in_flight: number; g_in_flight_until: number; g_last_failure_at: number; g_expires_at: number | null }>(
+      'auth_check_guarded_attempt',
+      `SELECT a.failures, a.in_flight, a.in_flight_until, a.last_failure_at, a.expires_at, n.now,
+              g.failures AS g_failures, g.in_flight AS g_in_flight, g.in_flight_until AS g_in_flight_until, g.last_failure_at AS g_last_failure_at, g.expires_at AS g_expires_at
+       FROM (SELECT ${now(2)} AS now) n LEFT JOIN auth_attempts a ON a.key = $1 LEFT JOIN auth_attempts g ON g.key = $3`,
+      [key, this.fixedNow(), guard],
+    );
+    const r = rows[0]!;
+    return { ...r, guard: { failures: r.g_failures, in_flight: r.g_in_flight, in_flight_until: r.g_in_flight_until, last_failure_at: r.g_last_failure_at, expires_at: r.g_expires_at } };
+  }
+
   async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
     const r = await this.readAttempt(key);
     return checkRule(entryOf(r, r.now), r.now, policy);
@@ -77,10 +90,15 @@ export class PostgresAttempts extends PostgresBase {
    * behind a pooler the statements have no lock timeout (see docs/postgresql.md), and a write that
    * waits for a lock past the deadline writes nothing either.
    */
-  async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+  async beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant> {
     const started = performance.now();
     for (let race = 0; race < CAS_TRIES; race++) {
-      const r = await this.readAttempt(key);
+      // The guard's row comes with the key's, in the same statement (it was a round trip of its own).
+      const r: AttemptRow & { now: number; guard?: AttemptRow } = guard ? await this.readGuarded(key, guard.key) : await this.readAttempt(key);
+      if (guard && r.guard) {
+        const held = checkRule(entryOf(r.guard, r.now), r.now, guard.policy);
+        if (!held.allowed) return held;
+      }
       const { grant, next } = beginRule(entryOf(r, r.now), r.now, policy);
       if (!next) return grant;
       if (await this.swapAttempt(key, r, next)) return grant;

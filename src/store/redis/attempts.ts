@@ -1,4 +1,4 @@
-import type { AttemptGrant, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
+import type { AttemptGrant, AttemptGuard, AttemptOutcome, BackoffPolicy } from '../../core/login-throttle.js';
 import { RedisBase, type Args, type RedisClient, type Script } from './base.js';
 import { CLOCK } from './lua.js';
 
@@ -97,7 +97,12 @@ export class RedisAttempts extends RedisBase {
     return this.attempt(key, policy, 'check');
   }
 
-  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+  /** The guard is a command of its own: its key may live on another node of a cluster than the attempt's. */
+  async beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant> {
+    if (guard) {
+      const held = await this.attempt(guard.key, guard.policy, 'check');
+      if (!held.allowed) return held;
+    }
     return this.attempt(key, policy, 'begin');
   }
 

@@ -97,6 +97,52 @@ export function attemptsSuite(t: Conformance): void {
       await store.resetAttempts('addr:1.2.3.4');
       expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
     });
+
+    describe('a begin with a guard (the address asked in the same operation)', () => {
+      const addressPolicy: BackoffPolicy = { ...policy, freeFailures: 3 };
+      const guard = { key: 'addr:5.6.7.8', policy: addressPolicy };
+      const failAddress = (n: number) => Promise.all(Array.from({ length: n }, () => store.recordFailure(guard.key, addressPolicy)));
+
+      // [case, the address's failures, the account's failures, the answer]
+      test.each([
+        ['neither holds back', 0, 0, { allowed: true }],
+        ["the address's failures are still free", 2, 0, { allowed: true }],
+        ['the address holds back: its wait is the answer', 3, 0, { allowed: false, retryAfterMs: 1000 }],
+        ['the address holds back longer than the account', 5, 2, { allowed: false, retryAfterMs: 4000 }],
+        ['the account holds back, the address does not', 0, 2, { allowed: false, retryAfterMs: 1000 }],
+      ] as const)('%s', async (_case, addressFailures, accountFailures, answer) => {
+        await failAddress(addressFailures);
+        for (let i = 0; i < accountFailures; i++) await fail('acct:g');
+        expect(await store.beginAttempt('acct:g', policy, guard)).toEqual(answer);
+        // The guard's key is only read: its count and wait are as they were.
+        expect(await store.checkAttempt(guard.key, addressPolicy)).toEqual(addressFailures >= 3 ? { allowed: false, retryAfterMs: 1000 * 2 ** (addressFailures - 3) } : { allowed: true });
+      });
+
+      test('a refusal by the guard reserves nothing on the key; an allowed begin reserves as without a guard', async () => {
+        await failAddress(3);
+        for (let i = 0; i < 5; i++) expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1000 });
+        // Nothing was reserved: the two free attempts are both still there.
+        expect(await store.beginAttempt('acct:h', policy)).toEqual({ allowed: true });
+        expect(await store.beginAttempt('acct:h', policy)).toEqual({ allowed: true });
+        expect(await store.beginAttempt('acct:h', policy)).toEqual({ allowed: false, retryAfterMs: 1000 });
+        // Once the address's wait has passed, a guarded begin reserves in flight like any other.
+        clock.advance(1000);
+        await store.endAttempt('acct:h', policy, 'released');
+        await store.endAttempt('acct:h', policy, 'released');
+        expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: true });
+        expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: true });
+        expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1000 });
+      });
+
+      test("past the guard's maxFailures, nothing until its count expires", async () => {
+        await failAddress(6);
+        expect(await store.beginAttempt('acct:i', policy, guard)).toEqual({ allowed: false, retryAfterMs: 60_000 });
+        clock.advance(59_999);
+        expect(await store.beginAttempt('acct:i', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1 });
+        clock.advance(1);
+        expect(await store.beginAttempt('acct:i', policy, guard)).toEqual({ allowed: true });
+      });
+    });
   });
 
 }
