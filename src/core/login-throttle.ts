@@ -57,12 +57,17 @@ export interface AttemptStore {
   checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant>;
   /**
    * Reserves an attempt in flight when it is allowed, counting failures and attempts in flight
-   * (so parallel guesses are throttled like a sequence); otherwise changes nothing. With a
-   * `guard` (the caller's address), the guard's key is asked first in the same step, as
-   * `checkAttempt` asks it: while its failures hold it back, that refusal is the answer and
-   * nothing is written (one round trip on a remote store where two calls took two).
+   * (so parallel guesses are throttled like a sequence); otherwise changes nothing.
    */
-  beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant>;
+  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant>;
+  /**
+   * `beginAttempt` after asking `guard` (the caller's address) as `checkAttempt` asks it, in one
+   * operation: while the guard's failures hold it back, its refusal is the answer and nothing is
+   * written anywhere. A store may read both keys at once (PostgreSQL: one statement, where the
+   * two calls took two round trips). Required of every store: one of the interface's earlier
+   * shape fails to compile (or, in JavaScript, to start) instead of dropping the address's check.
+   */
+  beginGuardedAttempt(key: string, policy: BackoffPolicy, guard: AttemptGuard): Promise<AttemptGrant>;
   /** Ends a reserved attempt: a failure is counted, a success clears the key, a release only ends it. */
   endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void>;
   /** Counts one failure on a key that reserves nothing (a client address). */
@@ -123,7 +128,7 @@ export class LoginThrottle {
     const address = addressOf(ctx);
     const account = accountKey(per === 'name-and-address' && address !== undefined ? `${name}\u0000${address}` : name);
     // The address is asked in the same store operation, before the account's reservation.
-    const grant = await this.store.beginAttempt(account, ACCOUNT_POLICY, address === undefined ? undefined : { key: address, policy: ADDRESS_POLICY });
+    const grant = address === undefined ? await this.store.beginAttempt(account, ACCOUNT_POLICY) : await this.store.beginGuardedAttempt(account, ACCOUNT_POLICY, { key: address, policy: ADDRESS_POLICY });
     if (!grant.allowed) refusal(ctx, grant.retryAfterMs);
     let ended = false;
     const once = (end: () => Promise<unknown>) => {

@@ -20,6 +20,7 @@ export const OPERATIONS = [
   'revokeSession',
   'checkAttempt',
   'beginAttempt',
+  'beginGuardedAttempt',
   'endAttempt',
   'recordFailure',
   'resetAttempts',
@@ -125,6 +126,9 @@ export function guardStore(store: Store, options: GuardOptions): Store {
           );
       });
   const guard = timeoutMs === undefined ? guardUntimed : guardTimed;
+  // A store written against an earlier interface (JavaScript, or cast) is refused at start, not at its first call.
+  const missing = OPERATIONS.filter((name) => typeof (store as unknown as Record<string, unknown>)[name] !== 'function');
+  if (missing.length > 0) throw new StoreSetupError(`the store has no ${missing.join(', ')}: a store implements every operation of the Store interface (see the CHANGELOG's Upgrading notes)`);
   const guarded: Record<string, unknown> = {};
   for (const name of OPERATIONS) {
     const op = (store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;

@@ -12,7 +12,7 @@ export type { UserRecord, NewUser, SessionInfo, LiveUser } from '../core/records
 export type { NewSession, RotateRequest, RotateResult, SessionStore, CreateSessionResult } from '../core/session-flows.js';
 export type { UserStore } from '../core/register.js';
 export type { AccountStore, UserChange, UpdateResult, UserQuery } from '../core/accounts.js';
-export type { AttemptGrant, AttemptOutcome, AttemptStore, BackoffPolicy } from '../core/login-throttle.js';
+export type { AttemptGrant, AttemptGuard, AttemptOutcome, AttemptStore, BackoffPolicy } from '../core/login-throttle.js';
 export type { SessionLiveness } from '../core/introspector.js';
 export type { UserSecretStore, UserSecretsRecord } from '../core/user-secrets.js';
 export type { PasskeyStore } from '../core/passkeys.js';

@@ -110,7 +110,7 @@ describe('a store that fails inside', () => {
     deleteUser: [['AdminService.DeleteUser', (s) => s.admin.deleteUser({ userId: bobId }, bearer(tokens.accessToken))]],
     listSessions: [['AccountService.ListSessions', (s) => s.account.listSessions({}, bearer(tokens.accessToken))]],
     revokeSession: [['AccountService.RevokeSession', (s) => s.account.revokeSession({ sessionId: 'ses_AAAAAAAAAAAAAAAAAAAAAA' }, bearer(tokens.accessToken))]],
-    // Login asks the address inside beginAttempt; CompleteLogin asks it alone.
+    // Login asks the address inside beginGuardedAttempt; CompleteLogin asks it alone first.
     checkAttempt: [['CompleteLogin', (s) => s.auth.completeLogin({ mfaToken: `mfa_${aliceId}.${'A'.repeat(43)}`, code: '123456' })]],
     recordFailure: [['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })]],
     resetAttempts: [['AdminService.ResetLoginThrottle', (s) => s.admin.resetLoginThrottle({ username: 'bob' }, bearer(tokens.accessToken))]],
@@ -137,7 +137,9 @@ describe('a store that fails inside', () => {
       ['Validate', (s) => s.auth.validate({ accessToken: tokens.accessToken })],
       ['WhoAmI', (s) => s.secure.whoAmI({}, bearer(tokens.accessToken))],
     ],
-    beginAttempt: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
+    // Only when the caller's address is unknown; every call here comes over TCP from 127.0.0.1.
+    beginAttempt: [],
+    beginGuardedAttempt: [['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })]],
     endAttempt: [
       ['Login', (s) => s.auth.login({ username: 'alice', password: PASSWORD })],
       ['Login', (s) => s.auth.login({ username: 'alice', password: 'a wrong password, long' })],

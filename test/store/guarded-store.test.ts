@@ -2,7 +2,7 @@ import { ManualClock } from '../../src/clock';
 import { AuthError } from '../../src/errors';
 import { guardStore } from '../../src/store/guarded-store';
 import { memoryStore } from '../helpers/stores';
-import type { Store } from '../../src/store/store';
+import { StoreSetupError, type Store } from '../../src/store/store';
 
 /** A memory store whose liveSession is replaced by `op`. */
 function storeWith(op: Store['liveSession']): Store {
@@ -38,6 +38,13 @@ describe('guardStore', () => {
     });
   beforeEach(() => {
     ends.length = 0;
+  });
+
+  test('a store without an operation of the interface is refused when guarded, naming it', () => {
+    // A store of one's own written before beginGuardedAttempt: it must not start and skip the address's check.
+    const store = memoryStore();
+    (store as unknown as Record<string, unknown>).beginGuardedAttempt = undefined;
+    expect(() => guard(store, undefined, () => {})).toThrow(new StoreSetupError('the store has no beginGuardedAttempt: a store implements every operation of the Store interface (see the CHANGELOG\'s Upgrading notes)'));
   });
 
   const boom = new Error('connection reset');

@@ -5,12 +5,24 @@ import { newId } from '../../src/core/ids';
 import { knownMigrations, migrate, schemaState } from '../../src/store/postgres/migrations';
 import { LIVE_BATCH, PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store';
 import { StoreSetupError } from '../../src/store/store';
-import { ACCOUNT_POLICY } from '../../src/core/login-throttle';
+import { ACCOUNT_POLICY, ADDRESS_POLICY } from '../../src/core/login-throttle';
 import { describeWithPostgres, startPostgres, type TestPostgres } from '../helpers/postgres';
 import { describeNeeding } from '../helpers/requires';
 import { createTestCa, type TestCa } from '../helpers/tls';
 import { eventually } from '../helpers/wait';
 import { describeStoreConformance, T0 } from './conformance';
+
+/** Records the text of every statement node-postgres's clients send, until `spy.mockRestore()`. */
+function recordStatements(): { sent: string[]; spy: jest.SpyInstance } {
+  const sent: string[] = [];
+  const query = Client.prototype.query as (...args: unknown[]) => unknown;
+  const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
+    const q = args[0];
+    sent.push(typeof q === 'string' ? q : String((q as { text: string }).text));
+    return query.apply(this, args) as never;
+  });
+  return { sent, spy };
+}
 
 const HOUR = 3_600_000;
 const random = { bytes: randomBytes };
@@ -75,13 +87,7 @@ describeWithPostgres('PostgresStore', (pg) => {
 
   test('a login\'s begin is one read and one compare-and-set, no transaction', async () => {
     const store = await open(url);
-    const sent: string[] = [];
-    const query = Client.prototype.query as (...args: unknown[]) => unknown;
-    const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
-      const q = args[0];
-      sent.push(typeof q === 'string' ? q : String((q as { text: string }).text));
-      return query.apply(this, args) as never;
-    });
+    const { sent, spy } = recordStatements();
     try {
       const key = `acct:${randomBytes(4).toString('hex')}`;
       // No row; a row with a failure (the attempt before failed); a row with a failure and nothing in flight (released): each a read and a write.
@@ -158,6 +164,64 @@ describeWithPostgres('PostgresStore', (pg) => {
       expect(grants.filter((g) => g.allowed)).toHaveLength(5);
       expect(grants.filter((g) => !g.allowed)).toEqual(Array(35).fill({ allowed: false, retryAfterMs: 1000 }));
     } finally {
+      await store.close();
+    }
+  });
+
+  test('a guarded begin reads the address with the account in one statement; 40 at once from a held-back address are all refused and write nothing', async () => {
+    const store = await open(url, { clock: new ManualClock(T0), statementTimeoutMs: 5_000 });
+    const { sent, spy } = recordStatements();
+    try {
+      const key = `acct:${randomBytes(4).toString('hex')}`;
+      const guard = { key: `addr:${randomBytes(4).toString('hex')}`, policy: ADDRESS_POLICY };
+      expect(await store.beginGuardedAttempt(key, ACCOUNT_POLICY, guard)).toEqual({ allowed: true });
+      expect(sent.map((q) => q.trim().split(/\s+/)[0])).toEqual(['SELECT', 'INSERT']);
+      await store.endAttempt(key, ACCOUNT_POLICY, 'succeeded');
+      for (let i = 0; i < ADDRESS_POLICY.freeFailures; i++) await store.recordFailure(guard.key, ADDRESS_POLICY);
+      sent.length = 0;
+      const grants = await Promise.all(Array.from({ length: 40 }, () => store.beginGuardedAttempt(key, ACCOUNT_POLICY, guard)));
+      expect(grants).toEqual(Array(40).fill({ allowed: false, retryAfterMs: 1000 }));
+      expect(sent.filter((q) => !q.trim().startsWith('SELECT'))).toEqual([]);
+      const sql = new Client({ connectionString: url });
+      await sql.connect();
+      const rows = (await sql.query('SELECT 1 FROM auth_attempts WHERE key = $1', [key]).finally(() => sql.end())).rows;
+      expect(rows).toEqual([]);
+    } finally {
+      spy.mockRestore();
+      await store.close();
+    }
+  });
+
+  test("a guarded begin that loses its compare-and-set reads the address again: failures it gained meanwhile refuse the retry", async () => {
+    const store = await open(url, { clock: new ManualClock(T0), statementTimeoutMs: 5_000 });
+    const key = `acct:${randomBytes(4).toString('hex')}`;
+    const guard = { key: `addr:${randomBytes(4).toString('hex')}`, policy: ADDRESS_POLICY };
+    const target = store as unknown as { swapAttempt: (...args: unknown[]) => Promise<boolean> };
+    const swap = target.swapAttempt.bind(store);
+    const swaps: boolean[] = [];
+    let arrived = 0;
+    let release: () => void = () => {};
+    const barrier = new Promise<void>((resolve) => (release = resolve));
+    jest.spyOn(target, 'swapAttempt').mockImplementation(async (...args: unknown[]) => {
+      if (swaps.length < 2) {
+        // Both have read the two rows; the address is held back before either writes.
+        if (++arrived === 2) {
+          for (let i = 0; i < ADDRESS_POLICY.freeFailures; i++) await store.recordFailure(guard.key, ADDRESS_POLICY);
+          release();
+        }
+        await barrier;
+      }
+      const won = await swap(...args);
+      swaps.push(won);
+      return won;
+    });
+    try {
+      const grants = await Promise.all([0, 1].map(() => store.beginGuardedAttempt(key, ACCOUNT_POLICY, guard)));
+      // One insert won; the other found the row there, read both rows again and met the address's failures.
+      expect([...swaps].sort()).toEqual([false, true]);
+      expect(grants).toEqual(expect.arrayContaining([{ allowed: true }, { allowed: false, retryAfterMs: 1000 }]));
+    } finally {
+      jest.restoreAllMocks();
       await store.close();
     }
   });

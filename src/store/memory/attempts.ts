@@ -9,12 +9,17 @@ export class MemoryAttempts extends MemoryBase {
     return checkRule(this.attempts.get(key, now), now, policy);
   }
 
-  async beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant> {
+  async beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    return this.begin(key, policy, this.now());
+  }
+
+  async beginGuardedAttempt(key: string, policy: BackoffPolicy, guard: AttemptGuard): Promise<AttemptGrant> {
     const now = this.now();
-    if (guard) {
-      const held = checkRule(this.attempts.get(guard.key, now), now, guard.policy);
-      if (!held.allowed) return held;
-    }
+    const held = checkRule(this.attempts.get(guard.key, now), now, guard.policy);
+    return held.allowed ? this.begin(key, policy, now) : held;
+  }
+
+  private begin(key: string, policy: BackoffPolicy, now: number): AttemptGrant {
     const { grant, next } = beginRule(this.attempts.get(key, now), now, policy);
     if (next) this.attempts.put(key, next, policy);
     return grant;

@@ -90,7 +90,16 @@ export class PostgresAttempts extends PostgresBase {
    * behind a pooler the statements have no lock timeout (see docs/postgresql.md), and a write that
    * waits for a lock past the deadline writes nothing either.
    */
-  async beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant> {
+  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
+    return this.begin(key, policy, undefined);
+  }
+
+  /** The guard's row is read by the statement that reads the key's, on every try. */
+  beginGuardedAttempt(key: string, policy: BackoffPolicy, guard: AttemptGuard): Promise<AttemptGrant> {
+    return this.begin(key, policy, guard);
+  }
+
+  private async begin(key: string, policy: BackoffPolicy, guard: AttemptGuard | undefined): Promise<AttemptGrant> {
     const started = performance.now();
     for (let race = 0; race < CAS_TRIES; race++) {
       // The guard's row comes with the key's, in the same statement (it was a round trip of its own).
@@ -105,6 +114,7 @@ export class PostgresAttempts extends PostgresBase {
       // The tries keep to one budget: nothing was written, so UNAVAILABLE is safe to retry.
       if (performance.now() - started > this.budgetMs) throw this.unavailable(new Error("the counter's row changed under each compare-and-set within the budget; nothing was written"));
     }
+    // The guard was asked by the last read, a round trip ago, and is not asked again under the lock.
     return this.tx(async (q) => {
       const { entry, now: t } = await this.lockedAttempt(q, key);
       const { grant, next } = beginRule(entry, t, policy);

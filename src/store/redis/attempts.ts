@@ -97,13 +97,14 @@ export class RedisAttempts extends RedisBase {
     return this.attempt(key, policy, 'check');
   }
 
-  /** The guard is a command of its own: its key may live on another node of a cluster than the attempt's. */
-  async beginAttempt(key: string, policy: BackoffPolicy, guard?: AttemptGuard): Promise<AttemptGrant> {
-    if (guard) {
-      const held = await this.attempt(guard.key, guard.policy, 'check');
-      if (!held.allowed) return held;
-    }
+  beginAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
     return this.attempt(key, policy, 'begin');
+  }
+
+  /** The guard is a command of its own (two round trips, as before): its key may live on another node of a cluster than the attempt's. */
+  async beginGuardedAttempt(key: string, policy: BackoffPolicy, guard: AttemptGuard): Promise<AttemptGrant> {
+    const held = await this.attempt(guard.key, guard.policy, 'check');
+    return held.allowed ? this.attempt(key, policy, 'begin') : held;
   }
 
   async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {

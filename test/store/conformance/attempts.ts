@@ -1,5 +1,5 @@
 import type { ManualClock } from '../../../src/clock';
-import type { BackoffPolicy } from '../../../src/core/login-throttle';
+import type { AttemptGrant, BackoffPolicy } from '../../../src/core/login-throttle';
 import type { Store } from '../../../src/store/store';
 import type { Conformance } from './context';
 
@@ -98,29 +98,38 @@ export function attemptsSuite(t: Conformance): void {
       expect(await store.checkAttempt('addr:1.2.3.4', policy)).toEqual({ allowed: true });
     });
 
-    describe('a begin with a guard (the address asked in the same operation)', () => {
+    describe('beginGuardedAttempt: the address asked in the same operation, first', () => {
       const addressPolicy: BackoffPolicy = { ...policy, freeFailures: 3 };
       const guard = { key: 'addr:5.6.7.8', policy: addressPolicy };
       const failAddress = (n: number) => Promise.all(Array.from({ length: n }, () => store.recordFailure(guard.key, addressPolicy)));
 
-      // [case, the address's failures, the account's failures, the answer]
       test.each([
-        ['neither holds back', 0, 0, { allowed: true }],
-        ["the address's failures are still free", 2, 0, { allowed: true }],
-        ['the address holds back: its wait is the answer', 3, 0, { allowed: false, retryAfterMs: 1000 }],
-        ['the address holds back longer than the account', 5, 2, { allowed: false, retryAfterMs: 4000 }],
-        ['the account holds back, the address does not', 0, 2, { allowed: false, retryAfterMs: 1000 }],
-      ] as const)('%s', async (_case, addressFailures, accountFailures, answer) => {
+        { name: 'neither holds back', addressFailures: 0, account: [], want: { allowed: true } },
+        { name: "the address's failures are still free", addressFailures: 2, account: [], want: { allowed: true } },
+        { name: 'the address holds back: its wait is the answer', addressFailures: 3, account: [], want: { allowed: false, retryAfterMs: 1000 } },
+        { name: 'the address holds back longer than the account', addressFailures: 5, account: ['fail', 'fail'], want: { allowed: false, retryAfterMs: 4000 } },
+        // The account's failures: two, then a third once the first wait (1 s) has passed: it waits 2 s.
+        { name: 'the address holds back shorter than the account: still the answer, as it is asked first', addressFailures: 3, account: ['fail', 'fail', 'wait', 'fail'], want: { allowed: false, retryAfterMs: 1000 } },
+        { name: 'the account holds back, the address does not', addressFailures: 0, account: ['fail', 'fail'], want: { allowed: false, retryAfterMs: 1000 } },
+      ] as Array<{ name: string; addressFailures: number; account: Array<'fail' | 'wait'>; want: AttemptGrant }>)('$name', async ({ addressFailures, account, want }) => {
+        for (const step of account) {
+          if (step === 'fail') await fail('acct:g');
+          else clock.advance(1000);
+        }
         await failAddress(addressFailures);
-        for (let i = 0; i < accountFailures; i++) await fail('acct:g');
-        expect(await store.beginAttempt('acct:g', policy, guard)).toEqual(answer);
-        // The guard's key is only read: its count and wait are as they were.
-        expect(await store.checkAttempt(guard.key, addressPolicy)).toEqual(addressFailures >= 3 ? { allowed: false, retryAfterMs: 1000 * 2 ** (addressFailures - 3) } : { allowed: true });
+        expect(await store.beginGuardedAttempt('acct:g', policy, guard)).toEqual(want);
       });
 
-      test('a refusal by the guard reserves nothing on the key; an allowed begin reserves as without a guard', async () => {
+      test('the guard is only read: a begin on the address afterwards counts its failures alone', async () => {
+        await failAddress(2);
+        for (let i = 0; i < 3; i++) expect(await store.beginGuardedAttempt(`acct:r${i}`, policy, guard)).toEqual({ allowed: true });
+        // Had the guarded begins reserved on the address, 2 failures and 3 in flight would hold it back.
+        expect(await store.beginAttempt(guard.key, addressPolicy)).toEqual({ allowed: true });
+      });
+
+      test('a refusal by the guard reserves nothing on the key; an allowed begin reserves as beginAttempt does', async () => {
         await failAddress(3);
-        for (let i = 0; i < 5; i++) expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1000 });
+        for (let i = 0; i < 5; i++) expect(await store.beginGuardedAttempt('acct:h', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1000 });
         // Nothing was reserved: the two free attempts are both still there.
         expect(await store.beginAttempt('acct:h', policy)).toEqual({ allowed: true });
         expect(await store.beginAttempt('acct:h', policy)).toEqual({ allowed: true });
@@ -129,18 +138,18 @@ export function attemptsSuite(t: Conformance): void {
         clock.advance(1000);
         await store.endAttempt('acct:h', policy, 'released');
         await store.endAttempt('acct:h', policy, 'released');
-        expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: true });
-        expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: true });
-        expect(await store.beginAttempt('acct:h', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1000 });
+        expect(await store.beginGuardedAttempt('acct:h', policy, guard)).toEqual({ allowed: true });
+        expect(await store.beginGuardedAttempt('acct:h', policy, guard)).toEqual({ allowed: true });
+        expect(await store.beginGuardedAttempt('acct:h', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1000 });
       });
 
       test("past the guard's maxFailures, nothing until its count expires", async () => {
         await failAddress(6);
-        expect(await store.beginAttempt('acct:i', policy, guard)).toEqual({ allowed: false, retryAfterMs: 60_000 });
+        expect(await store.beginGuardedAttempt('acct:i', policy, guard)).toEqual({ allowed: false, retryAfterMs: 60_000 });
         clock.advance(59_999);
-        expect(await store.beginAttempt('acct:i', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1 });
+        expect(await store.beginGuardedAttempt('acct:i', policy, guard)).toEqual({ allowed: false, retryAfterMs: 1 });
         clock.advance(1);
-        expect(await store.beginAttempt('acct:i', policy, guard)).toEqual({ allowed: true });
+        expect(await store.beginGuardedAttempt('acct:i', policy, guard)).toEqual({ allowed: true });
       });
     });
   });
