@@ -53,7 +53,8 @@ describe('the Dockerfile, built step by step in clean directories', () => {
   // takes write access away) and removed, or every run would leave them in the temp directory.
   afterAll(() => {
     for (const dir of [...roots.values(), ...scratch]) {
-      execFileSync('chmod', ['-R', 'u+w', dir]);
+      // spawnSync: a chmod that fails leaves the rest to rmSync and the other directories still go.
+      spawnSync('chmod', ['-R', 'u+w', dir]);
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ManualClock } from '../../src/clock';
 import { newId } from '../../src/core/ids';
+import { ACCOUNT_POLICY } from '../../src/core/login-throttle';
 import { RedisStore } from '../../src/store/redis/redis-store';
 import { describeWithRedis, startRedis } from '../helpers/redis';
 import { describeStoreConformance } from './conformance';
@@ -111,6 +112,27 @@ describeWithRedis('RedisStore outages', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+
+  test('begins that timed out while Redis hung reserve nothing when it runs them later: the account keeps its free attempts', async () => {
+    const own = await startRedis();
+    const store = await open(own.url, { commandTimeoutMs: 300 });
+    const key = `acct:${randomBytes(4).toString('hex')}`;
+    try {
+      own.process.kill('SIGSTOP');
+      // ioredis still sends each: Redis runs them when it wakes, past the deadline each carries.
+      for (let i = 0; i < ACCOUNT_POLICY.freeFailures; i++) await expect(store.beginAttempt(key, ACCOUNT_POLICY)).rejects.toMatchObject({ code: 'unavailable' });
+      await new Promise((r) => setTimeout(r, 500));
+      own.process.kill('SIGCONT');
+      await eventually(() => store.ping(), { intervalMs: 100 });
+      // Had the late begins reserved, five attempts in flight would hold the account back for a minute.
+      for (let i = 0; i < ACCOUNT_POLICY.freeFailures; i++) expect(await store.beginAttempt(key, ACCOUNT_POLICY)).toEqual({ allowed: true });
+      expect(await store.beginAttempt(key, ACCOUNT_POLICY)).toMatchObject({ allowed: false });
+    } finally {
+      own.process.kill('SIGCONT');
+      await store.close();
+      await own.stop();
     }
   });
 

@@ -19,7 +19,9 @@ end
 /**
  * KEYS: attempts. ARGV: now, free, base, maxDelay, maxFailures, window, shortWindow, mode
  * ('check' | 'begin'), in-flight lease. Returns 0 when allowed (a begin records the attempt in
- * flight), else the milliseconds to wait. 'check' counts failures only and writes nothing.
+ * flight), else the milliseconds to wait; -1 when a begin that would reserve runs after the
+ * caller stopped waiting (see CLOCK's late()): it reserves nothing, as the caller was told
+ * UNAVAILABLE and has no attempt to end. 'check' counts failures only and writes nothing.
  * Attempts in flight ('i') count until 'u', the newest one's start plus the lease.
  */
 const BEGIN_ATTEMPT = `${CLOCK}${BACKOFF}
@@ -35,6 +37,7 @@ if ARGV[8] == 'begin' then n = failures + inFlight end
 local retryAt = last + backoff(n)
 if n > 0 and t < retryAt then return retryAt - t end
 if ARGV[8] == 'check' then return 0 end
+if late() then return -1 end
 redis.call('HSET', KEYS[1], 'f', failures, 'i', inFlight + 1, 'l', last, 'x', t + tonumber(ARGV[6]), 'u', t + tonumber(ARGV[9]))
 redis.call('PEXPIREAT', KEYS[1], t + tonumber(ARGV[6]))
 return 0
@@ -89,7 +92,7 @@ export class RedisAttempts extends RedisBase {
   }
 
   protected async attempt(key: string, policy: BackoffPolicy, mode: 'check' | 'begin'): Promise<AttemptGrant> {
-    const wait = await this.call(() => run(this.redis).authBeginAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), mode, policy.inFlightLeaseMs));
+    const wait = this.notLate(await this.call(() => run(this.redis).authBeginAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), mode, policy.inFlightLeaseMs)));
     return Number(wait) === 0 ? { allowed: true } : { allowed: false, retryAfterMs: Number(wait) };
   }
 
