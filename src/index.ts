@@ -7,6 +7,7 @@ export { composeService, type ServiceOverrides } from './compose.js';
 export { startService } from './run.js';
 export { loadConfig, readConfig, configTable, settings, ConfigError, type Config, type ConfigReport, type Env } from './config.js';
 export { AuthError, authErrorCodes, type AuthErrorCode } from './errors.js';
+export { StoreSetupError } from './store/store.js';
 export { systemClock, ManualClock, repeat, type Clock, type Timer } from './clock.js';
 export { systemRandom, pooledRandom, type Random } from './random.js';
 export {

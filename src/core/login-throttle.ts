@@ -65,7 +65,8 @@ export interface AttemptStore {
    * operation: while the guard's failures hold it back, its refusal is the answer and nothing is
    * written anywhere. A store may read both keys at once (PostgreSQL: one statement, where the
    * two calls took two round trips). Required of every store: one of the interface's earlier
-   * shape fails to compile (or, in JavaScript, to start) instead of dropping the address's check.
+   * shape fails to compile, or (in JavaScript) is refused at start-up by guardStore, rather than
+   * fail every throttled call.
    */
   beginGuardedAttempt(key: string, policy: BackoffPolicy, guard: AttemptGuard): Promise<AttemptGrant>;
   /** Ends a reserved attempt: a failure is counted, a success clears the key, a release only ends it. */
@@ -128,7 +129,10 @@ export class LoginThrottle {
     const address = addressOf(ctx);
     const account = accountKey(per === 'name-and-address' && address !== undefined ? `${name}\u0000${address}` : name);
     // The address is asked in the same store operation, before the account's reservation.
-    const grant = address === undefined ? await this.store.beginAttempt(account, ACCOUNT_POLICY) : await this.store.beginGuardedAttempt(account, ACCOUNT_POLICY, { key: address, policy: ADDRESS_POLICY });
+    const grant =
+      address === undefined
+        ? await this.store.beginAttempt(account, ACCOUNT_POLICY)
+        : await this.store.beginGuardedAttempt(account, ACCOUNT_POLICY, { key: address, policy: ADDRESS_POLICY });
     if (!grant.allowed) refusal(ctx, grant.retryAfterMs);
     let ended = false;
     const once = (end: () => Promise<unknown>) => {
