@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePortToKeep } from './redis';
 import { describeNeeding } from './requires';
+import { Client as PgClient } from 'pg';
 
 /**
  * Where Debian's PostgreSQL server programs are: on PATH, or under /usr/lib/postgresql/<major>/bin
@@ -214,4 +215,16 @@ export function describeWithPostgres(name: string, body: (pg: () => TestPostgres
     });
     body(() => pg!);
   });
+}
+
+/** Records the text of every statement node-postgres's clients send, until `spy.mockRestore()`. */
+export function recordStatements(): { sent: string[]; spy: jest.SpyInstance } {
+  const sent: string[] = [];
+  const query = PgClient.prototype.query as (...args: unknown[]) => unknown;
+  const spy = jest.spyOn(PgClient.prototype, 'query').mockImplementation(function (this: PgClient, ...args: unknown[]) {
+    const q = args[0];
+    sent.push(typeof q === 'string' ? q : String((q as { text: string }).text));
+    return query.apply(this, args) as never;
+  });
+  return { sent, spy };
 }

@@ -6,23 +6,11 @@ import { knownMigrations, migrate, schemaState } from '../../src/store/postgres/
 import { LIVE_BATCH, PostgresStore, SWEEP_BATCH, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store';
 import { StoreSetupError } from '../../src/store/store';
 import { ACCOUNT_POLICY, ADDRESS_POLICY } from '../../src/core/login-throttle';
-import { describeWithPostgres, startPostgres, type TestPostgres } from '../helpers/postgres';
+import { describeWithPostgres, recordStatements, startPostgres, type TestPostgres } from '../helpers/postgres';
 import { describeNeeding } from '../helpers/requires';
 import { createTestCa, type TestCa } from '../helpers/tls';
 import { eventually } from '../helpers/wait';
 import { describeStoreConformance, T0 } from './conformance';
-
-/** Records the text of every statement node-postgres's clients send, until `spy.mockRestore()`. */
-function recordStatements(): { sent: string[]; spy: jest.SpyInstance } {
-  const sent: string[] = [];
-  const query = Client.prototype.query as (...args: unknown[]) => unknown;
-  const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
-    const q = args[0];
-    sent.push(typeof q === 'string' ? q : String((q as { text: string }).text));
-    return query.apply(this, args) as never;
-  });
-  return { sent, spy };
-}
 
 const HOUR = 3_600_000;
 const random = { bytes: randomBytes };
