@@ -70,8 +70,9 @@ export class PostgresAttempts extends PostgresBase {
        FROM (SELECT ${now(2)} AS now) n LEFT JOIN auth_attempts a ON a.key = $1 LEFT JOIN auth_attempts g ON g.key = $3`,
       [key, this.fixedNow(), guard],
     );
-    const r = rows[0]!;
-    return { ...r, guard: { failures: r.g_failures, in_flight: r.g_in_flight, in_flight_until: r.g_in_flight_until, last_failure_at: r.g_last_failure_at, expires_at: r.g_expires_at } };
+    // The key's columns as readAttempt gives them (they are compared-and-set as read), the guard's apart.
+    const { g_failures, g_in_flight, g_in_flight_until, g_last_failure_at, g_expires_at, ...own } = rows[0]!;
+    return { ...own, guard: { failures: g_failures, in_flight: g_in_flight, in_flight_until: g_in_flight_until, last_failure_at: g_last_failure_at, expires_at: g_expires_at } };
   }
 
   async checkAttempt(key: string, policy: BackoffPolicy): Promise<AttemptGrant> {
