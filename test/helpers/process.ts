@@ -14,9 +14,11 @@ export interface Running {
 
 /**
  * Starts the built service (global setup builds it) and waits for its start-up line. `command`
- * runs something else that serves, e.g. the installed package's bin: `[path, 'serve']`.
+ * runs something else that serves, e.g. the installed package's bin: `[path, 'serve']`. A process
+ * that exits first, or has not started within `startMs`, fails the call with what it wrote (and is
+ * killed), rather than leaving the test to hang until jest's own timeout says nothing of why.
  */
-export function startProcess(env: Record<string, string>, command: { readonly argv: readonly string[]; readonly cwd: string } = { argv: [process.execPath, MAIN], cwd: ROOT }): Promise<Running> {
+export function startProcess(env: Record<string, string>, command: { readonly argv: readonly string[]; readonly cwd: string } = { argv: [process.execPath, MAIN], cwd: ROOT }, startMs = 30_000): Promise<Running> {
   const [program, ...args] = command.argv;
   const child = spawn(program!, args, { env: { ...baseEnv, ...env }, cwd: command.cwd });
   const lines: Array<Record<string, unknown>> = [];
@@ -36,7 +38,35 @@ export function startProcess(env: Record<string, string>, command: { readonly ar
       }
     });
     void exit.then((code) => reject(new Error(`exited ${code} before starting: ${JSON.stringify(lines.at(-1))} ${stderr}`)));
+    const late = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`not started after ${startMs} ms; it wrote: ${JSON.stringify(lines)} ${stderr}`));
+    }, startMs);
+    void exit.then(() => clearTimeout(late));
+    child.stdout.on('data', () => {
+      if (lines.some((l) => l.event === 'started')) clearTimeout(late);
+    });
   });
+}
+
+/**
+ * Sends `signal` and waits for the process to exit: its exit code. One that is still running
+ * after `withinMs` is killed and fails the call with the lines it wrote (where its shutdown stopped).
+ */
+export async function stopProcess(running: Running, signal: NodeJS.Signals = 'SIGTERM', withinMs = 15_000): Promise<number | null> {
+  running.child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      running.child.kill('SIGKILL');
+      reject(new Error(`still running ${withinMs} ms after ${signal}; its last lines: ${JSON.stringify(running.lines.slice(-5))}`));
+    }, withinMs);
+  });
+  try {
+    return await Promise.race([running.exit, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs the built service until it exits by itself (a start-up that fails); its exit code and JSON log lines. */

@@ -1,11 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthService } from '../../gen/auth/v1/auth_pb';
 import { generateEcPem, loadEcKeyFile } from '../../src/core/keys';
 import { createClient } from '../../src/grpc/client';
-import { baseEnv, MAIN, ROOT, startProcess as start } from '../helpers/process';
+import { baseEnv, MAIN, ROOT, startProcess as start, stopProcess } from '../helpers/process';
 
 describe('the service process', () => {
   test('starts in development mode, logs one start-up line, serves, and exits 0 on SIGTERM', async () => {
@@ -19,8 +19,7 @@ describe('the service process', () => {
     } finally {
       client.close();
     }
-    running.child.kill('SIGTERM');
-    expect(await running.exit).toBe(0);
+    expect(await stopProcess(running)).toBe(0);
     expect(running.lines.map((l) => l.event).slice(-2)).toEqual(['stopping', 'stopped']);
   });
 
@@ -32,8 +31,7 @@ describe('the service process', () => {
     expect(running.lines.some((l) => l.event === 'ephemeral_key')).toBe(false);
     expect(running.lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'insecure_transport' }));
     expect(running.started).toMatchObject({ kid: loadEcKeyFile(keyFile).kid, production: true });
-    running.child.kill('SIGINT');
-    expect(await running.exit).toBe(0);
+    expect(await stopProcess(running, 'SIGINT')).toBe(0);
   });
 
   test.each([
@@ -90,8 +88,7 @@ describe('the service process', () => {
       await expect(client.login({ username: 'root', password: 'the operator passphrase' })).resolves.toMatchObject({ tokenType: 'Bearer' });
     } finally {
       client.close();
-      running.child.kill('SIGTERM');
-      await running.exit;
+      await stopProcess(running);
     }
   });
 
@@ -165,25 +162,16 @@ describe('the service process', () => {
       expect({ status: busy.status, stderr: busy.stderr }).toEqual({ status: 1, stderr: `grpc-auth: cannot listen on ${String(holder.started.address)}: the address is in use (EADDRINUSE)\n` });
       expect(busy.stdout).toContain('"event":"startup_failed"');
     } finally {
-      holder.child.kill('SIGTERM');
-      await holder.exit;
+      await stopProcess(holder);
     }
     const key = spawnSync(process.execPath, [MAIN], { env: { ...baseEnv, AUTH_SIGNING_KEY_FILE: '/nonexistent/key.pem' }, cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
     expect({ status: key.status, stderr: key.stderr }).toEqual({ status: 2, stderr: 'grpc-auth: cannot read signing key file /nonexistent/key.pem: ENOENT\n' });
   });
 
   test('serve starts the service like npm start', async () => {
-    const child = spawn(process.execPath, [cli, 'serve'], { env: { ...baseEnv }, cwd: ROOT });
-    const started = await new Promise<string>((resolve) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('"event":"started"')) resolve(out);
-      });
-    });
-    expect(started).toContain('auth service listening');
-    const exited = new Promise((resolve) => child.on('close', resolve));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    const running = await start({}, { argv: [process.execPath, cli, 'serve'], cwd: ROOT });
+    expect(running.started).toMatchObject({ msg: 'auth service listening', store: 'memory' });
+    expect(await stopProcess(running)).toBe(0);
+    expect(running.lines.map((l) => l.event).slice(-2)).toEqual(['stopping', 'stopped']);
   });
 });
