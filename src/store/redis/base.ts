@@ -6,6 +6,7 @@ import type { ServiceAccountRecord } from '../../core/service-accounts.js';
 import { AuthError } from '../../errors.js';
 import { StoreSetupError } from '../store.js';
 import { redisWhere, type RedisAuth, type RedisConnection } from './address.js';
+import { CLOCK } from './lua.js';
 import { accountOf, userOf } from './records.js';
 
 /*
@@ -38,11 +39,23 @@ export interface Script {
   readonly lua: string;
 }
 
-/** The base's own scripts: the last-admin rule, and giving up a name claim (users' and service accounts'). */
+/** The base's own scripts: the last-admin rule, and a name claim made and given up (users' and service accounts'). */
 interface BaseScripts {
   authLeaveAdmins(...args: Args): Promise<'removed' | 'absent' | 'last'>;
+  authClaimName(...args: Args): Promise<number>;
   authReleaseName(...args: Args): Promise<number>;
 }
+
+/**
+ * KEYS: name. ARGV: now, id. SET NX of the name to the id, unless the caller has stopped waiting
+ * (a claim is what makes a new user or account visible: one that landed late would hold a name its
+ * caller was told was not taken, and the caller's retry would find it taken). 1 claimed, 0 held, -1 late.
+ */
+const CLAIM_NAME = `${CLOCK}
+if late() then return -1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 1 end
+return 0
+`;
 
 /** KEYS: name. ARGV: user id. Deletes the name only while it still names that user. */
 const RELEASE_NAME = `
@@ -61,7 +74,7 @@ redis.call('SREM', KEYS[1], ARGV[1])
 return 'removed'
 `;
 
-const BASE_SCRIPTS: Record<keyof BaseScripts, Script> = { authLeaveAdmins: { keys: 1, lua: LEAVE_ADMINS }, authReleaseName: { keys: 1, lua: RELEASE_NAME } };
+const BASE_SCRIPTS: Record<keyof BaseScripts, Script> = { authLeaveAdmins: { keys: 1, lua: LEAVE_ADMINS }, authClaimName: { keys: 1, lua: CLAIM_NAME }, authReleaseName: { keys: 1, lua: RELEASE_NAME } };
 
 /** Between a name and an id in the listings' sorted sets. */
 export const NAME_SEPARATOR = '\u0000';
@@ -309,6 +322,11 @@ export abstract class RedisBase {
       }
     }
     await this.call(() => this.redis.set(built, '1'));
+  }
+
+  /** Claims `key` (a name, a skeleton) for `holder` if nobody holds it: true when claimed; UNAVAILABLE, and nothing claimed, when Redis ran it after its deadline. */
+  protected async claimName(key: string, holder: string): Promise<boolean> {
+    return this.notLate(await this.call(() => (this.redis as RedisClient & BaseScripts).authClaimName(key, this.clockArg(), holder))) === 1;
   }
 
   /** Gives up the claim `key` (a name, a skeleton) if `holder` still holds it. */

@@ -5,8 +5,9 @@ import { NAME_SEPARATOR, RedisBase, type Args, type RedisClient, type Script } f
 import { CLOCK } from './lua.js';
 import { accountOf, fieldsOf, liveOf, type Reply } from './records.js';
 
-/** KEYS: account. ARGV: now, name, roles, credentialId, credential JSON. 1 when created, 0 when the id exists. */
+/** KEYS: account. ARGV: now, name, roles, credentialId, credential JSON. 1 when created, 0 when the id exists, -1 when late. */
 const CREATE_SERVICE_ACCOUNT = `${CLOCK}
+if late() then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = now()
 local c = cjson.decode(ARGV[5])
@@ -61,8 +62,13 @@ if not a[1] or a[3] == '1' or not a[5] then return false end
 return {a[1], a[2], a[4]}
 `;
 
-/** KEYS: jti. ARGV: now, expiresAt. 1 when the jti is new (and is kept until expiresAt), 0 for a replay. */
+/**
+ * KEYS: jti. ARGV: now, expiresAt. 1 when the jti is new (and is kept until expiresAt), 0 for a
+ * replay, -1 when late: a use that landed after its caller was told UNAVAILABLE would make the
+ * client's retry of the same assertion look like a replay.
+ */
 const USE_ASSERTION = `${CLOCK}
+if late() then return -1 end
 local ttl = tonumber(ARGV[2]) - now()
 if ttl <= 0 then return 0 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then return 1 end
@@ -94,12 +100,12 @@ export class RedisServiceAccounts extends RedisBase {
 
   /** As createUser: the account first, then its name (the uniqueness check), then the listing. */
   async createServiceAccount(account: { id: string; name: string; roles: readonly string[]; credential: NewCredential }): Promise<'created' | 'exists'> {
-    const created = await this.call(() =>
+    const created = this.notLate(await this.call(() =>
       run(this.redis).authCreateServiceAccount(this.accountKey(account.id), this.clockArg(), account.name, JSON.stringify(account.roles), account.credential.id, JSON.stringify(account.credential)),
-    );
+    ));
     if (created === 0) return 'exists';
     for (let attempt = 0; attempt < 2; attempt++) {
-      if ((await this.call(() => this.redis.set(this.accountNameKey(account.name), account.id, 'NX'))) === 'OK') {
+      if (await this.claimName(this.accountNameKey(account.name), account.id)) {
         await this.call(() => this.redis.zadd(this.accountsKey, 0, `${account.name}${NAME_SEPARATOR}${account.id}`));
         await this.noteAdmin(account.id, { roles: account.roles, disabled: false });
         return 'created';
@@ -157,6 +163,6 @@ export class RedisServiceAccounts extends RedisBase {
   }
 
   async useAssertion(serviceAccountId: string, jti: string, expiresAt: number): Promise<boolean> {
-    return (await this.call(() => run(this.redis).authUseAssertion(`${this.prefix}{${serviceAccountId}}:j:${jti}`, this.clockArg(), expiresAt))) === 1;
+    return this.notLate(await this.call(() => run(this.redis).authUseAssertion(`${this.prefix}{${serviceAccountId}}:j:${jti}`, this.clockArg(), expiresAt))) === 1;
   }
 }

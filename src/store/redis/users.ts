@@ -4,8 +4,9 @@ import { NAME_SEPARATOR, RedisBase, type Args, type RedisClient, type Script } f
 import { CLOCK, SESSION_KEY } from './lua.js';
 import { fieldsOf, userOf } from './records.js';
 
-/** KEYS: user. ARGV: now, id, username, passwordHash, roles, disabled, origin, fileDigest, skeleton. Returns 1 when created, 0 when the id exists. */
+/** KEYS: user. ARGV: now, id, username, passwordHash, roles, disabled, origin, fileDigest, skeleton. Returns 1 when created, 0 when the id exists, -1 when late. */
 const CREATE_USER = `${CLOCK}
+if late() then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = now()
 redis.call('HSET', KEYS[1], 'n', ARGV[3], 'ph', ARGV[4], 'ro', ARGV[5], 'd', ARGV[6], 'o', ARGV[7], 'fd', ARGV[8], 'c', t, 'pc', t, 'g', 0, 'rv', 1)
@@ -36,8 +37,9 @@ if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HS
 return redis.call('HGETALL', KEYS[1])
 `;
 
-/** KEYS: user, sessions. Deletes the user and every session; returns the username, or false. */
-const DELETE_USER = `${SESSION_KEY}
+/** KEYS: user, sessions. ARGV: now. Deletes the user and every session; returns the username, false, or {'late'}. */
+const DELETE_USER = `${CLOCK}${SESSION_KEY}
+if late() then return {'late'} end
 local name = redis.call('HGET', KEYS[1], 'n')
 if not name then return false end
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', sessionKey(sid)) end
@@ -49,7 +51,7 @@ return name
 interface Commands {
   authCreateUser(...args: Args): Promise<number>;
   authUpdateUser(...args: Args): Promise<string | string[]>;
-  authDeleteUser(...args: Args): Promise<string | null>;
+  authDeleteUser(...args: Args): Promise<string | null | ['late']>;
 }
 
 const run = (redis: RedisClient) => redis as RedisClient & Commands;
@@ -72,12 +74,12 @@ export class RedisUsers extends RedisBase {
   }
 
   async createUser(user: NewUser, claims?: { readonly skeleton: string }): Promise<'created' | 'exists' | 'confusable'> {
-    const created = await this.call(() =>
+    const created = this.notLate(await this.call(() =>
       run(this.redis).authCreateUser(this.userKey(user.id), this.clockArg(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? '', claims?.skeleton ?? ''),
-    );
+    ));
     if (created === 0) return 'exists';
     for (let attempt = 0; attempt < 2; attempt++) {
-      if ((await this.call(() => this.redis.set(this.nameKey(user.username), user.id, 'NX'))) === 'OK') {
+      if (await this.claimName(this.nameKey(user.username), user.id)) {
         // The look of the name next, claimed the same way; a holder whose user is gone is reclaimed.
         if (claims && !(await this.claim(this.skeletonKey(claims.skeleton), user.id))) {
           await this.releaseName(this.nameKey(user.username), user.id);
@@ -100,7 +102,7 @@ export class RedisUsers extends RedisBase {
   /** SET NX of `key` to `userId`, taking it over from a user that no longer exists. */
   protected async claim(key: string, userId: string): Promise<boolean> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      if ((await this.call(() => this.redis.set(key, userId, 'NX'))) === 'OK') return true;
+      if (await this.claimName(key, userId)) return true;
       const holder = await this.call(() => this.redis.get(key));
       if (holder === userId) return true;
       if (holder === null || (await this.call(() => this.redis.exists(this.userKey(holder)))) === 1) return false;
@@ -150,8 +152,10 @@ export class RedisUsers extends RedisBase {
     if (!user) return undefined;
     if (await this.leaveAdmins(userId, options.keepAnAdmin)) return 'last_admin';
     const skeleton = await this.call(() => this.redis.hget(this.userKey(userId), 'k'));
-    const name = await this.call(() => run(this.redis).authDeleteUser(this.userKey(userId), this.sessionsKey(userId)));
-    if (name === null) return undefined;
+    const name = await this.call(() => run(this.redis).authDeleteUser(this.userKey(userId), this.sessionsKey(userId), this.clockArg()));
+    // Late is a table: a username may be the word itself.
+    if (Array.isArray(name)) this.notLate(name);
+    if (typeof name !== 'string') return undefined;
     await this.releaseName(this.nameKey(name), userId);
     if (skeleton) await this.releaseName(this.skeletonKey(skeleton), userId);
     await this.call(() => this.redis.zrem(this.usersKey, `${name}${NAME_SEPARATOR}${userId}`));
