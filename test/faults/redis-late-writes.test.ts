@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis/redis-store';
 import { describeNeeding } from '../helpers/requires';
 import { startRedis, type TestRedis } from '../helpers/redis';
@@ -16,6 +17,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const id = (prefix: string) => `${prefix}_${randomBytes(16).toString('base64url')}`;
 const name = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
 const newUser = (username: string) => ({ id: id('usr'), username, passwordHash: '$argon2id$x', roles: ['user'], disabled: false, origin: 'api' as const });
+const newApiKey = (ownerId: string) => ({ id: id('apk'), ownerId, name: 'k', roles: ['user'], hash: 'h', createdAt: Date.now(), expiresAt: Date.now() + 3_600_000, ownerGeneration: 0 });
 const newAccount = (accountName: string) => ({ id: id('sva'), name: accountName, roles: ['reader'], credential: { type: 'secret' as const, id: id('sec'), hash: 'h' } });
 
 describeNeeding(['redis-server'], 'Redis: no write lands after its caller was told UNAVAILABLE', () => {
@@ -28,8 +30,13 @@ describeNeeding(['redis-server'], 'Redis: no write lands after its caller was to
   });
   afterAll(async () => {
     redis.process.kill('SIGCONT');
+    raw?.disconnect();
     await store.close();
     await redis.stop();
+  });
+  let raw: Redis;
+  beforeAll(() => {
+    raw = new Redis(redis.url);
   });
 
   /**
@@ -48,7 +55,11 @@ describeNeeding(['redis-server'], 'Redis: no write lands after its caller was to
     await eventually(() => store.ping(), { intervalMs: 50 });
   }
 
-  /** As whileStopped, but Redis stops just as the `nth` call of the client's `command` is sent: the steps before it ran. */
+  /**
+   * As whileStopped, but Redis stops just as the `nth` call of the client's `command` is sent: the
+   * steps before it ran. Only the store's calls count: with auto-pipelining, ioredis calls a
+   * script's command again on the pipeline it copied it to.
+   */
   async function stoppedAt(command: string, write: () => Promise<unknown>, nth = 1): Promise<void> {
     const client = store.client as unknown as Record<string, (...args: unknown[]) => unknown>;
     const original = client[command]!;
@@ -60,7 +71,7 @@ describeNeeding(['redis-server'], 'Redis: no write lands after its caller was to
     };
     let calls = 0;
     client[command] = function (this: unknown, ...args: unknown[]) {
-      if (++calls === nth) {
+      if (this === client && ++calls === nth) {
         restore();
         redis.process.kill('SIGSTOP');
       }
@@ -86,25 +97,52 @@ describeNeeding(['redis-server'], 'Redis: no write lands after its caller was to
       },
     },
     {
-      name: "a registration whose name claim (what makes the user visible) reaches a stopped Redis",
+      name: 'a registration whose name claim (what makes the user visible) reaches a stopped Redis: the record goes too',
       async run() {
         const user = newUser(name('claim'));
         await stoppedAt('authClaimName', () => store.createUser(user));
         expect(await store.findUserByUsername(user.username)).toBeUndefined();
-        // The client's retry (a Register makes a new id) gets the name.
-        const retry = newUser(user.username);
-        expect(await store.createUser(retry)).toBe('created');
-        expect((await store.findUserByUsername(user.username))?.id).toBe(retry.id);
+        expect(await store.getUser(user.id)).toBeUndefined();
+        // A retry with a new id (Register) gets the name; so does one with the same id (a users
+        // file's next seeding), which would otherwise find its record there with no name.
+        expect(await store.createUser(user)).toBe('created');
+        expect((await store.findUserByUsername(user.username))?.id).toBe(user.id);
       },
     },
     {
-      name: "a registration whose claim of the name's look (its skeleton) reaches a stopped Redis",
+      name: "a registration whose claim of the name's look (its skeleton) reaches a stopped Redis: the name it holds is given back",
       async run() {
         const user = newUser(name('look'));
         const skeleton = `sk-${user.username}`;
         await stoppedAt('authClaimName', () => store.createUser(user, { skeleton }), 2);
+        expect(await store.findUserByUsername(user.username)).toBeUndefined();
         const retry = newUser(user.username);
         expect(await store.createUser(retry, { skeleton })).toBe('created');
+        expect(await raw.get(`late:k:{${skeleton}}`)).toBe(retry.id);
+      },
+    },
+    {
+      name: 'a registration whose listing entry reaches a stopped Redis (after both claims): undone',
+      async run() {
+        const user = newUser(name('list'));
+        await stoppedAt('zadd', () => store.createUser(user));
+        expect(await store.findUserByUsername(user.username)).toBeUndefined();
+        expect(await raw.zscore('late:users', `${user.username}\u0000${user.id}`)).toBeNull();
+        const retry = newUser(user.username);
+        expect(await store.createUser(retry)).toBe('created');
+        expect((await store.listUsers({ prefix: user.username, after: undefined, limit: 10 })).map((u) => u.id)).toEqual([retry.id]);
+      },
+    },
+    {
+      name: "an admin's registration whose admin-set entry reaches a stopped Redis: undone, so the last-admin rule does not count them",
+      async run() {
+        const admin = { ...newUser(name('adm')), roles: ['admin'] };
+        await stoppedAt('sadd', () => store.createUser(admin));
+        expect(await store.getUser(admin.id)).toBeUndefined();
+        expect(await raw.sismember('late:{admins}:set', admin.id)).toBe(0);
+        const retry = { ...newUser(admin.username), roles: ['admin'] };
+        expect(await store.createUser(retry)).toBe('created');
+        expect(await raw.sismember('late:{admins}:set', retry.id)).toBe(1);
       },
     },
     {
@@ -120,7 +158,58 @@ describeNeeding(['redis-server'], 'Redis: no write lands after its caller was to
       async run() {
         const account = newAccount(name('svc-claim'));
         await stoppedAt('authClaimName', () => store.createServiceAccount(account));
-        expect(await store.createServiceAccount({ ...newAccount(account.name) })).toBe('created');
+        expect(await store.getServiceAccount(account.id)).toBeUndefined();
+        expect(await store.createServiceAccount(newAccount(account.name))).toBe('created');
+      },
+    },
+    {
+      name: 'a service account deleted',
+      async run() {
+        const account = newAccount(name('svc-del'));
+        await store.createServiceAccount(account);
+        await stoppedAt('authDeleteOnTime', () => store.deleteServiceAccount(account.id));
+        expect((await store.getServiceAccount(account.id))?.name).toBe(account.name);
+        expect(await store.deleteServiceAccount(account.id)).toBe(true);
+        expect(await store.getServiceAccount(account.id)).toBeUndefined();
+      },
+    },
+    {
+      name: "an API key whose place among its owner's keys reaches a stopped Redis: the key goes too",
+      async run() {
+        const owner = newUser(name('keys'));
+        await store.createUser(owner);
+        const key = newApiKey(owner.id);
+        await stoppedAt('authClaimApiKey', () => store.createApiKey(key, 2));
+        expect(await store.getApiKey(key.id)).toBeUndefined();
+        // Its place is free: the owner's two keys fit.
+        expect(await store.createApiKey(newApiKey(owner.id), 2)).toBe('created');
+        expect(await store.createApiKey(newApiKey(owner.id), 2)).toBe('created');
+        expect(await store.listApiKeys(owner.id)).toHaveLength(2);
+      },
+    },
+    {
+      name: 'an API key revoked',
+      async run() {
+        const owner = newUser(name('revoke'));
+        await store.createUser(owner);
+        const key = newApiKey(owner.id);
+        await store.createApiKey(key, 2);
+        await stoppedAt('authDeleteOnTime', () => store.revokeApiKey(owner.id, key.id));
+        expect((await store.getApiKey(key.id))?.id).toBe(key.id);
+        expect(await store.revokeApiKey(owner.id, key.id)).toBe(true);
+        expect(await store.getApiKey(key.id)).toBeUndefined();
+      },
+    },
+    {
+      name: "a successful login's attempt cleared: the failures counted meanwhile stay",
+      async run() {
+        const key = `acct:${randomBytes(4).toString('hex')}`;
+        const policy = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 60_000, maxFailures: 100, windowMs: 3_600_000, shortWindowMs: 60_000, inFlightLeaseMs: 60_000 };
+        await store.beginAttempt(key, policy);
+        await whileStopped(() => store.endAttempt(key, policy, 'succeeded'));
+        expect(await raw.hget(`late:a:{${key}}`, 'i')).toBe('1');
+        await store.endAttempt(key, policy, 'succeeded');
+        expect(await raw.exists(`late:a:{${key}}`)).toBe(0);
       },
     },
     {

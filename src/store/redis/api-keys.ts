@@ -2,11 +2,16 @@ import type { ApiKeyRecord } from '../../core/api-keys.js';
 import type { LiveUser, UserRecord } from '../../core/records.js';
 import type { ServiceAccountRecord } from '../../core/service-accounts.js';
 import { RedisBase, type Args, type RedisClient, type Script } from './base.js';
+import { CLOCK } from './lua.js';
 
-/** KEYS: the owner's set of key ids. ARGV: the limit, the new id. Adds it unless the set is full: 1 added, 0 full. */
-const CLAIM = `
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SADD', KEYS[1], ARGV[2])
+/**
+ * KEYS: the owner's set of key ids. ARGV: now, the limit, the new id. Adds it unless the set is
+ * full: 1 added, 0 full, -1 late (a key its caller never received must not take a place).
+ */
+const CLAIM = `${CLOCK}
+if late() then return -1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[3])
 return 1
 `;
 
@@ -57,7 +62,15 @@ export class RedisApiKeys extends RedisBase {
     await this.listApiKeys(key.ownerId);
     // The key first, then its place in the owner's set: a list never drops an id whose key is on its way.
     await this.call(() => this.redis.set(this.keyOf(key.id), JSON.stringify(key), 'PX', Math.max(1, key.expiresAt - Date.now())));
-    if (Number(await this.call(() => run(this.redis).authClaimApiKey(this.setOf(key.ownerId), maxPerOwner, key.id))) !== 1) {
+    let claimed: number;
+    try {
+      claimed = Number(this.notLate(await this.call(() => run(this.redis).authClaimApiKey(this.setOf(key.ownerId), this.clockArg(), maxPerOwner, key.id))));
+    } catch (err) {
+      // Told UNAVAILABLE: the key goes (its secret was never handed out), and its place if it got one.
+      await this.undo([() => this.call(() => this.redis.srem(this.setOf(key.ownerId), key.id)), () => this.call(() => this.redis.del(this.keyOf(key.id)))]);
+      throw err;
+    }
+    if (claimed !== 1) {
       await this.call(() => this.redis.del(this.keyOf(key.id)));
       return 'limit';
     }
@@ -80,9 +93,10 @@ export class RedisApiKeys extends RedisBase {
   async revokeApiKey(ownerId: string, id: string): Promise<boolean> {
     const key = await this.getApiKey(id);
     if (!key || key.ownerId !== ownerId) return false;
-    const deleted = await this.call(() => this.redis.del(this.keyOf(id)));
+    // On time or not at all: a late revocation would end a key its caller was told still works.
+    const deleted = await this.deleteOnTime(this.keyOf(id));
     await this.call(() => this.redis.srem(this.setOf(ownerId), id));
-    return deleted === 1;
+    return deleted;
   }
 
   async touchApiKey(id: string, at: number): Promise<void> {

@@ -45,10 +45,14 @@ return 0
 
 /**
  * KEYS: attempts. ARGV: now, free, base, maxDelay, maxFailures, window, shortWindow, outcome
- * ('failed' | 'succeeded' | 'released' | 'record', a failure with nothing in flight).
+ * ('failed' | 'succeeded' | 'released' | 'record', a failure with nothing in flight). Returns 0,
+ * or -1 for a success that runs late: it clears nothing (as on PostgreSQL), where clearing would
+ * drop failures counted meanwhile; its attempt lapses with the lease. A late failure still counts
+ * (it was one) and a late release still releases.
  */
 const END_ATTEMPT = `${CLOCK}${BACKOFF}
 if ARGV[8] == 'succeeded' then
+  if late() then return -1 end
   redis.call('DEL', KEYS[1])
   return 0
 end
@@ -111,7 +115,7 @@ export class RedisAttempts extends RedisBase {
   }
 
   async endAttempt(key: string, policy: BackoffPolicy, outcome: AttemptOutcome): Promise<void> {
-    await this.call(() => run(this.redis).authEndAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), outcome));
+    this.notLate(await this.call(() => run(this.redis).authEndAttempt(this.attemptKey(key), this.clockArg(), ...this.policyArgs(policy), outcome)));
   }
 
   async recordFailure(key: string, policy: BackoffPolicy): Promise<void> {

@@ -44,7 +44,14 @@ interface BaseScripts {
   authLeaveAdmins(...args: Args): Promise<'removed' | 'absent' | 'last'>;
   authClaimName(...args: Args): Promise<number>;
   authReleaseName(...args: Args): Promise<number>;
+  authDeleteOnTime(...args: Args): Promise<number>;
 }
+
+/** KEYS: a key. ARGV: now. DEL of the key: how many keys it deleted, or -1 (nothing deleted) when late. */
+const DELETE_ON_TIME = `${CLOCK}
+if late() then return -1 end
+return redis.call('DEL', KEYS[1])
+`;
 
 /**
  * KEYS: name. ARGV: now, id. SET NX of the name to the id, unless the caller has stopped waiting
@@ -74,7 +81,7 @@ redis.call('SREM', KEYS[1], ARGV[1])
 return 'removed'
 `;
 
-const BASE_SCRIPTS: Record<keyof BaseScripts, Script> = { authLeaveAdmins: { keys: 1, lua: LEAVE_ADMINS }, authClaimName: { keys: 1, lua: CLAIM_NAME }, authReleaseName: { keys: 1, lua: RELEASE_NAME } };
+const BASE_SCRIPTS: Record<keyof BaseScripts, Script> = { authLeaveAdmins: { keys: 1, lua: LEAVE_ADMINS }, authClaimName: { keys: 1, lua: CLAIM_NAME }, authReleaseName: { keys: 1, lua: RELEASE_NAME }, authDeleteOnTime: { keys: 1, lua: DELETE_ON_TIME } };
 
 /** Between a name and an id in the listings' sorted sets. */
 export const NAME_SEPARATOR = '\u0000';
@@ -327,6 +334,21 @@ export abstract class RedisBase {
   /** Claims `key` (a name, a skeleton) for `holder` if nobody holds it: true when claimed; UNAVAILABLE, and nothing claimed, when Redis ran it after its deadline. */
   protected async claimName(key: string, holder: string): Promise<boolean> {
     return this.notLate(await this.call(() => (this.redis as RedisClient & BaseScripts).authClaimName(key, this.clockArg(), holder))) === 1;
+  }
+
+  /** Deletes `key` unless Redis runs it after the caller's deadline (then UNAVAILABLE, nothing deleted): whether it was there. */
+  protected async deleteOnTime(key: string): Promise<boolean> {
+    return this.notLate(await this.call(() => (this.redis as RedisClient & BaseScripts).authDeleteOnTime(key, this.clockArg()))) === 1;
+  }
+
+  /**
+   * Undoes a creation the caller is about to be told failed (UNAVAILABLE): every write it may
+   * have made, keyed by its own id (so none can touch another's), sent at once without waiting
+   * on each other. Without deadlines on purpose: when Redis is stalled they run when it wakes,
+   * after whatever of the creation was queued before them, and leave nothing of it.
+   */
+  protected async undo(writes: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
+    await Promise.allSettled(writes.map((write) => write()));
   }
 
   /** Gives up the claim `key` (a name, a skeleton) if `holder` still holds it. */

@@ -104,6 +104,21 @@ export class RedisServiceAccounts extends RedisBase {
       run(this.redis).authCreateServiceAccount(this.accountKey(account.id), this.clockArg(), account.name, JSON.stringify(account.roles), account.credential.id, JSON.stringify(account.credential)),
     ));
     if (created === 0) return 'exists';
+    try {
+      return await this.nameAccount(account);
+    } catch (err) {
+      // The caller is told UNAVAILABLE: nothing of the account may stay (see RedisUsers.createUser).
+      await this.undo([
+        () => this.releaseName(this.accountNameKey(account.name), account.id),
+        () => this.call(() => this.redis.zrem(this.accountsKey, `${account.name}${NAME_SEPARATOR}${account.id}`)),
+        () => this.call(() => this.redis.srem(this.adminsKey, account.id)),
+        () => this.call(() => this.redis.del(this.accountKey(account.id))),
+      ]);
+      throw err;
+    }
+  }
+
+  protected async nameAccount(account: { id: string; name: string; roles: readonly string[] }): Promise<'created' | 'exists'> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (await this.claimName(this.accountNameKey(account.name), account.id)) {
         await this.call(() => this.redis.zadd(this.accountsKey, 0, `${account.name}${NAME_SEPARATOR}${account.id}`));
@@ -151,7 +166,8 @@ export class RedisServiceAccounts extends RedisBase {
     const account = await this.getServiceAccount(id);
     if (!account) return false;
     if (await this.leaveAdmins(id, options.keepAnAdmin)) return 'last_admin';
-    await this.call(() => this.redis.del(this.accountKey(id)));
+    // On time or not at all: a late delete would end an account its caller was told still exists.
+    await this.deleteOnTime(this.accountKey(id));
     await this.releaseName(this.accountNameKey(account.name), id);
     await this.call(() => this.redis.zrem(this.accountsKey, `${account.name}${NAME_SEPARATOR}${id}`));
     return true;

@@ -78,6 +78,27 @@ export class RedisUsers extends RedisBase {
       run(this.redis).authCreateUser(this.userKey(user.id), this.clockArg(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? '', claims?.skeleton ?? ''),
     ));
     if (created === 0) return 'exists';
+    try {
+      return await this.nameUser(user, claims);
+    } catch (err) {
+      // The caller is told UNAVAILABLE: nothing of the user may stay (a name held would make its
+      // retry ALREADY_EXISTS; a record without a name would make a users file's next seeding
+      // find its id taken; an admin-set entry would count an admin who is not there).
+      const entry = `${user.username}${NAME_SEPARATOR}${user.id}`;
+      await this.undo([
+        () => this.releaseName(this.nameKey(user.username), user.id),
+        ...(claims ? [() => this.releaseName(this.skeletonKey(claims.skeleton), user.id)] : []),
+        () => this.call(() => this.redis.zrem(this.usersKey, entry)),
+        () => this.call(() => this.redis.srem(this.fileUsersKey, user.id)),
+        () => this.call(() => this.redis.srem(this.adminsKey, user.id)),
+        () => this.call(() => this.redis.del(this.userKey(user.id))),
+      ]);
+      throw err;
+    }
+  }
+
+  /** After the record: the name (the uniqueness check, what makes the user visible), the name's look, the listing, the admin set. */
+  protected async nameUser(user: NewUser, claims: { readonly skeleton: string } | undefined): Promise<'created' | 'exists' | 'confusable'> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (await this.claimName(this.nameKey(user.username), user.id)) {
         // The look of the name next, claimed the same way; a holder whose user is gone is reclaimed.
