@@ -6,7 +6,7 @@ import type { ServiceAccountRecord } from '../../core/service-accounts.js';
 import { AuthError } from '../../errors.js';
 import { StoreSetupError } from '../store.js';
 import { redisWhere, type RedisAuth, type RedisConnection } from './address.js';
-import { CLOCK } from './lua.js';
+import { CLAIM_NAME, DELETE_ON_TIME, RELEASE_NAME } from './lua.js';
 import { accountOf, userOf } from './records.js';
 
 /*
@@ -47,28 +47,8 @@ interface BaseScripts {
   authDeleteOnTime(...args: Args): Promise<number>;
 }
 
-/** KEYS: a key. ARGV: now. DEL of the key: how many keys it deleted, or -1 (nothing deleted) when late. */
-const DELETE_ON_TIME = `${CLOCK}
-if late() then return -1 end
-return redis.call('DEL', KEYS[1])
-`;
 
-/**
- * KEYS: name. ARGV: now, id. SET NX of the name to the id, unless the caller has stopped waiting
- * (a claim is what makes a new user or account visible: one that landed late would hold a name its
- * caller was told was not taken, and the caller's retry would find it taken). 1 claimed, 0 held, -1 late.
- */
-const CLAIM_NAME = `${CLOCK}
-if late() then return -1 end
-if redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 1 end
-return 0
-`;
 
-/** KEYS: name. ARGV: user id. Deletes the name only while it still names that user. */
-const RELEASE_NAME = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
 
 /**
  * KEYS: the admin set. ARGV: id. Takes `id` out of the set of enabled admins unless it is the

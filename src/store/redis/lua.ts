@@ -67,3 +67,28 @@ end
 
 /** The live user as scripts return it: username, roles JSON, revision. */
 export const LIVE_FIELDS = `'n', 'ro', 'rv'`;
+
+// --- the base's own scripts (base.ts): name claims and deletes on time ------------------
+
+/** KEYS: name. ARGV: user id. Deletes the name only while it still names that user. */
+export const RELEASE_NAME = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/**
+ * KEYS: name. ARGV: now, id. SET NX of the name to the id, unless the caller has stopped waiting
+ * (a claim is what makes a new user or account visible: one that landed late would hold a name its
+ * caller was told was not taken, and the caller's retry would find it taken). 1 claimed, 0 held, -1 late.
+ */
+export const CLAIM_NAME = `${CLOCK}
+if late() then return -1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 1 end
+return 0
+`;
+
+/** KEYS: a key. ARGV: now. DEL of the key: how many keys it deleted, or -1 (nothing deleted) when late. */
+export const DELETE_ON_TIME = `${CLOCK}
+if late() then return -1 end
+return redis.call('DEL', KEYS[1])
+`;
