@@ -282,6 +282,13 @@ const rules: Array<(v: Values, production: boolean) => string | undefined> = [
     v.store === 'postgres' && v.storeTimeoutMs < 3 * v.databaseStatementTimeoutMs + 250
       ? `AUTH_STORE_TIMEOUT must be at least 3 × AUTH_DATABASE_STATEMENT_TIMEOUT_MS + 250 ms (${3 * v.databaseStatementTimeoutMs + 250} ms): a call must outlast the database's own bound, so it hears how a write ended`
       : undefined,
+  // The same for Redis: a script's deadline is a command timeout plus 250 ms after it was sent, and
+  // an operation sends up to three in a row (the last-admin rule's, a throttle's two); were the
+  // store's bound shorter, a call could be told UNAVAILABLE while its last script may still run in time.
+  (v) =>
+    v.store === 'redis' && v.storeTimeoutMs < 3 * v.redisCommandTimeoutMs + 250
+      ? `AUTH_STORE_TIMEOUT must be at least 3 × AUTH_REDIS_COMMAND_TIMEOUT_MS + 250 ms (${3 * v.redisCommandTimeoutMs + 250} ms): a call must outlast the deadline its writes carry, so UNAVAILABLE means not done`
+      : undefined,
   (v) => (v.redisSentinels.length > 0 && v.redisSentinelName === undefined ? 'AUTH_REDIS_SENTINELS needs AUTH_REDIS_SENTINEL_NAME' : undefined),
   (v) => (v.redisSentinelName !== undefined && v.redisSentinels.length === 0 ? 'AUTH_REDIS_SENTINEL_NAME needs AUTH_REDIS_SENTINELS' : undefined),
   (v) => (v.redisUrl !== undefined && (v.redisUsername !== undefined || v.redisPassword !== undefined || v.redisTls) ? 'AUTH_REDIS_URL carries its own credentials and scheme: leave AUTH_REDIS_USERNAME, AUTH_REDIS_PASSWORD and AUTH_REDIS_TLS unset with it' : undefined),

@@ -177,9 +177,9 @@ describeWithOpenssl('docs/postgresql.md', () => {
       const map = (args: string[]) => args.map((a) => a.replace('/secure/', `${secure}/`));
       const target = await local(lines[1]!.env.AUTH_DATABASE_URL!);
       // The Redis lines with the source instance's store timeout (maintenance waits for it).
-      const envOf = (e: Record<string, string>) => ({ PATH: process.env.PATH ?? '', ...e, ...(e.AUTH_REDIS_URL ? { AUTH_REDIS_URL: redis().url, AUTH_STORE_TIMEOUT: '1s' } : {}), ...(e.AUTH_DATABASE_URL ? { AUTH_DATABASE_URL: target } : {}) });
+      const envOf = (e: Record<string, string>) => ({ PATH: process.env.PATH ?? '', ...e, ...(e.AUTH_REDIS_URL ? { AUTH_REDIS_URL: redis().url, AUTH_STORE_TIMEOUT: '1s', AUTH_REDIS_COMMAND_TIMEOUT_MS: '250' } : {}), ...(e.AUTH_DATABASE_URL ? { AUTH_DATABASE_URL: target } : {}) });
       // Someone to move: registered and signed in on the Redis store.
-      const source = await startProcess({ AUTH_REDIS_URL: redis().url, AUTH_STORE_TIMEOUT: '1s' });
+      const source = await startProcess({ AUTH_REDIS_URL: redis().url, AUTH_STORE_TIMEOUT: '1s', AUTH_REDIS_COMMAND_TIMEOUT_MS: '250' });
       const client = createClient(AuthService, String(source.started.address));
       await client.register({ username: 'mover', password: PASSWORD });
       const session = await client.login({ username: 'mover', password: PASSWORD });

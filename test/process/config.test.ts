@@ -135,6 +135,7 @@ describe('loadConfig', () => {
     { env: { AUTH_DATABASE_URL: 'postgres://h/db', AUTH_REDIS_URL: 'redis://h:6379' }, want: /^AUTH_DATABASE_URL and Redis settings exclude each other/ },
     { env: { AUTH_DATABASE_CA_FILE: '/ca.pem' }, want: /^AUTH_DATABASE_CA_FILE needs AUTH_DATABASE_URL$/ },
     { env: { AUTH_DATABASE_URL: 'postgres://h/db', AUTH_DATABASE_STATEMENT_TIMEOUT_MS: '1000' }, want: /^AUTH_STORE_TIMEOUT must be at least 3 × AUTH_DATABASE_STATEMENT_TIMEOUT_MS \+ 250 ms \(3250 ms\)/ },
+    { env: { AUTH_REDIS_URL: 'redis://h:6379', AUTH_REDIS_COMMAND_TIMEOUT_MS: '600' }, want: /^AUTH_STORE_TIMEOUT must be at least 3 × AUTH_REDIS_COMMAND_TIMEOUT_MS \+ 250 ms \(2050 ms\)/ },
     { env: { AUTH_DATABASE_MIGRATE: 'sometimes' }, want: /^AUTH_DATABASE_MIGRATE must be one of auto, off/ },
     { env: { AUTH_STORE: 'redis' }, want: /^AUTH_STORE=redis needs one of AUTH_REDIS_URL, AUTH_REDIS_CLUSTER_NODES or AUTH_REDIS_SENTINELS$/ },
     { env: { AUTH_STORE: 'redis', AUTH_REDIS_URL: 'localhost:6379' }, want: /^AUTH_REDIS_URL must be one URL, redis:\/\/\[:password@\]host:port\[\/db\] or rediss:\/\/… \(for a Cluster set AUTH_REDIS_CLUSTER_NODES, for Sentinel AUTH_REDIS_SENTINELS\)$/ },
