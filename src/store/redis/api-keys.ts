@@ -67,7 +67,7 @@ export class RedisApiKeys extends RedisBase {
       claimed = Number(this.notLate(await this.call(() => run(this.redis).authClaimApiKey(this.setOf(key.ownerId), this.clockArg(), maxPerOwner, key.id))));
     } catch (err) {
       // Told UNAVAILABLE: the key goes (its secret was never handed out), and its place if it got one.
-      await this.undo([() => this.call(() => this.redis.srem(this.setOf(key.ownerId), key.id)), () => this.call(() => this.redis.del(this.keyOf(key.id)))]);
+      this.undo([() => this.call(() => this.redis.srem(this.setOf(key.ownerId), key.id)), () => this.call(() => this.redis.del(this.keyOf(key.id)))]);
       throw err;
     }
     if (claimed !== 1) {

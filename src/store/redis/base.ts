@@ -322,13 +322,16 @@ export abstract class RedisBase {
   }
 
   /**
-   * Undoes a creation the caller is about to be told failed (UNAVAILABLE): every write it may
-   * have made, keyed by its own id (so none can touch another's), sent at once without waiting
-   * on each other. Without deadlines on purpose: when Redis is stalled they run when it wakes,
-   * after whatever of the creation was queued before them, and leave nothing of it.
+   * Undoes a creation the caller is about to be told failed (UNAVAILABLE): the writes it may have
+   * made, each keyed by its own id, sent at once (in this turn, so ahead of anything the caller
+   * sends next) and not waited for. Without deadlines on purpose: when Redis is stalled they run
+   * when it wakes, after whatever of the creation was queued before them, and leave nothing of it.
+   * Never the admin set: a creation that got that far is kept (see createUser). A users file's
+   * user is the one whose id comes back (it is its name's): a seeding of the same user on another
+   * instance at that moment can lose its work to this undo, and the next seeding makes it again.
    */
-  protected async undo(writes: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
-    await Promise.allSettled(writes.map((write) => write()));
+  protected undo(writes: ReadonlyArray<() => Promise<unknown>>): void {
+    void Promise.allSettled(writes.map((write) => write()));
   }
 
   /** Gives up the claim `key` (a name, a skeleton) if `holder` still holds it. */

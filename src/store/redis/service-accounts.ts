@@ -104,25 +104,27 @@ export class RedisServiceAccounts extends RedisBase {
       run(this.redis).authCreateServiceAccount(this.accountKey(account.id), this.clockArg(), account.name, JSON.stringify(account.roles), account.credential.id, JSON.stringify(account.credential)),
     ));
     if (created === 0) return 'exists';
+    let outcome: 'created' | 'exists';
     try {
-      return await this.nameAccount(account);
+      outcome = await this.nameAccount(account);
     } catch (err) {
       // The caller is told UNAVAILABLE: nothing of the account may stay (see RedisUsers.createUser).
-      await this.undo([
+      this.undo([
         () => this.releaseName(this.accountNameKey(account.name), account.id),
         () => this.call(() => this.redis.zrem(this.accountsKey, `${account.name}${NAME_SEPARATOR}${account.id}`)),
-        () => this.call(() => this.redis.srem(this.adminsKey, account.id)),
         () => this.call(() => this.redis.del(this.accountKey(account.id))),
       ]);
       throw err;
     }
+    // Last, and never undone (see RedisUsers.createUser).
+    if (outcome === 'created') await this.noteAdmin(account.id, { roles: account.roles, disabled: false });
+    return outcome;
   }
 
   protected async nameAccount(account: { id: string; name: string; roles: readonly string[] }): Promise<'created' | 'exists'> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (await this.claimName(this.accountNameKey(account.name), account.id)) {
         await this.call(() => this.redis.zadd(this.accountsKey, 0, `${account.name}${NAME_SEPARATOR}${account.id}`));
-        await this.noteAdmin(account.id, { roles: account.roles, disabled: false });
         return 'created';
       }
       const holder = await this.call(() => this.redis.get(this.accountNameKey(account.name)));

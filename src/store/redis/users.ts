@@ -77,30 +77,45 @@ export class RedisUsers extends RedisBase {
     const created = this.notLate(await this.call(() =>
       run(this.redis).authCreateUser(this.userKey(user.id), this.clockArg(), user.id, user.username, user.passwordHash, JSON.stringify(user.roles), user.disabled ? 1 : 0, user.origin, user.fileDigest ?? '', claims?.skeleton ?? ''),
     ));
-    if (created === 0) return 'exists';
+    if (created === 0 && !(await this.unfinished(user))) return 'exists';
+    let outcome: 'created' | 'exists' | 'confusable';
     try {
-      return await this.nameUser(user, claims);
+      outcome = await this.nameUser(user, claims);
     } catch (err) {
       // The caller is told UNAVAILABLE: nothing of the user may stay (a name held would make its
-      // retry ALREADY_EXISTS; a record without a name would make a users file's next seeding
-      // find its id taken; an admin-set entry would count an admin who is not there).
+      // retry ALREADY_EXISTS; a record without its name would be a user nobody can reach).
       const entry = `${user.username}${NAME_SEPARATOR}${user.id}`;
-      await this.undo([
+      this.undo([
         () => this.releaseName(this.nameKey(user.username), user.id),
         ...(claims ? [() => this.releaseName(this.skeletonKey(claims.skeleton), user.id)] : []),
         () => this.call(() => this.redis.zrem(this.usersKey, entry)),
         () => this.call(() => this.redis.srem(this.fileUsersKey, user.id)),
-        () => this.call(() => this.redis.srem(this.adminsKey, user.id)),
         () => this.call(() => this.redis.del(this.userKey(user.id))),
       ]);
       throw err;
     }
+    // Last, and never undone: were its entry in the admin set applied and the record then
+    // deleted (on a Cluster the two are on different nodes), the set would count an admin who is
+    // not there. A failure here leaves the user made, and out of the set at worst: a refusal too
+    // many, never one too few (the last-admin rule); UNAVAILABLE for Register says "may exist".
+    if (outcome === 'created') await this.noteAdmin(user.id, user);
+    return outcome;
   }
 
-  /** After the record: the name (the uniqueness check, what makes the user visible), the name's look, the listing, the admin set. */
+  /**
+   * An id that exists without holding its name: the record of a creation cut short (it landed
+   * inside its deadline's slack after the caller gave up, or the process stopped). A users file's
+   * user comes back under the same id: its creation is finished, not refused as existing.
+   */
+  private async unfinished(user: NewUser): Promise<boolean> {
+    const [name, holder] = await Promise.all([this.call(() => this.redis.hget(this.userKey(user.id), 'n')), this.call(() => this.redis.get(this.nameKey(user.username)))]);
+    return name === user.username && holder !== user.id;
+  }
+
+  /** After the record: the name (the uniqueness check, what makes the user visible; already this id's when a creation is finished), the name's look, the listing. */
   protected async nameUser(user: NewUser, claims: { readonly skeleton: string } | undefined): Promise<'created' | 'exists' | 'confusable'> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (await this.claimName(this.nameKey(user.username), user.id)) {
+      if ((await this.claimName(this.nameKey(user.username), user.id)) || (await this.call(() => this.redis.get(this.nameKey(user.username)))) === user.id) {
         // The look of the name next, claimed the same way; a holder whose user is gone is reclaimed.
         if (claims && !(await this.claim(this.skeletonKey(claims.skeleton), user.id))) {
           await this.releaseName(this.nameKey(user.username), user.id);
@@ -109,7 +124,6 @@ export class RedisUsers extends RedisBase {
         }
         await this.call(() => this.redis.zadd(this.usersKey, 0, `${user.username}${NAME_SEPARATOR}${user.id}`));
         if (user.origin === 'file') await this.call(() => this.redis.sadd(this.fileUsersKey, user.id));
-        await this.noteAdmin(user.id, user);
         return 'created';
       }
       const holder = await this.call(() => this.redis.get(this.nameKey(user.username)));
