@@ -41,15 +41,26 @@ async function memory() {
   };
   const pageMs = listUsersPageMs;
 
+  // The baseline holds 100,000 users: at 3,000 every record sits in the CPU's cache and at a
+  // million none does, so a page there cost 5-7 × as much (warm, 0.017 against 0.10 ms) with the
+  // same steps. Against 100,000 the ratio shows what it is meant to: that a page's work does not
+  // grow with the users (a seek, then the page).
+  // Measured first, and let go before the heap figures.
+  const SMALL = 100_000;
+  let pageMsSmall;
+  {
+    const small = new MemoryStore(options);
+    await addUsers(small, SMALL);
+    heap(); // the garbage of filling it collected first, as before the large store's pages
+    pageMsSmall = await pageMs(small, SMALL);
+  }
+
   const USERS = 1_000_000;
   const start = heap();
   const store = new MemoryStore(options);
   const userIds = await addUsers(store, USERS);
   const withUsers = heap();
   const bytesPerUser = (withUsers - start) / USERS;
-  const small = new MemoryStore(options);
-  await addUsers(small, 3000);
-  const pageMsSmall = await pageMs(small, 3000);
   const pageMsLarge = await pageMs(store, USERS);
 
   // 1,000,000 sessions, ten each for 100,000 of the users.
@@ -63,7 +74,7 @@ async function memory() {
   now += 1000;
   store.sweep(now);
   const churnRatio = heap() / churnStart;
-  process.stdout.write(JSON.stringify({ bytesPerUser, bytesPerSession, churnRatio, pageMsSmall, pageMsLarge, keep: [store.size(), small.size()] }));
+  process.stdout.write(JSON.stringify({ bytesPerUser, bytesPerSession, churnRatio, pageMsSmall, pageMsLarge, keep: [store.size()] }));
 }
 
 /** Runs the child and adds its figures to `results`. */
@@ -74,10 +85,10 @@ function memoryStoreFigures(results) {
   results.figures.push({ name: 'Memory store under churn (1,000,000 created and expired)', unit: 'heap after sweep vs start', value: mem.churnRatio, limit: 1.1, met: mem.churnRatio <= 1.1 });
   results.figures.push({ name: 'Memory store, 1,000,000 users', unit: 'bytes of heap per user', value: mem.bytesPerUser, limit: 900, met: mem.bytesPerUser <= 900 });
   results.figures.push({
-    name: 'ListUsers, a page of 1,000 at 1,000,000 users (memory store) vs at 3,000 users',
-    unit: 'ms a page',
-    value: mem.pageMsLarge,
-    baseline: mem.pageMsSmall,
+    name: 'ListUsers, a page of 1,000 at 1,000,000 users (memory store) vs at 100,000 users',
+    unit: 'µs a page',
+    value: mem.pageMsLarge * 1000,
+    baseline: mem.pageMsSmall * 1000,
     ratio: mem.pageMsLarge / mem.pageMsSmall,
     spread: [mem.pageMsLarge / mem.pageMsSmall, mem.pageMsLarge / mem.pageMsSmall],
     target: undefined,
