@@ -55,7 +55,7 @@ describeNeeding(['redis-server', 'postgresql'], 'the move from Redis to PostgreS
     const dir = mkdtempSync(join(tmpdir(), 'auth-move-'));
     const keyFile = join(dir, 'signing.pem');
     writeFileSync(keyFile, generateEcPem());
-    const common = { AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_STORE_TIMEOUT: '1s', AUTH_DATABASE_STATEMENT_TIMEOUT_MS: '250', AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000' };
+    const common = { AUTH_SIGNING_KEY_FILE: keyFile, AUTH_LOG_LEVEL: 'info', AUTH_STORE_TIMEOUT: '1s', AUTH_DATABASE_STATEMENT_TIMEOUT_MS: '250', AUTH_REDIS_COMMAND_TIMEOUT_MS: '250', AUTH_REGISTER_PER_ADDRESS: '1000000', AUTH_REGISTER_PER_MINUTE: '1000000' };
     const redisEnv = { ...common, AUTH_REDIS_URL: redis.url };
     const pgEnv = { ...common, AUTH_DATABASE_URL: await pg.createDatabase() };
     const old = await startProcess(redisEnv);

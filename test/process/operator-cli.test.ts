@@ -61,7 +61,7 @@ describeNeeding(['redis-server', 'postgresql'], 'operator commands', () => {
     { store: 'PostgreSQL', env: async () => ({ AUTH_DATABASE_URL: await pg.createDatabase() }) },
     { store: 'Redis', env: async () => ({ AUTH_REDIS_URL: redis.url, AUTH_REDIS_KEY_PREFIX: `ops${Date.now()}:` }) },
   ])('$store: users list, store stats, maintenance, sessions revoke-all against a running instance', async ({ store, env: makeEnv }) => {
-    const env = { ...(await makeEnv()), AUTH_SIGNING_KEY_FILE: keyFile, AUTH_STORE_TIMEOUT: '1s', AUTH_DATABASE_STATEMENT_TIMEOUT_MS: '250' };
+    const env = { ...(await makeEnv()), AUTH_SIGNING_KEY_FILE: keyFile, AUTH_STORE_TIMEOUT: '1s', AUTH_DATABASE_STATEMENT_TIMEOUT_MS: '250', AUTH_REDIS_COMMAND_TIMEOUT_MS: '250' };
     const instance = await startProcess({ ...env, AUTH_LOG_LEVEL: 'info', AUTH_METRICS_ADDRESS: '127.0.0.1:0' });
     running.push(instance);
     const auth = createClient(AuthService, String(instance.started.address));
