@@ -47,9 +47,6 @@ interface BaseScripts {
   authDeleteOnTime(...args: Args): Promise<number>;
 }
 
-
-
-
 /**
  * KEYS: the admin set. ARGV: id. Takes `id` out of the set of enabled admins unless it is the
  * only one: 'removed' | 'absent' (not in it) | 'last' (refused, nothing changed).

@@ -121,7 +121,7 @@ export class RedisServiceAccounts extends RedisBase {
     return outcome;
   }
 
-  protected async nameAccount(account: { id: string; name: string; roles: readonly string[] }): Promise<'created' | 'exists'> {
+  protected async nameAccount(account: { id: string; name: string }): Promise<'created' | 'exists'> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (await this.claimName(this.accountNameKey(account.name), account.id)) {
         await this.call(() => this.redis.zadd(this.accountsKey, 0, `${account.name}${NAME_SEPARATOR}${account.id}`));

@@ -114,27 +114,23 @@ export class RedisUsers extends RedisBase {
 
   /** After the record: the name (the uniqueness check, what makes the user visible; already this id's when a creation is finished), the name's look, the listing. */
   protected async nameUser(user: NewUser, claims: { readonly skeleton: string } | undefined): Promise<'created' | 'exists' | 'confusable'> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if ((await this.claimName(this.nameKey(user.username), user.id)) || (await this.call(() => this.redis.get(this.nameKey(user.username)))) === user.id) {
-        // The look of the name next, claimed the same way; a holder whose user is gone is reclaimed.
-        if (claims && !(await this.claim(this.skeletonKey(claims.skeleton), user.id))) {
-          await this.releaseName(this.nameKey(user.username), user.id);
-          await this.call(() => this.redis.del(this.userKey(user.id)));
-          return 'confusable';
-        }
-        await this.call(() => this.redis.zadd(this.usersKey, 0, `${user.username}${NAME_SEPARATOR}${user.id}`));
-        if (user.origin === 'file') await this.call(() => this.redis.sadd(this.fileUsersKey, user.id));
-        return 'created';
-      }
-      const holder = await this.call(() => this.redis.get(this.nameKey(user.username)));
-      if (holder === null || (await this.call(() => this.redis.exists(this.userKey(holder)))) === 1) break;
-      await this.releaseName(this.nameKey(user.username), holder);
+    // The name as the look is claimed (a holder whose user is gone is reclaimed; one that is this
+    // id counts as claimed), and the look after it; a user whose name was taken is removed.
+    if (!(await this.claim(this.nameKey(user.username), user.id))) {
+      await this.call(() => this.redis.del(this.userKey(user.id)));
+      return 'exists';
     }
-    await this.call(() => this.redis.del(this.userKey(user.id)));
-    return 'exists';
+    if (claims && !(await this.claim(this.skeletonKey(claims.skeleton), user.id))) {
+      await this.releaseName(this.nameKey(user.username), user.id);
+      await this.call(() => this.redis.del(this.userKey(user.id)));
+      return 'confusable';
+    }
+    await this.call(() => this.redis.zadd(this.usersKey, 0, `${user.username}${NAME_SEPARATOR}${user.id}`));
+    if (user.origin === 'file') await this.call(() => this.redis.sadd(this.fileUsersKey, user.id));
+    return 'created';
   }
 
-  /** SET NX of `key` to `userId`, taking it over from a user that no longer exists. */
+  /** SET NX of `key` (a name, a look) to `userId`, taking it over from a user that no longer exists: true when `userId` holds it. */
   protected async claim(key: string, userId: string): Promise<boolean> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (await this.claimName(key, userId)) return true;
