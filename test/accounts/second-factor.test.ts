@@ -545,8 +545,14 @@ describe('password reset', () => {
     const server = await startTestServer({ env: { AUTH_PASSWORD_RESET_HOOK_URL: url, AUTH_PASSWORD_RESET_HOOK_SECRET: HOOK_SECRET } });
     try {
       await server.auth.register({ username: 'alice', password: PASSWORD });
+      // The retry's timer, seen as it is set: the clock moves only once the service has read the
+      // 503 (the hook server's receipt comes first, and a busy machine can run the test ahead).
+      const delays: number[] = [];
+      const setTimer = server.clock.setTimer.bind(server.clock);
+      server.clock.setTimer = (ms, callback) => (delays.push(ms), setTimer(ms, callback));
       await server.auth.requestPasswordReset({ username: 'alice' });
       await eventually(() => expect(received).toHaveLength(1));
+      await eventually(() => expect(delays).toContain(5000));
       answer = 200;
       // The first retry waits 5 s (then 10, 20, 40, 80: six tries over two and a half minutes).
       server.clock.advance(4999);
